@@ -1,0 +1,113 @@
+# reckon_cnode — build, run, test, bench.
+#   make run    start the sidecar C node (prints its node name)
+#   make test   every test: C units (plain and ASan/UBSan), clang build, Erlang suites
+# Missing Debian packages are installed when run as root; otherwise the exact
+# apt-get line is printed.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+DEB_PACKAGES := gcc make clang erlang-nox erlang-dev erlang-common-test erlang-dialyzer \
+                erlang-proper erlang-eunit rebar3 elixir libuv1-dev libcmocka-dev uthash-dev \
+                liblmdb-dev libmd-dev
+
+CC      ?= gcc
+BUILD   := build
+SAN_BUILD := build/san
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+OPT     ?= -O2 -g
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# erl_interface is located by asking erl, never by a fixed path.
+EI_DIR = $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)])' -s init stop 2>/dev/null)
+INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include
+LIBS     = -L$(EI_DIR)/lib -lei -luv -llmdb -lmd -lpthread
+
+LIB_SRCS  := $(filter-out c_src/main.c,$(shell find c_src -name '*.c' | sort))
+TEST_SRCS := $(sort $(wildcard test/c/test_*.c))
+TESTS     := $(patsubst test/c/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
+
+LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
+
+.PHONY: all deps run test test-c test-san test-clang test-erl bench clean dialyzer
+
+all: deps priv/reckon_cnode erl
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) $(INCLUDES) -MMD -MP -c $< -o $@
+
+$(SAN_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -MMD -MP -c $< -o $@
+
+$(BUILD)/libreckon_cnode.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SAN_BUILD)/libreckon_cnode.a: $(SAN_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+priv/reckon_cnode: $(BUILD)/obj/c_src/main.o $(BUILD)/libreckon_cnode.a
+	@mkdir -p priv
+	$(CC) $(OPT) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: test/c/%.c $(BUILD)/libreckon_cnode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
+
+$(SAN_BUILD)/tests/%: test/c/%.c $(SAN_BUILD)/libreckon_cnode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
+
+erl:
+	rebar3 compile
+
+run: deps priv/reckon_cnode
+	@epmd -daemon
+	./priv/reckon_cnode $(RUN_ARGS)
+
+test: deps priv/reckon_cnode test-c test-san test-clang test-erl
+
+test-c: $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+
+test-san: $(SAN_TESTS)
+	@set -e; for t in $(SAN_TESTS); do echo "== $$t (asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+# The same sources must build warning-free under clang too.
+test-clang:
+	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang build/clang/libreckon_cnode.a
+
+test-erl: priv/reckon_cnode
+	bash test/erl/run_ct.sh
+
+dialyzer:
+	rebar3 dialyzer
+
+bench: deps priv/reckon_cnode
+	bash bench/run.sh
+
+clean:
+	rm -rf build _build priv/reckon_cnode
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

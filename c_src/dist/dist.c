@@ -1,0 +1,630 @@
+#include "dist/dist.h"
+
+#include "dist/epmd.h"
+#include "dist/frame.h"
+#include "dist/handshake.h"
+#include "dist/sockio.h"
+#include "util/bytebuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#define MOD "dist"
+/* Read at most this much per connection per loop turn so one busy peer
+ * cannot starve the others. */
+#define READ_BUDGET_PER_TURN (4u << 20)
+#define READ_CHUNK (64u << 10)
+
+struct rc_conn {
+    rc_dist *dist;
+    int fd;
+    uv_poll_t poll;
+    int poll_events;
+    char peer[HS_MAX_NODE];
+    uint32_t peer_creation;
+    uint64_t peer_flags;
+    bytebuf in;
+    bytebuf out;
+    uint64_t last_read_ms;
+    uint64_t last_write_ms;
+    int dirty;
+    int closing;
+    rc_conn *next_dirty;
+    UT_hash_handle hh;
+};
+
+/* An outbound connect or inbound handshake running on the thread pool. */
+typedef struct hs_job {
+    uv_work_t req;
+    rc_dist *dist;
+    int outbound;
+    int fd;
+    char node[HS_MAX_NODE]; /* outbound target */
+    hs_result result;
+    int ok;
+    char err[256];
+    struct hs_job *next;
+    UT_hash_handle hh; /* outbound jobs by node, to avoid duplicate connects */
+} hs_job;
+
+struct rc_dist {
+    uv_loop_t *loop;
+    const rc_logger *lg;
+    rc_dist_config cfg;
+    char alive[256];
+    char node_name[HS_MAX_NODE];
+    char cookie[1024];
+    rc_dist_callbacks cb;
+    uint32_t creation;
+    int listen_fd;
+    uint16_t listen_port;
+    int epmd_fd;
+    uv_poll_t listen_poll;
+    uv_check_t flush_check;
+    uv_timer_t tick_timer;
+    rc_conn *conns;      /* by peer name */
+    rc_conn *dirty_head; /* connections with output to flush this turn */
+    hs_job *connecting;  /* outbound jobs by node */
+    size_t jobs_in_flight;
+    int stopping;
+    rc_dist_stats stats;
+};
+
+static void conn_on_poll(uv_poll_t *h, int status, int events);
+static void conn_flush(rc_dist *d, rc_conn *c);
+
+static hs_config make_hs_config(const rc_dist *d)
+{
+    hs_config hc = {.this_node = d->node_name, .creation = d->creation, .cookie = d->cookie,
+                    .flags = RC_DIST_FLAGS};
+    return hc;
+}
+
+/* ---------------------------------------------------------------- handshakes */
+
+static void hs_work(uv_work_t *req)
+{
+    hs_job *j = req->data;
+    rc_dist *d = j->dist;
+    uint64_t deadline = sockio_now_ms() + d->cfg.handshake_timeout_ms;
+    hs_config hc = make_hs_config(d);
+    if (j->outbound) {
+        char alive[HS_MAX_NODE];
+        const char *at = strchr(j->node, '@');
+        if (at == NULL || at == j->node || at[1] == '\0') {
+            snprintf(j->err, sizeof j->err, "bad node name");
+            return;
+        }
+        size_t alen = (size_t)(at - j->node);
+        memcpy(alive, j->node, alen);
+        alive[alen] = '\0';
+        uint16_t port = 0, highest = 0;
+        if (epmd_lookup(at + 1, alive, &port, &highest, deadline) != 0) {
+            snprintf(j->err, sizeof j->err, "epmd on %.100s does not know %.100s", at + 1, alive);
+            return;
+        }
+        if (highest < 6) {
+            snprintf(j->err, sizeof j->err, "node speaks distribution version %u < 6", highest);
+            return;
+        }
+        j->fd = sockio_connect(at + 1, port, deadline);
+        if (j->fd < 0) {
+            snprintf(j->err, sizeof j->err, "connect: %s", strerror(errno));
+            return;
+        }
+        j->ok = handshake_connect(j->fd, &hc, j->node, &j->result, deadline, j->err,
+                                  (int)sizeof j->err) == 0;
+    } else {
+        j->ok = handshake_accept(j->fd, &hc, &j->result, deadline, j->err, (int)sizeof j->err) == 0;
+    }
+}
+
+static rc_conn *conn_new(rc_dist *d, int fd, const hs_result *r)
+{
+    rc_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->dist = d;
+    c->fd = fd;
+    memcpy(c->peer, r->peer_node, sizeof c->peer);
+    c->peer_creation = r->peer_creation;
+    c->peer_flags = r->peer_flags;
+    bytebuf_init(&c->in, d->cfg.max_message_bytes + 4 + READ_CHUNK);
+    bytebuf_init(&c->out, d->cfg.max_output_bytes);
+    c->last_read_ms = c->last_write_ms = uv_now(d->loop);
+    if (uv_poll_init(d->loop, &c->poll, fd) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->poll.data = c;
+    c->poll_events = UV_READABLE;
+    uv_poll_start(&c->poll, c->poll_events, conn_on_poll);
+    HASH_ADD_STR(d->conns, peer, c);
+    return c;
+}
+
+static void hs_after(uv_work_t *req, int status)
+{
+    hs_job *j = req->data;
+    rc_dist *d = j->dist;
+    d->jobs_in_flight--;
+    if (j->outbound)
+        HASH_DEL(d->connecting, j);
+    int ok = status == 0 && j->ok && !d->stopping;
+    if (ok && rc_dist_find(d, j->result.peer_node) != NULL) {
+        /* A simultaneous connect in the other direction won; keep that one. */
+        LOG_D(d->lg, MOD, "duplicate connection to %s dropped", j->result.peer_node);
+        ok = 0;
+        j->err[0] = '\0';
+    } else if (!ok && j->err[0] != '\0' && !d->stopping) {
+        d->stats.err_handshake++;
+        if (j->outbound)
+            LOG_I(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
+        else
+            LOG_W(d->lg, MOD, "inbound handshake failed: %s", j->err);
+    }
+    rc_conn *c = NULL;
+    if (ok) {
+        int fl = fcntl(j->fd, F_GETFL);
+        if (fl < 0 || fcntl(j->fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
+            (c = conn_new(d, j->fd, &j->result)) == NULL) {
+            LOG_E(d->lg, MOD, "cannot set up connection to %s", j->result.peer_node);
+            ok = 0;
+        }
+    }
+    if (!ok) {
+        if (j->fd >= 0)
+            close(j->fd);
+        if (j->outbound && !d->stopping && d->cb.on_connect_failed)
+            d->cb.on_connect_failed(d->cb.ctx, j->node);
+        free(j);
+        return;
+    }
+    if (j->outbound)
+        d->stats.conns_connected++;
+    else
+        d->stats.conns_accepted++;
+    LOG_I(d->lg, MOD, "connected to %s (%s)", c->peer, j->outbound ? "outbound" : "inbound");
+    free(j);
+    if (d->cb.on_up)
+        d->cb.on_up(d->cb.ctx, c);
+}
+
+static int queue_job(rc_dist *d, hs_job *j)
+{
+    j->req.data = j;
+    j->dist = d;
+    if (uv_queue_work(d->loop, &j->req, hs_work, hs_after) != 0)
+        return -1;
+    d->jobs_in_flight++;
+    return 0;
+}
+
+void rc_dist_connect(rc_dist *d, const char *node)
+{
+    if (d->stopping || strcmp(node, d->node_name) == 0 || rc_dist_find(d, node) != NULL ||
+        rc_dist_is_connecting(d, node) || strlen(node) >= HS_MAX_NODE)
+        return;
+    hs_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        LOG_E(d->lg, MOD, "out of memory connecting to %s", node);
+        return;
+    }
+    j->outbound = 1;
+    j->fd = -1;
+    strcpy(j->node, node);
+    if (queue_job(d, j) != 0) {
+        free(j);
+        return;
+    }
+    HASH_ADD_STR(d->connecting, node, j);
+    LOG_D(d->lg, MOD, "connecting to %s", node);
+}
+
+int rc_dist_is_connecting(const rc_dist *d, const char *node)
+{
+    hs_job *j = NULL;
+    HASH_FIND_STR(d->connecting, node, j);
+    return j != NULL;
+}
+
+static void on_listen(uv_poll_t *h, int status, int events)
+{
+    rc_dist *d = h->data;
+    (void)events;
+    if (status < 0 || d->stopping)
+        return;
+    for (;;) {
+        int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                LOG_W(d->lg, MOD, "accept: %s", strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        hs_job *j = calloc(1, sizeof *j);
+        if (j != NULL)
+            j->fd = fd;
+        if (j == NULL || queue_job(d, j) != 0) {
+            free(j);
+            close(fd);
+        }
+    }
+}
+
+/* --------------------------------------------------------------- connections */
+
+rc_conn *rc_dist_find(rc_dist *d, const char *node)
+{
+    rc_conn *c = NULL;
+    HASH_FIND_STR(d->conns, node, c);
+    return c;
+}
+
+size_t rc_dist_connection_count(const rc_dist *d) { return HASH_COUNT(d->conns); }
+
+void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg)
+{
+    rc_conn *c, *tmp;
+    HASH_ITER(hh, d->conns, c, tmp) {
+        if (!c->closing)
+            fn(c, arg);
+    }
+}
+
+const char *rc_conn_peer(const rc_conn *c) { return c->peer; }
+uint32_t rc_conn_peer_creation(const rc_conn *c) { return c->peer_creation; }
+const rc_dist_stats *rc_dist_get_stats(const rc_dist *d) { return &d->stats; }
+uint32_t rc_dist_creation(const rc_dist *d) { return d->creation; }
+const char *rc_dist_node_name(const rc_dist *d) { return d->node_name; }
+
+static void conn_on_closed(uv_handle_t *h)
+{
+    rc_conn *c = h->data;
+    close(c->fd);
+    bytebuf_free(&c->in);
+    bytebuf_free(&c->out);
+    free(c);
+}
+
+void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    d->stats.conns_closed++;
+    HASH_DEL(d->conns, c);
+    /* Best effort: push what is queued (e.g. leave messages on shutdown). */
+    if (bytebuf_pending(&c->out) > 0)
+        conn_flush(d, c);
+    LOG_I(d->lg, MOD, "connection to %s closed: %s", c->peer, why);
+    if (d->cb.on_down)
+        d->cb.on_down(d->cb.ctx, c, why);
+    uv_poll_stop(&c->poll);
+    uv_close((uv_handle_t *)&c->poll, conn_on_closed);
+}
+
+static void mark_dirty(rc_dist *d, rc_conn *c)
+{
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->next_dirty = d->dirty_head;
+        d->dirty_head = c;
+    }
+}
+
+int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, const char *msg,
+                 size_t msg_len)
+{
+    if (c->closing)
+        return -1;
+    size_t payload = 1 + ctrl_len + (msg ? msg_len : 0);
+    if (payload > UINT32_MAX || bytebuf_reserve(&c->out, 4 + payload) != 0) {
+        d->stats.err_output_overflow++;
+        LOG_E(d->lg, MOD, "output to %s exceeds %zu bytes: peer too slow, dropping connection",
+              c->peer, d->cfg.max_output_bytes);
+        rc_dist_close(d, c, "output buffer limit");
+        return -1;
+    }
+    uint8_t hdr[5];
+    frame_put_header(hdr, (uint32_t)payload);
+    hdr[4] = 112;
+    bytebuf_append(&c->out, hdr, 5);
+    bytebuf_append(&c->out, ctrl, ctrl_len);
+    if (msg)
+        bytebuf_append(&c->out, msg, msg_len);
+    d->stats.frames_out++;
+    mark_dirty(d, c);
+    return 0;
+}
+
+static void set_poll(rc_conn *c, int events)
+{
+    if (c->poll_events != events && !c->closing) {
+        c->poll_events = events;
+        uv_poll_start(&c->poll, events, conn_on_poll);
+    }
+}
+
+static void conn_flush(rc_dist *d, rc_conn *c)
+{
+    size_t pending = bytebuf_pending(&c->out);
+    if (pending == 0)
+        return;
+    struct iovec iov = {.iov_base = c->out.data + c->out.off, .iov_len = pending};
+    ssize_t w;
+    do {
+        w = writev(c->fd, &iov, 1);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            set_poll(c, UV_READABLE | UV_WRITABLE);
+            return;
+        }
+        d->stats.err_io++;
+        if (!c->closing) {
+            char why[128];
+            snprintf(why, sizeof why, "write: %s", strerror(errno));
+            rc_dist_close(d, c, why);
+        }
+        return;
+    }
+    d->stats.bytes_out += (uint64_t)w;
+    c->last_write_ms = uv_now(d->loop);
+    bytebuf_consume(&c->out, (size_t)w);
+    /* A partial write means the socket is full: wait for writability instead
+     * of spinning, and never block the loop on a slow peer. */
+    set_poll(c, bytebuf_pending(&c->out) > 0 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    rc_dist *d = h->data;
+    while (d->dirty_head != NULL) {
+        rc_conn *c = d->dirty_head;
+        d->dirty_head = c->next_dirty;
+        c->dirty = 0;
+        c->next_dirty = NULL;
+        if (!c->closing)
+            conn_flush(d, c);
+    }
+}
+
+static void conn_read(rc_dist *d, rc_conn *c)
+{
+    size_t budget = READ_BUDGET_PER_TURN;
+    while (budget > 0 && !c->closing) {
+        if (bytebuf_reserve(&c->in, READ_CHUNK) != 0) {
+            rc_dist_close(d, c, "out of memory for input");
+            return;
+        }
+        size_t room = c->in.cap - c->in.len;
+        ssize_t r = read(c->fd, c->in.data + c->in.len, room);
+        if (r == 0) {
+            rc_dist_close(d, c, "peer closed");
+            return;
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            d->stats.err_io++;
+            char why[128];
+            snprintf(why, sizeof why, "read: %s", strerror(errno));
+            rc_dist_close(d, c, why);
+            return;
+        }
+        c->in.len += (size_t)r;
+        d->stats.bytes_in += (uint64_t)r;
+        budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
+        c->last_read_ms = uv_now(d->loop);
+        /* Dispatch every whole frame now; a partial one stays buffered. */
+        for (;;) {
+            frame_view fv;
+            frame_result fr = frame_next(c->in.data + c->in.off, bytebuf_pending(&c->in),
+                                         d->cfg.max_message_bytes, &fv);
+            if (fr == FRAME_NEED_MORE)
+                break;
+            if (fr == FRAME_TOO_BIG) {
+                d->stats.err_frame_too_big++;
+                LOG_E(d->lg, MOD, "frame from %s exceeds --max-message-bytes %zu", c->peer,
+                      d->cfg.max_message_bytes);
+                rc_dist_close(d, c, "frame too big");
+                return;
+            }
+            const char *payload = (const char *)c->in.data + c->in.off + fv.payload_off;
+            if (fr == FRAME_TICK) {
+                d->stats.ticks_in++;
+            } else {
+                d->stats.frames_in++;
+                if (d->cb.on_frame)
+                    d->cb.on_frame(d->cb.ctx, c, payload, fv.payload_len);
+                if (c->closing)
+                    return;
+            }
+            bytebuf_consume(&c->in, fv.consumed);
+        }
+    }
+}
+
+static void conn_on_poll(uv_poll_t *h, int status, int events)
+{
+    rc_conn *c = h->data;
+    rc_dist *d = c->dist;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        d->stats.err_io++;
+        rc_dist_close(d, c, uv_strerror(status));
+        return;
+    }
+    if (events & UV_WRITABLE)
+        conn_flush(d, c);
+    if ((events & (UV_READABLE | UV_DISCONNECT)) && !c->closing)
+        conn_read(d, c);
+}
+
+static void on_tick_timer(uv_timer_t *t)
+{
+    rc_dist *d = t->data;
+    uint64_t now = uv_now(d->loop);
+    uint64_t tick_ms = (uint64_t)d->cfg.net_ticktime_s * 1000u / 4u;
+    uint64_t dead_ms = (uint64_t)d->cfg.net_ticktime_s * 1000u;
+    rc_conn *c, *tmp;
+    HASH_ITER(hh, d->conns, c, tmp) {
+        if (c->closing)
+            continue;
+        if (now - c->last_read_ms > dead_ms) {
+            d->stats.err_tick_timeout++;
+            LOG_W(d->lg, MOD, "%s silent for %us (net_ticktime): dropping", c->peer,
+                  d->cfg.net_ticktime_s);
+            rc_dist_close(d, c, "net_tick_timeout");
+            continue;
+        }
+        if (now - c->last_write_ms >= tick_ms && bytebuf_pending(&c->out) == 0) {
+            static const uint8_t tick[4] = {0, 0, 0, 0};
+            if (bytebuf_append(&c->out, tick, 4) == 0) {
+                d->stats.ticks_out++;
+                mark_dirty(d, c);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_dist_config *cfg,
+                  const rc_dist_callbacks *cb, char *err, int errlen)
+{
+    rc_dist *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        snprintf(err, (size_t)errlen, "out of memory");
+        return -1;
+    }
+    d->loop = loop;
+    d->lg = lg;
+    d->cfg = *cfg;
+    d->cb = *cb;
+    d->listen_fd = d->epmd_fd = -1;
+    if (strlen(cfg->alive) >= sizeof d->alive || strlen(cfg->node_name) >= sizeof d->node_name ||
+        strlen(cfg->cookie) >= sizeof d->cookie) {
+        snprintf(err, (size_t)errlen, "node name or cookie too long");
+        free(d);
+        return -1;
+    }
+    strcpy(d->alive, cfg->alive);
+    strcpy(d->node_name, cfg->node_name);
+    strcpy(d->cookie, cfg->cookie);
+    d->cfg.alive = d->alive;
+    d->cfg.node_name = d->node_name;
+    d->cfg.cookie = d->cookie;
+    if (d->cfg.net_ticktime_s < 4)
+        d->cfg.net_ticktime_s = 4;
+
+    /* Dual-stack listener: peers may resolve our host to ::1 or 127.0.1.1. */
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int v6 = fd >= 0;
+    if (!v6)
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, (size_t)errlen, "socket: %s", strerror(errno));
+        free(d);
+        return -1;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    if (v6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_any;
+        sl = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_ANY);
+        sl = sizeof *a;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 128) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(err, (size_t)errlen, "listen: %s", strerror(errno));
+        close(fd);
+        free(d);
+        return -1;
+    }
+    d->listen_fd = fd;
+    d->listen_port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                              : ((struct sockaddr_in *)&ss)->sin_port);
+    d->epmd_fd = epmd_register(d->alive, d->listen_port, &d->creation,
+                               sockio_now_ms() + 5000, err, errlen);
+    if (d->epmd_fd < 0) {
+        close(fd);
+        free(d);
+        return -1;
+    }
+    uv_poll_init(loop, &d->listen_poll, fd);
+    d->listen_poll.data = d;
+    uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
+    uv_check_init(loop, &d->flush_check);
+    d->flush_check.data = d;
+    uv_check_start(&d->flush_check, on_flush_check);
+    uv_timer_init(loop, &d->tick_timer);
+    d->tick_timer.data = d;
+    uint64_t tick_ms = (uint64_t)d->cfg.net_ticktime_s * 1000u / 4u;
+    uv_timer_start(&d->tick_timer, on_tick_timer, tick_ms, tick_ms);
+    LOG_I(lg, MOD, "listening on port %u, registered with epmd (port %u) as %s, creation %u",
+          d->listen_port, epmd_port(), d->node_name, d->creation);
+    *out = d;
+    return 0;
+}
+
+void rc_dist_stop(rc_dist *d)
+{
+    if (d->stopping)
+        return;
+    /* Flush first so goodbyes queued by upper layers reach the peers. */
+    on_flush_check(&d->flush_check);
+    d->stopping = 1;
+    rc_conn *c, *tmp;
+    HASH_ITER(hh, d->conns, c, tmp) {
+        rc_dist_close(d, c, "node stopping");
+    }
+    hs_job *j, *jt;
+    HASH_ITER(hh, d->connecting, j, jt) {
+        /* Jobs not yet started are cancelled; running ones end by their deadline. */
+        uv_cancel((uv_req_t *)&j->req);
+    }
+    uv_poll_stop(&d->listen_poll);
+    uv_close((uv_handle_t *)&d->listen_poll, NULL);
+    uv_close((uv_handle_t *)&d->flush_check, NULL);
+    uv_timer_stop(&d->tick_timer);
+    uv_close((uv_handle_t *)&d->tick_timer, NULL);
+    if (d->epmd_fd >= 0) {
+        close(d->epmd_fd);
+        d->epmd_fd = -1;
+    }
+}
+
+void rc_dist_free(rc_dist *d)
+{
+    if (d == NULL)
+        return;
+    if (d->listen_fd >= 0)
+        close(d->listen_fd);
+    if (d->epmd_fd >= 0)
+        close(d->epmd_fd);
+    free(d);
+}

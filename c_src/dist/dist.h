@@ -1,0 +1,79 @@
+/* dist: the distribution transport. Owns the listen socket, the epmd
+ * registration and every connection once its handshake is done. One libuv
+ * loop drives all connections: non-blocking reads into a per-connection
+ * buffer, 4-byte framing, ticks sent when idle and peers silent for
+ * net_ticktime dropped, and output appended to a per-connection buffer that
+ * is flushed with one writev per loop turn. Handshakes and outbound connects
+ * (DNS, epmd lookup) run on libuv's thread pool. The layer above sees frames
+ * and connection up/down through callbacks only. */
+#ifndef RC_DIST_H
+#define RC_DIST_H
+
+#include "util/log.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct rc_dist rc_dist;
+typedef struct rc_conn rc_conn;
+
+typedef struct rc_dist_callbacks {
+    void *ctx;
+    void (*on_up)(void *ctx, rc_conn *c);
+    /* Called once when a connection goes away, before it is freed. */
+    void (*on_down)(void *ctx, rc_conn *c, const char *why);
+    /* One data frame (payload starts with the pass-through tag 112). */
+    void (*on_frame)(void *ctx, rc_conn *c, const char *payload, size_t len);
+    /* An outbound connect to `node` failed (after logging). */
+    void (*on_connect_failed)(void *ctx, const char *node);
+} rc_dist_callbacks;
+
+typedef struct rc_dist_config {
+    const char *alive;      /* name part */
+    const char *node_name;  /* alive@host */
+    const char *cookie;
+    size_t max_message_bytes;
+    size_t max_output_bytes; /* per connection, before it is dropped as too slow */
+    unsigned net_ticktime_s;
+    unsigned handshake_timeout_ms;
+} rc_dist_config;
+
+typedef struct rc_dist_stats {
+    uint64_t frames_in, frames_out, bytes_in, bytes_out, ticks_in, ticks_out;
+    uint64_t conns_accepted, conns_connected, conns_closed;
+    uint64_t err_handshake, err_frame_too_big, err_output_overflow, err_tick_timeout, err_io;
+} rc_dist_stats;
+
+/* Listens on an ephemeral port and registers with epmd. The node name is only
+ * reachable after this returns 0. */
+int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_dist_config *cfg,
+                  const rc_dist_callbacks *cb, char *err, int errlen);
+uint32_t rc_dist_creation(const rc_dist *d);
+const char *rc_dist_node_name(const rc_dist *d);
+
+/* Starts connecting to `node` unless connected or already connecting. */
+void rc_dist_connect(rc_dist *d, const char *node);
+int rc_dist_is_connecting(const rc_dist *d, const char *node);
+rc_conn *rc_dist_find(rc_dist *d, const char *node);
+size_t rc_dist_connection_count(const rc_dist *d);
+/* Visits every live connection. */
+void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg);
+
+/* Queues one frame: 112, ctrl (with version byte), then msg if not NULL.
+ * Returns 0, or -1 if the connection was dropped (output limit reached). */
+int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, const char *msg,
+                 size_t msg_len);
+void rc_dist_close(rc_dist *d, rc_conn *c, const char *why);
+
+const char *rc_conn_peer(const rc_conn *c);
+uint32_t rc_conn_peer_creation(const rc_conn *c);
+const rc_dist_stats *rc_dist_get_stats(const rc_dist *d);
+
+/* Stops accepting, closes every connection and the epmd registration. The
+ * loop then ends once in-flight handshakes return (bounded by their timeout). */
+void rc_dist_stop(rc_dist *d);
+/* Frees what is left; call after the loop has ended. */
+void rc_dist_free(rc_dist *d);
+
+#endif

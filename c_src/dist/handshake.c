@@ -1,0 +1,261 @@
+#include "dist/handshake.h"
+
+#include "dist/sockio.h"
+
+#include <errno.h>
+#include <md5.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+enum { HS_MAX_MSG = 2 + 1 + 8 + 4 + 4 + 2 + HS_MAX_NODE + 64 };
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static uint32_t get32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static uint64_t get64(const uint8_t *p) { return ((uint64_t)get32(p) << 32) | get32(p + 4); }
+
+void handshake_digest(const char *cookie, uint32_t challenge, uint8_t digest[16])
+{
+    char num[16];
+    int n = snprintf(num, sizeof num, "%u", challenge);
+    MD5_CTX ctx;
+    MD5Init(&ctx);
+    MD5Update(&ctx, (const uint8_t *)cookie, strlen(cookie));
+    MD5Update(&ctx, (const uint8_t *)num, (size_t)n);
+    MD5Final(digest, &ctx);
+}
+
+static int digest_equal(const uint8_t a[16], const uint8_t b[16])
+{
+    uint8_t diff = 0;
+    for (int i = 0; i < 16; i++)
+        diff |= (uint8_t)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+static uint32_t new_challenge(void)
+{
+    uint32_t c = 0;
+    if (getrandom(&c, sizeof c, 0) != (ssize_t)sizeof c) {
+        /* getrandom on Linux >= 3.17 does not fail for 4 bytes; keep a fallback anyway. */
+        c = (uint32_t)sockio_now_ms() * 2654435761u;
+    }
+    return c;
+}
+
+/* Handshake messages are framed with a 2-byte length. */
+static int send_msg(int fd, const uint8_t *body, size_t n, uint64_t dl)
+{
+    uint8_t hdr[2];
+    put16(hdr, (uint16_t)n);
+    if (sockio_write_all(fd, hdr, 2, dl) != 0)
+        return -1;
+    return sockio_write_all(fd, body, n, dl);
+}
+
+static int recv_msg(int fd, uint8_t *body, size_t cap, size_t *n, uint64_t dl)
+{
+    uint8_t hdr[2];
+    if (sockio_read_exact(fd, hdr, 2, dl) != 0)
+        return -1;
+    size_t len = get16(hdr);
+    if (len == 0 || len > cap) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (sockio_read_exact(fd, body, len, dl) != 0)
+        return -1;
+    *n = len;
+    return 0;
+}
+
+/* 'N' Flags(8) [Challenge(4)] Creation(4) NLen(2) Name */
+static size_t build_name_msg(uint8_t *b, const hs_config *cfg, int with_challenge,
+                             uint32_t challenge)
+{
+    size_t nlen = strlen(cfg->this_node);
+    size_t n = 0;
+    b[n++] = 'N';
+    put64(b + n, cfg->flags);
+    n += 8;
+    if (with_challenge) {
+        put32(b + n, challenge);
+        n += 4;
+    }
+    put32(b + n, cfg->creation);
+    n += 4;
+    put16(b + n, (uint16_t)nlen);
+    n += 2;
+    memcpy(b + n, cfg->this_node, nlen);
+    return n + nlen;
+}
+
+static int parse_name_msg(const uint8_t *b, size_t n, int with_challenge, uint32_t *challenge,
+                          hs_result *out)
+{
+    size_t need = 1 + 8 + (with_challenge ? 4 : 0) + 4 + 2;
+    if (n < need || b[0] != 'N')
+        return -1;
+    size_t i = 1;
+    out->peer_flags = get64(b + i);
+    i += 8;
+    if (with_challenge) {
+        *challenge = get32(b + i);
+        i += 4;
+    }
+    out->peer_creation = get32(b + i);
+    i += 4;
+    size_t nlen = get16(b + i);
+    i += 2;
+    if (nlen == 0 || nlen >= HS_MAX_NODE || i + nlen != n)
+        return -1;
+    memcpy(out->peer_node, b + i, nlen);
+    out->peer_node[nlen] = '\0';
+    if (memchr(out->peer_node, '@', nlen) == NULL)
+        return -1;
+    return 0;
+}
+
+static int check_peer_flags(uint64_t flags, char *err, int errlen)
+{
+    const uint64_t need = DFLAG_EXTENDED_REFERENCES | DFLAG_EXTENDED_PIDS_PORTS |
+                          DFLAG_UTF8_ATOMS | DFLAG_NEW_FLOATS | DFLAG_BIG_CREATION |
+                          DFLAG_MAP_TAG | DFLAG_HANDSHAKE_23;
+    if ((flags & need) != need) {
+        snprintf(err, (size_t)errlen, "peer lacks required distribution flags (0x%llx)",
+                 (unsigned long long)flags);
+        return -1;
+    }
+    return 0;
+}
+
+int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, hs_result *out,
+                      uint64_t dl, char *err, int errlen)
+{
+    uint8_t b[HS_MAX_MSG];
+    size_t n = build_name_msg(b, cfg, 0, 0);
+    if (send_msg(fd, b, n, dl) != 0) {
+        snprintf(err, (size_t)errlen, "send_name: %s", strerror(errno));
+        return -1;
+    }
+    if (recv_msg(fd, b, sizeof b - 1, &n, dl) != 0 || b[0] != 's') {
+        snprintf(err, (size_t)errlen, "recv_status: %s", strerror(errno));
+        return -1;
+    }
+    b[n] = '\0';
+    const char *status = (const char *)b + 1;
+    if (strcmp(status, "ok") != 0 && strcmp(status, "ok_simultaneous") != 0) {
+        if (strcmp(status, "alive") == 0) {
+            /* The peer already has a connection from this node name: give up ours. */
+            static const uint8_t f[] = {'s', 'f', 'a', 'l', 's', 'e'};
+            (void)send_msg(fd, f, sizeof f, dl);
+        }
+        snprintf(err, (size_t)errlen, "peer refused connection: status %.32s", status);
+        return -1;
+    }
+    uint32_t their_challenge = 0;
+    if (recv_msg(fd, b, sizeof b, &n, dl) != 0 ||
+        parse_name_msg(b, n, 1, &their_challenge, out) != 0) {
+        snprintf(err, (size_t)errlen, "bad challenge message (peer too old or not a node?)");
+        return -1;
+    }
+    if (expected_peer != NULL && strcmp(out->peer_node, expected_peer) != 0) {
+        snprintf(err, (size_t)errlen, "connected to %s, expected %s", out->peer_node,
+                 expected_peer);
+        return -1;
+    }
+    if (check_peer_flags(out->peer_flags, err, errlen) != 0)
+        return -1;
+    uint32_t our_challenge = new_challenge();
+    b[0] = 'r';
+    put32(b + 1, our_challenge);
+    handshake_digest(cfg->cookie, their_challenge, b + 5);
+    if (send_msg(fd, b, 21, dl) != 0) {
+        snprintf(err, (size_t)errlen, "send_challenge_reply: %s", strerror(errno));
+        return -1;
+    }
+    if (recv_msg(fd, b, sizeof b, &n, dl) != 0 || n != 17 || b[0] != 'a') {
+        snprintf(err, (size_t)errlen, "no challenge ack from %s (wrong cookie?)", out->peer_node);
+        return -1;
+    }
+    uint8_t expect[16];
+    handshake_digest(cfg->cookie, our_challenge, expect);
+    if (!digest_equal(expect, b + 1)) {
+        snprintf(err, (size_t)errlen, "bad digest from %s (wrong cookie)", out->peer_node);
+        return -1;
+    }
+    return 0;
+}
+
+int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, char *err,
+                     int errlen)
+{
+    uint8_t b[HS_MAX_MSG];
+    size_t n = 0;
+    if (recv_msg(fd, b, sizeof b, &n, dl) != 0) {
+        snprintf(err, (size_t)errlen, "recv_name: %s", strerror(errno));
+        return -1;
+    }
+    if (n > 0 && b[0] == 'n') {
+        snprintf(err, (size_t)errlen, "peer uses handshake version 5; OTP 23+ required");
+        return -1;
+    }
+    if (parse_name_msg(b, n, 0, NULL, out) != 0) {
+        snprintf(err, (size_t)errlen, "malformed send_name");
+        return -1;
+    }
+    if (check_peer_flags(out->peer_flags, err, errlen) != 0) {
+        static const uint8_t nok[] = {'s', 'n', 'o', 't', '_', 'a', 'l', 'l', 'o', 'w', 'e', 'd'};
+        (void)send_msg(fd, nok, sizeof nok, dl);
+        return -1;
+    }
+    static const uint8_t ok[] = {'s', 'o', 'k'};
+    if (send_msg(fd, ok, sizeof ok, dl) != 0) {
+        snprintf(err, (size_t)errlen, "send_status: %s", strerror(errno));
+        return -1;
+    }
+    uint32_t our_challenge = new_challenge();
+    n = build_name_msg(b, cfg, 1, our_challenge);
+    if (send_msg(fd, b, n, dl) != 0) {
+        snprintf(err, (size_t)errlen, "send_challenge: %s", strerror(errno));
+        return -1;
+    }
+    if (recv_msg(fd, b, sizeof b, &n, dl) != 0 || n != 21 || b[0] != 'r') {
+        snprintf(err, (size_t)errlen, "no challenge reply from %s", out->peer_node);
+        return -1;
+    }
+    uint8_t expect[16];
+    handshake_digest(cfg->cookie, our_challenge, expect);
+    if (!digest_equal(expect, b + 5)) {
+        snprintf(err, (size_t)errlen, "connection from %s rejected: wrong cookie", out->peer_node);
+        return -1;
+    }
+    uint32_t their_challenge = get32(b + 1);
+    b[0] = 'a';
+    handshake_digest(cfg->cookie, their_challenge, b + 1);
+    if (send_msg(fd, b, 17, dl) != 0) {
+        snprintf(err, (size_t)errlen, "send_challenge_ack: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}

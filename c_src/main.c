@@ -1,0 +1,155 @@
+/* main: the reckon_cnode executable. Parses the command line (SPEC §4),
+ * reads the cookie, creates the node, prints its name once reachable and
+ * runs it until SIGTERM/SIGINT (exit 0) or a fatal start-up error (exit 1). */
+#include "reckon_cnode.h"
+#include "util/log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SEEDS 64
+
+static void usage(FILE *f)
+{
+    fputs("usage: reckon_cnode [--sname NAME | --name NAME@HOST] [--cookie C | --cookie-file F]\n"
+          "                    [--scope SCOPE]... [--seed NODE]... [--data-dir DIR]\n"
+          "                    [--max-message-bytes N] [--log-level error|warning|info|debug]\n"
+          "                    [--net-ticktime SECS] [--exit-on-stdin-close]\n"
+          "The cookie defaults to $RECKON_CNODE_COOKIE, then $HOME/.erlang.cookie.\n",
+          f);
+}
+
+/* Reads the first line of a cookie file, without the newline. */
+static int read_cookie_file(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(out, 1, cap - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    return out[0] != '\0' ? 0 : -1;
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end != '\0' || v == 0)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    rc_node_config cfg;
+    rc_node_config_init(&cfg);
+    const char *seeds[MAX_SEEDS];
+    size_t nseeds = 0;
+    const char *cookie = NULL, *cookie_file = NULL;
+    static char cookie_buf[1024];
+    enum { O_SNAME = 1, O_NAME, O_COOKIE, O_COOKIE_FILE, O_SCOPE, O_SEED, O_DATA_DIR, O_MAX_MSG,
+           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP };
+    static const struct option opts[] = {
+        {"sname", required_argument, NULL, O_SNAME},
+        {"name", required_argument, NULL, O_NAME},
+        {"cookie", required_argument, NULL, O_COOKIE},
+        {"cookie-file", required_argument, NULL, O_COOKIE_FILE},
+        {"scope", required_argument, NULL, O_SCOPE},
+        {"seed", required_argument, NULL, O_SEED},
+        {"data-dir", required_argument, NULL, O_DATA_DIR},
+        {"max-message-bytes", required_argument, NULL, O_MAX_MSG},
+        {"log-level", required_argument, NULL, O_LOG_LEVEL},
+        {"net-ticktime", required_argument, NULL, O_TICKTIME},
+        {"exit-on-stdin-close", no_argument, NULL, O_STDIN},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0}};
+    int c;
+    size_t sz = 0;
+    rc_log_level lvl;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_SNAME: cfg.sname = optarg; break;
+        case O_NAME: cfg.name = optarg; break;
+        case O_COOKIE: cookie = optarg; break;
+        case O_COOKIE_FILE: cookie_file = optarg; break;
+        case O_SCOPE: break; /* pg scopes arrive with the pg peer; accepted now */
+        case O_SEED:
+            if (nseeds == MAX_SEEDS) {
+                fprintf(stderr, "reckon_cnode: at most %d --seed\n", MAX_SEEDS);
+                return 2;
+            }
+            seeds[nseeds++] = optarg;
+            break;
+        case O_DATA_DIR: cfg.data_dir = optarg; break;
+        case O_MAX_MSG:
+            if (parse_size(optarg, &sz) != 0) {
+                fprintf(stderr, "reckon_cnode: bad --max-message-bytes\n");
+                return 2;
+            }
+            cfg.max_message_bytes = sz;
+            break;
+        case O_LOG_LEVEL:
+            if (rc_log_level_parse(optarg, &lvl) != 0) {
+                fprintf(stderr, "reckon_cnode: bad --log-level\n");
+                return 2;
+            }
+            cfg.log_level = (int)lvl;
+            break;
+        case O_TICKTIME:
+            if (parse_size(optarg, &sz) != 0 || sz > 3600) {
+                fprintf(stderr, "reckon_cnode: bad --net-ticktime\n");
+                return 2;
+            }
+            cfg.net_ticktime_s = (unsigned)sz;
+            break;
+        case O_STDIN: cfg.exit_on_stdin_close = 1; break;
+        case O_HELP: usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (cookie == NULL && cookie_file != NULL) {
+        if (read_cookie_file(cookie_file, cookie_buf, sizeof cookie_buf) != 0) {
+            fprintf(stderr, "reckon_cnode: cannot read cookie file %s\n", cookie_file);
+            return 1;
+        }
+        cookie = cookie_buf;
+    }
+    if (cookie == NULL)
+        cookie = getenv("RECKON_CNODE_COOKIE");
+    if (cookie == NULL || cookie[0] == '\0') {
+        const char *home = getenv("HOME");
+        char path[4096];
+        if (home == NULL || snprintf(path, sizeof path, "%s/.erlang.cookie", home) >= (int)sizeof path ||
+            read_cookie_file(path, cookie_buf, sizeof cookie_buf) != 0) {
+            fprintf(stderr, "reckon_cnode: no cookie: give --cookie, --cookie-file, "
+                            "RECKON_CNODE_COOKIE or $HOME/.erlang.cookie\n");
+            return 1;
+        }
+        cookie = cookie_buf;
+    }
+    cfg.cookie = cookie;
+    cfg.seeds = seeds;
+    cfg.nseeds = nseeds;
+
+    rc_node *node = NULL;
+    char err[512];
+    if (rc_node_create(&node, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "reckon_cnode: cannot start: %s\n", err);
+        return 1;
+    }
+    /* The one line on stdout: owners (the shim, scripts) wait for it. */
+    printf("%s\n", rc_node_name(node));
+    fflush(stdout);
+    rc_node_run(node);
+    rc_node_destroy(node);
+    return 0;
+}

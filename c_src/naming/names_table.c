@@ -1,0 +1,333 @@
+/* names_table: see names_table.h for the contract. */
+#include "naming/names_table.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A key is a view of two byte strings. uthash compares keys with
+ * HASH_KEYCMP, so pointing it at a view comparison lets a lookup use the
+ * caller's bytes directly instead of first concatenating store and sub. */
+typedef struct {
+    const uint8_t *store;
+    size_t store_len;
+    const uint8_t *sub;
+    size_t sub_len;
+} nt_key;
+
+static int bytes_eq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    return n == 0 || memcmp(a, b, n) == 0;
+}
+
+static int nt_key_cmp(const void *a, const void *b)
+{
+    const nt_key *x = a, *y = b;
+    return !(x->store_len == y->store_len && x->sub_len == y->sub_len &&
+             bytes_eq(x->store, y->store, x->store_len) &&
+             bytes_eq(x->sub, y->sub, x->sub_len));
+}
+
+#define HASH_KEYCMP(a, b, n) nt_key_cmp((a), (b))
+/* uthash must report allocation failure instead of calling exit(). */
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+#define TAG_NIL 106
+#define TAG_LIST 108
+#define TAG_ATOM_UTF8 118
+#define TAG_SMALL_ATOM_UTF8 119
+
+typedef struct nt_entry {
+    nt_key key;
+    const uint8_t *enc;
+    size_t enc_len;
+    UT_hash_handle hh;
+    uint8_t data[]; /* store bytes, sub bytes, encoding */
+} nt_entry;
+
+struct names_table {
+    nt_entry *head;
+};
+
+static const uint8_t NIL_ENCODING[1] = {TAG_NIL};
+
+/* FNV-1a with the store length mixed in, so ("ab","c") and ("a","bc")
+ * land in different places; folded to uthash's 32-bit hash. */
+static unsigned key_hash(const nt_key *k)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < k->store_len; i++)
+        h = (h ^ k->store[i]) * 0x100000001b3ull;
+    h = (h ^ (uint64_t)k->store_len) * 0x100000001b3ull;
+    for (size_t i = 0; i < k->sub_len; i++)
+        h = (h ^ k->sub[i]) * 0x100000001b3ull;
+    return (unsigned)(h ^ (h >> 32));
+}
+
+static unsigned key_len(const nt_key *k) { return (unsigned)(k->store_len + k->sub_len); }
+
+names_table *names_table_new(void)
+{
+    names_table *t = malloc(sizeof *t);
+    if (t != NULL)
+        t->head = NULL;
+    return t;
+}
+
+void names_table_free(names_table *t)
+{
+    if (t == NULL)
+        return;
+    nt_entry *e, *tmp;
+    HASH_ITER(hh, t->head, e, tmp)
+    {
+        HASH_DELETE(hh, t->head, e);
+        free(e);
+    }
+    free(t);
+}
+
+size_t names_table_count(const names_table *t)
+{
+    return t == NULL ? 0 : (size_t)HASH_COUNT(t->head);
+}
+
+void names_table_retrieve(const names_table *t, const uint8_t *store, size_t store_len,
+                          const uint8_t *sub, size_t sub_len, const uint8_t **enc,
+                          size_t *enc_len)
+{
+    nt_key k = {store, store_len, sub, sub_len};
+    nt_entry *e = NULL;
+    if (t != NULL && t->head != NULL)
+        HASH_FIND_BYHASHVALUE(hh, t->head, &k, key_len(&k), key_hash(&k), e);
+    if (e != NULL) {
+        *enc = e->enc;
+        *enc_len = e->enc_len;
+    } else {
+        *enc = NIL_ENCODING;
+        *enc_len = sizeof NIL_ENCODING;
+    }
+}
+
+/* One allocation per entry holds the key bytes and the encoding. */
+static nt_entry *entry_alloc(const uint8_t *store, size_t store_len, const uint8_t *sub,
+                             size_t sub_len, size_t enc_len)
+{
+    if (store_len > SIZE_MAX / 4 || sub_len > SIZE_MAX / 4 || enc_len > SIZE_MAX / 4)
+        return NULL;
+    nt_entry *e = malloc(sizeof *e + store_len + sub_len + enc_len);
+    if (e == NULL)
+        return NULL;
+    memset(e, 0, sizeof *e);
+    uint8_t *p = e->data;
+    if (store_len > 0)
+        memcpy(p, store, store_len);
+    if (sub_len > 0)
+        memcpy(p + store_len, sub, sub_len);
+    e->key.store = p;
+    e->key.store_len = store_len;
+    e->key.sub = p + store_len;
+    e->key.sub_len = sub_len;
+    e->enc = p + store_len + sub_len;
+    e->enc_len = enc_len;
+    return e;
+}
+
+/* Adds e before removing the old entry, so a failed add leaves the table
+ * exactly as it was. Takes ownership of e. */
+static naming_status entry_put(names_table *t, nt_entry *e)
+{
+    unsigned hv = key_hash(&e->key);
+    nt_entry *old = NULL;
+    HASH_FIND_BYHASHVALUE(hh, t->head, &e->key, key_len(&e->key), hv, old);
+    HASH_ADD_KEYPTR_BYHASHVALUE(hh, t->head, &e->key, key_len(&e->key), hv, e);
+    if (e->hh.tbl == NULL) {
+        free(e);
+        return NAMING_NOMEM;
+    }
+    if (old != NULL) {
+        HASH_DELETE(hh, t->head, old);
+        free(old);
+    }
+    return NAMING_OK;
+}
+
+static size_t atom_enc_size(size_t utf8_len) { return (utf8_len <= 255 ? 2 : 3) + utf8_len; }
+
+static uint8_t *put_atom_header(uint8_t *o, size_t utf8_len)
+{
+    if (utf8_len <= 255) {
+        *o++ = TAG_SMALL_ATOM_UTF8;
+        *o++ = (uint8_t)utf8_len;
+    } else {
+        *o++ = TAG_ATOM_UTF8;
+        *o++ = (uint8_t)(utf8_len >> 8);
+        *o++ = (uint8_t)utf8_len;
+    }
+    return o;
+}
+
+typedef struct {
+    uint8_t base[NAMING_MAX_ATOM_UTF8];
+    size_t base_len;
+    size_t enc_len;
+} list_plan;
+
+/* Validates the request and computes the exact encoded size. Numbered
+ * names are the base name plus '_' and N, so only the longest (N = p) needs
+ * checking against the atom limit. */
+static naming_status plan_list(const uint8_t *store, size_t store_len, const uint8_t *sub,
+                               size_t sub_len, int64_t p, list_plan *pl)
+{
+    if (p < 1)
+        return NAMING_BADARG;
+    naming_status st = naming_emitter_name(store, store_len, sub, sub_len, NULL, pl->base,
+                                           sizeof pl->base, &pl->base_len);
+    if (st != NAMING_OK)
+        return st;
+    if (p >= 2) {
+        char dec[NAMING_INT64_DECIMAL_CAP];
+        uint8_t longest[NAMING_MAX_ATOM_UTF8];
+        size_t longest_len;
+        if (naming_int64_to_decimal(p, dec, sizeof dec) < 0)
+            return NAMING_SYSTEM_LIMIT;
+        st = naming_emitter_name(store, store_len, sub, sub_len, dec, longest, sizeof longest,
+                                 &longest_len);
+        if (st != NAMING_OK)
+            return st;
+    }
+    if (p > NAMES_TABLE_MAX_POOL)
+        return NAMING_SYSTEM_LIMIT;
+    size_t total = 5 + atom_enc_size(pl->base_len) + 1;
+    size_t digits = 1;
+    int64_t next_pow = 10;
+    for (int64_t n = 2; n <= p; n++) {
+        if (n == next_pow) {
+            digits++;
+            next_pow *= 10;
+        }
+        total += atom_enc_size(pl->base_len + 1 + digits);
+    }
+    pl->enc_len = total;
+    return NAMING_OK;
+}
+
+static void write_list(const list_plan *pl, int64_t p, uint8_t *o)
+{
+    *o++ = TAG_LIST;
+    *o++ = (uint8_t)((uint64_t)p >> 24);
+    *o++ = (uint8_t)((uint64_t)p >> 16);
+    *o++ = (uint8_t)((uint64_t)p >> 8);
+    *o++ = (uint8_t)p;
+    o = put_atom_header(o, pl->base_len);
+    memcpy(o, pl->base, pl->base_len);
+    o += pl->base_len;
+    for (int64_t n = 2; n <= p; n++) {
+        char dec[NAMING_INT64_DECIMAL_CAP];
+        int dl = naming_int64_to_decimal(n, dec, sizeof dec); /* cannot fail */
+        size_t len = pl->base_len + 1 + (size_t)dl;
+        o = put_atom_header(o, len);
+        memcpy(o, pl->base, pl->base_len);
+        o += pl->base_len;
+        *o++ = '_';
+        memcpy(o, dec, (size_t)dl);
+        o += dl;
+    }
+    *o = TAG_NIL; /* plan_list sized the buffer to end exactly here */
+}
+
+naming_status names_table_build(const uint8_t *store, size_t store_len, const uint8_t *sub,
+                                size_t sub_len, int64_t pool_size, uint8_t **enc,
+                                size_t *enc_len)
+{
+    list_plan pl;
+    naming_status st = plan_list(store, store_len, sub, sub_len, pool_size, &pl);
+    if (st != NAMING_OK)
+        return st;
+    uint8_t *b = malloc(pl.enc_len);
+    if (b == NULL)
+        return NAMING_NOMEM;
+    write_list(&pl, pool_size, b);
+    *enc = b;
+    *enc_len = pl.enc_len;
+    return NAMING_OK;
+}
+
+naming_status names_table_persist(names_table *t, const uint8_t *store, size_t store_len,
+                                  const uint8_t *sub, size_t sub_len, int64_t pool_size,
+                                  const uint8_t **enc, size_t *enc_len)
+{
+    list_plan pl;
+    if (t == NULL)
+        return NAMING_BADARG;
+    naming_status st = plan_list(store, store_len, sub, sub_len, pool_size, &pl);
+    if (st != NAMING_OK)
+        return st;
+    nt_entry *e = entry_alloc(store, store_len, sub, sub_len, pl.enc_len);
+    if (e == NULL)
+        return NAMING_NOMEM;
+    write_list(&pl, pool_size, (uint8_t *)e->enc);
+    st = entry_put(t, e);
+    if (st != NAMING_OK)
+        return st;
+    if (enc != NULL)
+        *enc = e->enc;
+    if (enc_len != NULL)
+        *enc_len = e->enc_len;
+    return NAMING_OK;
+}
+
+/* Accepts only what write_list produces (or []), so data read back from
+ * disk can never put a malformed term into a reply. */
+static int valid_encoding(const uint8_t *enc, size_t len)
+{
+    if (len == 1 && enc[0] == TAG_NIL)
+        return 1;
+    if (len < 6 || enc[0] != TAG_LIST || enc[len - 1] != TAG_NIL)
+        return 0;
+    uint64_t count = ((uint64_t)enc[1] << 24) | ((uint64_t)enc[2] << 16) |
+                     ((uint64_t)enc[3] << 8) | enc[4];
+    if (count == 0)
+        return 0;
+    size_t i = 5, end = len - 1;
+    for (uint64_t k = 0; k < count; k++) {
+        size_t n, chars;
+        if (i >= end)
+            return 0;
+        if (enc[i] == TAG_SMALL_ATOM_UTF8 && end - i >= 2) {
+            n = enc[i + 1];
+            i += 2;
+        } else if (enc[i] == TAG_ATOM_UTF8 && end - i >= 3) {
+            n = ((size_t)enc[i + 1] << 8) | enc[i + 2];
+            if (n <= 255)
+                return 0;
+            i += 3;
+        } else {
+            return 0;
+        }
+        if (end - i < n)
+            return 0;
+        /* emitter names only have characters <= 255, like store atoms */
+        if (naming_store_chars(enc + i, n, &chars) != NAMING_OK || chars > NAMING_MAX_ATOM_CHARS)
+            return 0;
+        i += n;
+    }
+    return i == end;
+}
+
+naming_status names_table_insert_encoded(names_table *t, const uint8_t *store,
+                                         size_t store_len, const uint8_t *sub, size_t sub_len,
+                                         const uint8_t *enc, size_t enc_len)
+{
+    size_t chars;
+    if (t == NULL || enc == NULL || (sub_len > 0 && sub == NULL))
+        return NAMING_BADARG;
+    if (naming_store_chars(store, store_len, &chars) != NAMING_OK ||
+        chars > NAMING_MAX_ATOM_CHARS || !valid_encoding(enc, enc_len))
+        return NAMING_BADARG;
+    nt_entry *e = entry_alloc(store, store_len, sub, sub_len, enc_len);
+    if (e == NULL)
+        return NAMING_NOMEM;
+    memcpy((uint8_t *)e->enc, enc, enc_len);
+    return entry_put(t, e);
+}

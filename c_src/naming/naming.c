@@ -1,0 +1,234 @@
+/* naming: see naming.h for the contract. */
+#include "naming/naming.h"
+
+#include <string.h>
+
+static const char EMITTER_SUFFIX[] = "_emitter";
+#define EMITTER_SUFFIX_LEN (sizeof EMITTER_SUFFIX - 1)
+
+const char *naming_status_atom(naming_status st)
+{
+    switch (st) {
+    case NAMING_OK:
+        return NULL;
+    case NAMING_BADARG:
+        return "badarg";
+    case NAMING_SYSTEM_LIMIT:
+    case NAMING_NOSPACE:
+    case NAMING_NOMEM:
+        return "system_limit";
+    }
+    return "badarg";
+}
+
+/* A store atom whose characters are all <= 255 can only contain bytes 00..7F
+ * and two-byte sequences C2/C3 + 80..BF: anything else is either a character
+ * above 255 or invalid UTF-8, and both are badarg. This makes validation a
+ * tiny byte loop instead of a general UTF-8 decoder. */
+naming_status naming_store_chars(const uint8_t *s, size_t len, size_t *chars)
+{
+    size_t n = 0;
+    if (len > 0 && s == NULL)
+        return NAMING_BADARG;
+    for (size_t i = 0; i < len; n++) {
+        uint8_t b = s[i];
+        if (b < 0x80) {
+            i++;
+        } else if ((b == 0xC2 || b == 0xC3) && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
+            i += 2;
+        } else {
+            return NAMING_BADARG;
+        }
+    }
+    *chars = n;
+    return NAMING_OK;
+}
+
+naming_status naming_topic_len(const uint8_t *store_utf8, size_t store_len, size_t sub_len,
+                               size_t *out_len)
+{
+    size_t chars;
+    naming_status st = naming_store_chars(store_utf8, store_len, &chars);
+    if (st != NAMING_OK)
+        return st;
+    if (sub_len > SIZE_MAX - 1 - chars)
+        return NAMING_SYSTEM_LIMIT;
+    *out_len = chars + 1 + sub_len;
+    return NAMING_OK;
+}
+
+naming_status naming_topic(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
+                           size_t sub_len, uint8_t *out, size_t out_cap, size_t *out_len)
+{
+    size_t need;
+    naming_status st = naming_topic_len(store_utf8, store_len, sub_len, &need);
+    if (st != NAMING_OK)
+        return st;
+    if (sub_len > 0 && sub == NULL)
+        return NAMING_BADARG;
+    if (need > out_cap || out == NULL)
+        return NAMING_NOSPACE;
+    size_t o = 0;
+    /* Validated above: only ASCII and C2/C3 pairs remain. */
+    for (size_t i = 0; i < store_len;) {
+        uint8_t b = store_utf8[i];
+        if (b < 0x80) {
+            out[o++] = b;
+            i++;
+        } else {
+            out[o++] = (uint8_t)(((b & 0x1F) << 6) | (store_utf8[i + 1] & 0x3F));
+            i += 2;
+        }
+    }
+    out[o++] = ':';
+    if (sub_len > 0)
+        memcpy(out + o, sub, sub_len);
+    *out_len = o + sub_len;
+    return NAMING_OK;
+}
+
+/* Canonical decimal, as integer_to_list/1 prints: -?(0|[1-9][0-9]*), not -0.
+ * Anything else would make the name differ from the seed's for the same N. */
+static int decimal_len(const char *d, size_t *len)
+{
+    size_t i = 0;
+    if (d[0] == '-')
+        i = 1;
+    if (d[i] < '0' || d[i] > '9')
+        return -1;
+    if (d[i] == '0' && (i == 1 || d[i + 1] != '\0'))
+        return -1;
+    size_t j = i;
+    while (d[j] >= '0' && d[j] <= '9')
+        j++;
+    if (d[j] != '\0')
+        return -1;
+    *len = j;
+    return 0;
+}
+
+naming_status naming_emitter_name(const uint8_t *store_utf8, size_t store_len,
+                                  const uint8_t *sub, size_t sub_len, const char *n_decimal,
+                                  uint8_t *out, size_t out_cap, size_t *out_len)
+{
+    size_t store_chars;
+    naming_status st = naming_store_chars(store_utf8, store_len, &store_chars);
+    if (st != NAMING_OK)
+        return st;
+    if (sub_len > 0 && sub == NULL)
+        return NAMING_BADARG;
+    size_t n_len = 0;
+    if (n_decimal != NULL && decimal_len(n_decimal, &n_len) != 0)
+        return NAMING_BADARG;
+
+    /* Character count is known before writing anything, so system_limit is
+     * decided without touching the output. Each term is compared separately
+     * so huge lengths cannot overflow the sum. */
+    size_t suffix_chars = EMITTER_SUFFIX_LEN + (n_decimal ? 1 + n_len : 0);
+    if (store_chars > NAMING_MAX_ATOM_CHARS || sub_len > NAMING_MAX_ATOM_CHARS ||
+        n_len > NAMING_MAX_ATOM_CHARS ||
+        store_chars + 1 + sub_len + suffix_chars > NAMING_MAX_ATOM_CHARS)
+        return NAMING_SYSTEM_LIMIT;
+    if (out == NULL)
+        return NAMING_NOSPACE;
+
+    /* store_len <= 2 * 255 here, and every later write is checked. */
+    if (store_len + 1 > out_cap)
+        return NAMING_NOSPACE;
+    size_t o = 0;
+    if (store_len > 0)
+        memcpy(out, store_utf8, store_len);
+    o = store_len;
+    out[o++] = '_';
+    for (size_t i = 0; i < sub_len; i++) {
+        uint8_t b = sub[i];
+        if (b < 0x80) {
+            if (o + 1 > out_cap)
+                return NAMING_NOSPACE;
+            out[o++] = b;
+        } else {
+            if (o + 2 > out_cap)
+                return NAMING_NOSPACE;
+            out[o++] = (uint8_t)(0xC0 | (b >> 6));
+            out[o++] = (uint8_t)(0x80 | (b & 0x3F));
+        }
+    }
+    size_t tail = suffix_chars; /* all ASCII: one byte per character */
+    if (o + tail > out_cap)
+        return NAMING_NOSPACE;
+    memcpy(out + o, EMITTER_SUFFIX, EMITTER_SUFFIX_LEN);
+    o += EMITTER_SUFFIX_LEN;
+    if (n_decimal != NULL) {
+        out[o++] = '_';
+        memcpy(out + o, n_decimal, n_len);
+        o += n_len;
+    }
+    *out_len = o;
+    return NAMING_OK;
+}
+
+int naming_int64_to_decimal(int64_t v, char *out, size_t cap)
+{
+    char tmp[NAMING_INT64_DECIMAL_CAP];
+    /* Negating in unsigned arithmetic keeps INT64_MIN well defined. */
+    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + (int)(m % 10));
+        m /= 10;
+    } while (m != 0);
+    if (v < 0)
+        tmp[n++] = '-';
+    if (out == NULL || n + 1 > cap)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return (int)n;
+}
+
+int naming_bigint_to_decimal(int negative, const uint8_t *le_bytes, size_t n, char *out,
+                             size_t cap)
+{
+    if (out == NULL || cap < 2 || cap > (size_t)INT32_MAX || (n > 0 && le_bytes == NULL))
+        return -1;
+    while (n > 0 && le_bytes[n - 1] == 0)
+        n--;
+    if (n == 0) {
+        out[0] = '0';
+        out[1] = '\0';
+        return 1;
+    }
+    /* Decimal digits are accumulated little-endian, one digit value per
+     * byte, directly in the caller's buffer behind an optional '-': Horner's
+     * rule, most significant input byte first. No scratch memory needed. */
+    size_t base = negative ? 1 : 0;
+    size_t room = cap - 1 - base; /* keep space for the NUL */
+    uint8_t *d = (uint8_t *)out + base;
+    size_t nd = 0;
+    for (size_t k = n; k-- > 0;) {
+        unsigned carry = le_bytes[k];
+        for (size_t i = 0; i < nd; i++) {
+            unsigned t = (unsigned)d[i] * 256u + carry;
+            d[i] = (uint8_t)(t % 10u);
+            carry = t / 10u;
+        }
+        while (carry != 0) {
+            if (nd >= room)
+                return -1;
+            d[nd++] = (uint8_t)(carry % 10u);
+            carry /= 10u;
+        }
+    }
+    for (size_t i = 0, j = nd - 1; i < j; i++, j--) {
+        uint8_t t = d[i];
+        d[i] = d[j];
+        d[j] = t;
+    }
+    for (size_t i = 0; i < nd; i++)
+        d[i] = (uint8_t)('0' + d[i]);
+    if (negative)
+        out[0] = '-';
+    out[base + nd] = '\0';
+    return (int)(base + nd);
+}

@@ -1,0 +1,334 @@
+#include "node.h"
+
+#include "cluster/cluster.h"
+#include "dist/dist.h"
+#include "naming/names_table.h"
+#include "naming/naming.h"
+#include "proc/procs.h"
+#include "server/request_server.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define MOD "node"
+
+struct rc_node {
+    uv_loop_t loop;
+    rc_logger lg;
+    char node_name[256];
+    rc_dist *dist;
+    rc_procs *procs;
+    rc_cluster *cluster;
+    names_table *names;
+    rc_request_server *server;
+    uv_signal_t sigterm, sigint;
+    uv_async_t stop_async;
+    uv_poll_t stdin_poll;
+    int handle_signals;
+    int watch_stdin;
+    int stopping;
+};
+
+void rc_node_config_init(rc_node_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->sname = "reckon_cnode";
+    cfg->max_message_bytes = 64u << 20;
+    cfg->max_output_bytes = (size_t)1 << 30;
+    cfg->net_ticktime_s = 60;
+    cfg->log_level = RC_LOG_INFO;
+    cfg->handle_signals = 1;
+}
+
+/* ---------------------------------------------------------- layer wiring */
+
+static void on_up(void *ctx, rc_conn *c)
+{
+    rc_node *n = ctx;
+    rc_cluster_on_up(n->cluster, c);
+}
+
+static void on_down(void *ctx, rc_conn *c, const char *why)
+{
+    rc_node *n = ctx;
+    (void)why;
+    rc_procs_on_down(n->procs, rc_conn_peer(c));
+    if (n->cluster)
+        rc_cluster_on_down(n->cluster, rc_conn_peer(c));
+}
+
+static void on_frame(void *ctx, rc_conn *c, const char *payload, size_t len)
+{
+    rc_node *n = ctx;
+    rc_procs_on_frame(n->procs, rc_conn_peer(c), payload, len);
+}
+
+static int transport_send(void *ctx, const char *node, const char *ctrl, size_t ctrl_len,
+                          const char *msg, size_t msg_len)
+{
+    rc_node *n = ctx;
+    rc_conn *c = rc_dist_find(n->dist, node);
+    if (c == NULL)
+        return -1;
+    return rc_dist_send(n->dist, c, ctrl, ctrl_len, msg, msg_len);
+}
+
+static void on_connect_failed(void *ctx, const char *node)
+{
+    rc_node *n = ctx;
+    if (n->cluster)
+        rc_cluster_on_connect_failed(n->cluster, node);
+}
+
+static void put_kv(ei_x_buff *x, const char *k, uint64_t v)
+{
+    ei_x_encode_atom(x, k);
+    ei_x_encode_ulonglong(x, v);
+}
+
+static void stats_map(void *ctx, ei_x_buff *x)
+{
+    rc_node *n = ctx;
+    const rc_dist_stats *ds = rc_dist_get_stats(n->dist);
+    const rc_procs_stats *ps = rc_procs_get_stats(n->procs);
+    ei_x_encode_map_header(x, 12);
+    put_kv(x, "connections", rc_dist_connection_count(n->dist));
+    put_kv(x, "known_nodes", rc_cluster_known_count(n->cluster));
+    put_kv(x, "peers", 0); /* pg scope peers: not implemented yet */
+    put_kv(x, "groups", 0);
+    put_kv(x, "members", 0);
+    put_kv(x, "processes", rc_procs_count(n->procs));
+    put_kv(x, "emitter_name_tables", names_table_count(n->names));
+    put_kv(x, "messages_in", ps->msgs_in);
+    put_kv(x, "messages_out", ps->msgs_out);
+    put_kv(x, "bytes_in", ds->bytes_in);
+    put_kv(x, "bytes_out", ds->bytes_out);
+    ei_x_encode_atom(x, "errors");
+    ei_x_encode_map_header(x, 10);
+    put_kv(x, "handshake", ds->err_handshake);
+    put_kv(x, "frame_too_big", ds->err_frame_too_big);
+    put_kv(x, "output_overflow", ds->err_output_overflow);
+    put_kv(x, "tick_timeout", ds->err_tick_timeout);
+    put_kv(x, "io", ds->err_io);
+    put_kv(x, "malformed", ps->err_malformed);
+    put_kv(x, "unknown_op", ps->err_unknown_op);
+    put_kv(x, "unknown_target", ps->err_unknown_target);
+    put_kv(x, "dropped", ps->msgs_dropped);
+    put_kv(x, "ticks_in", ds->ticks_in);
+}
+
+/* -------------------------------------------------------------- stopping */
+
+static void do_stop(rc_node *n)
+{
+    if (n->stopping)
+        return;
+    n->stopping = 1;
+    LOG_I(&n->lg, MOD, "stopping");
+    if (n->cluster)
+        rc_cluster_stop(n->cluster);
+    /* Ending the processes first tells remote monitors and links (DOWN and
+     * EXIT go out) while the connections are still there; rc_dist_stop then
+     * flushes them before closing. */
+    rc_procs_exit_all(n->procs, "shutdown");
+    rc_dist_stop(n->dist);
+    if (n->handle_signals) {
+        uv_close((uv_handle_t *)&n->sigterm, NULL);
+        uv_close((uv_handle_t *)&n->sigint, NULL);
+    }
+    if (n->watch_stdin) {
+        uv_poll_stop(&n->stdin_poll);
+        uv_close((uv_handle_t *)&n->stdin_poll, NULL);
+    }
+    uv_close((uv_handle_t *)&n->stop_async, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    rc_node *n = s->data;
+    LOG_I(&n->lg, MOD, "got signal %d", signum);
+    do_stop(n);
+}
+
+static void on_stop_async(uv_async_t *a) { do_stop(a->data); }
+
+static void on_stdin(uv_poll_t *p, int status, int events)
+{
+    rc_node *n = p->data;
+    (void)events;
+    char buf[256];
+    ssize_t r = status < 0 ? 0 : read(STDIN_FILENO, buf, sizeof buf);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+        LOG_I(&n->lg, MOD, "stdin closed: the owner went away");
+        do_stop(n);
+    }
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static int make_node_name(const rc_node_config *cfg, char *out, size_t cap, char *alive,
+                          size_t alive_cap)
+{
+    if (cfg->name != NULL && cfg->name[0] != '\0') {
+        const char *at = strchr(cfg->name, '@');
+        if (at == NULL || at == cfg->name || at[1] == '\0' || strlen(cfg->name) >= cap ||
+            (size_t)(at - cfg->name) >= alive_cap)
+            return -1;
+        strcpy(out, cfg->name);
+        memcpy(alive, cfg->name, (size_t)(at - cfg->name));
+        alive[at - cfg->name] = '\0';
+        return 0;
+    }
+    const char *sname = cfg->sname ? cfg->sname : "reckon_cnode";
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        return -1;
+    host[sizeof host - 1] = '\0';
+    char *dot = strchr(host, '.');
+    if (dot)
+        *dot = '\0';
+    if (strchr(sname, '@') != NULL || strlen(sname) >= alive_cap)
+        return -1;
+    int w = snprintf(out, cap, "%s@%s", sname, host);
+    if (w < 0 || (size_t)w >= cap)
+        return -1;
+    strcpy(alive, sname);
+    return 0;
+}
+
+int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->cookie == NULL || cfg->cookie[0] == '\0') {
+        snprintf(err, errlen, "no cookie");
+        return -1;
+    }
+    rc_node *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rc_logger_init(&n->lg, (rc_log_level)cfg->log_level);
+    char alive[256];
+    if (make_node_name(cfg, n->node_name, sizeof n->node_name, alive, sizeof alive) != 0) {
+        snprintf(err, errlen, "bad node name");
+        free(n);
+        return -1;
+    }
+    /* Handshakes and connects run on libuv's pool; a few slow peers must not
+     * hold up the rest. Must be set before the pool's first use. */
+    setenv("UV_THREADPOOL_SIZE", "8", 0);
+    if (uv_loop_init(&n->loop) != 0) {
+        snprintf(err, errlen, "uv_loop_init failed");
+        free(n);
+        return -1;
+    }
+    n->names = names_table_new();
+    if (n->names == NULL) {
+        snprintf(err, errlen, "out of memory");
+        uv_loop_close(&n->loop);
+        free(n);
+        return -1;
+    }
+    rc_dist_config dc = {.alive = alive,
+                         .node_name = n->node_name,
+                         .cookie = cfg->cookie,
+                         .max_message_bytes = cfg->max_message_bytes,
+                         .max_output_bytes = cfg->max_output_bytes,
+                         .net_ticktime_s = cfg->net_ticktime_s,
+                         .handshake_timeout_ms = 5000};
+    rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
+                            .on_connect_failed = on_connect_failed};
+    if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {
+        names_table_free(n->names);
+        uv_loop_close(&n->loop);
+        free(n);
+        return -1;
+    }
+    rc_procs_transport tr = {.ctx = n, .send = transport_send};
+    n->procs = rc_procs_new(&n->lg, &tr, n->node_name, rc_dist_creation(n->dist));
+    rc_cluster_config cc = {.rediscover_ms = 5000, .backoff_min_ms = 100,
+                            .backoff_max_ms = 10000, .forget_after = 8};
+    if (n->procs != NULL)
+        n->cluster = rc_cluster_new(&n->loop, &n->lg, n->dist, n->procs, &cc);
+    if (n->procs == NULL || n->cluster == NULL || rc_net_kernel_start(n->procs) != 0 ||
+        (n->server = rc_request_server_start(n->procs, n->names, stats_map, n)) == NULL) {
+        snprintf(err, errlen, "cannot start the node's processes");
+        n->handle_signals = 0;
+        uv_async_init(&n->loop, &n->stop_async, on_stop_async);
+        n->stop_async.data = n;
+        do_stop(n);
+        uv_run(&n->loop, UV_RUN_DEFAULT);
+        rc_node_destroy(n);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nseeds; i++) {
+        if (rc_cluster_add_seed(n->cluster, cfg->seeds[i]) != 0)
+            LOG_W(&n->lg, MOD, "ignoring bad seed node name '%s'", cfg->seeds[i]);
+    }
+    uv_async_init(&n->loop, &n->stop_async, on_stop_async);
+    n->stop_async.data = n;
+    n->handle_signals = cfg->handle_signals;
+    if (n->handle_signals) {
+        uv_signal_init(&n->loop, &n->sigterm);
+        uv_signal_init(&n->loop, &n->sigint);
+        n->sigterm.data = n->sigint.data = n;
+        uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&n->sigint, on_signal, SIGINT);
+    }
+    if (cfg->exit_on_stdin_close) {
+        if (uv_poll_init(&n->loop, &n->stdin_poll, STDIN_FILENO) == 0) {
+            n->watch_stdin = 1;
+            n->stdin_poll.data = n;
+            uv_poll_start(&n->stdin_poll, UV_READABLE | UV_DISCONNECT, on_stdin);
+        } else {
+            LOG_W(&n->lg, MOD, "cannot watch stdin; --exit-on-stdin-close ignored");
+        }
+    }
+    *out = n;
+    return 0;
+}
+
+const char *rc_node_name(const rc_node *n) { return n->node_name; }
+
+int rc_node_run(rc_node *n)
+{
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+void rc_node_stop(rc_node *n) { uv_async_send(&n->stop_async); }
+
+void rc_node_destroy(rc_node *n)
+{
+    if (n == NULL)
+        return;
+    if (uv_loop_close(&n->loop) != 0) {
+        /* Handles still open means run() was not driven to the end: finish. */
+        uv_run(&n->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&n->loop);
+    }
+    rc_cluster_free(n->cluster);
+    rc_procs_free(n->procs);
+    rc_dist_free(n->dist);
+    names_table_free(n->names);
+    free(n);
+}
+
+int rc_topic(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub, size_t sub_len,
+             uint8_t *out, size_t out_cap, size_t *out_len)
+{
+    return (int)naming_topic(store_utf8, store_len, sub, sub_len, out, out_cap, out_len);
+}
+
+int rc_emitter_name(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
+                    size_t sub_len, const char *n_decimal, uint8_t *out, size_t out_cap,
+                    size_t *out_len)
+{
+    return (int)naming_emitter_name(store_utf8, store_len, sub, sub_len, n_decimal, out, out_cap,
+                                    out_len);
+}

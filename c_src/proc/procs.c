@@ -1,0 +1,745 @@
+#include "proc/procs.h"
+
+#include "dist/ctrl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#define MOD "procs"
+#define PID_NUM_MAX 0x7fffu
+#define PID_SERIAL_MAX 0x1fffu
+#define MAX_NAME_BYTES (MAXATOMLEN_UTF8 - 1)
+
+typedef struct remote_monitor {
+    erlang_pid watcher;
+    erlang_ref ref;
+    int by_name;
+} remote_monitor;
+
+typedef struct out_monitor {
+    erlang_ref ref;
+    erlang_pid target; /* when !by_name */
+    char name[MAXATOMLEN_UTF8];
+    int by_name;
+} out_monitor;
+
+struct rc_proc {
+    uint64_t key;
+    erlang_pid pid;
+    char *name;
+    rc_proc_handler fn;
+    void *ctx;
+    void (*free_ctx)(void *);
+    erlang_pid *links;
+    size_t nlinks, caplinks;
+    remote_monitor *mons;
+    size_t nmons, capmons;
+    out_monitor *omons;
+    size_t nomons, capomons;
+    int dead;
+    rc_proc *next_zombie;
+    UT_hash_handle hh;
+};
+
+typedef struct name_entry {
+    char *name;
+    rc_proc *proc;
+    UT_hash_handle hh;
+} name_entry;
+
+typedef struct local_msg {
+    uint64_t to_key;
+    int has_from;
+    erlang_pid from;
+    char *msg;
+    int len;
+    struct local_msg *next;
+} local_msg;
+
+struct rc_procs {
+    const rc_logger *lg;
+    rc_procs_transport tr;
+    char node_name[MAXATOMLEN_UTF8];
+    uint32_t creation;
+    unsigned next_num, next_serial;
+    uint64_t ref_counter;
+    rc_proc *by_key;
+    name_entry *names;
+    size_t live;
+    int depth; /* > 0 while a handler runs */
+    local_msg *q_head, *q_tail;
+    rc_proc *zombies;
+    rc_procs_stats stats;
+    int warned_malformed, warned_unknown_op;
+};
+
+static uint64_t pid_key(const erlang_pid *p) { return ((uint64_t)p->num << 32) | p->serial; }
+
+static int pid_eq(const erlang_pid *a, const erlang_pid *b)
+{
+    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
+           strcmp(a->node, b->node) == 0;
+}
+
+static int ref_eq(const erlang_ref *a, const erlang_ref *b)
+{
+    if (a->len != b->len || a->creation != b->creation || strcmp(a->node, b->node) != 0)
+        return 0;
+    for (int i = 0; i < a->len && i < 5; i++)
+        if (a->n[i] != b->n[i])
+            return 0;
+    return 1;
+}
+
+rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, const char *node_name,
+                       uint32_t creation)
+{
+    if (strlen(node_name) >= MAXATOMLEN_UTF8)
+        return NULL;
+    rc_procs *ps = calloc(1, sizeof *ps);
+    if (ps == NULL)
+        return NULL;
+    ps->lg = lg;
+    ps->tr = *tr;
+    strcpy(ps->node_name, node_name);
+    ps->creation = creation;
+    ps->next_num = 1;
+    return ps;
+}
+
+const char *rc_procs_node_name(const rc_procs *ps) { return ps->node_name; }
+const rc_procs_stats *rc_procs_get_stats(const rc_procs *ps) { return &ps->stats; }
+const rc_logger *rc_procs_logger(const rc_procs *ps) { return ps->lg; }
+size_t rc_procs_count(const rc_procs *ps) { return ps->live; }
+const erlang_pid *rc_proc_pid(const rc_proc *p) { return &p->pid; }
+void *rc_proc_ctx(const rc_proc *p) { return p->ctx; }
+
+int rc_procs_is_local(const rc_procs *ps, const erlang_pid *pid)
+{
+    return strcmp(pid->node, ps->node_name) == 0;
+}
+
+void rc_procs_make_ref(rc_procs *ps, erlang_ref *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    strcpy(ref->node, ps->node_name);
+    ps->ref_counter++;
+    ref->len = 3;
+    ref->n[0] = (unsigned)(ps->ref_counter & 0x3ffffu);
+    ref->n[1] = (unsigned)(ps->ref_counter >> 18);
+    ref->n[2] = (unsigned)(ps->ref_counter >> 50);
+    ref->creation = ps->creation;
+}
+
+rc_proc *rc_procs_lookup(rc_procs *ps, const erlang_pid *pid)
+{
+    if (!rc_procs_is_local(ps, pid) || pid->creation != ps->creation)
+        return NULL;
+    uint64_t key = pid_key(pid);
+    rc_proc *p = NULL;
+    HASH_FIND(hh, ps->by_key, &key, sizeof key, p);
+    return (p != NULL && !p->dead) ? p : NULL;
+}
+
+rc_proc *rc_procs_whereis(rc_procs *ps, const char *name)
+{
+    name_entry *e = NULL;
+    HASH_FIND_STR(ps->names, name, e);
+    return (e != NULL && !e->proc->dead) ? e->proc : NULL;
+}
+
+rc_proc *rc_proc_spawn(rc_procs *ps, rc_proc_handler fn, void *ctx, void (*free_ctx)(void *))
+{
+    rc_proc *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    /* Pids are (num, serial) pairs as ei makes them; skip ones still in use
+     * so a long-lived node never hands out a duplicate. */
+    for (unsigned tries = 0; tries < (PID_NUM_MAX + 1u) * 4u; tries++) {
+        unsigned num = ps->next_num, serial = ps->next_serial;
+        if (++ps->next_num > PID_NUM_MAX) {
+            ps->next_num = 0;
+            ps->next_serial = (ps->next_serial + 1u) & PID_SERIAL_MAX;
+        }
+        uint64_t key = ((uint64_t)num << 32) | serial;
+        rc_proc *existing = NULL;
+        HASH_FIND(hh, ps->by_key, &key, sizeof key, existing);
+        if (existing == NULL) {
+            p->key = key;
+            strcpy(p->pid.node, ps->node_name);
+            p->pid.num = num;
+            p->pid.serial = serial;
+            p->pid.creation = ps->creation;
+            p->fn = fn;
+            p->ctx = ctx;
+            p->free_ctx = free_ctx;
+            HASH_ADD(hh, ps->by_key, key, sizeof p->key, p);
+            ps->live++;
+            return p;
+        }
+    }
+    free(p);
+    return NULL;
+}
+
+int rc_proc_register(rc_procs *ps, rc_proc *p, const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > MAX_NAME_BYTES || p->name != NULL || rc_procs_whereis(ps, name) != NULL)
+        return -1;
+    name_entry *e = calloc(1, sizeof *e);
+    char *copy = strdup(name);
+    if (e == NULL || copy == NULL) {
+        free(e);
+        free(copy);
+        return -1;
+    }
+    name_entry *stale = NULL;
+    HASH_FIND_STR(ps->names, name, stale);
+    if (stale != NULL) { /* a dead process's name, not yet reaped */
+        HASH_DEL(ps->names, stale);
+        stale->proc->name = NULL;
+        free(stale->name);
+        free(stale);
+    }
+    e->name = copy;
+    e->proc = p;
+    p->name = copy;
+    HASH_ADD_KEYPTR(hh, ps->names, e->name, n, e);
+    return 0;
+}
+
+static void unregister(rc_procs *ps, rc_proc *p)
+{
+    if (p->name == NULL)
+        return;
+    name_entry *e = NULL;
+    HASH_FIND_STR(ps->names, p->name, e);
+    if (e != NULL && e->proc == p) {
+        HASH_DEL(ps->names, e);
+        free(e->name);
+        free(e);
+    }
+    p->name = NULL;
+}
+
+static void proc_free(rc_proc *p)
+{
+    if (p->free_ctx)
+        p->free_ctx(p->ctx);
+    free(p->links);
+    free(p->mons);
+    free(p->omons);
+    free(p);
+}
+
+/* ------------------------------------------------------------- low-level send */
+
+static int send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *msg, int len)
+{
+    if (ps->tr.send(ps->tr.ctx, node, ctrl->buff, (size_t)ctrl->index, msg,
+                    msg ? (size_t)len : 0) != 0) {
+        ps->stats.msgs_dropped++;
+        return -1;
+    }
+    ps->stats.msgs_out++;
+    return 0;
+}
+
+static void deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig);
+
+static void drain_local(rc_procs *ps)
+{
+    while (ps->q_head != NULL) {
+        local_msg *m = ps->q_head;
+        ps->q_head = m->next;
+        if (ps->q_head == NULL)
+            ps->q_tail = NULL;
+        rc_proc *p = NULL;
+        HASH_FIND(hh, ps->by_key, &m->to_key, sizeof m->to_key, p);
+        if (p != NULL && !p->dead) {
+            rc_signal sig = {.kind = RC_SIG_MSG, .from = m->has_from ? &m->from : NULL,
+                             .buf = m->msg, .len = m->len};
+            deliver(ps, p, &sig);
+        }
+        free(m->msg);
+        free(m);
+    }
+}
+
+static void reap(rc_procs *ps)
+{
+    while (ps->zombies != NULL) {
+        rc_proc *p = ps->zombies;
+        ps->zombies = p->next_zombie;
+        HASH_DEL(ps->by_key, p);
+        proc_free(p);
+    }
+}
+
+/* Runs a handler; when the outermost handler returns, queued local messages
+ * are delivered and ended processes are freed. */
+static void deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig)
+{
+    if (p->dead)
+        return;
+    ps->depth++;
+    p->fn(ps, p, sig);
+    ps->depth--;
+    if (ps->depth == 0) {
+        ps->depth++;
+        drain_local(ps);
+        ps->depth--;
+        reap(ps);
+    }
+}
+
+int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *msg, int len)
+{
+    if (rc_procs_is_local(ps, to)) {
+        rc_proc *p = rc_procs_lookup(ps, to);
+        if (p == NULL) {
+            ps->stats.msgs_dropped++;
+            return -1;
+        }
+        local_msg *m = calloc(1, sizeof *m);
+        char *copy = malloc((size_t)len);
+        if (m == NULL || copy == NULL) {
+            free(m);
+            free(copy);
+            ps->stats.msgs_dropped++;
+            return -1;
+        }
+        memcpy(copy, msg, (size_t)len);
+        m->to_key = p->key;
+        m->msg = copy;
+        m->len = len;
+        if (from != NULL) {
+            m->has_from = 1;
+            m->from = from->pid;
+        }
+        if (ps->q_tail)
+            ps->q_tail->next = m;
+        else
+            ps->q_head = m;
+        ps->q_tail = m;
+        ps->stats.msgs_local++;
+        if (ps->depth == 0) {
+            ps->depth++;
+            drain_local(ps);
+            ps->depth--;
+            reap(ps);
+        }
+        return 0;
+    }
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return -1;
+    int rc = ctrl_encode_send(&x, to) == 0 ? send_ctrl(ps, to->node, &x, msg, len) : -1;
+    ei_x_free(&x);
+    return rc;
+}
+
+int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char *node,
+                       const char *msg, int len)
+{
+    if (strcmp(node, ps->node_name) == 0) {
+        rc_proc *p = rc_procs_whereis(ps, name);
+        if (p == NULL) {
+            ps->stats.msgs_dropped++;
+            return -1;
+        }
+        return rc_proc_send(ps, from, &p->pid, msg, len);
+    }
+    if (from == NULL)
+        return -1;
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return -1;
+    int rc = ctrl_encode_reg_send(&x, &from->pid, name) == 0 ? send_ctrl(ps, node, &x, msg, len) : -1;
+    ei_x_free(&x);
+    return rc;
+}
+
+/* ------------------------------------------------------------ links/monitors */
+
+static int add_link(rc_proc *p, const erlang_pid *other)
+{
+    for (size_t i = 0; i < p->nlinks; i++)
+        if (pid_eq(&p->links[i], other))
+            return 0;
+    if (p->nlinks == p->caplinks) {
+        size_t ncap = p->caplinks ? p->caplinks * 2 : 2;
+        erlang_pid *n = realloc(p->links, ncap * sizeof *n);
+        if (n == NULL)
+            return -1;
+        p->links = n;
+        p->caplinks = ncap;
+    }
+    p->links[p->nlinks++] = *other;
+    return 0;
+}
+
+static int remove_link(rc_proc *p, const erlang_pid *other)
+{
+    for (size_t i = 0; i < p->nlinks; i++) {
+        if (pid_eq(&p->links[i], other)) {
+            p->links[i] = p->links[--p->nlinks];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int add_remote_monitor(rc_proc *p, const erlang_pid *watcher, const erlang_ref *ref,
+                              int by_name)
+{
+    if (p->nmons == p->capmons) {
+        size_t ncap = p->capmons ? p->capmons * 2 : 2;
+        remote_monitor *n = realloc(p->mons, ncap * sizeof *n);
+        if (n == NULL)
+            return -1;
+        p->mons = n;
+        p->capmons = ncap;
+    }
+    remote_monitor *m = &p->mons[p->nmons++];
+    m->watcher = *watcher;
+    m->ref = *ref;
+    m->by_name = by_name;
+    return 0;
+}
+
+static void remove_remote_monitor(rc_proc *p, const erlang_ref *ref)
+{
+    for (size_t i = 0; i < p->nmons; i++) {
+        if (ref_eq(&p->mons[i].ref, ref)) {
+            p->mons[i] = p->mons[--p->nmons];
+            return;
+        }
+    }
+}
+
+static void encode_reason_atom(char *buf, int cap, const char *atom, int *len)
+{
+    int idx = 0;
+    (void)cap;
+    ei_encode_atom(buf, &idx, atom);
+    *len = idx;
+}
+
+static void send_noproc_monitor_exit(rc_procs *ps, const ctrl_msg *m)
+{
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return;
+    if (ctrl_encode_monitor_exit(&x, m->to_is_name ? NULL : &m->to, m->to_is_name ? m->to_name : NULL,
+                                 &m->from, &m->ref, "noproc") == 0)
+        (void)send_ctrl(ps, m->from.node, &x, NULL, 0);
+    ei_x_free(&x);
+}
+
+int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const char *name,
+                    const char *node, erlang_ref *ref_out)
+{
+    if ((pid == NULL) == (name == NULL) || self->dead)
+        return -1;
+    const char *target_node = pid ? pid->node : node;
+    if (target_node == NULL || strcmp(target_node, ps->node_name) == 0)
+        return -1; /* local monitors are not needed by anything yet */
+    if (self->nomons == self->capomons) {
+        size_t ncap = self->capomons ? self->capomons * 2 : 2;
+        out_monitor *n = realloc(self->omons, ncap * sizeof *n);
+        if (n == NULL)
+            return -1;
+        self->omons = n;
+        self->capomons = ncap;
+    }
+    out_monitor *om = &self->omons[self->nomons];
+    memset(om, 0, sizeof *om);
+    rc_procs_make_ref(ps, &om->ref);
+    if (pid) {
+        om->target = *pid;
+    } else {
+        if (strlen(name) >= sizeof om->name || strlen(node) >= sizeof om->target.node)
+            return -1;
+        strcpy(om->name, name);
+        strcpy(om->target.node, node);
+        om->by_name = 1;
+    }
+    self->nomons++;
+    *ref_out = om->ref;
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return -1;
+    int rc = ctrl_encode_monitor(&x, CTRL_MONITOR_P, &self->pid, pid, name, &om->ref);
+    if (rc == 0 && send_ctrl(ps, target_node, &x, NULL, 0) != 0) {
+        /* Not connected: the monitor fires at once, as erlang:monitor does. */
+        char reason[32];
+        int rlen = 0;
+        encode_reason_atom(reason, sizeof reason, "noconnection", &rlen);
+        self->nomons--;
+        rc_signal sig = {.kind = RC_SIG_DOWN, .from = pid, .buf = reason, .len = rlen,
+                         .ref = ref_out};
+        deliver(ps, self, &sig);
+    }
+    ei_x_free(&x);
+    return rc;
+}
+
+void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
+{
+    for (size_t i = 0; i < self->nomons; i++) {
+        out_monitor *om = &self->omons[i];
+        if (!ref_eq(&om->ref, ref))
+            continue;
+        ei_x_buff x;
+        if (ei_x_new(&x) == 0) {
+            if (ctrl_encode_monitor(&x, CTRL_DEMONITOR_P, &self->pid, om->by_name ? NULL : &om->target,
+                                    om->by_name ? om->name : NULL, &om->ref) == 0)
+                (void)send_ctrl(ps, om->target.node, &x, NULL, 0);
+            ei_x_free(&x);
+        }
+        self->omons[i] = self->omons[--self->nomons];
+        return;
+    }
+}
+
+void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
+{
+    if (p->dead)
+        return;
+    p->dead = 1;
+    ps->live--;
+    ei_x_buff x;
+    if (ei_x_new(&x) == 0) {
+        for (size_t i = 0; i < p->nlinks; i++) {
+            x.index = 0;
+            if (rc_procs_is_local(ps, &p->links[i]))
+                continue; /* C-to-C links are not created by anything yet */
+            if (ctrl_encode_exit(&x, CTRL_EXIT, &p->pid, &p->links[i], reason) == 0)
+                (void)send_ctrl(ps, p->links[i].node, &x, NULL, 0);
+        }
+        for (size_t i = 0; i < p->nmons; i++) {
+            x.index = 0;
+            remote_monitor *m = &p->mons[i];
+            const char *as_name = (m->by_name && p->name) ? p->name : NULL;
+            if (ctrl_encode_monitor_exit(&x, as_name ? NULL : &p->pid, as_name, &m->watcher,
+                                         &m->ref, reason) == 0)
+                (void)send_ctrl(ps, m->watcher.node, &x, NULL, 0);
+        }
+        ei_x_free(&x);
+    }
+    while (p->nomons > 0)
+        rc_proc_demonitor(ps, p, &p->omons[p->nomons - 1].ref);
+    p->nlinks = p->nmons = 0;
+    unregister(ps, p);
+    p->next_zombie = ps->zombies;
+    ps->zombies = p;
+    if (ps->depth == 0)
+        reap(ps);
+}
+
+void rc_procs_exit_all(rc_procs *ps, const char *reason)
+{
+    rc_proc *p, *tmp;
+    ps->depth++;
+    HASH_ITER(hh, ps->by_key, p, tmp) {
+        rc_proc_exit(ps, p, reason);
+    }
+    ps->depth--;
+    reap(ps);
+}
+
+void rc_procs_free(rc_procs *ps)
+{
+    if (ps == NULL)
+        return;
+    reap(ps);
+    rc_proc *p, *tmp;
+    HASH_ITER(hh, ps->by_key, p, tmp) {
+        HASH_DEL(ps->by_key, p);
+        proc_free(p);
+    }
+    name_entry *e, *et;
+    HASH_ITER(hh, ps->names, e, et) {
+        HASH_DEL(ps->names, e);
+        free(e->name);
+        free(e);
+    }
+    while (ps->q_head) {
+        local_msg *m = ps->q_head;
+        ps->q_head = m->next;
+        free(m->msg);
+        free(m);
+    }
+    free(ps);
+}
+
+/* --------------------------------------------------------------- dispatching */
+
+static rc_proc *resolve_target(rc_procs *ps, const ctrl_msg *m)
+{
+    return m->to_is_name ? rc_procs_whereis(ps, m->to_name) : rc_procs_lookup(ps, &m->to);
+}
+
+void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len)
+{
+    ctrl_msg m;
+    if (ctrl_decode(payload, len, &m) != 0) {
+        ps->stats.err_malformed++;
+        if (!ps->warned_malformed++)
+            LOG_W(ps->lg, MOD, "malformed frame from %s ignored (further ones logged at debug)",
+                  peer);
+        else
+            LOG_D(ps->lg, MOD, "malformed frame from %s ignored", peer);
+        return;
+    }
+    ps->stats.msgs_in++;
+    rc_proc *p = NULL;
+    ei_x_buff x;
+    switch (m.op) {
+    case CTRL_SEND:
+    case CTRL_SEND_TT:
+    case CTRL_SEND_SENDER:
+    case CTRL_SEND_SENDER_TT:
+    case CTRL_REG_SEND:
+    case CTRL_REG_SEND_TT:
+        if (m.msg == NULL) {
+            ps->stats.err_malformed++;
+            return;
+        }
+        p = resolve_target(ps, &m);
+        if (p == NULL) {
+            ps->stats.err_unknown_target++;
+            LOG_D(ps->lg, MOD, "message from %s to unknown %s dropped", peer,
+                  m.to_is_name ? m.to_name : "pid");
+            return;
+        } else {
+            rc_signal sig = {.kind = RC_SIG_MSG, .from = m.has_from ? &m.from : NULL,
+                             .buf = m.msg, .len = m.msg_len};
+            deliver(ps, p, &sig);
+        }
+        return;
+    case CTRL_LINK:
+        p = rc_procs_lookup(ps, &m.to);
+        if (p != NULL && add_link(p, &m.from) == 0)
+            return;
+        /* Linking to a process that does not exist: the linker gets noproc. */
+        if (ei_x_new(&x) == 0) {
+            if (ctrl_encode_exit(&x, CTRL_EXIT, &m.to, &m.from, "noproc") == 0)
+                (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
+            ei_x_free(&x);
+        }
+        return;
+    case CTRL_UNLINK:
+        p = rc_procs_lookup(ps, &m.to);
+        if (p)
+            remove_link(p, &m.from);
+        return;
+    case CTRL_UNLINK_ID:
+        p = rc_procs_lookup(ps, &m.to);
+        if (p)
+            remove_link(p, &m.from);
+        if (ei_x_new(&x) == 0) {
+            if (ctrl_encode_unlink_id(&x, CTRL_UNLINK_ID_ACK, m.unlink_id, &m.to, &m.from) == 0)
+                (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
+            ei_x_free(&x);
+        }
+        return;
+    case CTRL_UNLINK_ID_ACK:
+        return;
+    case CTRL_EXIT:
+    case CTRL_EXIT_TT:
+    case CTRL_EXIT2:
+    case CTRL_EXIT2_TT:
+        p = rc_procs_lookup(ps, &m.to);
+        if (p == NULL)
+            return;
+        if ((m.op == CTRL_EXIT || m.op == CTRL_EXIT_TT) && !remove_link(p, &m.from))
+            return; /* an EXIT for a link we do not have is stale */
+        {
+            rc_signal sig = {.kind = RC_SIG_EXIT, .from = &m.from, .buf = m.reason,
+                             .len = m.reason_len};
+            deliver(ps, p, &sig);
+        }
+        return;
+    case CTRL_MONITOR_P:
+        p = resolve_target(ps, &m);
+        if (p == NULL || add_remote_monitor(p, &m.from, &m.ref, m.to_is_name) != 0)
+            send_noproc_monitor_exit(ps, &m);
+        return;
+    case CTRL_DEMONITOR_P:
+        p = resolve_target(ps, &m);
+        if (p)
+            remove_remote_monitor(p, &m.ref);
+        return;
+    case CTRL_MONITOR_P_EXIT:
+        p = rc_procs_lookup(ps, &m.to);
+        if (p == NULL)
+            return;
+        for (size_t i = 0; i < p->nomons; i++) {
+            if (ref_eq(&p->omons[i].ref, &m.ref)) {
+                p->omons[i] = p->omons[--p->nomons];
+                rc_signal sig = {.kind = RC_SIG_DOWN, .from = m.has_from ? &m.from : NULL,
+                                 .buf = m.reason, .len = m.reason_len, .ref = &m.ref};
+                deliver(ps, p, &sig);
+                return;
+            }
+        }
+        return;
+    default:
+        ps->stats.err_unknown_op++;
+        if (!ps->warned_unknown_op++)
+            LOG_W(ps->lg, MOD, "unsupported control message %d from %s dropped", m.op,
+                  peer);
+        else
+            LOG_D(ps->lg, MOD, "unsupported control message %d from %s dropped", m.op,
+                  peer);
+        return;
+    }
+}
+
+void rc_procs_on_down(rc_procs *ps, const char *peer)
+{
+    const char *node = peer;
+    char reason[32];
+    int rlen = 0;
+    encode_reason_atom(reason, sizeof reason, "noconnection", &rlen);
+    rc_proc *p, *tmp;
+    ps->depth++;
+    HASH_ITER(hh, ps->by_key, p, tmp) {
+        if (p->dead)
+            continue;
+        for (size_t i = 0; i < p->nmons;) {
+            if (strcmp(p->mons[i].watcher.node, node) == 0)
+                p->mons[i] = p->mons[--p->nmons];
+            else
+                i++;
+        }
+        for (size_t i = 0; i < p->nomons && !p->dead;) {
+            if (strcmp(p->omons[i].target.node, node) == 0) {
+                out_monitor om = p->omons[i];
+                p->omons[i] = p->omons[--p->nomons];
+                rc_signal sig = {.kind = RC_SIG_DOWN, .from = om.by_name ? NULL : &om.target,
+                                 .buf = reason, .len = rlen, .ref = &om.ref};
+                deliver(ps, p, &sig);
+            } else {
+                i++;
+            }
+        }
+        for (size_t i = 0; i < p->nlinks && !p->dead;) {
+            if (strcmp(p->links[i].node, node) == 0) {
+                erlang_pid other = p->links[i];
+                p->links[i] = p->links[--p->nlinks];
+                rc_signal sig = {.kind = RC_SIG_EXIT, .from = &other, .buf = reason, .len = rlen};
+                deliver(ps, p, &sig);
+            } else {
+                i++;
+            }
+        }
+    }
+    ps->depth--;
+    drain_local(ps);
+    reap(ps);
+}

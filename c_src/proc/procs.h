@@ -1,0 +1,96 @@
+/* procs: C processes on the node. A process is a pid, an optional registered
+ * name and a handler called for each signal it gets: a message, an exit
+ * signal (all C processes trap exits: the handler decides), or a DOWN for a
+ * remote process it monitors. This layer turns distribution control messages
+ * into those signals, records links and monitors that remote processes set on
+ * C processes (EXIT / MONITOR_P_EXIT when a C process ends, an immediate
+ * `noproc` for unknown targets), and answers UNLINK_ID. Local sends between C
+ * processes are queued and delivered after the current handler returns, so a
+ * handler is never re-entered. */
+#ifndef RC_PROCS_H
+#define RC_PROCS_H
+
+#include "util/log.h"
+
+#include <ei.h>
+#include <stdint.h>
+
+typedef struct rc_procs rc_procs;
+typedef struct rc_proc rc_proc;
+
+typedef enum { RC_SIG_MSG = 0, RC_SIG_EXIT, RC_SIG_DOWN } rc_sig_kind;
+
+typedef struct rc_signal {
+    rc_sig_kind kind;
+    const erlang_pid *from; /* sender, or the exiting/monitored process; may be NULL */
+    /* MSG: the message with its version byte. EXIT/DOWN: the reason term
+     * without version byte. Decode with ei from index 0 (MSG: after
+     * ei_decode_version). */
+    const char *buf;
+    int len;
+    const erlang_ref *ref; /* DOWN: the monitor reference */
+} rc_signal;
+
+typedef void (*rc_proc_handler)(rc_procs *ps, rc_proc *self, const rc_signal *sig);
+
+typedef struct rc_procs_stats {
+    uint64_t msgs_in, msgs_out, msgs_dropped, msgs_local;
+    uint64_t err_malformed, err_unknown_op, err_unknown_target;
+} rc_procs_stats;
+
+/* How this layer reaches other nodes: the node wires it to rc_dist; unit
+ * tests wire it to a recorder. send returns 0, or -1 when the node is not
+ * connected (the message is then dropped and counted). */
+typedef struct rc_procs_transport {
+    void *ctx;
+    int (*send)(void *ctx, const char *node, const char *ctrl, size_t ctrl_len, const char *msg,
+                size_t msg_len);
+} rc_procs_transport;
+
+rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, const char *node_name,
+                       uint32_t creation);
+void rc_procs_free(rc_procs *ps);
+/* Ends every process (monitors/links notified while connections still exist). */
+void rc_procs_exit_all(rc_procs *ps, const char *reason);
+
+/* Distribution callbacks, to be wired into rc_dist_callbacks by the node. */
+void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len);
+void rc_procs_on_down(rc_procs *ps, const char *peer);
+
+rc_proc *rc_proc_spawn(rc_procs *ps, rc_proc_handler fn, void *ctx, void (*free_ctx)(void *));
+/* 0, or -1 if the name is taken or too long. */
+int rc_proc_register(rc_procs *ps, rc_proc *p, const char *name);
+const erlang_pid *rc_proc_pid(const rc_proc *p);
+void *rc_proc_ctx(const rc_proc *p);
+rc_proc *rc_procs_whereis(rc_procs *ps, const char *name);
+rc_proc *rc_procs_lookup(rc_procs *ps, const erlang_pid *pid);
+size_t rc_procs_count(const rc_procs *ps);
+int rc_procs_is_local(const rc_procs *ps, const erlang_pid *pid);
+const char *rc_procs_node_name(const rc_procs *ps);
+const rc_procs_stats *rc_procs_get_stats(const rc_procs *ps);
+const rc_logger *rc_procs_logger(const rc_procs *ps);
+
+/* Sends msg (encoded with version byte) from `from` (may be NULL) to a pid.
+ * Remote sends to an unconnected node are dropped (counted), as the BEAM
+ * would drop them after a failed auto-connect. 0 if queued, -1 if dropped. */
+int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *msg, int len);
+/* {Name, Node} ! Msg. `from` is required by the protocol for remote sends. */
+int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char *node,
+                       const char *msg, int len);
+
+/* Monitors a remote process (by pid, or by name when pid is NULL). The DOWN
+ * arrives as RC_SIG_DOWN with the same ref; `noconnection` when the node goes
+ * away or is not connected. 0 or -1. */
+int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const char *name,
+                    const char *node, erlang_ref *ref_out);
+void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref);
+
+/* Ends a process: linked processes get EXIT(reason), monitors get
+ * MONITOR_P_EXIT(reason). Safe to call from the process's own handler; the
+ * memory is released after the handler returns. */
+void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason);
+
+/* A fresh reference, unique on this node. */
+void rc_procs_make_ref(rc_procs *ps, erlang_ref *ref);
+
+#endif

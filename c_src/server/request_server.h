@@ -1,0 +1,22 @@
+/* request_server: the process registered `reckon_cnode` on the C node. It
+ * answers the shim's gen_server calls with the naming functions and the
+ * emitter-name table ({ok, Result} | {error, Reason}); a request of a wrong
+ * shape or type gets {error, badarg}, never a crash or a hang. Also holds the
+ * tiny `net_kernel` stand-in that makes net_adm:ping/1 answer pong. */
+#ifndef RC_REQUEST_SERVER_H
+#define RC_REQUEST_SERVER_H
+
+#include "naming/names_table.h"
+#include "proc/procs.h"
+
+typedef struct rc_request_server rc_request_server;
+
+/* Extra facts for `stats`, supplied by the node. */
+typedef void (*rc_stats_fn)(void *ctx, ei_x_buff *x); /* appends one map term */
+
+rc_request_server *rc_request_server_start(rc_procs *ps, names_table *names, rc_stats_fn stats,
+                                           void *stats_ctx);
+int rc_net_kernel_start(rc_procs *ps);
+uint64_t rc_request_server_count(const rc_request_server *rs);
+
+#endif

@@ -1,0 +1,60 @@
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+void rc_logger_init(rc_logger *lg, rc_log_level level)
+{
+    lg->level = level;
+    lg->out = stderr;
+}
+
+int rc_log_level_parse(const char *s, rc_log_level *out)
+{
+    for (int i = 0; i <= (int)RC_LOG_DEBUG; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (rc_log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void rc_log(const rc_logger *lg, rc_log_level level, const char *module, const char *fmt, ...)
+{
+    if (lg == NULL || level > lg->level)
+        return;
+    /* Build the whole line first so concurrent writers (worker threads) never
+     * interleave within a line: one fputs of a complete line is atomic enough
+     * for stderr's line-sized writes. */
+    char line[1024];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s [%s] ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000L, level_names[level], module);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof line) {
+        va_list ap;
+        va_start(ap, fmt);
+        int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+        va_end(ap);
+        if (m > 0)
+            n += m;
+    }
+    if ((size_t)n >= sizeof line - 1)
+        n = (int)sizeof line - 2;
+    /* Keep one event per line even if a message carried a newline. */
+    for (int i = 0; i < n; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    fputs(line, lg->out);
+}

@@ -1,0 +1,30 @@
+/* log: one line per event on stderr, "<time> <level> [<module>] message".
+ * The logger is a value owned by the node context (no global state); modules
+ * that have no logger return error values instead of logging. Never log the
+ * cookie. */
+#ifndef RC_LOG_H
+#define RC_LOG_H
+
+#include <stdio.h>
+
+typedef enum { RC_LOG_ERROR = 0, RC_LOG_WARNING, RC_LOG_INFO, RC_LOG_DEBUG } rc_log_level;
+
+typedef struct rc_logger {
+    rc_log_level level;
+    FILE *out; /* stderr unless a test redirects it */
+} rc_logger;
+
+void rc_logger_init(rc_logger *lg, rc_log_level level);
+/* Parses "error|warning|info|debug"; returns 0 on success, -1 otherwise. */
+int rc_log_level_parse(const char *s, rc_log_level *out);
+void rc_log(const rc_logger *lg, rc_log_level level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define RC_LOG_ENABLED(lg, lvl) ((lg) != NULL && (lvl) <= (lg)->level)
+#define LOG_E(lg, mod, ...) rc_log((lg), RC_LOG_ERROR, (mod), __VA_ARGS__)
+#define LOG_W(lg, mod, ...) rc_log((lg), RC_LOG_WARNING, (mod), __VA_ARGS__)
+#define LOG_I(lg, mod, ...) rc_log((lg), RC_LOG_INFO, (mod), __VA_ARGS__)
+#define LOG_D(lg, mod, ...) \
+    do { if (RC_LOG_ENABLED((lg), RC_LOG_DEBUG)) rc_log((lg), RC_LOG_DEBUG, (mod), __VA_ARGS__); } while (0)
+
+#endif

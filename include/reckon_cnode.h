@@ -1,0 +1,66 @@
+/* reckon_cnode.h — embedding API of the reckon_cnode C node.
+ *
+ * A node joins a BEAM cluster over the Erlang distribution protocol as a
+ * hidden node and serves reckon-db emitter-group requests. Create it with a
+ * config, then rc_node_run() drives it on the calling thread until
+ * rc_node_stop() (callable from any thread or a signal-safe context via the
+ * node's own SIGTERM/SIGINT handling) ends it.
+ *
+ * The naming functions are pure and thread-safe; they return the same results
+ * as reckon-db's reckon_db_emitter_group (see SPEC §3):
+ *   RC_OK, RC_EBADARG (Erlang badarg), RC_ESYSTEM_LIMIT (system_limit),
+ *   RC_ENOSPACE (caller's buffer too small).
+ */
+#ifndef RECKON_CNODE_H
+#define RECKON_CNODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { RC_OK = 0, RC_EBADARG = 1, RC_ESYSTEM_LIMIT = 2, RC_ENOSPACE = 3, RC_ENOMEM = 4 };
+
+typedef struct rc_node rc_node;
+
+typedef struct rc_node_config {
+    const char *sname;          /* short name (host part added), default "reckon_cnode" */
+    const char *name;           /* full name alive@host; overrides sname */
+    const char *cookie;         /* required */
+    const char *const *seeds;   /* nodes to connect to at start */
+    size_t nseeds;
+    const char *data_dir;       /* reserved: durable emitter-name table */
+    size_t max_message_bytes;   /* frames above this close the connection; default 64 MiB */
+    size_t max_output_bytes;    /* per-connection send backlog limit; default 1 GiB */
+    unsigned net_ticktime_s;    /* default 60, as erl */
+    int log_level;              /* 0 error, 1 warning, 2 info (default), 3 debug */
+    int exit_on_stdin_close;    /* stop when stdin reaches EOF (port programs) */
+    int handle_signals;         /* stop cleanly on SIGTERM/SIGINT (default 1) */
+} rc_node_config;
+
+void rc_node_config_init(rc_node_config *cfg);
+/* Registers with epmd and starts listening; the node is reachable when this
+ * returns 0. On failure returns -1 with a reason in err. */
+int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t errlen);
+const char *rc_node_name(const rc_node *n);
+/* Runs the event loop on the calling thread until the node is stopped. */
+int rc_node_run(rc_node *n);
+/* Asks the node to stop: C processes end, connections close. Thread-safe. */
+void rc_node_stop(rc_node *n);
+void rc_node_destroy(rc_node *n);
+
+/* topic(S, Sub): store given as the UTF-8 bytes of the atom. */
+int rc_topic(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub, size_t sub_len,
+             uint8_t *out, size_t out_cap, size_t *out_len);
+/* emitter_name(S, Sub) when n_decimal is NULL, else emitter_name(S, Sub, N)
+ * with N written in decimal. The result is the atom's UTF-8 bytes. */
+int rc_emitter_name(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
+                    size_t sub_len, const char *n_decimal, uint8_t *out, size_t out_cap,
+                    size_t *out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
