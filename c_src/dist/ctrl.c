@@ -155,7 +155,17 @@ int ctrl_decode(const char *payload, size_t len, ctrl_msg *m)
         m->msg = buf + idx;
         m->msg_len = end - idx;
     }
-    return 0;
+    switch (m->op) {
+    case CTRL_SEND:
+    case CTRL_SEND_TT:
+    case CTRL_SEND_SENDER:
+    case CTRL_SEND_SENDER_TT:
+    case CTRL_REG_SEND:
+    case CTRL_REG_SEND_TT:
+        return m->msg != NULL ? 0 : -1; /* a send without a message is malformed */
+    default:
+        return 0;
+    }
 }
 
 static int begin(ei_x_buff *x, int arity, long op)

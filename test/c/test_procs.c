@@ -1,0 +1,407 @@
+/* Process layer: pids and registered names, links and monitors set by remote
+ * processes and what they are told when a C process ends, noproc answers,
+ * UNLINK_ID, delivery of messages, connection loss, and local sends that
+ * never re-enter a running handler. The transport is a recorder. */
+#include "dist/ctrl.h"
+#include "proc/procs.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define ME "c@h"
+#define PEER "beam@h"
+#define MAX_SENT 64
+
+typedef struct sent {
+    char node[64];
+    char *payload; /* 112 + ctrl + msg, so ctrl_decode can read it back */
+    size_t len;
+} sent;
+
+typedef struct recorder {
+    sent s[MAX_SENT];
+    int n;
+    int connected;
+} recorder;
+
+static int rec_send(void *ctx, const char *node, const char *ctrl, size_t clen, const char *msg,
+                    size_t mlen)
+{
+    recorder *r = ctx;
+    if (!r->connected || strcmp(node, PEER) != 0)
+        return -1;
+    assert_true(r->n < MAX_SENT);
+    sent *s = &r->s[r->n++];
+    strcpy(s->node, node);
+    s->len = 1 + clen + (msg ? mlen : 0);
+    s->payload = malloc(s->len);
+    s->payload[0] = (char)112;
+    memcpy(s->payload + 1, ctrl, clen);
+    if (msg)
+        memcpy(s->payload + 1 + clen, msg, mlen);
+    return 0;
+}
+
+static void rec_clear(recorder *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->s[i].payload);
+    r->n = 0;
+}
+
+static ctrl_msg *decode_sent(recorder *r, int i)
+{
+    static ctrl_msg m;
+    assert_true(i < r->n);
+    assert_int_equal(ctrl_decode(r->s[i].payload, r->s[i].len, &m), 0);
+    return &m;
+}
+
+typedef struct fixture {
+    recorder rec;
+    rc_procs *ps;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->rec.connected = 1;
+    rc_procs_transport tr = {.ctx = &f->rec, .send = rec_send};
+    f->ps = rc_procs_new(NULL, &tr, ME, 77);
+    assert_non_null(f->ps);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    rc_procs_free(f->ps);
+    rec_clear(&f->rec);
+    free(f);
+    return 0;
+}
+
+/* A handler that records what it got. */
+typedef struct inbox {
+    int msgs, exits, downs;
+    char last_atom[MAXATOMLEN];
+    rc_proc *forward_to; /* when set, each message is sent on to this process */
+    int in_handler;
+    int reentered;
+    struct inbox *watch; /* another process's inbox that must not be mid-handler */
+} inbox;
+
+static void record(rc_procs *ps, rc_proc *self, const rc_signal *sig)
+{
+    inbox *in = rc_proc_ctx(self);
+    if (in->in_handler || (in->watch && in->watch->in_handler))
+        in->reentered = 1;
+    in->in_handler = 1;
+    int idx = 0, v = 0;
+    if (sig->kind == RC_SIG_MSG) {
+        in->msgs++;
+        ei_decode_version(sig->buf, &idx, &v);
+        ei_decode_atom(sig->buf, &idx, in->last_atom);
+        if (in->forward_to)
+            rc_proc_send(ps, self, rc_proc_pid(in->forward_to), sig->buf, sig->len);
+    } else {
+        if (sig->kind == RC_SIG_EXIT)
+            in->exits++;
+        else
+            in->downs++;
+        ei_decode_atom(sig->buf, &idx, in->last_atom);
+    }
+    in->in_handler = 0;
+}
+
+static erlang_pid remote_pid(unsigned num)
+{
+    erlang_pid p;
+    memset(&p, 0, sizeof p);
+    strcpy(p.node, PEER);
+    p.num = num;
+    p.creation = 5;
+    return p;
+}
+
+static erlang_ref remote_ref(unsigned k)
+{
+    erlang_ref r;
+    memset(&r, 0, sizeof r);
+    strcpy(r.node, PEER);
+    r.len = 3;
+    r.n[0] = k;
+    r.creation = 5;
+    return r;
+}
+
+/* Feeds one control message (+ optional atom message) as if from PEER. */
+static void feed(rc_procs *ps, ei_x_buff *ctrl, const char *msg_atom)
+{
+    ei_x_buff m;
+    ei_x_new_with_version(&m);
+    if (msg_atom)
+        ei_x_encode_atom(&m, msg_atom);
+    size_t len = 1 + (size_t)ctrl->index + (msg_atom ? (size_t)m.index : 0);
+    char *p = malloc(len);
+    p[0] = (char)112;
+    memcpy(p + 1, ctrl->buff, (size_t)ctrl->index);
+    if (msg_atom)
+        memcpy(p + 1 + ctrl->index, m.buff, (size_t)m.index);
+    rc_procs_on_frame(ps, PEER, p, len);
+    free(p);
+    ei_x_free(&m);
+}
+
+static void test_pids_and_names(void **state)
+{
+    fixture *f = *state;
+    enum { N = 2000 };
+    static rc_proc *procs[N];
+    for (int i = 0; i < N; i++) {
+        procs[i] = rc_proc_spawn(f->ps, record, NULL, NULL);
+        assert_non_null(procs[i]);
+        assert_ptr_equal(rc_procs_lookup(f->ps, rc_proc_pid(procs[i])), procs[i]);
+    }
+    assert_int_equal(rc_procs_count(f->ps), N);
+    for (int i = 1; i < N; i++) {
+        const erlang_pid *a = rc_proc_pid(procs[i - 1]), *b = rc_proc_pid(procs[i]);
+        assert_false(a->num == b->num && a->serial == b->serial);
+        assert_int_equal(b->creation, 77);
+        assert_string_equal(b->node, ME);
+    }
+    assert_int_equal(rc_proc_register(f->ps, procs[0], "svc"), 0);
+    assert_int_equal(rc_proc_register(f->ps, procs[1], "svc"), -1);
+    assert_ptr_equal(rc_procs_whereis(f->ps, "svc"), procs[0]);
+    erlang_pid dead = *rc_proc_pid(procs[0]);
+    rc_proc_exit(f->ps, procs[0], "normal");
+    assert_null(rc_procs_whereis(f->ps, "svc"));
+    assert_null(rc_procs_lookup(f->ps, &dead));
+    assert_int_equal(rc_proc_register(f->ps, procs[1], "svc"), 0);
+    assert_int_equal(rc_procs_count(f->ps), N - 1);
+}
+
+static void test_monitor_unknown_name_gets_noproc(void **state)
+{
+    fixture *f = *state;
+    erlang_pid w = remote_pid(10);
+    erlang_ref r = remote_ref(1);
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, NULL, "nosuch", &r);
+    feed(f->ps, &c, NULL);
+    assert_int_equal(f->rec.n, 1);
+    ctrl_msg *m = decode_sent(&f->rec, 0);
+    assert_int_equal(m->op, CTRL_MONITOR_P_EXIT);
+    assert_int_equal(m->to.num, 10);
+    assert_int_equal(m->ref.n[0], 1);
+    char reason[MAXATOMLEN];
+    int i = 0;
+    ei_decode_atom(m->reason, &i, reason);
+    assert_string_equal(reason, "noproc");
+    ei_x_free(&c);
+}
+
+static void test_monitor_and_link_notified_on_exit(void **state)
+{
+    fixture *f = *state;
+    inbox in = {0};
+    rc_proc *p = rc_proc_spawn(f->ps, record, &in, NULL);
+    rc_proc_register(f->ps, p, "svc");
+    erlang_pid w = remote_pid(11);
+    erlang_ref r = remote_ref(2);
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, NULL, "svc", &r);
+    feed(f->ps, &c, NULL);
+    c.index = 0;
+    ctrl_encode_link(&c, CTRL_LINK, &w, rc_proc_pid(p));
+    feed(f->ps, &c, NULL);
+    assert_int_equal(f->rec.n, 0); /* accepted silently */
+    rc_proc_exit(f->ps, p, "shutdown");
+    assert_int_equal(f->rec.n, 2);
+    int saw_exit = 0, saw_down = 0;
+    for (int k = 0; k < 2; k++) {
+        ctrl_msg *m = decode_sent(&f->rec, k);
+        char reason[MAXATOMLEN];
+        int i = 0;
+        ei_decode_atom(m->reason, &i, reason);
+        assert_string_equal(reason, "shutdown");
+        assert_int_equal(m->to.num, 11);
+        if (m->op == CTRL_EXIT)
+            saw_exit = 1;
+        if (m->op == CTRL_MONITOR_P_EXIT) {
+            saw_down = 1;
+            assert_int_equal(m->ref.n[0], 2);
+        }
+    }
+    assert_true(saw_exit && saw_down);
+    ei_x_free(&c);
+}
+
+static void test_demonitor_and_unlink_id(void **state)
+{
+    fixture *f = *state;
+    rc_proc *p = rc_proc_spawn(f->ps, record, NULL, NULL);
+    erlang_pid w = remote_pid(12);
+    erlang_ref r = remote_ref(3);
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, rc_proc_pid(p), NULL, &r);
+    feed(f->ps, &c, NULL);
+    c.index = 0;
+    ctrl_encode_monitor(&c, CTRL_DEMONITOR_P, &w, rc_proc_pid(p), NULL, &r);
+    feed(f->ps, &c, NULL);
+    c.index = 0;
+    ctrl_encode_link(&c, CTRL_LINK, &w, rc_proc_pid(p));
+    feed(f->ps, &c, NULL);
+    c.index = 0;
+    ctrl_encode_unlink_id(&c, CTRL_UNLINK_ID, 99, &w, rc_proc_pid(p));
+    feed(f->ps, &c, NULL);
+    assert_int_equal(f->rec.n, 1);
+    ctrl_msg *m = decode_sent(&f->rec, 0);
+    assert_int_equal(m->op, CTRL_UNLINK_ID_ACK);
+    assert_true(m->unlink_id == 99);
+    assert_int_equal(m->to.num, 12);
+    rc_proc_exit(f->ps, p, "normal");
+    assert_int_equal(f->rec.n, 1); /* neither the monitor nor the link is left */
+    ei_x_free(&c);
+}
+
+static void test_link_to_unknown_gets_noproc_exit(void **state)
+{
+    fixture *f = *state;
+    erlang_pid w = remote_pid(13);
+    erlang_pid ghost;
+    memset(&ghost, 0, sizeof ghost);
+    strcpy(ghost.node, ME);
+    ghost.num = 30000;
+    ghost.creation = 77;
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_link(&c, CTRL_LINK, &w, &ghost);
+    feed(f->ps, &c, NULL);
+    assert_int_equal(f->rec.n, 1);
+    ctrl_msg *m = decode_sent(&f->rec, 0);
+    assert_int_equal(m->op, CTRL_EXIT);
+    assert_int_equal(m->to.num, 13);
+    ei_x_free(&c);
+}
+
+static void test_messages_delivered(void **state)
+{
+    fixture *f = *state;
+    inbox in = {0};
+    rc_proc *p = rc_proc_spawn(f->ps, record, &in, NULL);
+    rc_proc_register(f->ps, p, "svc");
+    erlang_pid from = remote_pid(14);
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_reg_send(&c, &from, "svc");
+    feed(f->ps, &c, "hello");
+    assert_int_equal(in.msgs, 1);
+    assert_string_equal(in.last_atom, "hello");
+    c.index = 0;
+    ctrl_encode_send(&c, rc_proc_pid(p));
+    feed(f->ps, &c, "again");
+    assert_int_equal(in.msgs, 2);
+    assert_string_equal(in.last_atom, "again");
+    /* to a name nobody has: dropped and counted */
+    c.index = 0;
+    ctrl_encode_reg_send(&c, &from, "nobody");
+    feed(f->ps, &c, "lost");
+    assert_int_equal(in.msgs, 2);
+    assert_int_equal(rc_procs_get_stats(f->ps)->err_unknown_target, 1);
+    /* garbage is counted as malformed, nothing delivered */
+    char junk[] = {112, (char)131, 104, 9};
+    rc_procs_on_frame(f->ps, PEER, junk, sizeof junk);
+    assert_int_equal(rc_procs_get_stats(f->ps)->err_malformed, 1);
+    ei_x_free(&c);
+}
+
+static void test_local_send_does_not_reenter(void **state)
+{
+    fixture *f = *state;
+    inbox a = {0}, b = {0};
+    rc_proc *pa = rc_proc_spawn(f->ps, record, &a, NULL);
+    rc_proc *pb = rc_proc_spawn(f->ps, record, &b, NULL);
+    a.forward_to = pb;
+    b.watch = &a; /* b must run only after a's handler has returned */
+    rc_proc_register(f->ps, pa, "a");
+    erlang_pid from = remote_pid(15);
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_reg_send(&c, &from, "a");
+    feed(f->ps, &c, "ball");
+    assert_int_equal(a.msgs, 1);
+    assert_int_equal(b.msgs, 1);
+    assert_false(a.reentered || b.reentered);
+    ei_x_free(&c);
+}
+
+static void test_connection_loss(void **state)
+{
+    fixture *f = *state;
+    inbox in = {0};
+    rc_proc *p = rc_proc_spawn(f->ps, record, &in, NULL);
+    erlang_pid w = remote_pid(16);
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_link(&c, CTRL_LINK, &w, rc_proc_pid(p));
+    feed(f->ps, &c, NULL);
+    erlang_ref mref;
+    assert_int_equal(rc_proc_monitor(f->ps, p, &w, NULL, NULL, &mref), 0);
+    assert_int_equal(f->rec.n, 1);
+    assert_int_equal(decode_sent(&f->rec, 0)->op, CTRL_MONITOR_P);
+    rc_procs_on_down(f->ps, PEER);
+    assert_int_equal(in.exits, 1);
+    assert_int_equal(in.downs, 1);
+    assert_string_equal(in.last_atom, "noconnection");
+    /* monitoring a process on a node we are not connected to: DOWN at once */
+    f->rec.connected = 0;
+    assert_int_equal(rc_proc_monitor(f->ps, p, &w, NULL, NULL, &mref), 0);
+    assert_int_equal(in.downs, 2);
+    ei_x_free(&c);
+}
+
+static void test_remote_down_delivered(void **state)
+{
+    fixture *f = *state;
+    inbox in = {0};
+    rc_proc *p = rc_proc_spawn(f->ps, record, &in, NULL);
+    erlang_pid target = remote_pid(17);
+    erlang_ref mref;
+    assert_int_equal(rc_proc_monitor(f->ps, p, NULL, "rex", PEER, &mref), 0);
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_monitor_exit(&c, &target, NULL, rc_proc_pid(p), &mref, "killed");
+    feed(f->ps, &c, NULL);
+    assert_int_equal(in.downs, 1);
+    assert_string_equal(in.last_atom, "killed");
+    /* the same DOWN again is stale: ignored */
+    feed(f->ps, &c, NULL);
+    assert_int_equal(in.downs, 1);
+    ei_x_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pids_and_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_unknown_name_gets_noproc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_and_link_notified_on_exit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_demonitor_and_unlink_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_to_unknown_gets_noproc_exit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_messages_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_send_does_not_reenter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_down_delivered, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("procs", tests, NULL, NULL);
+}
