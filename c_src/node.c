@@ -2,6 +2,7 @@
 
 #include "cluster/cluster.h"
 #include "dist/dist.h"
+#include "naming/names_store.h"
 #include "naming/names_table.h"
 #include "naming/naming.h"
 #include "proc/procs.h"
@@ -25,6 +26,7 @@ struct rc_node {
     rc_procs *procs;
     rc_cluster *cluster;
     names_table *names;
+    names_store *store;
     rc_request_server *server;
     uv_signal_t sigterm, sigint;
     uv_async_t stop_async;
@@ -234,6 +236,23 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         free(n);
         return -1;
     }
+    if (cfg->data_dir != NULL) {
+        size_t loaded = 0, skipped = 0;
+        int e = names_store_open(cfg->data_dir, &n->store);
+        if (e == 0)
+            e = names_store_load(n->store, n->names, &loaded, &skipped);
+        if (e != 0) {
+            snprintf(err, errlen, "cannot open --data-dir %s: %s", cfg->data_dir,
+                     names_store_strerror(e));
+            names_store_close(n->store);
+            names_table_free(n->names);
+            uv_loop_close(&n->loop);
+            free(n);
+            return -1;
+        }
+        LOG_I(&n->lg, MOD, "loaded %zu emitter-name entries from %s (%zu damaged, skipped)",
+              loaded, cfg->data_dir, skipped);
+    }
     rc_dist_config dc = {.alive = alive,
                          .node_name = n->node_name,
                          .cookie = cfg->cookie,
@@ -244,6 +263,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
                             .on_connect_failed = on_connect_failed};
     if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {
+        names_store_close(n->store);
         names_table_free(n->names);
         uv_loop_close(&n->loop);
         free(n);
@@ -256,7 +276,8 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     if (n->procs != NULL)
         n->cluster = rc_cluster_new(&n->loop, &n->lg, n->dist, n->procs, &cc);
     if (n->procs == NULL || n->cluster == NULL || rc_net_kernel_start(n->procs) != 0 ||
-        (n->server = rc_request_server_start(n->procs, n->names, stats_map, n)) == NULL) {
+        (n->server = rc_request_server_start(&n->loop, n->procs, n->names, n->store, stats_map,
+                                                 n)) == NULL) {
         snprintf(err, errlen, "cannot start the node's processes");
         n->handle_signals = 0;
         uv_async_init(&n->loop, &n->stop_async, on_stop_async);
@@ -315,6 +336,8 @@ void rc_node_destroy(rc_node *n)
     rc_cluster_free(n->cluster);
     rc_procs_free(n->procs);
     rc_dist_free(n->dist);
+    rc_request_server_free(n->server);
+    names_store_close(n->store);
     names_table_free(n->names);
     free(n);
 }

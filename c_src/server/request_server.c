@@ -10,7 +10,26 @@
 #define MOD "request"
 #define DEC_CAP 320 /* decimal digits of any N whose name can still fit 255 chars */
 
+/* One durable persist: written on the pool, then applied and answered. */
+typedef struct persist_job {
+    uv_work_t req;
+    rc_request_server *rs;
+    erlang_pid caller;
+    char *tag; /* the caller's reply tag, copied out of the request */
+    int tag_len;
+    uint8_t *key; /* store bytes then sub bytes */
+    size_t store_len, sub_len;
+    uint8_t *enc;
+    size_t enc_len;
+    int err;
+    struct persist_job *next;
+} persist_job;
+
 struct rc_request_server {
+    uv_loop_t *loop;
+    names_store *store;
+    persist_job *q_head, *q_tail;
+    int writing;
     rc_procs *ps;
     rc_proc *self;
     names_table *names;
@@ -112,15 +131,134 @@ static int do_emitter_name(const char *buf, int len, int idx, int arity, ei_x_bu
     return term_write_atom_utf8(x, out, n);
 }
 
-static int do_persist(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+static void start_next_persist(rc_request_server *rs);
+
+static void persist_work(uv_work_t *req)
+{
+    persist_job *j = req->data;
+    j->err = names_store_put(j->rs->store, j->key, j->store_len, j->key + j->store_len, j->sub_len,
+                             j->enc, j->enc_len);
+}
+
+static void persist_job_free(persist_job *j)
+{
+    free(j->tag);
+    free(j->key);
+    free(j->enc);
+    free(j);
+}
+
+static void persist_after(uv_work_t *req, int status)
+{
+    persist_job *j = req->data;
+    rc_request_server *rs = j->rs;
+    rs->writing = 0;
+    ei_x_buff x;
+    rc_gen_from from = {.pid = j->caller, .tag = j->tag, .tag_len = j->tag_len};
+    if (ei_x_new(&x) == 0 && rc_gen_reply_begin(&x, &from) == 0) {
+        naming_status st = NAMING_NOMEM;
+        if (status == 0 && j->err == 0)
+            st = names_table_insert_encoded(rs->names, j->key, j->store_len, j->key + j->store_len,
+                                            j->sub_len, j->enc, j->enc_len);
+        if (st == NAMING_OK) {
+            (void)encode_ok_header(&x);
+            (void)ei_x_append_buf(&x, (const char *)j->enc, (int)j->enc_len);
+        } else {
+            LOG_E(rc_procs_logger(rs->ps), MOD, "persist_emitters not stored: %s",
+                  status != 0 ? "cancelled" : names_store_strerror(j->err));
+            (void)ei_x_encode_tuple_header(&x, 2);
+            (void)ei_x_encode_atom(&x, "error");
+            (void)ei_x_encode_tuple_header(&x, 2);
+            (void)ei_x_encode_atom(&x, "storage");
+            (void)ei_x_encode_string(&x, status != 0 ? "cancelled" : names_store_strerror(j->err));
+        }
+        /* No sender process: the server may have ended while the write ran. */
+        (void)rc_gen_reply_send(rs->ps, NULL, &from, &x);
+    }
+    ei_x_free(&x);
+    persist_job_free(j);
+    start_next_persist(rs);
+}
+
+static void start_next_persist(rc_request_server *rs)
+{
+    if (rs->writing || rs->q_head == NULL)
+        return;
+    persist_job *j = rs->q_head;
+    rs->q_head = j->next;
+    if (rs->q_head == NULL)
+        rs->q_tail = NULL;
+    j->req.data = j;
+    if (uv_queue_work(rs->loop, &j->req, persist_work, persist_after) != 0) {
+        persist_after(&j->req, UV_ECANCELED);
+        return;
+    }
+    rs->writing = 1;
+}
+
+/* Queues a durable persist; returns 1 if queued (reply comes later), or
+ * encodes an error into x and returns 0. */
+static int queue_persist(rc_request_server *rs, const rc_gen_from *from, const req_args *a,
+                         int64_t p, ei_x_buff *x)
+{
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    naming_status st = names_table_build(a->store, a->store_len, a->sub, a->sub_len, p, &enc,
+                                         &enc_len);
+    if (st != NAMING_OK) {
+        (void)encode_naming_error(x, st);
+        return 0;
+    }
+    persist_job *j = calloc(1, sizeof *j);
+    if (j != NULL) {
+        j->key = malloc(a->store_len + a->sub_len + 1);
+        j->tag = malloc((size_t)from->tag_len);
+    }
+    if (j == NULL || j->key == NULL || j->tag == NULL) {
+        if (j) {
+            free(j->key);
+            free(j->tag);
+        }
+        free(j);
+        free(enc);
+        (void)encode_error(x, "system_limit");
+        return 0;
+    }
+    j->rs = rs;
+    j->caller = from->pid;
+    memcpy(j->tag, from->tag, (size_t)from->tag_len);
+    j->tag_len = from->tag_len;
+    memcpy(j->key, a->store, a->store_len);
+    memcpy(j->key + a->store_len, a->sub, a->sub_len);
+    j->store_len = a->store_len;
+    j->sub_len = a->sub_len;
+    j->enc = enc;
+    j->enc_len = enc_len;
+    if (rs->q_tail)
+        rs->q_tail->next = j;
+    else
+        rs->q_head = j;
+    rs->q_tail = j;
+    start_next_persist(rs);
+    return 1;
+}
+
+static int do_persist(rc_request_server *rs, const rc_gen_from *from, const char *buf, int len,
+                      int idx, ei_x_buff *x, int *deferred)
 {
     req_args a;
     int64_t p = 0;
     int fits = 0;
     char dec[DEC_CAP];
     if (read_store_sub(buf, len, &idx, &a) != 0 ||
-        term_read_integer(buf, len, &idx, &p, &fits, dec, sizeof dec) != 0 || !fits)
+        term_read_integer(buf, len, &idx, &p, &fits, dec, sizeof dec) != 0)
         return encode_error(x, "badarg");
+    if (!fits) /* a pool size beyond int64: negative is badarg, huge is system_limit */
+        return encode_error(x, dec[0] == '-' ? "badarg" : "system_limit");
+    if (rs->store != NULL) {
+        *deferred = queue_persist(rs, from, &a, p, x);
+        return 0;
+    }
     const uint8_t *enc = NULL;
     size_t enc_len = 0;
     naming_status st = names_table_persist(rs->names, a.store, a.store_len, a.sub, a.sub_len, p,
@@ -160,7 +298,8 @@ static int do_group_key(const char *buf, int len, int idx, ei_x_buff *x)
     return ei_x_encode_atom(x, "emitters");
 }
 
-static int handle_request(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+static int handle_request(rc_request_server *rs, const rc_gen_from *from, const char *buf, int len,
+                          int idx, ei_x_buff *x, int *deferred)
 {
     int type = 0, size = 0, arity = 0;
     char op[MAXATOMLEN];
@@ -189,7 +328,7 @@ static int handle_request(rc_request_server *rs, const char *buf, int len, int i
     if (strcmp(op, "emitter_name") == 0 && (arity == 3 || arity == 4))
         return do_emitter_name(buf, len, idx, arity, x);
     if (strcmp(op, "persist_emitters") == 0 && arity == 4)
-        return do_persist(rs, buf, len, idx, x);
+        return do_persist(rs, from, buf, len, idx, x, deferred);
     if (strcmp(op, "retrieve_emitters") == 0 && arity == 3)
         return do_retrieve(rs, buf, len, idx, x);
     if (strcmp(op, "group_key") == 0 && arity == 3)
@@ -216,38 +355,55 @@ static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return;
-    size_t mark = 0;
+    int deferred = 0;
     if (rc_gen_reply_begin(&x, &from) == 0) {
-        mark = (size_t)x.index;
-        if (handle_request(rs, sig->buf, sig->len, req, &x) != 0) {
+        int mark = x.index;
+        if (handle_request(rs, &from, sig->buf, sig->len, req, &x, &deferred) != 0) {
             /* Encoding failed half-way (out of memory): answer something true. */
-            x.index = (int)mark;
+            x.index = mark;
             (void)encode_error(&x, "system_limit");
         }
-        (void)rc_gen_reply_send(ps, self, &from, &x);
+        if (!deferred)
+            (void)rc_gen_reply_send(ps, self, &from, &x);
     }
     ei_x_free(&x);
 }
 
-rc_request_server *rc_request_server_start(rc_procs *ps, names_table *names, rc_stats_fn stats,
+rc_request_server *rc_request_server_start(uv_loop_t *loop, rc_procs *ps, names_table *names,
+                                           names_store *store, rc_stats_fn stats,
                                            void *stats_ctx)
 {
     rc_request_server *rs = calloc(1, sizeof *rs);
     if (rs == NULL)
         return NULL;
+    rs->loop = loop;
+    rs->store = store;
     rs->ps = ps;
     rs->names = names;
     rs->stats = stats;
     rs->stats_ctx = stats_ctx;
-    rs->self = rc_proc_spawn(ps, on_signal, rs, free);
+    /* The server struct outlives its process: queued persists may still
+     * complete while the node stops; rc_request_server_free releases it. */
+    rs->self = rc_proc_spawn(ps, on_signal, rs, NULL);
     if (rs->self == NULL || rc_proc_register(ps, rs->self, "reckon_cnode") != 0) {
         if (rs->self)
             rc_proc_exit(ps, rs->self, "normal");
-        else
-            free(rs);
+        free(rs);
         return NULL;
     }
     return rs;
+}
+
+void rc_request_server_free(rc_request_server *rs)
+{
+    if (rs == NULL)
+        return;
+    while (rs->q_head) {
+        persist_job *j = rs->q_head;
+        rs->q_head = j->next;
+        persist_job_free(j);
+    }
+    free(rs);
 }
 
 uint64_t rc_request_server_count(const rc_request_server *rs) { return rs->requests; }

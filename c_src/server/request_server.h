@@ -6,16 +6,25 @@
 #ifndef RC_REQUEST_SERVER_H
 #define RC_REQUEST_SERVER_H
 
+#include "naming/names_store.h"
 #include "naming/names_table.h"
 #include "proc/procs.h"
+
+#include <uv.h>
 
 typedef struct rc_request_server rc_request_server;
 
 /* Extra facts for `stats`, supplied by the node. */
 typedef void (*rc_stats_fn)(void *ctx, ei_x_buff *x); /* appends one map term */
 
-rc_request_server *rc_request_server_start(rc_procs *ps, names_table *names, rc_stats_fn stats,
+/* `store` may be NULL (no --data-dir). With a store, persist_emitters is
+ * written and synced on the thread pool, one write at a time in arrival
+ * order, and answered only after it is on disk. */
+rc_request_server *rc_request_server_start(uv_loop_t *loop, rc_procs *ps, names_table *names,
+                                           names_store *store, rc_stats_fn stats,
                                            void *stats_ctx);
+/* Releases what is left after the loop has ended. */
+void rc_request_server_free(rc_request_server *rs);
 int rc_net_kernel_start(rc_procs *ps);
 uint64_t rc_request_server_count(const rc_request_server *rs);
 
