@@ -104,7 +104,11 @@ test-erl: priv/reckon_cnode
 dialyzer:
 	rebar3 dialyzer
 
-bench: deps priv/reckon_cnode
+$(BUILD)/bench/bench_naming: bench/bench_naming.c $(BUILD)/libreckon_cnode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 -g $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS)
+
+bench: deps priv/reckon_cnode erl $(BUILD)/bench/bench_naming
 	bash bench/run.sh
 
 clean:

@@ -1,0 +1,72 @@
+%% Benchmarks run on BEAM nodes by bench/run.sh, side by side with the C node.
+%%  - echo server: a plain gen_server on a BEAM node answering {topic, S, Sub}
+%%    with the same computation done in Erlang (the BEAM remote-call anchor);
+%%  - client: p50/p99 of the shim's topic/2 through the C node against a
+%%    remote gen_server:call to the echo server, interleaved in one run;
+%%  - naming: ns/op of io_lib:format + list_to_atom and persistent_term:get.
+-module(bench_beam).
+-behaviour(gen_server).
+-export([start_echo/0, client/1, naming/0]).
+-export([init/1, handle_call/3, handle_cast/2]).
+
+start_echo() ->
+    {ok, _} = gen_server:start({local, bench_echo}, ?MODULE, [], []),
+    receive stop -> ok end.
+
+init([]) -> {ok, #{}}.
+handle_call({topic, S, Sub}, _From, St) ->
+    {reply, {ok, iolist_to_binary([atom_to_binary(S, latin1), $:, Sub])}, St}.
+handle_cast(_, St) -> {noreply, St}.
+
+client([CNodeA, EchoNodeA, NA]) ->
+    CNode = atom(CNodeA), EchoNode = atom(EchoNodeA), N = list_to_integer(str(NA)),
+    ok = application:set_env(reckon_cnode, cnode, CNode),
+    {ok, _} = application:ensure_all_started(reckon_cnode),
+    pong = net_adm:ping(EchoNode),
+    Topic = fun() -> reckon_db_emitter_group:topic(bench_store, <<"orders">>) end,
+    Echo = fun() -> {ok, _} = gen_server:call({bench_echo, EchoNode}, {topic, bench_store, <<"orders">>}) end,
+    _ = [{Topic(), Echo()} || _ <- lists:seq(1, 2000)],  % warm up both paths
+    {TC, TE} = lists:unzip([{time_us(Topic), time_us(Echo)} || _ <- lists:seq(1, N)]),
+    {C50, C99} = pct(TC), {E50, E99} = pct(TE),
+    io:format("roundtrip_shim_topic_p50_us ~.1f~nroundtrip_shim_topic_p99_us ~.1f~n", [C50, C99]),
+    io:format("roundtrip_beam_call_p50_us ~.1f~nroundtrip_beam_call_p99_us ~.1f~n", [E50, E99]),
+    io:format("roundtrip_ratio_p50 ~.2f~nroundtrip_ratio_p99 ~.2f~n", [C50 / E50, C99 / E99]),
+    ok.
+
+naming() ->
+    N = 200000,
+    F = fun(I) -> list_to_atom(lists:flatten(io_lib:format("~s_~s_emitter_~p",
+                                                          [reckon_store, <<"orders.created.v1">>, I rem 1000 + 1])))
+        end,
+    _ = [F(I) || I <- lists:seq(1, 2000)],
+    T0 = erlang:monotonic_time(nanosecond),
+    loop(F, N),
+    T1 = erlang:monotonic_time(nanosecond),
+    io:format("beam_emitter_name_3_ns ~.1f~n", [(T1 - T0) / N]),
+    Keys = [{reckon_db_emitter_group, {reckon_store, integer_to_binary(K), emitters}} || K <- lists:seq(1, 1000)],
+    _ = [persistent_term:put(K, [a, b, c, d]) || K <- Keys],
+    KT = list_to_tuple(Keys),
+    M = 2000000,
+    G = fun(I) -> persistent_term:get(element(I rem 1000 + 1, KT)) end,
+    T2 = erlang:monotonic_time(nanosecond),
+    loop(G, M),
+    T3 = erlang:monotonic_time(nanosecond),
+    io:format("beam_retrieve_emitters_ns ~.1f~n", [(T3 - T2) / M]),
+    ok.
+
+loop(_F, 0) -> ok;
+loop(F, I) -> _ = F(I), loop(F, I - 1).
+
+time_us(F) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    _ = F(),
+    (erlang:monotonic_time(nanosecond) - T0) / 1000.
+
+pct(L) ->
+    S = lists:sort(L), Len = length(S),
+    {lists:nth(max(1, round(Len * 0.50)), S), lists:nth(max(1, round(Len * 0.99)), S)}.
+
+atom(A) when is_atom(A) -> A;
+atom(S) -> list_to_atom(S).
+str(A) when is_atom(A) -> atom_to_list(A);
+str(S) -> S.

@@ -1,0 +1,65 @@
+/* C-level cost of the naming hot paths: emitter_name/3 (a fresh name from
+ * fields) and retrieve_emitters/2 (a lookup in the read-optimised table).
+ * Prints one line per figure: "<name> <ns/op>". */
+#include "naming/names_table.h"
+#include "naming/naming.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    long iters = argc > 1 ? atol(argv[1]) : 5000000L;
+    const uint8_t store[] = "reckon_store";
+    const uint8_t sub[] = "orders.created.v1";
+    uint8_t out[NAMING_MAX_ATOM_UTF8];
+    size_t n = 0, sink = 0;
+    char dec[32];
+
+    double t0 = now_ns();
+    for (long i = 0; i < iters; i++) {
+        naming_int64_to_decimal(i % 1000 + 1, dec, sizeof dec);
+        if (naming_emitter_name(store, sizeof store - 1, sub, sizeof sub - 1, dec, out, sizeof out,
+                                &n) != NAMING_OK)
+            return 1;
+        sink += n + out[n - 1];
+    }
+    double t1 = now_ns();
+    printf("c_emitter_name_3_ns %.1f\n", (t1 - t0) / (double)iters);
+
+    names_table *t = names_table_new();
+    enum { KEYS = 1000 };
+    char subs[KEYS][32];
+    size_t sub_lens[KEYS];
+    for (int k = 0; k < KEYS; k++) {
+        sub_lens[k] = (size_t)snprintf(subs[k], sizeof subs[k], "subscription-%d", k);
+        const uint8_t *enc;
+        size_t enc_len;
+        if (names_table_persist(t, store, sizeof store - 1, (const uint8_t *)subs[k], sub_lens[k], 4,
+                                &enc, &enc_len) != NAMING_OK)
+            return 1;
+    }
+    t0 = now_ns();
+    for (long i = 0; i < iters; i++) {
+        int k = (int)(i % KEYS);
+        const uint8_t *enc;
+        size_t enc_len;
+        names_table_retrieve(t, store, sizeof store - 1, (const uint8_t *)subs[k], sub_lens[k], &enc,
+                             &enc_len);
+        sink += enc_len + enc[0];
+    }
+    t1 = now_ns();
+    printf("c_retrieve_emitters_ns %.1f\n", (t1 - t0) / (double)iters);
+    names_table_free(t);
+    fprintf(stderr, "(sink %zu)\n", sink);
+    return 0;
+}
