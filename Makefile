@@ -8,7 +8,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 DEB_PACKAGES := gcc make clang erlang-nox erlang-dev erlang-common-test erlang-dialyzer \
-                erlang-proper erlang-eunit rebar3 elixir libuv1-dev libcmocka-dev uthash-dev \
+                erlang-proper erlang-proper-dev erlang-eunit rebar3 elixir libuv1-dev libcmocka-dev uthash-dev \
                 liblmdb-dev libmd-dev
 
 CC      ?= gcc
@@ -32,7 +32,7 @@ SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all deps run test test-c test-san test-clang test-erl bench clean dialyzer
+.PHONY: all deps run test test-c test-san test-clang test-erl bench clean dialyzer fuzz erl
 
 all: deps priv/reckon_cnode erl
 
@@ -78,6 +78,18 @@ $(SAN_BUILD)/tests/%: test/c/%.c $(SAN_BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 
+# libFuzzer over inbound frames and message dispatch (clang only).
+FUZZ_SECONDS ?= 20
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
+build/fuzz/fuzz_frames: test/fuzz/fuzz_frames.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
+
+fuzz: build/fuzz/fuzz_frames
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_frames -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
+	  build/fuzz/corpus test/fuzz/seeds
+
 erl:
 	rebar3 compile
 
@@ -85,7 +97,7 @@ run: deps priv/reckon_cnode
 	@epmd -daemon
 	./priv/reckon_cnode $(RUN_ARGS)
 
-test: deps priv/reckon_cnode test-c test-san test-clang test-erl
+test: deps priv/reckon_cnode test-c test-san test-clang fuzz test-erl
 
 test-c: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done

@@ -38,7 +38,8 @@ void names_table_free(names_table *t); /* NULL is fine */
 
 /* Builds [emitter_name(S,Sub) | [emitter_name(S,Sub,N) || N <- 2..p]],
  * stores its encoding under (S, Sub) replacing any previous entry, and
- * returns the stored encoding. On error the table is unchanged.
+ * returns the stored encoding (enc/enc_len may be NULL if not wanted). On
+ * error the table is unchanged.
  * Returns NAMING_OK, NAMING_BADARG, NAMING_SYSTEM_LIMIT or NAMING_NOMEM. */
 naming_status names_table_persist(names_table *t, const uint8_t *store, size_t store_len,
                                   const uint8_t *sub, size_t sub_len, int64_t pool_size,

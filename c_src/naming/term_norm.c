@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Keeps each handler's locals out of the recursive dispatcher's frame, so
+ * the stack cost per nesting level stays small (see TERM_NORM_MAX_DEPTH). */
+#define NOINLINE __attribute__((noinline))
+
 /* Tags ei.h does not name (it has the rest as ERL_*_EXT). */
 #define TN_NEW_FLOAT_EXT 'F'
 #define TN_NEWER_REFERENCE_EXT 'Z'
@@ -189,7 +193,7 @@ static int put_atom_header(ei_x_buff *x, size_t utf8_len)
     return put(x, h, 3);
 }
 
-static int norm_atom(rd *r, ei_x_buff *x)
+static NOINLINE int norm_atom(rd *r, ei_x_buff *x)
 {
     uint8_t tag;
     size_t n;
@@ -276,7 +280,7 @@ static int put_integer(ei_x_buff *x, int neg, const uint8_t *mag, size_t n)
     return put(x, mag, n);
 }
 
-static int norm_integer(rd *r, ei_x_buff *x)
+static NOINLINE int norm_integer(rd *r, ei_x_buff *x)
 {
     uint8_t tag;
     if (get_u8(r, &tag))
@@ -342,7 +346,7 @@ static int put_double(ei_x_buff *x, double d)
     return put_u8(x, TN_NEW_FLOAT_EXT) || put_u64(x, bits) ? -1 : 0;
 }
 
-static int norm_float(rd *r, ei_x_buff *x, uint8_t tag)
+static NOINLINE int norm_float(rd *r, ei_x_buff *x, uint8_t tag)
 {
     if (tag == TN_NEW_FLOAT_EXT) {
         uint64_t bits;
@@ -371,7 +375,7 @@ static int norm_float(rd *r, ei_x_buff *x, uint8_t tag)
 
 /* ---- pids, ports, references ----------------------------------------- */
 
-static int norm_pid(rd *r, ei_x_buff *x)
+static NOINLINE int norm_pid(rd *r, ei_x_buff *x)
 {
     uint8_t tag;
     uint32_t id, serial, cre;
@@ -392,7 +396,7 @@ static int norm_pid(rd *r, ei_x_buff *x)
     return put_u32(x, id) || put_u32(x, serial) || put_u32(x, cre) ? -1 : 0;
 }
 
-static int norm_port(rd *r, ei_x_buff *x, uint8_t tag)
+static NOINLINE int norm_port(rd *r, ei_x_buff *x, uint8_t tag)
 {
     uint64_t id;
     uint32_t cre;
@@ -429,7 +433,7 @@ static int norm_port(rd *r, ei_x_buff *x, uint8_t tag)
     return put_u32(x, cre);
 }
 
-static int norm_ref(rd *r, ei_x_buff *x, uint8_t tag)
+static NOINLINE int norm_ref(rd *r, ei_x_buff *x, uint8_t tag)
 {
     uint16_t words = 1;
     uint32_t cre;
@@ -469,7 +473,7 @@ static int norm_ref(rd *r, ei_x_buff *x, uint8_t tag)
 
 static int norm(rd *r, ei_x_buff *x, unsigned depth);
 
-static int norm_tuple(rd *r, ei_x_buff *x, uint8_t tag, unsigned depth)
+static NOINLINE int norm_tuple(rd *r, ei_x_buff *x, uint8_t tag, unsigned depth)
 {
     uint32_t arity;
     if (tag == ERL_SMALL_TUPLE_EXT) {
@@ -498,7 +502,7 @@ static int norm_tuple(rd *r, ei_x_buff *x, uint8_t tag, unsigned depth)
 /* The list is flattened across tails, so [1|[2]] and [1,2] coincide. Its
  * shape (STRING_EXT or LIST_EXT) is only known at the end, so elements are
  * written after a 5-byte gap that is then turned into the right header. */
-static int norm_list(rd *r, ei_x_buff *x, unsigned depth)
+static NOINLINE int norm_list(rd *r, ei_x_buff *x, unsigned depth)
 {
     size_t hdr = (size_t)x->index;
     uint8_t gap[5] = {0};
@@ -596,7 +600,7 @@ static int cmp_pair(const void *a, const void *b)
     return (p->klen > q->klen) - (p->klen < q->klen);
 }
 
-static int norm_map(rd *r, ei_x_buff *x, unsigned depth)
+static NOINLINE int norm_map(rd *r, ei_x_buff *x, unsigned depth)
 {
     uint32_t n;
     if (get_u32(r, &n) || n > left(r) / 2) /* each key and value >= 1 byte */
@@ -642,7 +646,7 @@ out:
     return rc;
 }
 
-static int norm_binary(rd *r, ei_x_buff *x, uint8_t tag)
+static NOINLINE int norm_binary(rd *r, ei_x_buff *x, uint8_t tag)
 {
     uint32_t n;
     uint8_t bits = 8;
@@ -676,7 +680,7 @@ static int is_integer_tag(uint8_t t)
            t == ERL_LARGE_BIG_EXT;
 }
 
-static int norm_export(rd *r, ei_x_buff *x)
+static NOINLINE int norm_export(rd *r, ei_x_buff *x)
 {
     if (put_u8(x, ERL_EXPORT_EXT) || norm_atom(r, x) || norm_atom(r, x))
         return -1;
@@ -689,7 +693,7 @@ static int norm_export(rd *r, ei_x_buff *x)
     return 0;
 }
 
-static int norm_new_fun(rd *r, ei_x_buff *x, unsigned depth)
+static NOINLINE int norm_new_fun(rd *r, ei_x_buff *x, unsigned depth)
 {
     size_t start = r->pos; /* at the Size field */
     uint32_t size, index, nfree;

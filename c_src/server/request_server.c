@@ -334,7 +334,9 @@ static int handle_request(rc_request_server *rs, const rc_gen_from *from, const 
     if (strcmp(op, "group_key") == 0 && arity == 3)
         return do_group_key(buf, len, idx, x);
     if ((strcmp(op, "join") == 0 && arity == 4) || (strcmp(op, "leave") == 0 && arity == 4) ||
-        (strcmp(op, "members") == 0 && arity == 3) || (strcmp(op, "broadcast") == 0 && arity == 4))
+        (strcmp(op, "members") == 0 && arity == 3) || (strcmp(op, "broadcast") == 0 && arity == 4) ||
+        (strcmp(op, "start_emitter_pool") == 0 && arity == 5) ||
+        (strcmp(op, "stop_emitter_pool") == 0 && arity == 3))
         return encode_error(x, "not_implemented");
     return encode_error(x, "badarg");
 }

@@ -1,0 +1,664 @@
+%%% @doc The `reckon_cnode' shim: finds or starts the C node, watches it and
+%%% publishes its name.
+%%%
+%%% This gen_server is <em>not</em> on the request path. At start it writes
+%%% `{CNode, CallTimeout}' once into `persistent_term'; {@link
+%%% reckon_db_emitter_group} and the functions of this module that talk to the
+%%% C node read it there and call the C node's registered request server
+%%% (`gen_server:call({reckon_cnode, CNode}, Request, CallTimeout)') from the
+%%% caller's own process. The shim only manages the C node's life cycle:
+%%%
+%%% <ul>
+%%% <li><b>attach mode</b> (application env `cnode', default
+%%%   `reckon_cnode@<this host>'): connects to a running C node;</li>
+%%% <li><b>spawn mode</b> (env `spawn' = `true'): starts `priv/reckon_cnode'
+%%%   as a port program named `<spawn_name>@<this host>' (default
+%%%   `<this node's alive part>_cnode'), giving it this node's cookie through
+%%%   the environment variable `RECKON_CNODE_COOKIE' (never on the command
+%%%   line), waits for the name line it prints, restarts it if it exits and
+%%%   stops it with the application (stdin closed; SIGTERM after 2 s).</li>
+%%% </ul>
+%%%
+%%% In both modes the shim monitors the C node (`erlang:monitor_node/2') and
+%%% reconnects with capped exponential backoff (100 ms doubling to 5 s) when
+%%% the connection is lost. {@link status/0} reports the current state.
+%%%
+%%% Errors raised by the functions that call the C node:
+%%% <ul>
+%%% <li>`error({reckon_cnode_unavailable, CNode})' when the C node cannot be
+%%%   reached or does not answer within `call_timeout';</li>
+%%% <li>`error(reckon_cnode_not_started)' when the application is not
+%%%   running.</li>
+%%% </ul>
+%%% @end
+-module(reckon_cnode).
+-behaviour(gen_server).
+
+-compile({no_auto_import, [node/0]}).
+
+-include_lib("kernel/include/logger.hrl").
+
+%% Public API
+-export([start_link/0,
+         node/0,
+         status/0,
+         stats/0,
+         start_emitter_pool/4,
+         stop_emitter_pool/2]).
+
+%% Used by reckon_db_emitter_group and reckon_cnode_app
+-export([target/0, request/1, unpublish/0]).
+
+%% gen_server callbacks
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2,
+         handle_info/2, terminate/2]).
+
+-export_type([status/0, mode/0]).
+
+-define(SERVER, ?MODULE).
+%% Registered name of the request server on the C node.
+-define(CNODE_SERVER, reckon_cnode).
+-define(PT_KEY, {?MODULE, target}).
+-define(MIN_BACKOFF, 100).
+-define(MAX_BACKOFF, 5000).
+%% How long terminate/2 waits for the port program after closing its stdin,
+%% and then after SIGTERM.
+-define(STOP_WAIT, 2000).
+-define(KILL_WAIT, 1000).
+
+-type mode() :: attach | spawn.
+
+-type status() :: #{node := node(),
+                    connected := boolean(),
+                    mode := mode(),
+                    since := integer(),
+                    scope := atom(),
+                    call_timeout := timeout(),
+                    os_pid := non_neg_integer() | undefined,
+                    connects := non_neg_integer(),
+                    disconnects := non_neg_integer(),
+                    restarts := non_neg_integer(),
+                    last_error := term()}.
+%% `since' is the `erlang:system_time(millisecond)' of the last change of
+%% `connected' (or of the shim's start). `os_pid' is the port program's OS
+%% pid in spawn mode.
+
+-type timer_kind() :: connect | restart | start_timeout.
+
+-record(state, {
+          mode :: mode(),
+          cnode :: node(),
+          scope :: atom(),
+          call_timeout :: timeout(),
+          connected = false :: boolean(),
+          since :: integer(),
+          backoff = ?MIN_BACKOFF :: pos_integer(),
+          timer :: undefined | {reference(), timer_kind()},
+          connector :: undefined | {pid(), reference()},
+          %% spawn mode only
+          spawn_cfg :: undefined | spawn_cfg(),
+          port :: undefined | port(),
+          os_pid :: undefined | non_neg_integer(),
+          %% starting: waiting for the name line; running: name known
+          phase :: undefined | starting | running,
+          line_acc = [] :: string(),
+          %% counters for status/0
+          connects = 0 :: non_neg_integer(),
+          disconnects = 0 :: non_neg_integer(),
+          restarts = 0 :: non_neg_integer(),
+          last_error :: term()
+         }).
+
+-type spawn_cfg() :: #{exe := file:filename(),
+                       args := [string()],
+                       cookie := string(),
+                       start_timeout := pos_integer()}.
+
+%%%===================================================================
+%%% API
+%%%===================================================================
+
+%% @doc Starts the shim, registered locally as `reckon_cnode'. Called by
+%% {@link reckon_cnode_sup}. Configuration comes from the application
+%% environment of `reckon_cnode'.
+-spec start_link() -> {ok, pid()} | ignore | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
+
+%% @doc The C node's name, read from `persistent_term' (no call).
+%% Raises `error(reckon_cnode_not_started)' if the application is not running.
+-spec node() -> node().
+node() ->
+    {CNode, _Timeout} = target(),
+    CNode.
+
+%% @doc The shim's view of the C node: mode, name, whether it is connected
+%% and since when, plus counters. This is a call to the local shim process.
+-spec status() -> status().
+status() ->
+    gen_server:call(?SERVER, status).
+
+%% @doc Counters kept by the C node (connections, peers, groups, members,
+%% messages and bytes in/out, errors by kind). Calls the C node directly.
+-spec stats() -> map().
+stats() ->
+    case request(stats) of
+        {ok, Stats} when is_map(Stats) -> Stats;
+        Other -> erlang:error({reckon_cnode_bad_reply, Other})
+    end.
+
+%% @doc Starts `PoolSize' C-hosted emitters for subscription `Sub' of store
+%% `S', registered on the C node under `persist_emitters(S, Sub, PoolSize)'
+%% and joined to `group_key(S, Sub)'. Each delivers `{events, [Event]}' to
+%% `Subscriber', or, when it is `undefined', to every member of group
+%% `{S, Topic, subscribers}'.
+%%
+%% The request goes to the C node as
+%% `{start_emitter_pool, S, Sub, PoolSize, Subscriber}'; its reply
+%% (`{ok, Pids}' or `{error, Reason}') is returned unchanged. A C node
+%% without emitter pools answers `{error, not_implemented}'.
+-spec start_emitter_pool(reckon_db_emitter_group:store_id(),
+                         reckon_db_emitter_group:subscription_id(),
+                         pos_integer(), pid() | undefined) ->
+          {ok, [pid()]} | {error, term()}.
+start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
+    case request({start_emitter_pool, S, Sub, PoolSize, Subscriber}) of
+        {ok, Pids} when is_list(Pids) -> {ok, Pids};
+        {error, Reason} -> {error, Reason};
+        Other -> erlang:error({reckon_cnode_bad_reply, Other})
+    end.
+
+%% @doc Stops the C-hosted emitter pool of `S'/`Sub': its emitters leave the
+%% group and end. The request goes to the C node as
+%% `{stop_emitter_pool, S, Sub}'; `ok' or `{error, Reason}' is returned.
+-spec stop_emitter_pool(reckon_db_emitter_group:store_id(),
+                        reckon_db_emitter_group:subscription_id()) ->
+          ok | {error, term()}.
+stop_emitter_pool(S, Sub) ->
+    case request({stop_emitter_pool, S, Sub}) of
+        ok -> ok;
+        {ok, _} -> ok;
+        {error, Reason} -> {error, Reason};
+        Other -> erlang:error({reckon_cnode_bad_reply, Other})
+    end.
+
+%% @doc `{CNode, CallTimeout}' as published in `persistent_term'.
+%% Raises `error(reckon_cnode_not_started)' when the application is not
+%% running.
+-spec target() -> {node(), timeout()}.
+target() ->
+    case persistent_term:get(?PT_KEY, undefined) of
+        {_CNode, _Timeout} = Target -> Target;
+        undefined -> erlang:error(reckon_cnode_not_started)
+    end.
+
+%% @doc Sends `Request' to the C node's request server from the calling
+%% process and returns the raw reply. Raises
+%% `error({reckon_cnode_unavailable, CNode})' if the C node is not connected,
+%% has no request server, or does not answer within `call_timeout'.
+-spec request(term()) -> term().
+request(Request) ->
+    {CNode, Timeout} = target(),
+    try
+        gen_server:call({?CNODE_SERVER, CNode}, Request, Timeout)
+    catch
+        exit:{Reason, {gen_server, call, _}} when Reason =:= noproc;
+                                                  Reason =:= noconnection;
+                                                  Reason =:= timeout;
+                                                  element(1, Reason) =:= nodedown ->
+            erlang:error({reckon_cnode_unavailable, CNode})
+    end.
+
+%% @private Removes the published target (application stop).
+-spec unpublish() -> ok.
+unpublish() ->
+    _ = persistent_term:erase(?PT_KEY),
+    ok.
+
+%%%===================================================================
+%%% gen_server callbacks
+%%%===================================================================
+
+%% @private
+-spec init([]) -> {ok, #state{}, {continue, connect}} | {stop, term()}.
+init([]) ->
+    process_flag(trap_exit, true),
+    Scope = env(scope, reckon_db_pg),
+    Timeout = env(call_timeout, 5000),
+    case {erlang:is_alive(), is_atom(Scope), valid_timeout(Timeout)} of
+        {false, _, _} ->
+            {stop, {not_distributed,
+                    "reckon_cnode needs a distributed node "
+                    "(start erl with -sname or -name)"}};
+        {true, false, _} ->
+            {stop, {bad_env, scope, Scope}};
+        {true, true, false} ->
+            {stop, {bad_env, call_timeout, Timeout}};
+        {true, true, true} ->
+            Base = #state{scope = Scope, call_timeout = Timeout,
+                          since = wall_ms(), cnode = nonode@nohost,
+                          mode = attach},
+            init_mode(env(spawn, false), Base)
+    end.
+
+init_mode(true, State0) ->
+    case spawn_config(State0#state.scope) of
+        {ok, Cfg} ->
+            State = State0#state{mode = spawn, spawn_cfg = Cfg},
+            case open_cnode(Cfg) of
+                {ok, Port, OsPid} ->
+                    Deadline = now_ms() + maps:get(start_timeout, Cfg),
+                    case await_name(Port, Deadline, []) of
+                        {ok, CNode} ->
+                            ?LOG_INFO("reckon_cnode: started C node ~s (os pid ~p)",
+                                      [CNode, OsPid]),
+                            publish(CNode, State#state.call_timeout),
+                            {ok, State#state{cnode = CNode, port = Port,
+                                             os_pid = OsPid, phase = running},
+                             {continue, connect}};
+                        {error, Reason} ->
+                            stop_port(Port, OsPid),
+                            {stop, {cnode_start_failed, Reason}}
+                    end;
+                {error, Reason} ->
+                    {stop, {cnode_start_failed, Reason}}
+            end;
+        {error, Reason} ->
+            {stop, Reason}
+    end;
+init_mode(false, State) ->
+    case cnode_name(env(cnode, undefined)) of
+        {ok, CNode} ->
+            publish(CNode, State#state.call_timeout),
+            {ok, State#state{mode = attach, cnode = CNode}, {continue, connect}};
+        {error, Reason} ->
+            {stop, Reason}
+    end;
+init_mode(Other, _State) ->
+    {stop, {bad_env, spawn, Other}}.
+
+%% @private
+-spec handle_continue(connect, #state{}) -> {noreply, #state{}}.
+handle_continue(connect, State) ->
+    {noreply, start_connect(State)}.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), #state{}) ->
+          {reply, term(), #state{}}.
+handle_call(status, _From, State) ->
+    {reply, status_map(State), State};
+handle_call(_Request, _From, State) ->
+    {reply, {error, badarg}, State}.
+
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+%% Result of a connection attempt.
+handle_info({connect_result, Pid, Result},
+            #state{connector = {Pid, Ref}} = State0) ->
+    true = erlang:demonitor(Ref, [flush]),
+    State = State0#state{connector = undefined},
+    case Result of
+        ok ->
+            true = erlang:monitor_node(State#state.cnode, true),
+            ?LOG_INFO("reckon_cnode: connected to C node ~s", [State#state.cnode]),
+            {noreply, State#state{connected = true, since = wall_ms(),
+                                  backoff = ?MIN_BACKOFF,
+                                  connects = State#state.connects + 1}};
+        {error, Reason} ->
+            ?LOG_DEBUG("reckon_cnode: connecting to ~s failed: ~p",
+                       [State#state.cnode, Reason]),
+            {noreply, next_step(State#state{last_error = Reason})}
+    end;
+handle_info({'DOWN', Ref, process, Pid, Crash},
+            #state{connector = {Pid, Ref}} = State) ->
+    {noreply, next_step(State#state{connector = undefined,
+                                    last_error = {connector, Crash}})};
+handle_info({nodedown, CNode}, #state{cnode = CNode, connected = true} = State) ->
+    ?LOG_WARNING("reckon_cnode: lost connection to C node ~s", [CNode]),
+    {noreply, next_step(State#state{connected = false, since = wall_ms(),
+                                    disconnects = State#state.disconnects + 1,
+                                    last_error = nodedown})};
+handle_info({nodedown, _}, State) ->
+    {noreply, State};
+%% Timers: reconnect, restart of the port program, start timeout.
+handle_info({timeout, Ref, Kind}, #state{timer = {Ref, Kind}} = State0) ->
+    State = State0#state{timer = undefined},
+    case Kind of
+        connect ->
+            {noreply, start_connect(State)};
+        restart ->
+            {noreply, restart_port(State)};
+        start_timeout ->
+            ?LOG_WARNING("reckon_cnode: C node did not print its name in time; "
+                         "killing it"),
+            stop_port(State#state.port, State#state.os_pid),
+            {noreply, next_step(State#state{port = undefined, os_pid = undefined,
+                                            phase = undefined, line_acc = [],
+                                            last_error = cnode_start_timeout})}
+    end;
+handle_info({timeout, _StaleRef, _Kind}, State) ->
+    {noreply, State};
+%% Port program output: the first line is the node name.
+handle_info({Port, {data, {Eol, Part}}}, #state{port = Port} = State) ->
+    {noreply, port_output(Eol, Part, State)};
+handle_info({Port, {exit_status, Status}}, #state{port = Port} = State0) ->
+    ?LOG_WARNING("reckon_cnode: C node ~s (os pid ~p) exited with status ~p",
+                 [State0#state.cnode, State0#state.os_pid, Status]),
+    State1 = stop_connector(cancel_timer(State0)),
+    State2 = case State1#state.connected of
+                 true -> State1#state{connected = false, since = wall_ms(),
+                                      disconnects = State1#state.disconnects + 1};
+                 false -> State1
+             end,
+    {noreply, next_step(State2#state{port = undefined, os_pid = undefined,
+                                     phase = undefined, line_acc = [],
+                                     last_error = {cnode_exited, Status}})};
+handle_info({'EXIT', _PortOrPid, _Reason}, State) ->
+    %% Port closed after exit_status, or a stray link: nothing to do.
+    {noreply, State};
+handle_info(_Info, State) ->
+    {noreply, State}.
+
+%% @private
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{port = Port, os_pid = OsPid} = State) ->
+    _ = stop_connector(State),
+    case Port of
+        undefined -> ok;
+        _ -> stop_port(Port, OsPid)
+    end.
+
+%%%===================================================================
+%%% Connection management
+%%%===================================================================
+
+%% Decide what to do after a failure: in spawn mode without a running port
+%% program, restart it; while it starts, wait; otherwise retry the
+%% connection. Nothing is scheduled while a timer or a connector is pending.
+next_step(#state{timer = T, connector = C} = State)
+  when T =/= undefined; C =/= undefined ->
+    State;
+next_step(#state{connected = true} = State) ->
+    State;
+next_step(#state{mode = spawn, port = undefined} = State) ->
+    schedule(restart, State);
+next_step(#state{mode = spawn, phase = starting} = State) ->
+    State;
+next_step(State) ->
+    schedule(connect, State).
+
+schedule(Kind, #state{backoff = Backoff} = State) ->
+    Ref = erlang:start_timer(Backoff, self(), Kind),
+    State#state{timer = {Ref, Kind},
+                backoff = min(Backoff * 2, ?MAX_BACKOFF)}.
+
+cancel_timer(#state{timer = undefined} = State) ->
+    State;
+cancel_timer(#state{timer = {Ref, _}} = State) ->
+    _ = erlang:cancel_timer(Ref, [{async, false}, {info, false}]),
+    State#state{timer = undefined}.
+
+%% Connection attempts run in a helper process so that a slow connection
+%% set-up never blocks status/0 or the handling of port messages. The
+%% attempt succeeds when the request server on the C node answers ping.
+start_connect(#state{connector = undefined, cnode = CNode,
+                     call_timeout = Timeout} = State) ->
+    Shim = self(),
+    Probe = fun() -> Shim ! {connect_result, self(), probe(CNode, Timeout)} end,
+    State#state{connector = spawn_monitor(Probe)};
+start_connect(State) ->
+    State.
+
+probe(CNode, Timeout) ->
+    case net_kernel:connect_node(CNode) of
+        true ->
+            try gen_server:call({?CNODE_SERVER, CNode}, ping, Timeout) of
+                {ok, pong} -> ok;
+                Other -> {error, {unexpected_ping_reply, Other}}
+            catch
+                exit:{Reason, _} -> {error, Reason}
+            end;
+        false ->
+            {error, connect_failed};
+        ignored ->
+            {error, not_distributed}
+    end.
+
+stop_connector(#state{connector = undefined} = State) ->
+    State;
+stop_connector(#state{connector = {Pid, Ref}} = State) ->
+    true = erlang:demonitor(Ref, [flush]),
+    true = exit(Pid, kill),
+    State#state{connector = undefined}.
+
+%%%===================================================================
+%%% Port program (spawn mode)
+%%%===================================================================
+
+spawn_config(Scope) ->
+    case code:priv_dir(reckon_cnode) of
+        {error, bad_name} ->
+            {error, {cnode_executable_missing, no_priv_dir}};
+        Priv ->
+            Exe = filename:join(Priv, "reckon_cnode"),
+            case filelib:is_regular(Exe) of
+                false ->
+                    {error, {cnode_executable_missing, Exe}};
+                true ->
+                    spawn_config(Exe, Scope)
+            end
+    end.
+
+spawn_config(Exe, Scope) ->
+    [Alive, Host] = string:split(atom_to_list(erlang:node()), "@"),
+    Name = case env(spawn_name, undefined) of
+               undefined -> Alive ++ "_cnode";
+               N when is_atom(N) -> atom_to_list(N);
+               N when is_list(N) -> N
+           end,
+    Extra = env(spawn_args, []),
+    StartTimeout = env(spawn_timeout, 10000),
+    Args = ["--name", Name ++ "@" ++ Host,
+            "--scope", atom_to_list(Scope)]
+        ++ ticktime_args()
+        ++ ["--exit-on-stdin-close" | Extra],
+    {ok, #{exe => Exe,
+           args => Args,
+           cookie => atom_to_list(erlang:get_cookie()),
+           start_timeout => StartTimeout}}.
+
+ticktime_args() ->
+    case net_kernel:get_net_ticktime() of
+        T when is_integer(T) -> ["--net-ticktime", integer_to_list(T)];
+        _ -> []
+    end.
+
+open_cnode(#{exe := Exe, args := Args, cookie := Cookie}) ->
+    try open_port({spawn_executable, Exe},
+                  [{args, Args},
+                   {env, [{"RECKON_CNODE_COOKIE", Cookie}]},
+                   {line, 1024}, exit_status, use_stdio]) of
+        Port ->
+            case erlang:port_info(Port, os_pid) of
+                {os_pid, OsPid} -> {ok, Port, OsPid};
+                undefined -> {error, port_closed}
+            end
+    catch
+        error:Reason -> {error, {open_port, Reason}}
+    end.
+
+%% Synchronous wait for the name line, used by init/1.
+await_name(Port, Deadline, Acc) ->
+    receive
+        {Port, {data, {noeol, Part}}} ->
+            await_name(Port, Deadline, Acc ++ Part);
+        {Port, {data, {eol, Part}}} ->
+            parse_name(Acc ++ Part);
+        {Port, {exit_status, Status}} ->
+            {error, {cnode_exited, Status}}
+    after max(0, Deadline - now_ms()) ->
+            {error, cnode_start_timeout}
+    end.
+
+parse_name(Line) ->
+    Name = string:trim(Line),
+    case string:split(Name, "@") of
+        [Alive, Host] when Alive =/= [], Host =/= [] ->
+            {ok, list_to_atom(Name)};
+        _ ->
+            {error, {bad_name_line, Line}}
+    end.
+
+%% Asynchronous restart after an unexpected exit: the name line arrives as
+%% a port message; a start_timeout timer bounds the wait.
+restart_port(#state{spawn_cfg = Cfg} = State) ->
+    case open_cnode(Cfg) of
+        {ok, Port, OsPid} ->
+            ?LOG_INFO("reckon_cnode: restarted C node (os pid ~p)", [OsPid]),
+            Ref = erlang:start_timer(maps:get(start_timeout, Cfg), self(),
+                                     start_timeout),
+            State#state{port = Port, os_pid = OsPid, line_acc = [],
+                        phase = starting, timer = {Ref, start_timeout},
+                        restarts = State#state.restarts + 1};
+        {error, Reason} ->
+            ?LOG_WARNING("reckon_cnode: cannot restart C node: ~p", [Reason]),
+            next_step(State#state{last_error = Reason})
+    end.
+
+%% line_acc holds the partial name line while the program starts; output
+%% after the name line is ignored.
+port_output(_Eol, _Part, #state{phase = running} = State) ->
+    State;
+port_output(noeol, Part, #state{line_acc = Acc} = State) ->
+    State#state{line_acc = Acc ++ Part};
+port_output(eol, Part, #state{line_acc = Acc, cnode = Old} = State0) ->
+    State = cancel_timer(State0),
+    case parse_name(Acc ++ Part) of
+        {ok, CNode} ->
+            CNode =:= Old orelse
+                ?LOG_WARNING("reckon_cnode: C node now named ~s (was ~s)",
+                             [CNode, Old]),
+            publish(CNode, State#state.call_timeout),
+            start_connect(State#state{cnode = CNode, line_acc = [],
+                                      phase = running});
+        {error, Reason} ->
+            stop_port(State#state.port, State#state.os_pid),
+            next_step(State#state{port = undefined, os_pid = undefined,
+                                  phase = undefined, line_acc = [],
+                                  last_error = Reason})
+    end.
+
+%% Close the port (the C node runs with --exit-on-stdin-close), wait up to
+%% STOP_WAIT ms for the OS process to go, then SIGTERM, then SIGKILL.
+stop_port(Port, OsPid) ->
+    _ = (catch erlang:port_close(Port)),
+    case OsPid of
+        undefined ->
+            ok;
+        _ ->
+            case wait_os_exit(OsPid, now_ms() + ?STOP_WAIT) of
+                ok ->
+                    ok;
+                timeout ->
+                    ?LOG_WARNING("reckon_cnode: C node (os pid ~p) still running "
+                                 "~p ms after stdin closed; sending SIGTERM",
+                                 [OsPid, ?STOP_WAIT]),
+                    os_kill("TERM", OsPid),
+                    case wait_os_exit(OsPid, now_ms() + ?KILL_WAIT) of
+                        ok -> ok;
+                        timeout -> os_kill("KILL", OsPid)
+                    end
+            end
+    end.
+
+%% The port is closed, so its exit_status is not delivered any more: poll
+%% the OS process instead.
+wait_os_exit(OsPid, Deadline) ->
+    case os_pid_alive(OsPid) of
+        false ->
+            ok;
+        true ->
+            case now_ms() >= Deadline of
+                true ->
+                    timeout;
+                false ->
+                    receive after 20 -> ok end,
+                    wait_os_exit(OsPid, Deadline)
+            end
+    end.
+
+os_pid_alive(OsPid) ->
+    case file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat") of
+        {ok, Stat} ->
+            %% "pid (comm) S ...": the state follows the last ')'.
+            case string:split(Stat, ")", trailing) of
+                [_, <<" Z", _/binary>>] -> false;
+                [_, <<" X", _/binary>>] -> false;
+                _ -> true
+            end;
+        {error, enoent} ->
+            false;
+        {error, _} ->
+            %% No procfs: ask kill(1).
+            os:cmd("kill -0 " ++ integer_to_list(OsPid)
+                   ++ " 2>/dev/null && echo alive") =:= "alive\n"
+    end.
+
+os_kill(Signal, OsPid) ->
+    _ = os:cmd("kill -" ++ Signal ++ " " ++ integer_to_list(OsPid)
+               ++ " 2>/dev/null"),
+    ok.
+
+%%%===================================================================
+%%% Helpers
+%%%===================================================================
+
+publish(CNode, Timeout) ->
+    Target = {CNode, Timeout},
+    case persistent_term:get(?PT_KEY, undefined) of
+        Target -> ok;
+        _ -> persistent_term:put(?PT_KEY, Target)
+    end.
+
+cnode_name(undefined) ->
+    [_Alive, Host] = string:split(atom_to_list(erlang:node()), "@"),
+    {ok, list_to_atom("reckon_cnode@" ++ Host)};
+cnode_name(Name) when is_list(Name) ->
+    cnode_name(list_to_atom(Name));
+cnode_name(Name) when is_atom(Name) ->
+    case string:split(atom_to_list(Name), "@") of
+        [Alive, Host] when Alive =/= [], Host =/= [] -> {ok, Name};
+        _ -> {error, {bad_env, cnode, Name}}
+    end;
+cnode_name(Other) ->
+    {error, {bad_env, cnode, Other}}.
+
+valid_timeout(infinity) -> true;
+valid_timeout(T) -> is_integer(T) andalso T > 0.
+
+status_map(#state{} = S) ->
+    #{node => S#state.cnode,
+      connected => S#state.connected,
+      mode => S#state.mode,
+      since => S#state.since,
+      scope => S#state.scope,
+      call_timeout => S#state.call_timeout,
+      os_pid => S#state.os_pid,
+      connects => S#state.connects,
+      disconnects => S#state.disconnects,
+      restarts => S#state.restarts,
+      last_error => S#state.last_error}.
+
+env(Key, Default) ->
+    application:get_env(reckon_cnode, Key, Default).
+
+now_ms() ->
+    erlang:monotonic_time(millisecond).
+
+wall_ms() ->
+    erlang:system_time(millisecond).
