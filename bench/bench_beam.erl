@@ -20,6 +20,7 @@ handle_cast(_, St) -> {noreply, St}.
 
 client([CNodeA, EchoNodeA, NA]) ->
     CNode = atom(CNodeA), EchoNode = atom(EchoNodeA), N = list_to_integer(str(NA)),
+    ok = application:load(reckon_cnode),
     ok = application:set_env(reckon_cnode, cnode, CNode),
     {ok, _} = application:ensure_all_started(reckon_cnode),
     pong = net_adm:ping(EchoNode),

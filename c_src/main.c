@@ -4,10 +4,14 @@
 #include "reckon_cnode.h"
 #include "util/log.h"
 
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #define MAX_SEEDS 64
 
@@ -32,6 +36,24 @@ static int read_cookie_file(const char *path, char *out, size_t cap)
     out[n] = '\0';
     out[strcspn(out, "\r\n")] = '\0';
     return out[0] != '\0' ? 0 : -1;
+}
+
+/* As erl does: with no cookie file, create one with a random cookie so the
+ * first `make run` on a new machine works and later `erl` nodes share it. */
+static int create_cookie_file(const char *path, char *out, size_t cap)
+{
+    uint8_t rnd[20];
+    if (cap < sizeof rnd + 1 || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return -1;
+    for (size_t i = 0; i < sizeof rnd; i++)
+        out[i] = (char)('A' + rnd[i] % 26);
+    out[sizeof rnd] = '\0';
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0400);
+    if (fd < 0)
+        return -1;
+    ssize_t w = write(fd, out, sizeof rnd);
+    close(fd);
+    return w == (ssize_t)sizeof rnd ? 0 : -1;
 }
 
 static int parse_size(const char *s, size_t *out)
@@ -129,7 +151,8 @@ int main(int argc, char **argv)
         const char *home = getenv("HOME");
         char path[4096];
         if (home == NULL || snprintf(path, sizeof path, "%s/.erlang.cookie", home) >= (int)sizeof path ||
-            read_cookie_file(path, cookie_buf, sizeof cookie_buf) != 0) {
+            (read_cookie_file(path, cookie_buf, sizeof cookie_buf) != 0 &&
+             (access(path, F_OK) == 0 || create_cookie_file(path, cookie_buf, sizeof cookie_buf) != 0))) {
             fprintf(stderr, "reckon_cnode: no cookie: give --cookie, --cookie-file, "
                             "RECKON_CNODE_COOKIE or $HOME/.erlang.cookie\n");
             return 1;
