@@ -9,7 +9,7 @@ SHELL := /bin/bash
 
 DEB_PACKAGES := gcc make clang erlang-nox erlang-dev erlang-common-test erlang-dialyzer \
                 erlang-proper erlang-proper-dev erlang-eunit rebar3 elixir libuv1-dev libcmocka-dev uthash-dev \
-                liblmdb-dev libmd-dev
+                liblmdb-dev libmd-dev valgrind
 
 CC      ?= gcc
 BUILD   := build
@@ -32,7 +32,7 @@ SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all deps run test test-c test-san test-clang test-erl bench clean dialyzer fuzz erl
+.PHONY: all deps run test test-c test-san test-valgrind test-clang test-erl bench clean dialyzer fuzz erl
 
 all: deps priv/reckon_cnode erl
 
@@ -97,7 +97,7 @@ run: deps priv/reckon_cnode
 	@epmd -daemon
 	./priv/reckon_cnode $(RUN_ARGS)
 
-test: deps priv/reckon_cnode test-c test-san test-clang fuzz test-erl
+test: deps priv/reckon_cnode test-c test-san test-valgrind test-clang fuzz test-erl
 
 test-c: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
@@ -105,6 +105,11 @@ test-c: $(TESTS)
 test-san: $(SAN_TESTS)
 	@set -e; for t in $(SAN_TESTS); do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+# valgrind also sees reads inside libei, which the sanitizers do not instrument.
+test-valgrind: $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== $$t (valgrind)"; \
+	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite $$t; done
 
 # The same sources must build warning-free under clang too.
 test-clang:
