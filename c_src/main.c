@@ -72,6 +72,8 @@ int main(int argc, char **argv)
     rc_node_config_init(&cfg);
     const char *seeds[MAX_SEEDS];
     size_t nseeds = 0;
+    const char *scopes[MAX_SEEDS];
+    size_t nscopes = 0;
     const char *cookie = NULL, *cookie_file = NULL;
     static char cookie_buf[1024];
     enum { O_SNAME = 1, O_NAME, O_COOKIE, O_COOKIE_FILE, O_SCOPE, O_SEED, O_DATA_DIR, O_MAX_MSG,
@@ -99,7 +101,13 @@ int main(int argc, char **argv)
         case O_NAME: cfg.name = optarg; break;
         case O_COOKIE: cookie = optarg; break;
         case O_COOKIE_FILE: cookie_file = optarg; break;
-        case O_SCOPE: break; /* pg scopes arrive with the pg peer; accepted now */
+        case O_SCOPE:
+            if (nscopes == MAX_SEEDS) {
+                fprintf(stderr, "reckon_cnode: at most %d --scope\n", MAX_SEEDS);
+                return 2;
+            }
+            scopes[nscopes++] = optarg;
+            break;
         case O_SEED:
             if (nseeds == MAX_SEEDS) {
                 fprintf(stderr, "reckon_cnode: at most %d --seed\n", MAX_SEEDS);
@@ -162,6 +170,8 @@ int main(int argc, char **argv)
     cfg.cookie = cookie;
     cfg.seeds = seeds;
     cfg.nseeds = nseeds;
+    cfg.scopes = scopes;
+    cfg.nscopes = nscopes;
 
     rc_node *node = NULL;
     char err[512];

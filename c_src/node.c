@@ -5,6 +5,8 @@
 #include "naming/names_store.h"
 #include "naming/names_table.h"
 #include "naming/naming.h"
+#include "pg/cpid.h"
+#include "pg/pg_scope.h"
 #include "proc/procs.h"
 #include "server/request_server.h"
 #include "util/log.h"
@@ -28,6 +30,9 @@ struct rc_node {
     names_table *names;
     names_store *store;
     rc_request_server *server;
+    rc_nodetab *nodes;
+    rc_pg_scope *scopes[64];
+    size_t nscopes;
     uv_signal_t sigterm, sigint;
     uv_async_t stop_async;
     uv_poll_t stdin_poll;
@@ -53,6 +58,15 @@ static void on_up(void *ctx, rc_conn *c)
 {
     rc_node *n = ctx;
     rc_cluster_on_up(n->cluster, c);
+    for (size_t i = 0; i < n->nscopes; i++)
+        rc_pg_scope_nodeup(n->scopes[i], rc_conn_peer(c));
+}
+
+static void on_proc_exit(void *ctx, const erlang_pid *pid)
+{
+    rc_node *n = ctx;
+    for (size_t i = 0; i < n->nscopes; i++)
+        rc_pg_scope_proc_exit(n->scopes[i], pid);
 }
 
 static void on_down(void *ctx, rc_conn *c, const char *why)
@@ -60,6 +74,8 @@ static void on_down(void *ctx, rc_conn *c, const char *why)
     rc_node *n = ctx;
     (void)why;
     rc_procs_on_down(n->procs, rc_conn_peer(c));
+    for (size_t i = 0; i < n->nscopes; i++)
+        rc_pg_scope_nodedown(n->scopes[i], rc_conn_peer(c));
     if (n->cluster)
         rc_cluster_on_down(n->cluster, rc_conn_peer(c));
 }
@@ -101,9 +117,16 @@ static void stats_map(void *ctx, ei_x_buff *x)
     ei_x_encode_map_header(x, 12);
     put_kv(x, "connections", rc_dist_connection_count(n->dist));
     put_kv(x, "known_nodes", rc_cluster_known_count(n->cluster));
-    put_kv(x, "peers", 0); /* pg scope peers: not implemented yet */
-    put_kv(x, "groups", 0);
-    put_kv(x, "members", 0);
+    uint64_t peers = 0, groups = 0, members = 0, malformed = 0;
+    for (size_t i = 0; i < n->nscopes; i++) {
+        peers += rc_pg_peer_count(n->scopes[i]);
+        groups += pgm_group_count(rc_pg_table(n->scopes[i]));
+        members += pgm_member_count(rc_pg_table(n->scopes[i]));
+        malformed += rc_pg_get_stats(n->scopes[i])->malformed;
+    }
+    put_kv(x, "peers", peers);
+    put_kv(x, "groups", groups);
+    put_kv(x, "members", members);
     put_kv(x, "processes", rc_procs_count(n->procs));
     put_kv(x, "emitter_name_tables", names_table_count(n->names));
     put_kv(x, "messages_in", ps->msgs_in);
@@ -111,7 +134,8 @@ static void stats_map(void *ctx, ei_x_buff *x)
     put_kv(x, "bytes_in", ds->bytes_in);
     put_kv(x, "bytes_out", ds->bytes_out);
     ei_x_encode_atom(x, "errors");
-    ei_x_encode_map_header(x, 10);
+    ei_x_encode_map_header(x, 11);
+    put_kv(x, "pg_malformed", malformed);
     put_kv(x, "handshake", ds->err_handshake);
     put_kv(x, "frame_too_big", ds->err_frame_too_big);
     put_kv(x, "output_overflow", ds->err_output_overflow);
@@ -134,6 +158,9 @@ static void do_stop(rc_node *n)
     LOG_I(&n->lg, MOD, "stopping");
     if (n->cluster)
         rc_cluster_stop(n->cluster);
+    /* pg leaves first, so peers drop our members now, not at disconnect. */
+    for (size_t i = 0; i < n->nscopes; i++)
+        rc_pg_scope_shutdown(n->scopes[i]);
     /* Ending the processes first tells remote monitors and links (DOWN and
      * EXIT go out) while the connections are still there; rc_dist_stop then
      * flushes them before closing. */
@@ -275,10 +302,32 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
                             .backoff_max_ms = 10000, .forget_after = 8};
     if (n->procs != NULL)
         n->cluster = rc_cluster_new(&n->loop, &n->lg, n->dist, n->procs, &cc);
-    if (n->procs == NULL || n->cluster == NULL || rc_net_kernel_start(n->procs) != 0 ||
+    n->nodes = rc_nodetab_new();
+    int scopes_ok = n->procs != NULL && n->nodes != NULL;
+    if (scopes_ok) {
+        /* Index 0 is this node, so local pids are recognised cheaply. */
+        (void)rc_nodetab_intern(n->nodes, n->node_name, strlen(n->node_name));
+        static const char *const default_scope[] = {"reckon_db_pg"};
+        const char *const *names = cfg->nscopes ? cfg->scopes : default_scope;
+        size_t count = cfg->nscopes ? cfg->nscopes : 1;
+        if (count > sizeof n->scopes / sizeof n->scopes[0])
+            count = sizeof n->scopes / sizeof n->scopes[0];
+        for (size_t i = 0; i < count && scopes_ok; i++) {
+            n->scopes[n->nscopes] = rc_pg_scope_start(&n->loop, &n->lg, n->procs, n->nodes, names[i]);
+            if (n->scopes[n->nscopes] == NULL) {
+                snprintf(err, errlen, "cannot start pg scope '%s' (bad or duplicate name?)", names[i]);
+                scopes_ok = 0;
+            } else {
+                n->nscopes++;
+            }
+        }
+        rc_procs_set_exit_hook(n->procs, on_proc_exit, n);
+    }
+    if (!scopes_ok || n->procs == NULL || n->cluster == NULL || rc_net_kernel_start(n->procs) != 0 ||
         (n->server = rc_request_server_start(&n->loop, n->procs, n->names, n->store, stats_map,
                                                  n)) == NULL) {
-        snprintf(err, errlen, "cannot start the node's processes");
+        if (scopes_ok)
+            snprintf(err, errlen, "cannot start the node's processes");
         n->handle_signals = 0;
         uv_async_init(&n->loop, &n->stop_async, on_stop_async);
         n->stop_async.data = n;
@@ -287,6 +336,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         rc_node_destroy(n);
         return -1;
     }
+    rc_request_server_set_scopes(n->server, n->scopes, n->nscopes, n->nodes);
     for (size_t i = 0; i < cfg->nseeds; i++) {
         if (rc_cluster_add_seed(n->cluster, cfg->seeds[i]) != 0)
             LOG_W(&n->lg, MOD, "ignoring bad seed node name '%s'", cfg->seeds[i]);
@@ -335,6 +385,9 @@ void rc_node_destroy(rc_node *n)
     }
     rc_cluster_free(n->cluster);
     rc_procs_free(n->procs);
+    for (size_t i = 0; i < n->nscopes; i++)
+        rc_pg_scope_free(n->scopes[i]);
+    rc_nodetab_free(n->nodes);
     rc_dist_free(n->dist);
     rc_request_server_free(n->server);
     names_store_close(n->store);

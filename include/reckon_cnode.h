@@ -31,7 +31,9 @@ typedef struct rc_node_config {
     const char *cookie;         /* required */
     const char *const *seeds;   /* nodes to connect to at start */
     size_t nseeds;
-    const char *data_dir;       /* reserved: durable emitter-name table */
+    const char *const *scopes;  /* pg scopes to serve; none = {"reckon_db_pg"} */
+    size_t nscopes;
+    const char *data_dir;       /* durable emitter-name table (LMDB) when set */
     size_t max_message_bytes;   /* frames above this close the connection; default 64 MiB */
     size_t max_output_bytes;    /* per-connection send backlog limit; default 1 GiB */
     unsigned net_ticktime_s;    /* default 60, as erl */

@@ -72,6 +72,8 @@ struct rc_procs {
     rc_proc *zombies;
     rc_procs_stats stats;
     int warned_malformed, warned_unknown_op;
+    rc_proc_exit_hook exit_hook;
+    void *exit_hook_ctx;
 };
 
 static uint64_t pid_key(const erlang_pid *p) { return ((uint64_t)p->num << 32) | p->serial; }
@@ -474,14 +476,10 @@ int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const ch
         return -1;
     int rc = ctrl_encode_monitor(&x, CTRL_MONITOR_P, &self->pid, pid, name, &om->ref);
     if (rc == 0 && send_ctrl(ps, target_node, &x, NULL, 0) != 0) {
-        /* Not connected: the monitor fires at once, as erlang:monitor does. */
-        char reason[32];
-        int rlen = 0;
-        encode_reason_atom(reason, sizeof reason, "noconnection", &rlen);
+        /* Not connected: no DOWN will ever come for this ref; the caller is
+         * told now instead (a DOWN delivered from here would re-enter it). */
         self->nomons--;
-        rc_signal sig = {.kind = RC_SIG_DOWN, .from = pid, .buf = reason, .len = rlen,
-                         .ref = ref_out};
-        deliver(ps, self, &sig);
+        rc = -1;
     }
     ei_x_free(&x);
     return rc;
@@ -505,12 +503,20 @@ void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
     }
 }
 
+void rc_procs_set_exit_hook(rc_procs *ps, rc_proc_exit_hook fn, void *ctx)
+{
+    ps->exit_hook = fn;
+    ps->exit_hook_ctx = ctx;
+}
+
 void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
 {
     if (p->dead)
         return;
     p->dead = 1;
     ps->live--;
+    if (ps->exit_hook)
+        ps->exit_hook(ps->exit_hook_ctx, &p->pid);
     ei_x_buff x;
     if (ei_x_new(&x) == 0) {
         for (size_t i = 0; i < p->nlinks; i++) {

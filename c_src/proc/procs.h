@@ -79,8 +79,8 @@ int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char
                        const char *msg, int len);
 
 /* Monitors a remote process (by pid, or by name when pid is NULL). The DOWN
- * arrives as RC_SIG_DOWN with the same ref; `noconnection` when the node goes
- * away or is not connected. 0 or -1. */
+ * arrives as RC_SIG_DOWN with the same ref (`noconnection` when the node goes
+ * away). -1 if the node is not connected: then no DOWN will come. */
 int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const char *name,
                     const char *node, erlang_ref *ref_out);
 void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref);
@@ -89,6 +89,11 @@ void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref);
  * MONITOR_P_EXIT(reason). Safe to call from the process's own handler; the
  * memory is released after the handler returns. */
 void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason);
+
+/* Called for every process that ends, before its links and monitors are
+ * told (the pg layer uses it to make the process leave its groups). */
+typedef void (*rc_proc_exit_hook)(void *ctx, const erlang_pid *pid);
+void rc_procs_set_exit_hook(rc_procs *ps, rc_proc_exit_hook fn, void *ctx);
 
 /* A fresh reference, unique on this node. */
 void rc_procs_make_ref(rc_procs *ps, erlang_ref *ref);

@@ -37,7 +37,20 @@ struct rc_request_server {
     void *stats_ctx;
     uint64_t requests;
     uint64_t bad_requests;
+    rc_pg_scope *const *scopes;
+    size_t nscopes;
+    rc_nodetab *nodes;
 };
+
+#define MAX_IDLE_SPAWN 100000
+
+void rc_request_server_set_scopes(rc_request_server *rs, rc_pg_scope *const *scopes, size_t n,
+                                  rc_nodetab *nodes)
+{
+    rs->scopes = scopes;
+    rs->nscopes = n;
+    rs->nodes = nodes;
+}
 
 typedef struct req_args {
     const uint8_t *store;
@@ -298,6 +311,237 @@ static int do_group_key(const char *buf, int len, int idx, ei_x_buff *x)
     return ei_x_encode_atom(x, "emitters");
 }
 
+/* ------------------------------------------------------------ pg requests */
+
+/* Reads PidOrPids as C-node pids. 0 ok; 1 = a pid of another node (its term
+ * bytes in *bad, *bad_len); -1 = not pids. */
+static int read_local_pids(rc_request_server *rs, const char *buf, int len, int *idx,
+                           rc_cpid **out, size_t *n, const char **bad, int *bad_len)
+{
+    int type = 0, size = 0, count = 1, is_list = 0;
+    *out = NULL;
+    *n = 0;
+    if (ei_get_type(buf, idx, &type, &size) != 0)
+        return -1;
+    if (type == ERL_LIST_EXT || type == ERL_NIL_EXT) {
+        if (ei_decode_list_header(buf, idx, &count) != 0)
+            return -1;
+        is_list = 1;
+    } else if (type != ERL_PID_EXT && type != ERL_NEW_PID_EXT) {
+        return -1;
+    }
+    rc_cpid *v = malloc(sizeof *v * (size_t)(count > 0 ? count : 1));
+    if (v == NULL)
+        return -1;
+    uint32_t self = rc_pg_self_node(rs->scopes[0]);
+    for (int i = 0; i < count; i++) {
+        int start = *idx;
+        if (rc_cpid_read(rs->nodes, buf, len, idx, &v[i]) != 0) {
+            free(v);
+            return -1;
+        }
+        if (v[i].node != self) {
+            *bad = buf + start;
+            *bad_len = *idx - start;
+            free(v);
+            return 1;
+        }
+    }
+    if (is_list && count > 0) {
+        int tail = 0;
+        if (ei_decode_list_header(buf, idx, &tail) != 0 || tail != 0) {
+            free(v);
+            return -1;
+        }
+    }
+    *out = v;
+    *n = (size_t)count;
+    return 0;
+}
+
+static rc_pg_scope *scope_named(rc_request_server *rs, const char *name)
+{
+    for (size_t i = 0; i < rs->nscopes; i++)
+        if (strcmp(rc_pg_scope_name(rs->scopes[i]), name) == 0)
+            return rs->scopes[i];
+    return NULL;
+}
+
+static int encode_pids(rc_request_server *rs, ei_x_buff *x, const rc_cpid *m, size_t n,
+                       int local_only)
+{
+    uint32_t self = rc_pg_self_node(rs->scopes[0]);
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += !local_only || m[i].node == self;
+    if (encode_ok_header(x) != 0)
+        return -1;
+    if (count > 0 && ei_x_encode_list_header(x, (long)count) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((!local_only || m[i].node == self) && rc_cpid_write(rs->nodes, x, &m[i]) != 0)
+            return -1;
+    return ei_x_encode_empty_list(x);
+}
+
+/* Builds {S, Sub, emitters} from the raw S and Sub terms at *idx. */
+static int group_of(const char *buf, int len, int *idx, ei_x_buff *g)
+{
+    int s0 = *idx;
+    const uint8_t *p;
+    size_t n;
+    uint8_t scratch[2 * 256];
+    if (term_read_atom(buf, len, idx, &p, &n, scratch, sizeof scratch) != 0)
+        return -1;
+    int s1 = *idx;
+    if (term_skip(buf, len, idx) != 0)
+        return -1;
+    g->index = 0;
+    if (ei_x_encode_tuple_header(g, 3) != 0 || ei_x_append_buf(g, buf + s0, *idx - s0) != 0)
+        return -1;
+    (void)s1;
+    return ei_x_encode_atom(g, "emitters");
+}
+
+/* join/leave of C-node pids: op_join selects rc_pg_join or rc_pg_leave. */
+static int pg_change(rc_request_server *rs, rc_pg_scope *sc, const char *group, int glen,
+                     const char *buf, int len, int idx, int op_join, ei_x_buff *x)
+{
+    rc_cpid *pids = NULL;
+    size_t n = 0;
+    const char *bad = NULL;
+    int bad_len = 0;
+    int r = read_local_pids(rs, buf, len, &idx, &pids, &n, &bad, &bad_len);
+    if (r < 0)
+        return encode_error(x, "badarg");
+    if (r == 1) {
+        return ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "error") ||
+               ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "nolocal") ||
+               ei_x_append_buf(x, bad, bad_len);
+    }
+    int rc = op_join ? rc_pg_join(sc, group, glen, pids, n) : rc_pg_leave(sc, group, glen, pids, n);
+    free(pids);
+    if (rc != 0)
+        return encode_error(x, "badarg");
+    return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
+}
+
+static int pg_members_reply(rc_request_server *rs, rc_pg_scope *sc, const char *group, int glen,
+                            int local_only, ei_x_buff *x)
+{
+    ei_x_buff key;
+    if (ei_x_new(&key) != 0)
+        return -1;
+    int rc;
+    if (rc_pg_group_key(group, glen, &key) != 0) {
+        rc = encode_error(x, "badarg");
+    } else {
+        size_t n = 0;
+        const rc_cpid *m = rc_pg_members(sc, (const uint8_t *)key.buff, (size_t)key.index, &n);
+        rc = encode_pids(rs, x, m, n, local_only);
+    }
+    ei_x_free(&key);
+    return rc;
+}
+
+static int do_group_op(rc_request_server *rs, const char *op, const char *buf, int len, int idx,
+                       ei_x_buff *x)
+{
+    if (rs->nscopes == 0)
+        return encode_error(x, "no_scope");
+    ei_x_buff g;
+    if (ei_x_new(&g) != 0)
+        return -1;
+    int rc;
+    if (group_of(buf, len, &idx, &g) != 0)
+        rc = encode_error(x, "badarg");
+    else if (strcmp(op, "members") == 0)
+        rc = pg_members_reply(rs, rs->scopes[0], g.buff, g.index, 0, x);
+    else
+        rc = pg_change(rs, rs->scopes[0], g.buff, g.index, buf, len, idx, strcmp(op, "join") == 0, x);
+    ei_x_free(&g);
+    return rc;
+}
+
+static int do_pg_generic(rc_request_server *rs, const char *op, int arity, const char *buf,
+                         int len, int idx, ei_x_buff *x)
+{
+    char scope[MAXATOMLEN_UTF8];
+    int sstart = idx;
+    if (ei_decode_atom_as(buf, &idx, scope, sizeof scope, ERLANG_UTF8, NULL, NULL) != 0)
+        return encode_error(x, "badarg");
+    rc_pg_scope *sc = scope_named(rs, scope);
+    if (sc == NULL) {
+        return ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "error") ||
+               ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "no_scope") ||
+               ei_x_append_buf(x, buf + sstart, idx - sstart);
+    }
+    if (strcmp(op, "pg_which_groups") == 0 && arity == 2) {
+        const pgm_table *t = rc_pg_table(sc);
+        size_t count = pgm_group_count(t);
+        if (encode_ok_header(x) != 0 || (count > 0 && ei_x_encode_list_header(x, (long)count) != 0))
+            return -1;
+        for (pgm_group *gr = pgm_next(t, NULL); gr != NULL; gr = pgm_next(t, gr)) {
+            size_t klen;
+            const uint8_t *k = pgm_group_key(gr, &klen);
+            if (ei_x_append_buf(x, (const char *)k, (int)klen) != 0)
+                return -1;
+        }
+        return ei_x_encode_empty_list(x);
+    }
+    int g0 = idx;
+    if (arity < 3 || term_skip(buf, len, &idx) != 0)
+        return encode_error(x, "badarg");
+    int glen = idx - g0;
+    if (strcmp(op, "pg_members") == 0 && arity == 3)
+        return pg_members_reply(rs, sc, buf + g0, glen, 0, x);
+    if (strcmp(op, "pg_local_members") == 0 && arity == 3)
+        return pg_members_reply(rs, sc, buf + g0, glen, 1, x);
+    if ((strcmp(op, "pg_join") == 0 || strcmp(op, "pg_leave") == 0) && arity == 4)
+        return pg_change(rs, sc, buf + g0, glen, buf, len, idx, strcmp(op, "pg_join") == 0, x);
+    return encode_error(x, "badarg");
+}
+
+/* Idle processes: diagnostics and tests need C pids to join, monitor and end. */
+static void idle_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
+{
+    (void)ps;
+    (void)self;
+    (void)sig;
+}
+
+static int do_spawn_idle(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+{
+    int64_t n = 0;
+    int fits = 0;
+    char dec[DEC_CAP];
+    if (term_read_integer(buf, len, &idx, &n, &fits, dec, sizeof dec) != 0 || !fits || n < 0 ||
+        n > MAX_IDLE_SPAWN)
+        return encode_error(x, "badarg");
+    if (encode_ok_header(x) != 0 || (n > 0 && ei_x_encode_list_header(x, (long)n) != 0))
+        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        rc_proc *p = rc_proc_spawn(rs->ps, idle_signal, NULL, NULL);
+        if (p == NULL || ei_x_encode_pid(x, rc_proc_pid(p)) != 0)
+            return -1;
+    }
+    return ei_x_encode_empty_list(x);
+}
+
+static int do_exit_process(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+{
+    (void)len;
+    erlang_pid pid;
+    char reason[MAXATOMLEN];
+    if (ei_decode_pid(buf, &idx, &pid) != 0 || ei_decode_atom(buf, &idx, reason) != 0)
+        return encode_error(x, "badarg");
+    rc_proc *p = rc_procs_lookup(rs->ps, &pid);
+    if (p == NULL || p == rs->self)
+        return encode_error(x, "noproc");
+    rc_proc_exit(rs->ps, p, reason);
+    return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
+}
+
 static int handle_request(rc_request_server *rs, const rc_gen_from *from, const char *buf, int len,
                           int idx, ei_x_buff *x, int *deferred)
 {
@@ -334,7 +578,15 @@ static int handle_request(rc_request_server *rs, const rc_gen_from *from, const 
     if (strcmp(op, "group_key") == 0 && arity == 3)
         return do_group_key(buf, len, idx, x);
     if ((strcmp(op, "join") == 0 && arity == 4) || (strcmp(op, "leave") == 0 && arity == 4) ||
-        (strcmp(op, "members") == 0 && arity == 3) || (strcmp(op, "broadcast") == 0 && arity == 4) ||
+        (strcmp(op, "members") == 0 && arity == 3))
+        return do_group_op(rs, op, buf, len, idx, x);
+    if (strncmp(op, "pg_", 3) == 0 && arity >= 2)
+        return do_pg_generic(rs, op, arity, buf, len, idx, x);
+    if (strcmp(op, "spawn_idle") == 0 && arity == 2)
+        return do_spawn_idle(rs, buf, len, idx, x);
+    if (strcmp(op, "exit_process") == 0 && arity == 3)
+        return do_exit_process(rs, buf, len, idx, x);
+    if ((strcmp(op, "broadcast") == 0 && arity == 4) ||
         (strcmp(op, "start_emitter_pool") == 0 && arity == 5) ||
         (strcmp(op, "stop_emitter_pool") == 0 && arity == 3))
         return encode_error(x, "not_implemented");

@@ -8,6 +8,7 @@
 
 #include "naming/names_store.h"
 #include "naming/names_table.h"
+#include "pg/pg_scope.h"
 #include "proc/procs.h"
 
 #include <uv.h>
@@ -23,6 +24,9 @@ typedef void (*rc_stats_fn)(void *ctx, ei_x_buff *x); /* appends one map term */
 rc_request_server *rc_request_server_start(uv_loop_t *loop, rc_procs *ps, names_table *names,
                                            names_store *store, rc_stats_fn stats,
                                            void *stats_ctx);
+/* The pg scopes it serves (the first is the default for join/leave/members). */
+void rc_request_server_set_scopes(rc_request_server *rs, rc_pg_scope *const *scopes, size_t n,
+                                  rc_nodetab *nodes);
 /* Releases what is left after the loop has ended. */
 void rc_request_server_free(rc_request_server *rs);
 int rc_net_kernel_start(rc_procs *ps);

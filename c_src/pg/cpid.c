@@ -1,0 +1,183 @@
+#include "pg/cpid.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+typedef struct node_name {
+    char *name;
+    size_t len;
+    uint32_t idx;
+    UT_hash_handle hh;
+} node_name;
+
+struct rc_nodetab {
+    node_name *by_name;
+    node_name **by_idx;
+    uint32_t n, cap;
+};
+
+rc_nodetab *rc_nodetab_new(void) { return calloc(1, sizeof(rc_nodetab)); }
+
+void rc_nodetab_free(rc_nodetab *t)
+{
+    if (t == NULL)
+        return;
+    node_name *e, *tmp;
+    HASH_ITER(hh, t->by_name, e, tmp) {
+        HASH_DEL(t->by_name, e);
+        free(e->name);
+        free(e);
+    }
+    free(t->by_idx);
+    free(t);
+}
+
+uint32_t rc_nodetab_intern(rc_nodetab *t, const char *name, size_t len)
+{
+    node_name *e = NULL;
+    HASH_FIND(hh, t->by_name, name, len, e);
+    if (e != NULL)
+        return e->idx;
+    if (t->n == UINT32_MAX - 1)
+        return UINT32_MAX;
+    if (t->n == t->cap) {
+        uint32_t ncap = t->cap ? t->cap * 2 : 16;
+        node_name **nb = realloc(t->by_idx, (size_t)ncap * sizeof *nb);
+        if (nb == NULL)
+            return UINT32_MAX;
+        t->by_idx = nb;
+        t->cap = ncap;
+    }
+    e = calloc(1, sizeof *e);
+    char *copy = malloc(len + 1);
+    if (e == NULL || copy == NULL) {
+        free(e);
+        free(copy);
+        return UINT32_MAX;
+    }
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    e->name = copy;
+    e->len = len;
+    e->idx = t->n;
+    t->by_idx[t->n++] = e;
+    HASH_ADD_KEYPTR(hh, t->by_name, e->name, e->len, e);
+    return e->idx;
+}
+
+const char *rc_nodetab_name(const rc_nodetab *t, uint32_t idx)
+{
+    return idx < t->n ? t->by_idx[idx]->name : NULL;
+}
+
+size_t rc_nodetab_name_len(const rc_nodetab *t, uint32_t idx)
+{
+    return idx < t->n ? t->by_idx[idx]->len : 0;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+int rc_cpid_read(rc_nodetab *t, const char *buf, int len, int *idx, rc_cpid *out)
+{
+    const uint8_t *b = (const uint8_t *)buf;
+    size_t i = (size_t)*idx;
+    if (*idx < 0 || i + 1 > (size_t)len)
+        return -1;
+    uint8_t tag = b[i];
+    if (tag != ERL_PID_EXT && tag != ERL_NEW_PID_EXT)
+        return -1;
+    i++;
+    if (i + 2 > (size_t)len)
+        return -1;
+    size_t alen, hdr;
+    switch (b[i]) {
+    case ERL_SMALL_ATOM_UTF8_EXT:
+    case ERL_SMALL_ATOM_EXT:
+        alen = b[i + 1];
+        hdr = 2;
+        break;
+    case ERL_ATOM_UTF8_EXT:
+    case ERL_ATOM_EXT:
+        if (i + 3 > (size_t)len)
+            return -1;
+        alen = ((size_t)b[i + 1] << 8) | b[i + 2];
+        hdr = 3;
+        break;
+    default:
+        return -1;
+    }
+    /* Node names are ASCII in practice; a latin-1 ATOM_EXT name with bytes
+     * >= 128 would intern under different bytes than its UTF-8 twin, which
+     * only costs a second index for the same node. */
+    const char *name = (const char *)b + i + hdr;
+    i += hdr + alen;
+    size_t tail = tag == ERL_PID_EXT ? 9 : 12;
+    if (i + tail > (size_t)len)
+        return -1;
+    uint32_t node = rc_nodetab_intern(t, name, alen);
+    if (node == UINT32_MAX)
+        return -1;
+    out->node = node;
+    out->num = get32(b + i);
+    out->serial = get32(b + i + 4);
+    out->creation = tag == ERL_PID_EXT ? b[i + 8] : get32(b + i + 8);
+    *idx = (int)(i + tail);
+    return 0;
+}
+
+int rc_cpid_write(const rc_nodetab *t, ei_x_buff *x, const rc_cpid *p)
+{
+    const char *name = rc_nodetab_name(t, p->node);
+    size_t nlen = rc_nodetab_name_len(t, p->node);
+    if (name == NULL || nlen > 255 * 4)
+        return -1;
+    uint8_t b[3 + 255 * 4 + 12 + 1];
+    size_t i = 0;
+    b[i++] = ERL_NEW_PID_EXT;
+    if (nlen <= 255) {
+        b[i++] = ERL_SMALL_ATOM_UTF8_EXT;
+        b[i++] = (uint8_t)nlen;
+    } else {
+        b[i++] = ERL_ATOM_UTF8_EXT;
+        b[i++] = (uint8_t)(nlen >> 8);
+        b[i++] = (uint8_t)nlen;
+    }
+    memcpy(b + i, name, nlen);
+    i += nlen;
+    const uint32_t v[3] = {p->num, p->serial, p->creation};
+    for (int k = 0; k < 3; k++) {
+        b[i++] = (uint8_t)(v[k] >> 24);
+        b[i++] = (uint8_t)(v[k] >> 16);
+        b[i++] = (uint8_t)(v[k] >> 8);
+        b[i++] = (uint8_t)v[k];
+    }
+    return ei_x_append_buf(x, (const char *)b, (int)i);
+}
+
+int rc_cpid_from_ei(rc_nodetab *t, const erlang_pid *in, rc_cpid *out)
+{
+    uint32_t node = rc_nodetab_intern(t, in->node, strlen(in->node));
+    if (node == UINT32_MAX)
+        return -1;
+    out->node = node;
+    out->num = in->num;
+    out->serial = in->serial;
+    out->creation = in->creation;
+    return 0;
+}
+
+int rc_cpid_to_ei(const rc_nodetab *t, const rc_cpid *in, erlang_pid *out)
+{
+    const char *name = rc_nodetab_name(t, in->node);
+    if (name == NULL || strlen(name) >= sizeof out->node)
+        return -1;
+    strcpy(out->node, name);
+    out->num = in->num;
+    out->serial = in->serial;
+    out->creation = in->creation;
+    return 0;
+}

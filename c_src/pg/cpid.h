@@ -1,0 +1,45 @@
+/* cpid: compact pids for tables that hold many of them. A pid is 16 bytes:
+ * an interned node index and the three numbers; the node table maps index
+ * to name and back. Readers and writers go straight between external-format
+ * bytes and cpids (PID_EXT and NEW_PID_EXT in, NEW_PID_EXT out), bounded by
+ * the buffer length. */
+#ifndef RC_CPID_H
+#define RC_CPID_H
+
+#include <ei.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rc_cpid {
+    uint32_t node; /* index in the node table */
+    uint32_t num;
+    uint32_t serial;
+    uint32_t creation;
+} rc_cpid;
+
+typedef struct rc_nodetab rc_nodetab;
+
+rc_nodetab *rc_nodetab_new(void);
+void rc_nodetab_free(rc_nodetab *t);
+/* Index of `name` (UTF-8, len bytes), adding it if new; UINT32_MAX on
+ * allocation failure. Indexes are never reused. */
+uint32_t rc_nodetab_intern(rc_nodetab *t, const char *name, size_t len);
+/* Name of an index (NUL-terminated), or NULL. */
+const char *rc_nodetab_name(const rc_nodetab *t, uint32_t idx);
+size_t rc_nodetab_name_len(const rc_nodetab *t, uint32_t idx);
+
+static inline int rc_cpid_eq(const rc_cpid *a, const rc_cpid *b)
+{
+    return a->node == b->node && a->num == b->num && a->serial == b->serial &&
+           a->creation == b->creation;
+}
+
+/* Reads one pid at *idx (bounded by len). 0 or -1. */
+int rc_cpid_read(rc_nodetab *t, const char *buf, int len, int *idx, rc_cpid *out);
+/* Appends NEW_PID_EXT. 0 or -1. */
+int rc_cpid_write(const rc_nodetab *t, ei_x_buff *x, const rc_cpid *p);
+/* Conversions with ei's erlang_pid (for the process layer). */
+int rc_cpid_from_ei(rc_nodetab *t, const erlang_pid *in, rc_cpid *out);
+int rc_cpid_to_ei(const rc_nodetab *t, const rc_cpid *in, erlang_pid *out);
+
+#endif

@@ -1,0 +1,848 @@
+#include "pg/pg_scope.h"
+
+#include "naming/term_norm.h"
+#include "proc/gen_server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#define MOD "pg"
+#define DISCOVER_MIN_MS 250u
+#define DISCOVER_MAX_MS 5000u
+#define TIMER_MS 100u
+#define MAX_SUBSCRIBERS 16
+
+/* A discovered BEAM scope. */
+typedef struct peer {
+    rc_cpid pid; /* key */
+    erlang_ref mref;
+    int monitored;
+    int synced; /* we sent it our sync: only then may join/leave follow */
+    UT_hash_handle hh;
+} peer;
+
+/* A connected node and whether its scope has been found yet. */
+typedef struct node_state {
+    uint32_t node; /* key */
+    int up;
+    int has_peer;
+    uint64_t next_ms;
+    unsigned backoff_ms;
+    UT_hash_handle hh;
+} node_state;
+
+/* A local C process that is a member: its groups, one entry per join. */
+typedef struct local_member {
+    rc_cpid pid; /* key */
+    pgm_group **groups;
+    uint32_t n, cap;
+    UT_hash_handle hh;
+} local_member;
+
+typedef struct subscriber {
+    rc_pg_notify_fn fn;
+    void *ctx;
+} subscriber;
+
+struct rc_pg_scope {
+    uv_loop_t *loop;
+    const rc_logger *lg;
+    rc_procs *ps;
+    rc_nodetab *nodes;
+    char name[MAXATOMLEN_UTF8];
+    uint32_t self_node;
+    rc_proc *proc;
+    rc_cpid self;
+    pgm_table *table;
+    local_member *locals;
+    peer *peers;
+    node_state *node_states;
+    uv_timer_t timer;
+    subscriber subs[MAX_SUBSCRIBERS];
+    int nsubs;
+    ei_x_buff key; /* scratch for canonical group keys */
+    rc_pg_stats stats;
+    int warned_malformed;
+    int stopping;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+int rc_pg_group_key(const char *term, int len, ei_x_buff *x)
+{
+    int idx = 0;
+    x->index = 0;
+    if (term_norm_encode(term, len, &idx, x) != 0 || idx != len)
+        return -1;
+    return 0;
+}
+
+static void notify(rc_pg_scope *s, rc_pg_event ev, const uint8_t *g, size_t glen,
+                   const rc_cpid *pids, size_t n)
+{
+    for (int i = 0; i < s->nsubs; i++)
+        s->subs[i].fn(s->subs[i].ctx, s, ev, g, glen, pids, n);
+}
+
+static void notify_group(rc_pg_scope *s, rc_pg_event ev, const pgm_group *g, const rc_cpid *pids,
+                         size_t n)
+{
+    if (s->nsubs == 0 || n == 0)
+        return;
+    size_t klen;
+    const uint8_t *k = pgm_group_key(g, &klen);
+    notify(s, ev, k, klen, pids, n);
+}
+
+static void on_removed(void *ctx, const pgm_group *g, const rc_cpid *pids, size_t n)
+{
+    notify_group(ctx, RC_PG_LEFT, g, pids, n);
+}
+
+static void malformed(rc_pg_scope *s, const char *what)
+{
+    s->stats.malformed++;
+    if (!s->warned_malformed++)
+        LOG_W(s->lg, MOD, "scope %s: ignored %s (further ones are counted in stats)", s->name,
+              what);
+    else
+        LOG_D(s->lg, MOD, "scope %s: ignored %s", s->name, what);
+}
+
+static int send_to(rc_pg_scope *s, const rc_cpid *to, const ei_x_buff *msg)
+{
+    erlang_pid epid;
+    if (rc_cpid_to_ei(s->nodes, to, &epid) != 0)
+        return -1;
+    return rc_proc_send(s->ps, s->proc, &epid, msg->buff, msg->index);
+}
+
+static void broadcast_peers(rc_pg_scope *s, const ei_x_buff *msg)
+{
+    peer *p, *tmp;
+    HASH_ITER(hh, s->peers, p, tmp) {
+        if (p->synced)
+            (void)send_to(s, &p->pid, msg);
+    }
+}
+
+static node_state *node_state_get(rc_pg_scope *s, uint32_t node, int create)
+{
+    node_state *ns = NULL;
+    HASH_FIND(hh, s->node_states, &node, sizeof node, ns);
+    if (ns == NULL && create) {
+        ns = calloc(1, sizeof *ns);
+        if (ns == NULL)
+            return NULL;
+        ns->node = node;
+        HASH_ADD(hh, s->node_states, node, sizeof ns->node, ns);
+    }
+    return ns;
+}
+
+/* {discover, Self} */
+static int encode_discover(rc_pg_scope *s, ei_x_buff *x)
+{
+    return ei_x_encode_version(x) || ei_x_encode_tuple_header(x, 2) ||
+           ei_x_encode_atom(x, "discover") || rc_cpid_write(s->nodes, x, &s->self);
+}
+
+static void send_discover_named(rc_pg_scope *s, uint32_t node)
+{
+    const char *nodename = rc_nodetab_name(s->nodes, node);
+    ei_x_buff x;
+    if (nodename == NULL || ei_x_new(&x) != 0)
+        return;
+    if (encode_discover(s, &x) == 0 &&
+        rc_proc_send_named(s->ps, s->proc, s->name, nodename, x.buff, x.index) == 0)
+        s->stats.discovers_out++;
+    ei_x_free(&x);
+}
+
+/* {'$gen_cast', {sync, Self, [{Group, [Pid]}]}} with every local member. */
+static int encode_sync(rc_pg_scope *s, ei_x_buff *x)
+{
+    if (ei_x_encode_version(x) || ei_x_encode_tuple_header(x, 2) ||
+        ei_x_encode_atom(x, "$gen_cast") || ei_x_encode_tuple_header(x, 3) ||
+        ei_x_encode_atom(x, "sync") || rc_cpid_write(s->nodes, x, &s->self))
+        return -1;
+    const pgm_table *t = s->table;
+    for (pgm_group *g = pgm_next(t, NULL); g != NULL; g = pgm_next(t, g)) {
+        size_t n, nlocal = 0;
+        const rc_cpid *m = pgm_group_members(g, &n);
+        for (size_t i = 0; i < n; i++)
+            nlocal += m[i].node == s->self_node;
+        if (nlocal == 0)
+            continue;
+        size_t klen;
+        const uint8_t *k = pgm_group_key(g, &klen);
+        if (ei_x_encode_list_header(x, 1) || ei_x_encode_tuple_header(x, 2) ||
+            ei_x_append_buf(x, (const char *)k, (int)klen) ||
+            ei_x_encode_list_header(x, (long)nlocal))
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (m[i].node == s->self_node && rc_cpid_write(s->nodes, x, &m[i]) != 0)
+                return -1;
+        if (ei_x_encode_empty_list(x))
+            return -1;
+    }
+    return ei_x_encode_empty_list(x);
+}
+
+static peer *find_peer(rc_pg_scope *s, const rc_cpid *pid);
+
+static void send_sync(rc_pg_scope *s, const rc_cpid *to)
+{
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return;
+    peer *p = find_peer(s, to);
+    if (encode_sync(s, &x) == 0 && send_to(s, to, &x) == 0 && p != NULL)
+        p->synced = 1;
+    else
+        LOG_E(s->lg, MOD, "scope %s: cannot encode sync (out of memory)", s->name);
+    ei_x_free(&x);
+}
+
+static peer *find_peer(rc_pg_scope *s, const rc_cpid *pid)
+{
+    peer *p = NULL;
+    HASH_FIND(hh, s->peers, pid, sizeof *pid, p);
+    return p;
+}
+
+static peer *add_peer(rc_pg_scope *s, const rc_cpid *pid)
+{
+    peer *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->pid = *pid;
+    erlang_pid epid;
+    if (rc_cpid_to_ei(s->nodes, pid, &epid) == 0 &&
+        rc_proc_monitor(s->ps, s->proc, &epid, NULL, NULL, &p->mref) == 0)
+        p->monitored = 1;
+    if (!p->monitored) {
+        /* Not connected any more: its DOWN would never come. */
+        free(p);
+        return NULL;
+    }
+    HASH_ADD(hh, s->peers, pid, sizeof p->pid, p);
+    node_state *ns = node_state_get(s, pid->node, 1);
+    if (ns != NULL)
+        ns->has_peer = 1;
+    LOG_I(s->lg, MOD, "scope %s: peer %s found", s->name, rc_nodetab_name(s->nodes, pid->node));
+    return p;
+}
+
+/* Drops a peer and all members of its node. */
+static void drop_peer(rc_pg_scope *s, peer *p, const char *why)
+{
+    uint32_t node = p->pid.node;
+    HASH_DEL(s->peers, p);
+    if (p->monitored && strcmp(why, "down") != 0)
+        rc_proc_demonitor(s->ps, s->proc, &p->mref);
+    free(p);
+    size_t gone = pgm_remove_node(s->table, node, on_removed, s);
+    LOG_I(s->lg, MOD, "scope %s: peer %s gone (%s), %zu members dropped", s->name,
+          rc_nodetab_name(s->nodes, node), why, gone);
+    node_state *ns = node_state_get(s, node, 0);
+    if (ns != NULL) {
+        ns->has_peer = 0;
+        ns->backoff_ms = DISCOVER_MIN_MS;
+        ns->next_ms = uv_now(s->loop);
+    }
+}
+
+/* ---------------------------------------------------- incoming messages */
+
+/* Reads a pid or a list of pids at *idx into a growable array. */
+typedef struct pidvec {
+    rc_cpid *v;
+    size_t n, cap;
+} pidvec;
+
+static int pidvec_push(pidvec *pv, const rc_cpid *p)
+{
+    if (pv->n == pv->cap) {
+        size_t ncap = pv->cap ? pv->cap * 2 : 16;
+        rc_cpid *nv = realloc(pv->v, ncap * sizeof *nv);
+        if (nv == NULL)
+            return -1;
+        pv->v = nv;
+        pv->cap = ncap;
+    }
+    pv->v[pv->n++] = *p;
+    return 0;
+}
+
+static int read_pids(rc_pg_scope *s, const char *buf, int len, int *idx, pidvec *pv)
+{
+    int type = 0, size = 0;
+    pv->n = 0;
+    if (ei_get_type(buf, idx, &type, &size) != 0)
+        return -1;
+    if (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT) {
+        rc_cpid p;
+        return rc_cpid_read(s->nodes, buf, len, idx, &p) == 0 ? pidvec_push(pv, &p) : -1;
+    }
+    int arity = 0;
+    if (ei_decode_list_header(buf, idx, &arity) != 0)
+        return -1;
+    for (int i = 0; i < arity; i++) {
+        rc_cpid p;
+        if (rc_cpid_read(s->nodes, buf, len, idx, &p) != 0 || pidvec_push(pv, &p) != 0)
+            return -1;
+    }
+    if (arity > 0 && ei_decode_list_header(buf, idx, &arity) != 0) /* the tail must be [] */
+        return -1;
+    return 0;
+}
+
+/* Keeps only pids of the peer's own node: pg only ever sends its local
+ * members, and removal on peer loss relies on it. */
+static void keep_node(rc_pg_scope *s, pidvec *pv, uint32_t node)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < pv->n; i++)
+        if (pv->v[i].node == node)
+            pv->v[k++] = pv->v[i];
+    s->stats.foreign_pids += pv->n - k;
+    pv->n = k;
+}
+
+/* Canonical key of the group term at *idx into s->key, advancing *idx. */
+static int read_group(rc_pg_scope *s, const char *buf, int len, int *idx)
+{
+    s->key.index = 0;
+    return term_norm_encode(buf, len, idx, &s->key);
+}
+
+static void handle_discover(rc_pg_scope *s, const rc_cpid *from)
+{
+    s->stats.discovers_in++;
+    if (from->node == s->self_node)
+        return;
+    int fresh = find_peer(s, from) == NULL;
+    if (fresh && add_peer(s, from) == NULL)
+        return;
+    send_sync(s, from);
+    if (fresh) {
+        ei_x_buff x;
+        if (ei_x_new(&x) == 0) {
+            if (encode_discover(s, &x) == 0 && send_to(s, from, &x) == 0)
+                s->stats.discovers_out++;
+            ei_x_free(&x);
+        }
+    }
+}
+
+static void handle_sync(rc_pg_scope *s, const char *buf, int len, int idx, const rc_cpid *from)
+{
+    s->stats.syncs_in++;
+    if (from->node == s->self_node)
+        return;
+    if (find_peer(s, from) == NULL) {
+        /* A scope that syncs to us has us in its view (pg only syncs in
+         * answer to a discover, after recording the asker): answer with our
+         * own sync so join/leave can follow at once. */
+        if (add_peer(s, from) == NULL)
+            return;
+        send_sync(s, from);
+    }
+    /* Validate the whole sync before touching the view, so a malformed one
+     * changes nothing. */
+    int probe = idx, n = 0;
+    if (ei_decode_list_header(buf, &probe, &n) != 0) {
+        malformed(s, "sync without a group list");
+        return;
+    }
+    pgm_remove_node(s->table, from->node, on_removed, s);
+    pidvec pv = {0};
+    for (int i = 0; i < n; i++) {
+        int arity = 0;
+        if (ei_decode_tuple_header(buf, &probe, &arity) != 0 || arity != 2 ||
+            read_group(s, buf, len, &probe) != 0 || read_pids(s, buf, len, &probe, &pv) != 0) {
+            malformed(s, "malformed group in sync");
+            break;
+        }
+        keep_node(s, &pv, from->node);
+        if (pv.n == 0)
+            continue;
+        pgm_group *g = pgm_add(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index,
+                               pv.v, pv.n, 0);
+        if (g == NULL) {
+            LOG_E(s->lg, MOD, "scope %s: out of memory applying a sync", s->name);
+            break;
+        }
+        notify_group(s, RC_PG_JOINED, g, pv.v, pv.n);
+    }
+    free(pv.v);
+}
+
+static void handle_join(rc_pg_scope *s, const char *buf, int len, int idx, const rc_cpid *from)
+{
+    s->stats.joins_in++;
+    if (find_peer(s, from) == NULL) {
+        s->stats.ignored_unknown_peer++;
+        return;
+    }
+    pidvec pv = {0};
+    if (read_group(s, buf, len, &idx) != 0 || read_pids(s, buf, len, &idx, &pv) != 0) {
+        malformed(s, "malformed join");
+    } else {
+        keep_node(s, &pv, from->node);
+        if (pv.n > 0) {
+            pgm_group *g = pgm_add(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index,
+                                   pv.v, pv.n, 0);
+            if (g != NULL)
+                notify_group(s, RC_PG_JOINED, g, pv.v, pv.n);
+        }
+    }
+    free(pv.v);
+}
+
+static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, const rc_cpid *from)
+{
+    s->stats.leaves_in++;
+    if (find_peer(s, from) == NULL) {
+        s->stats.ignored_unknown_peer++;
+        return;
+    }
+    pidvec pv = {0};
+    int n = 0;
+    if (read_pids(s, buf, len, &idx, &pv) != 0 || ei_decode_list_header(buf, &idx, &n) != 0) {
+        malformed(s, "malformed leave");
+        free(pv.v);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (read_group(s, buf, len, &idx) != 0) {
+            malformed(s, "malformed group in leave");
+            break;
+        }
+        pgm_group *g = pgm_find(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index);
+        for (size_t k = 0; k < pv.n && g != NULL; k++) {
+            if (pv.v[k].node != from->node)
+                continue;
+            pgm_group *gp = g;
+            size_t klen;
+            const uint8_t *key = pgm_group_key(g, &klen);
+            /* Notify before removal may free the group (and its key). */
+            int member = 0;
+            size_t mn;
+            const rc_cpid *m = pgm_group_members(g, &mn);
+            for (size_t j = 0; j < mn && !member; j++)
+                member = rc_cpid_eq(&m[j], &pv.v[k]);
+            if (!member)
+                continue;
+            if (s->nsubs > 0)
+                notify(s, RC_PG_LEFT, key, klen, &pv.v[k], 1);
+            pgm_remove_one(s->table, &gp, &pv.v[k]);
+            g = gp;
+        }
+    }
+    free(pv.v);
+}
+
+static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
+{
+    (void)ps;
+    rc_pg_scope *s = rc_proc_ctx(self);
+    if (sig->kind == RC_SIG_DOWN) {
+        peer *p, *tmp;
+        HASH_ITER(hh, s->peers, p, tmp) {
+            if (p->monitored && sig->ref && p->mref.len == sig->ref->len &&
+                memcmp(p->mref.n, sig->ref->n, sizeof(unsigned) * (size_t)p->mref.len) == 0 &&
+                p->mref.creation == sig->ref->creation) {
+                drop_peer(s, p, "down");
+                return;
+            }
+        }
+        return;
+    }
+    if (sig->kind != RC_SIG_MSG)
+        return;
+    const char *buf = sig->buf;
+    int len = sig->len, idx = 0, v = 0, arity = 0;
+    char tag[MAXATOMLEN];
+    if (ei_decode_version(buf, &idx, &v) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0 ||
+        ei_decode_atom(buf, &idx, tag) != 0) {
+        malformed(s, "message that is not a tagged tuple");
+        return;
+    }
+    rc_cpid from;
+    if (strcmp(tag, "discover") == 0 && (arity == 2 || arity == 3)) {
+        if (rc_cpid_read(s->nodes, buf, len, &idx, &from) == 0)
+            handle_discover(s, &from);
+        else
+            malformed(s, "discover without a pid");
+    } else if (strcmp(tag, "$gen_cast") == 0 && arity == 2) {
+        int a2 = 0;
+        char t2[MAXATOMLEN];
+        if (ei_decode_tuple_header(buf, &idx, &a2) == 0 && a2 == 3 &&
+            ei_decode_atom(buf, &idx, t2) == 0 && strcmp(t2, "sync") == 0 &&
+            rc_cpid_read(s->nodes, buf, len, &idx, &from) == 0)
+            handle_sync(s, buf, len, idx, &from);
+        else
+            malformed(s, "unexpected cast");
+    } else if (strcmp(tag, "join") == 0 && arity == 4) {
+        if (rc_cpid_read(s->nodes, buf, len, &idx, &from) == 0)
+            handle_join(s, buf, len, idx, &from);
+        else
+            malformed(s, "join without a peer pid");
+    } else if (strcmp(tag, "leave") == 0 && arity == 4) {
+        if (rc_cpid_read(s->nodes, buf, len, &idx, &from) == 0)
+            handle_leave(s, buf, len, idx, &from);
+        else
+            malformed(s, "leave without a peer pid");
+    } else {
+        malformed(s, "unexpected message");
+    }
+}
+
+/* ------------------------------------------------------------ discovery */
+
+static void on_timer(uv_timer_t *t)
+{
+    rc_pg_scope *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    node_state *ns, *tmp;
+    HASH_ITER(hh, s->node_states, ns, tmp) {
+        if (!ns->up || ns->has_peer || now < ns->next_ms)
+            continue;
+        send_discover_named(s, ns->node);
+        ns->next_ms = now + ns->backoff_ms;
+        ns->backoff_ms = ns->backoff_ms * 2 > DISCOVER_MAX_MS ? DISCOVER_MAX_MS : ns->backoff_ms * 2;
+    }
+}
+
+void rc_pg_scope_nodeup(rc_pg_scope *s, const char *node)
+{
+    if (s->stopping)
+        return;
+    uint32_t idx = rc_nodetab_intern(s->nodes, node, strlen(node));
+    node_state *ns = idx == UINT32_MAX ? NULL : node_state_get(s, idx, 1);
+    if (ns == NULL)
+        return;
+    ns->up = 1;
+    ns->backoff_ms = DISCOVER_MIN_MS;
+    ns->next_ms = uv_now(s->loop) + DISCOVER_MIN_MS;
+    if (!ns->has_peer)
+        send_discover_named(s, idx);
+}
+
+void rc_pg_scope_nodedown(rc_pg_scope *s, const char *node)
+{
+    uint32_t idx = rc_nodetab_intern(s->nodes, node, strlen(node));
+    node_state *ns = idx == UINT32_MAX ? NULL : node_state_get(s, idx, 0);
+    if (ns != NULL)
+        ns->up = 0;
+    peer *p, *tmp;
+    HASH_ITER(hh, s->peers, p, tmp) {
+        if (p->pid.node == idx)
+            drop_peer(s, p, "down");
+    }
+}
+
+/* --------------------------------------------------------- local members */
+
+static local_member *find_local(rc_pg_scope *s, const rc_cpid *pid)
+{
+    local_member *lm = NULL;
+    HASH_FIND(hh, s->locals, pid, sizeof *pid, lm);
+    return lm;
+}
+
+static int local_add_group(rc_pg_scope *s, const rc_cpid *pid, pgm_group *g)
+{
+    local_member *lm = find_local(s, pid);
+    if (lm == NULL) {
+        lm = calloc(1, sizeof *lm);
+        if (lm == NULL)
+            return -1;
+        lm->pid = *pid;
+        HASH_ADD(hh, s->locals, pid, sizeof lm->pid, lm);
+    }
+    if (lm->n == lm->cap) {
+        uint32_t ncap = lm->cap ? lm->cap * 2 : 2;
+        pgm_group **ng = realloc(lm->groups, ncap * sizeof *ng);
+        if (ng == NULL)
+            return -1;
+        lm->groups = ng;
+        lm->cap = ncap;
+    }
+    lm->groups[lm->n++] = g;
+    return 0;
+}
+
+static void local_free(rc_pg_scope *s, local_member *lm)
+{
+    HASH_DEL(s->locals, lm);
+    free(lm->groups);
+    free(lm);
+}
+
+/* {join, Self, Group, PidOrPids} / {leave, Self, PidOrPids, [Group]} */
+static void send_change(rc_pg_scope *s, int join, const uint8_t *key, size_t klen,
+                        const rc_cpid *pids, size_t n)
+{
+    if (n == 0 || s->peers == NULL)
+        return;
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return;
+    int rc = ei_x_encode_version(&x) || ei_x_encode_tuple_header(&x, 4) ||
+             ei_x_encode_atom(&x, join ? "join" : "leave") || rc_cpid_write(s->nodes, &x, &s->self);
+    if (!rc && join)
+        rc = ei_x_append_buf(&x, (const char *)key, (int)klen);
+    if (!rc && n == 1) {
+        rc = rc_cpid_write(s->nodes, &x, &pids[0]);
+    } else if (!rc) {
+        rc = ei_x_encode_list_header(&x, (long)n);
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = rc_cpid_write(s->nodes, &x, &pids[i]);
+        rc = rc || ei_x_encode_empty_list(&x);
+    }
+    if (!rc && !join)
+        rc = ei_x_encode_list_header(&x, 1) || ei_x_append_buf(&x, (const char *)key, (int)klen) ||
+             ei_x_encode_empty_list(&x);
+    if (!rc)
+        broadcast_peers(s, &x);
+    ei_x_free(&x);
+}
+
+int rc_pg_join(rc_pg_scope *s, const char *group, int glen, const rc_cpid *pids, size_t n)
+{
+    if (rc_pg_group_key(group, glen, &s->key) != 0)
+        return -1;
+    pidvec live = {0};
+    for (size_t i = 0; i < n; i++) {
+        erlang_pid epid;
+        if (pids[i].node != s->self_node || rc_cpid_to_ei(s->nodes, &pids[i], &epid) != 0 ||
+            rc_procs_lookup(s->ps, &epid) == NULL)
+            continue;
+        if (pidvec_push(&live, &pids[i]) != 0) {
+            free(live.v);
+            return -1;
+        }
+    }
+    if (live.n == 0) {
+        free(live.v);
+        return 0;
+    }
+    pgm_group *g = pgm_add(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index, live.v,
+                           live.n, 0);
+    if (g == NULL) {
+        free(live.v);
+        return -1;
+    }
+    for (size_t i = 0; i < live.n; i++)
+        if (local_add_group(s, &live.v[i], g) != 0)
+            LOG_E(s->lg, MOD, "scope %s: out of memory recording a join", s->name);
+    size_t klen;
+    const uint8_t *key = pgm_group_key(g, &klen);
+    send_change(s, 1, key, klen, live.v, live.n);
+    notify_group(s, RC_PG_JOINED, g, live.v, live.n);
+    free(live.v);
+    return 0;
+}
+
+/* Removes one (pid, group) membership from both indexes; the caller has
+ * already told peers and subscribers. */
+static void local_remove(rc_pg_scope *s, local_member *lm, uint32_t gi)
+{
+    pgm_group *g = lm->groups[gi];
+    lm->groups[gi] = lm->groups[--lm->n];
+    pgm_remove_one(s->table, &g, &lm->pid);
+}
+
+int rc_pg_leave(rc_pg_scope *s, const char *group, int glen, const rc_cpid *pids, size_t n)
+{
+    if (rc_pg_group_key(group, glen, &s->key) != 0)
+        return -1;
+    pgm_group *g = pgm_find(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index);
+    if (g == NULL)
+        return 0;
+    /* Copy the key: the group is freed when its last member leaves. */
+    size_t klen;
+    const uint8_t *k = pgm_group_key(g, &klen);
+    uint8_t *key = malloc(klen ? klen : 1);
+    pidvec left = {0};
+    if (key == NULL)
+        return -1;
+    memcpy(key, k, klen);
+    for (size_t i = 0; i < n; i++) {
+        local_member *lm = find_local(s, &pids[i]);
+        if (lm == NULL)
+            continue;
+        for (uint32_t gi = 0; gi < lm->n; gi++) {
+            if (lm->groups[gi] == g) {
+                (void)pidvec_push(&left, &pids[i]);
+                break;
+            }
+        }
+    }
+    /* Tell peers and subscribers while the group still exists, then remove
+     * one membership per pid that was a member. */
+    send_change(s, 0, key, klen, left.v, left.n);
+    if (s->nsubs > 0 && left.n > 0)
+        notify(s, RC_PG_LEFT, key, klen, left.v, left.n);
+    for (size_t i = 0; i < left.n; i++) {
+        local_member *lm = find_local(s, &left.v[i]);
+        for (uint32_t gi = 0; lm != NULL && gi < lm->n; gi++) {
+            size_t ck;
+            const uint8_t *cur = pgm_group_key(lm->groups[gi], &ck);
+            if (ck == klen && memcmp(cur, key, klen) == 0) {
+                local_remove(s, lm, gi);
+                break;
+            }
+        }
+        if (lm != NULL && lm->n == 0)
+            local_free(s, lm);
+    }
+    free(left.v);
+    free(key);
+    return 0;
+}
+
+void rc_pg_scope_proc_exit(rc_pg_scope *s, const erlang_pid *pid)
+{
+    rc_cpid cp;
+    if (rc_cpid_from_ei(s->nodes, pid, &cp) != 0)
+        return;
+    local_member *lm = find_local(s, &cp);
+    if (lm == NULL)
+        return;
+    /* {leave, Self, Pid, Groups}: one entry per join, as pg sends on DOWN. */
+    if (s->peers != NULL) {
+        ei_x_buff x;
+        if (ei_x_new(&x) == 0) {
+            int rc = ei_x_encode_version(&x) || ei_x_encode_tuple_header(&x, 4) ||
+                     ei_x_encode_atom(&x, "leave") || rc_cpid_write(s->nodes, &x, &s->self) ||
+                     rc_cpid_write(s->nodes, &x, &cp) ||
+                     ei_x_encode_list_header(&x, (long)lm->n);
+            for (uint32_t i = 0; i < lm->n && !rc; i++) {
+                size_t klen;
+                const uint8_t *k = pgm_group_key(lm->groups[i], &klen);
+                rc = ei_x_append_buf(&x, (const char *)k, (int)klen);
+            }
+            if (!rc && !ei_x_encode_empty_list(&x))
+                broadcast_peers(s, &x);
+            ei_x_free(&x);
+        }
+    }
+    while (lm->n > 0) {
+        if (s->nsubs > 0) {
+            size_t klen;
+            const uint8_t *k = pgm_group_key(lm->groups[lm->n - 1], &klen);
+            notify(s, RC_PG_LEFT, k, klen, &cp, 1);
+        }
+        local_remove(s, lm, lm->n - 1);
+    }
+    local_free(s, lm);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+rc_pg_scope *rc_pg_scope_start(uv_loop_t *loop, const rc_logger *lg, rc_procs *ps,
+                               rc_nodetab *nodes, const char *scope_name)
+{
+    if (strlen(scope_name) == 0 || strlen(scope_name) >= MAXATOMLEN_UTF8)
+        return NULL;
+    rc_pg_scope *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->loop = loop;
+    s->lg = lg;
+    s->ps = ps;
+    s->nodes = nodes;
+    strcpy(s->name, scope_name);
+    s->table = pgm_new();
+    if (s->table == NULL || ei_x_new(&s->key) != 0) {
+        pgm_free(s->table);
+        free(s);
+        return NULL;
+    }
+    s->proc = rc_proc_spawn(ps, on_signal, s, NULL);
+    if (s->proc == NULL || rc_proc_register(ps, s->proc, scope_name) != 0 ||
+        rc_cpid_from_ei(nodes, rc_proc_pid(s->proc), &s->self) != 0) {
+        if (s->proc)
+            rc_proc_exit(ps, s->proc, "normal");
+        ei_x_free(&s->key);
+        pgm_free(s->table);
+        free(s);
+        return NULL;
+    }
+    s->self_node = s->self.node;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, on_timer, TIMER_MS, TIMER_MS);
+    return s;
+}
+
+void rc_pg_scope_shutdown(rc_pg_scope *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, NULL);
+    /* Leave everything explicitly so peers drop our members now, not when
+     * the connection closes. */
+    local_member *lm, *tmp;
+    HASH_ITER(hh, s->locals, lm, tmp) {
+        erlang_pid epid;
+        if (rc_cpid_to_ei(s->nodes, &lm->pid, &epid) == 0)
+            rc_pg_scope_proc_exit(s, &epid);
+    }
+}
+
+void rc_pg_scope_free(rc_pg_scope *s)
+{
+    if (s == NULL)
+        return;
+    local_member *lm, *lt;
+    HASH_ITER(hh, s->locals, lm, lt) {
+        local_free(s, lm);
+    }
+    peer *p, *pt;
+    HASH_ITER(hh, s->peers, p, pt) {
+        HASH_DEL(s->peers, p);
+        free(p);
+    }
+    node_state *ns, *nt;
+    HASH_ITER(hh, s->node_states, ns, nt) {
+        HASH_DEL(s->node_states, ns);
+        free(ns);
+    }
+    pgm_free(s->table);
+    ei_x_free(&s->key);
+    free(s);
+}
+
+const char *rc_pg_scope_name(const rc_pg_scope *s) { return s->name; }
+const pgm_table *rc_pg_table(const rc_pg_scope *s) { return s->table; }
+uint32_t rc_pg_self_node(const rc_pg_scope *s) { return s->self_node; }
+size_t rc_pg_peer_count(const rc_pg_scope *s) { return HASH_COUNT(s->peers); }
+const rc_pg_stats *rc_pg_get_stats(const rc_pg_scope *s) { return &s->stats; }
+
+const rc_cpid *rc_pg_members(const rc_pg_scope *s, const uint8_t *key, size_t klen, size_t *n)
+{
+    pgm_group *g = pgm_find(s->table, key, klen);
+    if (g == NULL) {
+        *n = 0;
+        return NULL;
+    }
+    return pgm_group_members(g, n);
+}
+
+int rc_pg_subscribe(rc_pg_scope *s, rc_pg_notify_fn fn, void *ctx)
+{
+    if (s->nsubs == MAX_SUBSCRIBERS)
+        return -1;
+    s->subs[s->nsubs].fn = fn;
+    s->subs[s->nsubs].ctx = ctx;
+    s->nsubs++;
+    return 0;
+}
