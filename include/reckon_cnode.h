@@ -53,6 +53,55 @@ int rc_node_run(rc_node *n);
 void rc_node_stop(rc_node *n);
 void rc_node_destroy(rc_node *n);
 
+/* ------------------------------------------------------------------ pg
+ * Process groups of the node's pg scopes (OTP 25 pg protocol): C processes
+ * join groups alongside BEAM processes, and the node sees every BEAM member
+ * of every node it is connected to. Groups are Erlang terms in external
+ * format without the version byte (any valid encoding; compared as terms).
+ * These calls run on the loop thread: from callbacks (process handlers,
+ * notifications) or before rc_node_run(). */
+
+typedef struct rc_pid {
+    uint32_t node; /* node index: rc_pid_node_name() gives its name */
+    uint32_t num, serial, creation;
+} rc_pid;
+
+/* A message to a C process: the encoded term, version byte included. */
+typedef void (*rc_process_fn)(void *ctx, const rc_pid *self, const char *msg, size_t len);
+
+/* Starts a C process on the node (it ends with rc_process_exit or the node). */
+int rc_process_spawn(rc_node *n, rc_process_fn fn, void *ctx, rc_pid *out);
+int rc_process_exit(rc_node *n, const rc_pid *pid, const char *reason_atom);
+const char *rc_pid_node_name(const rc_node *n, const rc_pid *pid);
+
+/* Encodes the emitter group {Store, Sub, emitters} (no version byte). */
+int rc_group_key_term(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
+                      size_t sub_len, char *out, size_t cap, size_t *len);
+
+/* scope NULL = the default scope (the first configured). 0 or -1. */
+int rc_pg_join_local(rc_node *n, const char *scope, const char *group, size_t glen,
+                     const rc_pid *pids, size_t npids);
+int rc_pg_leave_local(rc_node *n, const char *scope, const char *group, size_t glen,
+                      const rc_pid *pids, size_t npids);
+/* Every member (all nodes, duplicates kept). The array belongs to the node
+ * and is valid until the group next changes. */
+int rc_pg_get_members(rc_node *n, const char *scope, const char *group, size_t glen,
+                      const rc_pid **members, size_t *count);
+/* Members that are C processes of this node, copied into out (cap entries);
+ * returns how many there are in all, or -1. */
+long rc_pg_get_local_members(rc_node *n, const char *scope, const char *group, size_t glen,
+                             rc_pid *out, size_t cap);
+/* Calls fn once per group (canonical encoding). */
+int rc_pg_which_groups(rc_node *n, const char *scope,
+                       void (*fn)(void *ctx, const char *group, size_t glen), void *ctx);
+
+/* Group changes, like pg:monitor_scope/1: joined = 1 for joins, 0 for leaves. */
+typedef void (*rc_pg_monitor_fn)(void *ctx, int joined, const char *group, size_t glen,
+                                 const rc_pid *pids, size_t npids);
+int rc_pg_monitor_scope(rc_node *n, const char *scope, rc_pg_monitor_fn fn, void *ctx);
+
+/* ---------------------------------------------------------------- naming */
+
 /* topic(S, Sub): store given as the UTF-8 bytes of the atom. */
 int rc_topic(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub, size_t sub_len,
              uint8_t *out, size_t out_cap, size_t *out_len);
