@@ -3,6 +3,9 @@
  * Prints one line per figure: "<name> <ns/op>". */
 #include "naming/names_table.h"
 #include "naming/naming.h"
+#include "naming/term_norm.h"
+#include "pg/membership.h"
+#include "pg/pg_scope.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +63,55 @@ int main(int argc, char **argv)
     t1 = now_ns();
     printf("c_retrieve_emitters_ns %.1f\n", (t1 - t0) / (double)iters);
     names_table_free(t);
+
+    /* pg members look-up: 10,000 groups {store, <<"sub-K">>, emitters} with
+     * 10 members each, looked up by canonical key (what the C API keeps) and
+     * from a raw group term (canonicalised on every call). */
+    pgm_table *pt = pgm_new();
+    enum { GROUPS = 10000 };
+    static char keys[GROUPS][64];
+    static size_t klens[GROUPS];
+    ei_x_buff x;
+    ei_x_new(&x);
+    for (int k = 0; k < GROUPS; k++) {
+        x.index = 0;
+        char sb[32];
+        int sl = snprintf(sb, sizeof sb, "sub-%d", k);
+        ei_x_encode_tuple_header(&x, 3);
+        ei_x_encode_atom(&x, "reckon_store");
+        ei_x_encode_binary(&x, sb, sl);
+        ei_x_encode_atom(&x, "emitters");
+        memcpy(keys[k], x.buff, (size_t)x.index);
+        klens[k] = (size_t)x.index;
+        rc_cpid m[10];
+        for (int j = 0; j < 10; j++)
+            m[j] = (rc_cpid){.node = 1, .num = (uint32_t)(k * 10 + j), .serial = 0, .creation = 1};
+        if (pgm_add(pt, (const uint8_t *)keys[k], klens[k], m, 10, 10) == NULL)
+            return 1;
+    }
+    t0 = now_ns();
+    for (long i = 0; i < iters; i++) {
+        int k = (int)(i % GROUPS);
+        pgm_group *g = pgm_find(pt, (const uint8_t *)keys[k], klens[k]);
+        size_t n2;
+        sink += pgm_group_members(g, &n2)[0].num + n2;
+    }
+    t1 = now_ns();
+    printf("c_pg_members_ns %.1f\n", (t1 - t0) / (double)iters);
+    long it2 = iters / 10;
+    t0 = now_ns();
+    for (long i = 0; i < it2; i++) {
+        int k = (int)(i % GROUPS);
+        if (rc_pg_group_key(keys[k], (int)klens[k], &x) != 0)
+            return 1;
+        pgm_group *g = pgm_find(pt, (const uint8_t *)x.buff, (size_t)x.index);
+        size_t n2;
+        sink += pgm_group_members(g, &n2)[0].num + n2;
+    }
+    t1 = now_ns();
+    printf("c_pg_members_from_term_ns %.1f\n", (t1 - t0) / (double)it2);
+    ei_x_free(&x);
+    pgm_free(pt);
     fprintf(stderr, "(sink %zu)\n", sink);
     return 0;
 }

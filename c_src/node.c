@@ -12,6 +12,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,11 @@ static void stats_map(void *ctx, ei_x_buff *x)
     rc_node *n = ctx;
     const rc_dist_stats *ds = rc_dist_get_stats(n->dist);
     const rc_procs_stats *ps = rc_procs_get_stats(n->procs);
-    ei_x_encode_map_header(x, 12);
+    ei_x_encode_map_header(x, 13);
+    /* Bytes in use on the C heap: lets tests and benchmarks see the cost of
+     * tables (e.g. per pg membership) from outside. */
+    struct mallinfo2 mi = mallinfo2();
+    put_kv(x, "heap_bytes", (uint64_t)mi.uordblks);
     put_kv(x, "connections", rc_dist_connection_count(n->dist));
     put_kv(x, "known_nodes", rc_cluster_known_count(n->cluster));
     uint64_t peers = 0, groups = 0, members = 0, malformed = 0;

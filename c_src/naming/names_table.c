@@ -1,6 +1,8 @@
 /* names_table: see names_table.h for the contract. */
 #include "naming/names_table.h"
 
+#include "util/hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,43 +53,13 @@ struct names_table {
 
 static const uint8_t NIL_ENCODING[1] = {TAG_NIL};
 
-/* Word-at-a-time multiply-xorshift hash with the store length mixed in, so
- * ("ab","c") and ("a","bc") land in different places. A byte-wise FNV cost
- * more than the whole rest of a retrieve; keys are short (tens of bytes), so
- * eight bytes per step keeps a look-up well under 50 ns. */
-static inline uint64_t mix64(uint64_t h, uint64_t v)
-{
-    h ^= v;
-    h *= 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 29);
-}
-
-static inline uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
-{
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = mix64(h, v);
-        p += 8;
-        n -= 8;
-    }
-    if (n > 0) {
-        /* Byte loop, not memcpy: a variable-length memcpy becomes a libc call. */
-        uint64_t v = (uint64_t)n << 56;
-        for (size_t i = 0; i < n; i++)
-            v ^= (uint64_t)p[i] << (8 * i);
-        h = mix64(h, v);
-    }
-    return h;
-}
-
+/* The store length is mixed in between the two parts, so ("ab","c") and
+ * ("a","bc") land in different places. */
 static unsigned key_hash(const nt_key *k)
 {
-    uint64_t h = hash_bytes(0xcbf29ce484222325ull, k->store, k->store_len);
-    h = mix64(h, (uint64_t)k->store_len);
-    h = hash_bytes(h, k->sub, k->sub_len);
-    h *= 0xff51afd7ed558ccdull;
-    return (unsigned)(h ^ (h >> 32));
+    uint64_t h = rc_hash_bytes(RC_HASH_SEED, k->store, k->store_len);
+    h = rc_hash_mix(h, (uint64_t)k->store_len);
+    return rc_hash_fold(rc_hash_bytes(h, k->sub, k->sub_len));
 }
 
 static unsigned key_len(const nt_key *k) { return (unsigned)(k->store_len + k->sub_len); }
