@@ -1,8 +1,8 @@
 %%% @doc The `reckon_cnode' shim: finds or starts the C node, watches it and
-%%% publishes its name.
+%%% publishes its name (and the local `pg' scope of the emitter groups).
 %%%
 %%% This gen_server is <em>not</em> on the request path. At start it writes
-%%% `{CNode, CallTimeout}' once into `persistent_term'; {@link
+%%% `{CNode, CallTimeout, Scope}' once into `persistent_term'; {@link
 %%% reckon_db_emitter_group} and the functions of this module that talk to the
 %%% C node read it there and call the C node's registered request server
 %%% (`gen_server:call({reckon_cnode, CNode}, Request, CallTimeout)') from the
@@ -47,7 +47,7 @@
          stop_emitter_pool/2]).
 
 %% Used by reckon_db_emitter_group and reckon_cnode_app
--export([target/0, request/1, unpublish/0]).
+-export([target/0, scope/0, request/1, unpublish/0]).
 
 %% gen_server callbacks
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2,
@@ -188,7 +188,18 @@ stop_emitter_pool(S, Sub) ->
 -spec target() -> {node(), timeout()}.
 target() ->
     case persistent_term:get(?PT_KEY, undefined) of
-        {_CNode, _Timeout} = Target -> Target;
+        {CNode, Timeout, _Scope} -> {CNode, Timeout};
+        undefined -> erlang:error(reckon_cnode_not_started)
+    end.
+
+%% @doc The local `pg' scope of the emitter groups (application env
+%% `scope', default `reckon_db_pg'), as published in `persistent_term'.
+%% Raises `error(reckon_cnode_not_started)' when the application is not
+%% running.
+-spec scope() -> atom().
+scope() ->
+    case persistent_term:get(?PT_KEY, undefined) of
+        {_CNode, _Timeout, Scope} -> Scope;
         undefined -> erlang:error(reckon_cnode_not_started)
     end.
 
@@ -252,7 +263,7 @@ init_mode(true, State0) ->
                         {ok, CNode} ->
                             ?LOG_INFO("reckon_cnode: started C node ~s (os pid ~p)",
                                       [CNode, OsPid]),
-                            publish(CNode, State#state.call_timeout),
+                            publish(CNode, State#state.call_timeout, State#state.scope),
                             {ok, State#state{cnode = CNode, port = Port,
                                              os_pid = OsPid, phase = running},
                              {continue, connect}};
@@ -269,7 +280,7 @@ init_mode(true, State0) ->
 init_mode(false, State) ->
     case cnode_name(env(cnode, undefined)) of
         {ok, CNode} ->
-            publish(CNode, State#state.call_timeout),
+            publish(CNode, State#state.call_timeout, State#state.scope),
             {ok, State#state{mode = attach, cnode = CNode}, {continue, connect}};
         {error, Reason} ->
             {stop, Reason}
@@ -543,7 +554,7 @@ port_output(eol, Part, #state{line_acc = Acc, cnode = Old} = State0) ->
             CNode =:= Old orelse
                 ?LOG_WARNING("reckon_cnode: C node now named ~s (was ~s)",
                              [CNode, Old]),
-            publish(CNode, State#state.call_timeout),
+            publish(CNode, State#state.call_timeout, State#state.scope),
             start_connect(State#state{cnode = CNode, line_acc = [],
                                       phase = running});
         {error, Reason} ->
@@ -618,8 +629,8 @@ os_kill(Signal, OsPid) ->
 %%% Helpers
 %%%===================================================================
 
-publish(CNode, Timeout) ->
-    Target = {CNode, Timeout},
+publish(CNode, Timeout, Scope) ->
+    Target = {CNode, Timeout, Scope},
     case persistent_term:get(?PT_KEY, undefined) of
         Target -> ok;
         _ -> persistent_term:put(?PT_KEY, Target)

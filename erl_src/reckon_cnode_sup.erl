@@ -1,10 +1,20 @@
-%%% @doc Top supervisor of the `reckon_cnode' application: one worker,
-%%% the {@link reckon_cnode} shim.
+%%% @doc Top supervisor of the `reckon_cnode' application.
+%%%
+%%% Children, in start order:
+%%% <ol>
+%%% <li>`pg_scope': the local OTP `pg' scope of the emitter groups
+%%%   (application env `scope', default `reckon_db_pg'). It is started
+%%%   here only if no process is registered under that name yet; an
+%%%   existing scope (e.g. one started by reckon-db itself) is left alone
+%%%   and this child stays `ignore'd. Local BEAM pids join their groups
+%%%   through this scope, and the C node peers with it.</li>
+%%% <li>the {@link reckon_cnode} shim.</li>
+%%% </ol>
 %%% @end
 -module(reckon_cnode_sup).
 -behaviour(supervisor).
 
--export([start_link/0]).
+-export([start_link/0, start_scope/1]).
 -export([init/1]).
 
 %% @doc Starts the supervisor, registered as `reckon_cnode_sup'.
@@ -12,10 +22,37 @@
 start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
+%% @doc Starts the `pg' scope `Scope', linked to the caller, unless a
+%% process is already registered under that name: then returns `ignore'
+%% and leaves that process alone. Also `ignore' for a non-atom scope (the
+%% {@link reckon_cnode} shim reports it as `{bad_env, scope, Scope}').
+-spec start_scope(term()) -> {ok, pid()} | ignore | {error, term()}.
+start_scope(Scope) when is_atom(Scope) ->
+    case whereis(Scope) of
+        undefined ->
+            case pg:start_link(Scope) of
+                {ok, Pid} -> {ok, Pid};
+                %% started by someone else between whereis/1 and here
+                {error, {already_started, _}} -> ignore;
+                {error, Reason} -> {error, Reason}
+            end;
+        _Existing ->
+            ignore
+    end;
+start_scope(_Scope) ->
+    ignore.
+
 %% @private
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     SupFlags = #{strategy => one_for_one, intensity => 5, period => 10},
+    Scope = application:get_env(reckon_cnode, scope, reckon_db_pg),
+    PgScope = #{id => pg_scope,
+                start => {?MODULE, start_scope, [Scope]},
+                restart => permanent,
+                shutdown => 5000,
+                type => worker,
+                modules => [pg]},
     Shim = #{id => reckon_cnode,
              start => {reckon_cnode, start_link, []},
              restart => permanent,
@@ -23,4 +60,4 @@ init([]) ->
              shutdown => 5000,
              type => worker,
              modules => [reckon_cnode]},
-    {ok, {SupFlags, [Shim]}}.
+    {ok, {SupFlags, [PgScope, Shim]}}.

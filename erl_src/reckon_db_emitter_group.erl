@@ -2,25 +2,37 @@
 %%% `reckon_cnode' C node.
 %%%
 %%% Same exported functions, specs and results as `reckon_db_emitter_group'
-%%% of reckon_db v1.2.3. Every function sends one request straight from the
-%%% calling process to the C node's request server
-%%% (`gen_server:call({reckon_cnode, CNode}, Request, CallTimeout)'); the C
-%%% node's name and the timeout are read from `persistent_term' (published
-%%% by {@link reckon_cnode}), so no local process sits on the request path.
+%%% of reckon_db v1.2.3. Requests go straight from the calling process to
+%%% the C node's request server (`gen_server:call({reckon_cnode, CNode},
+%%% Request, CallTimeout)'); the C node's name, the timeout and the local
+%%% `pg' scope are read from `persistent_term' (published by {@link
+%%% reckon_cnode}), so no local process sits on the request path.
+%%%
+%%% Group membership (`join/3', `leave/3') follows OTP `pg' in scope
+%%% `reckon_db_pg' (application env `scope'), group `group_key(S, Sub)':
+%%% pids of the calling node join and leave through the local `pg' scope
+%%% (started by the application if it is not running), pids of the C node
+%%% through the C node, which is a peer of the `pg' scopes of every node it
+%%% is connected to. `members/2' is answered by the C node and lists the
+%%% members of every node it sees, also when the caller is connected to
+%%% the C node only.
 %%%
 %%% Errors:
 %%% <ul>
 %%% <li>where the seed raises `badarg' or `system_limit', so does this module
 %%%   (`erlang:error(Reason, Args)', same class and reason);</li>
 %%% <li>`join/3' and `leave/3' with a non-atom store id raise
-%%%   `function_clause', as the seed does;</li>
+%%%   `function_clause', as the seed does, and so does a `PidOrPids' that is
+%%%   neither a pid nor a list (the seed's `pg' call does);</li>
+%%% <li>`join/3' and `leave/3' raise `{nolocal, Bad}' for the first element
+%%%   that is not a pid of the calling node or of the C node, as `pg' does,
+%%%   before anything is joined or left;</li>
 %%% <li>`error({reckon_cnode_unavailable, CNode})' when the C node is not
 %%%   reachable or does not answer within `call_timeout';</li>
 %%% <li>`error(reckon_cnode_not_started)' when the `reckon_cnode'
 %%%   application is not running;</li>
-%%% <li>`error(not_implemented)' from the group operations (`join/3',
-%%%   `leave/3', `members/2', `broadcast/3') while the C node answers them
-%%%   with `{error, not_implemented}'. `broadcast/3' raises rather than
+%%% <li>`error(not_implemented)' from `broadcast/3' while the C node answers
+%%%   it with `{error, not_implemented}'. `broadcast/3' raises rather than
 %%%   returning the error so that its result stays within the seed's
 %%%   `ok | {error, no_emitters}'.</li>
 %%% </ul>
@@ -117,31 +129,32 @@ group_key(StoreId, SubscriptionId) ->
 
 %% @doc Join one or more processes to the emitter group (`pg' semantics:
 %% a process may join several times and must leave as often).
+%%
+%% Every pid must belong to the calling node (joined through the local
+%% `pg' scope) or to the C node (joined through the C node); any other
+%% element raises `{nolocal, Element}' and nothing is joined.
 -spec join(store_id(), subscription_id(), pid() | [pid()]) -> ok.
-join(StoreId, SubscriptionId, PidOrPids) when is_atom(StoreId) ->
-    Args = [StoreId, SubscriptionId, PidOrPids],
-    case reckon_cnode:request({join, StoreId, SubscriptionId, PidOrPids}) of
-        ok -> ok;
-        {ok, ok} -> ok;
-        Reply -> ?RESULT(Reply, Args)
-    end.
+join(StoreId, SubscriptionId, PidOrPids)
+  when is_atom(StoreId), (is_pid(PidOrPids) orelse is_list(PidOrPids)) ->
+    group_op(join, StoreId, SubscriptionId, PidOrPids).
 
-%% @doc Remove one or more processes from the emitter group.
+%% @doc Remove one or more processes from the emitter group (`pg'
+%% semantics: one leave undoes one join). Leaving a group the process is
+%% not in is not an error. Same pid rules as {@link join/3}.
 -spec leave(store_id(), subscription_id(), pid() | [pid()]) -> ok.
-leave(StoreId, SubscriptionId, PidOrPids) when is_atom(StoreId) ->
-    Args = [StoreId, SubscriptionId, PidOrPids],
-    case reckon_cnode:request({leave, StoreId, SubscriptionId, PidOrPids}) of
-        ok -> ok;
-        {ok, ok} -> ok;
-        Reply -> ?RESULT(Reply, Args)
-    end.
+leave(StoreId, SubscriptionId, PidOrPids)
+  when is_atom(StoreId), (is_pid(PidOrPids) orelse is_list(PidOrPids)) ->
+    group_op(leave, StoreId, SubscriptionId, PidOrPids).
 
 %% @doc Get all member processes in the emitter group, cluster-wide,
-%% duplicates kept, in any order.
+%% duplicates kept, in any order. Answered by the C node: its own members
+%% plus those of every node whose `pg' scope it is a peer of.
 -spec members(store_id(), subscription_id()) -> [pid()].
 members(StoreId, SubscriptionId) ->
-    Reply = reckon_cnode:request({members, StoreId, SubscriptionId}),
-    ?RESULT(Reply, [StoreId, SubscriptionId]).
+    case reckon_cnode:request({members, StoreId, SubscriptionId}) of
+        {ok, Pids} when is_list(Pids) -> Pids;
+        Reply -> ?RESULT(Reply, [StoreId, SubscriptionId])
+    end.
 
 %% @doc Persist emitter names for fast retrieval: stores
 %% `[emitter_name(S, Sub) | [emitter_name(S, Sub, N) || N <- 2..PoolSize]]'
@@ -167,3 +180,64 @@ retrieve_emitters(StoreId, SubscriptionId) ->
 topic(StoreId, SubscriptionId) ->
     Reply = reckon_cnode:request({topic, StoreId, SubscriptionId}),
     ?RESULT(Reply, [StoreId, SubscriptionId]).
+
+%%%===================================================================
+%%% Internal functions
+%%%===================================================================
+
+%% join/leave: validate every pid first (as pg's ensure_local does), then
+%% the C node's pids through the C node, then the local ones through pg.
+%% The C node goes first because it is the call that may fail
+%% (unavailable); pg on this node does not.
+group_op(Op, StoreId, SubscriptionId, PidOrPids) ->
+    Scope = reckon_cnode:scope(),
+    CNode = reckon_cnode:node(),
+    {Local, Remote} = split_pids(PidOrPids, CNode),
+    Args = [StoreId, SubscriptionId, PidOrPids],
+    case Remote of
+        [] ->
+            ok;
+        _ ->
+            case reckon_cnode:request({Op, StoreId, SubscriptionId, Remote}) of
+                {ok, ok} -> ok;
+                ok -> ok;
+                {error, {nolocal, Bad}} -> erlang:error({nolocal, Bad}, Args);
+                Reply -> ?RESULT(Reply, Args)
+            end
+    end,
+    %% an empty list goes to pg as the seed's call would
+    case Local =/= [] orelse Remote =:= [] of
+        true -> local_op(Op, Scope, {StoreId, SubscriptionId, emitters}, Local);
+        false -> ok
+    end.
+
+local_op(join, Scope, Group, Pids) ->
+    ok = pg:join(Scope, Group, Pids);
+local_op(leave, Scope, Group, Pids) ->
+    %% pg answers not_joined when none of Pids was a member; the seed's
+    %% spec (and this function's) is ok
+    _ = pg:leave(Scope, Group, Pids),
+    ok.
+
+%% {LocalPidOrPids, CNodePids}: a single local pid stays a single pid (so
+%% pg sees exactly what the seed would pass it); list order is kept.
+-spec split_pids(pid() | [pid()], node()) -> {pid() | [pid()], [pid()]}.
+split_pids(Pid, CNode) when is_pid(Pid) ->
+    case owner(Pid, CNode) of
+        local -> {Pid, []};
+        cnode -> {[], [Pid]}
+    end;
+split_pids(Pids, CNode) ->
+    split_list(Pids, CNode, [], []).
+
+split_list([], _CNode, Local, Remote) ->
+    {lists:reverse(Local), lists:reverse(Remote)};
+split_list([Pid | Rest], CNode, Local, Remote) ->
+    case owner(Pid, CNode) of
+        local -> split_list(Rest, CNode, [Pid | Local], Remote);
+        cnode -> split_list(Rest, CNode, Local, [Pid | Remote])
+    end.
+
+owner(Pid, _CNode) when is_pid(Pid), node(Pid) =:= node() -> local;
+owner(Pid, CNode) when is_pid(Pid), node(Pid) =:= CNode -> cnode;
+owner(Bad, _CNode) -> erlang:error({nolocal, Bad}).

@@ -9,12 +9,19 @@
 %%% Every C node is started as a port program owned by a small holder
 %%% process and with `--exit-on-stdin-close', so it goes away even if this
 %%% node dies; end_per_* stop what was started and kill any tracked C node
-%%% OS process that is still alive.
+%%% OS process that is still alive (helpers in {@link rc_test_lib}).
 %%% @end
 -module(reckon_cnode_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+
+-import(rc_test_lib,
+        [cnode_bin/0, start_cnode/2, start_cnode_args/2, wait_cnode_exit/2,
+         holder_call/2, os_kill/2, os_pid_alive/1,
+         start_tracker/0, stop_tracker/1, track/2, cleanup/1,
+         start_peer/2, start_shim_on/2, start_local_shim/1, stop_local_shim/0,
+         wait_connected/1, wait_until/3, unique_name/1, host/0, now_ms/0]).
 
 -export([all/0, groups/0, suite/0,
          init_per_suite/1, end_per_suite/1,
@@ -25,6 +32,7 @@
 -export([model_examples/1,
          not_started_errors/1,
          join_leave_function_clause/1,
+         app_pg_scope/1,
          ping_pong/1,
          hidden_node/1,
          request_server_protocol/1,
@@ -33,7 +41,7 @@
          names_table_shared_across_nodes/1,
          shim_attach_mode/1,
          stats/1,
-         group_ops_not_implemented/1,
+         group_ops/1,
          properties/1,
          sname_prints_full_name/1,
          monitor_noconnection_on_kill/1,
@@ -44,8 +52,6 @@
          spawn_mode/1,
          start_errors/1]).
 
-%% run on peers through erpc
--export([run_calls/2, start_local_shim_remote/1]).
 
 -define(CALL_TIMEOUT, 1000).
 -define(NUMTESTS, 1000).
@@ -61,6 +67,7 @@ all() ->
     [model_examples,
      not_started_errors,
      join_leave_function_clause,
+     app_pg_scope,
      {group, cnode},
      {group, faults},
      {group, spawn}].
@@ -75,7 +82,7 @@ groups() ->
        names_table_shared_across_nodes,
        shim_attach_mode,
        stats,
-       group_ops_not_implemented,
+       group_ops,
        properties]},
      {faults, [],
       [sname_prints_full_name,
@@ -206,6 +213,63 @@ join_leave_function_clause(_Config) ->
                  reckon_db_emitter_group:leave("store", <<"sub">>, [self()])),
     ok.
 
+%% The application starts the local pg scope (env `scope') under its
+%% supervisor when none is running, stops it with itself, and leaves a scope
+%% that already runs alone. Local pids join through it even while the C
+%% node is unreachable; members/2 (answered by the C node) then fails.
+app_pg_scope(_Config) ->
+    #{node := P} = start_peer("rcn_scope", testcase),
+    CNode = list_to_atom(unique_name("rcn_nosuch") ++ "@" ++ host()),
+    Env = #{cnode => CNode, call_timeout => 300},
+    Whereis = fun(Name) -> erpc:call(P, erlang, whereis, [Name]) end,
+    ?assertEqual(undefined, Whereis(reckon_db_pg)),
+    %% no scope: the application starts one
+    start_shim_on(P, Env),
+    Scope1 = Whereis(reckon_db_pg),
+    ?assert(is_pid(Scope1)),
+    ?assertMatch([{pg_scope, Scope1, worker, _}],
+                 [C || {pg_scope, _, _, _} = C
+                           <- erpc:call(P, supervisor, which_children,
+                                        [reckon_cnode_sup])]),
+    L = idle_on(P),
+    S = app_scope,
+    Sub = <<"sub">>,
+    ?assertEqual({ok, ok}, on(P, join, [S, Sub, [L, L]])),
+    ?assertEqual([L, L], erpc:call(P, pg, get_local_members,
+                                   [reckon_db_pg, {S, Sub, emitters}])),
+    ?assertEqual({ok, ok}, on(P, leave, [S, Sub, L])),
+    ?assertEqual({ok, ok}, on(P, leave, [S, Sub, [L, L]])),
+    ?assertEqual([], erpc:call(P, pg, get_local_members,
+                               [reckon_db_pg, {S, Sub, emitters}])),
+    ?assertEqual({raised, error, {reckon_cnode_unavailable, CNode}},
+                 on(P, members, [S, Sub])),
+    ok = erpc:call(P, application, stop, [reckon_cnode]),
+    ?assertEqual(undefined, Whereis(reckon_db_pg)),
+    %% a running scope is left alone, also when the application stops
+    {ok, Scope2} = erpc:call(P, pg, start, [reckon_db_pg]),
+    start_shim_on(P, Env),
+    ?assertEqual(Scope2, Whereis(reckon_db_pg)),
+    ?assertMatch([{pg_scope, undefined, worker, _}],
+                 [C || {pg_scope, _, _, _} = C
+                           <- erpc:call(P, supervisor, which_children,
+                                        [reckon_cnode_sup])]),
+    ?assertEqual({ok, ok}, on(P, join, [S, Sub, L])),
+    ?assertEqual([L], erpc:call(P, pg, get_local_members,
+                                [reckon_db_pg, {S, Sub, emitters}])),
+    ok = erpc:call(P, application, stop, [reckon_cnode]),
+    ?assertEqual(Scope2, Whereis(reckon_db_pg)),
+    %% another scope name: joins go there
+    start_shim_on(P, Env#{scope => rcn_other_scope}),
+    ?assert(is_pid(Whereis(rcn_other_scope))),
+    ?assertMatch(#{scope := rcn_other_scope}, erpc:call(P, reckon_cnode, status, [])),
+    ?assertEqual({ok, ok}, on(P, join, [S, Sub, L])),
+    ?assertEqual([L], erpc:call(P, pg, get_local_members,
+                                [rcn_other_scope, {S, Sub, emitters}])),
+    ok = erpc:call(P, application, stop, [reckon_cnode]),
+    ?assertEqual(undefined, Whereis(rcn_other_scope)),
+    ?assertEqual(Scope2, Whereis(reckon_db_pg)),
+    ok.
+
 %%%===================================================================
 %%% Group cnode: one C node, three peers with the shim attached
 %%%===================================================================
@@ -271,7 +335,7 @@ naming_from_three_peers(Config) ->
     Peers = [P || #{node := P} <- ?config(peers, Config)],
     Calls = naming_calls(),
     Expected = [expected(C) || C <- Calls],
-    Reqs = [{P, erpc:send_request(P, ?MODULE, run_calls, [Calls, 4])}
+    Reqs = [{P, erpc:send_request(P, rc_test_lib, run_calls, [Calls, 4])}
             || P <- Peers],
     [begin
          Results = erpc:receive_response(Req, 60000),
@@ -333,21 +397,71 @@ stats(Config) ->
     ?assert(is_map(Stats)),
     ok.
 
-%% join/leave/members/broadcast are answered with {error, not_implemented}
-%% by the C node for now; the shim raises not_implemented. (Replace this
-%% case when the group operations land.)
-group_ops_not_implemented(Config) ->
-    #{node := Node} = ?config(cnode, Config),
-    [#{node := P} | _] = ?config(peers, Config),
-    Raw = fun(Req) -> gen_server:call({reckon_cnode, Node}, Req, 5000) end,
-    ?assertEqual({error, not_implemented}, Raw({join, s, <<"b">>, self()})),
-    ?assertEqual({error, not_implemented}, Raw({leave, s, <<"b">>, [self()]})),
-    ?assertEqual({error, not_implemented}, Raw({members, s, <<"b">>})),
-    ?assertEqual({error, not_implemented}, Raw({broadcast, s, <<"b">>, ev})),
-    Calls = [{join, [s, <<"b">>, self]}, {leave, [s, <<"b">>, self]},
-             {members, [s, <<"b">>]}, {broadcast, [s, <<"b">>, ev]}],
-    [[?assertEqual({raised, error, not_implemented}, R) || R <- Results]
-     || Results <- erpc:call(P, ?MODULE, run_calls, [Calls, 1])],
+%% join/3, leave/3, members/2 through the shim on three peers (each runs
+%% the reckon_db_pg scope started by the application): local pids through
+%% local pg, C-node pids through the C node, other pids {nolocal, Pid}
+%% before anything is joined, multiplicity kept, the same members seen
+%% from every node (members/2 and pg:get_members/2). broadcast/3 is not
+%% there yet: not_implemented.
+group_ops(Config) ->
+    #{node := CNode} = ?config(cnode, Config),
+    Peers = [P1, P2, P3] = [P || #{node := P} <- ?config(peers, Config)],
+    Scopes = scope_pids(Peers),
+    Raw = fun(Req) -> gen_server:call({reckon_cnode, CNode}, Req, 5000) end,
+    S = group_ops,
+    Sub = list_to_binary(unique_name("sub")),
+    G = {S, Sub, emitters},
+    [L1, L1b] = [idle_on(P1) || _ <- [1, 2]],
+    L2 = idle_on(P2),
+    L3 = idle_on(P3),
+    {ok, [C1, C2]} = Raw({spawn_idle, 2}),
+    ?assertEqual(CNode, node(C1)),
+    %% errors, before anything is joined
+    ?assertEqual({raised, error, function_clause},
+                 on(P1, join, [<<"s">>, Sub, L1])),
+    ?assertEqual({raised, error, function_clause},
+                 on(P1, leave, ["s", Sub, [L1]])),
+    ?assertEqual({raised, error, function_clause}, on(P1, join, [S, Sub, foo])),
+    ?assertEqual({raised, error, {nolocal, L2}}, on(P1, join, [S, Sub, L2])),
+    ?assertEqual({raised, error, {nolocal, L2}}, on(P1, leave, [S, Sub, [L1, L2]])),
+    ?assertEqual({raised, error, {nolocal, foo}},
+                 on(P1, join, [S, Sub, [L1, C1, foo, L2]])),
+    ?assertEqual({raised, error, {nolocal, self()}},
+                 on(P2, join, [S, Sub, [C2, self()]])),
+    ?assertEqual({ok, []}, on(P1, members, [S, Sub])),
+    ?assertEqual([], erpc:call(P1, pg, get_local_members, [reckon_db_pg, G])),
+    ?assertEqual({ok, []}, Raw({members, S, Sub})),
+    %% joins: a mixed list with a duplicate, a single C pid, single locals
+    ?assertEqual({ok, ok}, on(P1, join, [S, Sub, [L1, C1, L1]])),
+    ?assertEqual({ok, ok}, on(P2, join, [S, Sub, C2])),
+    ?assertEqual({ok, ok}, on(P2, join, [S, Sub, L2])),
+    ?assertEqual({ok, ok}, on(P3, join, [S, Sub, [L3]])),
+    ?assertEqual({ok, ok}, on(P3, join, [S, Sub, []])),
+    All = [L1, L1, C1, C2, L2, L3],
+    await_group_everywhere(Peers, S, Sub, All),
+    ?assertEqual(lists:sort([L1, L1]),
+                 lists:sort(erpc:call(P1, pg, get_local_members, [reckon_db_pg, G]))),
+    ?assertEqual({ok, lists:sort([C1, C2])},
+                 sorted(Raw({pg_local_members, reckon_db_pg, G}))),
+    %% leave once of a pid joined twice: still a member; leaving a
+    %% non-member (L1b, or C1 a second time) is ok
+    ?assertEqual({ok, ok}, on(P1, leave, [S, Sub, [L1, C1]])),
+    ?assertEqual({ok, ok}, on(P1, leave, [S, Sub, [L1b]])),
+    ?assertEqual({ok, ok}, on(P3, leave, [S, Sub, C1])),
+    %% barrier: L1b joins last, so once it is seen the leaves before it
+    %% have been applied everywhere
+    ?assertEqual({ok, ok}, on(P1, join, [S, Sub, L1b])),
+    await_group_everywhere(Peers, S, Sub, [L1, L1b, C2, L2, L3]),
+    ?assertEqual({ok, ok}, on(P1, leave, [S, Sub, [L1, L1b]])),
+    ?assertEqual({ok, ok}, on(P2, leave, [S, Sub, [C2, L2]])),
+    ?assertEqual({ok, ok}, on(P3, leave, [S, Sub, L3])),
+    await_group_everywhere(Peers, S, Sub, []),
+    %% broadcast is the next milestone
+    ?assertEqual({raised, error, not_implemented},
+                 on(P1, broadcast, [S, Sub, ev])),
+    [exit(P, kill) || P <- [L1, L1b, L2, L3]],
+    [?assertEqual({ok, ok}, Raw({exit_process, C, normal})) || C <- [C1, C2]],
+    ?assertEqual(Scopes, scope_pids(Peers)),
     ok.
 
 %% PropEr: the shim's naming results equal the model (>= 1000 cases each).
@@ -495,7 +609,7 @@ spawn_mode(_Config) ->
     wait_until(fun() -> not os_pid_alive(OsPid2) end, 3000, cnode_stopped_with_app),
     ?assertEqual(pang, net_adm:ping(Expected)),
     ?assertMatch({raised, error, reckon_cnode_not_started},
-                 hd(hd(erpc:call(P, ?MODULE, run_calls,
+                 hd(hd(erpc:call(P, rc_test_lib, run_calls,
                                  [[{topic, [s, <<"x">>]}], 1])))),
     ok.
 
@@ -563,21 +677,6 @@ naming_calls() ->
         ++ [{topic, [list_to_atom("s" ++ integer_to_list(I)), <<I:32>>]}
             || I <- lists:seq(1, 20)].
 
-%% Runs Calls in Workers concurrent processes on this node; returns the
-%% outcome lists. The atom 'self' in join/leave arguments is the worker.
--spec run_calls([{atom(), list()}], pos_integer()) -> [[term()]].
-run_calls(Calls, Workers) ->
-    Parent = self(),
-    Pids = [spawn_link(fun() -> Parent ! {self(), [run_call(C) || C <- Calls]} end)
-            || _ <- lists:seq(1, Workers)],
-    [receive {Pid, Results} -> Results end || Pid <- Pids].
-
-run_call({F, Args0}) ->
-    Args = [case A of self -> self(); _ -> A end || A <- Args0],
-    try {ok, apply(reckon_db_emitter_group, F, Args)}
-    catch Class:Reason -> {raised, Class, Reason}
-    end.
-
 expected({group_key, [S, Sub]}) -> {ok, {S, Sub, emitters}};
 expected({topic, [S, Sub]}) -> prop_naming:model_topic(S, Sub);
 expected({emitter_name, [S, Sub]}) -> prop_naming:model_emitter_name(S, Sub);
@@ -591,312 +690,43 @@ compare(Peer, Calls, Expected, Results) ->
     end.
 
 %%%===================================================================
-%%% C node processes
+%%% Group helpers
 %%%===================================================================
 
-cnode_bin() ->
-    case code:priv_dir(reckon_cnode) of
-        {error, _} ->
-            {error, "code:priv_dir(reckon_cnode) failed"};
-        Priv ->
-            Bin = filename:join(Priv, "reckon_cnode"),
-            case filelib:is_regular(Bin) of
-                true -> {ok, Bin};
-                false -> {error, lists:flatten(
-                                   io_lib:format("~s does not exist: build the "
-                                                 "C node first (make)", [Bin]))}
-            end
+%% One reckon_db_emitter_group call on a peer, in a fresh process there:
+%% {ok, Result} | {raised, Class, Reason}.
+on(Node, F, Args) ->
+    [[Result]] = erpc:call(Node, rc_test_lib, run_calls, [[{F, Args}], 1]),
+    Result.
+
+%% An idle process on Node (ends with the node or when killed).
+idle_on(Node) ->
+    erpc:call(Node, erlang, spawn, [timer, sleep, [infinity]]).
+
+scope_pids(Nodes) ->
+    [{N, erpc:call(N, erlang, whereis, [reckon_db_pg])} || N <- Nodes].
+
+sorted({ok, L}) when is_list(L) -> {ok, lists:sort(L)};
+sorted(Other) -> Other.
+
+%% Until members/2 (the C node's view) from every peer and
+%% pg:get_members/2 on every peer equal Expected as multisets.
+await_group_everywhere(Peers, S, Sub, Expected0) ->
+    Expected = lists:sort(Expected0),
+    G = {S, Sub, emitters},
+    Views = fun() ->
+                    [{P, sorted(on(P, members, [S, Sub])),
+                      lists:sort(erpc:call(P, pg, get_members, [reckon_db_pg, G]))}
+                     || P <- Peers]
+            end,
+    Ok = fun() ->
+                 lists:all(fun({_, {ok, M}, Pg}) -> M =:= Expected andalso
+                                                        Pg =:= Expected;
+                              (_) -> false
+                           end, Views())
+         end,
+    try wait_until(Ok, 5000, {group_views, G})
+    catch Class:Reason:Stack ->
+            ct:log("expected ~p~\nviews ~p", [Expected, Views()]),
+            erlang:raise(Class, Reason, Stack)
     end.
-
-start_cnode(Name, Scope) ->
-    start_cnode_args(["--name", Name ++ "@" ++ host(), "--exit-on-stdin-close"],
-                     Scope).
-
-%% The holder owns the port for the C node's lifetime and reports the first
-%% stdout line (the node name).
-start_cnode_args(Args, Scope) ->
-    {ok, Bin} = cnode_bin(),
-    Cookie = atom_to_list(erlang:get_cookie()),
-    Parent = self(),
-    Tag = make_ref(),
-    Holder = spawn(fun() -> holder_init(Parent, Tag, Bin, Args, Cookie) end),
-    MRef = erlang:monitor(process, Holder),
-    receive
-        {Tag, {ok, Node, OsPid}} ->
-            erlang:demonitor(MRef, [flush]),
-            [Alive, _] = string:split(atom_to_list(Node), "@"),
-            C = #{node => Node, os_pid => OsPid, holder => Holder, name => Alive},
-            ct:log("started C node ~p (os pid ~p): ~s ~p", [Node, OsPid, Bin, Args]),
-            track(Scope, {cnode, C}),
-            track(Scope, {os_pid, OsPid}),
-            C;
-        {Tag, {error, Reason}} ->
-            ct:fail({cnode_start_failed, Args, Reason});
-        {'DOWN', MRef, process, Holder, Reason} ->
-            ct:fail({cnode_holder_died, Reason})
-    after 20000 ->
-            exit(Holder, kill),
-            ct:fail({cnode_start_timeout, Args})
-    end.
-
-%% The program runs through `sh -c 'exec ...'' only to send its stderr to a
-%% log file; exec keeps the OS pid (and the command line) the C node's.
-holder_init(Parent, Tag, Bin, Args, Cookie) ->
-    Log = cnode_log_file(),
-    ct:log("C node log: <a href=\"file://~s\">~s</a>", [Log, Log]),
-    Port = open_port({spawn_executable, "/bin/sh"},
-                     [{args, ["-c", "exec \"$0\" \"$@\" 2>>\"$RCN_LOG\"", Bin | Args]},
-                      {env, [{"RECKON_CNODE_COOKIE", Cookie}, {"RCN_LOG", Log}]},
-                      {line, 1024}, exit_status, use_stdio]),
-    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-    receive
-        {Port, {data, {eol, Line}}} ->
-            Parent ! {Tag, {ok, list_to_atom(string:trim(Line)), OsPid}},
-            holder_loop(Port, OsPid, running, []);
-        {Port, {exit_status, Status}} ->
-            Parent ! {Tag, {error, {exited, Status}}}
-    after 15000 ->
-            os_kill("KILL", OsPid),
-            Parent ! {Tag, {error, no_name_line}}
-    end.
-
-holder_loop(Port, OsPid, State, Waiters) ->
-    receive
-        {Port, {data, _}} ->
-            holder_loop(Port, OsPid, State, Waiters);
-        {Port, {exit_status, Status}} ->
-            [reply(W, {exited, Status}) || W <- Waiters],
-            holder_loop(Port, OsPid, {exited, Status}, []);
-        {'EXIT', Port, _} ->
-            holder_loop(Port, OsPid, State, Waiters);
-        {From, wait_exit} when State =:= running ->
-            holder_loop(Port, OsPid, State, [From | Waiters]);
-        {From, wait_exit} ->
-            reply(From, State),
-            holder_loop(Port, OsPid, State, Waiters);
-        {From, close_stdin} ->
-            catch port_close(Port),
-            reply(From, ok),
-            holder_loop(Port, OsPid, stdin_closed, Waiters);
-        {From, stop} ->
-            holder_stop(Port, OsPid, State),
-            reply(From, ok)
-    end.
-
-%% SIGTERM (plus SIGCONT in case it was stopped), wait for the exit, else
-%% SIGKILL.
-holder_stop(Port, OsPid, running) ->
-    os_kill("TERM", OsPid),
-    os_kill("CONT", OsPid),
-    receive
-        {Port, {exit_status, _}} -> ok
-    after 5000 ->
-            os_kill("KILL", OsPid),
-            receive {Port, {exit_status, _}} -> ok after 2000 -> ok end
-    end;
-holder_stop(_Port, OsPid, _Exited) ->
-    case os_pid_alive(OsPid) of
-        true -> os_kill("KILL", OsPid);
-        false -> ok
-    end.
-
-reply({Pid, Ref}, Msg) ->
-    Pid ! {Ref, Msg}.
-
-holder_call(#{holder := Holder}, Req) ->
-    holder_call(Holder, Req, 10000).
-
-holder_call(Holder, Req, Timeout) ->
-    MRef = erlang:monitor(process, Holder),
-    Holder ! {{self(), MRef}, Req},
-    receive
-        {MRef, Reply} ->
-            erlang:demonitor(MRef, [flush]),
-            Reply;
-        {'DOWN', MRef, process, Holder, Reason} ->
-            {holder_down, Reason}
-    after Timeout ->
-            erlang:demonitor(MRef, [flush]),
-            timeout
-    end.
-
-wait_cnode_exit(C, Timeout) ->
-    holder_call(maps:get(holder, C), wait_exit, Timeout).
-
-stop_cnode(#{holder := Holder}) ->
-    case is_process_alive(Holder) of
-        true -> _ = holder_call(Holder, stop, 15000), ok;
-        false -> ok
-    end.
-
-os_kill(Signal, OsPid) ->
-    _ = os:cmd("kill -" ++ Signal ++ " " ++ integer_to_list(OsPid) ++ " 2>/dev/null"),
-    ok.
-
-os_pid_alive(OsPid) ->
-    case file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat") of
-        {ok, Stat} ->
-            case string:split(Stat, ")", trailing) of
-                [_, <<" Z", _/binary>>] -> false;
-                [_, <<" X", _/binary>>] -> false;
-                _ -> true
-            end;
-        {error, _} ->
-            false
-    end.
-
-%% Everything started (C nodes, peers, C node OS pids) is recorded in a
-%% public ETS table with its scope (group or testcase); cleanup/1 stops what
-%% is recorded for the given scopes: peers first (they own spawn-mode C
-%% nodes), then C nodes, then any recorded OS pid that is still a
-%% reckon_cnode process.
-start_tracker() ->
-    Parent = self(),
-    Pid = spawn(fun() ->
-                        _ = ets:new(rcn_resources, [named_table, public, set]),
-                        Parent ! {self(), ready},
-                        receive stop -> ok end
-                end),
-    receive {Pid, ready} -> Pid end.
-
-stop_tracker(Pid) ->
-    Pid ! stop,
-    ok.
-
-track(Scope, Resource) ->
-    true = ets:insert(rcn_resources, {make_ref(), Scope, Resource}),
-    ok.
-
-cnode_log_file() ->
-    Dir = case ets:match(rcn_resources, {'_', suite, {log_dir, '$1'}}) of
-              [[D] | _] -> D;
-              [] -> "/tmp"
-          end,
-    filename:join(Dir, "cnode_" ++ integer_to_list(erlang:unique_integer([positive]))
-                  ++ ".log").
-
-cleanup(Scopes) ->
-    Entries = [E || {_, Scope, _} = E <- ets:tab2list(rcn_resources),
-                    lists:member(Scope, Scopes)],
-    Order = fun({peer, _}) -> 1; ({cnode, _}) -> 2; ({os_pid, _}) -> 3;
-               (_) -> 4 end,
-    Sorted = lists:sort(fun({_, _, A}, {_, _, B}) -> Order(A) =< Order(B) end,
-                        Entries),
-    [begin
-         release(Resource),
-         ets:delete(rcn_resources, Key)
-     end || {Key, _, Resource} <- Sorted],
-    ok.
-
-release({peer, Peer}) ->
-    stop_peer(Peer);
-release({cnode, C}) ->
-    stop_cnode(C);
-release({log_dir, _}) ->
-    ok;
-release({os_pid, OsPid}) ->
-    case is_cnode_process(OsPid) of
-        true ->
-            ct:log("killing leftover C node os pid ~p", [OsPid]),
-            os_kill("KILL", OsPid);
-        false ->
-            ok
-    end.
-
-is_cnode_process(OsPid) ->
-    os_pid_alive(OsPid) andalso
-        case file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/cmdline") of
-            {ok, Cmd} -> binary:match(Cmd, <<"reckon_cnode">>) =/= nomatch;
-            _ -> false
-        end.
-
-%%%===================================================================
-%%% Peers and the shim
-%%%===================================================================
-
-start_peer(Prefix, Scope) ->
-    Name = unique_name(Prefix),
-    Cookie = atom_to_list(erlang:get_cookie()),
-    Ebin = filename:dirname(code:which(reckon_cnode)),
-    TestDir = filename:dirname(code:which(?MODULE)),
-    ct:log("peer code path: ~s ~s", [Ebin, TestDir]),
-    {ok, Pid, Node} =
-        peer:start(#{name => Name,
-                     args => ["-setcookie", Cookie,
-                              "-pa", Ebin, "-pa", TestDir,
-                              "-kernel", "logger_level", "info"],
-                     env => [{"ERL_EPMD_PORT", os:getenv("ERL_EPMD_PORT")}],
-                     wait_boot => 30000}),
-    ct:log("started peer ~p", [Node]),
-    Peer = #{node => Node, pid => Pid},
-    track(Scope, {peer, Peer}),
-    Peer.
-
-stop_peer(#{pid := Pid}) ->
-    catch peer:stop(Pid),
-    ok.
-
-start_shim_on(Node, Env) ->
-    ok = erpc:call(Node, ?MODULE, start_local_shim_remote, [Env]).
-
-%% Application env for the shim, then start it.
-start_local_shim(Env) ->
-    ok = start_local_shim_remote(Env).
-
--spec start_local_shim_remote(map()) -> ok.
-start_local_shim_remote(Env) ->
-    case application:load(reckon_cnode) of
-        ok -> ok;
-        {error, {already_loaded, reckon_cnode}} -> ok
-    end,
-    Defaults = #{cnode => undefined, spawn => false, call_timeout => 5000,
-                 spawn_name => undefined},
-    [ok = application:set_env(reckon_cnode, K, V)
-     || {K, V} <- maps:to_list(maps:merge(Defaults, Env))],
-    {ok, _} = application:ensure_all_started(reckon_cnode),
-    ok.
-
-stop_local_shim() ->
-    _ = application:stop(reckon_cnode),
-    ok.
-
-wait_connected(Node) ->
-    wait_until(fun() ->
-                       try erpc:call(Node, reckon_cnode, status, []) of
-                           #{connected := Connected} -> Connected
-                       catch _:_ -> false
-                       end
-               end, 15000, {shim_connected, Node}).
-
-%%%===================================================================
-%%% Helpers
-%%%===================================================================
-
-%% Bounded wait for a condition (polls every 20 ms; used for conditions
-%% that have no event to wait for).
-wait_until(Fun, Timeout, What) ->
-    wait_until(Fun, now_ms() + Timeout, Timeout, What).
-
-wait_until(Fun, Deadline, Timeout, What) ->
-    case Fun() of
-        true ->
-            ok;
-        false ->
-            case now_ms() >= Deadline of
-                true -> ct:fail({timeout, What, Timeout});
-                false ->
-                    receive after 20 -> ok end,
-                    wait_until(Fun, Deadline, Timeout, What)
-            end
-    end.
-
-unique_name(Prefix) ->
-    Prefix ++ "_" ++ os:getpid() ++ "_"
-        ++ integer_to_list(erlang:unique_integer([positive])).
-
-host() ->
-    [_, Host] = string:split(atom_to_list(node()), "@"),
-    Host.
-
-now_ms() ->
-    erlang:monotonic_time(millisecond).
