@@ -264,8 +264,8 @@ init_mode(true, State0) ->
                             ?LOG_INFO("reckon_cnode: started C node ~s (os pid ~p)",
                                       [CNode, OsPid]),
                             publish(CNode, State#state.call_timeout, State#state.scope),
-                            {ok, State#state{cnode = CNode, port = Port,
-                                             os_pid = OsPid, phase = running},
+                            {ok, first_connect(State#state{cnode = CNode, port = Port,
+                                                           os_pid = OsPid, phase = running}),
                              {continue, connect}};
                         {error, Reason} ->
                             stop_port(Port, OsPid),
@@ -281,7 +281,8 @@ init_mode(false, State) ->
     case cnode_name(env(cnode, undefined)) of
         {ok, CNode} ->
             publish(CNode, State#state.call_timeout, State#state.scope),
-            {ok, State#state{mode = attach, cnode = CNode}, {continue, connect}};
+            {ok, first_connect(State#state{mode = attach, cnode = CNode}),
+             {continue, connect}};
         {error, Reason} ->
             {stop, Reason}
     end;
@@ -290,6 +291,8 @@ init_mode(Other, _State) ->
 
 %% @private
 -spec handle_continue(connect, #state{}) -> {noreply, #state{}}.
+handle_continue(connect, #state{connected = true} = State) ->
+    {noreply, State};
 handle_continue(connect, State) ->
     {noreply, start_connect(State)}.
 
@@ -315,11 +318,7 @@ handle_info({connect_result, Pid, Result},
     State = State0#state{connector = undefined},
     case Result of
         ok ->
-            true = erlang:monitor_node(State#state.cnode, true),
-            ?LOG_INFO("reckon_cnode: connected to C node ~s", [State#state.cnode]),
-            {noreply, State#state{connected = true, since = wall_ms(),
-                                  backoff = ?MIN_BACKOFF,
-                                  connects = State#state.connects + 1}};
+            {noreply, mark_connected(State)};
         {error, Reason} ->
             ?LOG_DEBUG("reckon_cnode: connecting to ~s failed: ~p",
                        [State#state.cnode, Reason]),
@@ -417,19 +416,35 @@ cancel_timer(#state{timer = {Ref, _}} = State) ->
 %% Connection attempts run in a helper process so that a slow connection
 %% set-up never blocks status/0 or the handling of port messages. The
 %% attempt succeeds when the request server on the C node answers ping.
-start_connect(#state{connector = undefined, cnode = CNode,
+start_connect(#state{connector = undefined, cnode = CNode, scope = Scope,
                      call_timeout = Timeout} = State) ->
     Shim = self(),
-    Probe = fun() -> Shim ! {connect_result, self(), probe(CNode, Timeout)} end,
+    Probe = fun() -> Shim ! {connect_result, self(), probe(CNode, Scope, Timeout)} end,
     State#state{connector = spawn_monitor(Probe)};
 start_connect(State) ->
     State.
 
-probe(CNode, Timeout) ->
+%% The first attempt runs inside init, so that once the application has
+%% started, a reachable C node is connected and both pg scopes know each
+%% other: a join made right after start is then seen by the C node. If the C
+%% node is not there, the usual background retries take over.
+first_connect(#state{cnode = CNode, scope = Scope, call_timeout = Timeout} = State) ->
+    case probe(CNode, Scope, min(Timeout, 2000)) of
+        ok -> mark_connected(State);
+        {error, Reason} -> State#state{last_error = Reason}
+    end.
+
+mark_connected(#state{cnode = CNode} = State) ->
+    true = erlang:monitor_node(CNode, true),
+    ?LOG_INFO("reckon_cnode: connected to C node ~s", [CNode]),
+    State#state{connected = true, since = wall_ms(), backoff = ?MIN_BACKOFF,
+                connects = State#state.connects + 1}.
+
+probe(CNode, Scope, Timeout) ->
     case net_kernel:connect_node(CNode) of
         true ->
             try gen_server:call({?CNODE_SERVER, CNode}, ping, Timeout) of
-                {ok, pong} -> ok;
+                {ok, pong} -> introduce_scopes(CNode, Scope, Timeout);
                 Other -> {error, {unexpected_ping_reply, Other}}
             catch
                 exit:{Reason, _} -> {error, Reason}
@@ -438,6 +453,30 @@ probe(CNode, Timeout) ->
             {error, connect_failed};
         ignored ->
             {error, not_distributed}
+    end.
+
+%% The C node is hidden, so the local pg scope never discovers it by itself;
+%% the C node discovers the local scope, but asynchronously. Telling the local
+%% scope about the C node's scope here (the same {discover, Pid} message pg
+%% scopes send each other), and waiting until it has handled it, makes the two
+%% views consistent before the shim reports the C node as connected: the
+%% scope's sync to the C node is then queued on the connection ahead of any
+%% later request.
+introduce_scopes(CNode, Scope, Timeout) ->
+    case whereis(Scope) of
+        undefined ->
+            ok;
+        Local ->
+            try gen_server:call({?CNODE_SERVER, CNode}, {scope_pid, Scope}, Timeout) of
+                {ok, Remote} when is_pid(Remote) ->
+                    Local ! {discover, Remote},
+                    _ = sys:get_state(Local, Timeout),
+                    ok;
+                {error, _} ->
+                    ok %% the C node does not serve this scope
+            catch
+                exit:{Reason, _} -> {error, Reason}
+            end
     end.
 
 stop_connector(#state{connector = undefined} = State) ->

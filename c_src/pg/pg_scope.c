@@ -846,3 +846,9 @@ int rc_pg_subscribe(rc_pg_scope *s, rc_pg_notify_fn fn, void *ctx)
     s->nsubs++;
     return 0;
 }
+
+int rc_pg_scope_pid(const rc_pg_scope *s, rc_cpid *out)
+{
+    *out = s->self;
+    return 0;
+}

@@ -46,6 +46,8 @@ rc_pg_scope *rc_pg_scope_start(uv_loop_t *loop, const rc_logger *lg, rc_procs *p
 void rc_pg_scope_shutdown(rc_pg_scope *s);
 void rc_pg_scope_free(rc_pg_scope *s);
 const char *rc_pg_scope_name(const rc_pg_scope *s);
+/* The scope process's pid. Always 0. */
+int rc_pg_scope_pid(const rc_pg_scope *s, rc_cpid *out);
 
 /* Connection events from the node. */
 void rc_pg_scope_nodeup(rc_pg_scope *s, const char *node);

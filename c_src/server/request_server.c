@@ -582,6 +582,16 @@ static int handle_request(rc_request_server *rs, const rc_gen_from *from, const 
         return do_group_op(rs, op, buf, len, idx, x);
     if (strncmp(op, "pg_", 3) == 0 && arity >= 2)
         return do_pg_generic(rs, op, arity, buf, len, idx, x);
+    if (strcmp(op, "scope_pid") == 0 && arity == 2) {
+        char scope[MAXATOMLEN_UTF8];
+        rc_pg_scope *sc = ei_decode_atom_as(buf, &idx, scope, sizeof scope, ERLANG_UTF8, NULL,
+                                            NULL) == 0 ? scope_named(rs, scope) : NULL;
+        if (sc == NULL)
+            return encode_error(x, "no_scope");
+        rc_cpid self;
+        return encode_ok_header(x) || rc_pg_scope_pid(sc, &self) ||
+               rc_cpid_write(rs->nodes, x, &self);
+    }
     if (strcmp(op, "spawn_idle") == 0 && arity == 2)
         return do_spawn_idle(rs, buf, len, idx, x);
     if (strcmp(op, "exit_process") == 0 && arity == 3)
