@@ -5,6 +5,10 @@
 #include "naming/names_store.h"
 #include "naming/names_table.h"
 #include "naming/naming.h"
+#include "emitter/bcast_queue.h"
+#include "emitter/broadcast.h"
+#include "emitter/emitter_pool.h"
+#include "emitter/event.h"
 #include "pg/cpid.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
@@ -13,9 +17,11 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -39,6 +45,13 @@ struct rc_node {
         void *ctx;
     } monitors[16];
     size_t nmonitors;
+    rc_bcast *bcast;
+    bcast_queue *queue;
+    rc_emitters *emitters;
+    /* rc_node_call: requests from other threads, run on the loop. */
+    uv_async_t call_async;
+    pthread_mutex_t call_mu;
+    struct node_call *calls;
     uv_signal_t sigterm, sigint;
     uv_async_t stop_async;
     uv_poll_t stdin_poll;
@@ -57,6 +70,15 @@ void rc_node_config_init(rc_node_config *cfg)
     cfg->log_level = RC_LOG_INFO;
     cfg->handle_signals = 1;
 }
+
+typedef struct node_call {
+    void (*fn)(rc_node *n, void *ctx);
+    void *ctx;
+    int done;
+    int refused;
+    pthread_cond_t cond;
+    struct node_call *next;
+} node_call;
 
 /* ---------------------------------------------------------- layer wiring */
 
@@ -109,6 +131,15 @@ static void on_connect_failed(void *ctx, const char *node)
         rc_cluster_on_connect_failed(n->cluster, node);
 }
 
+static int transport_sendv(void *ctx, const char *node, const struct iovec *parts, int nparts)
+{
+    rc_node *n = ctx;
+    rc_conn *c = rc_dist_find(n->dist, node);
+    if (c == NULL)
+        return -1;
+    return rc_dist_sendv(n->dist, c, parts, nparts);
+}
+
 static void put_kv(ei_x_buff *x, const char *k, uint64_t v)
 {
     ei_x_encode_atom(x, k);
@@ -120,7 +151,14 @@ static void stats_map(void *ctx, ei_x_buff *x)
     rc_node *n = ctx;
     const rc_dist_stats *ds = rc_dist_get_stats(n->dist);
     const rc_procs_stats *ps = rc_procs_get_stats(n->procs);
-    ei_x_encode_map_header(x, 13);
+    ei_x_encode_map_header(x, 18);
+    const rc_bcast_stats *bs = rc_bcast_get_stats(n->bcast);
+    const rc_emitters_stats *es = rc_emitters_get_stats(n->emitters);
+    put_kv(x, "broadcasts", bs->broadcasts);
+    put_kv(x, "no_emitters", bs->no_emitters);
+    put_kv(x, "events_in", es->events_in);
+    put_kv(x, "events_out", es->events_out);
+    put_kv(x, "emitter_pools", rc_emitters_pool_count(n->emitters));
     /* Bytes in use on the C heap: lets tests and benchmarks see the cost of
      * tables (e.g. per pg membership) from outside. */
     struct mallinfo2 mi = mallinfo2();
@@ -160,14 +198,23 @@ static void stats_map(void *ctx, ei_x_buff *x)
 
 /* -------------------------------------------------------------- stopping */
 
+static void run_calls(rc_node *n, int refuse);
+
 static void do_stop(rc_node *n)
 {
     if (n->stopping)
         return;
+    pthread_mutex_lock(&n->call_mu);
     n->stopping = 1;
+    pthread_mutex_unlock(&n->call_mu);
     LOG_I(&n->lg, MOD, "stopping");
     if (n->cluster)
         rc_cluster_stop(n->cluster);
+    /* Events already queued by producers still go out; later ones are refused. */
+    if (n->queue)
+        bcast_queue_close(n->queue);
+    run_calls(n, 1);
+    uv_close((uv_handle_t *)&n->call_async, NULL);
     /* pg leaves first, so peers drop our members now, not at disconnect. */
     for (size_t i = 0; i < n->nscopes; i++)
         rc_pg_scope_shutdown(n->scopes[i]);
@@ -185,6 +232,35 @@ static void do_stop(rc_node *n)
         uv_close((uv_handle_t *)&n->stdin_poll, NULL);
     }
     uv_close((uv_handle_t *)&n->stop_async, NULL);
+}
+
+/* Runs (or, when stopping, refuses) the calls queued by other threads. */
+static void run_calls(rc_node *n, int refuse)
+{
+    pthread_mutex_lock(&n->call_mu);
+    node_call *list = n->calls;
+    n->calls = NULL;
+    pthread_mutex_unlock(&n->call_mu);
+    while (list != NULL) {
+        node_call *c = list;
+        list = c->next;
+        if (!refuse)
+            c->fn(n, c->ctx);
+        pthread_mutex_lock(&n->call_mu);
+        c->refused = refuse;
+        c->done = 1;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&n->call_mu);
+    }
+}
+
+static void on_call_async(uv_async_t *a) { run_calls(a->data, 0); }
+
+static void drain_broadcast(void *ctx, const void *target, const uint8_t *event, size_t len)
+{
+    rc_node *n = ctx;
+    /* Asked by this node: a member that is a C process here gets forward_to_local. */
+    (void)rc_bcast_send(n->bcast, target, 0, event, len);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -306,7 +382,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         free(n);
         return -1;
     }
-    rc_procs_transport tr = {.ctx = n, .send = transport_send};
+    rc_procs_transport tr = {.ctx = n, .send = transport_send, .sendv = transport_sendv};
     n->procs = rc_procs_new(&n->lg, &tr, n->node_name, rc_dist_creation(n->dist));
     rc_cluster_config cc = {.rediscover_ms = 5000, .backoff_min_ms = 100,
                             .backoff_max_ms = 10000, .forget_after = 8};
@@ -333,7 +409,16 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         }
         rc_procs_set_exit_hook(n->procs, on_proc_exit, n);
     }
-    if (!scopes_ok || n->procs == NULL || n->cluster == NULL || rc_net_kernel_start(n->procs) != 0 ||
+    pthread_mutex_init(&n->call_mu, NULL);
+    uv_async_init(&n->loop, &n->call_async, on_call_async);
+    n->call_async.data = n;
+    if (scopes_ok) {
+        n->bcast = rc_bcast_new(n->procs, n->scopes[0], n->nodes);
+        n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names);
+        n->queue = bcast_queue_new(&n->loop, 64u << 20, drain_broadcast, n);
+    }
+    if (!scopes_ok || n->procs == NULL || n->cluster == NULL || n->bcast == NULL ||
+        n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||
         (n->server = rc_request_server_start(&n->loop, n->procs, n->names, n->store, stats_map,
                                                  n)) == NULL) {
         if (scopes_ok)
@@ -347,6 +432,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         return -1;
     }
     rc_request_server_set_scopes(n->server, n->scopes, n->nscopes, n->nodes);
+    rc_request_server_set_emitters(n->server, n->emitters, n->bcast);
     for (size_t i = 0; i < cfg->nseeds; i++) {
         if (rc_cluster_add_seed(n->cluster, cfg->seeds[i]) != 0)
             LOG_W(&n->lg, MOD, "ignoring bad seed node name '%s'", cfg->seeds[i]);
@@ -400,6 +486,10 @@ void rc_node_destroy(rc_node *n)
     rc_nodetab_free(n->nodes);
     rc_dist_free(n->dist);
     rc_request_server_free(n->server);
+    rc_emitters_free(n->emitters);
+    rc_bcast_free(n->bcast);
+    bcast_queue_free(n->queue);
+    pthread_mutex_destroy(&n->call_mu);
     names_store_close(n->store);
     names_table_free(n->names);
     free(n);
@@ -575,6 +665,126 @@ int rc_pg_monitor_scope(rc_node *n, const char *scope, rc_pg_monitor_fn fn, void
         return -1;
     n->nmonitors++;
     return 0;
+}
+
+/* ----------------------------------------------- events, broadcast, pools */
+
+int rc_event_build(const rc_event_fields *f, uint8_t **out, size_t *len)
+{
+    return event_build(f, out, len);
+}
+
+int rc_encode_binary_map(const char *const *keys, const uint8_t *const *vals,
+                         const size_t *val_lens, size_t n, uint8_t **out, size_t *len)
+{
+    return event_encode_binary_map(keys, vals, val_lens, n, out, len);
+}
+
+rc_target *rc_target_new(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
+                         size_t sub_len)
+{
+    int err = 0;
+    return (rc_target *)bcast_target_new(store_utf8, store_len, sub, sub_len, &err);
+}
+
+void rc_target_free(rc_target *t) { bcast_target_free((bcast_target *)t); }
+
+int rc_broadcast(rc_node *n, const rc_target *t, const uint8_t *event, size_t len)
+{
+    if (n->queue == NULL)
+        return RC_ESTOPPED;
+    return bcast_queue_push(n->queue, t, event, len) == 0 ? RC_OK : RC_ESTOPPED;
+}
+
+int rc_broadcast_flush(rc_node *n, unsigned timeout_ms)
+{
+    return n->queue != NULL ? bcast_queue_flush(n->queue, timeout_ms) : -1;
+}
+
+int rc_broadcast_now(rc_node *n, const rc_target *t, const uint8_t *event, size_t len)
+{
+    int r = rc_bcast_send(n->bcast, (const bcast_target *)t, 0, event, len);
+    return r == 0 ? RC_OK : r == 1 ? RC_ENO_EMITTERS : -1;
+}
+
+int rc_emitter_pool_start(rc_node *n, const uint8_t *store_utf8, size_t store_len,
+                          const uint8_t *sub, size_t sub_len, unsigned pool_size,
+                          const rc_pid *subscriber, rc_pid *pids)
+{
+    erlang_pid sp, *spp = NULL;
+    if (subscriber != NULL) {
+        if (rc_cpid_to_ei(n->nodes, (const rc_cpid *)subscriber, &sp) != 0)
+            return -1;
+        spp = &sp;
+    }
+    erlang_pid *got = NULL;
+    size_t ngot = 0;
+    int rc = rc_emitters_start_pool(n->emitters, store_utf8, store_len, sub, sub_len, pool_size,
+                                    spp, &got, &ngot);
+    for (size_t i = 0; rc == 0 && pids != NULL && i < ngot; i++)
+        (void)rc_cpid_from_ei(n->nodes, &got[i], (rc_cpid *)&pids[i]);
+    free(got);
+    return rc == 0 ? 0 : -1;
+}
+
+int rc_emitter_pool_stop(rc_node *n, const uint8_t *store_utf8, size_t store_len,
+                         const uint8_t *sub, size_t sub_len)
+{
+    return rc_emitters_stop_pool(n->emitters, store_utf8, store_len, sub, sub_len) == 0 ? 0 : -1;
+}
+
+int rc_node_call(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx)
+{
+    node_call c = {.fn = fn, .ctx = ctx};
+    pthread_cond_init(&c.cond, NULL);
+    pthread_mutex_lock(&n->call_mu);
+    if (n->stopping) {
+        pthread_mutex_unlock(&n->call_mu);
+        pthread_cond_destroy(&c.cond);
+        return -1;
+    }
+    c.next = n->calls;
+    n->calls = &c;
+    pthread_mutex_unlock(&n->call_mu);
+    uv_async_send(&n->call_async);
+    pthread_mutex_lock(&n->call_mu);
+    while (!c.done)
+        pthread_cond_wait(&c.cond, &n->call_mu);
+    pthread_mutex_unlock(&n->call_mu);
+    pthread_cond_destroy(&c.cond);
+    return c.refused ? -1 : 0;
+}
+
+size_t rc_node_stats(rc_node *n, rc_stat *out, size_t cap)
+{
+    const rc_dist_stats *ds = rc_dist_get_stats(n->dist);
+    const rc_procs_stats *ps = rc_procs_get_stats(n->procs);
+    const rc_bcast_stats *bs = rc_bcast_get_stats(n->bcast);
+    const rc_emitters_stats *es = rc_emitters_get_stats(n->emitters);
+    uint64_t members = 0, peers = 0;
+    for (size_t i = 0; i < n->nscopes; i++) {
+        members += pgm_member_count(rc_pg_table(n->scopes[i]));
+        peers += rc_pg_peer_count(n->scopes[i]);
+    }
+    const rc_stat all[] = {
+        {"connections", rc_dist_connection_count(n->dist)},
+        {"peers", peers},
+        {"members", members},
+        {"messages_in", ps->msgs_in},
+        {"messages_out", ps->msgs_out},
+        {"bytes_in", ds->bytes_in},
+        {"bytes_out", ds->bytes_out},
+        {"broadcasts", bs->broadcasts},
+        {"no_emitters", bs->no_emitters},
+        {"broadcast_send_failed", bs->send_failed},
+        {"events_in", es->events_in},
+        {"events_out", es->events_out},
+        {"dropped", ps->msgs_dropped},
+    };
+    size_t total = sizeof all / sizeof all[0];
+    for (size_t i = 0; i < total && i < cap; i++)
+        out[i] = all[i];
+    return total;
 }
 
 int rc_topic(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub, size_t sub_len,

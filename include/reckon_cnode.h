@@ -100,6 +100,78 @@ typedef void (*rc_pg_monitor_fn)(void *ctx, int joined, const char *group, size_
                                  const rc_pid *pids, size_t npids);
 int rc_pg_monitor_scope(rc_node *n, const char *scope, rc_pg_monitor_fn fn, void *ctx);
 
+/* ---------------------------------------------------------------- events
+ * reckon-db's #event{} record built from C fields, encoded in the external
+ * term format without the version byte (what rc_broadcast takes). */
+
+typedef struct rc_event_fields {
+    const uint8_t *event_id;   size_t event_id_len;
+    const uint8_t *event_type; size_t event_type_len;
+    const uint8_t *stream_id;  size_t stream_id_len;
+    uint64_t version;
+    const uint8_t *data;       size_t data_len;
+    int data_is_term;          /* data is a pre-encoded term, else a binary */
+    const uint8_t *metadata;   size_t metadata_len; /* pre-encoded map; NULL = #{} */
+    const uint8_t *const *tags; const size_t *tag_lens; size_t ntags;
+    int tags_undefined;        /* tags = undefined instead of a list */
+    int64_t timestamp;
+    int64_t epoch_us;
+    const uint8_t *data_content_type;     size_t data_content_type_len;
+    const uint8_t *metadata_content_type; size_t metadata_content_type_len;
+    int legacy_11;             /* the 11-tuple of older reckon-gater (no tags) */
+} rc_event_fields;
+
+/* *out is malloc'd (free with free()). 0, or -1 on a bad pre-encoded term. */
+int rc_event_build(const rc_event_fields *f, uint8_t **out, size_t *len);
+/* #{Key => Value} with binary keys and values, e.g. for metadata. */
+int rc_encode_binary_map(const char *const *keys, const uint8_t *const *vals,
+                         const size_t *val_lens, size_t n, uint8_t **out, size_t *len);
+
+/* ------------------------------------------------------------- broadcast
+ * A target is a (Store, Sub) resolved once (topic, group, message heads).
+ * rc_broadcast is callable from ANY thread: the event is copied into a queue
+ * and the loop sends it to a uniformly random member of {Store, Sub,
+ * emitters}: {forward_to_local, Topic, Event} if the member is a C process of
+ * this node, else {broadcast, Topic, Event}. A full queue makes the producer
+ * wait (nothing is dropped). Events for a group without members are counted
+ * (stats `no_emitters`) and dropped, as the seed's broadcast returns
+ * {error, no_emitters}; rc_broadcast_now gives that answer synchronously on
+ * the loop thread. */
+
+typedef struct rc_target rc_target;
+
+/* NULL if the store has a character > 255 (badarg, as topic/2). Thread-safe. */
+rc_target *rc_target_new(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
+                         size_t sub_len);
+void rc_target_free(rc_target *t); /* only once nothing queued uses it */
+
+enum { RC_ENO_EMITTERS = 5, RC_ESTOPPED = 6 };
+int rc_broadcast(rc_node *n, const rc_target *t, const uint8_t *event, size_t len);
+/* Waits until all events queued so far are handed to the connections. */
+int rc_broadcast_flush(rc_node *n, unsigned timeout_ms);
+/* Loop thread: RC_OK, RC_ENO_EMITTERS, or -1. */
+int rc_broadcast_now(rc_node *n, const rc_target *t, const uint8_t *event, size_t len);
+
+/* ------------------------------------------------------- emitter pools
+ * PoolSize C emitters with reckon-db's emitter behaviour, registered under
+ * persist_emitters(Store, Sub, PoolSize) and joined to the group. Loop
+ * thread. subscriber may be NULL (then fan-out goes to the members of
+ * {Store, Topic, subscribers}). pids: room for pool_size entries or NULL. */
+int rc_emitter_pool_start(rc_node *n, const uint8_t *store_utf8, size_t store_len,
+                          const uint8_t *sub, size_t sub_len, unsigned pool_size,
+                          const rc_pid *subscriber, rc_pid *pids);
+int rc_emitter_pool_stop(rc_node *n, const uint8_t *store_utf8, size_t store_len,
+                         const uint8_t *sub, size_t sub_len);
+
+/* --------------------------------------------------------- threading
+ * Runs fn(n, ctx) on the loop thread and waits for it: the way for other
+ * threads to use the loop-thread calls above. Must not be called from the
+ * loop thread. 0, or -1 if the node is stopping. */
+int rc_node_call(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx);
+/* Counters: fills up to cap (name, value) pairs; returns how many exist. */
+typedef struct rc_stat { const char *name; uint64_t value; } rc_stat;
+size_t rc_node_stats(rc_node *n, rc_stat *out, size_t cap); /* loop thread */
+
 /* ---------------------------------------------------------------- naming */
 
 /* topic(S, Sub): store given as the UTF-8 bytes of the atom. */

@@ -182,6 +182,24 @@ int ctrl_encode_send(ei_x_buff *x, const erlang_pid *to)
     return ei_x_encode_pid(x, to);
 }
 
+static int encode_send_into(char *buf, const erlang_pid *to)
+{
+    int i = 0;
+    if (ei_encode_version(buf, &i) || ei_encode_tuple_header(buf, &i, 3) ||
+        ei_encode_long(buf, &i, CTRL_SEND) || ei_encode_atom(buf, &i, "") ||
+        ei_encode_pid(buf, &i, to))
+        return -1;
+    return i;
+}
+
+int ctrl_encode_send_fixed(char *buf, int cap, const erlang_pid *to)
+{
+    int need = encode_send_into(NULL, to);
+    if (need < 0 || need > cap)
+        return -1;
+    return encode_send_into(buf, to);
+}
+
 int ctrl_encode_reg_send(ei_x_buff *x, const erlang_pid *from, const char *to_name)
 {
     if (begin(x, 4, CTRL_REG_SEND) != 0 || ei_x_encode_pid(x, from) != 0 ||

@@ -55,6 +55,9 @@ int ctrl_decode(const char *payload, size_t len, ctrl_msg *out);
 
 /* Encoders append one control tuple (with version byte) to x. 0 or -1. */
 int ctrl_encode_send(ei_x_buff *x, const erlang_pid *to);
+/* SEND into a caller's buffer (no allocation, for the hot path): the
+ * length, or -1 if cap is too small. */
+int ctrl_encode_send_fixed(char *buf, int cap, const erlang_pid *to);
 int ctrl_encode_reg_send(ei_x_buff *x, const erlang_pid *from, const char *to_name);
 int ctrl_encode_link(ei_x_buff *x, int op, const erlang_pid *from, const erlang_pid *to);
 /* EXIT / EXIT2 with an atom reason, or with an encoded reason term. */

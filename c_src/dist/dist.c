@@ -79,6 +79,7 @@ struct rc_dist {
 };
 
 static void conn_on_poll(uv_poll_t *h, int status, int events);
+static void mark_dirty(rc_dist *d, rc_conn *c);
 static void conn_flush(rc_dist *d, rc_conn *c);
 
 static hs_config make_hs_config(const rc_dist *d)
@@ -325,9 +326,18 @@ static void mark_dirty(rc_dist *d, rc_conn *c)
 int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, const char *msg,
                  size_t msg_len)
 {
+    struct iovec parts[2] = {{.iov_base = (void *)ctrl, .iov_len = ctrl_len},
+                             {.iov_base = (void *)msg, .iov_len = msg ? msg_len : 0}};
+    return rc_dist_sendv(d, c, parts, msg ? 2 : 1);
+}
+
+int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
+{
     if (c->closing)
         return -1;
-    size_t payload = 1 + ctrl_len + (msg ? msg_len : 0);
+    size_t payload = 1;
+    for (int i = 0; i < nparts; i++)
+        payload += parts[i].iov_len;
     if (payload > UINT32_MAX || bytebuf_reserve(&c->out, 4 + payload) != 0) {
         d->stats.err_output_overflow++;
         LOG_E(d->lg, MOD, "output to %s exceeds %zu bytes: peer too slow, dropping connection",
@@ -339,9 +349,8 @@ int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, cons
     frame_put_header(hdr, (uint32_t)payload);
     hdr[4] = 112;
     bytebuf_append(&c->out, hdr, 5);
-    bytebuf_append(&c->out, ctrl, ctrl_len);
-    if (msg)
-        bytebuf_append(&c->out, msg, msg_len);
+    for (int i = 0; i < nparts; i++)
+        bytebuf_append(&c->out, parts[i].iov_base, parts[i].iov_len);
     d->stats.frames_out++;
     mark_dirty(d, c);
     return 0;

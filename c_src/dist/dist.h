@@ -64,6 +64,10 @@ void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg);
  * Returns 0, or -1 if the connection was dropped (output limit reached). */
 int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, const char *msg,
                  size_t msg_len);
+/* The same with the frame body given in parts (parts[0] is the control
+ * term): event bytes are copied once, straight into the output buffer. */
+struct iovec;
+int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts);
 void rc_dist_close(rc_dist *d, rc_conn *c, const char *why);
 
 const char *rc_conn_peer(const rc_conn *c);

@@ -3,6 +3,7 @@
 #include "dist/ctrl.h"
 
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <string.h>
 #include <uthash.h>
 
@@ -64,6 +65,7 @@ struct rc_procs {
     uint32_t creation;
     unsigned next_num, next_serial;
     uint64_t ref_counter;
+    uint64_t unlink_id;
     rc_proc *by_key;
     name_entry *names;
     size_t live;
@@ -335,11 +337,55 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
         }
         return 0;
     }
-    ei_x_buff x;
-    if (ei_x_new(&x) != 0)
+    char ctrl[MAXATOMLEN_UTF8 + 64];
+    int clen = ctrl_encode_send_fixed(ctrl, (int)sizeof ctrl, to);
+    if (clen < 0)
         return -1;
-    int rc = ctrl_encode_send(&x, to) == 0 ? send_ctrl(ps, to->node, &x, msg, len) : -1;
-    ei_x_free(&x);
+    if (ps->tr.send(ps->tr.ctx, to->node, ctrl, (size_t)clen, msg, (size_t)len) != 0) {
+        ps->stats.msgs_dropped++;
+        return -1;
+    }
+    ps->stats.msgs_out++;
+    return 0;
+}
+
+int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
+                       const struct iovec *parts, int nparts)
+{
+    size_t total = 0;
+    for (int i = 0; i < nparts; i++)
+        total += parts[i].iov_len;
+    if (total > INT32_MAX)
+        return -1;
+    if (!rc_procs_is_local(ps, to) && ps->tr.sendv != NULL) {
+        /* Hot path: control term in a stack buffer, body parts copied once
+         * into the connection's output buffer. */
+        char ctrl[MAXATOMLEN_UTF8 + 64];
+        struct iovec v[8];
+        int len = ctrl_encode_send_fixed(ctrl, (int)sizeof ctrl, to);
+        if (len < 0 || nparts > 7)
+            return -1;
+        v[0].iov_base = ctrl;
+        v[0].iov_len = (size_t)len;
+        for (int i = 0; i < nparts; i++)
+            v[i + 1] = parts[i];
+        if (ps->tr.sendv(ps->tr.ctx, to->node, v, nparts + 1) != 0) {
+            ps->stats.msgs_dropped++;
+            return -1;
+        }
+        ps->stats.msgs_out++;
+        return 0;
+    }
+    char *flat = malloc(total ? total : 1);
+    if (flat == NULL)
+        return -1;
+    size_t off = 0;
+    for (int i = 0; i < nparts; i++) {
+        memcpy(flat + off, parts[i].iov_base, parts[i].iov_len);
+        off += parts[i].iov_len;
+    }
+    int rc = rc_proc_send(ps, from, to, flat, (int)total);
+    free(flat);
     return rc;
 }
 
@@ -420,6 +466,34 @@ static void remove_remote_monitor(rc_proc *p, const erlang_ref *ref)
             return;
         }
     }
+}
+
+int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other)
+{
+    if (self->dead || rc_procs_is_local(ps, other))
+        return -1;
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return -1;
+    int rc = ctrl_encode_link(&x, CTRL_LINK, &self->pid, other);
+    if (rc == 0)
+        rc = send_ctrl(ps, other->node, &x, NULL, 0);
+    ei_x_free(&x);
+    if (rc == 0)
+        rc = add_link(self, other);
+    return rc;
+}
+
+void rc_proc_unlink(rc_procs *ps, rc_proc *self, const erlang_pid *other)
+{
+    if (!remove_link(self, other))
+        return;
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return;
+    if (ctrl_encode_unlink_id(&x, CTRL_UNLINK_ID, ++ps->unlink_id, &self->pid, other) == 0)
+        (void)send_ctrl(ps, other->node, &x, NULL, 0);
+    ei_x_free(&x);
 }
 
 static void encode_reason_atom(char *buf, int cap, const char *atom, int *len)

@@ -41,10 +41,13 @@ typedef struct rc_procs_stats {
 /* How this layer reaches other nodes: the node wires it to rc_dist; unit
  * tests wire it to a recorder. send returns 0, or -1 when the node is not
  * connected (the message is then dropped and counted). */
+struct iovec;
 typedef struct rc_procs_transport {
     void *ctx;
     int (*send)(void *ctx, const char *node, const char *ctrl, size_t ctrl_len, const char *msg,
                 size_t msg_len);
+    /* Optional: the frame body in parts (parts[0] = control term). */
+    int (*sendv)(void *ctx, const char *node, const struct iovec *parts, int nparts);
 } rc_procs_transport;
 
 rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, const char *node_name,
@@ -74,6 +77,14 @@ const rc_logger *rc_procs_logger(const rc_procs *ps);
  * Remote sends to an unconnected node are dropped (counted), as the BEAM
  * would drop them after a failed auto-connect. 0 if queued, -1 if dropped. */
 int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *msg, int len);
+/* The same with the message given in parts (concatenated = one term with
+ * its version byte), so a large payload such as an event is copied once. */
+int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
+                       const struct iovec *parts, int nparts);
+/* Links `self` to a remote process (its exit arrives as RC_SIG_EXIT); -1 if
+ * that node is not connected. Unlink sends UNLINK_ID. */
+int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other);
+void rc_proc_unlink(rc_procs *ps, rc_proc *self, const erlang_pid *other);
 /* {Name, Node} ! Msg. `from` is required by the protocol for remote sends. */
 int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char *node,
                        const char *msg, int len);

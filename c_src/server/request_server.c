@@ -40,7 +40,15 @@ struct rc_request_server {
     rc_pg_scope *const *scopes;
     size_t nscopes;
     rc_nodetab *nodes;
+    rc_emitters *emitters;
+    rc_bcast *bcast;
 };
+
+void rc_request_server_set_emitters(rc_request_server *rs, rc_emitters *e, rc_bcast *b)
+{
+    rs->emitters = e;
+    rs->bcast = b;
+}
 
 #define MAX_IDLE_SPAWN 100000
 
@@ -542,6 +550,79 @@ static int do_exit_process(rc_request_server *rs, const char *buf, int len, int 
     return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
 }
 
+/* {start_emitter_pool, S, Sub, PoolSize, Subscriber | undefined} */
+static int do_start_pool(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+{
+    req_args a;
+    int64_t size = 0;
+    int fits = 0;
+    char dec[DEC_CAP];
+    erlang_pid sub, *subp = NULL;
+    if (rs->emitters == NULL || read_store_sub(buf, len, &idx, &a) != 0 ||
+        term_read_integer(buf, len, &idx, &size, &fits, dec, sizeof dec) != 0 || !fits)
+        return encode_error(x, "badarg");
+    int type = 0, sz = 0;
+    char atom[MAXATOMLEN];
+    if (ei_get_type(buf, &idx, &type, &sz) != 0)
+        return encode_error(x, "badarg");
+    if (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT) {
+        if (ei_decode_pid(buf, &idx, &sub) != 0)
+            return encode_error(x, "badarg");
+        subp = &sub;
+    } else if (ei_decode_atom(buf, &idx, atom) != 0 || strcmp(atom, "undefined") != 0) {
+        return encode_error(x, "badarg");
+    }
+    erlang_pid *pids = NULL;
+    size_t n = 0;
+    int rc = rc_emitters_start_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len, size, subp,
+                                    &pids, &n);
+    if (rc != EMITTERS_OK) {
+        free(pids);
+        return encode_error(x, rc == EMITTERS_EXISTS         ? "already_started"
+                               : rc == EMITTERS_SYSTEM_LIMIT ? "system_limit"
+                               : rc == EMITTERS_NOMEM        ? "system_limit"
+                                                             : "badarg");
+    }
+    int r = encode_ok_header(x) || ei_x_encode_list_header(x, (long)n);
+    for (size_t i = 0; i < n && !r; i++)
+        r = ei_x_encode_pid(x, &pids[i]);
+    free(pids);
+    return r || ei_x_encode_empty_list(x);
+}
+
+static int do_stop_pool(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+{
+    req_args a;
+    if (rs->emitters == NULL || read_store_sub(buf, len, &idx, &a) != 0)
+        return encode_error(x, "badarg");
+    if (rc_emitters_stop_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len) != EMITTERS_OK)
+        return encode_error(x, "not_found");
+    return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
+}
+
+/* {broadcast, S, Sub, Event}: forward_to_local when the member is on the
+ * caller's node. */
+static int do_broadcast(rc_request_server *rs, const rc_gen_from *from, const char *buf, int len,
+                        int idx, ei_x_buff *x)
+{
+    req_args a;
+    if (rs->bcast == NULL || read_store_sub(buf, len, &idx, &a) != 0)
+        return encode_error(x, "badarg");
+    int ev = idx;
+    if (term_skip(buf, len, &idx) != 0)
+        return encode_error(x, "badarg");
+    int err = 0;
+    bcast_target *t = bcast_target_new(a.store, a.store_len, a.sub, a.sub_len, &err);
+    if (t == NULL)
+        return encode_error(x, err == 1 ? "badarg" : "system_limit");
+    uint32_t asking = rc_nodetab_intern(rs->nodes, from->pid.node, strlen(from->pid.node));
+    int r = rc_bcast_send(rs->bcast, t, asking, (const uint8_t *)buf + ev, (size_t)(idx - ev));
+    bcast_target_free(t);
+    if (r == 1)
+        return encode_error(x, "no_emitters");
+    return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
+}
+
 static int handle_request(rc_request_server *rs, const rc_gen_from *from, const char *buf, int len,
                           int idx, ei_x_buff *x, int *deferred)
 {
@@ -596,10 +677,12 @@ static int handle_request(rc_request_server *rs, const rc_gen_from *from, const 
         return do_spawn_idle(rs, buf, len, idx, x);
     if (strcmp(op, "exit_process") == 0 && arity == 3)
         return do_exit_process(rs, buf, len, idx, x);
-    if ((strcmp(op, "broadcast") == 0 && arity == 4) ||
-        (strcmp(op, "start_emitter_pool") == 0 && arity == 5) ||
-        (strcmp(op, "stop_emitter_pool") == 0 && arity == 3))
-        return encode_error(x, "not_implemented");
+    if (strcmp(op, "broadcast") == 0 && arity == 4)
+        return do_broadcast(rs, from, buf, len, idx, x);
+    if (strcmp(op, "start_emitter_pool") == 0 && arity == 5)
+        return do_start_pool(rs, buf, len, idx, x);
+    if (strcmp(op, "stop_emitter_pool") == 0 && arity == 3)
+        return do_stop_pool(rs, buf, len, idx, x);
     return encode_error(x, "badarg");
 }
 

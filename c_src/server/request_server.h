@@ -6,6 +6,8 @@
 #ifndef RC_REQUEST_SERVER_H
 #define RC_REQUEST_SERVER_H
 
+#include "emitter/broadcast.h"
+#include "emitter/emitter_pool.h"
 #include "naming/names_store.h"
 #include "naming/names_table.h"
 #include "pg/pg_scope.h"
@@ -27,6 +29,8 @@ rc_request_server *rc_request_server_start(uv_loop_t *loop, rc_procs *ps, names_
 /* The pg scopes it serves (the first is the default for join/leave/members). */
 void rc_request_server_set_scopes(rc_request_server *rs, rc_pg_scope *const *scopes, size_t n,
                                   rc_nodetab *nodes);
+/* Emitter pools and broadcast requests. */
+void rc_request_server_set_emitters(rc_request_server *rs, rc_emitters *e, rc_bcast *b);
 /* Releases what is left after the loop has ended. */
 void rc_request_server_free(rc_request_server *rs);
 int rc_net_kernel_start(rc_procs *ps);

@@ -1,0 +1,167 @@
+#include "emitter/bcast_queue.h"
+
+#include "util/bytebuf.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Record: target pointer, u32 length, bytes. */
+#define REC_HDR (sizeof(void *) + sizeof(uint32_t))
+
+struct bcast_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t space;   /* producers wait here while the queue is full */
+    pthread_cond_t drained; /* flushers wait here */
+    bytebuf inbox;          /* filled by producers */
+    bytebuf work;           /* owned by the loop while draining */
+    uint64_t pushed, processed;
+    size_t max_bytes;
+    int closed;
+    uv_async_t async;
+    bcast_drain_fn fn;
+    void *ctx;
+};
+
+static void drain(bcast_queue *q)
+{
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        if (bytebuf_pending(&q->inbox) == 0) {
+            pthread_mutex_unlock(&q->mu);
+            return;
+        }
+        bytebuf tmp = q->inbox;
+        q->inbox = q->work;
+        q->work = tmp;
+        pthread_cond_broadcast(&q->space);
+        pthread_mutex_unlock(&q->mu);
+
+        uint64_t n = 0;
+        const uint8_t *p = q->work.data + q->work.off;
+        const uint8_t *end = q->work.data + q->work.len;
+        while ((size_t)(end - p) >= REC_HDR) {
+            const void *target;
+            uint32_t len;
+            memcpy(&target, p, sizeof target);
+            memcpy(&len, p + sizeof target, sizeof len);
+            p += REC_HDR;
+            q->fn(q->ctx, target, p, len);
+            p += len;
+            n++;
+        }
+        q->work.off = q->work.len = 0;
+        pthread_mutex_lock(&q->mu);
+        q->processed += n;
+        pthread_cond_broadcast(&q->drained);
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
+static void on_async(uv_async_t *a) { drain(a->data); }
+
+bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, bcast_drain_fn fn, void *ctx)
+{
+    bcast_queue *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->space, &ca);
+    pthread_cond_init(&q->drained, &ca);
+    pthread_condattr_destroy(&ca);
+    bytebuf_init(&q->inbox, 0);
+    bytebuf_init(&q->work, 0);
+    q->max_bytes = max_bytes;
+    q->fn = fn;
+    q->ctx = ctx;
+    if (uv_async_init(loop, &q->async, on_async) != 0) {
+        bcast_queue_free(q);
+        return NULL;
+    }
+    q->async.data = q;
+    return q;
+}
+
+int bcast_queue_push(bcast_queue *q, const void *target, const uint8_t *event, size_t len)
+{
+    if (len > UINT32_MAX || len + REC_HDR > q->max_bytes)
+        return -1;
+    pthread_mutex_lock(&q->mu);
+    while (!q->closed && bytebuf_pending(&q->inbox) + len + REC_HDR > q->max_bytes)
+        pthread_cond_wait(&q->space, &q->mu);
+    if (q->closed || bytebuf_reserve(&q->inbox, REC_HDR + len) != 0) {
+        pthread_mutex_unlock(&q->mu);
+        return -1;
+    }
+    int was_empty = bytebuf_pending(&q->inbox) == 0;
+    uint32_t l32 = (uint32_t)len;
+    bytebuf_append(&q->inbox, &target, sizeof target);
+    bytebuf_append(&q->inbox, &l32, sizeof l32);
+    bytebuf_append(&q->inbox, event, len);
+    q->pushed++;
+    pthread_mutex_unlock(&q->mu);
+    /* uv_async_send coalesces, but skipping it when the loop already has
+     * work pending saves a syscall per event under load. */
+    if (was_empty)
+        uv_async_send(&q->async);
+    return 0;
+}
+
+int bcast_queue_flush(bcast_queue *q, unsigned timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&q->mu);
+    uint64_t want = q->pushed;
+    int rc = 0;
+    while (q->processed < want && !q->closed && rc == 0) {
+        if (pthread_cond_timedwait(&q->drained, &q->mu, &dl) == ETIMEDOUT)
+            rc = -1;
+    }
+    if (q->processed < want)
+        rc = -1;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+uint64_t bcast_queue_processed(bcast_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    uint64_t n = q->processed;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void bcast_queue_close(bcast_queue *q)
+{
+    drain(q);
+    pthread_mutex_lock(&q->mu);
+    q->closed = 1;
+    pthread_cond_broadcast(&q->space);
+    pthread_cond_broadcast(&q->drained);
+    pthread_mutex_unlock(&q->mu);
+    uv_close((uv_handle_t *)&q->async, NULL);
+}
+
+void bcast_queue_free(bcast_queue *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->space);
+    pthread_cond_destroy(&q->drained);
+    bytebuf_free(&q->inbox);
+    bytebuf_free(&q->work);
+    free(q);
+}

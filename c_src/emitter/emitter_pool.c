@@ -1,0 +1,358 @@
+#include "emitter/emitter_pool.h"
+
+#include "codec/term_read.h"
+#include "proc/gen_server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <uthash.h>
+
+typedef struct pool pool;
+
+typedef struct emitter {
+    rc_emitters *owner;
+    pool *pool;
+    int has_subscriber;
+    erlang_pid subscriber;
+    /* {Store, Topic, subscribers} for the last topic seen, canonical. */
+    uint8_t *topic;
+    size_t topic_len;
+    ei_x_buff subs_key;
+} emitter;
+
+struct pool {
+    uint8_t *key; /* store bytes then sub bytes */
+    size_t store_len, sub_len;
+    erlang_pid *pids;
+    size_t n;
+    UT_hash_handle hh;
+};
+
+struct rc_emitters {
+    rc_procs *ps;
+    rc_pg_scope *scope;
+    rc_nodetab *nodes;
+    names_table *names;
+    pool *pools;
+    rc_emitters_stats stats;
+};
+
+/* 131, {events, [ ... then the event ... then ]} */
+static const uint8_t EVENTS_HEAD[] = {131, 104, 2, 119, 6, 'e', 'v', 'e', 'n', 't', 's',
+                                      108, 0, 0, 0, 1};
+static const uint8_t EVENTS_TAIL[] = {106};
+
+rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes,
+                             names_table *names)
+{
+    rc_emitters *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    e->ps = ps;
+    e->scope = scope;
+    e->nodes = nodes;
+    e->names = names;
+    return e;
+}
+
+static void pool_free(pool *p)
+{
+    free(p->key);
+    free(p->pids);
+    free(p);
+}
+
+void rc_emitters_free(rc_emitters *e)
+{
+    if (e == NULL)
+        return;
+    pool *p, *tmp;
+    HASH_ITER(hh, e->pools, p, tmp) {
+        HASH_DEL(e->pools, p);
+        pool_free(p);
+    }
+    free(e);
+}
+
+size_t rc_emitters_pool_count(const rc_emitters *e) { return HASH_COUNT(e->pools); }
+const rc_emitters_stats *rc_emitters_get_stats(const rc_emitters *e) { return &e->stats; }
+
+static void emitter_free(void *ctx)
+{
+    emitter *em = ctx;
+    free(em->topic);
+    ei_x_free(&em->subs_key);
+    free(em);
+}
+
+/* Canonical {Store, Topic, subscribers}, cached per topic. */
+static int subscribers_key(emitter *em, const uint8_t *topic, size_t tlen)
+{
+    if (em->topic != NULL && em->topic_len == tlen && memcmp(em->topic, topic, tlen) == 0)
+        return 0;
+    ei_x_buff g;
+    if (ei_x_new(&g) != 0)
+        return -1;
+    int rc = ei_x_encode_tuple_header(&g, 3) ||
+             term_write_atom_utf8(&g, em->pool->key, em->pool->store_len) ||
+             ei_x_encode_binary(&g, topic, (long)tlen) || ei_x_encode_atom(&g, "subscribers") ||
+             rc_pg_group_key(g.buff, g.index, &em->subs_key);
+    ei_x_free(&g);
+    uint8_t *copy = rc ? NULL : malloc(tlen ? tlen : 1);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, topic, tlen);
+    free(em->topic);
+    em->topic = copy;
+    em->topic_len = tlen;
+    return 0;
+}
+
+static void send_events(rc_emitters *e, rc_proc *self, const erlang_pid *to, const char *event,
+                        int len)
+{
+    struct iovec parts[3] = {{.iov_base = (void *)EVENTS_HEAD, .iov_len = sizeof EVENTS_HEAD},
+                             {.iov_base = (void *)event, .iov_len = (size_t)len},
+                             {.iov_base = (void *)EVENTS_TAIL, .iov_len = sizeof EVENTS_TAIL}};
+    if (rc_proc_send_parts(e->ps, self, to, parts, 3) == 0)
+        e->stats.events_out++;
+}
+
+static void fan_out(emitter *em, rc_proc *self, const uint8_t *topic, size_t tlen,
+                    const char *event, int elen)
+{
+    rc_emitters *e = em->owner;
+    if (em->has_subscriber) {
+        send_events(e, self, &em->subscriber, event, elen);
+        return;
+    }
+    if (subscribers_key(em, topic, tlen) != 0)
+        return;
+    size_t n = 0;
+    const rc_cpid *m = rc_pg_members(e->scope, (const uint8_t *)em->subs_key.buff,
+                                     (size_t)em->subs_key.index, &n);
+    if (n == 0)
+        e->stats.no_subscriber++;
+    for (size_t i = 0; i < n; i++) {
+        erlang_pid to;
+        if (rc_cpid_to_ei(e->nodes, &m[i], &to) == 0)
+            send_events(e, self, &to, event, elen);
+    }
+}
+
+static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
+{
+    rc_procs *ps = em->owner->ps;
+    if (em->has_subscriber)
+        rc_proc_unlink(ps, self, &em->subscriber);
+    em->subscriber = *pid;
+    em->has_subscriber = 1;
+    /* Linked, so its exit clears it; a local or unreachable subscriber is
+     * kept without a link. */
+    (void)rc_proc_link(ps, self, pid);
+}
+
+static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
+{
+    (void)ps;
+    emitter *em = rc_proc_ctx(self);
+    if (sig->kind == RC_SIG_EXIT) {
+        if (em->has_subscriber && sig->from != NULL && sig->from->num == em->subscriber.num &&
+            sig->from->serial == em->subscriber.serial &&
+            sig->from->creation == em->subscriber.creation &&
+            strcmp(sig->from->node, em->subscriber.node) == 0)
+            em->has_subscriber = 0;
+        return;
+    }
+    if (sig->kind != RC_SIG_MSG)
+        return;
+    const char *buf = sig->buf;
+    int len = sig->len, idx = 0, v = 0, arity = 0;
+    char tag[MAXATOMLEN];
+    if (ei_decode_version(buf, &idx, &v) || ei_decode_tuple_header(buf, &idx, &arity) ||
+        ei_decode_atom(buf, &idx, tag))
+        return;
+    if (arity == 3 && (strcmp(tag, "broadcast") == 0 || strcmp(tag, "forward_to_local") == 0)) {
+        const uint8_t *topic;
+        size_t tlen;
+        if (term_read_binary(buf, len, &idx, &topic, &tlen) != 0)
+            return;
+        int ev = idx;
+        if (term_skip(buf, len, &idx) != 0)
+            return;
+        em->owner->stats.events_in++;
+        fan_out(em, self, topic, tlen, buf + ev, idx - ev);
+    } else if (arity == 2 && strcmp(tag, "events") == 0) {
+        em->owner->stats.events_in++;
+        if (em->has_subscriber && rc_proc_send(em->owner->ps, self, &em->subscriber, buf, len) == 0)
+            em->owner->stats.events_out++;
+    } else if (arity == 2 && strcmp(tag, "$gen_cast") == 0) {
+        int a2 = 0;
+        char t2[MAXATOMLEN];
+        erlang_pid pid;
+        if (ei_decode_tuple_header(buf, &idx, &a2) == 0 && a2 == 2 &&
+            ei_decode_atom(buf, &idx, t2) == 0 && strcmp(t2, "update_subscriber") == 0 &&
+            ei_decode_pid(buf, &idx, &pid) == 0)
+            set_subscriber(em, self, &pid);
+    }
+}
+
+static pool *find_pool(rc_emitters *e, const uint8_t *store, size_t store_len, const uint8_t *sub,
+                       size_t sub_len, uint8_t *keybuf)
+{
+    memcpy(keybuf, store, store_len);
+    memcpy(keybuf + store_len, sub, sub_len);
+    pool *p = NULL;
+    HASH_FIND(hh, e->pools, keybuf, store_len + sub_len, p);
+    /* (store,sub) pairs with the same concatenation differ in store_len. */
+    while (p != NULL && p->store_len != store_len) {
+        pool *next = NULL;
+        for (pool *q = p->hh.next; q != NULL; q = q->hh.next)
+            if (q->store_len + q->sub_len == store_len + sub_len &&
+                memcmp(q->key, keybuf, store_len + sub_len) == 0 && q->store_len == store_len)
+                next = q;
+        p = next;
+    }
+    return p;
+}
+
+int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
+                           const uint8_t *sub, size_t sub_len, int64_t pool_size,
+                           const erlang_pid *subscriber, erlang_pid **pids, size_t *npids)
+{
+    if (pool_size < 1 || pool_size > NAMES_TABLE_MAX_POOL)
+        return EMITTERS_BADARG;
+    uint8_t *key = malloc(store_len + sub_len + 1);
+    if (key == NULL)
+        return EMITTERS_NOMEM;
+    if (find_pool(e, store, store_len, sub, sub_len, key) != NULL) {
+        free(key);
+        return EMITTERS_EXISTS;
+    }
+    const uint8_t *enc;
+    size_t enc_len;
+    naming_status st = names_table_persist(e->names, store, store_len, sub, sub_len, pool_size,
+                                           &enc, &enc_len);
+    if (st != NAMING_OK) {
+        free(key);
+        return st == NAMING_SYSTEM_LIMIT ? EMITTERS_SYSTEM_LIMIT
+               : st == NAMING_BADARG     ? EMITTERS_BADARG
+                                         : EMITTERS_NOMEM;
+    }
+    /* Names must be free and registrable (C strings: no NUL inside). */
+    int idx = 0, count = 0;
+    const char *list = (const char *)enc;
+    if (ei_decode_list_header(list, &idx, &count) != 0 || count != pool_size) {
+        free(key);
+        return EMITTERS_NOMEM;
+    }
+    char (*names)[MAXATOMLEN_UTF8] = calloc((size_t)count, sizeof *names);
+    pool *p = calloc(1, sizeof *p);
+    if (names == NULL || p == NULL) {
+        free(names);
+        free(p);
+        free(key);
+        return EMITTERS_NOMEM;
+    }
+    int rc = EMITTERS_OK;
+    for (int i = 0; i < count && rc == EMITTERS_OK; i++) {
+        const uint8_t *a;
+        size_t alen;
+        uint8_t scratch[2 * 256];
+        if (term_read_atom(list, (int)enc_len, &idx, &a, &alen, scratch, sizeof scratch) != 0 ||
+            alen >= MAXATOMLEN_UTF8 || memchr(a, 0, alen) != NULL) {
+            rc = EMITTERS_BADARG;
+            break;
+        }
+        memcpy(names[i], a, alen);
+        names[i][alen] = '\0';
+        if (rc_procs_whereis(e->ps, names[i]) != NULL)
+            rc = EMITTERS_EXISTS;
+    }
+    p->pids = rc == EMITTERS_OK ? calloc((size_t)count, sizeof *p->pids) : NULL;
+    if (rc == EMITTERS_OK && p->pids == NULL)
+        rc = EMITTERS_NOMEM;
+    rc_proc **procs = rc == EMITTERS_OK ? calloc((size_t)count, sizeof *procs) : NULL;
+    if (rc == EMITTERS_OK && procs == NULL)
+        rc = EMITTERS_NOMEM;
+    rc_cpid *cpids = rc == EMITTERS_OK ? calloc((size_t)count, sizeof *cpids) : NULL;
+    if (rc == EMITTERS_OK && cpids == NULL)
+        rc = EMITTERS_NOMEM;
+    int made = 0;
+    for (; rc == EMITTERS_OK && made < count; made++) {
+        emitter *em = calloc(1, sizeof *em);
+        if (em == NULL || ei_x_new(&em->subs_key) != 0) {
+            free(em);
+            rc = EMITTERS_NOMEM;
+            break;
+        }
+        em->owner = e;
+        em->pool = p;
+        procs[made] = rc_proc_spawn(e->ps, emitter_signal, em, emitter_free);
+        if (procs[made] == NULL) {
+            emitter_free(em);
+            rc = EMITTERS_NOMEM;
+            break;
+        }
+        (void)rc_proc_register(e->ps, procs[made], names[made]);
+        p->pids[made] = *rc_proc_pid(procs[made]);
+        (void)rc_cpid_from_ei(e->nodes, &p->pids[made], &cpids[made]);
+        if (subscriber != NULL)
+            set_subscriber(em, procs[made], subscriber);
+    }
+    if (rc == EMITTERS_OK) {
+        ei_x_buff g;
+        rc = ei_x_new(&g) != 0 ? EMITTERS_NOMEM : EMITTERS_OK;
+        if (rc == EMITTERS_OK) {
+            if (ei_x_encode_tuple_header(&g, 3) || term_write_atom_utf8(&g, store, store_len) ||
+                ei_x_encode_binary(&g, sub, (long)sub_len) || ei_x_encode_atom(&g, "emitters") ||
+                rc_pg_join(e->scope, g.buff, g.index, cpids, (size_t)count) != 0)
+                rc = EMITTERS_NOMEM;
+            ei_x_free(&g);
+        }
+    }
+    if (rc != EMITTERS_OK) {
+        for (int i = 0; i < made; i++)
+            if (procs[i] != NULL)
+                rc_proc_exit(e->ps, procs[i], "shutdown");
+        free(p->pids);
+        free(p);
+        free(key);
+    } else {
+        p->key = key;
+        p->store_len = store_len;
+        p->sub_len = sub_len;
+        p->n = (size_t)count;
+        HASH_ADD_KEYPTR(hh, e->pools, p->key, store_len + sub_len, p);
+        *pids = malloc((size_t)count * sizeof **pids);
+        if (*pids != NULL)
+            memcpy(*pids, p->pids, (size_t)count * sizeof **pids);
+        *npids = *pids != NULL ? (size_t)count : 0;
+    }
+    free(names);
+    free(procs);
+    free(cpids);
+    return rc;
+}
+
+int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
+                          const uint8_t *sub, size_t sub_len)
+{
+    uint8_t *key = malloc(store_len + sub_len + 1);
+    if (key == NULL)
+        return EMITTERS_NOMEM;
+    pool *p = find_pool(e, store, store_len, sub, sub_len, key);
+    free(key);
+    if (p == NULL)
+        return EMITTERS_NOT_FOUND;
+    HASH_DEL(e->pools, p);
+    /* Ending each emitter makes it leave its group (the pg exit hook). */
+    for (size_t i = 0; i < p->n; i++) {
+        rc_proc *proc = rc_procs_lookup(e->ps, &p->pids[i]);
+        if (proc != NULL)
+            rc_proc_exit(e->ps, proc, "shutdown");
+    }
+    pool_free(p);
+    return EMITTERS_OK;
+}
