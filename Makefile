@@ -32,9 +32,9 @@ SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all deps run test test-c test-san test-valgrind test-clang test-erl bench clean dialyzer fuzz erl
+.PHONY: all deps run test test-c test-san test-tsan test-valgrind test-clang test-erl bench clean dialyzer fuzz erl
 
-all: deps priv/reckon_cnode erl
+all: deps priv/reckon_cnode erl bench/cnode_producer examples/producer
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -97,7 +97,7 @@ run: deps priv/reckon_cnode
 	@epmd -daemon
 	./priv/reckon_cnode $(RUN_ARGS)
 
-test: deps priv/reckon_cnode test-c test-san test-valgrind test-clang fuzz test-erl
+test: deps priv/reckon_cnode test-c test-san test-tsan test-valgrind test-clang fuzz test-erl
 
 test-c: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
@@ -105,6 +105,24 @@ test-c: $(TESTS)
 test-san: $(SAN_TESTS)
 	@set -e; for t in $(SAN_TESTS); do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+# ThreadSanitizer for the tests that run producer threads against the loop.
+TSAN_TESTS := test_broadcast_threads
+TSAN_BUILD := build/tsan
+$(TSAN_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=thread $(INCLUDES) -MMD -MP -c $< -o $@
+
+$(TSAN_BUILD)/libreckon_cnode.a: $(patsubst %.c,$(TSAN_BUILD)/obj/%.o,$(LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(TSAN_BUILD)/tests/%: test/c/%.c $(TSAN_BUILD)/libreckon_cnode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=thread $(INCLUDES) -o $@ $< $(TSAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
+
+test-tsan: $(patsubst %,$(TSAN_BUILD)/tests/%,$(TSAN_TESTS))
+	@set -e; for t in $^; do echo "== $$t (tsan)"; TSAN_OPTIONS=halt_on_error=1 $$t; done
 
 # valgrind also sees reads inside libei, which the sanitizers do not instrument.
 test-valgrind: $(TESTS)
@@ -125,10 +143,20 @@ $(BUILD)/bench/bench_naming: bench/bench_naming.c $(BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O2 -g $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS)
 
-bench: deps priv/reckon_cnode erl $(BUILD)/bench/bench_naming
+$(BUILD)/bench/cnode_producer: bench/cnode_producer.c $(BUILD)/libreckon_cnode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 -g $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS)
+
+examples/producer: examples/producer.c $(BUILD)/libreckon_cnode.a
+	$(CC) $(CSTD) $(WARN) -O2 -g $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS)
+
+bench/cnode_producer: $(BUILD)/bench/cnode_producer
+	cp $< $@
+
+bench: deps priv/reckon_cnode erl $(BUILD)/bench/bench_naming bench/cnode_producer
 	bash bench/run.sh
 
 clean:
-	rm -rf build _build priv/reckon_cnode
+	rm -rf build _build priv/reckon_cnode bench/cnode_producer examples/producer
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -52,6 +52,8 @@ struct rc_node {
     uv_async_t call_async;
     pthread_mutex_t call_mu;
     struct node_call *calls;
+    uv_check_t backpressure;
+    uint64_t drained;
     uv_signal_t sigterm, sigint;
     uv_async_t stop_async;
     uv_poll_t stdin_poll;
@@ -213,6 +215,8 @@ static void do_stop(rc_node *n)
     /* Events already queued by producers still go out; later ones are refused. */
     if (n->queue)
         bcast_queue_close(n->queue);
+    uv_check_stop(&n->backpressure);
+    uv_close((uv_handle_t *)&n->backpressure, NULL);
     run_calls(n, 1);
     uv_close((uv_handle_t *)&n->call_async, NULL);
     /* pg leaves first, so peers drop our members now, not at disconnect. */
@@ -256,11 +260,28 @@ static void run_calls(rc_node *n, int refuse)
 
 static void on_call_async(uv_async_t *a) { run_calls(a->data, 0); }
 
-static void drain_broadcast(void *ctx, const void *target, const uint8_t *event, size_t len)
+/* Producers may outrun the sockets; beyond this much unwritten output the
+ * queue pauses (and producers block on it) until the sockets drain below
+ * the low mark, so memory stays bounded and hot. */
+#define OUTPUT_HIGH_WATER (4u << 20)
+#define OUTPUT_LOW_WATER (1u << 20)
+
+static int drain_broadcast(void *ctx, const void *target, const uint8_t *event, size_t len)
 {
     rc_node *n = ctx;
+    if ((++n->drained & 63) == 0 && rc_dist_output_pending(n->dist) > OUTPUT_HIGH_WATER)
+        return 1;
     /* Asked by this node: a member that is a C process here gets forward_to_local. */
     (void)rc_bcast_send(n->bcast, target, 0, event, len);
+    return 0;
+}
+
+static void on_backpressure_check(uv_check_t *h)
+{
+    rc_node *n = h->data;
+    if (n->queue != NULL && bcast_queue_paused(n->queue) &&
+        rc_dist_output_pending(n->dist) < OUTPUT_LOW_WATER)
+        bcast_queue_resume(n->queue);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -372,7 +393,8 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
                          .max_message_bytes = cfg->max_message_bytes,
                          .max_output_bytes = cfg->max_output_bytes,
                          .net_ticktime_s = cfg->net_ticktime_s,
-                         .handshake_timeout_ms = 5000};
+                         .handshake_timeout_ms = 5000,
+                         .no_epmd = cfg->no_epmd};
     rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
                             .on_connect_failed = on_connect_failed};
     if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {
@@ -415,8 +437,11 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     if (scopes_ok) {
         n->bcast = rc_bcast_new(n->procs, n->scopes[0], n->nodes);
         n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names);
-        n->queue = bcast_queue_new(&n->loop, 64u << 20, drain_broadcast, n);
+        n->queue = bcast_queue_new(&n->loop, 4u << 20, drain_broadcast, n);
     }
+    uv_check_init(&n->loop, &n->backpressure);
+    n->backpressure.data = n;
+    uv_check_start(&n->backpressure, on_backpressure_check);
     if (!scopes_ok || n->procs == NULL || n->cluster == NULL || n->bcast == NULL ||
         n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||
         (n->server = rc_request_server_start(&n->loop, n->procs, n->names, n->store, stats_map,
@@ -754,6 +779,8 @@ int rc_node_call(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx)
     pthread_cond_destroy(&c.cond);
     return c.refused ? -1 : 0;
 }
+
+size_t rc_node_output_pending(rc_node *n) { return rc_dist_output_pending(n->dist); }
 
 size_t rc_node_stats(rc_node *n, rc_stat *out, size_t cap)
 {

@@ -40,6 +40,7 @@ typedef struct rc_node_config {
     int log_level;              /* 0 error, 1 warning, 2 info (default), 3 debug */
     int exit_on_stdin_close;    /* stop when stdin reaches EOF (port programs) */
     int handle_signals;         /* stop cleanly on SIGTERM/SIGINT (default 1) */
+    int no_epmd;                /* skip epmd registration (tests, isolated use) */
 } rc_node_config;
 
 void rc_node_config_init(rc_node_config *cfg);
@@ -168,6 +169,8 @@ int rc_emitter_pool_stop(rc_node *n, const uint8_t *store_utf8, size_t store_len
  * threads to use the loop-thread calls above. Must not be called from the
  * loop thread. 0, or -1 if the node is stopping. */
 int rc_node_call(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx);
+/* Loop thread: bytes queued for peers and not yet written to their sockets. */
+size_t rc_node_output_pending(rc_node *n);
 /* Counters: fills up to cap (name, value) pairs; returns how many exist. */
 typedef struct rc_stat { const char *name; uint64_t value; } rc_stat;
 size_t rc_node_stats(rc_node *n, rc_stat *out, size_t cap); /* loop thread */

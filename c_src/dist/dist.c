@@ -282,6 +282,14 @@ void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg)
     }
 }
 
+size_t rc_dist_output_pending(const rc_dist *d)
+{
+    size_t total = 0;
+    for (const rc_conn *c = d->conns; c != NULL; c = c->hh.next)
+        total += bytebuf_pending(&c->out);
+    return total;
+}
+
 const char *rc_conn_peer(const rc_conn *c) { return c->peer; }
 uint32_t rc_conn_peer_creation(const rc_conn *c) { return c->peer_creation; }
 const rc_dist_stats *rc_dist_get_stats(const rc_dist *d) { return &d->stats; }
@@ -577,9 +585,13 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     d->listen_fd = fd;
     d->listen_port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                               : ((struct sockaddr_in *)&ss)->sin_port);
-    d->epmd_fd = epmd_register(d->alive, d->listen_port, &d->creation,
-                               sockio_now_ms() + 5000, err, errlen);
-    if (d->epmd_fd < 0) {
+    if (cfg->no_epmd) {
+        d->creation = 1;
+    } else {
+        d->epmd_fd = epmd_register(d->alive, d->listen_port, &d->creation,
+                                   sockio_now_ms() + 5000, err, errlen);
+    }
+    if (!cfg->no_epmd && d->epmd_fd < 0) {
         close(fd);
         free(d);
         return -1;

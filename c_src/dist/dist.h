@@ -37,6 +37,7 @@ typedef struct rc_dist_config {
     size_t max_output_bytes; /* per connection, before it is dropped as too slow */
     unsigned net_ticktime_s;
     unsigned handshake_timeout_ms;
+    int no_epmd; /* do not register: reachable only by peers told our port */
 } rc_dist_config;
 
 typedef struct rc_dist_stats {
@@ -70,6 +71,8 @@ struct iovec;
 int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts);
 void rc_dist_close(rc_dist *d, rc_conn *c, const char *why);
 
+/* Bytes queued on all connections and not yet written to their sockets. */
+size_t rc_dist_output_pending(const rc_dist *d);
 const char *rc_conn_peer(const rc_conn *c);
 uint32_t rc_conn_peer_creation(const rc_conn *c);
 const rc_dist_stats *rc_dist_get_stats(const rc_dist *d);

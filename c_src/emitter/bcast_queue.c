@@ -20,13 +20,49 @@ struct bcast_queue {
     uint64_t pushed, processed;
     size_t max_bytes;
     int closed;
+    int paused;
+    int stopping; /* closing: the pause request of fn is ignored */
     uv_async_t async;
     bcast_drain_fn fn;
     void *ctx;
 };
 
+/* Processes `work` from its offset; 0 when it is used up, 1 if paused. */
+static int drain_work(bcast_queue *q)
+{
+    uint64_t n = 0;
+    int paused = 0;
+    const uint8_t *p = q->work.data + q->work.off;
+    const uint8_t *end = q->work.data + q->work.len;
+    while ((size_t)(end - p) >= REC_HDR) {
+        const void *target;
+        uint32_t len;
+        memcpy(&target, p, sizeof target);
+        memcpy(&len, p + sizeof target, sizeof len);
+        if (q->fn(q->ctx, target, p + REC_HDR, len) != 0 && !q->stopping) {
+            paused = 1;
+            break;
+        }
+        p += REC_HDR + len;
+        n++;
+    }
+    q->work.off = (size_t)(p - q->work.data);
+    if (!paused)
+        q->work.off = q->work.len = 0;
+    pthread_mutex_lock(&q->mu);
+    q->processed += n;
+    pthread_cond_broadcast(&q->drained);
+    pthread_mutex_unlock(&q->mu);
+    return paused;
+}
+
 static void drain(bcast_queue *q)
 {
+    q->paused = 0;
+    if (bytebuf_pending(&q->work) > 0 && drain_work(q)) {
+        q->paused = 1;
+        return;
+    }
     for (;;) {
         pthread_mutex_lock(&q->mu);
         if (bytebuf_pending(&q->inbox) == 0) {
@@ -38,29 +74,27 @@ static void drain(bcast_queue *q)
         q->work = tmp;
         pthread_cond_broadcast(&q->space);
         pthread_mutex_unlock(&q->mu);
-
-        uint64_t n = 0;
-        const uint8_t *p = q->work.data + q->work.off;
-        const uint8_t *end = q->work.data + q->work.len;
-        while ((size_t)(end - p) >= REC_HDR) {
-            const void *target;
-            uint32_t len;
-            memcpy(&target, p, sizeof target);
-            memcpy(&len, p + sizeof target, sizeof len);
-            p += REC_HDR;
-            q->fn(q->ctx, target, p, len);
-            p += len;
-            n++;
+        if (drain_work(q)) {
+            q->paused = 1;
+            return;
         }
-        q->work.off = q->work.len = 0;
-        pthread_mutex_lock(&q->mu);
-        q->processed += n;
-        pthread_cond_broadcast(&q->drained);
-        pthread_mutex_unlock(&q->mu);
     }
 }
 
-static void on_async(uv_async_t *a) { drain(a->data); }
+void bcast_queue_resume(bcast_queue *q)
+{
+    if (q->paused)
+        drain(q);
+}
+
+int bcast_queue_paused(const bcast_queue *q) { return q->paused; }
+
+static void on_async(uv_async_t *a)
+{
+    bcast_queue *q = a->data;
+    if (!q->paused) /* a paused queue resumes when the node says so */
+        drain(q);
+}
 
 bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, bcast_drain_fn fn, void *ctx)
 {
@@ -145,6 +179,8 @@ uint64_t bcast_queue_processed(bcast_queue *q)
 
 void bcast_queue_close(bcast_queue *q)
 {
+    /* Last chance for queued events: the node ignores back-pressure now. */
+    q->stopping = 1;
     drain(q);
     pthread_mutex_lock(&q->mu);
     q->closed = 1;

@@ -14,8 +14,11 @@
 
 typedef struct bcast_queue bcast_queue;
 
-/* Called on the loop thread for every queued event, in order. */
-typedef void (*bcast_drain_fn)(void *ctx, const void *target, const uint8_t *event, size_t len);
+/* Called on the loop thread for every queued event, in order. Returning
+ * non-zero pauses draining before this event (it is offered again after
+ * bcast_queue_resume): the node pauses while its sockets are backed up, so
+ * memory stays bounded and producers feel the back-pressure. */
+typedef int (*bcast_drain_fn)(void *ctx, const void *target, const uint8_t *event, size_t len);
 
 bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, bcast_drain_fn fn, void *ctx);
 /* Any thread. 0 queued; -1 closed, too big, or out of memory. */
@@ -29,5 +32,8 @@ int bcast_queue_flush(bcast_queue *q, unsigned timeout_ms);
 void bcast_queue_close(bcast_queue *q);
 void bcast_queue_free(bcast_queue *q);
 uint64_t bcast_queue_processed(bcast_queue *q);
+/* Loop thread: continues a paused drain. */
+void bcast_queue_resume(bcast_queue *q);
+int bcast_queue_paused(const bcast_queue *q);
 
 #endif

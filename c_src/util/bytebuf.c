@@ -31,8 +31,10 @@ int bytebuf_reserve(bytebuf *b, size_t extra)
 {
     if (b->cap - b->len >= extra)
         return 0;
-    /* Compacting is cheaper than growing when most of the buffer is consumed. */
-    if (b->off > 0 && b->cap - (b->len - b->off) >= extra) {
+    /* Compact only when at least half the buffer is consumed: moving a large
+     * pending region for every small append (an output buffer that a slow
+     * socket drains from the front) would make appends quadratic. */
+    if (b->off > 0 && b->off >= b->cap / 2 && b->cap - (b->len - b->off) >= extra) {
         bytebuf_compact(b);
         return 0;
     }

@@ -1,0 +1,122 @@
+/* A small producer on the embedding API: joins the cluster through a seed
+ * node, waits for an emitter of {orders, <<"created">>, emitters}, and
+ * publishes a few events from a producer thread (rc_broadcast is thread-safe).
+ *
+ *   examples/producer SEED_NODE COOKIE [COUNT]
+ *
+ * Build: make examples/producer. Try it with a BEAM node that joined an
+ * emitter to the group, or with a C emitter pool started from Erlang:
+ *   reckon_cnode:start_emitter_pool(orders, <<"created">>, 2, self()). */
+#include "reckon_cnode.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *run_loop(void *node)
+{
+    rc_node_run(node);
+    return NULL;
+}
+
+typedef struct members_query {
+    char group[128];
+    size_t glen;
+    size_t count;
+} members_query;
+
+/* Runs on the loop thread through rc_node_call. */
+static void count_members(rc_node *n, void *ctx)
+{
+    members_query *q = ctx;
+    const rc_pid *m;
+    if (rc_pg_get_members(n, NULL, q->group, q->glen, &m, &q->count) != 0)
+        q->count = 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SEED_NODE COOKIE [COUNT]\n", argv[0]);
+        return 2;
+    }
+    const char *seed = argv[1];
+    long count = argc > 3 ? atol(argv[3]) : 10;
+
+    rc_node_config cfg;
+    rc_node_config_init(&cfg);
+    cfg.sname = "example_producer";
+    cfg.cookie = argv[2];
+    cfg.seeds = &seed;
+    cfg.nseeds = 1;
+    rc_node *node;
+    char err[256];
+    if (rc_node_create(&node, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "cannot start: %s\n", err);
+        return 1;
+    }
+    printf("running as %s\n", rc_node_name(node));
+    pthread_t loop;
+    pthread_create(&loop, NULL, run_loop, node);
+
+    const uint8_t store[] = "orders", sub[] = "created";
+    members_query q;
+    rc_group_key_term(store, 6, sub, 7, q.group, sizeof q.group, &q.glen);
+    for (int i = 0; i < 100; i++) { /* up to 10 s for an emitter to appear */
+        rc_node_call(node, count_members, &q);
+        if (q.count > 0)
+            break;
+        usleep(100000);
+    }
+    if (q.count == 0) {
+        fprintf(stderr, "no emitter joined {orders, <<\"created\">>, emitters}\n");
+    } else {
+        rc_target *target = rc_target_new(store, 6, sub, 7);
+        for (long i = 0; i < count; i++) {
+            char id[32], data[64];
+            snprintf(id, sizeof id, "event-%ld", i);
+            int dlen = snprintf(data, sizeof data, "{\"order\": %ld}", i);
+            const char *mkeys[] = {"source"};
+            const uint8_t *mvals[] = {(const uint8_t *)"examples/producer"};
+            size_t mlens[] = {17};
+            uint8_t *meta, *event;
+            size_t meta_len, len;
+            rc_encode_binary_map(mkeys, mvals, mlens, 1, &meta, &meta_len);
+            rc_event_fields f;
+            memset(&f, 0, sizeof f);
+            f.event_id = (const uint8_t *)id;
+            f.event_id_len = strlen(id);
+            f.event_type = (const uint8_t *)"order_created";
+            f.event_type_len = 13;
+            f.stream_id = (const uint8_t *)"orders";
+            f.stream_id_len = 6;
+            f.version = (uint64_t)i;
+            f.data = (const uint8_t *)data;
+            f.data_len = (size_t)dlen;
+            f.metadata = meta;
+            f.metadata_len = meta_len;
+            f.tags_undefined = 1;
+            f.timestamp = (int64_t)time(NULL) * 1000;
+            f.epoch_us = f.timestamp * 1000;
+            f.data_content_type = (const uint8_t *)"application/json";
+            f.data_content_type_len = 16;
+            f.metadata_content_type = (const uint8_t *)"application/erlang-term";
+            f.metadata_content_type_len = 23;
+            if (rc_event_build(&f, &event, &len) == 0) {
+                rc_broadcast(node, target, event, len);
+                free(event);
+            }
+            free(meta);
+        }
+        rc_broadcast_flush(node, 5000);
+        printf("published %ld events to %zu emitter(s)\n", count, q.count);
+        rc_target_free(target);
+    }
+    rc_node_stop(node);
+    pthread_join(loop, NULL);
+    rc_node_destroy(node);
+    return q.count > 0 ? 0 : 1;
+}
