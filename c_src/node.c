@@ -269,7 +269,8 @@ static void on_call_async(uv_async_t *a) { run_calls(a->data, 0); }
 static int drain_broadcast(void *ctx, const void *target, const uint8_t *event, size_t len)
 {
     rc_node *n = ctx;
-    if ((++n->drained & 63) == 0 && rc_dist_output_pending(n->dist) > OUTPUT_HIGH_WATER)
+    if (!n->stopping && (++n->drained & 63) == 0 &&
+        rc_dist_output_pending(n->dist) > OUTPUT_HIGH_WATER)
         return 1;
     /* Asked by this node: a member that is a C process here gets forward_to_local. */
     (void)rc_bcast_send(n->bcast, target, 0, event, len);

@@ -44,7 +44,8 @@
          status/0,
          stats/0,
          start_emitter_pool/4,
-         stop_emitter_pool/2]).
+         stop_emitter_pool/2,
+         broadcast_via_cnode/3]).
 
 %% Used by reckon_db_emitter_group and reckon_cnode_app
 -export([target/0, scope/0, request/1, unpublish/0]).
@@ -148,38 +149,74 @@ stats() ->
     end.
 
 %% @doc Starts `PoolSize' C-hosted emitters for subscription `Sub' of store
-%% `S', registered on the C node under `persist_emitters(S, Sub, PoolSize)'
-%% and joined to `group_key(S, Sub)'. Each delivers `{events, [Event]}' to
-%% `Subscriber', or, when it is `undefined', to every member of group
-%% `{S, Topic, subscribers}'.
+%% `S': C processes registered on the C node under the names of
+%% `persist_emitters(S, Sub, PoolSize)' and joined to `group_key(S, Sub)'
+%% in the C node's default `pg' scope (so every BEAM scope the C node peers
+%% with lists them). Returns their pids, in the order of the names.
 %%
-%% The request goes to the C node as
-%% `{start_emitter_pool, S, Sub, PoolSize, Subscriber}'; its reply
-%% (`{ok, Pids}' or `{error, Reason}') is returned unchanged. A C node
-%% without emitter pools answers `{error, not_implemented}'.
+%% Each behaves as reckon-db's emitter: `{broadcast, Topic, Event}' and
+%% `{forward_to_local, Topic, Event}' make it send `{events, [Event]}' to
+%% its subscriber, or, while it has none, to every member of group
+%% `{S, Topic, subscribers}'; `{events, Events}' is passed to the
+%% subscriber as is; a cast `{update_subscriber, Pid}' (e.g.
+%% `gen_server:cast({Name, CNode}, {update_subscriber, Pid})') replaces the
+%% subscriber. The emitter links to its subscriber and forgets it when it
+%% exits.
+%%
+%% Returns `{error, already_started}' if the C node already runs a pool for
+%% `S'/`Sub'. Raises `badarg' for arguments of the wrong type (non-atom
+%% `S', non-binary `Sub', `PoolSize' not a positive integer, `Subscriber'
+%% neither a pid nor `undefined') or a store id with a character above 255,
+%% and `system_limit' for emitter names over 255 characters, as the naming
+%% functions do.
 -spec start_emitter_pool(reckon_db_emitter_group:store_id(),
                          reckon_db_emitter_group:subscription_id(),
                          pos_integer(), pid() | undefined) ->
-          {ok, [pid()]} | {error, term()}.
+          {ok, [pid()]} | {error, already_started}.
 start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
+    Args = [S, Sub, PoolSize, Subscriber],
     case request({start_emitter_pool, S, Sub, PoolSize, Subscriber}) of
         {ok, Pids} when is_list(Pids) -> {ok, Pids};
-        {error, Reason} -> {error, Reason};
-        Other -> erlang:error({reckon_cnode_bad_reply, Other})
+        {error, already_started} -> {error, already_started};
+        Reply -> raise_reply(Reply, Args)
     end.
 
 %% @doc Stops the C-hosted emitter pool of `S'/`Sub': its emitters leave the
-%% group and end. The request goes to the C node as
-%% `{stop_emitter_pool, S, Sub}'; `ok' or `{error, Reason}' is returned.
+%% group (every BEAM scope the C node peers with drops them) and end, so
+%% their registered names are free again. Returns `{error, not_found}' if
+%% there is no such pool; raises `badarg' for arguments of the wrong type.
 -spec stop_emitter_pool(reckon_db_emitter_group:store_id(),
                         reckon_db_emitter_group:subscription_id()) ->
-          ok | {error, term()}.
+          ok | {error, not_found}.
 stop_emitter_pool(S, Sub) ->
     case request({stop_emitter_pool, S, Sub}) of
-        ok -> ok;
-        {ok, _} -> ok;
-        {error, Reason} -> {error, Reason};
-        Other -> erlang:error({reckon_cnode_bad_reply, Other})
+        {ok, ok} -> ok;
+        {error, not_found} -> {error, not_found};
+        Reply -> raise_reply(Reply, [S, Sub])
+    end.
+
+%% @doc Broadcast through the C node: the C node picks a uniformly random
+%% member of `{S, Sub, emitters}' in its own view (every node it is
+%% connected to, plus its C emitters) and sends it
+%% `{forward_to_local, Topic, Event}' if it lives on the calling process's
+%% node, else `{broadcast, Topic, Event}', with `Topic = topic(S, Sub)'.
+%%
+%% One call to the C node per event; meant for callers that have no local
+%% `pg' view of the group (e.g. a node connected only to the C node).
+%% {@link reckon_db_emitter_group:broadcast/3} picks from the local view
+%% instead and does not wait for the C node. Same results: `ok' or
+%% `{error, no_emitters}' (the C node's view decides); a non-atom `S'
+%% raises `function_clause' (as the seed's broadcast), a non-binary `Sub'
+%% or a store id with a character above 255 raises `badarg'.
+-spec broadcast_via_cnode(reckon_db_emitter_group:store_id(),
+                          reckon_db_emitter_group:subscription_id(),
+                          reckon_db_emitter_group:event()) ->
+          ok | {error, no_emitters}.
+broadcast_via_cnode(S, Sub, Event) when is_atom(S) ->
+    case request({broadcast, S, Sub, Event}) of
+        {ok, ok} -> ok;
+        {error, no_emitters} -> {error, no_emitters};
+        Reply -> raise_reply(Reply, [S, Sub, Event])
     end.
 
 %% @doc `{CNode, CallTimeout}' as published in `persistent_term'.
@@ -667,6 +704,17 @@ os_kill(Signal, OsPid) ->
 %%%===================================================================
 %%% Helpers
 %%%===================================================================
+
+%% An error reply of the C node, raised in the API function: the seed's
+%% errors (badarg, system_limit) and not_implemented as they are, anything
+%% else as {reckon_cnode_bad_reply, Reply}.
+-spec raise_reply(term(), [term()]) -> no_return().
+raise_reply({error, Reason}, Args) when Reason =:= badarg;
+                                        Reason =:= system_limit;
+                                        Reason =:= not_implemented ->
+    erlang:error(Reason, Args);
+raise_reply(Reply, Args) ->
+    erlang:error({reckon_cnode_bad_reply, Reply}, Args).
 
 publish(CNode, Timeout, Scope) ->
     Target = {CNode, Timeout, Scope},

@@ -31,15 +31,56 @@
 %%%   reachable or does not answer within `call_timeout';</li>
 %%% <li>`error(reckon_cnode_not_started)' when the `reckon_cnode'
 %%%   application is not running;</li>
-%%% <li>`error(not_implemented)' from `broadcast/3' while the C node answers
-%%%   it with `{error, not_implemented}'. `broadcast/3' raises rather than
-%%%   returning the error so that its result stays within the seed's
-%%%   `ok | {error, no_emitters}'.</li>
+%%% <li>`broadcast/3' never calls the C node (see below): its errors are
+%%%   the seed's, `function_clause' for a non-atom store id and `badarg'
+%%%   for a topic that cannot be built.</li>
 %%% </ul>
+%%%
+%%% <h3>Broadcast: design and consistency</h3>
+%%%
+%%% `broadcast/3' runs the seed's algorithm on the caller's node, with no
+%%% call to the C node: the members of `{S, Sub, emitters}' are read from
+%%% the local `pg' scope (`pg:get_members/2', one ETS read), `[]' gives
+%%% `{error, no_emitters}', otherwise one member is picked uniformly at
+%%% random (`rand:uniform/1') and sent `{forward_to_local, Topic, Event}'
+%%% if it lives on the calling node, else `{broadcast, Topic, Event}', and
+%%% `ok' is returned. A synchronous request per event would cap a caller at
+%%% one network round trip per event; this way a broadcast costs what the
+%%% seed's costs, less: the topic is built with `atom_to_binary(S, latin1)'
+%%% and one binary construction instead of `io_lib:format/2'.
+%%%
+%%% C-hosted emitters are members of that local view because the C node is
+%%% a peer of the local `pg' scope (the `reckon_cnode' shim introduces the
+%%% two scopes to each other when it connects). The trade-off is the one the
+%%% seed already has, with the C node as one more `pg' peer:
+%%% <ul>
+%%% <li>the caller's own `pg' view decides `no_emitters': an emitter that
+%%%   joined on another node (or on the C node) a moment ago is not picked
+%%%   until its `join' has reached this node's scope;</li>
+%%% <li>a member that has just left (or died) may still be picked; the
+%%%   message is then dropped, exactly as with the seed;</li>
+%%% <li>C emitters become visible to the caller once the C node has synced
+%%%   with the caller's scope (at connect, then one `join' message per
+%%%   change).</li>
+%%% </ul>
+%%% A caller without a local scope (e.g. a node connected to the C node
+%%% only) can use {@link reckon_cnode:broadcast_via_cnode/3}, which asks
+%%% the C node to pick from its view (one call per event).
+%%%
+%%% Arguments outside the seed's types behave as the seed's code does: a
+%%% non-atom store id raises `function_clause' (the seed's guard); a
+%%% non-binary subscription id gets the seed's own topic,
+%%% `iolist_to_binary(io_lib:format("~s:~s", [S, Sub]))' (so a string is
+%%% accepted, and anything `~s' rejects raises `badarg'), and the group
+%%% `{S, Sub, emitters}' as given. The topic is built before the members
+%%% are read, so `badarg' comes before `no_emitters', as in the seed; and
+%%% like the seed, `no_emitters' is logged as a warning.
 %%%
 %%% From Elixir the module is `:reckon_db_emitter_group'.
 %%% @end
 -module(reckon_db_emitter_group).
+
+-include_lib("kernel/include/logger.hrl").
 
 -export([broadcast/3,
          emitter_name/2,
@@ -92,15 +133,22 @@
 %% `{forward_to_local, Topic, Event}' for optimized local delivery;
 %% otherwise `{broadcast, Topic, Event}'. Returns `{error, no_emitters}'
 %% when the group is empty.
+%%
+%% Runs on the calling node from the local `pg' view, without a call to
+%% the C node (see "Broadcast: design and consistency" above).
 -spec broadcast(store_id(), subscription_id(), event()) ->
           ok | {error, no_emitters}.
-broadcast(StoreId, SubscriptionId, Event) ->
-    Args = [StoreId, SubscriptionId, Event],
-    case reckon_cnode:request({broadcast, StoreId, SubscriptionId, Event}) of
-        ok -> ok;
-        {ok, ok} -> ok;
-        {error, no_emitters} -> {error, no_emitters};
-        Reply -> ?RESULT(Reply, Args)
+broadcast(StoreId, SubscriptionId, Event) when is_atom(StoreId) ->
+    Topic = broadcast_topic(StoreId, SubscriptionId, Event),
+    case pg:get_members(reckon_cnode:scope(), {StoreId, SubscriptionId, emitters}) of
+        [] ->
+            ?LOG_WARNING("No emitters for [~p]~n", [Topic]),
+            {error, no_emitters};
+        [Pid] ->
+            send_event(Pid, Topic, Event);
+        Members ->
+            send_event(lists:nth(rand:uniform(length(Members)), Members),
+                       Topic, Event)
     end.
 
 %% @doc Generate the base emitter name for a subscription:
@@ -184,6 +232,30 @@ topic(StoreId, SubscriptionId) ->
 %%%===================================================================
 %%% Internal functions
 %%%===================================================================
+
+%% topic(S, Sub) on the caller's node, bit-exact with the C node's and the
+%% seed's: atom_to_binary/2 with latin1 raises badarg exactly when S has a
+%% character above 255. A non-binary Sub gets the seed's own formula.
+-spec broadcast_topic(atom(), term(), term()) -> binary().
+broadcast_topic(StoreId, SubscriptionId, Event) when is_binary(SubscriptionId) ->
+    try atom_to_binary(StoreId, latin1) of
+        S -> <<S/binary, $:, SubscriptionId/binary>>
+    catch
+        error:badarg -> erlang:error(badarg, [StoreId, SubscriptionId, Event])
+    end;
+broadcast_topic(StoreId, SubscriptionId, Event) ->
+    try
+        iolist_to_binary(io_lib:format("~s:~s", [StoreId, SubscriptionId]))
+    catch
+        error:badarg -> erlang:error(badarg, [StoreId, SubscriptionId, Event])
+    end.
+
+send_event(Pid, Topic, Event) when node(Pid) =:= node() ->
+    Pid ! {forward_to_local, Topic, Event},
+    ok;
+send_event(Pid, Topic, Event) ->
+    Pid ! {broadcast, Topic, Event},
+    ok.
 
 %% join/leave: validate every pid first (as pg's ensure_local does), then
 %% the C node's pids through the C node, then the local ones through pg.

@@ -21,7 +21,6 @@ struct bcast_queue {
     size_t max_bytes;
     int closed;
     int paused;
-    int stopping; /* closing: the pause request of fn is ignored */
     uv_async_t async;
     bcast_drain_fn fn;
     void *ctx;
@@ -39,7 +38,7 @@ static int drain_work(bcast_queue *q)
         uint32_t len;
         memcpy(&target, p, sizeof target);
         memcpy(&len, p + sizeof target, sizeof len);
-        if (q->fn(q->ctx, target, p + REC_HDR, len) != 0 && !q->stopping) {
+        if (q->fn(q->ctx, target, p + REC_HDR, len) != 0) {
             paused = 1;
             break;
         }
@@ -179,8 +178,8 @@ uint64_t bcast_queue_processed(bcast_queue *q)
 
 void bcast_queue_close(bcast_queue *q)
 {
-    /* Last chance for queued events: the node ignores back-pressure now. */
-    q->stopping = 1;
+    /* Last chance for queued events (the node no longer pauses while
+     * stopping; anything still paused is dropped with the queue). */
     drain(q);
     pthread_mutex_lock(&q->mu);
     q->closed = 1;
