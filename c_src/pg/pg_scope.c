@@ -286,17 +286,38 @@ static int read_pids(rc_pg_scope *s, const char *buf, int len, int *idx, pidvec 
         rc_cpid p;
         return rc_cpid_read(s->nodes, buf, len, idx, &p) == 0 ? pidvec_push(pv, &p) : -1;
     }
+    /* A proper list, possibly as a chain of LIST_EXT (a tail that is itself
+     * a list, as encode_sync writes); anything but [] at the end is bad. */
+    for (;;) {
+        int arity = 0;
+        if (ei_decode_list_header(buf, idx, &arity) != 0)
+            return -1;
+        if (arity == 0)
+            return 0;
+        for (int i = 0; i < arity; i++) {
+            rc_cpid p;
+            if (rc_cpid_read(s->nodes, buf, len, idx, &p) != 0 || pidvec_push(pv, &p) != 0)
+                return -1;
+        }
+    }
+}
+
+/* Steps through a proper list of any encoding: call with *left = 0 first;
+ * returns 1 when an element is next at *idx, 0 at the end (the [] read),
+ * -1 if the list is not proper. */
+static int list_next(const char *buf, int *idx, int *left)
+{
+    if (*left > 0) {
+        (*left)--;
+        return 1;
+    }
     int arity = 0;
     if (ei_decode_list_header(buf, idx, &arity) != 0)
         return -1;
-    for (int i = 0; i < arity; i++) {
-        rc_cpid p;
-        if (rc_cpid_read(s->nodes, buf, len, idx, &p) != 0 || pidvec_push(pv, &p) != 0)
-            return -1;
-    }
-    if (arity > 0 && ei_decode_list_header(buf, idx, &arity) != 0) /* the tail must be [] */
-        return -1;
-    return 0;
+    if (arity == 0)
+        return 0;
+    *left = arity - 1;
+    return 1;
 }
 
 /* Keeps only pids of the peer's own node: pg only ever sends its local
@@ -342,30 +363,39 @@ static void handle_sync(rc_pg_scope *s, const char *buf, int len, int idx, const
     s->stats.syncs_in++;
     if (from->node == s->self_node)
         return;
+    /* Validate the whole sync before touching the view or the peers, so a
+     * malformed one changes nothing and gets no answer. */
+    pidvec pv = {0};
+    int probe = idx, left = 0, more;
+    while ((more = list_next(buf, &probe, &left)) == 1) {
+        int arity = 0;
+        if (ei_decode_tuple_header(buf, &probe, &arity) != 0 || arity != 2 ||
+            read_group(s, buf, len, &probe) != 0 || read_pids(s, buf, len, &probe, &pv) != 0)
+            break;
+    }
+    if (more != 0) {
+        malformed(s, "malformed sync");
+        free(pv.v);
+        return;
+    }
     if (find_peer(s, from) == NULL) {
         /* A scope that syncs to us has us in its view (pg only syncs in
          * answer to a discover, after recording the asker): answer with our
          * own sync so join/leave can follow at once. */
-        if (add_peer(s, from) == NULL)
+        if (add_peer(s, from) == NULL) {
+            free(pv.v);
             return;
+        }
         send_sync(s, from);
     }
-    /* Validate the whole sync before touching the view, so a malformed one
-     * changes nothing. */
-    int probe = idx, n = 0;
-    if (ei_decode_list_header(buf, &probe, &n) != 0) {
-        malformed(s, "sync without a group list");
-        return;
-    }
     pgm_remove_node(s->table, from->node, on_removed, s);
-    pidvec pv = {0};
-    for (int i = 0; i < n; i++) {
+    probe = idx;
+    left = 0;
+    while (list_next(buf, &probe, &left) == 1) {
         int arity = 0;
-        if (ei_decode_tuple_header(buf, &probe, &arity) != 0 || arity != 2 ||
-            read_group(s, buf, len, &probe) != 0 || read_pids(s, buf, len, &probe, &pv) != 0) {
-            malformed(s, "malformed group in sync");
-            break;
-        }
+        (void)ei_decode_tuple_header(buf, &probe, &arity);
+        (void)read_group(s, buf, len, &probe);
+        (void)read_pids(s, buf, len, &probe, &pv);
         keep_node(s, &pv, from->node);
         if (pv.n == 0)
             continue;
@@ -410,21 +440,27 @@ static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, cons
         return;
     }
     pidvec pv = {0};
-    int n = 0;
-    if (read_pids(s, buf, len, &idx, &pv) != 0 || ei_decode_list_header(buf, &idx, &n) != 0) {
+    int probe, left = 0, more;
+    if (read_pids(s, buf, len, &idx, &pv) != 0) {
         malformed(s, "malformed leave");
         free(pv.v);
         return;
     }
-    for (int i = 0; i < n; i++) {
-        if (read_group(s, buf, len, &idx) != 0) {
-            malformed(s, "malformed group in leave");
+    /* Validate every group before removing anything. */
+    probe = idx;
+    while ((more = list_next(buf, &probe, &left)) == 1)
+        if (read_group(s, buf, len, &probe) != 0)
             break;
-        }
+    if (more != 0) {
+        malformed(s, "malformed group list in leave");
+        free(pv.v);
+        return;
+    }
+    keep_node(s, &pv, from->node);
+    while (pv.n > 0 && list_next(buf, &idx, &left) == 1) {
+        (void)read_group(s, buf, len, &idx);
         pgm_group *g = pgm_find(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index);
         for (size_t k = 0; k < pv.n && g != NULL; k++) {
-            if (pv.v[k].node != from->node)
-                continue;
             pgm_group *gp = g;
             size_t klen;
             const uint8_t *key = pgm_group_key(g, &klen);
@@ -467,7 +503,7 @@ static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
     int len = sig->len, idx = 0, v = 0, arity = 0;
     char tag[MAXATOMLEN];
     if (ei_decode_version(buf, &idx, &v) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0 ||
-        ei_decode_atom(buf, &idx, tag) != 0) {
+        arity < 1 || ei_decode_atom(buf, &idx, tag) != 0) {
         malformed(s, "message that is not a tagged tuple");
         return;
     }
