@@ -5,6 +5,7 @@
  * too). Crashes, sanitizer reports and leaks are findings. */
 #include "dist/frame.h"
 #include "naming/names_table.h"
+#include "pg/pg_scope.h"
 #include "proc/procs.h"
 #include "server/request_server.h"
 
@@ -35,6 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uv_loop_t loop;
     uv_loop_init(&loop);
     rc_request_server *rs = rc_request_server_start(&loop, ps, names, NULL, NULL, NULL);
+    /* A pg scope too, so pg protocol messages are fuzzed along. */
+    rc_nodetab *nodes = rc_nodetab_new();
+    rc_nodetab_intern(nodes, "fuzz@host", 9);
+    rc_pg_scope *scope = rc_pg_scope_start(&loop, NULL, ps, nodes, "reckon_db_pg");
+    rc_pg_scope *const scopes[1] = {scope};
+    rc_request_server_set_scopes(rs, scopes, 1, nodes);
     size_t off = 0;
     for (;;) {
         frame_view fv;
@@ -49,10 +56,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A raw frame body without the length prefix, too: most inputs are. */
     rc_procs_on_frame(ps, "peer@host", (const char *)data, size);
     rc_procs_on_down(ps, "peer@host");
+    rc_pg_scope_nodedown(scope, "peer@host");
+    rc_pg_scope_shutdown(scope);
     rc_procs_exit_all(ps, "shutdown");
     rc_procs_free(ps);
     rc_request_server_free(rs);
     names_table_free(names);
+    uv_run(&loop, UV_RUN_NOWAIT); /* lets the scope's timer close */
+    rc_pg_scope_free(scope);
+    rc_nodetab_free(nodes);
     uv_loop_close(&loop);
     return 0;
 }
