@@ -32,7 +32,7 @@ SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all deps run test test-c test-san test-tsan test-valgrind test-clang test-erl bench clean dialyzer fuzz erl
+.PHONY: all deps run test test-c test-san test-tsan test-elixir test-valgrind test-clang test-erl bench clean dialyzer fuzz erl
 
 all: deps priv/reckon_cnode erl bench/cnode_producer examples/producer
 
@@ -97,7 +97,7 @@ run: deps priv/reckon_cnode
 	@epmd -daemon
 	./priv/reckon_cnode $(RUN_ARGS)
 
-test: deps priv/reckon_cnode test-c test-san test-tsan test-valgrind test-clang fuzz test-erl
+test: deps priv/reckon_cnode test-c test-san test-tsan test-valgrind test-clang fuzz test-erl test-elixir
 
 test-c: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
@@ -135,6 +135,9 @@ test-clang:
 
 test-erl: priv/reckon_cnode
 	bash test/erl/run_ct.sh
+
+test-elixir: priv/reckon_cnode
+	bash test/elixir/run.sh
 
 dialyzer:
 	rebar3 dialyzer

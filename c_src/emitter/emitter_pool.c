@@ -15,6 +15,8 @@ typedef struct emitter {
     pool *pool;
     int has_subscriber;
     erlang_pid subscriber;
+    int monitoring;
+    erlang_ref sub_mon;
     /* {Store, Topic, subscribers} for the last topic seen, canonical. */
     uint8_t *topic;
     size_t topic_len;
@@ -22,7 +24,7 @@ typedef struct emitter {
 } emitter;
 
 struct pool {
-    uint8_t *key; /* store bytes then sub bytes */
+    uint8_t *key; /* pool_key(): store length, store bytes, sub bytes */
     size_t store_len, sub_len;
     erlang_pid *pids;
     size_t n;
@@ -95,7 +97,7 @@ static int subscribers_key(emitter *em, const uint8_t *topic, size_t tlen)
     if (ei_x_new(&g) != 0)
         return -1;
     int rc = ei_x_encode_tuple_header(&g, 3) ||
-             term_write_atom_utf8(&g, em->pool->key, em->pool->store_len) ||
+             term_write_atom_utf8(&g, em->pool->key + 2, em->pool->store_len) ||
              ei_x_encode_binary(&g, topic, (long)tlen) || ei_x_encode_atom(&g, "subscribers") ||
              rc_pg_group_key(g.buff, g.index, &em->subs_key);
     ei_x_free(&g);
@@ -144,25 +146,42 @@ static void fan_out(emitter *em, rc_proc *self, const uint8_t *topic, size_t tle
 static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
 {
     rc_procs *ps = em->owner->ps;
-    if (em->has_subscriber)
-        rc_proc_unlink(ps, self, &em->subscriber);
+    if (em->monitoring)
+        rc_proc_demonitor(ps, self, &em->sub_mon);
     em->subscriber = *pid;
     em->has_subscriber = 1;
-    /* Linked, so its exit clears it; a local or unreachable subscriber is
-     * kept without a link. */
-    (void)rc_proc_link(ps, self, pid);
+    /* Monitored, not linked: its exit clears it, and stopping the pool (or
+     * losing the node) never takes the subscriber down with the emitters. A
+     * subscriber that is a C process of this node is not monitored. */
+    em->monitoring = rc_proc_monitor(ps, self, pid, NULL, NULL, &em->sub_mon) == 0;
+}
+
+static int is_subscriber(const emitter *em, const erlang_pid *p)
+{
+    return em->has_subscriber && p != NULL && p->num == em->subscriber.num &&
+           p->serial == em->subscriber.serial && p->creation == em->subscriber.creation &&
+           strcmp(p->node, em->subscriber.node) == 0;
 }
 
 static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 {
     (void)ps;
     emitter *em = rc_proc_ctx(self);
-    if (sig->kind == RC_SIG_EXIT) {
-        if (em->has_subscriber && sig->from != NULL && sig->from->num == em->subscriber.num &&
-            sig->from->serial == em->subscriber.serial &&
-            sig->from->creation == em->subscriber.creation &&
-            strcmp(sig->from->node, em->subscriber.node) == 0)
+    if (sig->kind == RC_SIG_DOWN) {
+        if (em->monitoring && sig->ref != NULL && sig->ref->len == em->sub_mon.len &&
+            memcmp(sig->ref->n, em->sub_mon.n, sizeof(unsigned) * (size_t)em->sub_mon.len) == 0) {
+            em->monitoring = 0;
             em->has_subscriber = 0;
+        }
+        return;
+    }
+    if (sig->kind == RC_SIG_EXIT) { /* a subscriber that linked to us */
+        if (is_subscriber(em, sig->from)) {
+            if (em->monitoring)
+                rc_proc_demonitor(em->owner->ps, self, &em->sub_mon);
+            em->monitoring = 0;
+            em->has_subscriber = 0;
+        }
         return;
     }
     if (sig->kind != RC_SIG_MSG)
@@ -198,22 +217,24 @@ static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
     }
 }
 
-static pool *find_pool(rc_emitters *e, const uint8_t *store, size_t store_len, const uint8_t *sub,
-                       size_t sub_len, uint8_t *keybuf)
+/* Key: store length (2 bytes), store bytes, sub bytes: unambiguous, so
+ * ('ab', <<"c">>) and ('a', <<"bc">>) are different pools. */
+static size_t pool_key(const uint8_t *store, size_t store_len, const uint8_t *sub, size_t sub_len,
+                       uint8_t *keybuf)
 {
-    memcpy(keybuf, store, store_len);
-    memcpy(keybuf + store_len, sub, sub_len);
+    keybuf[0] = (uint8_t)(store_len >> 8);
+    keybuf[1] = (uint8_t)store_len;
+    memcpy(keybuf + 2, store, store_len);
+    memcpy(keybuf + 2 + store_len, sub, sub_len);
+    return 2 + store_len + sub_len;
+}
+
+static pool *find_pool(rc_emitters *e, const uint8_t *store, size_t store_len, const uint8_t *sub,
+                       size_t sub_len, uint8_t *keybuf, size_t *klen)
+{
+    *klen = pool_key(store, store_len, sub, sub_len, keybuf);
     pool *p = NULL;
-    HASH_FIND(hh, e->pools, keybuf, store_len + sub_len, p);
-    /* (store,sub) pairs with the same concatenation differ in store_len. */
-    while (p != NULL && p->store_len != store_len) {
-        pool *next = NULL;
-        for (pool *q = p->hh.next; q != NULL; q = q->hh.next)
-            if (q->store_len + q->sub_len == store_len + sub_len &&
-                memcmp(q->key, keybuf, store_len + sub_len) == 0 && q->store_len == store_len)
-                next = q;
-        p = next;
-    }
+    HASH_FIND(hh, e->pools, keybuf, *klen, p);
     return p;
 }
 
@@ -223,10 +244,13 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
 {
     if (pool_size < 1 || pool_size > NAMES_TABLE_MAX_POOL)
         return EMITTERS_BADARG;
-    uint8_t *key = malloc(store_len + sub_len + 1);
+    if (store_len > 0xffff)
+        return EMITTERS_BADARG;
+    uint8_t *key = malloc(store_len + sub_len + 2);
+    size_t klen = 0;
     if (key == NULL)
         return EMITTERS_NOMEM;
-    if (find_pool(e, store, store_len, sub, sub_len, key) != NULL) {
+    if (find_pool(e, store, store_len, sub, sub_len, key, &klen) != NULL) {
         free(key);
         return EMITTERS_EXISTS;
     }
@@ -324,7 +348,7 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
         p->store_len = store_len;
         p->sub_len = sub_len;
         p->n = (size_t)count;
-        HASH_ADD_KEYPTR(hh, e->pools, p->key, store_len + sub_len, p);
+        HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
         *pids = malloc((size_t)count * sizeof **pids);
         if (*pids != NULL)
             memcpy(*pids, p->pids, (size_t)count * sizeof **pids);
@@ -339,10 +363,13 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
 int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
                           const uint8_t *sub, size_t sub_len)
 {
-    uint8_t *key = malloc(store_len + sub_len + 1);
+    if (store_len > 0xffff)
+        return EMITTERS_NOT_FOUND;
+    uint8_t *key = malloc(store_len + sub_len + 2);
+    size_t klen = 0;
     if (key == NULL)
         return EMITTERS_NOMEM;
-    pool *p = find_pool(e, store, store_len, sub, sub_len, key);
+    pool *p = find_pool(e, store, store_len, sub, sub_len, key, &klen);
     free(key);
     if (p == NULL)
         return EMITTERS_NOT_FOUND;

@@ -1,0 +1,99 @@
+#!/bin/sh
+# The Elixir check: an Elixir node uses :reckon_db_emitter_group and
+# :reckon_cnode against the real C node.
+#   - builds the shim (rebar3 compile) if its ebin is missing; needs
+#     priv/reckon_cnode (make priv/reckon_cnode),
+#   - starts a private epmd on a free port (ERL_EPMD_PORT), so it never
+#     touches a developer's own nodes,
+#   - starts priv/reckon_cnode under a unique name with a random cookie,
+#   - runs test/elixir/check.exs on an Elixir node with the same cookie,
+#   - always stops the C node and that epmd, and exits with the check's
+#     status (non-zero on any failure).
+#
+# Usage (from anywhere): test/elixir/run.sh
+set -u
+
+cd "$(dirname "$0")/../.." || exit 2
+
+EBIN=_build/default/lib/reckon_cnode/ebin
+if [ ! -x priv/reckon_cnode ]; then
+    echo "elixir check: priv/reckon_cnode missing: run make priv/reckon_cnode" >&2
+    exit 2
+fi
+if [ ! -f "$EBIN/reckon_cnode.app" ]; then
+    rebar3 compile >/dev/null || exit 2
+fi
+command -v elixir >/dev/null 2>&1 || { echo "elixir check: elixir not installed" >&2; exit 2; }
+
+free_port() {
+    erl -noshell -eval '{ok, S} = gen_tcp:listen(0, [{ip, {127,0,0,1}}]),
+                        {ok, P} = inet:port(S), io:format("~b", [P]),
+                        halt().'
+}
+
+TMP=$(mktemp -d) || exit 2
+EPMD_PORT=""
+CPID=""
+
+cleanup() {
+    if [ -n "$CPID" ] && kill -0 "$CPID" 2>/dev/null; then
+        kill -TERM "$CPID" 2>/dev/null
+        i=0
+        while kill -0 "$CPID" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -KILL "$CPID" 2>/dev/null || true
+        wait "$CPID" 2>/dev/null || true
+    fi
+    [ -n "$EPMD_PORT" ] && epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for _attempt in 1 2 3 4 5; do
+    P=$(free_port) || exit 2
+    epmd -port "$P" -daemon -relaxed_command_check
+    i=0
+    while [ $i -lt 50 ]; do
+        if epmd -port "$P" -names >/dev/null 2>&1; then EPMD_PORT=$P; break; fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ -n "$EPMD_PORT" ] && break
+done
+[ -n "$EPMD_PORT" ] || { echo "elixir check: could not start epmd" >&2; exit 2; }
+ERL_EPMD_PORT=$EPMD_PORT
+export ERL_EPMD_PORT
+
+RND=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+COOKIE="ex_$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+CNAME="rcn_exc_$$_$RND"
+ENAME="rcn_ex_$$_$RND"
+
+RECKON_CNODE_COOKIE=$COOKIE priv/reckon_cnode --sname "$CNAME" \
+    >"$TMP/cnode.out" 2>"$TMP/cnode.log" </dev/null &
+CPID=$!
+
+CNODE=""
+i=0
+while [ $i -lt 100 ]; do
+    CNODE=$(head -n 1 "$TMP/cnode.out" 2>/dev/null)
+    [ -n "$CNODE" ] && break
+    kill -0 "$CPID" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ -z "$CNODE" ]; then
+    echo "elixir check: the C node did not start; its log:" >&2
+    cat "$TMP/cnode.log" >&2
+    exit 1
+fi
+echo "elixir check: C node $CNODE, epmd port $EPMD_PORT"
+
+timeout 120 elixir --sname "$ENAME" --cookie "$COOKIE" -pa "$EBIN" \
+    test/elixir/check.exs "$CNODE"
+STATUS=$?
+if [ "$STATUS" -ne 0 ]; then
+    echo "elixir check: exit status $STATUS; C node log:" >&2
+    tail -n 50 "$TMP/cnode.log" >&2
+fi
+exit "$STATUS"
