@@ -9,8 +9,8 @@ defmodule ElixirCheck do
 
   def main([cnode_name]) do
     cnode = String.to_atom(cnode_name)
-    # The C emitters of the pool started below are linked to this process
-    # (their subscriber); trap exits so that stopping the pool cannot end it.
+    # Belt and braces: C emitters monitor (not link) their subscriber, but a
+    # subscriber that traps exits is safe whatever the emitter does.
     Process.flag(:trap_exit, true)
     :ok = Application.load(:reckon_cnode)
     Application.put_env(:reckon_cnode, :cnode, cnode)
