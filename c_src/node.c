@@ -153,7 +153,9 @@ static void stats_map(void *ctx, ei_x_buff *x)
     rc_node *n = ctx;
     const rc_dist_stats *ds = rc_dist_get_stats(n->dist);
     const rc_procs_stats *ps = rc_procs_get_stats(n->procs);
-    ei_x_encode_map_header(x, 18);
+    ei_x_encode_map_header(x, 20);
+    put_kv(x, "read_pauses", ds->read_pauses);
+    put_kv(x, "connect_failed", ds->connect_failed);
     const rc_bcast_stats *bs = rc_bcast_get_stats(n->bcast);
     const rc_emitters_stats *es = rc_emitters_get_stats(n->emitters);
     put_kv(x, "broadcasts", bs->broadcasts);

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -22,6 +23,13 @@
  * cannot starve the others. */
 #define READ_BUDGET_PER_TURN (4u << 20)
 #define READ_CHUNK (64u << 10)
+/* Read-side back-pressure: while this much output waits for slow sockets,
+ * the node stops reading (and dispatching) input from every peer, so
+ * senders (e.g. a BEAM node broadcasting to C emitters that fan out) are
+ * slowed by TCP, as a BEAM node's busy_dist_port would slow them, instead of
+ * memory growing. */
+#define PAUSE_READS_ABOVE (16u << 20)
+#define RESUME_READS_BELOW (4u << 20)
 
 struct rc_conn {
     rc_dist *dist;
@@ -76,10 +84,12 @@ struct rc_dist {
     size_t jobs_in_flight;
     int stopping;
     rc_dist_stats stats;
+    int reads_paused;
 };
 
 static void conn_on_poll(uv_poll_t *h, int status, int events);
 static void mark_dirty(rc_dist *d, rc_conn *c);
+static void update_poll(rc_dist *d, rc_conn *c);
 static void conn_flush(rc_dist *d, rc_conn *c);
 
 static hs_config make_hs_config(const rc_dist *d)
@@ -146,8 +156,8 @@ static rc_conn *conn_new(rc_dist *d, int fd, const hs_result *r)
         return NULL;
     }
     c->poll.data = c;
-    c->poll_events = UV_READABLE;
-    uv_poll_start(&c->poll, c->poll_events, conn_on_poll);
+    c->poll_events = -1;
+    update_poll(d, c);
     HASH_ADD_STR(d->conns, peer, c);
     return c;
 }
@@ -166,7 +176,10 @@ static void hs_after(uv_work_t *req, int status)
         ok = 0;
         j->err[0] = '\0';
     } else if (!ok && j->err[0] != '\0' && !d->stopping) {
-        d->stats.err_handshake++;
+        if (j->outbound)
+            d->stats.connect_failed++;
+        else
+            d->stats.err_handshake++;
         if (j->outbound)
             LOG_I(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
         else
@@ -364,12 +377,19 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
     return 0;
 }
 
-static void set_poll(rc_conn *c, int events)
+/* Poll for reading unless reads are paused, and for writing while output
+ * is pending. */
+static void update_poll(rc_dist *d, rc_conn *c)
 {
-    if (c->poll_events != events && !c->closing) {
-        c->poll_events = events;
+    int events = (d->reads_paused ? 0 : UV_READABLE) |
+                 (bytebuf_pending(&c->out) > 0 ? UV_WRITABLE : 0);
+    if (c->poll_events == events || c->closing)
+        return;
+    c->poll_events = events;
+    if (events == 0)
+        uv_poll_stop(&c->poll);
+    else
         uv_poll_start(&c->poll, events, conn_on_poll);
-    }
 }
 
 static void conn_flush(rc_dist *d, rc_conn *c)
@@ -384,7 +404,7 @@ static void conn_flush(rc_dist *d, rc_conn *c)
     } while (w < 0 && errno == EINTR);
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            set_poll(c, UV_READABLE | UV_WRITABLE);
+            update_poll(d, c);
             return;
         }
         d->stats.err_io++;
@@ -400,7 +420,33 @@ static void conn_flush(rc_dist *d, rc_conn *c)
     bytebuf_consume(&c->out, (size_t)w);
     /* A partial write means the socket is full: wait for writability instead
      * of spinning, and never block the loop on a slow peer. */
-    set_poll(c, bytebuf_pending(&c->out) > 0 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+    update_poll(d, c);
+}
+
+static void set_reads_paused(rc_dist *d, int paused)
+{
+    d->reads_paused = paused;
+    uint64_t now = uv_now(d->loop);
+    for (rc_conn *c = d->conns; c != NULL; c = c->hh.next) {
+        if (!paused) /* our own pause is not the peer's silence */
+            c->last_read_ms = now;
+        update_poll(d, c);
+    }
+}
+
+static int dispatch_frames(rc_dist *d, rc_conn *c);
+
+/* After a pause, frames already buffered are dispatched before new reads. */
+static void resume_reads(rc_dist *d)
+{
+    set_reads_paused(d, 0);
+    rc_conn *c, *tmp;
+    HASH_ITER(hh, d->conns, c, tmp) {
+        if (!c->closing && bytebuf_pending(&c->in) > 0)
+            (void)dispatch_frames(d, c);
+        if (d->reads_paused)
+            return;
+    }
 }
 
 static void on_flush_check(uv_check_t *h)
@@ -414,12 +460,62 @@ static void on_flush_check(uv_check_t *h)
         if (!c->closing)
             conn_flush(d, c);
     }
+    size_t pending = rc_dist_output_pending(d);
+    if (!d->reads_paused && pending > PAUSE_READS_ABOVE) {
+        d->stats.read_pauses++;
+        LOG_I(d->lg, MOD, "%zu bytes of output waiting: pausing reads until below %u", pending,
+              RESUME_READS_BELOW);
+        set_reads_paused(d, 1);
+    } else if (d->reads_paused && pending < RESUME_READS_BELOW) {
+        LOG_D(d->lg, MOD, "output drained: reads resumed");
+        resume_reads(d);
+    }
+}
+
+/* Dispatches every whole frame buffered for c; a partial one stays. Stops
+ * early (frames stay buffered) once output passes the pause mark, so one
+ * burst of input cannot turn into unbounded output (e.g. a fan-out per
+ * frame). 0, or -1 if the connection was closed. */
+static int dispatch_frames(rc_dist *d, rc_conn *c)
+{
+    for (;;) {
+        if (d->reads_paused)
+            return 0;
+        if (rc_dist_output_pending(d) > PAUSE_READS_ABOVE) {
+            d->stats.read_pauses++;
+            set_reads_paused(d, 1);
+            return 0;
+        }
+        frame_view fv;
+        frame_result fr = frame_next(c->in.data + c->in.off, bytebuf_pending(&c->in),
+                                     d->cfg.max_message_bytes, &fv);
+        if (fr == FRAME_NEED_MORE)
+            return 0;
+        if (fr == FRAME_TOO_BIG) {
+            d->stats.err_frame_too_big++;
+            LOG_E(d->lg, MOD, "frame from %s exceeds --max-message-bytes %zu", c->peer,
+                  d->cfg.max_message_bytes);
+            rc_dist_close(d, c, "frame too big");
+            return -1;
+        }
+        const char *payload = (const char *)c->in.data + c->in.off + fv.payload_off;
+        if (fr == FRAME_TICK) {
+            d->stats.ticks_in++;
+        } else {
+            d->stats.frames_in++;
+            if (d->cb.on_frame)
+                d->cb.on_frame(d->cb.ctx, c, payload, fv.payload_len);
+            if (c->closing)
+                return -1;
+        }
+        bytebuf_consume(&c->in, fv.consumed);
+    }
 }
 
 static void conn_read(rc_dist *d, rc_conn *c)
 {
     size_t budget = READ_BUDGET_PER_TURN;
-    while (budget > 0 && !c->closing) {
+    while (budget > 0 && !c->closing && !d->reads_paused) {
         if (bytebuf_reserve(&c->in, READ_CHUNK) != 0) {
             rc_dist_close(d, c, "out of memory for input");
             return;
@@ -445,32 +541,8 @@ static void conn_read(rc_dist *d, rc_conn *c)
         d->stats.bytes_in += (uint64_t)r;
         budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
         c->last_read_ms = uv_now(d->loop);
-        /* Dispatch every whole frame now; a partial one stays buffered. */
-        for (;;) {
-            frame_view fv;
-            frame_result fr = frame_next(c->in.data + c->in.off, bytebuf_pending(&c->in),
-                                         d->cfg.max_message_bytes, &fv);
-            if (fr == FRAME_NEED_MORE)
-                break;
-            if (fr == FRAME_TOO_BIG) {
-                d->stats.err_frame_too_big++;
-                LOG_E(d->lg, MOD, "frame from %s exceeds --max-message-bytes %zu", c->peer,
-                      d->cfg.max_message_bytes);
-                rc_dist_close(d, c, "frame too big");
-                return;
-            }
-            const char *payload = (const char *)c->in.data + c->in.off + fv.payload_off;
-            if (fr == FRAME_TICK) {
-                d->stats.ticks_in++;
-            } else {
-                d->stats.frames_in++;
-                if (d->cb.on_frame)
-                    d->cb.on_frame(d->cb.ctx, c, payload, fv.payload_len);
-                if (c->closing)
-                    return;
-            }
-            bytebuf_consume(&c->in, fv.consumed);
-        }
+        if (dispatch_frames(d, c) != 0)
+            return;
     }
 }
 
@@ -501,6 +573,12 @@ static void on_tick_timer(uv_timer_t *t)
     HASH_ITER(hh, d->conns, c, tmp) {
         if (c->closing)
             continue;
+        if (d->reads_paused) {
+            /* Not reading is our doing: a peer with unread input is alive. */
+            int avail = 0;
+            if (ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0)
+                c->last_read_ms = now;
+        }
         if (now - c->last_read_ms > dead_ms) {
             d->stats.err_tick_timeout++;
             LOG_W(d->lg, MOD, "%s silent for %us (net_ticktime): dropping", c->peer,

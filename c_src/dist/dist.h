@@ -44,6 +44,8 @@ typedef struct rc_dist_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out, ticks_in, ticks_out;
     uint64_t conns_accepted, conns_connected, conns_closed;
     uint64_t err_handshake, err_frame_too_big, err_output_overflow, err_tick_timeout, err_io;
+    uint64_t read_pauses;
+    uint64_t connect_failed; /* outbound attempts (e.g. to departed nodes) */
 } rc_dist_stats;
 
 /* Listens on an ephemeral port and registers with epmd. The node name is only
