@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -85,6 +86,11 @@ struct rc_dist {
     int stopping;
     rc_dist_stats stats;
     int reads_paused;
+    /* Outbound connects in flight, by node name, readable from the
+     * handshake threads (the `connecting` hash belongs to the loop). */
+    pthread_mutex_t pending_mu;
+    char (*pending)[HS_MAX_NODE];
+    size_t npending, cappending;
 };
 
 static void conn_on_poll(uv_poll_t *h, int status, int events);
@@ -92,10 +98,54 @@ static void mark_dirty(rc_dist *d, rc_conn *c);
 static void update_poll(rc_dist *d, rc_conn *c);
 static void conn_flush(rc_dist *d, rc_conn *c);
 
-static hs_config make_hs_config(const rc_dist *d)
+static int pending_index(rc_dist *d, const char *node)
+{
+    for (size_t i = 0; i < d->npending; i++)
+        if (strcmp(d->pending[i], node) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void pending_set(rc_dist *d, const char *node, int on)
+{
+    pthread_mutex_lock(&d->pending_mu);
+    int i = pending_index(d, node);
+    if (on && i < 0) {
+        if (d->npending == d->cappending) {
+            size_t ncap = d->cappending ? d->cappending * 2 : 8;
+            char (*np)[HS_MAX_NODE] = realloc(d->pending, ncap * sizeof *np);
+            if (np != NULL) {
+                d->pending = np;
+                d->cappending = ncap;
+            }
+        }
+        if (d->npending < d->cappending)
+            strcpy(d->pending[d->npending++], node);
+    } else if (!on && i >= 0) {
+        memcpy(d->pending[i], d->pending[--d->npending], HS_MAX_NODE);
+    }
+    pthread_mutex_unlock(&d->pending_mu);
+}
+
+/* Both nodes connecting to each other at once: like net_kernel, the node
+ * with the greater name keeps its own outbound connection and refuses the
+ * inbound one (nok); the other accepts it (ok_simultaneous), and its own
+ * attempt is then refused by the peer. Both sides agree on one connection. */
+static hs_status status_for(void *ctx, const char *peer)
+{
+    rc_dist *d = ctx;
+    pthread_mutex_lock(&d->pending_mu);
+    int pending = pending_index(d, peer) >= 0;
+    pthread_mutex_unlock(&d->pending_mu);
+    if (!pending)
+        return HS_STATUS_OK;
+    return strcmp(d->node_name, peer) > 0 ? HS_STATUS_NOK : HS_STATUS_OK_SIMULTANEOUS;
+}
+
+static hs_config make_hs_config(rc_dist *d)
 {
     hs_config hc = {.this_node = d->node_name, .creation = d->creation, .cookie = d->cookie,
-                    .flags = RC_DIST_FLAGS};
+                    .flags = RC_DIST_FLAGS, .status_for = status_for, .status_ctx = d};
     return hc;
 }
 
@@ -167,8 +217,10 @@ static void hs_after(uv_work_t *req, int status)
     hs_job *j = req->data;
     rc_dist *d = j->dist;
     d->jobs_in_flight--;
-    if (j->outbound)
+    if (j->outbound) {
         HASH_DEL(d->connecting, j);
+        pending_set(d, j->node, 0);
+    }
     int ok = status == 0 && j->ok && !d->stopping;
     if (ok && rc_dist_find(d, j->result.peer_node) != NULL) {
         /* A simultaneous connect in the other direction won; keep that one. */
@@ -235,7 +287,9 @@ void rc_dist_connect(rc_dist *d, const char *node)
     j->outbound = 1;
     j->fd = -1;
     strcpy(j->node, node);
+    pending_set(d, node, 1); /* before the job runs: acceptors must see it */
     if (queue_job(d, j) != 0) {
+        pending_set(d, node, 0);
         free(j);
         return;
     }
@@ -611,6 +665,7 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     d->cfg = *cfg;
     d->cb = *cb;
     d->listen_fd = d->epmd_fd = -1;
+    pthread_mutex_init(&d->pending_mu, NULL);
     if (strlen(cfg->alive) >= sizeof d->alive || strlen(cfg->node_name) >= sizeof d->node_name ||
         strlen(cfg->cookie) >= sizeof d->cookie) {
         snprintf(err, (size_t)errlen, "node name or cookie too long");
@@ -725,5 +780,7 @@ void rc_dist_free(rc_dist *d)
         close(d->listen_fd);
     if (d->epmd_fd >= 0)
         close(d->epmd_fd);
+    pthread_mutex_destroy(&d->pending_mu);
+    free(d->pending);
     free(d);
 }

@@ -229,8 +229,20 @@ int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, 
         (void)send_msg(fd, nok, sizeof nok, dl);
         return -1;
     }
+    hs_status st = cfg->status_for ? cfg->status_for(cfg->status_ctx, out->peer_node)
+                                   : HS_STATUS_OK;
+    if (st == HS_STATUS_NOK) {
+        static const uint8_t nok[] = {'s', 'n', 'o', 'k'};
+        (void)send_msg(fd, nok, sizeof nok, dl);
+        snprintf(err, (size_t)errlen, "simultaneous connect with %s: keeping ours",
+                 out->peer_node);
+        return -1;
+    }
     static const uint8_t ok[] = {'s', 'o', 'k'};
-    if (send_msg(fd, ok, sizeof ok, dl) != 0) {
+    static const uint8_t ok_sim[] = {'s', 'o', 'k', '_', 's', 'i', 'm', 'u', 'l', 't', 'a', 'n',
+                                     'e', 'o', 'u', 's'};
+    if ((st == HS_STATUS_OK_SIMULTANEOUS ? send_msg(fd, ok_sim, sizeof ok_sim, dl)
+                                         : send_msg(fd, ok, sizeof ok, dl)) != 0) {
         snprintf(err, (size_t)errlen, "send_status: %s", strerror(errno));
         return -1;
     }

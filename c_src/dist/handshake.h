@@ -42,11 +42,18 @@
      DFLAG_UTF8_ATOMS | DFLAG_MAP_TAG | DFLAG_BIG_CREATION | DFLAG_HANDSHAKE_23 |            \
      DFLAG_UNLINK_ID)
 
+/* What an acceptor answers a peer that is connecting to it (its "status"). */
+typedef enum { HS_STATUS_OK = 0, HS_STATUS_OK_SIMULTANEOUS, HS_STATUS_NOK } hs_status;
+
 typedef struct hs_config {
     const char *this_node; /* alive@host */
     uint32_t creation;
     const char *cookie;
     uint64_t flags;
+    /* Acceptor only, may be NULL: decides the status for a peer, e.g. when
+     * this node is connecting to that same peer at the same moment. */
+    hs_status (*status_for)(void *ctx, const char *peer);
+    void *status_ctx;
 } hs_config;
 
 typedef struct hs_result {

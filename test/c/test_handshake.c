@@ -18,16 +18,23 @@
 typedef struct acceptor {
     int fd;
     const char *cookie;
+    hs_status status; /* what the acceptor answers */
     int rc;
     hs_result res;
     char err[256];
 } acceptor;
 
+static hs_status fixed_status(void *ctx, const char *peer)
+{
+    (void)peer;
+    return ((acceptor *)ctx)->status;
+}
+
 static void *run_accept(void *arg)
 {
     acceptor *a = arg;
     hs_config cfg = {.this_node = "acc@host", .creation = 11, .cookie = a->cookie,
-                     .flags = RC_DIST_FLAGS};
+                     .flags = RC_DIST_FLAGS, .status_for = fixed_status, .status_ctx = a};
     a->rc = handshake_accept(a->fd, &cfg, &a->res, sockio_now_ms() + 3000, a->err,
                              (int)sizeof a->err);
     return NULL;
@@ -81,6 +88,25 @@ static void test_handshake_wrong_cookie(void **state)
     assert_null(strstr(a.err, "other"));
 }
 
+/* Simultaneous connects: the acceptor that keeps its own attempt refuses
+ * (nok) and the connector fails; ok_simultaneous lets the connector in. */
+static void test_simultaneous_statuses(void **state)
+{
+    (void)state;
+    hs_result cres;
+    acceptor a;
+    memset(&a, 0, sizeof a);
+    a.status = HS_STATUS_NOK;
+    assert_int_equal(run_pair("secret", "secret", &cres, &a), -1);
+    assert_int_equal(a.rc, -1);
+    assert_non_null(strstr(a.err, "simultaneous"));
+    memset(&a, 0, sizeof a);
+    a.status = HS_STATUS_OK_SIMULTANEOUS;
+    assert_int_equal(run_pair("secret", "secret", &cres, &a), 0);
+    assert_int_equal(a.rc, 0);
+    assert_string_equal(cres.peer_node, "acc@host");
+}
+
 static void test_digest(void **state)
 {
     (void)state;
@@ -99,6 +125,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_ok),
         cmocka_unit_test(test_handshake_wrong_cookie),
+        cmocka_unit_test(test_simultaneous_statuses),
         cmocka_unit_test(test_digest),
     };
     return cmocka_run_group_tests_name("handshake", tests, NULL, NULL);
