@@ -17,7 +17,7 @@
          stop_cnode/1, wait_cnode_exit/2, holder_call/2,
          os_kill/2, os_pid_alive/1]).
 %% resource tracking
--export([start_tracker/0, stop_tracker/1, track/2, cleanup/1]).
+-export([start_tracker/0, stop_tracker/1, track/2, cleanup/1, suite_init/1, suite_end/2]).
 %% peers and the shim
 -export([start_peer/2, start_peer/3, stop_peer/1, pcall/4, pcall/5,
          start_meshed_peers/3, start_pg_scope/2,
@@ -206,6 +206,34 @@ os_pid_alive(OsPid) ->
 %% is recorded for the given scopes: peers first (they own spawn-mode C
 %% nodes), then C nodes, then any recorded OS pid that is still a
 %% reckon_cnode process.
+%% @doc Common init_per_suite: checks the environment run_ct.sh sets up (own
+%% epmd port, distributed node, built C node) and starts the tracker that
+%% cleans up whatever the cases start; C node logs go to priv_dir.
+-spec suite_init(list()) -> list() | {fail, string()}.
+suite_init(Config) ->
+    case {os:getenv("ERL_EPMD_PORT"), erlang:is_alive(), cnode_bin()} of
+        {false, _, _} ->
+            {fail, "ERL_EPMD_PORT is not set: run the suite with test/erl/run_ct.sh "
+                   "(or make test), which starts a private epmd and exports its port"};
+        {_, false, _} ->
+            {fail, "this node is not distributed: run rebar3 ct with --sname and "
+                   "--setcookie (test/erl/run_ct.sh does)"};
+        {_, _, {error, Why}} ->
+            {fail, Why};
+        {EpmdPort, true, {ok, _}} ->
+            ct:log("ERL_EPMD_PORT=~s node=~p", [EpmdPort, node()]),
+            Tracker = start_tracker(),
+            track(suite, {log_dir, proplists:get_value(priv_dir, Config)}),
+            [{epmd_port, EpmdPort}, {tracker, Tracker} | Config]
+    end.
+
+%% @doc Common end_per_suite: cleans up the given scopes, stops the tracker.
+-spec suite_end(list(), [atom()]) -> ok.
+suite_end(Config, Scopes) ->
+    cleanup(Scopes),
+    stop_tracker(proplists:get_value(tracker, Config)),
+    ok.
+
 -spec start_tracker() -> pid().
 start_tracker() ->
     Parent = self(),

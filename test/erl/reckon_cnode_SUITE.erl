@@ -19,7 +19,7 @@
 -import(rc_test_lib,
         [cnode_bin/0, start_cnode/2, start_cnode_args/2, wait_cnode_exit/2,
          holder_call/2, os_kill/2, os_pid_alive/1,
-         start_tracker/0, stop_tracker/1, track/2, cleanup/1,
+         track/2, cleanup/1,
          start_peer/2, start_shim_on/2, start_local_shim/1, stop_local_shim/0,
          wait_connected/1, wait_until/3, unique_name/1, host/0, now_ms/0]).
 
@@ -98,26 +98,10 @@ groups() ->
 %%%===================================================================
 
 init_per_suite(Config) ->
-    case {os:getenv("ERL_EPMD_PORT"), erlang:is_alive()} of
-        {false, _} ->
-            {fail, "ERL_EPMD_PORT is not set: run the suite with "
-                   "test/erl/run_ct.sh (or make test), which starts a private "
-                   "epmd and exports its port"};
-        {_, false} ->
-            {fail, "this node is not distributed: run rebar3 ct with "
-                   "--sname and --setcookie (test/erl/run_ct.sh does)"};
-        {EpmdPort, true} ->
-            ct:log("ERL_EPMD_PORT=~s node=~p", [EpmdPort, node()]),
-            Tracker = start_tracker(),
-            %% C node logs (stderr) go to files here, linked from the CT log
-            track(suite, {log_dir, ?config(priv_dir, Config)}),
-            [{epmd_port, EpmdPort}, {tracker, Tracker} | Config]
-    end.
+    rc_test_lib:suite_init(Config).
 
 end_per_suite(Config) ->
-    cleanup([testcase, group, suite]),
-    stop_tracker(?config(tracker, Config)),
-    ok.
+    rc_test_lib:suite_end(Config, [testcase, group, suite]).
 
 init_per_group(cnode, Config) ->
     case cnode_bin() of

@@ -31,7 +31,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -import(rc_test_lib,
-        [start_cnode/3, start_tracker/0, stop_tracker/1, track/2, cleanup/1,
+        [start_cnode/3, cleanup/1,
          pcall/4, start_shim_on/2, wait_connected/1, wait_until/3,
          unique_name/1]).
 
@@ -77,23 +77,10 @@ all() ->
      topic_bit_exact].
 
 init_per_suite(Config) ->
-    case {os:getenv("ERL_EPMD_PORT"), erlang:is_alive(), rc_test_lib:cnode_bin()} of
-        {false, _, _} ->
-            {fail, "ERL_EPMD_PORT is not set: run the suite with test/erl/run_ct.sh"};
-        {_, false, _} ->
-            {fail, "this node is not distributed: run it with test/erl/run_ct.sh"};
-        {_, _, {error, Why}} ->
-            {fail, Why};
-        {_, true, {ok, _}} ->
-            Tracker = start_tracker(),
-            track(suite, {log_dir, ?config(priv_dir, Config)}),
-            [{tracker, Tracker} | Config]
-    end.
+    rc_test_lib:suite_init(Config).
 
 end_per_suite(Config) ->
-    cleanup([testcase, suite]),
-    stop_tracker(?config(tracker, Config)),
-    ok.
+    rc_test_lib:suite_end(Config, [testcase, suite]).
 
 %% Three peers with the shim attached to a fresh C node; the scope pids
 %% are recorded for the check at the end of the case.

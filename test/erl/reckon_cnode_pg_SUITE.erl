@@ -25,7 +25,7 @@
 
 -import(rc_test_lib,
         [start_cnode/3, wait_cnode_exit/2, os_kill/2,
-         start_tracker/0, stop_tracker/1, track/2, cleanup/1,
+         cleanup/1,
          start_peer/3, stop_peer/1, pcall/4,
          start_shim_on/2, wait_connected/1, wait_until/3, unique_name/1,
          now_ms/0]).
@@ -82,23 +82,10 @@ all() ->
      seed_nodes_discovery].
 
 init_per_suite(Config) ->
-    case {os:getenv("ERL_EPMD_PORT"), erlang:is_alive(), rc_test_lib:cnode_bin()} of
-        {false, _, _} ->
-            {fail, "ERL_EPMD_PORT is not set: run the suite with test/erl/run_ct.sh"};
-        {_, false, _} ->
-            {fail, "this node is not distributed: run it with test/erl/run_ct.sh"};
-        {_, _, {error, Why}} ->
-            {fail, Why};
-        {_, true, {ok, _}} ->
-            Tracker = start_tracker(),
-            track(suite, {log_dir, ?config(priv_dir, Config)}),
-            [{tracker, Tracker} | Config]
-    end.
+    rc_test_lib:suite_init(Config).
 
 end_per_suite(Config) ->
-    cleanup([testcase, suite]),
-    stop_tracker(?config(tracker, Config)),
-    ok.
+    rc_test_lib:suite_end(Config, [testcase, suite]).
 
 init_per_testcase(_Case, Config) ->
     Config.

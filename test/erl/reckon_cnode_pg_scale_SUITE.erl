@@ -16,7 +16,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--import(rc_test_lib, [start_cnode/3, start_tracker/0, stop_tracker/1, track/2,
+-import(rc_test_lib, [start_cnode/3,
                       cleanup/1, start_meshed_peers/3, start_pg_scope/2, pcall/4,
                       pcall/5, wait_until/3, unique_name/1, now_ms/0]).
 
@@ -42,23 +42,10 @@ all() ->
     [beam_to_cnode_100k, cnode_to_beam_100k].
 
 init_per_suite(Config) ->
-    case {os:getenv("ERL_EPMD_PORT"), erlang:is_alive(), rc_test_lib:cnode_bin()} of
-        {false, _, _} ->
-            {fail, "ERL_EPMD_PORT is not set: run the suite with test/erl/run_ct.sh"};
-        {_, false, _} ->
-            {fail, "this node is not distributed: run it with test/erl/run_ct.sh"};
-        {_, _, {error, Why}} ->
-            {fail, Why};
-        {_, true, {ok, _}} ->
-            Tracker = start_tracker(),
-            track(suite, {log_dir, ?config(priv_dir, Config)}),
-            [{tracker, Tracker} | Config]
-    end.
+    rc_test_lib:suite_init(Config).
 
 end_per_suite(Config) ->
-    cleanup([testcase, suite]),
-    stop_tracker(?config(tracker, Config)),
-    ok.
+    rc_test_lib:suite_end(Config, [testcase, suite]).
 
 init_per_testcase(_Case, Config) ->
     Config.
