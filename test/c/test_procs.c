@@ -391,6 +391,38 @@ static void test_remote_down_delivered(void **state)
     ei_x_free(&c);
 }
 
+/* Outgoing links: LINK goes out, the linked process's EXIT reaches the
+ * handler, and unlinking sends UNLINK_ID (after which an EXIT is stale). */
+static void test_outgoing_link(void **state)
+{
+    fixture *f = *state;
+    inbox in = {0};
+    rc_proc *p = rc_proc_spawn(f->ps, record, &in, NULL);
+    erlang_pid other = remote_pid(18);
+    assert_int_equal(rc_proc_link(f->ps, p, &other), 0);
+    assert_int_equal(f->rec.n, 1);
+    ctrl_msg *m = decode_sent(&f->rec, 0);
+    assert_int_equal(m->op, CTRL_LINK);
+    assert_int_equal(m->to.num, 18);
+    ei_x_buff c;
+    ei_x_new(&c);
+    ctrl_encode_exit(&c, CTRL_EXIT, &other, rc_proc_pid(p), "boom");
+    feed(f->ps, &c, NULL);
+    assert_int_equal(in.exits, 1);
+    assert_string_equal(in.last_atom, "boom");
+    /* link again, then unlink: UNLINK_ID goes out and a late EXIT is ignored */
+    assert_int_equal(rc_proc_link(f->ps, p, &other), 0);
+    rc_proc_unlink(f->ps, p, &other);
+    assert_int_equal(f->rec.n, 3);
+    assert_int_equal(decode_sent(&f->rec, 2)->op, CTRL_UNLINK_ID);
+    feed(f->ps, &c, NULL);
+    assert_int_equal(in.exits, 1);
+    /* not connected: the link is refused */
+    f->rec.connected = 0;
+    assert_int_equal(rc_proc_link(f->ps, p, &other), -1);
+    ei_x_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_send_does_not_reenter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_down_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outgoing_link, setup, teardown),
     };
     return cmocka_run_group_tests_name("procs", tests, NULL, NULL);
 }
