@@ -800,9 +800,8 @@ rc_pg_scope *rc_pg_scope_start(uv_loop_t *loop, const rc_logger *lg, rc_procs *p
         free(s);
         return NULL;
     }
-    s->proc = rc_proc_spawn(ps, on_signal, s, NULL);
-    if (s->proc == NULL || rc_proc_register(ps, s->proc, scope_name) != 0 ||
-        rc_cpid_from_ei(nodes, rc_proc_pid(s->proc), &s->self) != 0) {
+    s->proc = rc_proc_spawn_registered(ps, on_signal, s, NULL, scope_name);
+    if (s->proc == NULL || rc_cpid_from_ei(nodes, rc_proc_pid(s->proc), &s->self) != 0) {
         if (s->proc)
             rc_proc_exit(ps, s->proc, "normal");
         ei_x_free(&s->key);

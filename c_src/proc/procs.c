@@ -214,6 +214,17 @@ int rc_proc_register(rc_procs *ps, rc_proc *p, const char *name)
     return 0;
 }
 
+rc_proc *rc_proc_spawn_registered(rc_procs *ps, rc_proc_handler fn, void *ctx,
+                                  void (*free_ctx)(void *), const char *name)
+{
+    rc_proc *p = rc_proc_spawn(ps, fn, ctx, free_ctx);
+    if (p != NULL && rc_proc_register(ps, p, name) != 0) {
+        rc_proc_exit(ps, p, "normal");
+        return NULL;
+    }
+    return p;
+}
+
 static void unregister(rc_procs *ps, rc_proc *p)
 {
     if (p->name == NULL)
@@ -685,11 +696,7 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
     case CTRL_SEND_SENDER_TT:
     case CTRL_REG_SEND:
     case CTRL_REG_SEND_TT:
-        if (m.msg == NULL) {
-            ps->stats.err_malformed++;
-            return;
-        }
-        p = resolve_target(ps, &m);
+        p = resolve_target(ps, &m); /* ctrl_decode ensured a message body */
         if (p == NULL) {
             ps->stats.err_unknown_target++;
             LOG_D(ps->lg, MOD, "message from %s to unknown %s dropped", peer,

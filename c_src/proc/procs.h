@@ -63,6 +63,10 @@ void rc_procs_on_down(rc_procs *ps, const char *peer);
 rc_proc *rc_proc_spawn(rc_procs *ps, rc_proc_handler fn, void *ctx, void (*free_ctx)(void *));
 /* 0, or -1 if the name is taken or too long. */
 int rc_proc_register(rc_procs *ps, rc_proc *p, const char *name);
+/* Spawn and register in one step (a service process); NULL if either
+ * fails, in which case nothing is left behind. */
+rc_proc *rc_proc_spawn_registered(rc_procs *ps, rc_proc_handler fn, void *ctx,
+                                  void (*free_ctx)(void *), const char *name);
 const erlang_pid *rc_proc_pid(const rc_proc *p);
 void *rc_proc_ctx(const rc_proc *p);
 rc_proc *rc_procs_whereis(rc_procs *ps, const char *name);

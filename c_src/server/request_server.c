@@ -731,10 +731,8 @@ rc_request_server *rc_request_server_start(uv_loop_t *loop, rc_procs *ps, names_
     rs->stats_ctx = stats_ctx;
     /* The server struct outlives its process: queued persists may still
      * complete while the node stops; rc_request_server_free releases it. */
-    rs->self = rc_proc_spawn(ps, on_signal, rs, NULL);
-    if (rs->self == NULL || rc_proc_register(ps, rs->self, "reckon_cnode") != 0) {
-        if (rs->self)
-            rc_proc_exit(ps, rs->self, "normal");
+    rs->self = rc_proc_spawn_registered(ps, on_signal, rs, NULL, "reckon_cnode");
+    if (rs->self == NULL) {
         free(rs);
         return NULL;
     }
@@ -780,12 +778,5 @@ static void net_kernel_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 
 int rc_net_kernel_start(rc_procs *ps)
 {
-    rc_proc *p = rc_proc_spawn(ps, net_kernel_signal, NULL, NULL);
-    if (p == NULL)
-        return -1;
-    if (rc_proc_register(ps, p, "net_kernel") != 0) {
-        rc_proc_exit(ps, p, "normal");
-        return -1;
-    }
-    return 0;
+    return rc_proc_spawn_registered(ps, net_kernel_signal, NULL, NULL, "net_kernel") ? 0 : -1;
 }
