@@ -85,10 +85,14 @@ build/fuzz/fuzz_frames: test/fuzz/fuzz_frames.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
 
+# The fuzzer's progress lines go to a log; its verdict (and any finding)
+# is printed.
 fuzz: build/fuzz/fuzz_frames
 	@mkdir -p build/fuzz/corpus
-	build/fuzz/fuzz_frames -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
-	  build/fuzz/corpus test/fuzz/seeds
+	@echo "== libFuzzer: $(FUZZ_SECONDS) s over inbound frames (log: build/fuzz/fuzz.log)"
+	@build/fuzz/fuzz_frames -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
+	  build/fuzz/corpus test/fuzz/seeds > build/fuzz/fuzz.log 2>&1 || { tail -60 build/fuzz/fuzz.log; exit 1; }
+	@tail -1 build/fuzz/fuzz.log
 
 erl:
 	rebar3 compile

@@ -1,7 +1,7 @@
 # The Elixir check (run by test/elixir/run.sh): on an Elixir node, start the
 # :reckon_cnode application attached to the C node given as the argument and
 # use :reckon_db_emitter_group and :reckon_cnode as an Elixir user would.
-# Prints one line per check and "elixir check: N passed, M failed"; exits
+# Prints one line per check and "elixir: N passed, M failed"; exits
 # non-zero if any check failed.
 
 defmodule ElixirCheck do
@@ -21,7 +21,7 @@ defmodule ElixirCheck do
     failed = Enum.count(results, &(&1 != :ok))
     passed = length(results) - failed
     :ok = Application.stop(:reckon_cnode)
-    IO.puts("elixir check: #{passed} passed, #{failed} failed")
+    IO.puts("elixir: #{passed} passed, #{failed} failed")
     System.halt(if failed == 0, do: 0, else: 1)
   end
 
