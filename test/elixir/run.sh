@@ -25,11 +25,7 @@ if [ ! -f "$EBIN/reckon_cnode.app" ]; then
 fi
 command -v elixir >/dev/null 2>&1 || { echo "elixir check: elixir not installed" >&2; exit 2; }
 
-free_port() {
-    erl -noshell -eval '{ok, S} = gen_tcp:listen(0, [{ip, {127,0,0,1}}]),
-                        {ok, P} = inet:port(S), io:format("~b", [P]),
-                        halt().'
-}
+. test/private_epmd.sh
 
 TMP=$(mktemp -d) || exit 2
 EPMD_PORT=""
@@ -49,17 +45,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for _attempt in 1 2 3 4 5; do
-    P=$(free_port) || exit 2
-    epmd -port "$P" -daemon -relaxed_command_check
-    i=0
-    while [ $i -lt 50 ]; do
-        if epmd -port "$P" -names >/dev/null 2>&1; then EPMD_PORT=$P; break; fi
-        sleep 0.1
-        i=$((i + 1))
-    done
-    [ -n "$EPMD_PORT" ] && break
-done
+start_private_epmd
 [ -n "$EPMD_PORT" ] || { echo "elixir check: could not start epmd" >&2; exit 2; }
 ERL_EPMD_PORT=$EPMD_PORT
 export ERL_EPMD_PORT

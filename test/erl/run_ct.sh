@@ -13,25 +13,10 @@ set -u
 
 cd "$(dirname "$0")/../.." || exit 2
 
-free_port() {
-    erl -noshell -eval '{ok, S} = gen_tcp:listen(0, [{ip, {127,0,0,1}}]),
-                        {ok, P} = inet:port(S), io:format("~b", [P]),
-                        halt().'
-}
+. test/private_epmd.sh
 
 EPMD_PORT=""
-for _attempt in 1 2 3 4 5; do
-    P=$(free_port) || exit 2
-    # -relaxed_command_check: `epmd -kill` works even if a node is registered
-    epmd -port "$P" -daemon -relaxed_command_check
-    i=0
-    while [ $i -lt 50 ]; do
-        if epmd -port "$P" -names >/dev/null 2>&1; then EPMD_PORT=$P; break; fi
-        sleep 0.1
-        i=$((i + 1))
-    done
-    [ -n "$EPMD_PORT" ] && break
-done
+start_private_epmd
 if [ -z "$EPMD_PORT" ]; then
     echo "run_ct.sh: could not start epmd on a free port" >&2
     exit 2
