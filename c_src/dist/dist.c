@@ -85,6 +85,7 @@ struct rc_dist {
     size_t jobs_in_flight;
     int stopping;
     rc_dist_stats stats;
+    size_t out_pending; /* sum of every connection's unwritten output */
     int reads_paused;
     /* Outbound connects in flight, by node name, readable from the
      * handshake threads (the `connecting` hash belongs to the loop). */
@@ -349,13 +350,9 @@ void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg)
     }
 }
 
-size_t rc_dist_output_pending(const rc_dist *d)
-{
-    size_t total = 0;
-    for (const rc_conn *c = d->conns; c != NULL; c = c->hh.next)
-        total += bytebuf_pending(&c->out);
-    return total;
-}
+/* Kept as a running total: back-pressure asks for it per frame and per
+ * queued event, so it must not walk the connections. */
+size_t rc_dist_output_pending(const rc_dist *d) { return d->out_pending; }
 
 const char *rc_conn_peer(const rc_conn *c) { return c->peer; }
 uint32_t rc_conn_peer_creation(const rc_conn *c) { return c->peer_creation; }
@@ -382,6 +379,7 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
     /* Best effort: push what is queued (e.g. leave messages on shutdown). */
     if (bytebuf_pending(&c->out) > 0)
         conn_flush(d, c);
+    d->out_pending -= bytebuf_pending(&c->out); /* what never left is gone */
     LOG_I(d->lg, MOD, "connection to %s closed: %s", c->peer, why);
     if (d->cb.on_down)
         d->cb.on_down(d->cb.ctx, c, why);
@@ -426,6 +424,7 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
     bytebuf_append(&c->out, hdr, 5);
     for (int i = 0; i < nparts; i++)
         bytebuf_append(&c->out, parts[i].iov_base, parts[i].iov_len);
+    d->out_pending += 4 + payload;
     d->stats.frames_out++;
     mark_dirty(d, c);
     return 0;
@@ -472,6 +471,7 @@ static void conn_flush(rc_dist *d, rc_conn *c)
     d->stats.bytes_out += (uint64_t)w;
     c->last_write_ms = uv_now(d->loop);
     bytebuf_consume(&c->out, (size_t)w);
+    d->out_pending -= (size_t)w;
     /* A partial write means the socket is full: wait for writability instead
      * of spinning, and never block the loop on a slow peer. */
     update_poll(d, c);
@@ -643,6 +643,7 @@ static void on_tick_timer(uv_timer_t *t)
         if (now - c->last_write_ms >= tick_ms && bytebuf_pending(&c->out) == 0) {
             static const uint8_t tick[4] = {0, 0, 0, 0};
             if (bytebuf_append(&c->out, tick, 4) == 0) {
+                d->out_pending += 4;
                 d->stats.ticks_out++;
                 mark_dirty(d, c);
             }

@@ -401,13 +401,11 @@ static int group_of(const char *buf, int len, int *idx, ei_x_buff *g)
     uint8_t scratch[2 * 256];
     if (term_read_atom(buf, len, idx, &p, &n, scratch, sizeof scratch) != 0)
         return -1;
-    int s1 = *idx;
     if (term_skip(buf, len, idx) != 0)
         return -1;
     g->index = 0;
     if (ei_x_encode_tuple_header(g, 3) != 0 || ei_x_append_buf(g, buf + s0, *idx - s0) != 0)
         return -1;
-    (void)s1;
     return ei_x_encode_atom(g, "emitters");
 }
 
