@@ -233,7 +233,9 @@ static void hs_after(uv_work_t *req, int status)
             d->stats.connect_failed++;
         else
             d->stats.err_handshake++;
-        if (j->outbound)
+        if (j->result.missing_flags != 0)
+            LOG_W(d->lg, MOD, "%s", j->err); /* a version mismatch: the user must act */
+        else if (j->outbound)
             LOG_I(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
         else
             LOG_W(d->lg, MOD, "inbound handshake failed: %s", j->err);

@@ -136,17 +136,66 @@ static int parse_name_msg(const uint8_t *b, size_t n, int with_challenge, uint32
     return 0;
 }
 
-static int check_peer_flags(uint64_t flags, char *err, int errlen)
+void handshake_flag_names(uint64_t flags, char *out, int outlen)
 {
-    const uint64_t need = DFLAG_EXTENDED_REFERENCES | DFLAG_EXTENDED_PIDS_PORTS |
-                          DFLAG_UTF8_ATOMS | DFLAG_NEW_FLOATS | DFLAG_BIG_CREATION |
-                          DFLAG_MAP_TAG | DFLAG_HANDSHAKE_23;
-    if ((flags & need) != need) {
-        snprintf(err, (size_t)errlen, "peer lacks required distribution flags (0x%llx)",
-                 (unsigned long long)flags);
-        return -1;
+    static const struct {
+        uint64_t flag;
+        const char *name;
+    } names[] = {
+        {DFLAG_EXTENDED_REFERENCES, "EXTENDED_REFERENCES"},
+        {DFLAG_DIST_MONITOR, "DIST_MONITOR"},
+        {DFLAG_FUN_TAGS, "FUN_TAGS"},
+        {DFLAG_DIST_MONITOR_NAME, "DIST_MONITOR_NAME"},
+        {DFLAG_NEW_FUN_TAGS, "NEW_FUN_TAGS"},
+        {DFLAG_EXTENDED_PIDS_PORTS, "EXTENDED_PIDS_PORTS"},
+        {DFLAG_EXPORT_PTR_TAG, "EXPORT_PTR_TAG"},
+        {DFLAG_BIT_BINARIES, "BIT_BINARIES"},
+        {DFLAG_NEW_FLOATS, "NEW_FLOATS"},
+        {DFLAG_SMALL_ATOM_TAGS, "SMALL_ATOM_TAGS"},
+        {DFLAG_UTF8_ATOMS, "UTF8_ATOMS"},
+        {DFLAG_MAP_TAG, "MAP_TAG"},
+        {DFLAG_BIG_CREATION, "BIG_CREATION"},
+        {DFLAG_HANDSHAKE_23, "HANDSHAKE_23"},
+        {DFLAG_UNLINK_ID, "UNLINK_ID"},
+        {DFLAG_V4_NC, "V4_NC"},
+    };
+    int used = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (!(flags & names[k].flag))
+            continue;
+        flags &= ~names[k].flag;
+        int n = snprintf(out + used, (size_t)(outlen - used), "%s%s", used ? ", " : "",
+                         names[k].name);
+        if (n < 0 || n >= outlen - used)
+            return;
+        used += n;
     }
-    return 0;
+    if (flags != 0 && used < outlen)
+        snprintf(out + used, (size_t)(outlen - used), "%s0x%llx", used ? ", " : "",
+                 (unsigned long long)flags);
+}
+
+/* As OTP does, a peer may offer MANDATORY_25_DIGEST in place of the flags it
+ * stands for. */
+static uint64_t expand_digest(uint64_t flags)
+{
+    return (flags & DFLAG_MANDATORY_25_DIGEST) ? flags | HS_MANDATORY_25 : flags;
+}
+
+static int check_peer_flags(hs_result *out, const char *dir, char *err, int errlen)
+{
+    out->peer_flags = expand_digest(out->peer_flags);
+    uint64_t missing = HS_MANDATORY & ~out->peer_flags;
+    if (missing == 0)
+        return 0;
+    char names[256];
+    handshake_flag_names(missing, names, (int)sizeof names);
+    out->missing_flags = missing;
+    snprintf(err, (size_t)errlen,
+             "connection %s %s refused: it cannot handle [%s] (OTP 25 or newer needed)", dir,
+             out->peer_node, names);
+    return -1;
 }
 
 int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, hs_result *out,
@@ -170,7 +219,17 @@ int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, h
             static const uint8_t f[] = {'s', 'f', 'a', 'l', 's', 'e'};
             (void)send_msg(fd, f, sizeof f, dl);
         }
-        snprintf(err, (size_t)errlen, "peer refused connection: status %.32s", status);
+        if (strcmp(status, "not_allowed") == 0) {
+            /* An OTP node answers so when we lack a flag it requires; its own
+             * log names the flags. */
+            out->missing_flags = HS_REFUSED_BY_PEER;
+            snprintf(err, (size_t)errlen,
+                     "peer refused us (not_allowed): it requires distribution flags we do "
+                     "not offer (offered: 0x%llx); its log names them",
+                     (unsigned long long)cfg->flags);
+        } else {
+            snprintf(err, (size_t)errlen, "peer refused connection: status %.32s", status);
+        }
         return -1;
     }
     uint32_t their_challenge = 0;
@@ -184,7 +243,7 @@ int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, h
                  expected_peer);
         return -1;
     }
-    if (check_peer_flags(out->peer_flags, err, errlen) != 0)
+    if (check_peer_flags(out, "to", err, errlen) != 0)
         return -1;
     uint32_t our_challenge = new_challenge();
     b[0] = 'r';
@@ -221,10 +280,15 @@ int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, 
         return -1;
     }
     if (parse_name_msg(b, n, 0, NULL, out) != 0) {
-        snprintf(err, (size_t)errlen, "malformed send_name");
+        if (n >= 9 && b[0] == 'N' && (expand_digest(get64(b + 1)) & DFLAG_NAME_ME))
+            snprintf(err, (size_t)errlen,
+                     "peer asks for a dynamic node name (NAME_ME), which this node does not "
+                     "assign");
+        else
+            snprintf(err, (size_t)errlen, "malformed send_name");
         return -1;
     }
-    if (check_peer_flags(out->peer_flags, err, errlen) != 0) {
+    if (check_peer_flags(out, "from", err, errlen) != 0) {
         static const uint8_t nok[] = {'s', 'n', 'o', 't', '_', 'a', 'l', 'l', 'o', 'w', 'e', 'd'};
         (void)send_msg(fd, nok, sizeof nok, dl);
         return -1;

@@ -30,17 +30,31 @@
 #define DFLAG_BIG_CREATION 0x40000ULL
 #define DFLAG_HANDSHAKE_23 0x1000000ULL
 #define DFLAG_UNLINK_ID 0x2000000ULL
+/* Stands for every flag of HS_MANDATORY_25 (a peer may send it instead). */
+#define DFLAG_MANDATORY_25_DIGEST 0x4000000ULL
+#define DFLAG_NAME_ME (0x2ULL << 32)
+/* Full 32-bit pid ID and Serial, V4_PORT_EXT, references of up to 5 words. */
+#define DFLAG_V4_NC (0x4ULL << 32)
 
-/* What the C node advertises: everything OTP 25 makes mandatory plus monitors
- * (by pid and by name) and UNLINK_ID. Not PUBLISHED: the C node is hidden.
- * Not DIST_HDR_ATOM_CACHE or FRAGMENTS: peers then send plain pass-through
- * frames, one message per frame. */
+/* What a peer must offer: OTP 25's mandatory set, plus what OTP 26 made
+ * mandatory (V4_NC and UNLINK_ID). Every OTP 25 node offers all of it, and
+ * OTP 26+ nodes refuse a peer without it, so we hold peers to the same. */
+#define HS_MANDATORY_25                                                                      \
+    (DFLAG_EXTENDED_REFERENCES | DFLAG_FUN_TAGS | DFLAG_EXTENDED_PIDS_PORTS |                \
+     DFLAG_UTF8_ATOMS | DFLAG_NEW_FUN_TAGS | DFLAG_BIG_CREATION | DFLAG_NEW_FLOATS |         \
+     DFLAG_MAP_TAG | DFLAG_EXPORT_PTR_TAG | DFLAG_BIT_BINARIES | DFLAG_HANDSHAKE_23)
+#define HS_MANDATORY (HS_MANDATORY_25 | DFLAG_V4_NC | DFLAG_UNLINK_ID)
+
+/* What the C node advertises: everything OTP 25-29 make mandatory plus
+ * monitors (by pid and by name) and SMALL_ATOM_TAGS. Not PUBLISHED: the C
+ * node is hidden. Not DIST_HDR_ATOM_CACHE or FRAGMENTS: peers then send plain
+ * pass-through frames, one message per frame. Not SPAWN, ALIAS, ALTACT_SIG,
+ * SEND_SENDER or EXIT_PAYLOAD: a peer then never sends SPAWN_REQUEST,
+ * ALIAS_SEND, ALTACT_SIG_SEND, SEND_SENDER or the PAYLOAD_* operations, and
+ * falls back to SEND, EXIT and MONITOR_P_EXIT, which the process layer
+ * handles. */
 #define RC_DIST_FLAGS                                                                        \
-    (DFLAG_EXTENDED_REFERENCES | DFLAG_DIST_MONITOR | DFLAG_FUN_TAGS |                       \
-     DFLAG_DIST_MONITOR_NAME | DFLAG_NEW_FUN_TAGS | DFLAG_EXTENDED_PIDS_PORTS |              \
-     DFLAG_EXPORT_PTR_TAG | DFLAG_BIT_BINARIES | DFLAG_NEW_FLOATS | DFLAG_SMALL_ATOM_TAGS |  \
-     DFLAG_UTF8_ATOMS | DFLAG_MAP_TAG | DFLAG_BIG_CREATION | DFLAG_HANDSHAKE_23 |            \
-     DFLAG_UNLINK_ID)
+    (HS_MANDATORY | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME | DFLAG_SMALL_ATOM_TAGS)
 
 /* What an acceptor answers a peer that is connecting to it (its "status"). */
 typedef enum { HS_STATUS_OK = 0, HS_STATUS_OK_SIMULTANEOUS, HS_STATUS_NOK } hs_status;
@@ -60,7 +74,17 @@ typedef struct hs_result {
     char peer_node[HS_MAX_NODE];
     uint32_t peer_creation;
     uint64_t peer_flags;
+    /* Set when the handshake failed over distribution flags: the mandatory
+     * flags the peer lacks, or HS_REFUSED_BY_PEER when the peer refused us
+     * (status not_allowed: it requires a flag we do not offer). */
+    uint64_t missing_flags;
 } hs_result;
+
+#define HS_REFUSED_BY_PEER UINT64_MAX
+
+/* Writes the names of the flags in `flags` ("V4_NC, UNLINK_ID"), as OTP's
+ * logs name them, truncated to fit. */
+void handshake_flag_names(uint64_t flags, char *out, int outlen);
 
 /* 0 on success; -1 with a reason in err. */
 int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, hs_result *out,
