@@ -339,8 +339,8 @@ static int put_double(ei_x_buff *x, double d)
 {
     if (!isfinite(d))
         return -1;
-    if (d == 0.0)
-        d = 0.0; /* -0.0 =:= 0.0 in OTP 25 */
+    /* -0.0 keeps its sign: since OTP 27, 0.0 =:= -0.0 is false, and a group
+     * term must reach every peer as the term its member joined. */
     uint64_t bits;
     memcpy(&bits, &d, sizeof bits);
     return put_u8(x, TN_NEW_FLOAT_EXT) || put_u64(x, bits) ? -1 : 0;

@@ -1,8 +1,10 @@
 /* term_norm: canonical re-encoding of Erlang external-format terms.
  *
- * Contract: for two encodings of terms that are equal under OTP 25's =:=,
- * term_norm produces identical bytes; for terms that are not =:=, different
- * bytes. So canonical bytes can be compared with memcmp and hashed, e.g. to
+ * Contract: for two encodings of terms that are equal under =:= (as OTP 27
+ * and newer define it), term_norm produces identical bytes; for terms that
+ * are not =:=, different bytes. OTP 25 and 26 differ in one point: there
+ * 0.0 =:= -0.0; here they stay two terms, as in a mixed cluster the newer
+ * nodes keep them apart. So canonical bytes can be compared with memcmp and hashed, e.g. to
  * key pg group terms arriving from different encoders.
  *
  * Canonical form (no version byte 131 is ever written):
@@ -10,7 +12,7 @@
  *  - integers: SMALL_INTEGER_EXT (0..255), else INTEGER_EXT (int32), else
  *    SMALL_BIG_EXT / LARGE_BIG_EXT (over 255 digit bytes) without leading
  *    zero digit bytes, sign byte 0 or 1;
- *  - floats: NEW_FLOAT_EXT; -0.0 becomes 0.0 (they are =:= in OTP 25);
+ *  - floats: NEW_FLOAT_EXT, the sign of zero kept;
  *  - lists are flattened across LIST_EXT/STRING_EXT tails; a proper list of
  *    integers 0..255 with 1..65535 elements is STRING_EXT, otherwise LIST_EXT
  *    with its tail (NIL_EXT when proper); a LIST_EXT with no elements is its
