@@ -643,7 +643,8 @@ port_output(eol, Part, #state{line_acc = Acc, cnode = Old} = State0) ->
 %% Close the port (the C node runs with --exit-on-stdin-close), wait up to
 %% STOP_WAIT ms for the OS process to go, then SIGTERM, then SIGKILL.
 stop_port(Port, OsPid) ->
-    _ = (catch erlang:port_close(Port)),
+    %% the port may already be closed (the C node exited first)
+    try erlang:port_close(Port) catch error:badarg -> ok end,
     case OsPid of
         undefined ->
             ok;

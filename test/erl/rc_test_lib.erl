@@ -126,7 +126,7 @@ holder_loop(Port, OsPid, State, Waiters) ->
             reply(From, State),
             holder_loop(Port, OsPid, State, Waiters);
         {From, close_stdin} ->
-            catch port_close(Port),
+            try port_close(Port) catch error:badarg -> ok end,
             reply(From, ok),
             holder_loop(Port, OsPid, stdin_closed, Waiters);
         {From, stop} ->
@@ -338,7 +338,7 @@ start_peer(Prefix, Opts, Scope) ->
 
 -spec stop_peer(peer()) -> ok.
 stop_peer(#{pid := Pid}) ->
-    catch peer:stop(Pid),
+    try peer:stop(Pid) catch _:_ -> ok end,
     ok.
 
 %% @doc N peers named `<Prefix>_<unique>', connected to each other and

@@ -610,7 +610,7 @@ start_errors(_Config) ->
                     R
             end,
     ?assert(contains(Start(#{cnode => 'no_at_sign'}), {bad_env, cnode, 'no_at_sign'})),
-    ?assert(contains(Start(#{spawn => maybe}), {bad_env, spawn, maybe})),
+    ?assert(contains(Start(#{spawn => 'maybe'}), {bad_env, spawn, 'maybe'})),
     ?assert(contains(Start(#{call_timeout => 0}), {bad_env, call_timeout, 0})),
     %% the C node rejects an unknown option: it exits before printing its name
     Name = unique_name("rcn_bad"),

@@ -494,8 +494,10 @@ pool_stop_leaves_group(Config) ->
     %% after any exit signal the C node sent P3 at the stop
     _ = pcall(P3, reckon_cnode, stats, []),
     SpAlive = pcall(P3, erlang, is_process_alive, [Sp]),
-    [?assertMatch({'EXIT', {noproc, _}},
-                  catch gen_server:call({Name, cnode(C)}, x, 500)) || Name <- Names],
+    [?assertMatch({exit, {noproc, _}},
+                  try gen_server:call({Name, cnode(C)}, x, 500)
+                  catch exit:Reason -> {exit, Reason}
+                  end) || Name <- Names],
     ?assertEqual({ok, {error, not_found}}, on(P1, reckon_cnode, stop_emitter_pool, [S, Sub])),
     %% broadcasts now reach the BEAM emitter only
     Evs = [small_event(I) || I <- lists:seq(1, 20)],

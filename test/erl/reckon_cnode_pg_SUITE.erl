@@ -557,6 +557,8 @@ trace_loop(Acc) ->
 keep({join, _, _, _} = M, Acc) -> [M | Acc];
 keep({leave, _, _, _} = M, Acc) -> [M | Acc];
 keep({'DOWN', _, process, _, _} = M, Acc) -> [M | Acc];
+%% OTP 29's scope (pg on data_publisher) monitors its peers with a tag
+keep({{'DOWN', peer}, Ref, process, Pid, Info}, Acc) -> [{'DOWN', Ref, process, Pid, Info} | Acc];
 keep({'$gen_cast', {sync, Peer, Groups}}, Acc) -> [{sync, Peer, length(Groups)} | Acc];
 keep(_, Acc) -> Acc.
 
