@@ -1,15 +1,14 @@
 # reckon_cnode — build, run, test, bench.
-#   make run    start the sidecar C node (prints its node name)
-#   make test   every test: C units (plain and ASan/UBSan), clang build, Erlang suites
+#   make run    build and start the sidecar C node (prints its node name)
+#   make test   every test: C units (plain, ASan/UBSan, TSan, valgrind), clang
+#               build, libFuzzer, then the Erlang suites and the Elixir check on
+#               OTP 25, 27 and 29 (the OTP matrix)
 # Missing Debian packages are installed when run as root; otherwise the exact
-# apt-get line is printed.
+# apt-get line is printed (tools/deps.sh). `make run` needs only what building
+# and running need.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
-
-DEB_PACKAGES := gcc make clang erlang-nox erlang-dev erlang-common-test erlang-dialyzer \
-                erlang-proper erlang-proper-dev erlang-eunit rebar3 elixir libuv1-dev libcmocka-dev uthash-dev \
-                liblmdb-dev libmd-dev valgrind
 
 CC      ?= gcc
 BUILD   := build
@@ -19,8 +18,9 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 OPT     ?= -O2 -g
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-# erl_interface is located by asking erl, never by a fixed path.
-EI_DIR = $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)])' -s init stop 2>/dev/null)
+# erl_interface is located by asking erl, never by a fixed path; asked once,
+# on first use (after the packages are installed), not once per compile.
+EI_DIR = $(eval EI_DIR := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)])' -s init stop 2>/dev/null))$(EI_DIR)
 INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include
 LIBS     = -L$(EI_DIR)/lib -lei -luv -llmdb -lmd -lpthread
 
@@ -32,23 +32,21 @@ SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all deps run test test-c test-san test-tsan test-elixir test-valgrind test-clang test-erl bench clean dialyzer fuzz erl
+.PHONY: all build deps deps-test run test test-all test-c test-san test-tsan test-elixir \
+        test-valgrind test-clang test-erl test-otp bench bench-all clean dialyzer fuzz erl
 
-all: deps priv/reckon_cnode erl bench/cnode_producer examples/producer
+# The entry points install packages first, then build in a second make, so
+# that everything asked of the tool chain (EI_DIR) is asked after the install.
+all: deps
+	@$(MAKE) --no-print-directory build bench/cnode_producer examples/producer
+
+build: priv/reckon_cnode erl
 
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	  else \
-	    echo "missing Debian packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
-	  fi; \
-	fi
+	@sh tools/deps.sh run
+
+deps-test:
+	@sh tools/deps.sh test
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -97,11 +95,19 @@ fuzz: build/fuzz/fuzz_frames
 erl:
 	rebar3 compile
 
-run: deps priv/reckon_cnode
+run: deps
+	@$(MAKE) --no-print-directory build
 	@epmd -daemon
 	./priv/reckon_cnode $(RUN_ARGS)
 
-test: deps priv/reckon_cnode test-c test-san test-tsan test-valgrind test-clang fuzz test-erl test-elixir
+test: deps-test
+	@$(MAKE) --no-print-directory test-all
+
+test-all: priv/reckon_cnode test-c test-san test-tsan test-valgrind test-clang fuzz test-otp
+
+# The Erlang suites and the Elixir check on OTP 25, 27 and 29.
+test-otp: priv/reckon_cnode
+	@sh test/otp/matrix.sh
 
 test-c: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
@@ -137,6 +143,7 @@ test-valgrind: $(TESTS)
 test-clang:
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang build/clang/libreckon_cnode.a
 
+# On the host's OTP only (the matrix runs them on every release).
 test-erl: priv/reckon_cnode
 	bash test/erl/run_ct.sh
 
@@ -160,8 +167,13 @@ examples/producer: examples/producer.c $(BUILD)/libreckon_cnode.a
 bench/cnode_producer: $(BUILD)/bench/cnode_producer
 	cp $< $@
 
-bench: deps priv/reckon_cnode erl $(BUILD)/bench/bench_naming bench/cnode_producer
-	bash bench/run.sh
+# OTP=27 (or 25, 29) runs the BEAM side on that release (test/otp/with_otp.sh);
+# the default is the host's.
+bench: deps-test
+	@$(MAKE) --no-print-directory bench-all
+
+bench-all: priv/reckon_cnode $(BUILD)/bench/bench_naming bench/cnode_producer
+	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
 
 clean:
 	rm -rf build _build priv/reckon_cnode bench/cnode_producer examples/producer

@@ -21,7 +21,7 @@ trap cleanup EXIT
 
 erlc -o "$OUT" bench/bench_beam.erl bench/bench_pg.erl bench/bench_emitters.erl
 rebar3 compile >/dev/null
-EBIN=_build/default/lib/reckon_cnode/ebin
+EBIN=${REBAR_BASE_DIR:-_build}/default/lib/reckon_cnode/ebin
 epmd -port "$PORT" -daemon
 for _ in $(seq 50); do epmd -port "$PORT" -names >/dev/null 2>&1 && break; sleep 0.1; done
 

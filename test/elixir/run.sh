@@ -15,7 +15,7 @@ set -u
 
 cd "$(dirname "$0")/../.." || exit 2
 
-EBIN=_build/default/lib/reckon_cnode/ebin
+EBIN=${REBAR_BASE_DIR:-_build}/default/lib/reckon_cnode/ebin
 if [ ! -x priv/reckon_cnode ]; then
     echo "elixir check: priv/reckon_cnode missing: run make priv/reckon_cnode" >&2
     exit 2

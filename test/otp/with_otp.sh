@@ -1,0 +1,58 @@
+#!/bin/sh
+# Runs a command of this clone on a given OTP release:
+#
+#   test/otp/with_otp.sh RELEASE COMMAND [ARG]...     RELEASE: 25, 27 or 29
+#
+# On the host when the host's OTP is that release; otherwise inside a Debian
+# root that has it (made once by test/otp/mkroot.sh, cached outside the
+# clone). There the clone is bind-mounted at its own path, in a private mount
+# namespace that vanishes with the command; loopback and epmd are the host's,
+# so the same priv/reckon_cnode runs unchanged. The command runs in the
+# clone's top directory with REBAR_BASE_DIR=_build/otpRELEASE, so each
+# release compiles the shim for itself.
+# Exit status: the command's; 3 with the reason on stderr when the release
+# cannot be had here (no root, no debootstrap, no registry, no mounts).
+set -u
+
+REL=${1:?usage: with_otp.sh RELEASE COMMAND [ARG]...}
+shift
+[ $# -gt 0 ] || { echo "usage: with_otp.sh RELEASE COMMAND [ARG]..." >&2; exit 2; }
+cd "$(dirname "$0")/../.." || exit 2
+SRC=$(pwd -P)
+
+case "$REL" in
+    25) SUITE=bookworm ;;
+    27) SUITE=trixie ;;
+    29) SUITE=forky ;;
+    *) echo "no Debian release known for OTP $REL" >&2; exit 2 ;;
+esac
+
+export REBAR_BASE_DIR="$SRC/_build/otp$REL"
+host_rel=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().' 2>/dev/null)
+if [ "$host_rel" = "$REL" ]; then
+    exec "$@"
+fi
+
+mkdir -p build/otp
+ROOT=$(sh test/otp/mkroot.sh "$SUITE" 2>"build/otp/mkroot-$SUITE.err")
+if [ $? -ne 0 ] || [ -z "$ROOT" ]; then
+    tail -n 1 "build/otp/mkroot-$SUITE.err" >&2
+    exit 3
+fi
+command -v unshare >/dev/null 2>&1 || { echo "unshare not installed" >&2; exit 3; }
+cp /etc/hosts "$ROOT/etc/hosts"
+mkdir -p "$ROOT$SRC"
+export ROOT SRC
+# shellcheck disable=SC2016
+exec unshare --mount --propagation private sh -c '
+    mount -t proc proc "$ROOT/proc" &&
+    mount --bind /dev "$ROOT/dev" &&
+    mount --bind /dev/pts "$ROOT/dev/pts" &&
+    mount -t sysfs sys "$ROOT/sys" &&
+    mount --bind "$SRC" "$ROOT$SRC" || { echo "cannot mount into $ROOT" >&2; exit 3; }
+    cd "$ROOT$SRC" || exit 3
+    exec chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
+        PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+        REBAR_BASE_DIR="$REBAR_BASE_DIR" CI="${CI:-}" \
+        sh -c "cd \"\$1\" && shift && exec \"\$@\"" sh "$SRC" "$@"
+' sh "$@"
