@@ -3,7 +3,7 @@
  * Prints one line per figure: "<name> <ns/op>". */
 #include "naming/names_table.h"
 #include "naming/naming.h"
-#include "naming/term_norm.h"
+#include "codec/term_norm.h"
 #include "pg/membership.h"
 #include "pg/pg_scope.h"
 
@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 
     double t0 = now_ns();
     for (long i = 0; i < iters; i++) {
-        naming_int64_to_decimal(i % 1000 + 1, dec, sizeof dec);
+        decimal_from_int64(i % 1000 + 1, dec, sizeof dec);
         if (naming_emitter_name(store, sizeof store - 1, sub, sizeof sub - 1, dec, out, sizeof out,
                                 &n) != NAMING_OK)
             return 1;

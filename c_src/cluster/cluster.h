@@ -7,7 +7,7 @@
 #ifndef RC_CLUSTER_H
 #define RC_CLUSTER_H
 
-#include "dist/dist.h"
+#include "transport/dist.h"
 #include "proc/procs.h"
 
 #include <uv.h>

@@ -1,6 +1,6 @@
 #include "codec/term_read.h"
 
-#include "naming/naming.h"
+#include "codec/decimal.h"
 
 #include <string.h>
 
@@ -131,7 +131,7 @@ int term_read_integer(const char *buf, int len, int *idx, int64_t *v, int *fits6
                 return 0;
             }
         }
-        if (naming_bigint_to_decimal(negative, digits, nd, dec, dec_cap) < 0)
+        if (decimal_from_bigint(negative, digits, nd, dec, dec_cap) < 0)
             return -1;
         *fits64 = 0;
         *idx = i + (int)(hdr + 1 + nd);

@@ -1,6 +1,7 @@
 /* names_table: see names_table.h for the contract. */
 #include "naming/names_table.h"
 
+#include "codec/decimal.h"
 #include "util/hash.h"
 
 #include <stdlib.h>
@@ -184,10 +185,10 @@ static naming_status plan_list(const uint8_t *store, size_t store_len, const uin
     if (st != NAMING_OK)
         return st;
     if (p >= 2) {
-        char dec[NAMING_INT64_DECIMAL_CAP];
+        char dec[DECIMAL_INT64_CAP];
         uint8_t longest[NAMING_MAX_ATOM_UTF8];
         size_t longest_len;
-        if (naming_int64_to_decimal(p, dec, sizeof dec) < 0)
+        if (decimal_from_int64(p, dec, sizeof dec) < 0)
             return NAMING_SYSTEM_LIMIT;
         st = naming_emitter_name(store, store_len, sub, sub_len, dec, longest, sizeof longest,
                                  &longest_len);
@@ -221,8 +222,8 @@ static void write_list(const list_plan *pl, int64_t p, uint8_t *o)
     memcpy(o, pl->base, pl->base_len);
     o += pl->base_len;
     for (int64_t n = 2; n <= p; n++) {
-        char dec[NAMING_INT64_DECIMAL_CAP];
-        int dl = naming_int64_to_decimal(n, dec, sizeof dec); /* cannot fail */
+        char dec[DECIMAL_INT64_CAP];
+        int dl = decimal_from_int64(n, dec, sizeof dec); /* cannot fail */
         size_t len = pl->base_len + 1 + (size_t)dl;
         o = put_atom_header(o, len);
         memcpy(o, pl->base, pl->base_len);

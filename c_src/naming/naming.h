@@ -34,7 +34,6 @@ typedef enum {
 /* Names only contain characters <= 255, so each is at most 2 UTF-8 bytes. */
 #define NAMING_MAX_ATOM_UTF8 (NAMING_MAX_ATOM_CHARS * 2)
 /* "-9223372036854775808" plus the terminating NUL. */
-#define NAMING_INT64_DECIMAL_CAP 21
 
 /* The Erlang error atom name for a status ("badarg", "system_limit"), or
  * NULL for NAMING_OK. NOSPACE/NOMEM map to "system_limit". */
@@ -62,18 +61,5 @@ naming_status naming_topic(const uint8_t *store_utf8, size_t store_len, const ui
 naming_status naming_emitter_name(const uint8_t *store_utf8, size_t store_len,
                                   const uint8_t *sub, size_t sub_len, const char *n_decimal,
                                   uint8_t *out, size_t out_cap, size_t *out_len);
-
-/* Writes v in decimal plus a NUL. Returns the length (without NUL), or -1 if
- * cap is too small (NAMING_INT64_DECIMAL_CAP always suffices). */
-int naming_int64_to_decimal(int64_t v, char *out, size_t cap);
-
-/* Writes a big integer in decimal plus a NUL: sign (non-zero = negative) and
- * magnitude in n little-endian base-256 digits, as SMALL_BIG_EXT /
- * LARGE_BIG_EXT / ei_decode_big carry it. Leading zero digit bytes are
- * allowed; a zero magnitude gives "0" whatever the sign. The caller's buffer
- * is the working space, so cost is O(n * digits) and bounded by cap. Returns
- * the length, or -1 if it does not fit in cap (or n is absurd). */
-int naming_bigint_to_decimal(int negative, const uint8_t *le_bytes, size_t n, char *out,
-                             size_t cap);
 
 #endif

@@ -1,6 +1,6 @@
 #include "pg/pg_scope.h"
 
-#include "naming/term_norm.h"
+#include "codec/term_norm.h"
 #include "proc/gen_server.h"
 
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 #include "proc/procs.h"
 
-#include "dist/ctrl.h"
+#include "codec/ctrl.h"
 
 #include <stdlib.h>
 #include <sys/uio.h>

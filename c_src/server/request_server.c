@@ -1,5 +1,6 @@
 #include "server/request_server.h"
 
+#include "codec/decimal.h"
 #include "codec/term_read.h"
 #include "naming/naming.h"
 #include "proc/gen_server.h"
@@ -137,7 +138,7 @@ static int do_emitter_name(const char *buf, int len, int idx, int arity, ei_x_bu
             }
             return encode_error(x, "badarg");
         }
-        if (fits && naming_int64_to_decimal(v, dec, sizeof dec) < 0)
+        if (fits && decimal_from_int64(v, dec, sizeof dec) < 0)
             return encode_error(x, "badarg");
         n_dec = dec;
     }

@@ -2,7 +2,7 @@
  * bodies are referenced not copied, and truncated or corrupted frames are
  * rejected without reading out of bounds (run under ASan). */
 #include "codec/term_read.h"
-#include "dist/ctrl.h"
+#include "codec/ctrl.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

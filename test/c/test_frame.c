@@ -1,6 +1,6 @@
 /* Frame parser: whole frames, ticks between frames, a stream split at every
  * byte boundary, and oversized frames rejected before their body arrives. */
-#include "dist/frame.h"
+#include "transport/frame.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

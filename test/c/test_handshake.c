@@ -1,8 +1,8 @@
 /* Handshake: both sides of the version-6 handshake over a socketpair, with
  * the right cookie (both succeed and learn each other's name and flags) and a
  * wrong one (both fail); the digest matches md5(cookie ++ decimal). */
-#include "dist/handshake.h"
-#include "dist/sockio.h"
+#include "transport/handshake.h"
+#include "transport/sockio.h"
 
 #include <pthread.h>
 #include <setjmp.h>

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "codec/decimal.h"
 #include "naming/naming.h"
 
 /* ---- independent expectation helpers ---------------------------------- */
@@ -354,16 +355,16 @@ static void test_emitter_n_values(void **st)
     check_name(&s, U8("sub"), 3, "-5");
     check_name(&s, U8("sub"), 3, "0");
     check_name(&s, U8("sub"), 3, "1");
-    assert_int_equal(naming_int64_to_decimal(INT64_MIN, dec, sizeof dec), 20);
+    assert_int_equal(decimal_from_int64(INT64_MIN, dec, sizeof dec), 20);
     assert_string_equal(dec, "-9223372036854775808");
     check_name(&s, U8("sub"), 3, dec);
-    assert_int_equal(naming_int64_to_decimal(INT64_MAX, dec, sizeof dec), 19);
+    assert_int_equal(decimal_from_int64(INT64_MAX, dec, sizeof dec), 19);
     assert_string_equal(dec, "9223372036854775807");
     check_name(&s, U8("sub"), 3, dec);
     /* 2^100 as a bignum */
     uint8_t le[13] = {0};
     le[12] = 0x10;
-    assert_true(naming_bigint_to_decimal(1, le, sizeof le, dec, sizeof dec) > 0);
+    assert_true(decimal_from_bigint(1, le, sizeof le, dec, sizeof dec) > 0);
     assert_string_equal(dec, "-1267650600228229401496703205376");
     check_name(&s, U8("sub"), 3, dec);
 
@@ -416,7 +417,7 @@ static void test_emitter_nospace(void **st)
 static void test_int64_decimal(void **st)
 {
     (void)st;
-    char b[NAMING_INT64_DECIMAL_CAP];
+    char b[DECIMAL_INT64_CAP];
     const struct {
         int64_t v;
         const char *s;
@@ -430,44 +431,44 @@ static void test_int64_decimal(void **st)
                  {INT64_MIN, "-9223372036854775808"},
                  {INT64_MIN + 1, "-9223372036854775807"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        assert_int_equal(naming_int64_to_decimal(cases[i].v, b, sizeof b),
+        assert_int_equal(decimal_from_int64(cases[i].v, b, sizeof b),
                          (int)strlen(cases[i].s));
         assert_string_equal(b, cases[i].s);
     }
-    assert_int_equal(naming_int64_to_decimal(12345, b, 5), -1);
-    assert_int_equal(naming_int64_to_decimal(12345, b, 6), 5);
+    assert_int_equal(decimal_from_int64(12345, b, 5), -1);
+    assert_int_equal(decimal_from_int64(12345, b, 6), 5);
     assert_string_equal(b, "12345");
-    assert_int_equal(naming_int64_to_decimal(-1, b, 2), -1);
+    assert_int_equal(decimal_from_int64(-1, b, 2), -1);
 }
 
 static void test_bigint_decimal(void **st)
 {
     (void)st;
     char b[128];
-    assert_int_equal(naming_bigint_to_decimal(0, NULL, 0, b, sizeof b), 1);
+    assert_int_equal(decimal_from_bigint(0, NULL, 0, b, sizeof b), 1);
     assert_string_equal(b, "0");
     const uint8_t zeros[5] = {0};
-    assert_int_equal(naming_bigint_to_decimal(1, zeros, 5, b, sizeof b), 1);
+    assert_int_equal(decimal_from_bigint(1, zeros, 5, b, sizeof b), 1);
     assert_string_equal(b, "0");
     /* 2^64 = 18446744073709551616 */
     const uint8_t p64[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
-    assert_int_equal(naming_bigint_to_decimal(0, p64, 9, b, sizeof b), 20);
+    assert_int_equal(decimal_from_bigint(0, p64, 9, b, sizeof b), 20);
     assert_string_equal(b, "18446744073709551616");
-    assert_int_equal(naming_bigint_to_decimal(1, p64, 9, b, sizeof b), 21);
+    assert_int_equal(decimal_from_bigint(1, p64, 9, b, sizeof b), 21);
     assert_string_equal(b, "-18446744073709551616");
     /* leading zero digit bytes are ignored */
     const uint8_t p64z[12] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
-    assert_int_equal(naming_bigint_to_decimal(0, p64z, 12, b, sizeof b), 20);
+    assert_int_equal(decimal_from_bigint(0, p64z, 12, b, sizeof b), 20);
     assert_string_equal(b, "18446744073709551616");
     /* 2^128 - 1 */
     uint8_t ff[16];
     memset(ff, 0xFF, sizeof ff);
-    assert_true(naming_bigint_to_decimal(0, ff, 16, b, sizeof b) > 0);
+    assert_true(decimal_from_bigint(0, ff, 16, b, sizeof b) > 0);
     assert_string_equal(b, "340282366920938463463374607431768211455");
     /* exact capacity and one short */
-    assert_int_equal(naming_bigint_to_decimal(1, p64, 9, b, 22), 21);
-    assert_int_equal(naming_bigint_to_decimal(1, p64, 9, b, 21), -1);
-    assert_int_equal(naming_bigint_to_decimal(0, p64, 9, b, 20), -1);
+    assert_int_equal(decimal_from_bigint(1, p64, 9, b, 22), 21);
+    assert_int_equal(decimal_from_bigint(1, p64, 9, b, 21), -1);
+    assert_int_equal(decimal_from_bigint(0, p64, 9, b, 20), -1);
     /* agrees with the 64-bit path for many values */
     uint64_t x = 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < 2000; i++) {
@@ -480,7 +481,7 @@ static void test_bigint_decimal(void **st)
             le[k] = (uint8_t)(v >> (8 * k));
         char exp[32];
         snprintf(exp, sizeof exp, "%llu", (unsigned long long)v);
-        assert_true(naming_bigint_to_decimal(0, le, 8, b, sizeof b) > 0);
+        assert_true(decimal_from_bigint(0, le, 8, b, sizeof b) > 0);
         assert_string_equal(b, exp);
     }
 }

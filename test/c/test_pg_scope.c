@@ -3,8 +3,8 @@
  * name as distribution frames; the test asserts on what the scope sends
  * (decoded back with ctrl_decode and ei), on its view of the groups, on its
  * stats and on the notifications it gives subscribers. */
-#include "dist/ctrl.h"
-#include "naming/term_norm.h"
+#include "codec/ctrl.h"
+#include "codec/term_norm.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
 

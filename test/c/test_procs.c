@@ -2,7 +2,7 @@
  * processes and what they are told when a C process ends, noproc answers,
  * UNLINK_ID, delivery of messages, connection loss, and local sends that
  * never re-enter a running handler. The transport is a recorder. */
-#include "dist/ctrl.h"
+#include "codec/ctrl.h"
 #include "proc/procs.h"
 
 #include <setjmp.h>

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "naming/term_norm.h"
+#include "codec/term_norm.h"
 
 #define B(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
 

@@ -6,8 +6,8 @@
  * pids apart that differ only in high bits, and canonical group terms
  * re-encode them unchanged. */
 #include "codec/term_read.h"
-#include "dist/ctrl.h"
-#include "naming/term_norm.h"
+#include "codec/ctrl.h"
+#include "codec/term_norm.h"
 #include "pg/cpid.h"
 #include "pg/membership.h"
 #include "proc/procs.h"

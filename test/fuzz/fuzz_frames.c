@@ -3,7 +3,7 @@
  * frame goes through control-message decoding and dispatch to real C
  * processes, including the request server (so request parsing is fuzzed
  * too). Crashes, sanitizer reports and leaks are findings. */
-#include "dist/frame.h"
+#include "transport/frame.h"
 #include "naming/names_table.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"

@@ -1,9 +1,9 @@
-#include "dist/dist.h"
+#include "transport/dist.h"
 
-#include "dist/epmd.h"
-#include "dist/frame.h"
-#include "dist/handshake.h"
-#include "dist/sockio.h"
+#include "transport/epmd.h"
+#include "transport/frame.h"
+#include "transport/handshake.h"
+#include "transport/sockio.h"
 #include "util/bytebuf.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-#include "dist/sockio.h"
+#include "transport/sockio.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "dist/frame.h"
+#include "transport/frame.h"
 
 frame_result frame_next(const uint8_t *buf, size_t len, size_t max_payload, frame_view *out)
 {

@@ -1,5 +1,5 @@
 /* term_norm: see term_norm.h for the contract and the canonical form. */
-#include "naming/term_norm.h"
+#include "codec/term_norm.h"
 
 #include <limits.h>
 #include <math.h>

@@ -1,6 +1,6 @@
-#include "dist/epmd.h"
+#include "transport/epmd.h"
 
-#include "dist/sockio.h"
+#include "transport/sockio.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
-#include "dist/handshake.h"
+#include "transport/handshake.h"
 
-#include "dist/sockio.h"
+#include "transport/sockio.h"
 
 #include <errno.h>
 #include <md5.h>

@@ -1,4 +1,4 @@
-#include "dist/ctrl.h"
+#include "codec/ctrl.h"
 
 #include "codec/term_read.h"
 

@@ -1,0 +1,81 @@
+/* node: the node context. Owns the loop, the logger and every layer
+ * (distribution transport, processes, cluster, pg scopes, names table,
+ * emitters, request server) and wires the transport's callbacks to the layers
+ * above it; all mutable state of a running node lives in struct rc_node.
+ * This header is for the node's own files only:
+ *   node.c   lifecycle (create, run, stop, destroy) and layer wiring,
+ *   calls.c  the cross-thread call queue (rc_node_call),
+ *   stats.c  the one table of counters behind reckon_cnode:stats/0 and
+ *            rc_node_stats,
+ * and for the public C API (api/capi.c), which reads the context. Everything
+ * here runs on the loop thread unless it says otherwise. */
+#ifndef RC_NODE_H
+#define RC_NODE_H
+
+#include "reckon_cnode.h"
+
+#include "cluster/cluster.h"
+#include "emitter/bcast_queue.h"
+#include "emitter/broadcast.h"
+#include "emitter/emitter_pool.h"
+#include "naming/names_store.h"
+#include "naming/names_table.h"
+#include "pg/cpid.h"
+#include "pg/pg_scope.h"
+#include "proc/procs.h"
+#include "server/request_server.h"
+#include "transport/dist.h"
+#include "util/log.h"
+
+#include <pthread.h>
+#include <uv.h>
+
+struct rc_node {
+    uv_loop_t loop;
+    rc_logger lg;
+    char node_name[256];
+    rc_dist *dist;
+    rc_procs *procs;
+    rc_cluster *cluster;
+    names_table *names;
+    names_store *store;
+    rc_request_server *server;
+    rc_nodetab *nodes;
+    rc_pg_scope *scopes[64];
+    size_t nscopes;
+    struct monitor_sub {
+        rc_pg_monitor_fn fn;
+        void *ctx;
+    } monitors[16];
+    size_t nmonitors;
+    rc_bcast *bcast;
+    bcast_queue *queue;
+    rc_emitters *emitters;
+    /* rc_node_call: requests from other threads, run on the loop. */
+    uv_async_t call_async;
+    pthread_mutex_t call_mu;
+    struct node_call *calls;
+    uv_check_t backpressure;
+    uint64_t drained;
+    uv_signal_t sigterm, sigint;
+    uv_async_t stop_async;
+    uv_poll_t stdin_poll;
+    int handle_signals;
+    int watch_stdin;
+    int stopping;
+};
+
+/* The scope named `scope`, or the first (default) one when scope is NULL;
+ * NULL if there is none of that name. */
+rc_pg_scope *node_scope(rc_node *n, const char *scope);
+
+/* calls.c. Runs the calls other threads queued, or refuses them (refuse=1,
+ * when stopping: their callers get -1). */
+void node_calls_run(rc_node *n, int refuse);
+void node_calls_on_async(uv_async_t *a);
+
+/* stats.c. Appends the counters as one Erlang map (the request server's
+ * stats reply): plain counters at the top, error counters under `errors`. */
+void node_stats_map(void *ctx, ei_x_buff *x);
+
+#endif
