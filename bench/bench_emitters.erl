@@ -1,5 +1,5 @@
 %% Emitter-group benchmarks run by bench/run.sh, each side by side with the
-%% BEAM doing the same work in the same run (SPEC §7, issue 4):
+%% BEAM doing the same work in the same run:
 %%
 %%  1. C producer (bench/cnode_producer, its own C node) vs the seed's
 %%     broadcast algorithm in one BEAM process, to 4 counting emitters on

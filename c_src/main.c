@@ -1,4 +1,4 @@
-/* main: the reckon_cnode executable. Parses the command line (SPEC §4),
+/* main: the reckon_cnode executable. Parses the command line,
  * reads the cookie, creates the node, prints its name once reachable and
  * runs it until SIGTERM/SIGINT (exit 0) or a fatal start-up error (exit 1). */
 #include "reckon_cnode.h"

@@ -7,7 +7,7 @@
  * node's own SIGTERM/SIGINT handling) ends it.
  *
  * The naming functions are pure and thread-safe; they return the same results
- * as reckon-db's reckon_db_emitter_group (see SPEC §3):
+ * as reckon-db's reckon_db_emitter_group:
  *   RC_OK, RC_EBADARG (Erlang badarg), RC_ESYSTEM_LIMIT (system_limit),
  *   RC_ENOSPACE (caller's buffer too small).
  */

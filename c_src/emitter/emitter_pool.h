@@ -6,8 +6,8 @@
  *       -> {events, [Event]} to its subscriber, or, without one, to every
  *          member of {Store, Topic, subscribers};
  *   {events, Events} -> forwarded as is to the subscriber;
- *   {'$gen_cast', {update_subscriber, Pid}} -> new subscriber (linked);
- *   EXIT from the subscriber -> no subscriber.
+ *   {'$gen_cast', {update_subscriber, Pid}} -> new subscriber (monitored);
+ *   the subscriber's DOWN (or EXIT, if it linked to us) -> no subscriber.
  * The event is never decoded: its bytes are located once and sent to every
  * subscriber behind a fixed head, so fan-out costs a copy into each
  * connection's buffer (one writev per connection per loop turn). */

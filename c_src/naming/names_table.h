@@ -1,5 +1,5 @@
 /* names_table: the in-memory persisted emitter-name table (persist_emitters /
- * retrieve_emitters of SPEC section 3).
+ * retrieve_emitters of reckon-db).
  *
  * Keyed by group key {S, Sub, emitters}, i.e. by (store atom UTF-8 bytes,
  * subscription bytes). The value is kept PRE-ENCODED as the external format

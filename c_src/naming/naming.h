@@ -1,5 +1,5 @@
 /* naming: the seed's pure naming functions, bit-exact with reckon_db on OTP 25
- * (SPEC section 3), plus decimal conversion of Erlang integers.
+ * (topic/2, emitter_name/2,3 and their errors, as the README lists them).
  *
  * Inputs: a store atom as the UTF-8 bytes of its characters (as carried by
  * ATOM_UTF8_EXT) and a subscription id as raw binary bytes. Outputs go into

@@ -622,6 +622,128 @@ static int do_broadcast(rc_request_server *rs, const rc_gen_from *from, const ch
     return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
 }
 
+/* One request: the op's arguments start at buf[idx]. */
+typedef struct rs_req {
+    const rc_gen_from *from;
+    const char *buf;
+    int len;
+    int idx;
+    int arity;   /* of the request tuple, the op atom included */
+    int *deferred; /* set by an op that answers later (a durable persist) */
+} rs_req;
+
+typedef int (*rs_op_fn)(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
+
+static int op_topic(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    (void)rs;
+    return do_topic(r->buf, r->len, r->idx, x);
+}
+static int op_emitter_name(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    (void)rs;
+    return do_emitter_name(r->buf, r->len, r->idx, r->arity, x);
+}
+static int op_group_key(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    (void)rs;
+    return do_group_key(r->buf, r->len, r->idx, x);
+}
+static int op_persist(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_persist(rs, r->from, r->buf, r->len, r->idx, x, r->deferred);
+}
+static int op_retrieve(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_retrieve(rs, r->buf, r->len, r->idx, x);
+}
+static int op_join(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_group_op(rs, "join", r->buf, r->len, r->idx, x);
+}
+static int op_leave(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_group_op(rs, "leave", r->buf, r->len, r->idx, x);
+}
+static int op_members(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_group_op(rs, "members", r->buf, r->len, r->idx, x);
+}
+static int op_broadcast(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_broadcast(rs, r->from, r->buf, r->len, r->idx, x);
+}
+static int op_start_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_start_pool(rs, r->buf, r->len, r->idx, x);
+}
+static int op_stop_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_stop_pool(rs, r->buf, r->len, r->idx, x);
+}
+#define PG_OP(fn, name)                                                                          \
+    static int fn(rc_request_server *rs, const rs_req *r, ei_x_buff *x)                         \
+    {                                                                                            \
+        return do_pg_generic(rs, name, r->arity, r->buf, r->len, r->idx, x);                    \
+    }
+PG_OP(op_pg_which_groups, "pg_which_groups")
+PG_OP(op_pg_members, "pg_members")
+PG_OP(op_pg_local_members, "pg_local_members")
+PG_OP(op_pg_join, "pg_join")
+PG_OP(op_pg_leave, "pg_leave")
+static int op_scope_pid(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    char scope[MAXATOMLEN_UTF8];
+    int idx = r->idx;
+    rc_pg_scope *sc = ei_decode_atom_as(r->buf, &idx, scope, sizeof scope, ERLANG_UTF8, NULL,
+                                        NULL) == 0 ? scope_named(rs, scope) : NULL;
+    if (sc == NULL)
+        return encode_error(x, "no_scope");
+    rc_cpid self;
+    return encode_ok_header(x) || rc_pg_scope_pid(sc, &self) || rc_cpid_write(rs->nodes, x, &self);
+}
+static int op_spawn_idle(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_spawn_idle(rs, r->buf, r->len, r->idx, x);
+}
+static int op_exit_process(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_exit_process(rs, r->buf, r->len, r->idx, x);
+}
+
+/* Every request the server answers, as {Op, Args...} tuples: the shim's
+ * vocabulary first, then pg's own (any scope), then diagnostics. */
+static const struct rs_op {
+    const char *name;
+    int arity;
+    rs_op_fn fn;
+} OPS[] = {
+    /* naming and the emitter-name table */
+    {"topic", 3, op_topic},
+    {"emitter_name", 3, op_emitter_name},
+    {"emitter_name", 4, op_emitter_name},
+    {"group_key", 3, op_group_key},
+    {"persist_emitters", 4, op_persist},
+    {"retrieve_emitters", 3, op_retrieve},
+    /* emitter groups in the default scope */
+    {"join", 4, op_join},
+    {"leave", 4, op_leave},
+    {"members", 3, op_members},
+    {"broadcast", 4, op_broadcast},
+    {"start_emitter_pool", 5, op_start_pool},
+    {"stop_emitter_pool", 3, op_stop_pool},
+    /* pg, in any scope the node serves */
+    {"pg_which_groups", 2, op_pg_which_groups},
+    {"pg_members", 3, op_pg_members},
+    {"pg_local_members", 3, op_pg_local_members},
+    {"pg_join", 4, op_pg_join},
+    {"pg_leave", 4, op_pg_leave},
+    {"scope_pid", 2, op_scope_pid},
+    /* C processes for diagnostics */
+    {"spawn_idle", 2, op_spawn_idle},
+    {"exit_process", 3, op_exit_process},
+};
+
 static int handle_request(rc_request_server *rs, const rc_gen_from *from, const char *buf, int len,
                           int idx, ei_x_buff *x, int *deferred)
 {
@@ -647,41 +769,11 @@ static int handle_request(rc_request_server *rs, const rc_gen_from *from, const 
         ei_decode_tuple_header(buf, &idx, &arity) != 0 || arity < 1 ||
         ei_decode_atom(buf, &idx, op) != 0)
         return encode_error(x, "badarg");
-    if (strcmp(op, "topic") == 0 && arity == 3)
-        return do_topic(buf, len, idx, x);
-    if (strcmp(op, "emitter_name") == 0 && (arity == 3 || arity == 4))
-        return do_emitter_name(buf, len, idx, arity, x);
-    if (strcmp(op, "persist_emitters") == 0 && arity == 4)
-        return do_persist(rs, from, buf, len, idx, x, deferred);
-    if (strcmp(op, "retrieve_emitters") == 0 && arity == 3)
-        return do_retrieve(rs, buf, len, idx, x);
-    if (strcmp(op, "group_key") == 0 && arity == 3)
-        return do_group_key(buf, len, idx, x);
-    if ((strcmp(op, "join") == 0 && arity == 4) || (strcmp(op, "leave") == 0 && arity == 4) ||
-        (strcmp(op, "members") == 0 && arity == 3))
-        return do_group_op(rs, op, buf, len, idx, x);
-    if (strncmp(op, "pg_", 3) == 0 && arity >= 2)
-        return do_pg_generic(rs, op, arity, buf, len, idx, x);
-    if (strcmp(op, "scope_pid") == 0 && arity == 2) {
-        char scope[MAXATOMLEN_UTF8];
-        rc_pg_scope *sc = ei_decode_atom_as(buf, &idx, scope, sizeof scope, ERLANG_UTF8, NULL,
-                                            NULL) == 0 ? scope_named(rs, scope) : NULL;
-        if (sc == NULL)
-            return encode_error(x, "no_scope");
-        rc_cpid self;
-        return encode_ok_header(x) || rc_pg_scope_pid(sc, &self) ||
-               rc_cpid_write(rs->nodes, x, &self);
-    }
-    if (strcmp(op, "spawn_idle") == 0 && arity == 2)
-        return do_spawn_idle(rs, buf, len, idx, x);
-    if (strcmp(op, "exit_process") == 0 && arity == 3)
-        return do_exit_process(rs, buf, len, idx, x);
-    if (strcmp(op, "broadcast") == 0 && arity == 4)
-        return do_broadcast(rs, from, buf, len, idx, x);
-    if (strcmp(op, "start_emitter_pool") == 0 && arity == 5)
-        return do_start_pool(rs, buf, len, idx, x);
-    if (strcmp(op, "stop_emitter_pool") == 0 && arity == 3)
-        return do_stop_pool(rs, buf, len, idx, x);
+    const rs_req r = {.from = from, .buf = buf, .len = len, .idx = idx, .arity = arity,
+                      .deferred = deferred};
+    for (size_t k = 0; k < sizeof OPS / sizeof OPS[0]; k++)
+        if (OPS[k].arity == arity && strcmp(OPS[k].name, op) == 0)
+            return OPS[k].fn(rs, &r, x);
     return encode_error(x, "badarg");
 }
 

@@ -1,4 +1,4 @@
-/* Unit tests for naming: SPEC section 3 examples, limits, every byte value,
+/* Unit tests for naming: the seed's examples, limits, every byte value,
  * and decimal conversion. Expected values are built independently from
  * code-point arrays and a generic UTF-8 encoder, not from naming's code. */
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 %%% @doc PropEr properties: the naming results of `reckon_db_emitter_group'
-%%% (served by the C node) equal an Erlang model of SPEC section 3.
+%%% (served by the C node) equal an Erlang model of reckon-db's naming rules.
 %%%
 %%% The model below is written from the specification text only:
 %%% <ul>
@@ -57,7 +57,7 @@ quickcheck_all(NumTests) ->
      || P <- properties()].
 
 %%%===================================================================
-%%% Model of SPEC section 3
+%%% Model of reckon-db's naming rules
 %%%===================================================================
 
 %% @doc Model of `topic/2'.

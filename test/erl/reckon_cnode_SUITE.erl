@@ -156,8 +156,8 @@ end_per_testcase(_Case, _Config) ->
 %%% Cases without a C node
 %%%===================================================================
 
-%% The model (prop_naming) reproduces the figures measured on OTP 25 in
-%% SPEC section 3.
+%% The model (prop_naming) reproduces the figures measured on OTP 25 with
+%% reckon-db's own naming functions.
 model_examples(_Config) ->
     {ok, <<99, 97, 102, 233, 58, 115, 117, 98>>} =
         prop_naming:model_topic(list_to_atom([$c, $a, $f, 233]), <<"sub">>),

@@ -1,4 +1,4 @@
-%%% @doc common_test suite: faults at the distribution layer (SPEC §8), with
+%%% @doc common_test suite: faults at the distribution layer, with
 %%% real `peer' nodes and the real `priv/reckon_cnode': a frame above
 %%% `--max-message-bytes' closes that connection only; a hung peer is
 %%% dropped after `--net-ticktime'; a wrong cookie is rejected. Every wait is
