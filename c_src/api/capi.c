@@ -6,6 +6,7 @@
 #include "node/node.h"
 
 #include "emitter/event.h"
+#include "naming/group_key.h"
 #include "naming/naming.h"
 
 #include <stdlib.h>
@@ -69,10 +70,7 @@ int rc_group_key_term(const uint8_t *store_utf8, size_t store_len, const uint8_t
     ei_x_buff x;
     if (store_len > 255 * 4 || ei_x_new(&x) != 0)
         return -1;
-    int rc = ei_x_encode_tuple_header(&x, 3) || ei_x_encode_atom_len_as(&x, (const char *)store_utf8,
-                                                                       (int)store_len, ERLANG_UTF8,
-                                                                       ERLANG_UTF8) ||
-             ei_x_encode_binary(&x, sub, (long)sub_len) || ei_x_encode_atom(&x, "emitters");
+    int rc = group_key_encode(&x, store_utf8, store_len, sub, sub_len);
     if (rc == 0 && (size_t)x.index <= cap) {
         memcpy(out, x.buff, (size_t)x.index);
         *len = (size_t)x.index;

@@ -1,6 +1,7 @@
 #include "emitter/broadcast.h"
 
 #include "codec/term_read.h"
+#include "naming/group_key.h"
 #include "naming/naming.h"
 
 #include <stdlib.h>
@@ -67,8 +68,7 @@ bcast_target *bcast_target_new(const uint8_t *store_utf8, size_t store_len, cons
     int have_g = ei_x_new(&g) == 0, have_key = have_g && ei_x_new(&key) == 0;
     int rc = t->topic == NULL || !have_key ||
              naming_topic(store_utf8, store_len, sub, sub_len, t->topic, tlen, &t->topic_len) != NAMING_OK ||
-             ei_x_encode_tuple_header(&g, 3) || term_write_atom_utf8(&g, store_utf8, store_len) ||
-             ei_x_encode_binary(&g, sub, (long)sub_len) || ei_x_encode_atom(&g, "emitters") ||
+             group_key_encode(&g, store_utf8, store_len, sub, sub_len) ||
              rc_pg_group_key(g.buff, g.index, &key) || dup_x(&key, &t->key, &t->key_len) ||
              make_head("broadcast", t->topic, t->topic_len, &t->head_bcast, &t->head_bcast_len) ||
              make_head("forward_to_local", t->topic, t->topic_len, &t->head_local,

@@ -1,6 +1,7 @@
 #include "emitter/emitter_pool.h"
 
 #include "codec/term_read.h"
+#include "naming/group_key.h"
 #include "proc/gen_server.h"
 
 #include <stdlib.h>
@@ -329,8 +330,7 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
         ei_x_buff g;
         rc = ei_x_new(&g) != 0 ? EMITTERS_NOMEM : EMITTERS_OK;
         if (rc == EMITTERS_OK) {
-            if (ei_x_encode_tuple_header(&g, 3) || term_write_atom_utf8(&g, store, store_len) ||
-                ei_x_encode_binary(&g, sub, (long)sub_len) || ei_x_encode_atom(&g, "emitters") ||
+            if (group_key_encode(&g, store, store_len, sub, sub_len) ||
                 rc_pg_join(e->scope, g.buff, g.index, cpids, (size_t)count) != 0)
                 rc = EMITTERS_NOMEM;
             ei_x_free(&g);

@@ -2,6 +2,7 @@
 
 #include "codec/decimal.h"
 #include "codec/term_read.h"
+#include "naming/group_key.h"
 #include "naming/naming.h"
 #include "proc/gen_server.h"
 
@@ -309,15 +310,9 @@ static int do_retrieve(rc_request_server *rs, const char *buf, int len, int idx,
 static int do_group_key(const char *buf, int len, int idx, ei_x_buff *x)
 {
     int s0 = idx;
-    if (ei_skip_term(buf, &idx) != 0 || idx > len)
+    if (term_skip(buf, len, &idx) != 0 || term_skip(buf, len, &idx) != 0)
         return encode_error(x, "badarg");
-    int s1 = idx;
-    if (ei_skip_term(buf, &idx) != 0 || idx > len)
-        return encode_error(x, "badarg");
-    if (encode_ok_header(x) != 0 || ei_x_encode_tuple_header(x, 3) != 0 ||
-        ei_x_append_buf(x, buf + s0, s1 - s0) != 0 || ei_x_append_buf(x, buf + s1, idx - s1) != 0)
-        return -1;
-    return ei_x_encode_atom(x, "emitters");
+    return encode_ok_header(x) || group_key_encode_terms(x, buf + s0, idx - s0);
 }
 
 /* ------------------------------------------------------------ pg requests */
@@ -405,9 +400,7 @@ static int group_of(const char *buf, int len, int *idx, ei_x_buff *g)
     if (term_skip(buf, len, idx) != 0)
         return -1;
     g->index = 0;
-    if (ei_x_encode_tuple_header(g, 3) != 0 || ei_x_append_buf(g, buf + s0, *idx - s0) != 0)
-        return -1;
-    return ei_x_encode_atom(g, "emitters");
+    return group_key_encode_terms(g, buf + s0, *idx - s0);
 }
 
 /* join/leave of C-node pids: op_join selects rc_pg_join or rc_pg_leave. */

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "codec/decimal.h"
+#include "naming/group_key.h"
 #include "naming/naming.h"
 
 /* ---- independent expectation helpers ---------------------------------- */
@@ -494,6 +495,34 @@ static void test_status_atom(void **st)
     assert_string_equal(naming_status_atom(NAMING_SYSTEM_LIMIT), "system_limit");
 }
 
+/* group_key(S, Sub) = {S, Sub, emitters}: from C fields and from encoded
+ * terms, byte for byte what ei encodes for the same tuple. */
+static void test_group_key(void **state)
+{
+    (void)state;
+    ei_x_buff want, got, terms;
+    ei_x_new(&want);
+    ei_x_new(&got);
+    ei_x_new(&terms);
+    ei_x_encode_tuple_header(&want, 3);
+    ei_x_encode_atom_len_as(&want, "caf\xc3\xa9", 5, ERLANG_UTF8, ERLANG_UTF8);
+    ei_x_encode_binary(&want, "\0sub", 4);
+    ei_x_encode_atom(&want, "emitters");
+    assert_int_equal(group_key_encode(&got, (const uint8_t *)"caf\xc3\xa9", 5,
+                                      (const uint8_t *)"\0sub", 4), 0);
+    assert_int_equal(got.index, want.index);
+    assert_memory_equal(got.buff, want.buff, (size_t)want.index);
+    got.index = 0;
+    ei_x_encode_atom_len_as(&terms, "caf\xc3\xa9", 5, ERLANG_UTF8, ERLANG_UTF8);
+    ei_x_encode_binary(&terms, "\0sub", 4);
+    assert_int_equal(group_key_encode_terms(&got, terms.buff, terms.index), 0);
+    assert_int_equal(got.index, want.index);
+    assert_memory_equal(got.buff, want.buff, (size_t)want.index);
+    ei_x_free(&want);
+    ei_x_free(&got);
+    ei_x_free(&terms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_int64_decimal),
         cmocka_unit_test(test_bigint_decimal),
         cmocka_unit_test(test_status_atom),
+        cmocka_unit_test(test_group_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
