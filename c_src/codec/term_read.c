@@ -208,6 +208,46 @@ static int skip_n(const uint8_t *b, int len, size_t *i, uint64_t count, int dept
     return 0;
 }
 
+/* An integer field of a fun (OldIndex, OldUniq). */
+static int skip_small_int(const uint8_t *b, int len, size_t *i)
+{
+    if (!need(len, *i, 1))
+        return -1;
+    size_t n = b[*i] == ERL_SMALL_INTEGER_EXT ? 1 : b[*i] == ERL_INTEGER_EXT ? 4 : 0;
+    if (n == 0 || !need(len, *i + 1, n))
+        return -1;
+    *i += 1 + n;
+    return 0;
+}
+
+/* NEW_FUN_EXT: Size(4, counting itself) Arity(1) Uniq(16) Index(4)
+ * NumFree(4) Module OldIndex OldUniq Pid FreeVars... Every field is checked
+ * and must lie within Size, and Size must end exactly after the last free
+ * variable: ei's own skip trusts each of them. */
+static int skip_fun(const uint8_t *b, int len, size_t *i, int depth)
+{
+    size_t at = *i + 1;
+    if (!need(len, at, 4))
+        return -1;
+    uint32_t size = get32(b + at);
+    if (size < 4 + 1 + 16 + 4 + 4 || !need(len, at, size))
+        return -1;
+    int end = (int)(at + size); /* fits: at + size <= len */
+    size_t j = at + 4 + 1 + 16 + 4;
+    uint32_t nfree = get32(b + j);
+    j += 4;
+    if (skip_atom(b, end, &j) != 0 || skip_small_int(b, end, &j) != 0 ||
+        skip_small_int(b, end, &j) != 0)
+        return -1;
+    if (!need(end, j, 1) || (b[j] != ERL_PID_EXT && b[j] != ERL_NEW_PID_EXT) ||
+        skip_rec(b, end, &j, depth + 1) != 0)
+        return -1;
+    if (skip_n(b, end, &j, nfree, depth + 1) != 0 || j != (size_t)end)
+        return -1;
+    *i = j;
+    return 0;
+}
+
 static int skip_rec(const uint8_t *b, int len, size_t *i, int depth)
 {
     if (depth > TERM_MAX_DEPTH || !need(len, *i, 1))
@@ -305,16 +345,13 @@ static int skip_rec(const uint8_t *b, int len, size_t *i, int depth)
         return need(len, *i, n) ? (*i += n, 0) : -1;
     }
     case ERL_NEW_FUN_EXT:
-        /* Size counts itself and everything after the tag. */
-        if (!need(len, at, 4))
-            return -1;
-        n = get32(b + at);
-        return (n >= 4 && need(len, at, n)) ? (*i = at + n, 0) : -1;
+        return skip_fun(b, len, i, depth);
     case ERL_EXPORT_EXT:
         *i = at;
         if (skip_atom(b, len, i) != 0 || skip_atom(b, len, i) != 0)
             return -1;
-        return skip_rec(b, len, i, depth + 1);
+        /* the arity is a small integer, nothing else */
+        return need(len, *i, 2) && b[*i] == ERL_SMALL_INTEGER_EXT ? (*i += 2, 0) : -1;
     default:
         return -1;
     }

@@ -1,0 +1,148 @@
+/* The frame validator (term_skip) against terms whose size fields lie:
+ * every nested field of a fun is checked, so a NEW_FUN_EXT whose Size or
+ * module atom length runs past the buffer, or whose fields do not end where
+ * its Size says, is rejected before ei's decoders (which trust those fields)
+ * see it. Buffers are malloc'd to their exact length, so ASan and valgrind
+ * report any read past them. */
+#include "codec/term_read.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+typedef struct fun_spec {
+    uint32_t nfree;      /* NumFree field */
+    int free_vars;       /* how many free variables are really there */
+    int size_delta;      /* added to the true Size */
+    int module_len_lie;  /* added to the module atom's length byte */
+    uint8_t pid_tag;     /* 88 (NEW_PID_EXT) unless testing another */
+} fun_spec;
+
+static size_t put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+    return 4;
+}
+
+/* NEW_FUN_EXT laid out as OTP 25-29 encode a local fun, with lies added. */
+static uint8_t *make_fun(const fun_spec *f, int *len)
+{
+    uint8_t *b = calloc(1, 512);
+    size_t n = 0;
+    b[n++] = 112; /* NEW_FUN_EXT */
+    size_t size_at = n;
+    n += 4;
+    b[n++] = 1;      /* Arity */
+    n += 16;         /* Uniq */
+    n += put32(b + n, 0); /* Index */
+    n += put32(b + n, f->nfree);
+    b[n++] = 119; /* module: SMALL_ATOM_UTF8_EXT "erl_eval" */
+    b[n++] = (uint8_t)(8 + f->module_len_lie);
+    memcpy(b + n, "erl_eval", 8);
+    n += 8;
+    b[n++] = 97; /* OldIndex */
+    b[n++] = 42;
+    b[n++] = 98; /* OldUniq */
+    n += put32(b + n, 123456);
+    b[n++] = f->pid_tag ? f->pid_tag : 88;
+    b[n++] = 119;
+    b[n++] = 3;
+    memcpy(b + n, "a@h", 3);
+    n += 3;
+    n += put32(b + n, 1);
+    n += put32(b + n, 0);
+    n += put32(b + n, 7);
+    for (int k = 0; k < f->free_vars; k++) {
+        b[n++] = 97;
+        b[n++] = (uint8_t)k;
+    }
+    put32(b + size_at, (uint32_t)((int)(n - size_at) + f->size_delta));
+    /* exact-size copy: a read past the end is a sanitizer/valgrind error */
+    uint8_t *exact = malloc(n);
+    memcpy(exact, b, n);
+    free(b);
+    *len = (int)n;
+    return exact;
+}
+
+static int walk(const fun_spec *f)
+{
+    int len = 0, idx = 0;
+    uint8_t *b = make_fun(f, &len);
+    int rc = term_skip((const char *)b, len, &idx);
+    if (rc == 0)
+        assert_int_equal(idx, len);
+    free(b);
+    return rc;
+}
+
+static void test_honest_fun_accepted(void **st)
+{
+    (void)st;
+    assert_int_equal(walk(&(fun_spec){.nfree = 0, .free_vars = 0}), 0);
+    assert_int_equal(walk(&(fun_spec){.nfree = 3, .free_vars = 3}), 0);
+}
+
+static void test_lying_fun_rejected(void **st)
+{
+    (void)st;
+    /* Size says more or less than the fields hold */
+    assert_int_equal(walk(&(fun_spec){.nfree = 1, .free_vars = 1, .size_delta = -2}), -1);
+    assert_int_equal(walk(&(fun_spec){.nfree = 1, .free_vars = 1, .size_delta = 200}), -1);
+    /* the module atom's length runs past Size and past the buffer */
+    assert_int_equal(walk(&(fun_spec){.nfree = 0, .module_len_lie = 200}), -1);
+    /* more free variables claimed than present; a huge count */
+    assert_int_equal(walk(&(fun_spec){.nfree = 2, .free_vars = 1}), -1);
+    assert_int_equal(walk(&(fun_spec){.nfree = 0xFFFFFFFFu, .free_vars = 1}), -1);
+    /* the creator must be a pid */
+    assert_int_equal(walk(&(fun_spec){.pid_tag = 100}), -1);
+    /* Size below the fixed header */
+    uint8_t tiny[] = {112, 0, 0, 0, 3};
+    int idx = 0;
+    assert_int_equal(term_skip((const char *)tiny, (int)sizeof tiny, &idx), -1);
+}
+
+/* Every proper prefix of an honest fun is rejected without a read past it. */
+static void test_fun_prefixes(void **st)
+{
+    (void)st;
+    int len = 0;
+    uint8_t *b = make_fun(&(fun_spec){.nfree = 2, .free_vars = 2}, &len);
+    for (int cut = 0; cut < len; cut++) {
+        uint8_t *p = malloc(cut ? (size_t)cut : 1);
+        memcpy(p, b, (size_t)cut);
+        int idx = 0;
+        assert_int_equal(term_skip((const char *)p, cut, &idx), -1);
+        free(p);
+    }
+    free(b);
+}
+
+static void test_export_arity_is_small_int(void **st)
+{
+    (void)st;
+    const uint8_t ok[] = {113, 119, 1, 'm', 119, 1, 'f', 97, 2};
+    const uint8_t bad[] = {113, 119, 1, 'm', 119, 1, 'f', 106};
+    int idx = 0;
+    assert_int_equal(term_skip((const char *)ok, (int)sizeof ok, &idx), 0);
+    idx = 0;
+    assert_int_equal(term_skip((const char *)bad, (int)sizeof bad, &idx), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_honest_fun_accepted),
+        cmocka_unit_test(test_lying_fun_rejected),
+        cmocka_unit_test(test_fun_prefixes),
+        cmocka_unit_test(test_export_arity_is_small_int),
+    };
+    return cmocka_run_group_tests_name("term walk", tests, NULL, NULL);
+}
