@@ -13,7 +13,9 @@ SHELL := /bin/bash
 CC      ?= gcc
 BUILD   := build
 SAN_BUILD := build/san
-CSTD    := -std=c11 -D_GNU_SOURCE
+# The one version number is the OTP application's (erl_src/reckon_cnode.app.src).
+RC_VERSION := $(shell sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' erl_src/reckon_cnode.app.src)
+CSTD    := -std=c11 -D_GNU_SOURCE -DRC_VERSION='"$(RC_VERSION)"'
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 OPT     ?= -O2 -g
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -63,6 +65,11 @@ $(BUILD)/libreckon_cnode.a: $(LIB_OBJS)
 $(SAN_BUILD)/libreckon_cnode.a: $(SAN_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The executable; another path (with another BUILD) builds it for an OTP
+# root whose C library is older than the host's (test/otp/with_otp.sh).
+$(BUILD)/reckon_cnode: $(BUILD)/obj/c_src/main.o $(BUILD)/libreckon_cnode.a
+	$(CC) $(OPT) -o $@ $^ $(LIBS)
 
 priv/reckon_cnode: $(BUILD)/obj/c_src/main.o $(BUILD)/libreckon_cnode.a
 	@mkdir -p priv

@@ -4,6 +4,7 @@
 #include "reckon_cnode.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -20,8 +21,13 @@ static void usage(FILE *f)
     fputs("usage: reckon_cnode [--sname NAME | --name NAME@HOST] [--cookie C | --cookie-file F]\n"
           "                    [--scope SCOPE]... [--seed NODE]... [--data-dir DIR]\n"
           "                    [--max-message-bytes N] [--log-level error|warning|info|debug]\n"
+          "                    [--listen ADDR] [--dist-port N|MIN-MAX]\n"
           "                    [--net-ticktime SECS] [--exit-on-stdin-close]\n"
-          "The cookie defaults to $RECKON_CNODE_COOKIE, then $HOME/.erlang.cookie.\n",
+          "                    [--version] [--help]\n"
+          "The cookie defaults to $RECKON_CNODE_COOKIE, then $HOME/.erlang.cookie.\n"
+          "--listen: the one local address to accept connections on (default: all).\n"
+          "--dist-port: the port, or the range to take the first free port of\n"
+          "  (default: any), as inet_dist_listen_min/max.\n",
           f);
 }
 
@@ -59,10 +65,33 @@ static int create_cookie_file(const char *path, char *out, size_t cap)
 static int parse_size(const char *s, size_t *out)
 {
     char *end = NULL;
+    if (s[0] < '0' || s[0] > '9') /* strtoull would take "-5" as a huge number */
+        return -1;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end != '\0' || v == 0)
+    if (end == s || *end != '\0' || v == 0 || errno != 0 || v > SIZE_MAX)
         return -1;
     *out = (size_t)v;
+    return 0;
+}
+
+/* "N" or "MIN-MAX", each 1..65535. */
+static int parse_port_range(const char *s, unsigned *lo, unsigned *hi)
+{
+    char buf[32];
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    strcpy(buf, s);
+    char *dash = strchr(buf, '-');
+    if (dash != NULL)
+        *dash = '\0';
+    size_t a = 0, b = 0;
+    if (parse_size(buf, &a) != 0 || a > 65535)
+        return -1;
+    if (dash != NULL && (parse_size(dash + 1, &b) != 0 || b > 65535 || b < a))
+        return -1;
+    *lo = (unsigned)a;
+    *hi = dash != NULL ? (unsigned)b : (unsigned)a;
     return 0;
 }
 
@@ -77,7 +106,7 @@ int main(int argc, char **argv)
     const char *cookie = NULL, *cookie_file = NULL;
     static char cookie_buf[1024];
     enum { O_SNAME = 1, O_NAME, O_COOKIE, O_COOKIE_FILE, O_SCOPE, O_SEED, O_DATA_DIR, O_MAX_MSG,
-           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP };
+           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP, O_LISTEN, O_DIST_PORT, O_VERSION };
     static const struct option opts[] = {
         {"sname", required_argument, NULL, O_SNAME},
         {"name", required_argument, NULL, O_NAME},
@@ -91,11 +120,14 @@ int main(int argc, char **argv)
         {"net-ticktime", required_argument, NULL, O_TICKTIME},
         {"exit-on-stdin-close", no_argument, NULL, O_STDIN},
         {"help", no_argument, NULL, O_HELP},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"dist-port", required_argument, NULL, O_DIST_PORT},
+        {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0}};
     int c;
     size_t sz = 0;
     rc_log_level lvl;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case O_SNAME: cfg.sname = optarg; break;
         case O_NAME: cfg.name = optarg; break;
@@ -138,6 +170,15 @@ int main(int argc, char **argv)
             cfg.net_ticktime_s = (unsigned)sz;
             break;
         case O_STDIN: cfg.exit_on_stdin_close = 1; break;
+        case O_LISTEN: cfg.listen_addr = optarg; break;
+        case O_DIST_PORT:
+            if (parse_port_range(optarg, &cfg.port_min, &cfg.port_max) != 0) {
+                fprintf(stderr, "reckon_cnode: bad --dist-port (N or MIN-MAX, 1..65535)\n");
+                return 2;
+            }
+            break;
+        case O_VERSION: printf("reckon_cnode %s\n", RC_VERSION); return 0;
+        case 'h':
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

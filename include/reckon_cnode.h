@@ -41,6 +41,8 @@ typedef struct rc_node_config {
     int exit_on_stdin_close;    /* stop when stdin reaches EOF (port programs) */
     int handle_signals;         /* stop cleanly on SIGTERM/SIGINT (default 1) */
     int no_epmd;                /* skip epmd registration (tests, isolated use) */
+    const char *listen_addr;    /* accept only on this local address; NULL = all */
+    unsigned port_min, port_max; /* listen port range; 0, 0 = any free port */
 } rc_node_config;
 
 void rc_node_config_init(rc_node_config *cfg);

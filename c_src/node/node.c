@@ -257,7 +257,10 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
                          .max_output_bytes = cfg->max_output_bytes,
                          .net_ticktime_s = cfg->net_ticktime_s,
                          .handshake_timeout_ms = 5000,
-                         .no_epmd = cfg->no_epmd};
+                         .no_epmd = cfg->no_epmd,
+                         .listen_addr = cfg->listen_addr,
+                         .port_min = cfg->port_min,
+                         .port_max = cfg->port_max};
     rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
                             .on_connect_failed = on_connect_failed};
     if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {

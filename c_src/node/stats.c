@@ -53,6 +53,8 @@ static size_t collect(rc_node *n, node_stat *out)
         {"heap_bytes", (uint64_t)mi.uordblks, 0},
         {"pg_malformed", malformed, 1},
         {"handshake", ds->err_handshake, 1},
+        {"handshakes_evicted", ds->handshakes_evicted, 1},
+        {"accepts_shed", ds->accepts_shed, 1},
         {"frame_too_big", ds->err_frame_too_big, 1},
         {"output_overflow", ds->err_output_overflow, 1},
         {"tick_timeout", ds->err_tick_timeout, 1},

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@
  * memory growing. */
 #define PAUSE_READS_ABOVE (16u << 20)
 #define RESUME_READS_BELOW (4u << 20)
+/* How long the listener rests when descriptors run out. */
+#define ACCEPT_PAUSE_MS 250u
 
 struct rc_conn {
     rc_dist *dist;
@@ -50,9 +53,11 @@ struct rc_conn {
     UT_hash_handle hh;
 };
 
-/* An outbound connect or inbound handshake running on the thread pool. */
+/* An outbound connect or inbound handshake, each on a thread of its own:
+ * nothing one peer does (a silent socket, a slow epmd) holds a resource
+ * another peer's handshake needs. The job goes back to the loop through the
+ * done list; only the loop frees it. */
 typedef struct hs_job {
-    uv_work_t req;
     rc_dist *dist;
     int outbound;
     int fd;
@@ -60,7 +65,8 @@ typedef struct hs_job {
     hs_result result;
     int ok;
     char err[256];
-    struct hs_job *next;
+    struct hs_job *next;              /* done list */
+    struct hs_job *in_prev, *in_next; /* inbound in flight, oldest first */
     UT_hash_handle hh; /* outbound jobs by node, to avoid duplicate connects */
 } hs_job;
 
@@ -83,6 +89,24 @@ struct rc_dist {
     rc_conn *dirty_head; /* connections with output to flush this turn */
     hs_job *connecting;  /* outbound jobs by node */
     size_t jobs_in_flight;
+    /* Inbound handshakes in flight, oldest first; beyond the cap the oldest
+     * is cut off (its socket shut down), so strangers cannot pile up. */
+    hs_job *in_head, *in_tail;
+    size_t in_count;
+    /* Finished jobs, handed from their threads to the loop. */
+    uv_async_t done_async;
+    pthread_mutex_t done_mu;
+    hs_job *done;
+    /* At the descriptor limit: a spare descriptor to accept-and-close with,
+     * the listener paused for a while, and a log line per period at most. */
+    int reserve_fd;
+    uv_timer_t accept_timer;
+    int accept_paused;
+    uint64_t shed_since_log, last_shed_log_ms;
+    /* Lines that strangers can cause (failed handshakes): a budget per
+     * window, then one line saying how many were left out. */
+    uint64_t stranger_window_ms;
+    unsigned stranger_lines, stranger_dropped;
     int stopping;
     rc_dist_stats stats;
     size_t out_pending; /* sum of every connection's unwritten output */
@@ -152,9 +176,8 @@ static hs_config make_hs_config(rc_dist *d)
 
 /* ---------------------------------------------------------------- handshakes */
 
-static void hs_work(uv_work_t *req)
+static void hs_work(hs_job *j)
 {
-    hs_job *j = req->data;
     rc_dist *d = j->dist;
     uint64_t deadline = sockio_now_ms() + d->cfg.handshake_timeout_ms;
     hs_config hc = make_hs_config(d);
@@ -213,11 +236,48 @@ static rc_conn *conn_new(rc_dist *d, int fd, const hs_result *r)
     return c;
 }
 
-static void hs_after(uv_work_t *req, int status)
+#define STRANGER_WINDOW_MS 10000u
+#define STRANGER_LINES 20u
+
+/* 1 if a line a stranger caused may be logged now. */
+static int stranger_may_log(rc_dist *d)
 {
-    hs_job *j = req->data;
+    uint64_t now = uv_now(d->loop);
+    if (now - d->stranger_window_ms >= STRANGER_WINDOW_MS) {
+        if (d->stranger_dropped > 0)
+            LOG_W(d->lg, MOD, "%u more failed handshakes not logged in the last %u s",
+                  d->stranger_dropped, STRANGER_WINDOW_MS / 1000u);
+        d->stranger_window_ms = now;
+        d->stranger_lines = d->stranger_dropped = 0;
+    }
+    if (d->stranger_lines < STRANGER_LINES) {
+        d->stranger_lines++;
+        return 1;
+    }
+    d->stranger_dropped++;
+    return 0;
+}
+
+static void inbound_unlink(rc_dist *d, hs_job *j)
+{
+    if (j->in_prev)
+        j->in_prev->in_next = j->in_next;
+    else
+        d->in_head = j->in_next;
+    if (j->in_next)
+        j->in_next->in_prev = j->in_prev;
+    else
+        d->in_tail = j->in_prev;
+    j->in_prev = j->in_next = NULL;
+    d->in_count--;
+}
+
+static void hs_after(hs_job *j, int status)
+{
     rc_dist *d = j->dist;
     d->jobs_in_flight--;
+    if (!j->outbound)
+        inbound_unlink(d, j);
     if (j->outbound) {
         HASH_DEL(d->connecting, j);
         pending_set(d, j->node, 0);
@@ -233,11 +293,11 @@ static void hs_after(uv_work_t *req, int status)
             d->stats.connect_failed++;
         else
             d->stats.err_handshake++;
-        if (j->result.missing_flags != 0)
+        if (j->outbound && j->result.missing_flags != 0)
             LOG_W(d->lg, MOD, "%s", j->err); /* a version mismatch: the user must act */
         else if (j->outbound)
             LOG_I(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
-        else
+        else if (stranger_may_log(d))
             LOG_W(d->lg, MOD, "inbound handshake failed: %s", j->err);
     }
     rc_conn *c = NULL;
@@ -267,13 +327,77 @@ static void hs_after(uv_work_t *req, int status)
         d->cb.on_up(d->cb.ctx, c);
 }
 
+static void *hs_thread(void *arg)
+{
+    hs_job *j = arg;
+    rc_dist *d = j->dist;
+    hs_work(j);
+    /* Signalled under the lock: the loop cannot take this job (and so
+     * cannot close the async handle or free d) before the send is done. */
+    pthread_mutex_lock(&d->done_mu);
+    j->next = d->done;
+    d->done = j;
+    uv_async_send(&d->done_async);
+    pthread_mutex_unlock(&d->done_mu);
+    return NULL;
+}
+
+static void close_done_async_if_idle(rc_dist *d)
+{
+    if (d->stopping && d->jobs_in_flight == 0 && !uv_is_closing((uv_handle_t *)&d->done_async))
+        uv_close((uv_handle_t *)&d->done_async, NULL);
+}
+
+static void on_done_async(uv_async_t *a)
+{
+    rc_dist *d = a->data;
+    pthread_mutex_lock(&d->done_mu);
+    hs_job *list = d->done;
+    d->done = NULL;
+    pthread_mutex_unlock(&d->done_mu);
+    while (list != NULL) {
+        hs_job *j = list;
+        list = j->next;
+        hs_after(j, 0);
+    }
+    close_done_async_if_idle(d);
+}
+
 static int queue_job(rc_dist *d, hs_job *j)
 {
-    j->req.data = j;
     j->dist = d;
-    if (uv_queue_work(d->loop, &j->req, hs_work, hs_after) != 0)
+    if (!j->outbound) {
+        if (d->in_count >= d->cfg.max_handshakes && d->in_head != NULL) {
+            /* Cut off the oldest stranger: its thread sees the socket end. */
+            d->stats.handshakes_evicted++;
+            shutdown(d->in_head->fd, SHUT_RDWR);
+        }
+        j->in_prev = d->in_tail;
+        if (d->in_tail)
+            d->in_tail->in_next = j;
+        else
+            d->in_head = j;
+        d->in_tail = j;
+        d->in_count++;
+    }
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        (void)pthread_attr_setstacksize(&attr, 512u << 10); /* getaddrinfo included */
+        d->jobs_in_flight++;
+        rc = pthread_create(&t, &attr, hs_thread, j);
+        pthread_attr_destroy(&attr);
+        if (rc != 0)
+            d->jobs_in_flight--;
+    }
+    if (rc != 0) {
+        if (!j->outbound)
+            inbound_unlink(d, j);
+        LOG_W(d->lg, MOD, "cannot start a handshake thread: %s", strerror(rc));
         return -1;
-    d->jobs_in_flight++;
+    }
     return 0;
 }
 
@@ -307,6 +431,48 @@ int rc_dist_is_connecting(const rc_dist *d, const char *node)
     return j != NULL;
 }
 
+static void on_listen(uv_poll_t *h, int status, int events);
+
+static void on_accept_timer(uv_timer_t *t)
+{
+    rc_dist *d = t->data;
+    if (d->stopping || !d->accept_paused)
+        return;
+    d->accept_paused = 0;
+    uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
+}
+
+/* Out of descriptors (or kernel memory): shed the connection waiting in the
+ * backlog with the spare descriptor, so it is refused rather than left
+ * hanging, and stop accepting for a while instead of spinning on a listener
+ * that stays readable. One log line per period at most. */
+static void accept_back_off(rc_dist *d, int err)
+{
+    if (d->reserve_fd >= 0) {
+        close(d->reserve_fd);
+        int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    d->stats.accepts_shed++;
+    d->shed_since_log++;
+    uint64_t now = uv_now(d->loop);
+    if (d->last_shed_log_ms == 0 || now - d->last_shed_log_ms >= 10000) {
+        LOG_W(d->lg, MOD,
+              "accept: %s: refusing connections for %u ms (%llu refused since the last "
+              "such line); raise the descriptor limit (ulimit -n) if peers are legitimate",
+              strerror(err), ACCEPT_PAUSE_MS, (unsigned long long)d->shed_since_log);
+        d->shed_since_log = 0;
+        d->last_shed_log_ms = now;
+    }
+    if (!d->accept_paused) {
+        d->accept_paused = 1;
+        uv_poll_stop(&d->listen_poll);
+        uv_timer_start(&d->accept_timer, on_accept_timer, ACCEPT_PAUSE_MS, 0);
+    }
+}
+
 static void on_listen(uv_poll_t *h, int status, int events)
 {
     rc_dist *d = h->data;
@@ -316,7 +482,11 @@ static void on_listen(uv_poll_t *h, int status, int events)
     for (;;) {
         int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_back_off(d, errno);
+            else if (errno == ECONNABORTED || errno == EPROTO)
+                continue; /* that peer gave up; the next may be waiting */
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 LOG_W(d->lg, MOD, "accept: %s", strerror(errno));
             return;
         }
@@ -655,6 +825,79 @@ static void on_tick_timer(uv_timer_t *t)
 
 /* ------------------------------------------------------------------ lifecycle */
 
+/* A listening socket on cfg->listen_addr (any address when NULL: dual-stack
+ * where IPv6 exists, since peers may resolve our host to ::1 or 127.0.1.1)
+ * and the first free port of [port_min, port_max] (an ephemeral one when
+ * both are 0). The descriptor, or -1 with a reason in err. */
+static int open_listener(const rc_dist_config *cfg, char *err, int errlen, uint16_t *port_out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    int family;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (cfg->listen_addr != NULL && cfg->listen_addr[0] != '\0') {
+        if (inet_pton(AF_INET, cfg->listen_addr, &a4->sin_addr) == 1) {
+            family = AF_INET;
+        } else if (inet_pton(AF_INET6, cfg->listen_addr, &a6->sin6_addr) == 1) {
+            family = AF_INET6;
+        } else {
+            snprintf(err, (size_t)errlen, "--listen %s: not an IPv4 or IPv6 address",
+                     cfg->listen_addr);
+            return -1;
+        }
+    } else {
+        int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        family = probe >= 0 ? AF_INET6 : AF_INET;
+        if (probe >= 0)
+            close(probe);
+        if (family == AF_INET6)
+            a6->sin6_addr = in6addr_any;
+        else
+            a4->sin_addr.s_addr = htonl(INADDR_ANY);
+    }
+    ss.ss_family = (sa_family_t)family;
+    sl = family == AF_INET6 ? sizeof *a6 : sizeof *a4;
+    unsigned lo = cfg->port_min, hi = cfg->port_max ? cfg->port_max : cfg->port_min;
+    if (hi < lo || hi > 65535) {
+        snprintf(err, (size_t)errlen, "--dist-port: bad range %u-%u", lo, hi);
+        return -1;
+    }
+    int last_errno = 0;
+    for (unsigned port = lo;; port++) {
+        int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(err, (size_t)errlen, "socket: %s", strerror(errno));
+            return -1;
+        }
+        int one = 1, zero = 0;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (family == AF_INET6 && (cfg->listen_addr == NULL || cfg->listen_addr[0] == '\0'))
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        if (family == AF_INET6)
+            a6->sin6_port = htons((uint16_t)port);
+        else
+            a4->sin_port = htons((uint16_t)port);
+        if (bind(fd, (struct sockaddr *)&ss, sl) == 0 && listen(fd, 128) == 0 &&
+            getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            *port_out = ntohs(family == AF_INET6 ? a6->sin6_port : a4->sin_port);
+            return fd;
+        }
+        last_errno = errno;
+        close(fd);
+        if (port >= hi || last_errno != EADDRINUSE)
+            break;
+    }
+    if (lo == 0)
+        snprintf(err, (size_t)errlen, "listen: %s", strerror(last_errno));
+    else
+        snprintf(err, (size_t)errlen, "listen on %s port %u-%u: %s",
+                 cfg->listen_addr ? cfg->listen_addr : "any address", lo, hi,
+                 strerror(last_errno));
+    return -1;
+}
+
 int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_dist_config *cfg,
                   const rc_dist_callbacks *cb, char *err, int errlen)
 {
@@ -668,7 +911,10 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     d->cfg = *cfg;
     d->cb = *cb;
     d->listen_fd = d->epmd_fd = -1;
+    if (d->cfg.max_handshakes == 0)
+        d->cfg.max_handshakes = 128;
     pthread_mutex_init(&d->pending_mu, NULL);
+    pthread_mutex_init(&d->done_mu, NULL);
     if (strlen(cfg->alive) >= sizeof d->alive || strlen(cfg->node_name) >= sizeof d->node_name ||
         strlen(cfg->cookie) >= sizeof d->cookie) {
         snprintf(err, (size_t)errlen, "node name or cookie too long");
@@ -684,43 +930,12 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     if (d->cfg.net_ticktime_s < 4)
         d->cfg.net_ticktime_s = 4;
 
-    /* Dual-stack listener: peers may resolve our host to ::1 or 127.0.1.1. */
-    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int v6 = fd >= 0;
-    if (!v6)
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = open_listener(cfg, err, errlen, &d->listen_port);
     if (fd < 0) {
-        snprintf(err, (size_t)errlen, "socket: %s", strerror(errno));
-        free(d);
-        return -1;
-    }
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    memset(&ss, 0, sizeof ss);
-    if (v6) {
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_any;
-        sl = sizeof *a;
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_ANY);
-        sl = sizeof *a;
-    }
-    if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 128) != 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
-        snprintf(err, (size_t)errlen, "listen: %s", strerror(errno));
-        close(fd);
         free(d);
         return -1;
     }
     d->listen_fd = fd;
-    d->listen_port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                              : ((struct sockaddr_in *)&ss)->sin_port);
     if (cfg->no_epmd) {
         d->creation = 1;
     } else {
@@ -732,6 +947,11 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
         free(d);
         return -1;
     }
+    d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uv_async_init(loop, &d->done_async, on_done_async);
+    d->done_async.data = d;
+    uv_timer_init(loop, &d->accept_timer);
+    d->accept_timer.data = d;
     uv_poll_init(loop, &d->listen_poll, fd);
     d->listen_poll.data = d;
     uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
@@ -759,13 +979,14 @@ void rc_dist_stop(rc_dist *d)
     HASH_ITER(hh, d->conns, c, tmp) {
         rc_dist_close(d, c, "node stopping");
     }
-    hs_job *j, *jt;
-    HASH_ITER(hh, d->connecting, j, jt) {
-        /* Jobs not yet started are cancelled; running ones end by their deadline. */
-        uv_cancel((uv_req_t *)&j->req);
-    }
+    /* Inbound handshakes end at once; outbound connects by their deadline. */
+    for (hs_job *j = d->in_head; j != NULL; j = j->in_next)
+        shutdown(j->fd, SHUT_RDWR);
+    close_done_async_if_idle(d);
     uv_poll_stop(&d->listen_poll);
     uv_close((uv_handle_t *)&d->listen_poll, NULL);
+    uv_timer_stop(&d->accept_timer);
+    uv_close((uv_handle_t *)&d->accept_timer, NULL);
     uv_close((uv_handle_t *)&d->flush_check, NULL);
     uv_timer_stop(&d->tick_timer);
     uv_close((uv_handle_t *)&d->tick_timer, NULL);
@@ -783,7 +1004,10 @@ void rc_dist_free(rc_dist *d)
         close(d->listen_fd);
     if (d->epmd_fd >= 0)
         close(d->epmd_fd);
+    if (d->reserve_fd >= 0)
+        close(d->reserve_fd);
     pthread_mutex_destroy(&d->pending_mu);
+    pthread_mutex_destroy(&d->done_mu);
     free(d->pending);
     free(d);
 }

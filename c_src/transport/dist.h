@@ -38,6 +38,9 @@ typedef struct rc_dist_config {
     unsigned net_ticktime_s;
     unsigned handshake_timeout_ms;
     int no_epmd; /* do not register: reachable only by peers told our port */
+    const char *listen_addr; /* NULL: every interface */
+    unsigned port_min, port_max; /* 0, 0: an ephemeral port */
+    size_t max_handshakes;   /* inbound handshakes in flight; 0: 128 */
 } rc_dist_config;
 
 typedef struct rc_dist_stats {
@@ -46,9 +49,12 @@ typedef struct rc_dist_stats {
     uint64_t err_handshake, err_frame_too_big, err_output_overflow, err_tick_timeout, err_io;
     uint64_t read_pauses;
     uint64_t connect_failed; /* outbound attempts (e.g. to departed nodes) */
+    uint64_t handshakes_evicted; /* strangers cut off to make room */
+    uint64_t accepts_shed;       /* refused at the descriptor limit */
 } rc_dist_stats;
 
-/* Listens on an ephemeral port and registers with epmd. The node name is only
+/* Listens (on listen_addr and a port of the range, or anywhere on an
+ * ephemeral port) and registers with epmd. The node name is only
  * reachable after this returns 0. */
 int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_dist_config *cfg,
                   const rc_dist_callbacks *cb, char *err, int errlen);

@@ -13,7 +13,7 @@
 -include_lib("common_test/include/ct.hrl").
 
 %% C nodes
--export([cnode_bin/0, start_cnode/2, start_cnode/3, start_cnode_args/2,
+-export([cnode_bin/0, start_cnode/2, start_cnode/3, start_cnode_args/2, start_cnode_args/3,
          stop_cnode/1, wait_cnode_exit/2, holder_call/2,
          os_kill/2, os_pid_alive/1]).
 %% resource tracking
@@ -27,7 +27,7 @@
 -export([run_calls/2, wait_until/3, unique_name/1, host/0, now_ms/0]).
 
 -type cnode() :: #{node := node(), os_pid := non_neg_integer(),
-                   holder := pid(), name := string()}.
+                   holder := pid(), name := string(), log := file:filename()}.
 -type peer() :: #{node := node(), pid := pid(),
                   connection := dist | standard_io}.
 -type scope() :: suite | group | testcase.
@@ -66,17 +66,23 @@ start_cnode(Name, Extra, Scope) ->
 %% stdout line (the node name).
 -spec start_cnode_args([string()], scope()) -> cnode().
 start_cnode_args(Args, Scope) ->
+    start_cnode_args(Args, #{}, Scope).
+
+%% Opts: #{nofile => N} starts it with a descriptor limit of N (ulimit -n).
+-spec start_cnode_args([string()], #{nofile => pos_integer()}, scope()) -> cnode().
+start_cnode_args(Args, Opts, Scope) ->
     {ok, Bin} = cnode_bin(),
     Cookie = atom_to_list(erlang:get_cookie()),
     Parent = self(),
     Tag = make_ref(),
-    Holder = spawn(fun() -> holder_init(Parent, Tag, Bin, Args, Cookie) end),
+    Holder = spawn(fun() -> holder_init(Parent, Tag, Bin, Args, Cookie, Opts) end),
     MRef = erlang:monitor(process, Holder),
     receive
-        {Tag, {ok, Node, OsPid}} ->
+        {Tag, {ok, Node, OsPid, Log}} ->
             erlang:demonitor(MRef, [flush]),
             [Alive, _] = string:split(atom_to_list(Node), "@"),
-            C = #{node => Node, os_pid => OsPid, holder => Holder, name => Alive},
+            C = #{node => Node, os_pid => OsPid, holder => Holder, name => Alive,
+                  log => Log},
             ct:log("started C node ~p (os pid ~p): ~s ~p", [Node, OsPid, Bin, Args]),
             track(Scope, {cnode, C}),
             track(Scope, {os_pid, OsPid}),
@@ -92,17 +98,21 @@ start_cnode_args(Args, Scope) ->
 
 %% The program runs through `sh -c 'exec ...'' only to send its stderr to a
 %% log file; exec keeps the OS pid (and the command line) the C node's.
-holder_init(Parent, Tag, Bin, Args, Cookie) ->
+holder_init(Parent, Tag, Bin, Args, Cookie, Opts) ->
     Log = cnode_log_file(),
     ct:log("C node log: <a href=\"file://~s\">~s</a>", [Log, Log]),
+    NoFile = integer_to_list(maps:get(nofile, Opts, 0)),
+    Script = "[ \"$RCN_NOFILE\" = 0 ] || ulimit -n \"$RCN_NOFILE\" || exit 3; "
+             "exec \"$0\" \"$@\" 2>>\"$RCN_LOG\"",
     Port = open_port({spawn_executable, "/bin/sh"},
-                     [{args, ["-c", "exec \"$0\" \"$@\" 2>>\"$RCN_LOG\"", Bin | Args]},
-                      {env, [{"RECKON_CNODE_COOKIE", Cookie}, {"RCN_LOG", Log}]},
+                     [{args, ["-c", Script, Bin | Args]},
+                      {env, [{"RECKON_CNODE_COOKIE", Cookie}, {"RCN_LOG", Log},
+                             {"RCN_NOFILE", NoFile}]},
                       {line, 1024}, exit_status, use_stdio]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
     receive
         {Port, {data, {eol, Line}}} ->
-            Parent ! {Tag, {ok, list_to_atom(string:trim(Line)), OsPid}},
+            Parent ! {Tag, {ok, list_to_atom(string:trim(Line)), OsPid, Log}},
             holder_loop(Port, OsPid, running, []);
         {Port, {exit_status, Status}} ->
             Parent ! {Tag, {error, {exited, Status}}}

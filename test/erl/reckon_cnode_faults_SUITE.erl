@@ -1,22 +1,32 @@
 %%% @doc common_test suite: faults at the distribution layer, with
 %%% real `peer' nodes and the real `priv/reckon_cnode': a frame above
 %%% `--max-message-bytes' closes that connection only; a hung peer is
-%%% dropped after `--net-ticktime'; a wrong cookie is rejected. Every wait is
-%%% bounded; nothing sleeps where an event can be awaited.
+%%% dropped after `--net-ticktime'; a wrong cookie is rejected; and, tried
+%%% as an attacker without the cookie would: silent sockets and a stream of
+%%% reconnects do not delay a legitimate handshake, strangers beyond the cap
+%%% are cut off, the descriptor limit makes the node back off (no busy loop,
+%%% bounded log lines) and let peers in once descriptors free, and the
+%%% listener can be held to one address and a port range. Every wait is
+%%% bounded; nothing sleeps where an event can be awaited (the one sampling
+%%% window measures CPU use).
 %%% @end
 -module(reckon_cnode_faults_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--import(rc_test_lib, [start_cnode/3, start_peer/2, pcall/4, cleanup/1,
-                      wait_until/3, os_kill/2]).
+-import(rc_test_lib, [start_cnode/3, start_cnode_args/3, start_peer/2, pcall/4, cleanup/1,
+                      wait_until/3, os_kill/2, host/0, unique_name/1]).
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([oversized_frame_closes_only_that_connection/1,
          hung_peer_dropped_after_ticktime/1,
-         wrong_cookie_rejected/1]).
+         wrong_cookie_rejected/1,
+         silent_strangers_do_not_delay_handshakes/1,
+         strangers_beyond_the_cap_are_cut_off/1,
+         descriptor_limit_backs_off/1,
+         listen_address_and_port_range/1]).
 %% run on peers
 -export([send_and_await_nodedown/3]).
 
@@ -26,7 +36,11 @@ suite() ->
 all() ->
     [oversized_frame_closes_only_that_connection,
      hung_peer_dropped_after_ticktime,
-     wrong_cookie_rejected].
+     wrong_cookie_rejected,
+     silent_strangers_do_not_delay_handshakes,
+     strangers_beyond_the_cap_are_cut_off,
+     descriptor_limit_backs_off,
+     listen_address_and_port_range].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -104,3 +118,160 @@ wrong_cookie_rejected(_Config) ->
     wait_until(fun() -> maps:get(handshake, maps:get(errors, stats(CNode))) >= 1 end,
                5000, handshake_error_counted),
     ok.
+
+%%%===================================================================
+%%% An attacker without the cookie
+%%%===================================================================
+
+%% The C node's listening port, from epmd.
+dist_port(#{name := Name}) ->
+    {port, Port, _} = erl_epmd:port_please(Name, host()),
+    Port.
+
+%% N TCP connections that never say a word; owned by a helper process so
+%% they close when it is told to (or dies with the test case).
+open_silent(Port, N) ->
+    Parent = self(),
+    Pid = spawn(fun() ->
+                        Socks = [S || _ <- lists:seq(1, N),
+                                      {ok, S} <- [gen_tcp:connect({127, 0, 0, 1}, Port,
+                                                                  [binary, {active, false}],
+                                                                  2000)]],
+                        Parent ! {self(), opened, length(Socks)},
+                        receive close -> [gen_tcp:close(S) || S <- Socks] end,
+                        Parent ! {self(), closed}
+                end),
+    receive {Pid, opened, Got} -> {Pid, Got} after 30000 -> ct:fail(silent_open_timeout) end.
+
+close_silent(Pid) ->
+    Pid ! close,
+    receive {Pid, closed} -> ok after 10000 -> ct:fail(silent_close_timeout) end.
+
+%% Connects and hangs up in a loop until told to stop: a stranger that keeps
+%% the handshake machinery busy.
+start_reconnector(Port) ->
+    spawn(fun() -> reconnect_loop(Port, 0) end).
+
+reconnect_loop(Port, N) ->
+    receive
+        {stop, From} -> From ! {reconnects, N}
+    after 0 ->
+            case gen_tcp:connect({127, 0, 0, 1}, Port, [binary], 1000) of
+                {ok, S} -> gen_tcp:close(S);
+                _ -> ok
+            end,
+            reconnect_loop(Port, N + 1)
+    end.
+
+stop_reconnector(Pid) ->
+    Pid ! {stop, self()},
+    receive {reconnects, N} -> N after 5000 -> ct:fail(reconnector_stuck) end.
+
+%% Time of one ping from a fresh peer, in ms, and its result.
+timed_ping(Peer, CNode) ->
+    T0 = erlang:monotonic_time(millisecond),
+    R = pcall(Peer, net_adm, ping, [CNode]),
+    {R, erlang:monotonic_time(millisecond) - T0}.
+
+%% 64 silent sockets and a stranger reconnecting without pause: a
+%% legitimate node's handshake still goes through at once. (Handshakes used
+%% to share libuv's 8 pool threads, 5 s each: 64 silent sockets delayed the
+%% next one by ~40 s, past net_setuptime, so the ping gave pang.)
+silent_strangers_do_not_delay_handshakes(_Config) ->
+    C = #{node := CNode} = start_cnode("rcn_silent", [], testcase),
+    Port = dist_port(C),
+    {Silent, Opened} = open_silent(Port, 64),
+    ?assertEqual(64, Opened),
+    Reconnector = start_reconnector(Port),
+    try
+        Peer = start_peer("rcn_legit", testcase),
+        {Result, Ms} = timed_ping(Peer, CNode),
+        Reconnects = stop_reconnector(Reconnector),
+        ct:log("legitimate handshake behind 64 silent sockets and ~p reconnects: ~p in ~p ms",
+               [Reconnects, Result, Ms]),
+        ?assertEqual(pong, Result),
+        ?assertMatch({ok, pong}, pcall(Peer, gen_server, call,
+                                       [{reckon_cnode, CNode}, ping, 5000]))
+    after
+        close_silent(Silent)
+    end,
+    ok.
+
+%% More silent strangers than the cap (128): the oldest are cut off, so
+%% they cannot hold threads and descriptors, and are counted.
+strangers_beyond_the_cap_are_cut_off(_Config) ->
+    C = #{node := CNode} = start_cnode("rcn_cap", [], testcase),
+    {Silent, Opened} = open_silent(dist_port(C), 200),
+    ?assertEqual(200, Opened),
+    try
+        Peer = start_peer("rcn_capped", testcase),
+        ?assertEqual(pong, pcall(Peer, net_adm, ping, [CNode])),
+        #{errors := #{handshakes_evicted := Evicted}} = stats(CNode),
+        ct:log("strangers cut off: ~p", [Evicted]),
+        ?assert(Evicted >= 200 - 128)
+    after
+        close_silent(Silent)
+    end,
+    ok.
+
+%% CPU ticks (user + system) of an OS process, from /proc.
+cpu_ticks(OsPid) ->
+    {ok, Stat} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat"),
+    %% fields after the ")" that ends the command name: utime is the 12th
+    [_, After] = binary:split(Stat, <<") ">>),
+    Fields = binary:split(After, <<" ">>, [global]),
+    binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)).
+
+count_lines(File, Pattern) ->
+    {ok, Bin} = file:read_file(File),
+    length([L || L <- binary:split(Bin, <<"\n">>, [global]),
+                 binary:match(L, Pattern) =/= nomatch]).
+
+%% Started with 64 descriptors and flooded with 200 connections: the node
+%% backs off accepting (under half a core, a bounded number of log lines;
+%% it used to spin at 100 % and log ~15 million lines in 40 s), and lets a
+%% legitimate peer in once the flood is gone.
+descriptor_limit_backs_off(_Config) ->
+    Name = unique_name("rcn_fdlimit"),
+    C = #{node := CNode, os_pid := OsPid, log := Log} =
+        start_cnode_args(["--name", Name ++ "@" ++ host(), "--exit-on-stdin-close"],
+                         #{nofile => 64}, testcase),
+    {Silent, Opened} = open_silent(dist_port(C), 200),
+    ct:log("connections opened towards the limited node: ~p", [Opened]),
+    Ticks0 = cpu_ticks(OsPid),
+    Window = 2000,
+    timer:sleep(Window), %% a sampling window: CPU use is what is measured
+    Ticks = cpu_ticks(OsPid) - Ticks0,
+    Hz = 100, %% USER_HZ on Linux
+    CpuPct = 100 * Ticks * 1000 / (Window * Hz),
+    Lines = count_lines(Log, <<"accept">>),
+    ct:log("at the descriptor limit: ~.1f % of a core, ~p accept log lines", [CpuPct, Lines]),
+    ?assert(CpuPct < 50),
+    ?assert(Lines < 20),
+    close_silent(Silent),
+    Peer = start_peer("rcn_after_flood", testcase),
+    wait_until(fun() -> pcall(Peer, net_adm, ping, [CNode]) =:= pong end, 15000,
+               legit_peer_in_after_flood),
+    #{errors := #{accepts_shed := Shed}} = stats(CNode),
+    ct:log("connections refused at the limit: ~p", [Shed]),
+    ?assert(Shed >= 1),
+    ok.
+
+%% --listen holds the listener to one address; --dist-port to a range (the
+%% first free port of it), as inet_dist_use_interface and
+%% inet_dist_listen_min/max do.
+listen_address_and_port_range(_Config) ->
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Busy} = inet:port(L),
+    Range = integer_to_list(Busy) ++ "-" ++ integer_to_list(Busy + 20),
+    C = start_cnode("rcn_listen", ["--listen", "127.0.0.1", "--dist-port", Range], testcase),
+    Port = dist_port(C),
+    ct:log("port range ~s, busy ~p, got ~p", [Range, Busy, Port]),
+    gen_tcp:close(L),
+    ?assert(Port > Busy andalso Port =< Busy + 20),
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, Port, [], 2000),
+    gen_tcp:close(S),
+    %% another local address reaches the same host but not the listener
+    ?assertEqual({error, econnrefused}, gen_tcp:connect({127, 0, 0, 2}, Port, [], 2000)),
+    ok.
+
