@@ -11,8 +11,10 @@
 # the caller reports that OTP as SKIPPED with that reason.
 #
 # What goes in: a minbase system, the BEAM (erlang-nox, common_test, PropEr,
-# eunit), rebar3 and elixir, and the run-time libraries of priv/reckon_cnode
-# (the host's executable is run inside the root, unchanged).
+# eunit), rebar3 and elixir, the libraries of priv/reckon_cnode, and gcc and
+# make: the host's executable runs inside the root unchanged where the root's
+# C library is as new as the host's, and is built inside the root where it is
+# older (a Debian 13 host testing OTP 25 in a Debian 12 root).
 set -u
 
 SUITE=${1:?usage: mkroot.sh SUITE}
@@ -20,7 +22,7 @@ ROOTS=${RECKON_CNODE_ROOTS:-/var/cache/reckon_cnode/roots}
 ROOT=$ROOTS/$SUITE
 MIRROR=${RECKON_CNODE_MIRROR:-http://deb.debian.org/debian}
 PKGS="erlang-nox erlang-common-test erlang-proper erlang-proper-dev erlang-eunit erlang-dev \
-rebar3 elixir libuv1-dev liblmdb-dev libmd-dev procps"
+rebar3 elixir libuv1-dev liblmdb-dev libmd-dev uthash-dev gcc libc6-dev make procps"
 
 skip() { echo "$*" >&2; exit 3; }
 

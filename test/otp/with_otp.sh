@@ -6,10 +6,14 @@
 # On the host when the host's OTP is that release; otherwise inside a Debian
 # root that has it (made once by test/otp/mkroot.sh, cached outside the
 # clone). There the clone is bind-mounted at its own path, in a private mount
-# namespace that vanishes with the command; loopback and epmd are the host's,
-# so the same priv/reckon_cnode runs unchanged. The command runs in the
-# clone's top directory with REBAR_BASE_DIR=_build/otpRELEASE, so each
-# release compiles the shim for itself.
+# namespace that vanishes with the command; loopback and epmd are the host's.
+# The host's priv/reckon_cnode runs there unchanged when the root's C library
+# is at least as new as the host's; otherwise (a newer host than the root)
+# the same sources are built inside the root, into build/root-SUITE, and that
+# executable is bind-mounted over priv/reckon_cnode for the command. The
+# command runs in the clone's top directory with
+# REBAR_BASE_DIR=_build/otpRELEASE, so each release compiles the shim for
+# itself.
 # Exit status: the command's; 3 with the reason on stderr when the release
 # cannot be had here (no root, no debootstrap, no registry, no mounts).
 set -u
@@ -42,7 +46,16 @@ fi
 command -v unshare >/dev/null 2>&1 || { echo "unshare not installed" >&2; exit 3; }
 cp /etc/hosts "$ROOT/etc/hosts"
 mkdir -p "$ROOT$SRC"
-export ROOT SRC
+# glibc versions as "2.36": a root older than the host cannot run what the
+# host linked (symbol versions), so it gets its own build.
+libc_of() { "$@" getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}'; }
+older() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$1" ]; }
+OWN_BUILD=""
+# RECKON_CNODE_BUILD_IN_ROOT=1 forces the own build (to test this path).
+if [ -n "${RECKON_CNODE_BUILD_IN_ROOT:-}" ] || older "$(libc_of chroot "$ROOT")" "$(libc_of env)"; then
+    OWN_BUILD="build/root-$SUITE"
+fi
+export ROOT SRC OWN_BUILD
 # shellcheck disable=SC2016
 exec unshare --mount --propagation private sh -c '
     mount -t proc proc "$ROOT/proc" &&
@@ -50,6 +63,12 @@ exec unshare --mount --propagation private sh -c '
     mount --bind /dev/pts "$ROOT/dev/pts" &&
     mount -t sysfs sys "$ROOT/sys" &&
     mount --bind "$SRC" "$ROOT$SRC" || { echo "cannot mount into $ROOT" >&2; exit 3; }
+    if [ -n "$OWN_BUILD" ]; then
+        chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin:/usr/sbin:/sbin \
+            make -s -C "$SRC" BUILD="$OWN_BUILD" "$OWN_BUILD/reckon_cnode" >&2 ||
+            { echo "building the C node inside $ROOT failed" >&2; exit 1; }
+        mount --bind "$SRC/$OWN_BUILD/reckon_cnode" "$ROOT$SRC/priv/reckon_cnode" || exit 3
+    fi
     cd "$ROOT$SRC" || exit 3
     exec chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
         PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
