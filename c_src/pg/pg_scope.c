@@ -27,6 +27,11 @@ typedef struct node_state {
     uint32_t node; /* key */
     int up;
     int has_peer;
+    /* Scope pids of that node we know: one, or briefly two while a
+     * restarted scope overlaps the DOWN of its predecessor. A pid that
+     * merely claims to be a scope (a spoofed discover) adds one more, and
+     * its DOWN must not take the real scope's members with it. */
+    unsigned npeers;
     uint64_t next_ms;
     unsigned backoff_ms;
     UT_hash_handle hh;
@@ -212,8 +217,16 @@ static peer *find_peer(rc_pg_scope *s, const rc_cpid *pid)
     return p;
 }
 
+/* More scope pids than this on one node are strangers' inventions. */
+#define MAX_PEERS_PER_NODE 4u
+
 static peer *add_peer(rc_pg_scope *s, const rc_cpid *pid)
 {
+    node_state *known = node_state_get(s, pid->node, 0);
+    if (known != NULL && known->npeers >= MAX_PEERS_PER_NODE) {
+        s->stats.ignored_unknown_peer++;
+        return NULL;
+    }
     peer *p = calloc(1, sizeof *p);
     if (p == NULL)
         return NULL;
@@ -229,13 +242,16 @@ static peer *add_peer(rc_pg_scope *s, const rc_cpid *pid)
     }
     HASH_ADD(hh, s->peers, pid, sizeof p->pid, p);
     node_state *ns = node_state_get(s, pid->node, 1);
-    if (ns != NULL)
+    if (ns != NULL) {
         ns->has_peer = 1;
+        ns->npeers++;
+    }
     LOG_I(s->lg, MOD, "scope %s: peer %s found", s->name, rc_nodetab_name(s->nodes, pid->node));
     return p;
 }
 
-/* Drops a peer and all members of its node. */
+/* Drops a peer; with the last scope pid of its node, all members of that
+ * node go too. */
 static void drop_peer(rc_pg_scope *s, peer *p, const char *why)
 {
     uint32_t node = p->pid.node;
@@ -243,6 +259,15 @@ static void drop_peer(rc_pg_scope *s, peer *p, const char *why)
     if (p->monitored && strcmp(why, "down") != 0)
         rc_proc_demonitor(s->ps, s->proc, &p->mref);
     free(p);
+    node_state *left = node_state_get(s, node, 0);
+    if (left != NULL && left->npeers > 0)
+        left->npeers--;
+    if (left != NULL && left->npeers > 0 && strcmp(why, "down") == 0) {
+        /* Another scope pid of that node is still a peer: its view stands. */
+        LOG_D(s->lg, MOD, "scope %s: a scope pid of %s went (%s); its other peer stays",
+              s->name, rc_nodetab_name(s->nodes, node), why);
+        return;
+    }
     size_t gone = pgm_remove_node(s->table, node, on_removed, s);
     LOG_I(s->lg, MOD, "scope %s: peer %s gone (%s), %zu members dropped", s->name,
           rc_nodetab_name(s->nodes, node), why, gone);

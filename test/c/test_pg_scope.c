@@ -1825,6 +1825,52 @@ static void test_peer_down(void **state)
     assert_int_equal(rc_pg_peer_count(f->s), 2);
 }
 
+/* A spoofed discover: a pid of a peer's node that claims to be its scope.
+ * It is added as one more peer, and when it turns out dead (DOWN noproc)
+ * only it goes: the real scope's members stay, and the real scope stays a
+ * peer. At most a few scope pids per node are believed. */
+static void test_spoofed_discover(void **state)
+{
+    fx *f = *state;
+    send_discover(f, &f->peer);
+    rec_clear(&f->rec);
+    term g = t_atom("g");
+    term k = key_of(&g);
+    erlang_pid p1 = epid(PEER, 11, 5), p2 = epid(PEER, 12, 5);
+    rc_cpid c1 = cp(f, &p1), c2 = cp(f, &p2);
+    send_join(f, &f->peer, &g, (erlang_pid[]){p1, p2}, 2, 1);
+    assert_int_equal(nmemb(f), 2);
+
+    erlang_pid fake = epid(PEER, 999, 5);
+    send_discover(f, &fake);
+    erlang_ref fref = check_monitor(f, find_kind(f, K_MONITOR, PEER), &fake);
+    rec_clear(&f->rec);
+    assert_int_equal(rc_pg_peer_count(f->s), 2);
+    assert_view(f, &k, (rc_cpid[]){c1, c2}, 2);
+
+    ei_x_buff c;
+    ei_x_new(&c);
+    assert_int_equal(ctrl_encode_monitor_exit(&c, &fake, NULL, &f->self_e, &fref, "noproc"), 0);
+    feed_ctrl(f, &c);
+    ei_x_free(&c);
+    assert_int_equal(rc_pg_peer_count(f->s), 1);
+    assert_view(f, &k, (rc_cpid[]){c1, c2}, 2);
+    /* the real scope is still a peer: its joins still count */
+    erlang_pid p3 = epid(PEER, 13, 5);
+    send_join(f, &f->peer, &g, &p3, 1, 0);
+    assert_int_equal(nmemb(f), 3);
+
+    /* a flood of invented scope pids: only a few are believed */
+    rec_clear(&f->rec);
+    for (unsigned i = 0; i < 20; i++) {
+        erlang_pid inv = epid(PEER, 2000 + i, 5);
+        send_discover(f, &inv);
+        rec_clear(&f->rec);
+    }
+    assert_true(rc_pg_peer_count(f->s) <= 4);
+    assert_int_equal(nmemb(f), 3);
+}
+
 /* (7) connection loss: the process layer's noconnection DOWN, then the
  * scope's nodedown; or the nodedown alone. */
 static void test_connection_down(void **state)
@@ -2028,6 +2074,7 @@ int main(void)
         T(test_local_leave),
         T(test_proc_exit),
         T(test_peer_down),
+        T(test_spoofed_discover),
         T(test_connection_down),
         T(test_shutdown),
         T(test_notifications),
