@@ -29,6 +29,7 @@ int ctrl_decode(const char *payload, size_t len, ctrl_msg *m)
     m->reason_len = 0;
     m->msg = NULL;
     m->msg_len = 0;
+    m->msg_invalid = 0;
     const char *buf = payload + 1;
     int end = (int)len - 1;
     /* Validate the control term and the optional message with a bounded
@@ -42,10 +43,11 @@ int ctrl_decode(const char *payload, size_t len, ctrl_msg *m)
     if (ei_decode_version(buf, &idx, &version) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0 ||
         arity < 1)
         return -1;
+    int body_invalid = 0;
     if (tuple_end < end) {
         int probe = tuple_end + 1;
         if ((unsigned char)buf[tuple_end] != 131 || term_skip(buf, end, &probe) != 0 || probe != end)
-            return -1;
+            body_invalid = 1;
     }
     long op = 0;
     if (ei_decode_long(buf, &idx, &op) != 0)
@@ -151,9 +153,10 @@ int ctrl_decode(const char *payload, size_t len, ctrl_msg *m)
         return -1;
     idx = tuple_end;
     if (idx < end) {
-        /* The message body, already checked to be exactly one whole term. */
+        /* The message body: one whole checked term, unless body_invalid. */
         m->msg = buf + idx;
         m->msg_len = end - idx;
+        m->msg_invalid = body_invalid;
     }
     switch (m->op) {
     case CTRL_SEND:
@@ -164,7 +167,8 @@ int ctrl_decode(const char *payload, size_t len, ctrl_msg *m)
     case CTRL_REG_SEND_TT:
         return m->msg != NULL ? 0 : -1; /* a send without a message is malformed */
     default:
-        return 0;
+        /* only sends carry a body that a caller may look into */
+        return body_invalid ? -1 : 0;
     }
 }
 

@@ -48,9 +48,15 @@ typedef struct ctrl_msg {
     /* Message body including its version byte, for SEND-like ops; NULL if none. */
     const char *msg;
     int msg_len;
+    /* The control term is valid but the body is not (too deep, lying sizes):
+     * msg points at it for a bounded look at its first fields only (e.g. to
+     * answer a gen_server call with {error, badarg}); never decode it. */
+    int msg_invalid;
 } ctrl_msg;
 
-/* payload = whole frame body (starting with 112). 0, or -1 if malformed. */
+/* payload = whole frame body (starting with 112). 0, or -1 if the control
+ * term is malformed; a valid control term with an invalid body is 0 with
+ * msg_invalid set. */
 int ctrl_decode(const char *payload, size_t len, ctrl_msg *out);
 
 /* Encoders append one control tuple (with version byte) to x. 0 or -1. */

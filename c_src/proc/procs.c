@@ -1,6 +1,7 @@
 #include "proc/procs.h"
 
 #include "codec/ctrl.h"
+#include "codec/term_read.h"
 
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -669,6 +670,35 @@ void rc_procs_free(rc_procs *ps)
 
 /* --------------------------------------------------------------- dispatching */
 
+/* A message that failed validation (too deep, lying sizes) may still be a
+ * gen_server call whose caller would otherwise wait for its timeout: read,
+ * bounded, only {'$gen_call', {Pid, Tag}, _} and answer {Tag, {error,
+ * badarg}} from the target. Nothing past the From is read. */
+static void answer_invalid_call(rc_procs *ps, rc_proc *target, const char *buf, int len)
+{
+    if (len < 3 || (unsigned char)buf[0] != 131 || (unsigned char)buf[1] != ERL_SMALL_TUPLE_EXT ||
+        (unsigned char)buf[2] != 3)
+        return;
+    int idx = 3, end = 3, from_arity = 0;
+    char atom[MAXATOMLEN];
+    erlang_pid caller;
+    if (term_skip(buf, len, &end) != 0 || ei_decode_atom(buf, &idx, atom) != 0 ||
+        strcmp(atom, "$gen_call") != 0)
+        return;
+    int from_end = idx;
+    if (term_skip(buf, len, &from_end) != 0 || ei_decode_tuple_header(buf, &idx, &from_arity) != 0 ||
+        from_arity != 2 || ei_decode_pid(buf, &idx, &caller) != 0)
+        return;
+    ei_x_buff x;
+    if (ei_x_new_with_version(&x) != 0)
+        return;
+    if (ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_append_buf(&x, buf + idx, from_end - idx) == 0 &&
+        ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_encode_atom(&x, "error") == 0 &&
+        ei_x_encode_atom(&x, "badarg") == 0)
+        (void)rc_proc_send(ps, target, &caller, x.buff, x.index);
+    ei_x_free(&x);
+}
+
 static rc_proc *resolve_target(rc_procs *ps, const ctrl_msg *m)
 {
     return m->to_is_name ? rc_procs_whereis(ps, m->to_name) : rc_procs_lookup(ps, &m->to);
@@ -702,6 +732,10 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
             LOG_D(ps->lg, MOD, "message from %s to unknown %s dropped", peer,
                   m.to_is_name ? m.to_name : "pid");
             return;
+        } else if (m.msg_invalid) {
+            ps->stats.err_malformed++;
+            LOG_D(ps->lg, MOD, "invalid message from %s dropped", peer);
+            answer_invalid_call(ps, p, m.msg, m.msg_len);
         } else {
             rc_signal sig = {.kind = RC_SIG_MSG, .from = m.has_from ? &m.from : NULL,
                              .buf = m.msg, .len = m.msg_len};

@@ -502,7 +502,11 @@ static int do_pg_generic(rc_request_server *rs, const char *op, int arity, const
     return encode_error(x, "badarg");
 }
 
-/* Idle processes: diagnostics and tests need C pids to join, monitor and end. */
+/* Idle processes: diagnostics and tests need C pids to join, monitor and end.
+ * Only these can be ended by a request: the node's own processes (services,
+ * pg scopes, emitters) cannot be killed from outside into an inconsistent
+ * state. */
+static const char IDLE_MARK = 0;
 static void idle_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 {
     (void)ps;
@@ -521,7 +525,7 @@ static int do_spawn_idle(rc_request_server *rs, const char *buf, int len, int id
     if (encode_ok_header(x) != 0 || (n > 0 && ei_x_encode_list_header(x, (long)n) != 0))
         return -1;
     for (int64_t i = 0; i < n; i++) {
-        rc_proc *p = rc_proc_spawn(rs->ps, idle_signal, NULL, NULL);
+        rc_proc *p = rc_proc_spawn(rs->ps, idle_signal, (void *)&IDLE_MARK, NULL);
         if (p == NULL || ei_x_encode_pid(x, rc_proc_pid(p)) != 0)
             return -1;
     }
@@ -536,7 +540,7 @@ static int do_exit_process(rc_request_server *rs, const char *buf, int len, int 
     if (ei_decode_pid(buf, &idx, &pid) != 0 || ei_decode_atom(buf, &idx, reason) != 0)
         return encode_error(x, "badarg");
     rc_proc *p = rc_procs_lookup(rs->ps, &pid);
-    if (p == NULL || p == rs->self)
+    if (p == NULL || rc_proc_ctx(p) != &IDLE_MARK)
         return encode_error(x, "noproc");
     rc_proc_exit(rs->ps, p, reason);
     return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;

@@ -423,6 +423,58 @@ static void test_outgoing_link(void **state)
     ei_x_free(&c);
 }
 
+/* A call whose request is nested too deep to validate is answered
+ * {Tag, {error, badarg}} instead of being dropped in silence. */
+static void test_invalid_call_answered_badarg(void **state)
+{
+    fixture *f = *state;
+    inbox in = {0};
+    rc_proc *p = rc_proc_spawn(f->ps, record, &in, NULL);
+    rc_proc_register(f->ps, p, "svc");
+    erlang_pid caller = remote_pid(21);
+    erlang_ref tag = remote_ref(77);
+    ei_x_buff c, m;
+    ei_x_new(&c);
+    ei_x_new_with_version(&m);
+    ctrl_encode_reg_send(&c, &caller, "svc");
+    ei_x_encode_tuple_header(&m, 3);
+    ei_x_encode_atom(&m, "$gen_call");
+    ei_x_encode_tuple_header(&m, 2);
+    ei_x_encode_pid(&m, &caller);
+    ei_x_encode_ref(&m, &tag);
+    for (int i = 0; i < 2000; i++)
+        ei_x_encode_tuple_header(&m, 1);
+    ei_x_encode_atom(&m, "x");
+    size_t len = 1 + (size_t)c.index + (size_t)m.index;
+    char *frame = malloc(len);
+    frame[0] = (char)112;
+    memcpy(frame + 1, c.buff, (size_t)c.index);
+    memcpy(frame + 1 + c.index, m.buff, (size_t)m.index);
+    rc_procs_on_frame(f->ps, PEER, frame, len);
+    free(frame);
+    assert_int_equal(in.msgs, 0); /* never delivered */
+    assert_int_equal(rc_procs_get_stats(f->ps)->err_malformed, 1);
+    assert_int_equal(f->rec.n, 1);
+    ctrl_msg *out = decode_sent(&f->rec, 0);
+    assert_int_equal(out->op, CTRL_SEND);
+    assert_int_equal(out->to.num, 21);
+    int idx = 0, v = 0, arity = 0;
+    erlang_ref got;
+    char a[MAXATOMLEN];
+    assert_int_equal(ei_decode_version(out->msg, &idx, &v), 0);
+    assert_int_equal(ei_decode_tuple_header(out->msg, &idx, &arity), 0);
+    assert_int_equal(arity, 2);
+    assert_int_equal(ei_decode_ref(out->msg, &idx, &got), 0);
+    assert_int_equal(got.n[0], 77);
+    assert_int_equal(ei_decode_tuple_header(out->msg, &idx, &arity), 0);
+    assert_int_equal(ei_decode_atom(out->msg, &idx, a), 0);
+    assert_string_equal(a, "error");
+    assert_int_equal(ei_decode_atom(out->msg, &idx, a), 0);
+    assert_string_equal(a, "badarg");
+    ei_x_free(&c);
+    ei_x_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_down_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outgoing_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_call_answered_badarg, setup, teardown),
     };
     return cmocka_run_group_tests_name("procs", tests, NULL, NULL);
 }

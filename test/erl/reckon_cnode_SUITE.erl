@@ -288,6 +288,19 @@ request_server_protocol(Config) ->
     ?assertEqual({error, badarg}, Call(no_such_request)),
     ?assertEqual({error, badarg}, Call({topic, s})),
     ?assertEqual({error, badarg}, Call({persist_emitters, s, <<"b">>, 0})),
+    %% A request nested deeper than the node validates is answered badarg,
+    %% not left to time out (it used to get no reply at all).
+    Deep = lists:foldl(fun(_, Acc) -> {Acc} end, x, lists:seq(1, 2000)),
+    ?assertEqual({error, badarg}, Call({topic, Deep, <<"b">>})),
+    DeepList = lists:foldl(fun(_, Acc) -> [Acc] end, x, lists:seq(1, 2000)),
+    ?assertEqual({error, badarg}, Call({group_key, s, DeepList})),
+    %% The node's own processes cannot be ended by a request (killing the
+    %% pg scope this way used to leave its timer reading freed memory).
+    {ok, ScopePid} = Call({scope_pid, reckon_db_pg}),
+    ?assertEqual({error, noproc}, Call({exit_process, ScopePid, kill})),
+    ?assertEqual({ok, ScopePid}, Call({scope_pid, reckon_db_pg})),
+    {ok, [Idle]} = Call({spawn_idle, 1}),
+    ?assertEqual({ok, ok}, Call({exit_process, Idle, normal})),
     %% still alive and answering after the bad requests
     ?assertEqual({ok, pong}, Call(ping)),
     ok.
