@@ -110,7 +110,7 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-all
 
-test-all: priv/reckon_cnode test-c test-san test-tsan test-valgrind test-clang fuzz test-otp
+test-all: priv/reckon_cnode $(BUILD)/bench/bench_naming bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-otp
 
 # The Erlang suites and the Elixir check on OTP 25, 27 and 29.
 test-otp: priv/reckon_cnode

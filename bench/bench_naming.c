@@ -1,9 +1,10 @@
 /* C-level cost of the naming hot paths: emitter_name/3 (a fresh name from
  * fields) and retrieve_emitters/2 (a lookup in the read-optimised table).
  * Prints one line per figure: "<name> <ns/op>". */
+#include "codec/decimal.h"
+#include "codec/term_norm.h"
 #include "naming/names_table.h"
 #include "naming/naming.h"
-#include "codec/term_norm.h"
 #include "pg/membership.h"
 #include "pg/pg_scope.h"
 

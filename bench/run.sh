@@ -25,6 +25,7 @@ EBIN=${REBAR_BASE_DIR:-_build}/default/lib/reckon_cnode/ebin
 epmd -port "$PORT" -daemon
 for _ in $(seq 50); do epmd -port "$PORT" -names >/dev/null 2>&1 && break; sleep 0.1; done
 
+echo "== on OTP $(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().'), $(uname -m), $(nproc) cores"
 echo "== naming: C ns/op vs BEAM ns/op"
 ./build/bench/bench_naming 5000000 2>/dev/null | tee "$OUT/naming_c.txt"
 erl -noshell -pa "$OUT" -eval 'bench_beam:naming(), halt().' | tee "$OUT/naming_beam.txt"
