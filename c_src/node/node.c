@@ -122,28 +122,32 @@ static void do_stop(rc_node *n)
     uv_close((uv_handle_t *)&n->stop_async, NULL);
 }
 
-/* Producers may outrun the sockets; beyond this much unwritten output the
- * queue pauses (and producers block on it) until the sockets drain below
- * the low mark, so memory stays bounded and hot. */
-#define OUTPUT_HIGH_WATER (4u << 20)
-#define OUTPUT_LOW_WATER (1u << 20)
-
+/* Producers may outrun the sockets. As a BEAM process waits on a busy
+ * distribution port, the producer queue pauses (and producers block on it)
+ * once an event went to a busy connection, until that connection alone
+ * drains; events to other nodes wait behind it, in order, as they would
+ * behind one BEAM sender. Memory stays bounded by the queue and the busy
+ * mark. */
 static int drain_broadcast(void *ctx, const void *target, const uint8_t *event, size_t len)
 {
     rc_node *n = ctx;
-    if (!n->stopping && (++n->drained & 63) == 0 &&
-        rc_dist_output_pending(n->dist) > OUTPUT_HIGH_WATER)
+    if (n->producer_waits_on[0] != '\0' && !n->stopping)
         return 1;
     /* Asked by this node: a member that is a C process here gets forward_to_local. */
     (void)rc_bcast_send(n->bcast, target, 0, event, len);
+    const char *busy = rc_dist_take_busy_hit(n->dist);
+    if (busy != NULL)
+        snprintf(n->producer_waits_on, sizeof n->producer_waits_on, "%s", busy);
     return 0;
 }
 
 static void on_backpressure_check(uv_check_t *h)
 {
     rc_node *n = h->data;
-    if (n->queue != NULL && bcast_queue_paused(n->queue) &&
-        rc_dist_output_pending(n->dist) < OUTPUT_LOW_WATER)
+    if (n->producer_waits_on[0] == '\0' || rc_dist_is_busy(n->dist, n->producer_waits_on))
+        return;
+    n->producer_waits_on[0] = '\0';
+    if (n->queue != NULL && bcast_queue_paused(n->queue))
         bcast_queue_resume(n->queue);
 }
 

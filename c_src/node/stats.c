@@ -44,6 +44,7 @@ static size_t collect(rc_node *n, node_stat *out)
         {"bytes_in", ds->bytes_in, 0},
         {"bytes_out", ds->bytes_out, 0},
         {"read_pauses", ds->read_pauses, 0},
+        {"busy_destinations", ds->busy_destinations, 0},
         {"connect_failed", ds->connect_failed, 0},
         {"broadcasts", bs->broadcasts, 0},
         {"no_emitters", bs->no_emitters, 0},

@@ -25,13 +25,13 @@
  * cannot starve the others. */
 #define READ_BUDGET_PER_TURN (4u << 20)
 #define READ_CHUNK (64u << 10)
-/* Read-side back-pressure: while this much output waits for slow sockets,
- * the node stops reading (and dispatching) input from every peer, so
- * senders (e.g. a BEAM node broadcasting to C emitters that fan out) are
- * slowed by TCP, as a BEAM node's busy_dist_port would slow them, instead of
- * memory growing. */
-#define PAUSE_READS_ABOVE (16u << 20)
-#define RESUME_READS_BELOW (4u << 20)
+/* Back-pressure per destination, as the BEAM's busy_dist_port: a connection
+ * whose unwritten output passes BUSY_ABOVE is busy until it drains below
+ * BUSY_BELOW. The connection whose frame was being dispatched when a send
+ * hit a busy destination stops being read (its peer is the sender) until
+ * that destination drains; every other connection keeps flowing. */
+#define BUSY_ABOVE (4u << 20)
+#define BUSY_BELOW (1u << 20)
 /* How long the listener rests when descriptors run out. */
 #define ACCEPT_PAUSE_MS 250u
 
@@ -49,6 +49,9 @@ struct rc_conn {
     uint64_t last_write_ms;
     int dirty;
     int closing;
+    int busy;             /* output above BUSY_ABOVE, until below BUSY_BELOW */
+    rc_conn *blocked_on;  /* not read until this busy connection drains */
+    int resume;           /* unblocked: dispatch what is buffered at the next check */
     rc_conn *next_dirty;
     UT_hash_handle hh;
 };
@@ -110,7 +113,9 @@ struct rc_dist {
     int stopping;
     rc_dist_stats stats;
     size_t out_pending; /* sum of every connection's unwritten output */
-    int reads_paused;
+    rc_conn *dispatching; /* whose frame is being handled right now */
+    rc_conn *busy_hit;    /* busy destination hit by a send outside dispatch */
+    int any_resume;
     /* Outbound connects in flight, by node name, readable from the
      * handshake threads (the `connecting` hash belongs to the loop). */
     pthread_mutex_t pending_mu;
@@ -122,6 +127,7 @@ static void conn_on_poll(uv_poll_t *h, int status, int events);
 static void mark_dirty(rc_dist *d, rc_conn *c);
 static void update_poll(rc_dist *d, rc_conn *c);
 static void conn_flush(rc_dist *d, rc_conn *c);
+static void unblock_waiters(rc_dist *d, rc_conn *dest);
 
 static int pending_index(rc_dist *d, const char *node)
 {
@@ -552,6 +558,12 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
     if (bytebuf_pending(&c->out) > 0)
         conn_flush(d, c);
     d->out_pending -= bytebuf_pending(&c->out); /* what never left is gone */
+    if (d->busy_hit == c)
+        d->busy_hit = NULL;
+    if (d->dispatching == c)
+        d->dispatching = NULL;
+    c->blocked_on = NULL;
+    unblock_waiters(d, c);
     LOG_I(d->lg, MOD, "connection to %s closed: %s", c->peer, why);
     if (d->cb.on_down)
         d->cb.on_down(d->cb.ctx, c, why);
@@ -599,14 +611,58 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
     d->out_pending += 4 + payload;
     d->stats.frames_out++;
     mark_dirty(d, c);
+    if (!c->busy && bytebuf_pending(&c->out) > BUSY_ABOVE) {
+        c->busy = 1;
+        d->stats.busy_destinations++;
+    }
+    if (c->busy) {
+        rc_conn *src = d->dispatching;
+        if (src == NULL) {
+            d->busy_hit = c;
+        } else if (src->blocked_on == NULL && !src->closing) {
+            src->blocked_on = c;
+            d->stats.read_pauses++;
+            update_poll(d, src);
+        }
+    }
     return 0;
+}
+
+const char *rc_dist_take_busy_hit(rc_dist *d)
+{
+    rc_conn *c = d->busy_hit;
+    d->busy_hit = NULL;
+    return c != NULL && !c->closing ? c->peer : NULL;
+}
+
+int rc_dist_is_busy(rc_dist *d, const char *node)
+{
+    rc_conn *c = rc_dist_find(d, node);
+    return c != NULL && c->busy;
+}
+
+/* dest drained (or went): the connections waiting on it are read again,
+ * their buffered frames dispatched at the next check. */
+static void unblock_waiters(rc_dist *d, rc_conn *dest)
+{
+    uint64_t now = uv_now(d->loop);
+    for (rc_conn *c = d->conns; c != NULL; c = c->hh.next) {
+        if (c->blocked_on != dest)
+            continue;
+        c->blocked_on = NULL;
+        c->last_read_ms = now; /* our own pause is not the peer's silence */
+        c->resume = 1;
+        d->any_resume = 1;
+        update_poll(d, c);
+    }
 }
 
 /* Poll for reading unless reads are paused, and for writing while output
  * is pending. */
 static void update_poll(rc_dist *d, rc_conn *c)
 {
-    int events = (d->reads_paused ? 0 : UV_READABLE) |
+    (void)d;
+    int events = (c->blocked_on != NULL ? 0 : UV_READABLE) |
                  (bytebuf_pending(&c->out) > 0 ? UV_WRITABLE : 0);
     if (c->poll_events == events || c->closing)
         return;
@@ -644,36 +700,16 @@ static void conn_flush(rc_dist *d, rc_conn *c)
     c->last_write_ms = uv_now(d->loop);
     bytebuf_consume(&c->out, (size_t)w);
     d->out_pending -= (size_t)w;
+    if (c->busy && bytebuf_pending(&c->out) < BUSY_BELOW) {
+        c->busy = 0;
+        unblock_waiters(d, c);
+    }
     /* A partial write means the socket is full: wait for writability instead
      * of spinning, and never block the loop on a slow peer. */
     update_poll(d, c);
 }
 
-static void set_reads_paused(rc_dist *d, int paused)
-{
-    d->reads_paused = paused;
-    uint64_t now = uv_now(d->loop);
-    for (rc_conn *c = d->conns; c != NULL; c = c->hh.next) {
-        if (!paused) /* our own pause is not the peer's silence */
-            c->last_read_ms = now;
-        update_poll(d, c);
-    }
-}
-
 static int dispatch_frames(rc_dist *d, rc_conn *c);
-
-/* After a pause, frames already buffered are dispatched before new reads. */
-static void resume_reads(rc_dist *d)
-{
-    set_reads_paused(d, 0);
-    rc_conn *c, *tmp;
-    HASH_ITER(hh, d->conns, c, tmp) {
-        if (!c->closing && bytebuf_pending(&c->in) > 0)
-            (void)dispatch_frames(d, c);
-        if (d->reads_paused)
-            return;
-    }
-}
 
 static void on_flush_check(uv_check_t *h)
 {
@@ -686,32 +722,29 @@ static void on_flush_check(uv_check_t *h)
         if (!c->closing)
             conn_flush(d, c);
     }
-    size_t pending = rc_dist_output_pending(d);
-    if (!d->reads_paused && pending > PAUSE_READS_ABOVE) {
-        d->stats.read_pauses++;
-        LOG_I(d->lg, MOD, "%zu bytes of output waiting: pausing reads until below %u", pending,
-              RESUME_READS_BELOW);
-        set_reads_paused(d, 1);
-    } else if (d->reads_paused && pending < RESUME_READS_BELOW) {
-        LOG_D(d->lg, MOD, "output drained: reads resumed");
-        resume_reads(d);
+    if (d->any_resume) {
+        d->any_resume = 0;
+        rc_conn *c, *tmp;
+        HASH_ITER(hh, d->conns, c, tmp) {
+            if (!c->resume)
+                continue;
+            c->resume = 0;
+            if (!c->closing && c->blocked_on == NULL && bytebuf_pending(&c->in) > 0)
+                (void)dispatch_frames(d, c);
+        }
     }
 }
 
 /* Dispatches every whole frame buffered for c; a partial one stays. Stops
- * early (frames stay buffered) once output passes the pause mark, so one
- * burst of input cannot turn into unbounded output (e.g. a fan-out per
- * frame). 0, or -1 if the connection was closed. */
+ * early (frames stay buffered) once a frame's handling sent to a busy
+ * connection, so one burst of input cannot turn into unbounded output
+ * towards a slow peer (e.g. a fan-out per frame). 0, or -1 if the
+ * connection was closed. */
 static int dispatch_frames(rc_dist *d, rc_conn *c)
 {
     for (;;) {
-        if (d->reads_paused)
+        if (c->blocked_on != NULL)
             return 0;
-        if (rc_dist_output_pending(d) > PAUSE_READS_ABOVE) {
-            d->stats.read_pauses++;
-            set_reads_paused(d, 1);
-            return 0;
-        }
         frame_view fv;
         frame_result fr = frame_next(c->in.data + c->in.off, bytebuf_pending(&c->in),
                                      d->cfg.max_message_bytes, &fv);
@@ -729,8 +762,11 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
             d->stats.ticks_in++;
         } else {
             d->stats.frames_in++;
+            rc_conn *outer = d->dispatching;
+            d->dispatching = c;
             if (d->cb.on_frame)
                 d->cb.on_frame(d->cb.ctx, c, payload, fv.payload_len);
+            d->dispatching = outer;
             if (c->closing)
                 return -1;
         }
@@ -741,7 +777,7 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
 static void conn_read(rc_dist *d, rc_conn *c)
 {
     size_t budget = READ_BUDGET_PER_TURN;
-    while (budget > 0 && !c->closing && !d->reads_paused) {
+    while (budget > 0 && !c->closing && c->blocked_on == NULL) {
         if (bytebuf_reserve(&c->in, READ_CHUNK) != 0) {
             rc_dist_close(d, c, "out of memory for input");
             return;
@@ -799,7 +835,7 @@ static void on_tick_timer(uv_timer_t *t)
     HASH_ITER(hh, d->conns, c, tmp) {
         if (c->closing)
             continue;
-        if (d->reads_paused) {
+        if (c->blocked_on != NULL) {
             /* Not reading is our doing: a peer with unread input is alive. */
             int avail = 0;
             if (ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0)

@@ -47,7 +47,8 @@ typedef struct rc_dist_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out, ticks_in, ticks_out;
     uint64_t conns_accepted, conns_connected, conns_closed;
     uint64_t err_handshake, err_frame_too_big, err_output_overflow, err_tick_timeout, err_io;
-    uint64_t read_pauses;
+    uint64_t read_pauses;       /* a connection not read while its sends wait on a busy one */
+    uint64_t busy_destinations; /* times a connection's output passed the busy mark */
     uint64_t connect_failed; /* outbound attempts (e.g. to departed nodes) */
     uint64_t handshakes_evicted; /* strangers cut off to make room */
     uint64_t accepts_shed;       /* refused at the descriptor limit */
@@ -81,6 +82,12 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why);
 
 /* Bytes queued on all connections and not yet written to their sockets. */
 size_t rc_dist_output_pending(const rc_dist *d);
+/* The busy destination (output past the busy mark) that a send made outside
+ * frame dispatch hit since the last call, or NULL; clears it. A producer
+ * then waits for that destination alone (rc_dist_is_busy), as a BEAM
+ * process waits on a busy distribution port. */
+const char *rc_dist_take_busy_hit(rc_dist *d);
+int rc_dist_is_busy(rc_dist *d, const char *node);
 const char *rc_conn_peer(const rc_conn *c);
 uint32_t rc_conn_peer_creation(const rc_conn *c);
 const rc_dist_stats *rc_dist_get_stats(const rc_dist *d);

@@ -49,7 +49,8 @@
          pool_stop_leaves_group/1,
          pool_errors/1,
          pools_with_same_concatenation/1,
-         topic_bit_exact/1]).
+         topic_bit_exact/1,
+         stalled_subscriber_node_spares_bystanders/1]).
 
 -define(SCOPE, reckon_db_pg).
 -define(PROPAGATE, 10000).
@@ -74,7 +75,8 @@ all() ->
      pool_stop_leaves_group,
      pool_errors,
      pools_with_same_concatenation,
-     topic_bit_exact].
+     topic_bit_exact,
+     stalled_subscriber_node_spares_bystanders].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -835,3 +837,57 @@ shaped_events() ->
 %% Deterministic pseudo-random bytes.
 pseudo_random_bytes(N) ->
     element(1, rand:bytes_s(N, rand:seed_s(exsss, {1, 2, 3}))).
+
+%% Back-pressure is per destination: a C emitter fans events out to 100
+%% subscribers on P2 while P2 is stopped (SIGSTOP), so its connection backs
+%% up; the producer P1 is slowed (its connection is not read while the
+%% destination is busy), but a bystander P3 still gets answers at once
+%% (before, all reads stopped once 16 MiB were waiting: the bystander's call
+%% waited until the stopped node was dropped after net_ticktime). Once P2
+%% resumes, every event reaches every subscriber.
+stalled_subscriber_node_spares_bystanders(Config) ->
+    [P1, P2, P3] = ?config(peers, Config),
+    C = ?config(cnode, Config),
+    {S, Sub} = store_sub(),
+    SubsGroup = {S, seed_topic(S, Sub), subscribers},
+    Rec = recorder(P1),
+    Tags = [list_to_atom("s" ++ integer_to_list(I)) || I <- lists:seq(1, 100)],
+    Subscribers = collectors(P2, Rec, Tags),
+    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, Subscribers]),
+    await_c_group(C, SubsGroup, Subscribers),
+    {ok, Xs} = start_pool(P1, S, Sub, 1, undefined),
+    await_beam_members(P1, S, Sub, Xs),
+    N = 300,
+    Evs = [{event, I, binary:copy(<<I:8>>, 1000)} || I <- lists:seq(1, N)],
+    OsPid = list_to_integer(pcall(P2, os, getpid, [])),
+    rc_test_lib:os_kill("STOP", OsPid),
+    Times =
+        try
+            %% 300 events x 100 subscribers x 1 kB: far past the busy mark
+            _Producer = spawn(fun() ->
+                                     pcall(P1, rc_test_emitter, broadcast_many,
+                                           [shim, S, Sub, Evs, false])
+                             end),
+            wait_until(fun() ->
+                               St = stats(C),
+                               maps:get(busy_destinations, St, 0) + maps:get(read_pauses, St) >= 1
+                       end, 10000, subscriber_connection_busy),
+            Ts = [begin
+                      T0 = erlang:monotonic_time(microsecond),
+                      {ok, pong} = pcall(P3, gen_server, call,
+                                         [{reckon_cnode, cnode(C)}, ping, 2000]),
+                      erlang:monotonic_time(microsecond) - T0
+                  end || _ <- lists:seq(1, 20)],
+            Ts
+        after
+            rc_test_lib:os_kill("CONT", OsPid)
+        end,
+    Sorted = lists:sort(Times),
+    ct:log("bystander round trips while the subscriber node is stopped: p50 ~p us, max ~p us; "
+           "stats ~p", [lists:nth(10, Sorted), lists:last(Sorted), stats(C)]),
+    Got = await_events(Rec, N * length(Subscribers)),
+    ?assertEqual(N * length(Subscribers), length(Got)),
+    #{errors := #{dropped := Dropped}} = stats(C),
+    ?assertEqual(0, Dropped),
+    assert_scopes(Config).
+
