@@ -176,7 +176,9 @@ stats() ->
 start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
     Args = [S, Sub, PoolSize, Subscriber],
     case request({start_emitter_pool, S, Sub, PoolSize, Subscriber}) of
-        {ok, Pids} when is_list(Pids) -> {ok, Pids};
+        {ok, Pids} when is_list(Pids) ->
+            await_visible({S, Sub, emitters}, Pids),
+            {ok, Pids};
         {error, already_started} -> {error, already_started};
         Reply -> raise_reply(Reply, Args)
     end.
@@ -256,6 +258,51 @@ request(Request) ->
                                                   element(1, Reason) =:= nodedown ->
             erlang:error({reckon_cnode_unavailable, CNode})
     end.
+
+%% The C node sends its scope's join before its reply, on the same
+%% connection, but this node's pg scope may not have applied the join yet
+%% when the reply arrives: wait (up to call_timeout) until the local view
+%% holds every new emitter, so that a broadcast/3 right after finds them.
+-spec await_visible(tuple(), [pid()]) -> ok.
+await_visible(Group, Pids) ->
+    {_CNode, Timeout} = target(),
+    Scope = scope(),
+    {Ref, Members} = pg:monitor(Scope, Group),
+    Deadline = erlang:monotonic_time(millisecond) + timeout_ms(Timeout),
+    try
+        await_joined(Ref, Group, Pids -- Members, Deadline)
+    after
+        _ = pg:demonitor(Scope, Ref),
+        flush_notifications(Ref)
+    end.
+
+await_joined(_Ref, _Group, [], _Deadline) ->
+    ok;
+await_joined(Ref, Group, Missing, Deadline) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {Ref, join, Group, Joined} ->
+            await_joined(Ref, Group, Missing -- Joined, Deadline);
+        {Ref, leave, Group, _} ->
+            await_joined(Ref, Group, Missing, Deadline)
+    after Left ->
+            ?LOG_WARNING("emitter pool ~0p started, but ~b of its emitters are not in this "
+                         "node's pg view within call_timeout (is this node a pg peer of the "
+                         "C node?)", [Group, length(Missing)]),
+            ok
+    end.
+
+%% After pg:demonitor returns no notification is sent any more; those sent
+%% before are in the mailbox already.
+flush_notifications(Ref) ->
+    receive
+        {Ref, _, _, _} -> flush_notifications(Ref)
+    after 0 ->
+            ok
+    end.
+
+timeout_ms(infinity) -> 60000;
+timeout_ms(T) -> T.
 
 %% @private Removes the published target (application stop).
 -spec unpublish() -> ok.
