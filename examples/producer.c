@@ -14,27 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static void *run_loop(void *node)
 {
     rc_node_run(node);
     return NULL;
-}
-
-typedef struct members_query {
-    char group[128];
-    size_t glen;
-    size_t count;
-} members_query;
-
-/* Runs on the loop thread through rc_node_call. */
-static void count_members(rc_node *n, void *ctx)
-{
-    members_query *q = ctx;
-    const rc_pid *m;
-    if (rc_pg_get_members(n, NULL, q->group, q->glen, &m, &q->count) != 0)
-        q->count = 0;
 }
 
 int main(int argc, char **argv)
@@ -63,15 +47,12 @@ int main(int argc, char **argv)
     pthread_create(&loop, NULL, run_loop, node);
 
     const uint8_t store[] = "orders", sub[] = "created";
-    members_query q;
-    rc_group_key_term(store, 6, sub, 7, q.group, sizeof q.group, &q.glen);
-    for (int i = 0; i < 100; i++) { /* up to 10 s for an emitter to appear */
-        rc_node_call(node, count_members, &q);
-        if (q.count > 0)
-            break;
-        usleep(100000);
-    }
-    if (q.count == 0) {
+    char group[128];
+    size_t glen = 0;
+    rc_group_key_term(store, 6, sub, 7, group, sizeof group, &glen);
+    /* the node connects and syncs after start: up to 10 s for an emitter */
+    long emitters = rc_await_members(node, NULL, group, glen, 1, 10000);
+    if (emitters < 1) {
         fprintf(stderr, "no emitter joined {orders, <<\"created\">>, emitters}\n");
     } else {
         rc_target *target = rc_target_new(store, 6, sub, 7);
@@ -112,11 +93,11 @@ int main(int argc, char **argv)
             free(meta);
         }
         rc_broadcast_flush(node, 5000);
-        printf("published %ld events to %zu emitter(s)\n", count, q.count);
+        printf("published %ld events to %ld emitter(s)\n", count, emitters);
         rc_target_free(target);
     }
     rc_node_stop(node);
     pthread_join(loop, NULL);
     rc_node_destroy(node);
-    return q.count > 0 ? 0 : 1;
+    return emitters > 0 ? 0 : 1;
 }

@@ -171,6 +171,14 @@ int rc_emitter_pool_stop(rc_node *n, const uint8_t *store_utf8, size_t store_len
  * threads to use the loop-thread calls above. Must not be called from the
  * loop thread. 0, or -1 if the node is stopping. */
 int rc_node_call(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx);
+/* Waits until the node's view of `group` (scope NULL: the default one) has
+ * at least `min` members, or timeout_ms passes: the node connects to its
+ * seeds and syncs with their scopes after rc_node_create, so a program that
+ * broadcasts at once should wait here first. Returns the member count seen
+ * last (below min on timeout), or -1 if the node is stopping. Any thread but
+ * the loop's. */
+long rc_await_members(rc_node *n, const char *scope, const char *group, size_t glen, size_t min,
+                      unsigned timeout_ms);
 /* Loop thread: bytes queued for peers and not yet written to their sockets. */
 size_t rc_node_output_pending(rc_node *n);
 /* Counters: fills up to cap (name, value) pairs; returns how many exist. */

@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 _Static_assert(sizeof(rc_pid) == sizeof(rc_cpid), "rc_pid mirrors rc_cpid");
 
@@ -246,3 +247,41 @@ int rc_emitter_name(const uint8_t *store_utf8, size_t store_len, const uint8_t *
     return (int)naming_emitter_name(store_utf8, store_len, sub, sub_len, n_decimal, out, out_cap,
                                     out_len);
 }
+
+typedef struct members_probe {
+    const char *scope;
+    const char *group;
+    size_t glen;
+    long count;
+} members_probe;
+
+static void probe_members(rc_node *n, void *ctx)
+{
+    members_probe *q = ctx;
+    const rc_pid *m;
+    size_t count = 0;
+    q->count = rc_pg_get_members(n, q->scope, q->group, q->glen, &m, &count) == 0 ? (long)count : -1;
+}
+
+long rc_await_members(rc_node *n, const char *scope, const char *group, size_t glen, size_t min,
+                      unsigned timeout_ms)
+{
+    members_probe q = {.scope = scope, .group = group, .glen = glen, .count = 0};
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (rc_node_call(n, probe_members, &q) != 0)
+            return -1;
+        if (q.count >= 0 && (size_t)q.count >= min)
+            return q.count;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long waited = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited >= (long long)timeout_ms)
+            return q.count < 0 ? 0 : q.count;
+        /* Views change on the loop in answer to peers; a short poll is
+         * simpler than a subscription and costs nothing measurable. */
+        struct timespec step = {0, 10 * 1000 * 1000};
+        nanosleep(&step, NULL);
+    }
+}
+
