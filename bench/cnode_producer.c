@@ -68,15 +68,6 @@ typedef struct probe {
     size_t pending;
 } probe;
 
-static void count_members(rc_node *n, void *ctx)
-{
-    probe *p = ctx;
-    const rc_pid *m;
-    p->members = 0;
-    if (rc_pg_get_members(n, NULL, p->group, p->glen, &m, &p->members) != 0)
-        p->members = 0;
-}
-
 static void output_pending(rc_node *n, void *ctx)
 {
     ((probe *)ctx)->pending = rc_node_output_pending(n);
@@ -175,12 +166,8 @@ int main(int argc, char **argv)
     probe pr = {.group = group};
     rc_group_key_term((const uint8_t *)store, strlen(store), (const uint8_t *)sub, strlen(sub), group,
                       sizeof group, &pr.glen);
-    for (long waited = 0; waited <= wait_ms; waited += 20) {
-        rc_node_call(node, count_members, &pr);
-        if (pr.members > 0)
-            break;
-        usleep(20000);
-    }
+    long seen = rc_await_members(node, NULL, group, pr.glen, 1, (unsigned)wait_ms);
+    pr.members = seen > 0 ? (size_t)seen : 0;
     if (pr.members == 0) {
         fprintf(stderr, "cnode_producer: no member of {%s, <<\"%s\">>, emitters} after %ld ms\n",
                 store, sub, wait_ms);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,11 @@ static int parse_port_range(const char *s, unsigned *lo, unsigned *hi)
 
 int main(int argc, char **argv)
 {
+    /* Large blocks (connection buffers after a burst, the monitor table at
+     * its peak) straight from mmap, so that freeing them returns them to the
+     * system: glibc's dynamic threshold would otherwise keep them on the
+     * heap, resident, after a peer's burst is over. */
+    (void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     rc_node_config cfg;
     rc_node_config_init(&cfg);
     const char *seeds[MAX_SEEDS];

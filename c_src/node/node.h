@@ -20,7 +20,7 @@
 #include "emitter/emitter_pool.h"
 #include "naming/names_store.h"
 #include "naming/names_table.h"
-#include "pg/cpid.h"
+#include "proc/cpid.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
 #include "server/request_server.h"

@@ -10,7 +10,7 @@
 #ifndef RC_MEMBERSHIP_H
 #define RC_MEMBERSHIP_H
 
-#include "pg/cpid.h"
+#include "proc/cpid.h"
 
 #include <stddef.h>
 #include <stdint.h>

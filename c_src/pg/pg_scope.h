@@ -18,7 +18,7 @@
 #ifndef RC_PG_SCOPE_H
 #define RC_PG_SCOPE_H
 
-#include "pg/cpid.h"
+#include "proc/cpid.h"
 #include "pg/membership.h"
 #include "proc/procs.h"
 #include "util/log.h"

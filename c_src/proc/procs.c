@@ -2,6 +2,7 @@
 
 #include "codec/ctrl.h"
 #include "codec/term_read.h"
+#include "proc/rmon.h"
 
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -12,12 +13,6 @@
 #define PID_NUM_MAX 0x7fffu
 #define PID_SERIAL_MAX 0x1fffu
 #define MAX_NAME_BYTES (MAXATOMLEN_UTF8 - 1)
-
-typedef struct remote_monitor {
-    erlang_pid watcher;
-    erlang_ref ref;
-    int by_name;
-} remote_monitor;
 
 typedef struct out_monitor {
     erlang_ref ref;
@@ -33,10 +28,9 @@ struct rc_proc {
     rc_proc_handler fn;
     void *ctx;
     void (*free_ctx)(void *);
-    erlang_pid *links;
+    rc_cpid *links; /* compact: 16 bytes a link */
     size_t nlinks, caplinks;
-    remote_monitor *mons;
-    size_t nmons, capmons;
+    size_t nmons; /* remote monitors on this process, held in ps->rmons */
     out_monitor *omons;
     size_t nomons, capomons;
     int dead;
@@ -77,15 +71,18 @@ struct rc_procs {
     int warned_malformed, warned_unknown_op;
     rc_proc_exit_hook exit_hook;
     void *exit_hook_ctx;
+    /* Remote monitors and links keep node indexes, not node names. */
+    rc_nodetab *nodes;
+    rmon_table *rmons;
 };
 
-static uint64_t pid_key(const erlang_pid *p) { return ((uint64_t)p->num << 32) | p->serial; }
+/* What one peer node may hold: monitors on this node's processes in all,
+ * and links on one process. Beyond, a monitor gets DOWN and a link EXIT
+ * with reason system_limit at once (counted, logged once per node). */
+#define MAX_MONITORS_PER_NODE (1u << 17)
+#define MAX_LINKS_PER_PROC 10000u
 
-static int pid_eq(const erlang_pid *a, const erlang_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(a->node, b->node) == 0;
-}
+static uint64_t pid_key(const erlang_pid *p) { return ((uint64_t)p->num << 32) | p->serial; }
 
 static int ref_eq(const erlang_ref *a, const erlang_ref *b)
 {
@@ -110,12 +107,22 @@ rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, const 
     strcpy(ps->node_name, node_name);
     ps->creation = creation;
     ps->next_num = 1;
+    ps->nodes = rc_nodetab_new();
+    ps->rmons = rmon_new();
+    if (ps->nodes == NULL || ps->rmons == NULL ||
+        rc_nodetab_intern(ps->nodes, node_name, strlen(node_name)) == UINT32_MAX) {
+        rc_nodetab_free(ps->nodes);
+        rmon_free(ps->rmons);
+        free(ps);
+        return NULL;
+    }
     return ps;
 }
 
 const char *rc_procs_node_name(const rc_procs *ps) { return ps->node_name; }
 const rc_procs_stats *rc_procs_get_stats(const rc_procs *ps) { return &ps->stats; }
 const rc_logger *rc_procs_logger(const rc_procs *ps) { return ps->lg; }
+size_t rc_procs_remote_monitors(const rc_procs *ps) { return rmon_count(ps->rmons); }
 size_t rc_procs_count(const rc_procs *ps) { return ps->live; }
 const erlang_pid *rc_proc_pid(const rc_proc *p) { return &p->pid; }
 void *rc_proc_ctx(const rc_proc *p) { return p->ctx; }
@@ -245,7 +252,6 @@ static void proc_free(rc_proc *p)
     if (p->free_ctx)
         p->free_ctx(p->ctx);
     free(p->links);
-    free(p->mons);
     free(p->omons);
     free(p);
 }
@@ -424,60 +430,101 @@ int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char
 
 /* ------------------------------------------------------------ links/monitors */
 
-static int add_link(rc_proc *p, const erlang_pid *other)
+/* 0 added (or already there), 1 refused (the cap), -1 no memory. */
+static int add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
 {
+    rc_cpid c;
+    if (rc_cpid_from_ei(ps->nodes, other, &c) != 0)
+        return -1;
     for (size_t i = 0; i < p->nlinks; i++)
-        if (pid_eq(&p->links[i], other))
+        if (rc_cpid_eq(&p->links[i], &c))
             return 0;
+    if (p->nlinks >= MAX_LINKS_PER_PROC)
+        return 1;
     if (p->nlinks == p->caplinks) {
         size_t ncap = p->caplinks ? p->caplinks * 2 : 2;
-        erlang_pid *n = realloc(p->links, ncap * sizeof *n);
+        rc_cpid *n = realloc(p->links, ncap * sizeof *n);
         if (n == NULL)
             return -1;
         p->links = n;
         p->caplinks = ncap;
     }
-    p->links[p->nlinks++] = *other;
+    p->links[p->nlinks++] = c;
     return 0;
 }
 
-static int remove_link(rc_proc *p, const erlang_pid *other)
+static void shrink_links(rc_proc *p)
 {
+    if (p->caplinks > 8 && p->nlinks < p->caplinks / 4) {
+        rc_cpid *n = realloc(p->links, (p->caplinks / 2) * sizeof *n);
+        if (n != NULL) {
+            p->links = n;
+            p->caplinks /= 2;
+        }
+    }
+}
+
+static int remove_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
+{
+    rc_cpid c;
+    if (rc_cpid_from_ei(ps->nodes, other, &c) != 0)
+        return 0;
     for (size_t i = 0; i < p->nlinks; i++) {
-        if (pid_eq(&p->links[i], other)) {
+        if (rc_cpid_eq(&p->links[i], &c)) {
             p->links[i] = p->links[--p->nlinks];
+            shrink_links(p);
             return 1;
         }
     }
     return 0;
 }
 
-static int add_remote_monitor(rc_proc *p, const erlang_pid *watcher, const erlang_ref *ref,
-                              int by_name)
+static int rmon_key(rc_procs *ps, const erlang_ref *ref, rmon_entry *e)
 {
-    if (p->nmons == p->capmons) {
-        size_t ncap = p->capmons ? p->capmons * 2 : 2;
-        remote_monitor *n = realloc(p->mons, ncap * sizeof *n);
-        if (n == NULL)
-            return -1;
-        p->mons = n;
-        p->capmons = ncap;
-    }
-    remote_monitor *m = &p->mons[p->nmons++];
-    m->watcher = *watcher;
-    m->ref = *ref;
-    m->by_name = by_name;
+    memset(e, 0, sizeof *e);
+    uint32_t node = rc_nodetab_intern(ps->nodes, ref->node, strlen(ref->node));
+    if (node == UINT32_MAX || ref->len < 1 || ref->len > 5)
+        return -1;
+    e->ref_node = node;
+    e->ref_len = (uint8_t)ref->len;
+    e->ref_creation = ref->creation;
+    for (int i = 0; i < ref->len; i++)
+        e->ref[i] = ref->n[i];
     return 0;
 }
 
-static void remove_remote_monitor(rc_proc *p, const erlang_ref *ref)
+static void rmon_ref(const rc_procs *ps, const rmon_entry *e, erlang_ref *ref)
 {
-    for (size_t i = 0; i < p->nmons; i++) {
-        if (ref_eq(&p->mons[i].ref, ref)) {
-            p->mons[i] = p->mons[--p->nmons];
-            return;
-        }
-    }
+    memset(ref, 0, sizeof *ref);
+    const char *node = rc_nodetab_name(ps->nodes, e->ref_node);
+    snprintf(ref->node, sizeof ref->node, "%s", node ? node : "");
+    ref->len = e->ref_len;
+    ref->creation = e->ref_creation;
+    for (int i = 0; i < e->ref_len; i++)
+        ref->n[i] = e->ref[i];
+}
+
+/* 0 added, 1 refused (the watcher's node is at its cap), -1 failed. */
+static int add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
+                              const erlang_ref *ref, int by_name)
+{
+    rmon_entry e;
+    if (rmon_key(ps, ref, &e) != 0 || rc_cpid_from_ei(ps->nodes, watcher, &e.watcher) != 0)
+        return -1;
+    e.by_name = (uint8_t)(by_name != 0);
+    e.target = p->key;
+    int rc = rmon_add(ps->rmons, &e, MAX_MONITORS_PER_NODE);
+    if (rc == 0)
+        p->nmons++;
+    return rc;
+}
+
+static void remove_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_ref *ref)
+{
+    rmon_entry key, got;
+    if (rmon_key(ps, ref, &key) == 0 && rmon_remove(ps->rmons, &key, &got) == 1 &&
+        got.target == p->key && p->nmons > 0)
+        p->nmons--;
 }
 
 int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other)
@@ -492,13 +539,13 @@ int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other)
         rc = send_ctrl(ps, other->node, &x, NULL, 0);
     ei_x_free(&x);
     if (rc == 0)
-        rc = add_link(self, other);
+        rc = add_link(ps, self, other) == 0 ? 0 : -1;
     return rc;
 }
 
 void rc_proc_unlink(rc_procs *ps, rc_proc *self, const erlang_pid *other)
 {
-    if (!remove_link(self, other))
+    if (!remove_link(ps, self, other))
         return;
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
@@ -516,13 +563,22 @@ static void encode_reason_atom(char *buf, int cap, const char *atom, int *len)
     *len = idx;
 }
 
-static void send_noproc_monitor_exit(rc_procs *ps, const ctrl_msg *m)
+/* A monitor that ends as it is made: the target is missing (noproc) or the
+ * watcher's node holds too many (system_limit). */
+static void refused(rc_procs *ps, uint64_t *counter, const char *peer, const char *what)
+{
+    if ((*counter)++ == 0)
+        LOG_W(ps->lg, MOD, "%s holds too many %s on this node's processes: refusing more "
+              "(system_limit; counted, logged once)", peer, what);
+}
+
+static void send_monitor_exit_now(rc_procs *ps, const ctrl_msg *m, const char *reason)
 {
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return;
     if (ctrl_encode_monitor_exit(&x, m->to_is_name ? NULL : &m->to, m->to_is_name ? m->to_name : NULL,
-                                 &m->from, &m->ref, "noproc") == 0)
+                                 &m->from, &m->ref, reason) == 0)
         (void)send_ctrl(ps, m->from.node, &x, NULL, 0);
     ei_x_free(&x);
 }
@@ -595,6 +651,34 @@ void rc_procs_set_exit_hook(rc_procs *ps, rc_proc_exit_hook fn, void *ctx)
     ps->exit_hook_ctx = ctx;
 }
 
+typedef struct exit_ctx {
+    rc_procs *ps;
+    rc_proc *p;
+    ei_x_buff *x;
+    const char *reason;
+} exit_ctx;
+
+static int monitor_of_proc(void *ctx, const rmon_entry *e)
+{
+    return e->target == ((exit_ctx *)ctx)->p->key;
+}
+
+/* The process ended: its remote watcher gets MONITOR_P_EXIT. */
+static void tell_monitor_exit(void *ctx, const rmon_entry *e)
+{
+    exit_ctx *ec = ctx;
+    erlang_pid watcher;
+    erlang_ref ref;
+    if (rc_cpid_to_ei(ec->ps->nodes, &e->watcher, &watcher) != 0)
+        return;
+    rmon_ref(ec->ps, e, &ref);
+    const char *as_name = (e->by_name && ec->p->name) ? ec->p->name : NULL;
+    ec->x->index = 0;
+    if (ctrl_encode_monitor_exit(ec->x, as_name ? NULL : &ec->p->pid, as_name, &watcher, &ref,
+                                 ec->reason) == 0)
+        (void)send_ctrl(ec->ps, watcher.node, ec->x, NULL, 0);
+}
+
 void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
 {
     if (p->dead)
@@ -607,24 +691,24 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
     if (ei_x_new(&x) == 0) {
         for (size_t i = 0; i < p->nlinks; i++) {
             x.index = 0;
-            if (rc_procs_is_local(ps, &p->links[i]))
+            erlang_pid other;
+            if (p->links[i].node == 0 || rc_cpid_to_ei(ps->nodes, &p->links[i], &other) != 0)
                 continue; /* C-to-C links are not created by anything yet */
-            if (ctrl_encode_exit(&x, CTRL_EXIT, &p->pid, &p->links[i], reason) == 0)
-                (void)send_ctrl(ps, p->links[i].node, &x, NULL, 0);
+            if (ctrl_encode_exit(&x, CTRL_EXIT, &p->pid, &other, reason) == 0)
+                (void)send_ctrl(ps, other.node, &x, NULL, 0);
         }
-        for (size_t i = 0; i < p->nmons; i++) {
-            x.index = 0;
-            remote_monitor *m = &p->mons[i];
-            const char *as_name = (m->by_name && p->name) ? p->name : NULL;
-            if (ctrl_encode_monitor_exit(&x, as_name ? NULL : &p->pid, as_name, &m->watcher,
-                                         &m->ref, reason) == 0)
-                (void)send_ctrl(ps, m->watcher.node, &x, NULL, 0);
+        if (p->nmons > 0) {
+            exit_ctx ec = {.ps = ps, .p = p, .x = &x, .reason = reason};
+            rmon_remove_if(ps->rmons, monitor_of_proc, tell_monitor_exit, &ec);
         }
         ei_x_free(&x);
     }
     while (p->nomons > 0)
         rc_proc_demonitor(ps, p, &p->omons[p->nomons - 1].ref);
     p->nlinks = p->nmons = 0;
+    free(p->links);
+    p->links = NULL;
+    p->caplinks = 0;
     unregister(ps, p);
     p->next_zombie = ps->zombies;
     ps->zombies = p;
@@ -659,6 +743,8 @@ void rc_procs_free(rc_procs *ps)
         free(e->name);
         free(e);
     }
+    rmon_free(ps->rmons);
+    rc_nodetab_free(ps->nodes);
     while (ps->q_head) {
         local_msg *m = ps->q_head;
         ps->q_head = m->next;
@@ -744,8 +830,20 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
         return;
     case CTRL_LINK:
         p = rc_procs_lookup(ps, &m.to);
-        if (p != NULL && add_link(p, &m.from) == 0)
-            return;
+        if (p != NULL) {
+            int rc = add_link(ps, p, &m.from);
+            if (rc == 0)
+                return;
+            if (rc == 1) {
+                refused(ps, &ps->stats.err_link_limit, peer, "links");
+                if (ei_x_new(&x) == 0) {
+                    if (ctrl_encode_exit(&x, CTRL_EXIT, &m.to, &m.from, "system_limit") == 0)
+                        (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
+                    ei_x_free(&x);
+                }
+                return;
+            }
+        }
         /* Linking to a process that does not exist: the linker gets noproc. */
         if (ei_x_new(&x) == 0) {
             if (ctrl_encode_exit(&x, CTRL_EXIT, &m.to, &m.from, "noproc") == 0)
@@ -756,12 +854,12 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
     case CTRL_UNLINK:
         p = rc_procs_lookup(ps, &m.to);
         if (p)
-            remove_link(p, &m.from);
+            remove_link(ps, p, &m.from);
         return;
     case CTRL_UNLINK_ID:
         p = rc_procs_lookup(ps, &m.to);
         if (p)
-            remove_link(p, &m.from);
+            remove_link(ps, p, &m.from);
         if (ei_x_new(&x) == 0) {
             if (ctrl_encode_unlink_id(&x, CTRL_UNLINK_ID_ACK, m.unlink_id, &m.to, &m.from) == 0)
                 (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
@@ -777,7 +875,7 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
         p = rc_procs_lookup(ps, &m.to);
         if (p == NULL)
             return;
-        if ((m.op == CTRL_EXIT || m.op == CTRL_EXIT_TT) && !remove_link(p, &m.from))
+        if ((m.op == CTRL_EXIT || m.op == CTRL_EXIT_TT) && !remove_link(ps, p, &m.from))
             return; /* an EXIT for a link we do not have is stale */
         {
             rc_signal sig = {.kind = RC_SIG_EXIT, .from = &m.from, .buf = m.reason,
@@ -787,13 +885,20 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
         return;
     case CTRL_MONITOR_P:
         p = resolve_target(ps, &m);
-        if (p == NULL || add_remote_monitor(p, &m.from, &m.ref, m.to_is_name) != 0)
-            send_noproc_monitor_exit(ps, &m);
+        if (p == NULL) {
+            send_monitor_exit_now(ps, &m, "noproc");
+        } else {
+            int rc = add_remote_monitor(ps, p, &m.from, &m.ref, m.to_is_name);
+            if (rc == 1)
+                refused(ps, &ps->stats.err_monitor_limit, peer, "monitors");
+            if (rc != 0)
+                send_monitor_exit_now(ps, &m, rc == 1 ? "system_limit" : "noproc");
+        }
         return;
     case CTRL_DEMONITOR_P:
         p = resolve_target(ps, &m);
         if (p)
-            remove_remote_monitor(p, &m.ref);
+            remove_remote_monitor(ps, p, &m.ref);
         return;
     case CTRL_MONITOR_P_EXIT:
         p = rc_procs_lookup(ps, &m.to);
@@ -821,23 +926,39 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
     }
 }
 
+typedef struct down_ctx {
+    rc_procs *ps;
+    uint32_t node;
+} down_ctx;
+
+static int monitor_from_node(void *ctx, const rmon_entry *e)
+{
+    return e->watcher.node == ((down_ctx *)ctx)->node;
+}
+
+static void forget_monitor(void *ctx, const rmon_entry *e)
+{
+    rc_proc *p = NULL;
+    HASH_FIND(hh, ((down_ctx *)ctx)->ps->by_key, &e->target, sizeof e->target, p);
+    if (p != NULL && p->nmons > 0)
+        p->nmons--;
+}
+
 void rc_procs_on_down(rc_procs *ps, const char *peer)
 {
     const char *node = peer;
     char reason[32];
     int rlen = 0;
     encode_reason_atom(reason, sizeof reason, "noconnection", &rlen);
+    uint32_t idx = rc_nodetab_intern(ps->nodes, node, strlen(node));
+    /* Their monitors on our processes go with the connection. */
+    down_ctx dc = {.ps = ps, .node = idx};
+    rmon_remove_if(ps->rmons, monitor_from_node, forget_monitor, &dc);
     rc_proc *p, *tmp;
     ps->depth++;
     HASH_ITER(hh, ps->by_key, p, tmp) {
         if (p->dead)
             continue;
-        for (size_t i = 0; i < p->nmons;) {
-            if (strcmp(p->mons[i].watcher.node, node) == 0)
-                p->mons[i] = p->mons[--p->nmons];
-            else
-                i++;
-        }
         for (size_t i = 0; i < p->nomons && !p->dead;) {
             if (strcmp(p->omons[i].target.node, node) == 0) {
                 out_monitor om = p->omons[i];
@@ -850,8 +971,8 @@ void rc_procs_on_down(rc_procs *ps, const char *peer)
             }
         }
         for (size_t i = 0; i < p->nlinks && !p->dead;) {
-            if (strcmp(p->links[i].node, node) == 0) {
-                erlang_pid other = p->links[i];
+            erlang_pid other;
+            if (p->links[i].node == idx && rc_cpid_to_ei(ps->nodes, &p->links[i], &other) == 0) {
                 p->links[i] = p->links[--p->nlinks];
                 rc_signal sig = {.kind = RC_SIG_EXIT, .from = &other, .buf = reason, .len = rlen};
                 deliver(ps, p, &sig);
@@ -859,6 +980,8 @@ void rc_procs_on_down(rc_procs *ps, const char *peer)
                 i++;
             }
         }
+        if (!p->dead)
+            shrink_links(p);
     }
     ps->depth--;
     drain_local(ps);

@@ -36,7 +36,10 @@ typedef void (*rc_proc_handler)(rc_procs *ps, rc_proc *self, const rc_signal *si
 typedef struct rc_procs_stats {
     uint64_t msgs_in, msgs_out, msgs_dropped, msgs_local;
     uint64_t err_malformed, err_unknown_op, err_unknown_target;
+    uint64_t err_monitor_limit, err_link_limit; /* refused with system_limit */
 } rc_procs_stats;
+/* Monitors remote processes hold on this node's processes. */
+size_t rc_procs_remote_monitors(const rc_procs *ps);
 
 /* How this layer reaches other nodes: the node wires it to rc_dist; unit
  * tests wire it to a recorder. send returns 0, or -1 when the node is not

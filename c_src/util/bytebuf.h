@@ -16,6 +16,9 @@ typedef struct bytebuf {
     size_t limit; /* max capacity, 0 = unlimited */
 } bytebuf;
 
+/* Capacity kept when a buffer empties; a bigger one is released. */
+#define BYTEBUF_KEEP ((size_t)1 << 20)
+
 void bytebuf_init(bytebuf *b, size_t limit);
 void bytebuf_free(bytebuf *b);
 static inline size_t bytebuf_pending(const bytebuf *b) { return b->len - b->off; }

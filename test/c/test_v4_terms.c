@@ -8,7 +8,7 @@
 #include "codec/term_read.h"
 #include "codec/ctrl.h"
 #include "codec/term_norm.h"
-#include "pg/cpid.h"
+#include "proc/cpid.h"
 #include "pg/membership.h"
 #include "proc/procs.h"
 

@@ -26,9 +26,10 @@
          silent_strangers_do_not_delay_handshakes/1,
          strangers_beyond_the_cap_are_cut_off/1,
          descriptor_limit_backs_off/1,
-         listen_address_and_port_range/1]).
+         listen_address_and_port_range/1,
+         remote_monitors_compact_capped_freed/1]).
 %% run on peers
--export([send_and_await_nodedown/3]).
+-export([send_and_await_nodedown/3, start_monitor_holder/1]).
 
 suite() ->
     [{timetrap, {minutes, 2}}].
@@ -40,7 +41,8 @@ all() ->
      silent_strangers_do_not_delay_handshakes,
      strangers_beyond_the_cap_are_cut_off,
      descriptor_limit_backs_off,
-     listen_address_and_port_range].
+     listen_address_and_port_range,
+     remote_monitors_compact_capped_freed].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -273,5 +275,95 @@ listen_address_and_port_range(_Config) ->
     gen_tcp:close(S),
     %% another local address reaches the same host but not the listener
     ?assertEqual({error, econnrefused}, gen_tcp:connect({127, 0, 0, 2}, Port, [], 2000)),
+    ok.
+
+%% On a peer: a process that holds monitors on the C node's request server.
+-spec start_monitor_holder(node()) -> pid().
+start_monitor_holder(CNode) ->
+    spawn(fun() -> holder_loop(CNode, []) end).
+
+holder_loop(CNode, Refs) ->
+    receive
+        {monitor, N, ExpectRefused, From} ->
+            New = [erlang:monitor(process, {reckon_cnode, CNode}) || _ <- lists:seq(1, N)],
+            %% refused ones are answered at once (a call cannot be the barrier:
+            %% its own monitor would be refused too)
+            From ! {self(), count_downs(0, ExpectRefused)},
+            holder_loop(CNode, New ++ Refs);
+        {demonitor_all, From} ->
+            [erlang:demonitor(R, [flush]) || R <- Refs],
+            From ! {self(), done},
+            holder_loop(CNode, [])
+    end.
+
+count_downs(N, N) ->
+    N;
+count_downs(N, Want) ->
+    receive
+        {'DOWN', _, process, _, system_limit} -> count_downs(N + 1, Want)
+    after 10000 -> N
+    end.
+
+holder_do(Holder, Msg) ->
+    Holder ! setelement(tuple_size(Msg), Msg, self()),
+    receive {Holder, Reply} -> Reply after 120000 -> ct:fail(monitor_holder_timeout) end.
+
+heap(CNode) -> maps:get(heap_bytes, stats(CNode)).
+
+%% Resident memory of an OS process, in kB.
+rss_kb(OsPid) ->
+    {ok, Status} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
+    [Line] = [L || L <- binary:split(Status, <<"\n">>, [global]),
+                   binary:match(L, <<"VmRSS:">>) =/= nomatch],
+    [_, Kb | _] = binary:split(Line, [<<" ">>, <<"\t">>], [global, trim_all]),
+    binary_to_integer(Kb).
+
+%% Remote monitors held on the C node, less the one of the stats call itself.
+held(CNode) -> maps:get(remote_monitors, stats(CNode)) - 1.
+
+%% Remote monitors cost tens of bytes, not 2 kB (they held two 1 kB node
+%% names each), are capped per peer node (2^17; beyond, DOWN system_limit at
+%% once), and are freed on demonitor and on disconnect: memory comes back to
+%% where it was.
+remote_monitors_compact_capped_freed(_Config) ->
+    #{node := CNode, os_pid := OsPid} = start_cnode("rcn_mons", [], testcase),
+    Peer = start_peer("rcn_watcher", testcase),
+    ?assertEqual(pong, pcall(Peer, net_adm, ping, [CNode])),
+    H0 = heap(CNode),
+    R0 = rss_kb(OsPid),
+    Holder = pcall(Peer, ?MODULE, start_monitor_holder, [CNode]),
+    Cap = 1 bsl 17,
+    Refused = holder_do(Holder, {monitor, 200000, 200000 - Cap, from}),
+    wait_until(fun() -> held(CNode) =:= Cap end, 10000, monitors_held),
+    H1 = heap(CNode),
+    R1 = rss_kb(OsPid),
+    PerMonitor = (H1 - H0) / Cap,
+    #{errors := #{monitor_limit := Limit}} = stats(CNode),
+    ct:log("200k monitors: ~p held, ~p refused (system_limit), ~.1f bytes each; heap ~p -> ~p; "
+           "RSS ~p -> ~p kB", [Cap, Refused, PerMonitor, H0, H1, R0, R1]),
+    ?assertEqual(200000 - Cap, Refused),
+    ?assertEqual(200000 - Cap, Limit),
+    ?assert(PerMonitor < 200),
+    done = holder_do(Holder, {demonitor_all, from}),
+    wait_until(fun() -> held(CNode) =:= 0 end, 10000, monitors_freed),
+    H2 = heap(CNode),
+    R2 = rss_kb(OsPid),
+    ct:log("after demonitor: heap ~p (baseline ~p), RSS ~p kB (baseline ~p)", [H2, H0, R2, R0]),
+    %% what may stay is the connection's input and output buffers a burst
+    %% left (up to 1 MiB each are kept); the monitors took ~15 MB, and
+    %% used to keep ~270 MB
+    ?assert(H2 - H0 < 3 bsl 20),
+    ?assert(R2 =< R0 + 3072),
+    %% again, then the watcher's node goes away
+    0 = holder_do(Holder, {monitor, 100000, 0, from}),
+    wait_until(fun() -> held(CNode) =:= 100000 end, 10000, monitors_held_again),
+    rc_test_lib:stop_peer(Peer),
+    wait_until(fun() -> held(CNode) =:= 0 end, 10000, monitors_freed_on_disconnect),
+    H3 = heap(CNode),
+    R3 = rss_kb(OsPid),
+    ct:log("after the watcher's node left: heap ~p (baseline ~p), RSS ~p kB (baseline ~p)",
+           [H3, H0, R3, R0]),
+    ?assert(H3 - H0 < 3 bsl 20),
+    ?assert(R3 =< R0 + 3072),
     ok.
 

@@ -1,4 +1,4 @@
-#include "pg/cpid.h"
+#include "proc/cpid.h"
 
 #include <stdlib.h>
 #include <string.h>
