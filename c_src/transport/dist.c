@@ -32,6 +32,8 @@
  * that destination drains; every other connection keeps flowing. */
 #define BUSY_ABOVE (4u << 20)
 #define BUSY_BELOW (1u << 20)
+/* Buffer capacity a connection keeps when empty at a tick. */
+#define TRIM_KEEP ((size_t)256 << 10)
 /* How long the listener rests when descriptors run out. */
 #define ACCEPT_PAUSE_MS 250u
 
@@ -848,6 +850,9 @@ static void on_tick_timer(uv_timer_t *t)
             rc_dist_close(d, c, "net_tick_timeout");
             continue;
         }
+        /* A burst's buffers are given back once the connection is quiet. */
+        bytebuf_trim(&c->in, TRIM_KEEP);
+        bytebuf_trim(&c->out, TRIM_KEEP);
         if (now - c->last_write_ms >= tick_ms && bytebuf_pending(&c->out) == 0) {
             static const uint8_t tick[4] = {0, 0, 0, 0};
             if (bytebuf_append(&c->out, tick, 4) == 0) {

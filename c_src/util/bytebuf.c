@@ -74,14 +74,16 @@ void bytebuf_consume(bytebuf *b, size_t n)
     if (n > b->len - b->off)
         n = b->len - b->off;
     b->off += n;
-    if (b->off == b->len) {
+    if (b->off == b->len)
         b->off = b->len = 0;
-        /* A burst grew it: give the memory back once it is empty, so a
-         * peer's past traffic does not stay resident. */
-        if (b->cap > BYTEBUF_KEEP) {
-            free(b->data);
-            b->data = NULL;
-            b->cap = 0;
-        }
+}
+
+void bytebuf_trim(bytebuf *b, size_t keep)
+{
+    if (b->off == b->len && b->cap > keep) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+        b->off = b->len = 0;
     }
 }

@@ -16,9 +16,6 @@ typedef struct bytebuf {
     size_t limit; /* max capacity, 0 = unlimited */
 } bytebuf;
 
-/* Capacity kept when a buffer empties; a bigger one is released. */
-#define BYTEBUF_KEEP ((size_t)1 << 20)
-
 void bytebuf_init(bytebuf *b, size_t limit);
 void bytebuf_free(bytebuf *b);
 static inline size_t bytebuf_pending(const bytebuf *b) { return b->len - b->off; }
@@ -26,6 +23,10 @@ static inline size_t bytebuf_pending(const bytebuf *b) { return b->len - b->off;
 int bytebuf_reserve(bytebuf *b, size_t extra);
 int bytebuf_append(bytebuf *b, const void *p, size_t n);
 void bytebuf_consume(bytebuf *b, size_t n);
+/* Releases the memory of an empty buffer bigger than keep: a burst's
+ * growth is given back once the burst is over (call it now and then, not
+ * on every drain, or busy buffers would be freed and grown each time). */
+void bytebuf_trim(bytebuf *b, size_t keep);
 /* Moves unconsumed bytes to the front (cheap when little is pending). */
 void bytebuf_compact(bytebuf *b);
 
