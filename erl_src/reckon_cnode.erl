@@ -404,9 +404,7 @@ handle_info({connect_result, Pid, Result},
         ok ->
             {noreply, mark_connected(State)};
         {error, Reason} ->
-            ?LOG_DEBUG("reckon_cnode: connecting to ~s failed: ~p",
-                       [State#state.cnode, Reason]),
-            {noreply, next_step(State#state{last_error = Reason})}
+            {noreply, next_step(connect_error(State, Reason))}
     end;
 handle_info({'DOWN', Ref, process, Pid, Crash},
             #state{connector = {Pid, Ref}} = State) ->
@@ -515,8 +513,34 @@ start_connect(State) ->
 first_connect(#state{cnode = CNode, scope = Scope, call_timeout = Timeout} = State) ->
     case probe(CNode, Scope, min(Timeout, 2000)) of
         ok -> mark_connected(State);
-        {error, Reason} -> State#state{last_error = Reason}
+        {error, Reason} -> connect_error(State, Reason)
     end.
+
+%% A failed connect is logged once per change of its cause, at warning
+%% level, with what the user can do about it.
+connect_error(#state{last_error = Reason} = State, Reason) ->
+    State;
+connect_error(#state{cnode = CNode} = State, Reason) ->
+    ?LOG_WARNING("reckon_cnode: cannot reach C node ~s: ~ts", [CNode, explain(CNode, Reason)]),
+    State#state{last_error = Reason}.
+
+explain(CNode, connect_failed) ->
+    [Name, Host] = string:split(atom_to_list(CNode), "@"),
+    case erl_epmd:port_please(Name, Host, 1000) of
+        {port, _, _} ->
+            "it is registered in epmd but refused the handshake: usually a different "
+            "cookie (its log then says \"wrong cookie\"; the shim's spawn mode passes this "
+            "node's cookie)";
+        _ ->
+            io_lib:format("it is not registered in epmd on ~s (not running, or started "
+                          "with another ERL_EPMD_PORT)", [Host])
+    end;
+explain(_CNode, noproc) ->
+    "the node is up but has no request server (is it a reckon_cnode?)";
+explain(_CNode, timeout) ->
+    "it did not answer within call_timeout";
+explain(_CNode, Reason) ->
+    io_lib:format("~0p", [Reason]).
 
 mark_connected(#state{cnode = CNode} = State) ->
     true = erlang:monitor_node(CNode, true),
@@ -557,7 +581,13 @@ introduce_scopes(CNode, Scope, Timeout) ->
                     _ = sys:get_state(Local, Timeout),
                     ok;
                 {error, _} ->
-                    ok %% the C node does not serve this scope
+                    %% every broadcast would find no emitters of the C node,
+                    %% in silence: say so
+                    ?LOG_WARNING("reckon_cnode: C node ~s does not serve pg scope ~s: its "
+                                 "emitters are not seen here and join/members through it "
+                                 "use another scope (start it with --scope ~s)",
+                                 [CNode, Scope, Scope]),
+                    ok
             catch
                 exit:{Reason, _} -> {error, Reason}
             end

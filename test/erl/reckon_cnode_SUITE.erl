@@ -23,6 +23,8 @@
          start_peer/2, start_shim_on/2, start_local_shim/1, stop_local_shim/0,
          wait_connected/1, wait_until/3, unique_name/1, host/0, now_ms/0]).
 
+%% logger handler used by connect_errors_explained
+-export([log/2]).
 -export([all/0, groups/0, suite/0,
          init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2,
@@ -31,6 +33,7 @@
 %% test cases
 -export([model_examples/1,
          not_started_errors/1,
+         connect_errors_explained/1,
          join_leave_function_clause/1,
          app_pg_scope/1,
          ping_pong/1,
@@ -66,6 +69,7 @@ suite() ->
 all() ->
     [model_examples,
      not_started_errors,
+     connect_errors_explained,
      join_leave_function_clause,
      app_pg_scope,
      {group, cnode},
@@ -725,3 +729,55 @@ await_group_everywhere(Peers, S, Sub, Expected0) ->
             ct:log("expected ~p~\nviews ~p", [Expected, Views()]),
             erlang:raise(Class, Reason, Stack)
     end.
+
+%% A logger handler that passes warnings to a test process.
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(#{level := warning, msg := Msg}, #{config := #{pid := Pid}}) ->
+    Text = case Msg of
+               {report, R} -> io_lib:format("~p", [R]);
+               {string, S} -> S;
+               {F, A} -> io_lib:format(F, A)
+           end,
+    Pid ! {rcn_warning, lists:flatten(io_lib:format("~ts", [Text]))},
+    ok;
+log(_, _) ->
+    ok.
+
+%% Warnings seen so far (this test process's mailbox).
+warnings() ->
+    receive {rcn_warning, W} -> [W | warnings()] after 0 -> [] end.
+
+await_warning(Pattern) ->
+    wait_until(fun() ->
+                       Ws = [W || W <- warnings(), string:find(W, Pattern) =/= nomatch],
+                       Ws =/= [] andalso (ct:log("warning: ~ts", [hd(Ws)]) =:= ok)
+               end, 10000, {warning, Pattern}).
+
+%% Why the shim cannot use a C node is logged once, at warning level, with
+%% what to do: a C node that is not there, one with another cookie, and one
+%% that serves another pg scope (which used to be silent: every broadcast
+%% found no emitters).
+connect_errors_explained(_Config) ->
+    ok = logger:add_handler(rcn_capture, ?MODULE, #{level => warning, config => #{pid => self()}}),
+    try
+        Missing = list_to_atom(unique_name("rcn_missing") ++ "@" ++ host()),
+        start_local_shim(#{cnode => Missing, call_timeout => 1000}),
+        await_warning("not registered in epmd"),
+        stop_local_shim(),
+        #{node := Other} = start_cnode_args(["--name", unique_name("rcn_othercookie") ++ "@" ++ host(),
+                                             "--cookie", "not_our_cookie",
+                                             "--exit-on-stdin-close"], testcase),
+        start_local_shim(#{cnode => Other, call_timeout => 1000}),
+        await_warning("usually a different cookie"),
+        stop_local_shim(),
+        #{node := Scoped} = rc_test_lib:start_cnode(unique_name("rcn_otherscope"),
+                                                    ["--scope", "rcn_not_this_scope"], testcase),
+        start_local_shim(#{cnode => Scoped, call_timeout => 5000}),
+        await_warning("does not serve pg scope"),
+        stop_local_shim()
+    after
+        _ = logger:remove_handler(rcn_capture),
+        stop_local_shim()
+    end,
+    ok.
+
