@@ -1,15 +1,21 @@
-/* libFuzzer target: arbitrary bytes as an inbound distribution stream.
- * The stream is split into frames exactly as a connection would, and every
- * frame goes through control-message decoding and dispatch to real C
- * processes, including the request server (so request parsing is fuzzed
- * too). Crashes, sanitizer reports and leaks are findings. */
-#include "transport/frame.h"
+/* libFuzzer target: arbitrary bytes as an inbound distribution stream from
+ * a connected peer. The stream is split into frames exactly as a connection
+ * would, and every frame goes through control-message decoding and dispatch
+ * to real C processes: the request server (request parsing, broadcast and
+ * pool requests), a pg scope that has seen the peer come up, and a running
+ * C emitter pool (registered as fz_sub_emitter and fz_sub_emitter_2), with
+ * loop turns in between so due timers run. Crashes, sanitizer reports and
+ * leaks are findings. */
+#include "emitter/broadcast.h"
+#include "emitter/emitter_pool.h"
 #include "naming/names_table.h"
+#include "transport/frame.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
 #include "server/request_server.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <uv.h>
@@ -42,15 +48,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc_pg_scope *scope = rc_pg_scope_start(&loop, NULL, ps, nodes, "reckon_db_pg");
     rc_pg_scope *const scopes[1] = {scope};
     rc_request_server_set_scopes(rs, scopes, 1, nodes);
+    rc_bcast *bcast = rc_bcast_new(ps, scope, nodes);
+    rc_emitters *emitters = rc_emitters_new(ps, scope, nodes, names);
+    rc_request_server_set_emitters(rs, emitters, bcast);
+    erlang_pid *pool = NULL;
+    size_t npool = 0;
+    (void)rc_emitters_start_pool(emitters, (const uint8_t *)"fz", 2, (const uint8_t *)"sub", 3, 2,
+                                 NULL, &pool, &npool);
+    free(pool);
+    /* the peer is connected: the scope discovers it */
+    rc_pg_scope_nodeup(scope, "peer@host");
     size_t off = 0;
     for (;;) {
         frame_view fv;
         frame_result r = frame_next(data + off, size - off, 1u << 20, &fv);
         if (r == FRAME_NEED_MORE || r == FRAME_TOO_BIG)
             break;
-        if (r == FRAME_DATA)
+        if (r == FRAME_DATA) {
             rc_procs_on_frame(ps, "peer@host", (const char *)data + off + fv.payload_off,
                               fv.payload_len);
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
         off += fv.consumed;
     }
     /* A raw frame body without the length prefix, too: most inputs are. */
@@ -61,6 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc_procs_exit_all(ps, "shutdown");
     rc_procs_free(ps);
     rc_request_server_free(rs);
+    rc_emitters_free(emitters);
+    rc_bcast_free(bcast);
     names_table_free(names);
     uv_run(&loop, UV_RUN_NOWAIT); /* lets the scope's timer close */
     rc_pg_scope_free(scope);
