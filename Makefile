@@ -35,7 +35,7 @@ LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
 .PHONY: all build deps deps-test run test test-all test-c test-san test-tsan test-elixir \
-        test-valgrind test-clang test-erl test-otp bench bench-all clean dialyzer fuzz erl
+        test-valgrind test-clang test-erl test-otp test-dep bench bench-all clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
 # that everything asked of the tool chain (EI_DIR) is asked after the install.
@@ -100,7 +100,7 @@ fuzz: build/fuzz/fuzz_frames
 	@tail -1 build/fuzz/fuzz.log
 
 erl:
-	rebar3 compile
+	RECKON_CNODE_NO_HOOK=1 rebar3 compile
 
 run: deps
 	@$(MAKE) --no-print-directory build
@@ -110,7 +110,11 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-all
 
-test-all: priv/reckon_cnode $(BUILD)/bench/bench_naming bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-otp
+test-all: priv/reckon_cnode $(BUILD)/bench/bench_naming bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-otp
+
+# reckon_cnode as a rebar3 and a mix dependency of a new project.
+test-dep:
+	@sh test/dep/run.sh
 
 # The Erlang suites and the Elixir check on OTP 25, 27 and 29.
 test-otp: priv/reckon_cnode
@@ -158,7 +162,7 @@ test-elixir: priv/reckon_cnode
 	bash test/elixir/run.sh
 
 dialyzer:
-	rebar3 dialyzer
+	RECKON_CNODE_NO_HOOK=1 rebar3 dialyzer
 
 $(BUILD)/bench/bench_naming: bench/bench_naming.c $(BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)

@@ -4,6 +4,9 @@
 # everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the C node under test is built already: rebar3 must not rebuild it
+RECKON_CNODE_NO_HOOK=1
+export RECKON_CNODE_NO_HOOK
 OUT=bench/out
 mkdir -p "$OUT"
 PORT=${BENCH_EPMD_PORT:-$((44000 + RANDOM % 1000))}

@@ -16,6 +16,9 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 
 EBIN=${REBAR_BASE_DIR:-_build}/default/lib/reckon_cnode/ebin
+# the C node under test is built already: rebar3 must not rebuild it
+RECKON_CNODE_NO_HOOK=1
+export RECKON_CNODE_NO_HOOK
 if [ ! -x priv/reckon_cnode ]; then
     echo "elixir check: priv/reckon_cnode missing: run make priv/reckon_cnode" >&2
     exit 2

@@ -30,6 +30,9 @@ trap 'exit 130' INT TERM
 
 ERL_EPMD_PORT=$EPMD_PORT
 export ERL_EPMD_PORT
+# the C node under test is built already: rebar3 must not rebuild it
+RECKON_CNODE_NO_HOOK=1
+export RECKON_CNODE_NO_HOOK
 COOKIE="ct_$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 SNAME="ct_$$_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 

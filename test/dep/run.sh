@@ -1,0 +1,65 @@
+#!/bin/sh
+# reckon_cnode as a rebar3 dependency, as a user's project takes it: a fresh
+# copy of this working tree (its source files, no build output) under
+# _checkouts of a new
+# project, whose plain `rebar3 compile` must build the C node too
+# (rebar.config's pre_hook) and leave a working priv/reckon_cnode next to
+# the application; the same for a mix project with a path dependency.
+# Prints "dependency: N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+TMP=$(mktemp -d) || exit 2
+trap 'rm -rf "$TMP"' EXIT
+mkdir -p "$TMP/app/src" "$TMP/app/_checkouts"
+# The files git knows of (tracked, or new and not ignored), as they are now.
+copy_tree() {
+    mkdir -p "$1" &&
+        git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$1"
+}
+copy_tree "$TMP/app/_checkouts/reckon_cnode" || { echo "dependency: cannot copy the tree"; exit 1; }
+cat >"$TMP/app/rebar.config" <<'CFG'
+{deps, [reckon_cnode]}.
+CFG
+cat >"$TMP/app/src/user_app.app.src" <<'APP'
+{application, user_app, [{vsn, "0.1.0"}, {applications, [kernel, stdlib, reckon_cnode]}]}.
+APP
+unset RECKON_CNODE_NO_HOOK
+if ! (cd "$TMP/app" && rebar3 compile) >"$TMP/build.log" 2>&1; then
+    tail -20 "$TMP/build.log"
+    echo "dependency: 0 passed, 2 failed"
+    exit 1
+fi
+PASSED=0
+FAILED=0
+BIN=$TMP/app/_build/default/checkouts/reckon_cnode/priv/reckon_cnode
+[ -x "$BIN" ] || BIN=$TMP/app/_build/default/lib/reckon_cnode/priv/reckon_cnode
+if [ -x "$BIN" ] && "$BIN" --version | grep -q '^reckon_cnode '; then
+    echo "dependency: rebar3 compile of a project using reckon_cnode built $("$BIN" --version)"
+    PASSED=$((PASSED + 1))
+else
+    echo "dependency: no working priv/reckon_cnode after rebar3 compile"
+    FAILED=$((FAILED + 1))
+fi
+
+# The same from Elixir: a mix project with a path dependency. Mix builds
+# rebar3 projects with the rebar3 it is told of (Debian's, not a download).
+mkdir -p "$TMP/mixapp"
+copy_tree "$TMP/mixapp/reckon_cnode"
+cat >"$TMP/mixapp/mix.exs" <<'MIX'
+defmodule UserApp.MixProject do
+  use Mix.Project
+  def project, do: [app: :user_app, version: "0.1.0", deps: [{:reckon_cnode, path: "reckon_cnode"}]]
+end
+MIX
+if (cd "$TMP/mixapp" && MIX_REBAR3=$(command -v rebar3) HEX_OFFLINE=1 mix deps.compile) \
+        >"$TMP/mix.log" 2>&1 &&
+        "$TMP/mixapp/_build/dev/lib/reckon_cnode/priv/reckon_cnode" --version >/dev/null 2>&1; then
+    echo "dependency: mix deps.compile of a project using reckon_cnode built the C node"
+    PASSED=$((PASSED + 1))
+else
+    tail -20 "$TMP/mix.log"
+    echo "dependency: mix deps.compile left no working priv/reckon_cnode"
+    FAILED=$((FAILED + 1))
+fi
+echo "dependency: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
