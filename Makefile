@@ -35,7 +35,7 @@ LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
 .PHONY: all build deps deps-test run test test-all test-c test-san test-tsan test-elixir \
-        test-valgrind test-clang test-erl test-otp test-dep bench bench-all clean dialyzer fuzz erl
+        test-valgrind test-clang test-erl test-otp test-dep test-readme bench bench-all clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
 # that everything asked of the tool chain (EI_DIR) is asked after the install.
@@ -110,8 +110,12 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-all
 
-test-all: priv/reckon_cnode $(BUILD)/bench/bench_naming bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-otp
+test-all: priv/reckon_cnode $(BUILD)/bench/bench_naming bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-readme test-otp
 
+# The README's Erlang session, typed as written against a sidecar started by
+# make run.
+test-readme: priv/reckon_cnode
+	@sh test/readme/run.sh
 # reckon_cnode as a rebar3 and a mix dependency of a new project.
 test-dep:
 	@sh test/dep/run.sh
