@@ -646,7 +646,8 @@ open_cnode(#{exe := Exe, args := Args, cookie := Cookie}) ->
     try open_port({spawn_executable, Exe},
                   [{args, Args},
                    {env, [{"RECKON_CNODE_COOKIE", Cookie}]},
-                   {line, 1024}, exit_status, use_stdio]) of
+                   %% its log lines come here too, and go to logger
+                   {line, 1024}, exit_status, use_stdio, stderr_to_stdout]) of
         Port ->
             case erlang:port_info(Port, os_pid) of
                 {os_pid, OsPid} -> {ok, Port, OsPid};
@@ -662,20 +663,39 @@ await_name(Port, Deadline, Acc) ->
         {Port, {data, {noeol, Part}}} ->
             await_name(Port, Deadline, Acc ++ Part);
         {Port, {data, {eol, Part}}} ->
-            parse_name(Acc ++ Part);
+            case cnode_log(Acc ++ Part) of
+                logged ->
+                    await_name(Port, Deadline, []);
+                {not_a_log_line, Line} ->
+                    case parse_name(Line) of
+                        {ok, _} = Named -> Named;
+                        {error, _} -> await_exit(Port, Deadline, [Line])
+                    end
+            end;
         {Port, {exit_status, Status}} ->
             {error, {cnode_exited, Status}}
     after max(0, Deadline - now_ms()) ->
             {error, cnode_start_timeout}
     end.
 
+%% The C node said something other than its name (e.g. a usage error on
+%% stderr): collect it until it exits, for the error reason.
+await_exit(Port, Deadline, Said) ->
+    receive
+        {Port, {data, {_, Part}}} ->
+            await_exit(Port, Deadline, [Part | Said]);
+        {Port, {exit_status, Status}} ->
+            {error, {cnode_exited, Status, lists:flatten(lists:join("\n", lists:reverse(Said)))}}
+    after max(0, Deadline - now_ms()) ->
+            {error, {cnode_start_timeout, lists:reverse(Said)}}
+    end.
+
+%% The one line a starting C node prints: alive@host, nothing else.
 parse_name(Line) ->
     Name = string:trim(Line),
-    case string:split(Name, "@") of
-        [Alive, Host] when Alive =/= [], Host =/= [] ->
-            {ok, list_to_atom(Name)};
-        _ ->
-            {error, {bad_name_line, Line}}
+    case re:run(Name, "^[^@\\s]+@[^@\\s]+$", [unicode]) of
+        {match, _} -> {ok, list_to_atom(Name)};
+        nomatch -> {error, {bad_name_line, Line}}
     end.
 
 %% Asynchronous restart after an unexpected exit: the name line arrives as
@@ -694,15 +714,31 @@ restart_port(#state{spawn_cfg = Cfg} = State) ->
             next_step(State#state{last_error = Reason})
     end.
 
-%% line_acc holds the partial name line while the program starts; output
-%% after the name line is ignored.
-port_output(_Eol, _Part, #state{phase = running} = State) ->
-    State;
+%% The spawned C node's output: its log lines (to logger), and while it
+%% starts, the line with its name. line_acc holds a partial line.
 port_output(noeol, Part, #state{line_acc = Acc} = State) ->
     State#state{line_acc = Acc ++ Part};
-port_output(eol, Part, #state{line_acc = Acc, cnode = Old} = State0) ->
+port_output(eol, Part, #state{line_acc = Acc} = State) ->
+    case cnode_log(Acc ++ Part) of
+        logged -> State#state{line_acc = []};
+        {not_a_log_line, Line} -> name_line(Line, State#state{line_acc = []})
+    end.
+
+name_line(_Line, #state{phase = running} = State) ->
+    State;
+name_line(Line, State0) ->
+    case parse_name(Line) of
+        {ok, _} -> named(Line, State0);
+        {error, _} ->
+            %% not its name: what it says before exiting (the exit is handled
+            %% with its status)
+            ?LOG_WARNING("reckon_cnode: C node says: ~ts", [Line]),
+            State0
+    end.
+
+named(Line, #state{cnode = Old} = State0) ->
     State = cancel_timer(State0),
-    case parse_name(Acc ++ Part) of
+    case parse_name(Line) of
         {ok, CNode} ->
             CNode =:= Old orelse
                 ?LOG_WARNING("reckon_cnode: C node now named ~s (was ~s)",
@@ -715,6 +751,19 @@ port_output(eol, Part, #state{line_acc = Acc, cnode = Old} = State0) ->
             next_step(State#state{port = undefined, os_pid = undefined,
                                   phase = undefined, line_acc = [],
                                   last_error = Reason})
+    end.
+
+%% A log line of the spawned C node ("<time> <level> [<module>] <text>")
+%% goes to logger at its level, so it does not garble a shell's terminal.
+cnode_log(Line) ->
+    case re:run(Line, "^\\S+Z (error|warning|info|debug) \\[([^]]*)\\] (.*)$",
+                [{capture, all_but_first, list}, unicode]) of
+        {match, [Level, Module, Text]} ->
+            logger:log(list_to_existing_atom(Level), "reckon_cnode C node [~ts] ~ts",
+                       [Module, Text], #{domain => [reckon_cnode]}),
+            logged;
+        nomatch ->
+            {not_a_log_line, Line}
     end.
 
 %% Close the port (the C node runs with --exit-on-stdin-close), wait up to

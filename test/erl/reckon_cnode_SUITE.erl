@@ -34,6 +34,7 @@
 -export([model_examples/1,
          not_started_errors/1,
          connect_errors_explained/1,
+         spawned_cnode_logs_through_logger/1,
          join_leave_function_clause/1,
          app_pg_scope/1,
          ping_pong/1,
@@ -70,6 +71,7 @@ all() ->
     [model_examples,
      not_started_errors,
      connect_errors_explained,
+     spawned_cnode_logs_through_logger,
      join_leave_function_clause,
      app_pg_scope,
      {group, cnode},
@@ -775,6 +777,21 @@ connect_errors_explained(_Config) ->
         start_local_shim(#{cnode => Scoped, call_timeout => 5000}),
         await_warning("does not serve pg scope"),
         stop_local_shim()
+    after
+        _ = logger:remove_handler(rcn_capture),
+        stop_local_shim()
+    end,
+    ok.
+
+%% In spawn mode the C node's log lines go through logger at their level
+%% (they used to be written raw to the terminal of rebar3 shell or iex).
+spawned_cnode_logs_through_logger(_Config) ->
+    ok = logger:add_handler(rcn_capture, ?MODULE, #{level => warning, config => #{pid => self()}}),
+    try
+        start_local_shim(#{spawn => true, spawn_name => unique_name("rcn_logs"),
+                           spawn_args => ["--seed", "not_a_node_name"]}),
+        %% a warning the C node writes at start
+        await_warning("reckon_cnode C node [node] ignoring bad seed node name")
     after
         _ = logger:remove_handler(rcn_capture),
         stop_local_shim()
