@@ -35,7 +35,7 @@ LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
 .PHONY: all build deps deps-test run test test-all test-c test-san test-tsan test-elixir \
-        test-valgrind test-clang test-erl test-otp test-dep test-readme bench bench-all clean dialyzer fuzz erl
+        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node bench bench-all clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
 # that everything asked of the tool chain (EI_DIR) is asked after the install.
@@ -52,7 +52,7 @@ deps-test:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT) $(INCLUDES) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(WARN) $(OPT) $(EXTRA_CFLAGS) $(INCLUDES) -MMD -MP -c $< -o $@
 
 $(SAN_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -110,7 +110,7 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-all
 
-test-all: priv/reckon_cnode $(BUILD)/bench/bench_naming bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-readme test-otp
+test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-readme test-otp
 
 # The README's Erlang session, typed as written against a sidecar started by
 # make run.
@@ -120,8 +120,15 @@ test-readme: priv/reckon_cnode
 test-dep:
 	@sh test/dep/run.sh
 
+# The test build of the node: the same sources with the test hooks
+# (spawn_idle, exit_process) that the interop suites use; priv/reckon_cnode
+# never has them.
+TEST_NODE := build/test-node/reckon_cnode
+test-node:
+	@$(MAKE) --no-print-directory BUILD=build/test-node EXTRA_CFLAGS=-DRC_TEST_HOOKS $(TEST_NODE)
+
 # The Erlang suites and the Elixir check on OTP 25, 27 and 29.
-test-otp: priv/reckon_cnode
+test-otp: priv/reckon_cnode test-node
 	@sh test/otp/matrix.sh
 
 test-c: $(TESTS)
@@ -159,10 +166,10 @@ test-clang:
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang build/clang/libreckon_cnode.a
 
 # On the host's OTP only (the matrix runs them on every release).
-test-erl: priv/reckon_cnode
+test-erl: priv/reckon_cnode test-node
 	bash test/erl/run_ct.sh
 
-test-elixir: priv/reckon_cnode
+test-elixir: priv/reckon_cnode test-node
 	bash test/elixir/run.sh
 
 dialyzer:
@@ -187,7 +194,7 @@ bench/cnode_producer: $(BUILD)/bench/cnode_producer
 bench: deps-test
 	@$(MAKE) --no-print-directory bench-all
 
-bench-all: priv/reckon_cnode $(BUILD)/bench/bench_naming bench/cnode_producer
+bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
 
 clean:

@@ -33,7 +33,7 @@ echo "== naming: C ns/op vs BEAM ns/op"
 ./build/bench/bench_naming 5000000 2>/dev/null | tee "$OUT/naming_c.txt"
 erl -noshell -pa "$OUT" -eval 'bench_beam:naming(), halt().' | tee "$OUT/naming_beam.txt"
 
-./priv/reckon_cnode --sname "cnode_$TAG" --cookie "$COOKIE" --log-level warning > "$OUT/cnode.out" &
+./build/test-node/reckon_cnode --sname "cnode_$TAG" --cookie "$COOKIE" --log-level warning > "$OUT/cnode.out" &
 CNODE_PID=$!
 pids+=($CNODE_PID)
 erl -sname "echo_$TAG" -setcookie "$COOKIE" -noshell -pa "$OUT" -eval 'bench_beam:start_echo().' &

@@ -52,7 +52,6 @@ void rc_request_server_set_emitters(rc_request_server *rs, rc_emitters *e, rc_bc
     rs->bcast = b;
 }
 
-#define MAX_IDLE_SPAWN 100000
 
 void rc_request_server_set_scopes(rc_request_server *rs, rc_pg_scope *const *scopes, size_t n,
                                   rc_nodetab *nodes)
@@ -502,10 +501,14 @@ static int do_pg_generic(rc_request_server *rs, const char *op, int arity, const
     return encode_error(x, "badarg");
 }
 
-/* Idle processes: diagnostics and tests need C pids to join, monitor and end.
- * Only these can be ended by a request: the node's own processes (services,
- * pg scopes, emitters) cannot be killed from outside into an inconsistent
- * state. */
+#ifdef RC_TEST_HOOKS
+#define MAX_IDLE_SPAWN 100000
+
+/* Test hooks, compiled only into the test build of the node
+ * (build/test-node/reckon_cnode), never into priv/reckon_cnode: idle C
+ * processes for the interop suites to join, monitor and end. Only these can
+ * be ended by a request: the node's own processes (services, pg scopes,
+ * emitters) cannot be killed from outside into an inconsistent state. */
 static const char IDLE_MARK = 0;
 static void idle_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 {
@@ -545,6 +548,7 @@ static int do_exit_process(rc_request_server *rs, const char *buf, int len, int 
     rc_proc_exit(rs->ps, p, reason);
     return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
 }
+#endif
 
 /* {start_emitter_pool, S, Sub, PoolSize, Subscriber | undefined} */
 static int do_start_pool(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
@@ -699,6 +703,7 @@ static int op_scope_pid(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
     rc_cpid self;
     return encode_ok_header(x) || rc_pg_scope_pid(sc, &self) || rc_cpid_write(rs->nodes, x, &self);
 }
+#ifdef RC_TEST_HOOKS
 static int op_spawn_idle(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 {
     return do_spawn_idle(rs, r->buf, r->len, r->idx, x);
@@ -707,6 +712,7 @@ static int op_exit_process(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 {
     return do_exit_process(rs, r->buf, r->len, r->idx, x);
 }
+#endif
 
 /* Every request the server answers, as {Op, Args...} tuples: the shim's
  * vocabulary first, then pg's own (any scope), then diagnostics. */
@@ -736,9 +742,11 @@ static const struct rs_op {
     {"pg_join", 4, op_pg_join},
     {"pg_leave", 4, op_pg_leave},
     {"scope_pid", 2, op_scope_pid},
-    /* C processes for diagnostics */
+#ifdef RC_TEST_HOOKS
+    /* the test build's hooks */
     {"spawn_idle", 2, op_spawn_idle},
     {"exit_process", 3, op_exit_process},
+#endif
 };
 
 static int handle_request(rc_request_server *rs, const rc_gen_from *from, const char *buf, int len,

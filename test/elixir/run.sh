@@ -2,10 +2,10 @@
 # The Elixir check: an Elixir node uses :reckon_db_emitter_group and
 # :reckon_cnode against the real C node.
 #   - builds the shim (rebar3 compile) if its ebin is missing; needs
-#     priv/reckon_cnode (make priv/reckon_cnode),
+#     build/test-node/reckon_cnode (make test-node), the node with test hooks,
 #   - starts a private epmd on a free port (ERL_EPMD_PORT), so it never
 #     touches a developer's own nodes,
-#   - starts priv/reckon_cnode under a unique name with a random cookie,
+#   - starts that node under a unique name with a random cookie,
 #   - runs test/elixir/check.exs on an Elixir node with the same cookie,
 #   - always stops the C node and that epmd, and exits with the check's
 #     status (non-zero on any failure).
@@ -19,8 +19,8 @@ EBIN=${REBAR_BASE_DIR:-_build}/default/lib/reckon_cnode/ebin
 # the C node under test is built already: rebar3 must not rebuild it
 RECKON_CNODE_NO_HOOK=1
 export RECKON_CNODE_NO_HOOK
-if [ ! -x priv/reckon_cnode ]; then
-    echo "elixir check: priv/reckon_cnode missing: run make priv/reckon_cnode" >&2
+if [ ! -x build/test-node/reckon_cnode ]; then
+    echo "elixir check: build/test-node/reckon_cnode missing: run make test-node" >&2
     exit 2
 fi
 if [ ! -f "$EBIN/reckon_cnode.app" ]; then
@@ -58,7 +58,8 @@ COOKIE="ex_$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 CNAME="rcn_exc_$$_$RND"
 ENAME="rcn_ex_$$_$RND"
 
-RECKON_CNODE_COOKIE=$COOKIE priv/reckon_cnode --sname "$CNAME" \
+# the test build of the node: the check uses its test hooks
+RECKON_CNODE_COOKIE=$COOKIE build/test-node/reckon_cnode --sname "$CNAME" \
     >"$TMP/cnode.out" 2>"$TMP/cnode.log" </dev/null &
 CPID=$!
 

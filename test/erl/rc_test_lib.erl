@@ -13,7 +13,7 @@
 -include_lib("common_test/include/ct.hrl").
 
 %% C nodes
--export([cnode_bin/0, start_cnode/2, start_cnode/3, start_cnode_args/2, start_cnode_args/3,
+-export([cnode_bin/0, priv_bin/0, start_cnode/2, start_cnode/3, start_cnode_args/2, start_cnode_args/3,
          stop_cnode/1, wait_cnode_exit/2, holder_call/2,
          os_kill/2, os_pid_alive/1]).
 %% resource tracking
@@ -37,8 +37,24 @@
 %%% C node processes
 %%%===================================================================
 
+%% The C node the suites start: the test build (with the test hooks) named
+%% by RECKON_CNODE_TEST_NODE (test/erl/run_ct.sh sets it), else the shipped
+%% priv/reckon_cnode.
 -spec cnode_bin() -> {ok, file:filename()} | {error, string()}.
 cnode_bin() ->
+    case os:getenv("RECKON_CNODE_TEST_NODE") of
+        Test when is_list(Test), Test =/= "" ->
+            case filelib:is_regular(Test) of
+                true -> {ok, Test};
+                false -> {error, Test ++ " does not exist: make test-node"}
+            end;
+        _ ->
+            priv_bin()
+    end.
+
+%% The shipped executable, as the shim finds it.
+-spec priv_bin() -> {ok, file:filename()} | {error, string()}.
+priv_bin() ->
     case code:priv_dir(reckon_cnode) of
         {error, _} ->
             {error, "code:priv_dir(reckon_cnode) failed"};
@@ -68,10 +84,15 @@ start_cnode(Name, Extra, Scope) ->
 start_cnode_args(Args, Scope) ->
     start_cnode_args(Args, #{}, Scope).
 
-%% Opts: #{nofile => N} starts it with a descriptor limit of N (ulimit -n).
--spec start_cnode_args([string()], #{nofile => pos_integer()}, scope()) -> cnode().
+%% Opts: #{nofile => N} starts it with a descriptor limit of N (ulimit -n);
+%% #{shipped => true} starts priv/reckon_cnode instead of the test build.
+-spec start_cnode_args([string()], #{nofile => pos_integer(), shipped => boolean()}, scope()) ->
+          cnode().
 start_cnode_args(Args, Opts, Scope) ->
-    {ok, Bin} = cnode_bin(),
+    {ok, Bin} = case maps:get(shipped, Opts, false) of
+                    true -> priv_bin();
+                    false -> cnode_bin()
+                end,
     Cookie = atom_to_list(erlang:get_cookie()),
     Parent = self(),
     Tag = make_ref(),

@@ -35,6 +35,7 @@
          not_started_errors/1,
          connect_errors_explained/1,
          spawned_cnode_logs_through_logger/1,
+         shipped_node_has_no_test_hooks/1,
          join_leave_function_clause/1,
          app_pg_scope/1,
          ping_pong/1,
@@ -72,6 +73,7 @@ all() ->
      not_started_errors,
      connect_errors_explained,
      spawned_cnode_logs_through_logger,
+     shipped_node_has_no_test_hooks,
      join_leave_function_clause,
      app_pg_scope,
      {group, cnode},
@@ -796,5 +798,17 @@ spawned_cnode_logs_through_logger(_Config) ->
         _ = logger:remove_handler(rcn_capture),
         stop_local_shim()
     end,
+    ok.
+
+%% The suites start the test build of the node; the executable the shim
+%% ships (priv/reckon_cnode) has no test hook.
+shipped_node_has_no_test_hooks(_Config) ->
+    #{node := Node} = rc_test_lib:start_cnode_args(
+                        ["--name", unique_name("rcn_shipped") ++ "@" ++ host(),
+                         "--exit-on-stdin-close"], #{shipped => true}, testcase),
+    Call = fun(Req) -> gen_server:call({reckon_cnode, Node}, Req, 5000) end,
+    ?assertEqual({ok, pong}, Call(ping)),
+    ?assertEqual({error, badarg}, Call({spawn_idle, 1})),
+    ?assertEqual({error, badarg}, Call({exit_process, self(), kill})),
     ok.
 

@@ -9,8 +9,9 @@
 # namespace that vanishes with the command; loopback and epmd are the host's.
 # The host's priv/reckon_cnode runs there unchanged when the root's C library
 # is at least as new as the host's; otherwise (a newer host than the root)
-# the same sources are built inside the root, into build/root-SUITE, and that
-# executable is bind-mounted over priv/reckon_cnode for the command. The
+# the same sources are built inside the root, into build/root-SUITE (and the
+# test build into build/root-SUITE-test), and those executables are
+# bind-mounted over priv/reckon_cnode and build/test-node/reckon_cnode. The
 # command runs in the clone's top directory with
 # REBAR_BASE_DIR=_build/otpRELEASE, so each release compiles the shim for
 # itself.
@@ -64,10 +65,16 @@ exec unshare --mount --propagation private sh -c '
     mount -t sysfs sys "$ROOT/sys" &&
     mount --bind "$SRC" "$ROOT$SRC" || { echo "cannot mount into $ROOT" >&2; exit 3; }
     if [ -n "$OWN_BUILD" ]; then
-        chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin:/usr/sbin:/sbin \
-            make -s -C "$SRC" BUILD="$OWN_BUILD" "$OWN_BUILD/reckon_cnode" >&2 ||
+        in_root() {
+            chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin:/usr/sbin:/sbin "$@"
+        }
+        in_root make -s -C "$SRC" BUILD="$OWN_BUILD" "$OWN_BUILD/reckon_cnode" >&2 &&
+            in_root make -s -C "$SRC" BUILD="$OWN_BUILD-test" EXTRA_CFLAGS=-DRC_TEST_HOOKS \
+                "$OWN_BUILD-test/reckon_cnode" >&2 ||
             { echo "building the C node inside $ROOT failed" >&2; exit 1; }
-        mount --bind "$SRC/$OWN_BUILD/reckon_cnode" "$ROOT$SRC/priv/reckon_cnode" || exit 3
+        mount --bind "$SRC/$OWN_BUILD/reckon_cnode" "$ROOT$SRC/priv/reckon_cnode" &&
+            mount --bind "$SRC/$OWN_BUILD-test/reckon_cnode" \
+                "$ROOT$SRC/build/test-node/reckon_cnode" || exit 3
     fi
     cd "$ROOT$SRC" || exit 3
     exec chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
