@@ -35,7 +35,7 @@ LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
 .PHONY: all build deps deps-test run test test-all test-c test-san test-tsan test-elixir \
-        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node bench bench-all clean dialyzer fuzz erl
+        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node install bench bench-all clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
 # that everything asked of the tool chain (EI_DIR) is asked after the install.
@@ -196,6 +196,16 @@ bench: deps-test
 
 bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the executable, the C
+# library and header, the systemd unit and the README.
+PREFIX ?= /usr/local
+install: all
+	install -D -m 755 priv/reckon_cnode $(DESTDIR)$(PREFIX)/bin/reckon_cnode
+	install -D -m 644 $(BUILD)/libreckon_cnode.a $(DESTDIR)$(PREFIX)/lib/libreckon_cnode.a
+	install -D -m 644 include/reckon_cnode.h $(DESTDIR)$(PREFIX)/include/reckon_cnode.h
+	install -D -m 644 deploy/reckon_cnode.service $(DESTDIR)$(PREFIX)/lib/systemd/system/reckon_cnode.service
+	install -D -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/reckon_cnode/README.md
 
 clean:
 	rm -rf build _build priv/reckon_cnode bench/cnode_producer examples/producer

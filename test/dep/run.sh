@@ -61,5 +61,18 @@ else
     echo "dependency: mix deps.compile left no working priv/reckon_cnode"
     FAILED=$((FAILED + 1))
 fi
+# make install into a staging root: every file in place, the binary runs.
+if make -s install DESTDIR="$TMP/stage" PREFIX=/usr/local >"$TMP/install.log" 2>&1 &&
+        "$TMP/stage/usr/local/bin/reckon_cnode" --version >/dev/null &&
+        [ -f "$TMP/stage/usr/local/include/reckon_cnode.h" ] &&
+        [ -f "$TMP/stage/usr/local/lib/libreckon_cnode.a" ] &&
+        [ -f "$TMP/stage/usr/local/lib/systemd/system/reckon_cnode.service" ]; then
+    echo "dependency: make install staged the executable, library, header and unit"
+    PASSED=$((PASSED + 1))
+else
+    tail -20 "$TMP/install.log"
+    echo "dependency: make install did not stage everything"
+    FAILED=$((FAILED + 1))
+fi
 echo "dependency: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
