@@ -34,7 +34,7 @@ export ERL_EPMD_PORT
 RECKON_CNODE_NO_HOOK=1
 export RECKON_CNODE_NO_HOOK
 # the suites start the test build of the node (make test-node)
-RECKON_CNODE_TEST_NODE=$(pwd -P)/build/test-node/reckon_cnode
+RECKON_CNODE_TEST_NODE=${RECKON_CNODE_TEST_NODE:-$(pwd -P)/build/test-node/reckon_cnode}
 export RECKON_CNODE_TEST_NODE
 COOKIE="ct_$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 SNAME="ct_$$_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
