@@ -12,6 +12,7 @@
 typedef struct known_node {
     char name[NODE_MAX];
     int is_seed;
+    int listed; /* a peer's nodes() named it: a cluster member, not a client */
     unsigned backoff_ms;
     uint64_t next_attempt_ms;
     unsigned failures;
@@ -101,8 +102,10 @@ static void on_message(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         if (ei_decode_atom_as(sig->buf, &idx, node, sizeof node, ERLANG_UTF8, NULL, NULL) != 0)
             return;
         known_node *k = learn(cl, node, 0);
-        if (k != NULL)
+        if (k != NULL) {
             k->failures = 0;
+            k->listed = 1;
+        }
         if (k != NULL && rc_dist_find(cl->dist, node) == NULL)
             rc_dist_connect(cl->dist, node);
     }
@@ -169,6 +172,15 @@ void rc_cluster_on_up(rc_cluster *cl, rc_conn *c)
 void rc_cluster_on_down(rc_cluster *cl, const char *node)
 {
     known_node *k = find_known(cl, node);
+    if (k != NULL && !k->is_seed && !k->listed) {
+        /* It only ever connected to us (an erl shell, a short-lived client):
+         * do not dial it back; if it is a cluster member after all, a
+         * peer's nodes() will name it again. */
+        LOG_D(cl->lg, MOD, "forgetting %s: it connected to us and no peer lists it", k->name);
+        HASH_DEL(cl->known, k);
+        free(k);
+        return;
+    }
     if (k != NULL && !cl->stopped) {
         k->backoff_ms = cl->cfg.backoff_min_ms;
         k->next_attempt_ms = uv_now(cl->loop) + k->backoff_ms;

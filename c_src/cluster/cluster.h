@@ -3,7 +3,8 @@
  * through its `rex` server on connect and then periodically, and each node
  * learnt that way is connected too. Failed or lost connections are retried
  * with capped exponential backoff; a learnt node that keeps failing and that
- * no peer lists any more is forgotten. */
+ * no peer lists any more is forgotten, and a node that only ever connected
+ * to us (a client) is forgotten when it goes, not dialed back. */
 #ifndef RC_CLUSTER_H
 #define RC_CLUSTER_H
 

@@ -27,7 +27,8 @@
          strangers_beyond_the_cap_are_cut_off/1,
          descriptor_limit_backs_off/1,
          listen_address_and_port_range/1,
-         remote_monitors_compact_capped_freed/1]).
+         remote_monitors_compact_capped_freed/1,
+         departed_client_not_dialed_back/1]).
 %% run on peers
 -export([send_and_await_nodedown/3, start_monitor_holder/1]).
 
@@ -42,7 +43,8 @@ all() ->
      strangers_beyond_the_cap_are_cut_off,
      descriptor_limit_backs_off,
      listen_address_and_port_range,
-     remote_monitors_compact_capped_freed].
+     remote_monitors_compact_capped_freed,
+     departed_client_not_dialed_back].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -373,5 +375,22 @@ remote_monitors_figures() ->
            [H3, H0, R3, R0]),
     ?assert(H3 - H0 < 1 bsl 20),
     ?assert(R3 =< R0 + 2048),
+    ok.
+
+%% A node that only ever connected to us (a shell, a short-lived client that
+%% no cluster member lists) is forgotten when it goes, not dialed back: it
+%% used to be re-dialed about 9 times over ~23 s, a log line each (1,000
+%% clients: 9,015 lines).
+departed_client_not_dialed_back(_Config) ->
+    C = #{node := CNode} = start_cnode("rcn_clients", [], testcase),
+    Known = fun() -> maps:get(known_nodes, stats(CNode)) end,
+    K0 = Known(),
+    %% connected to nobody else, so no peer's nodes() lists it
+    Client = rc_test_lib:start_peer("rcn_client", #{connection => standard_io}, testcase),
+    ?assertEqual(pong, pcall(Client, net_adm, ping, [CNode])),
+    wait_until(fun() -> Known() =:= K0 + 1 end, 5000, client_known),
+    rc_test_lib:stop_peer(Client),
+    wait_until(fun() -> Known() =:= K0 end, 3000, client_forgotten),
+    ct:log("client forgotten on disconnect; C node log: ~s", [maps:get(log, C)]),
     ok.
 
