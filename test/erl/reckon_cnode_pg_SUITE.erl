@@ -634,8 +634,20 @@ start_c(Seeds, Extra) ->
     SeedArgs = lists:append([["--seed", atom_to_list(node_of(P))] || P <- Seeds]),
     start_cnode(unique_name("rcn_pgc"), SeedArgs ++ Extra, testcase).
 
+%% One retry when the connection to the C node went down under the call:
+%% a C node seeded here dials this node while this node dials it, and that
+%% simultaneous connect sometimes ends with the first connection closed
+%% ("bad file descriptor" in the C node's log; an open issue, see the notes
+%% of the hostile-network work). The retry keeps that race from failing
+%% unrelated cases; a wrong answer still fails them.
 ccall(C, Req) ->
-    gen_server:call({reckon_cnode, cnode(C)}, Req, 10000).
+    try
+        gen_server:call({reckon_cnode, cnode(C)}, Req, 10000)
+    catch
+        exit:{{nodedown, _}, _} ->
+            ct:log("ccall ~p: nodedown, retrying once", [Req]),
+            gen_server:call({reckon_cnode, cnode(C)}, Req, 10000)
+    end.
 
 stats(C) ->
     {ok, Stats} = ccall(C, stats),
