@@ -58,6 +58,12 @@ struct rc_conn {
     UT_hash_handle hh;
 };
 
+/* A set of node names the handshake threads read (under pending_mu). */
+typedef struct name_set {
+    char (*v)[HS_MAX_NODE];
+    size_t n, cap;
+} name_set;
+
 /* An outbound connect or inbound handshake, each on a thread of its own:
  * nothing one peer does (a silent socket, a slow epmd) holds a resource
  * another peer's handshake needs. The job goes back to the loop through the
@@ -121,8 +127,13 @@ struct rc_dist {
     /* Outbound connects in flight, by node name, readable from the
      * handshake threads (the `connecting` hash belongs to the loop). */
     pthread_mutex_t pending_mu;
-    char (*pending)[HS_MAX_NODE];
-    size_t npending, cappending;
+    name_set pending;
+    /* Connected peers, for the same readers (an acceptor answers alive). */
+    name_set up;
+    /* Peers whose inbound handshake we said ok to and that are not up yet:
+     * we do not dial them meanwhile (net_kernel makes the same decisions in
+     * one process; here they are made under pending_mu). */
+    name_set accepting;
 };
 
 static void conn_on_poll(uv_poll_t *h, int status, int events);
@@ -131,48 +142,58 @@ static void update_poll(rc_dist *d, rc_conn *c);
 static void conn_flush(rc_dist *d, rc_conn *c);
 static void unblock_waiters(rc_dist *d, rc_conn *dest);
 
-static int pending_index(rc_dist *d, const char *node)
+static int set_index(const name_set *s, const char *node)
 {
-    for (size_t i = 0; i < d->npending; i++)
-        if (strcmp(d->pending[i], node) == 0)
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], node) == 0)
             return (int)i;
     return -1;
 }
 
-static void pending_set(rc_dist *d, const char *node, int on)
+/* With pending_mu held. */
+static void set_put_locked(name_set *s, const char *node, int on)
 {
-    pthread_mutex_lock(&d->pending_mu);
-    int i = pending_index(d, node);
+    int i = set_index(s, node);
     if (on && i < 0) {
-        if (d->npending == d->cappending) {
-            size_t ncap = d->cappending ? d->cappending * 2 : 8;
-            char (*np)[HS_MAX_NODE] = realloc(d->pending, ncap * sizeof *np);
+        if (s->n == s->cap) {
+            size_t ncap = s->cap ? s->cap * 2 : 8;
+            char (*np)[HS_MAX_NODE] = realloc(s->v, ncap * sizeof *np);
             if (np != NULL) {
-                d->pending = np;
-                d->cappending = ncap;
+                s->v = np;
+                s->cap = ncap;
             }
         }
-        if (d->npending < d->cappending)
-            strcpy(d->pending[d->npending++], node);
+        if (s->n < s->cap)
+            strcpy(s->v[s->n++], node);
     } else if (!on && i >= 0) {
-        memcpy(d->pending[i], d->pending[--d->npending], HS_MAX_NODE);
+        memcpy(s->v[i], s->v[--s->n], HS_MAX_NODE);
     }
+}
+
+static void set_put(rc_dist *d, name_set *s, const char *node, int on)
+{
+    pthread_mutex_lock(&d->pending_mu);
+    set_put_locked(s, node, on);
     pthread_mutex_unlock(&d->pending_mu);
 }
 
-/* Both nodes connecting to each other at once: like net_kernel, the node
- * with the greater name keeps its own outbound connection and refuses the
- * inbound one (nok); the other accepts it (ok_simultaneous), and its own
- * attempt is then refused by the peer. Both sides agree on one connection. */
+static void pending_set(rc_dist *d, const char *node, int on) { set_put(d, &d->pending, node, on); }
+
 static hs_status status_for(void *ctx, const char *peer)
 {
     rc_dist *d = ctx;
+    hs_status st;
     pthread_mutex_lock(&d->pending_mu);
-    int pending = pending_index(d, peer) >= 0;
+    if (set_index(&d->up, peer) >= 0)
+        st = HS_STATUS_ALIVE;
+    else if (set_index(&d->pending, peer) < 0)
+        st = HS_STATUS_OK;
+    else
+        st = strcmp(d->node_name, peer) > 0 ? HS_STATUS_NOK : HS_STATUS_OK_SIMULTANEOUS;
+    if (st == HS_STATUS_OK || st == HS_STATUS_OK_SIMULTANEOUS)
+        set_put_locked(&d->accepting, peer, 1);
     pthread_mutex_unlock(&d->pending_mu);
-    if (!pending)
-        return HS_STATUS_OK;
-    return strcmp(d->node_name, peer) > 0 ? HS_STATUS_NOK : HS_STATUS_OK_SIMULTANEOUS;
+    return st;
 }
 
 static hs_config make_hs_config(rc_dist *d)
@@ -241,6 +262,7 @@ static rc_conn *conn_new(rc_dist *d, int fd, const hs_result *r)
     c->poll_events = -1;
     update_poll(d, c);
     HASH_ADD_STR(d->conns, peer, c);
+    set_put(d, &d->up, c->peer, 1);
     return c;
 }
 
@@ -284,13 +306,19 @@ static void hs_after(hs_job *j, int status)
 {
     rc_dist *d = j->dist;
     d->jobs_in_flight--;
-    if (!j->outbound)
+    if (!j->outbound) {
         inbound_unlink(d, j);
+        if (j->result.peer_node[0] != '\0')
+            set_put(d, &d->accepting, j->result.peer_node, 0);
+    }
     if (j->outbound) {
         HASH_DEL(d->connecting, j);
         pending_set(d, j->node, 0);
     }
     int ok = status == 0 && j->ok && !d->stopping;
+    rc_conn *old = ok && j->result.replaces_existing ? rc_dist_find(d, j->result.peer_node) : NULL;
+    if (old != NULL) /* the peer says this one is dead on its side */
+        rc_dist_close(d, old, "replaced: the peer reconnected");
     if (ok && rc_dist_find(d, j->result.peer_node) != NULL) {
         /* A simultaneous connect in the other direction won; keep that one. */
         LOG_D(d->lg, MOD, "duplicate connection to %s dropped", j->result.peer_node);
@@ -422,7 +450,17 @@ void rc_dist_connect(rc_dist *d, const char *node)
     j->outbound = 1;
     j->fd = -1;
     strcpy(j->node, node);
-    pending_set(d, node, 1); /* before the job runs: acceptors must see it */
+    /* Before the job runs, acceptors must see it; and no dialling a peer
+     * whose own connection to us we are accepting right now. */
+    pthread_mutex_lock(&d->pending_mu);
+    int busy = set_index(&d->accepting, node) >= 0 || set_index(&d->up, node) >= 0;
+    if (!busy)
+        set_put_locked(&d->pending, node, 1);
+    pthread_mutex_unlock(&d->pending_mu);
+    if (busy) {
+        free(j);
+        return;
+    }
     if (queue_job(d, j) != 0) {
         pending_set(d, node, 0);
         free(j);
@@ -556,6 +594,7 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
     c->closing = 1;
     d->stats.conns_closed++;
     HASH_DEL(d->conns, c);
+    set_put(d, &d->up, c->peer, 0);
     /* Best effort: push what is queued (e.g. leave messages on shutdown). */
     if (bytebuf_pending(&c->out) > 0)
         conn_flush(d, c);
@@ -1049,6 +1088,8 @@ void rc_dist_free(rc_dist *d)
         close(d->reserve_fd);
     pthread_mutex_destroy(&d->pending_mu);
     pthread_mutex_destroy(&d->done_mu);
-    free(d->pending);
+    free(d->pending.v);
+    free(d->up.v);
+    free(d->accepting.v);
     free(d);
 }

@@ -213,12 +213,16 @@ int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, h
     }
     b[n] = '\0';
     const char *status = (const char *)b + 1;
-    if (strcmp(status, "ok") != 0 && strcmp(status, "ok_simultaneous") != 0) {
-        if (strcmp(status, "alive") == 0) {
-            /* The peer already has a connection from this node name: give up ours. */
-            static const uint8_t f[] = {'s', 'f', 'a', 'l', 's', 'e'};
-            (void)send_msg(fd, f, sizeof f, dl);
+    if (strcmp(status, "alive") == 0) {
+        /* The peer still has a connection from this node name. We dial only
+         * when we have none, so that one is dead: say so (true), as
+         * net_kernel does when it is not connected, and go on. */
+        static const uint8_t t[] = {'s', 't', 'r', 'u', 'e'};
+        if (send_msg(fd, t, sizeof t, dl) != 0) {
+            snprintf(err, (size_t)errlen, "send_status_reply: %s", strerror(errno));
+            return -1;
         }
+    } else if (strcmp(status, "ok") != 0 && strcmp(status, "ok_simultaneous") != 0) {
         if (strcmp(status, "not_allowed") == 0) {
             /* An OTP node answers so when we lack a flag it requires; its own
              * log names the flags. */
@@ -305,8 +309,24 @@ int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, 
     static const uint8_t ok[] = {'s', 'o', 'k'};
     static const uint8_t ok_sim[] = {'s', 'o', 'k', '_', 's', 'i', 'm', 'u', 'l', 't', 'a', 'n',
                                      'e', 'o', 'u', 's'};
-    if ((st == HS_STATUS_OK_SIMULTANEOUS ? send_msg(fd, ok_sim, sizeof ok_sim, dl)
-                                         : send_msg(fd, ok, sizeof ok, dl)) != 0) {
+    static const uint8_t alive[] = {'s', 'a', 'l', 'i', 'v', 'e'};
+    if (st == HS_STATUS_ALIVE) {
+        /* As net_kernel does: we are connected to this node already; it
+         * answers true if that connection is dead on its side (it had not
+         * seen ours when it dialled), false to give up this attempt. */
+        if (send_msg(fd, alive, sizeof alive, dl) != 0 ||
+            recv_msg(fd, b, sizeof b - 1, &n, dl) != 0 || n < 2 || b[0] != 's') {
+            snprintf(err, (size_t)errlen, "no answer from %s to status alive", out->peer_node);
+            return -1;
+        }
+        b[n] = '\0';
+        if (strcmp((const char *)b + 1, "true") != 0) {
+            snprintf(err, (size_t)errlen, "%s keeps its existing connection", out->peer_node);
+            return -1;
+        }
+        out->replaces_existing = 1;
+    } else if ((st == HS_STATUS_OK_SIMULTANEOUS ? send_msg(fd, ok_sim, sizeof ok_sim, dl)
+                                                : send_msg(fd, ok, sizeof ok, dl)) != 0) {
         snprintf(err, (size_t)errlen, "send_status: %s", strerror(errno));
         return -1;
     }

@@ -57,7 +57,9 @@
     (HS_MANDATORY | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME | DFLAG_SMALL_ATOM_TAGS)
 
 /* What an acceptor answers a peer that is connecting to it (its "status"). */
-typedef enum { HS_STATUS_OK = 0, HS_STATUS_OK_SIMULTANEOUS, HS_STATUS_NOK } hs_status;
+/* ALIVE: this node already has a connection to the peer; the peer says
+ * whether that one is dead (true: replace it) or not (false: give up). */
+typedef enum { HS_STATUS_OK = 0, HS_STATUS_OK_SIMULTANEOUS, HS_STATUS_NOK, HS_STATUS_ALIVE } hs_status;
 
 typedef struct hs_config {
     const char *this_node; /* alive@host */
@@ -78,6 +80,9 @@ typedef struct hs_result {
      * flags the peer lacks, or HS_REFUSED_BY_PEER when the peer refused us
      * (status not_allowed: it requires a flag we do not offer). */
     uint64_t missing_flags;
+    /* Acceptor: answered alive and the peer said its old connection is
+     * dead; the caller replaces the connection it has. */
+    int replaces_existing;
 } hs_result;
 
 #define HS_REFUSED_BY_PEER UINT64_MAX

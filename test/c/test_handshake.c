@@ -184,6 +184,22 @@ static void test_flag_names(void **state)
     assert_true(strlen(b) < 16);
 }
 
+/* The acceptor already has a connection from this peer (status alive): a
+ * connector that dials only when it has none answers true, the handshake
+ * goes on, and the acceptor is told to replace its old connection. */
+static void test_alive_replaced(void **state)
+{
+    (void)state;
+    hs_result cres;
+    acceptor a;
+    memset(&a, 0, sizeof a);
+    a.status = HS_STATUS_ALIVE;
+    assert_int_equal(run_pair("secret", "secret", &cres, &a), 0);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(a.res.replaces_existing, 1);
+    assert_string_equal(cres.peer_node, "acc@host");
+}
+
 static void test_digest(void **state)
 {
     (void)state;
@@ -207,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_peer_without_v4_nc_refused),
         cmocka_unit_test(test_mandatory_25_digest_accepted),
         cmocka_unit_test(test_flag_names),
+        cmocka_unit_test(test_alive_replaced),
         cmocka_unit_test(test_digest),
     };
     return cmocka_run_group_tests_name("handshake", tests, NULL, NULL);
