@@ -158,17 +158,24 @@ int ctrl_decode(const char *payload, size_t len, ctrl_msg *m)
         m->msg_len = end - idx;
         m->msg_invalid = body_invalid;
     }
-    switch (m->op) {
+    if (ctrl_is_send(m->op))
+        return m->msg != NULL ? 0 : -1; /* a send without a message is malformed */
+    /* only sends carry a body that a caller may look into */
+    return body_invalid ? -1 : 0;
+}
+
+int ctrl_is_send(int op)
+{
+    switch (op) {
     case CTRL_SEND:
     case CTRL_SEND_TT:
     case CTRL_SEND_SENDER:
     case CTRL_SEND_SENDER_TT:
     case CTRL_REG_SEND:
     case CTRL_REG_SEND_TT:
-        return m->msg != NULL ? 0 : -1; /* a send without a message is malformed */
+        return 1;
     default:
-        /* only sends carry a body that a caller may look into */
-        return body_invalid ? -1 : 0;
+        return 0;
     }
 }
 

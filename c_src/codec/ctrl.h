@@ -54,6 +54,10 @@ typedef struct ctrl_msg {
     int msg_invalid;
 } ctrl_msg;
 
+/* 1 for the operations that carry a message body (SEND, REG_SEND,
+ * SEND_SENDER and their _TT forms). */
+int ctrl_is_send(int op);
+
 /* payload = whole frame body (starting with 112). 0, or -1 if the control
  * term is malformed; a valid control term with an invalid body is 0 with
  * msg_invalid set. */

@@ -805,19 +805,12 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
     ps->stats.msgs_in++;
     rc_proc *p = NULL;
     ei_x_buff x;
-    switch (m.op) {
-    case CTRL_SEND:
-    case CTRL_SEND_TT:
-    case CTRL_SEND_SENDER:
-    case CTRL_SEND_SENDER_TT:
-    case CTRL_REG_SEND:
-    case CTRL_REG_SEND_TT:
+    if (ctrl_is_send(m.op)) {
         p = resolve_target(ps, &m); /* ctrl_decode ensured a message body */
         if (p == NULL) {
             ps->stats.err_unknown_target++;
             LOG_D(ps->lg, MOD, "message from %s to unknown %s dropped", peer,
                   m.to_is_name ? m.to_name : "pid");
-            return;
         } else if (m.msg_invalid) {
             ps->stats.err_malformed++;
             LOG_D(ps->lg, MOD, "invalid message from %s dropped", peer);
@@ -828,6 +821,8 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
             deliver(ps, p, &sig);
         }
         return;
+    }
+    switch (m.op) {
     case CTRL_LINK:
         p = rc_procs_lookup(ps, &m.to);
         if (p != NULL) {
