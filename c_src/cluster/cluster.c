@@ -76,10 +76,13 @@ static void ask_nodes(rc_cluster *cl, const char *node)
     if (ei_x_new(&x) != 0)
         return;
     const erlang_pid *self = rc_proc_pid(cl->self);
-    /* rex serves {call, M, F, A, GroupLeader} as a gen_server call. */
+    /* rex serves {call, M, F, A, GroupLeader} as a gen_server call. The
+     * question is erlang:nodes(connected): hidden nodes included, so that
+     * sidecars of one cluster (all hidden) find each other. */
     if (rc_gen_call_begin(&x, self, &ref) == 0 && ei_x_encode_tuple_header(&x, 5) == 0 &&
         ei_x_encode_atom(&x, "call") == 0 && ei_x_encode_atom(&x, "erlang") == 0 &&
-        ei_x_encode_atom(&x, "nodes") == 0 && ei_x_encode_empty_list(&x) == 0 &&
+        ei_x_encode_atom(&x, "nodes") == 0 && ei_x_encode_list_header(&x, 1) == 0 &&
+        ei_x_encode_atom(&x, "connected") == 0 && ei_x_encode_empty_list(&x) == 0 &&
         ei_x_encode_pid(&x, self) == 0)
         (void)rc_proc_send_named(cl->ps, cl->self, "rex", node, x.buff, x.index);
     ei_x_free(&x);

@@ -1,5 +1,5 @@
 /* cluster: which nodes the C node keeps connections to. Seeds (--seed) are
- * always retried; every connected BEAM node is asked for erlang:nodes()
+ * always retried; every connected BEAM node is asked for erlang:nodes(connected)
  * through its `rex` server on connect and then periodically, and each node
  * learnt that way is connected too. Failed or lost connections are retried
  * with capped exponential backoff; a learnt node that keeps failing and that

@@ -47,7 +47,8 @@
          stop_beam_node/1,
          restart_beam_scope/1,
          sigterm_cnode_leaves/1,
-         seed_nodes_discovery/1]).
+         seed_nodes_discovery/1,
+         sidecars_see_each_other/1]).
 
 %% run on peers
 -export([trace_scope/1, trace_get/1]).
@@ -79,7 +80,8 @@ all() ->
      stop_beam_node,
      restart_beam_scope,
      sigterm_cnode_leaves,
-     seed_nodes_discovery].
+     seed_nodes_discovery,
+     sidecars_see_each_other].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -383,6 +385,32 @@ kill9_cnode(_Config) ->
     await_beams(Peers, G1, [B], 5000),
     await_beams(Peers, G2, [], 5000),
     ?assertMatch({exited, _}, wait_cnode_exit(C, 5000)),
+    assert_scopes(Snap).
+
+%% Two sidecars seeded with the same BEAM node find each other (discovery
+%% asks for erlang:nodes(connected), hidden nodes included: it used to ask
+%% for nodes() and each sidecar saw only its own members), are pg peers of
+%% each other, and see every member; when one is killed, the other drops its
+%% members at once.
+sidecars_see_each_other(_Config) ->
+    Peers = [P1 | _] = start_beams(2),
+    Snap = snapshot(Peers),
+    C1 = start_c([P1]),
+    #{os_pid := OsPid2} = C2 = start_c([P1]),
+    {_, _, G} = group(),
+    {ok, [X1]} = ccall(C1, {spawn_idle, 1}),
+    {ok, [X2]} = ccall(C2, {spawn_idle, 1}),
+    B = idle(P1),
+    ok = bjoin(P1, G, B),
+    ?assertEqual({ok, ok}, ccall(C1, {pg_join, ?SCOPE, G, X1})),
+    ?assertEqual({ok, ok}, ccall(C2, {pg_join, ?SCOPE, G, X2})),
+    await_c(C1, G, [B, X1, X2]),
+    await_c(C2, G, [B, X1, X2]),
+    await_beams(Peers, G, [B, X1, X2]),
+    os_kill("KILL", OsPid2),
+    await_c(C1, G, [B, X1], 5000),
+    await_beams(Peers, G, [B, X1], 5000),
+    ?assertMatch({exited, _}, wait_cnode_exit(C2, 5000)),
     assert_scopes(Snap).
 
 %% A BEAM node stops: its members disappear from the C node's view.
