@@ -62,10 +62,9 @@ static int transport_send(void *ctx, const char *node, const char *ctrl, size_t 
                           const char *msg, size_t msg_len)
 {
     rc_node *n = ctx;
-    rc_conn *c = rc_dist_find(n->dist, node);
-    if (c == NULL)
-        return -1;
-    return rc_dist_send(n->dist, c, ctrl, ctrl_len, msg, msg_len);
+    struct iovec parts[2] = {{.iov_base = (void *)ctrl, .iov_len = ctrl_len},
+                             {.iov_base = (void *)msg, .iov_len = msg ? msg_len : 0}};
+    return rc_dist_send_to(n->dist, node, parts, msg ? 2 : 1);
 }
 
 static void on_connect_failed(void *ctx, const char *node)
@@ -78,10 +77,16 @@ static void on_connect_failed(void *ctx, const char *node)
 static int transport_sendv(void *ctx, const char *node, const struct iovec *parts, int nparts)
 {
     rc_node *n = ctx;
-    rc_conn *c = rc_dist_find(n->dist, node);
-    if (c == NULL)
-        return -1;
-    return rc_dist_sendv(n->dist, c, parts, nparts);
+    return rc_dist_send_to(n->dist, node, parts, nparts);
+}
+
+/* Sends to `node` waited for a connection that was never made: what they
+ * set up (monitors, links) ends as if the connection had gone. */
+static void on_unreachable(void *ctx, const char *node)
+{
+    rc_node *n = ctx;
+    if (rc_dist_find(n->dist, node) == NULL)
+        rc_procs_on_down(n->procs, node);
 }
 
 /* -------------------------------------------------------------- stopping */
@@ -266,7 +271,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
                          .port_min = cfg->port_min,
                          .port_max = cfg->port_max};
     rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
-                            .on_connect_failed = on_connect_failed};
+                            .on_connect_failed = on_connect_failed, .on_unreachable = on_unreachable};
     if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {
         names_store_close(n->store);
         names_table_free(n->names);

@@ -12,7 +12,7 @@ typedef struct node_stat {
     int error; /* listed under `errors` in the Erlang map */
 } node_stat;
 
-enum { NODE_STATS_MAX = 40 };
+enum { NODE_STATS_MAX = 48 };
 
 static size_t collect(rc_node *n, node_stat *out)
 {
@@ -47,6 +47,7 @@ static size_t collect(rc_node *n, node_stat *out)
         {"read_pauses", ds->read_pauses, 0},
         {"busy_destinations", ds->busy_destinations, 0},
         {"connect_failed", ds->connect_failed, 0},
+        {"send_connects", ds->send_connects, 0},
         {"broadcasts", bs->broadcasts, 0},
         {"no_emitters", bs->no_emitters, 0},
         {"broadcast_send_failed", bs->send_failed, 0},
@@ -67,6 +68,8 @@ static size_t collect(rc_node *n, node_stat *out)
         {"monitor_limit", ps->err_monitor_limit, 1},
         {"link_limit", ps->err_link_limit, 1},
         {"dropped", ps->msgs_dropped, 1},
+        {"dropped_unreachable", ds->dropped_unreachable, 1},
+        {"dropped_queue_full", ds->dropped_queue_full, 1},
         {"ticks_in", ds->ticks_in, 1},
     };
     _Static_assert(sizeof all / sizeof all[0] <= NODE_STATS_MAX, "raise NODE_STATS_MAX");

@@ -4,6 +4,7 @@
 #include "transport/frame.h"
 #include "transport/handshake.h"
 #include "transport/sockio.h"
+#include "transport/waitq.h"
 #include "util/bytebuf.h"
 
 #include <errno.h>
@@ -36,6 +37,13 @@
 #define TRIM_KEEP ((size_t)256 << 10)
 /* How long the listener rests when descriptors run out. */
 #define ACCEPT_PAUSE_MS 250u
+/* Frames waiting for a connection that a send started: per node (twice the
+ * busy mark: a producer pauses at the mark, so only sends made while
+ * handling a peer's frame come this far) and how many nodes at once. */
+#define WAIT_MAX_BYTES ((size_t)BUSY_ABOVE * 2)
+#define WAIT_MAX_NODES 64u
+#define DROP_WINDOW_MS 10000u
+#define DROP_LINES 10u
 
 struct rc_conn {
     rc_dist *dist;
@@ -116,13 +124,17 @@ struct rc_dist {
     uint64_t shed_since_log, last_shed_log_ms;
     /* Lines that strangers can cause (failed handshakes): a budget per
      * window, then one line saying how many were left out. */
-    uint64_t stranger_window_ms;
-    unsigned stranger_lines, stranger_dropped;
+    rc_ratelimit stranger_log;
     int stopping;
     rc_dist_stats stats;
     size_t out_pending; /* sum of every connection's unwritten output */
     rc_conn *dispatching; /* whose frame is being handled right now */
-    rc_conn *busy_hit;    /* busy destination hit by a send outside dispatch */
+    /* Busy destination hit by a send outside dispatch, and the copy
+     * rc_dist_take_busy_hit hands out. */
+    char busy_hit[HS_MAX_NODE];
+    char busy_taken[HS_MAX_NODE];
+    rc_waitq *waitq;       /* frames for nodes a send is connecting to */
+    rc_ratelimit drop_log; /* lines about frames dropped for unreachable nodes */
     int any_resume;
     /* Outbound connects in flight, by node name, readable from the
      * handshake threads (the `connecting` hash belongs to the loop). */
@@ -141,6 +153,8 @@ static void mark_dirty(rc_dist *d, rc_conn *c);
 static void update_poll(rc_dist *d, rc_conn *c);
 static void conn_flush(rc_dist *d, rc_conn *c);
 static void unblock_waiters(rc_dist *d, rc_conn *dest);
+static void after_failed_handshake(rc_dist *d, const hs_job *j);
+static void drop_waiting(rc_dist *d, const char *node, const char *why);
 
 static int set_index(const name_set *s, const char *node)
 {
@@ -272,20 +286,13 @@ static rc_conn *conn_new(rc_dist *d, int fd, const hs_result *r)
 /* 1 if a line a stranger caused may be logged now. */
 static int stranger_may_log(rc_dist *d)
 {
-    uint64_t now = uv_now(d->loop);
-    if (now - d->stranger_window_ms >= STRANGER_WINDOW_MS) {
-        if (d->stranger_dropped > 0)
-            LOG_W(d->lg, MOD, "%u more failed handshakes not logged in the last %u s",
-                  d->stranger_dropped, STRANGER_WINDOW_MS / 1000u);
-        d->stranger_window_ms = now;
-        d->stranger_lines = d->stranger_dropped = 0;
-    }
-    if (d->stranger_lines < STRANGER_LINES) {
-        d->stranger_lines++;
-        return 1;
-    }
-    d->stranger_dropped++;
-    return 0;
+    unsigned left_out = 0;
+    int ok = rc_ratelimit_allow(&d->stranger_log, uv_now(d->loop), STRANGER_WINDOW_MS,
+                                STRANGER_LINES, &left_out);
+    if (left_out > 0)
+        LOG_W(d->lg, MOD, "%u more failed handshakes not logged in the last %u s", left_out,
+              STRANGER_WINDOW_MS / 1000u);
+    return ok;
 }
 
 static void inbound_unlink(rc_dist *d, hs_job *j)
@@ -350,6 +357,7 @@ static void hs_after(hs_job *j, int status)
             close(j->fd);
         if (j->outbound && !d->stopping && d->cb.on_connect_failed)
             d->cb.on_connect_failed(d->cb.ctx, j->node);
+        after_failed_handshake(d, j);
         free(j);
         return;
     }
@@ -358,9 +366,38 @@ static void hs_after(hs_job *j, int status)
     else
         d->stats.conns_accepted++;
     LOG_I(d->lg, MOD, "connected to %s (%s)", c->peer, j->outbound ? "outbound" : "inbound");
+    /* What sends queued while it was being made goes first, in order. */
+    uint64_t waited = rc_waitq_take(d->waitq, c->peer, &c->out);
+    if (waited > 0) {
+        d->out_pending += bytebuf_pending(&c->out);
+        d->stats.frames_out += waited;
+        c->busy = bytebuf_pending(&c->out) > BUSY_BELOW;
+        mark_dirty(d, c);
+    }
     free(j);
     if (d->cb.on_up)
         d->cb.on_up(d->cb.ctx, c);
+}
+
+/* Frames waiting for the node of a failed handshake: an inbound one that
+ * failed leaves them to a connect of our own; when ours failed and the node
+ * is not connecting to us either, they cannot be delivered. */
+static void after_failed_handshake(rc_dist *d, const hs_job *j)
+{
+    const char *node = j->outbound ? j->node : j->result.peer_node;
+    if (node[0] == '\0' || rc_waitq_bytes(d->waitq, node) == 0 || rc_dist_find(d, node) != NULL)
+        return;
+    if (!j->outbound) {
+        rc_dist_connect(d, node);
+        if (!rc_dist_is_connecting(d, node))
+            drop_waiting(d, node, "no connection could be started");
+        return;
+    }
+    pthread_mutex_lock(&d->pending_mu);
+    int accepting = set_index(&d->accepting, node) >= 0;
+    pthread_mutex_unlock(&d->pending_mu);
+    if (!accepting)
+        drop_waiting(d, node, j->err[0] != '\0' ? j->err : "the connection was not made");
 }
 
 static void *hs_thread(void *arg)
@@ -599,8 +636,6 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
     if (bytebuf_pending(&c->out) > 0)
         conn_flush(d, c);
     d->out_pending -= bytebuf_pending(&c->out); /* what never left is gone */
-    if (d->busy_hit == c)
-        d->busy_hit = NULL;
     if (d->dispatching == c)
         d->dispatching = NULL;
     c->blocked_on = NULL;
@@ -659,7 +694,7 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
     if (c->busy) {
         rc_conn *src = d->dispatching;
         if (src == NULL) {
-            d->busy_hit = c;
+            memcpy(d->busy_hit, c->peer, sizeof d->busy_hit);
         } else if (src->blocked_on == NULL && !src->closing) {
             src->blocked_on = c;
             d->stats.read_pauses++;
@@ -671,15 +706,91 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
 
 const char *rc_dist_take_busy_hit(rc_dist *d)
 {
-    rc_conn *c = d->busy_hit;
-    d->busy_hit = NULL;
-    return c != NULL && !c->closing ? c->peer : NULL;
+    if (d->busy_hit[0] == '\0')
+        return NULL;
+    memcpy(d->busy_taken, d->busy_hit, sizeof d->busy_taken);
+    d->busy_hit[0] = '\0';
+    return rc_dist_is_busy(d, d->busy_taken) ? d->busy_taken : NULL;
 }
 
 int rc_dist_is_busy(rc_dist *d, const char *node)
 {
     rc_conn *c = rc_dist_find(d, node);
-    return c != NULL && c->busy;
+    if (c != NULL)
+        return c->busy;
+    return rc_waitq_bytes(d->waitq, node) > BUSY_BELOW;
+}
+
+/* ------------------------------------------------------- sends that connect */
+
+static int node_name_ok(const rc_dist *d, const char *node)
+{
+    const char *at = strchr(node, '@');
+    return at != NULL && at != node && at[1] != '\0' && strlen(node) < HS_MAX_NODE &&
+           strcmp(node, d->node_name) != 0;
+}
+
+static void log_dropped(rc_dist *d, const char *node, uint64_t frames, const char *why)
+{
+    unsigned left_out = 0;
+    int ok = rc_ratelimit_allow(&d->drop_log, uv_now(d->loop), DROP_WINDOW_MS, DROP_LINES,
+                                &left_out);
+    if (left_out > 0)
+        LOG_W(d->lg, MOD, "%u more lines about dropped messages left out in the last %u s",
+              left_out, DROP_WINDOW_MS / 1000u);
+    if (ok)
+        LOG_W(d->lg, MOD, "%llu message(s) to %s dropped: %s", (unsigned long long)frames, node,
+              why);
+}
+
+/* The frames waiting for `node` cannot be delivered: dropped, counted,
+ * logged, and the layer above told (its monitors of that node get DOWN). */
+static void drop_waiting(rc_dist *d, const char *node, const char *why)
+{
+    uint64_t frames = rc_waitq_drop(d->waitq, node);
+    if (frames == 0)
+        return;
+    d->stats.dropped_unreachable += frames;
+    log_dropped(d, node, frames, why);
+    if (d->cb.on_unreachable && !d->stopping)
+        d->cb.on_unreachable(d->cb.ctx, node);
+}
+
+int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int nparts)
+{
+    rc_conn *c = rc_dist_find(d, node);
+    if (c != NULL)
+        return rc_dist_sendv(d, c, parts, nparts);
+    if (d->stopping || !node_name_ok(d, node)) {
+        d->stats.dropped_unreachable++;
+        return -1;
+    }
+    size_t payload = 1;
+    for (int i = 0; i < nparts; i++)
+        payload += parts[i].iov_len;
+    if (payload > UINT32_MAX) {
+        d->stats.dropped_queue_full++;
+        return -1;
+    }
+    uint8_t hdr[5];
+    frame_put_header(hdr, (uint32_t)payload);
+    hdr[4] = 112;
+    int rc = rc_waitq_put(d->waitq, node, uv_now(d->loop), hdr, sizeof hdr, parts, nparts);
+    if (rc < 0) {
+        d->stats.dropped_queue_full++;
+        log_dropped(d, node, 1,
+                    rc == WAITQ_FULL       ? "too much already waiting for its connection"
+                    : rc == WAITQ_TOO_MANY ? "too many nodes already waiting for a connection"
+                                           : "out of memory");
+        return -1;
+    }
+    if (rc == WAITQ_FIRST) {
+        d->stats.send_connects++;
+        rc_dist_connect(d, node);
+    }
+    if (d->dispatching == NULL && rc_waitq_bytes(d->waitq, node) > BUSY_ABOVE)
+        snprintf(d->busy_hit, sizeof d->busy_hit, "%s", node);
+    return 0;
 }
 
 /* dest drained (or went): the connections waiting on it are read again,
@@ -856,8 +967,16 @@ static void conn_on_poll(uv_poll_t *h, int status, int events)
     if (c->closing)
         return;
     if (status < 0) {
+        /* libuv reports a socket error (POLLERR) as UV_EBADF: name the
+         * socket's own error instead, e.g. a reset from a peer that died. */
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        const char *why = uv_strerror(status);
+        if (status == UV_EBADF && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+            soerr != 0)
+            why = strerror(soerr);
         d->stats.err_io++;
-        rc_dist_close(d, c, uv_strerror(status));
+        rc_dist_close(d, c, why);
         return;
     }
     if (events & UV_WRITABLE)
@@ -872,6 +991,15 @@ static void on_tick_timer(uv_timer_t *t)
     uint64_t now = uv_now(d->loop);
     uint64_t tick_ms = (uint64_t)d->cfg.net_ticktime_s * 1000u / 4u;
     uint64_t dead_ms = (uint64_t)d->cfg.net_ticktime_s * 1000u;
+    /* A connect ends by its deadline and its frames go with it; this catches
+     * a queue whose connect could not even start. */
+    uint64_t wait_ms = 2u * (uint64_t)d->cfg.handshake_timeout_ms + 1000u;
+    const char *w;
+    while (now > wait_ms && (w = rc_waitq_oldest(d->waitq, now - wait_ms)) != NULL) {
+        if (rc_dist_is_connecting(d, w))
+            break;
+        drop_waiting(d, w, "no connection within the handshake time");
+    }
     rc_conn *c, *tmp;
     HASH_ITER(hh, d->conns, c, tmp) {
         if (c->closing)
@@ -1027,6 +1155,15 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
         free(d);
         return -1;
     }
+    d->waitq = rc_waitq_new(WAIT_MAX_NODES, WAIT_MAX_BYTES);
+    if (d->waitq == NULL) {
+        snprintf(err, (size_t)errlen, "out of memory");
+        if (d->epmd_fd >= 0)
+            close(d->epmd_fd);
+        close(fd);
+        free(d);
+        return -1;
+    }
     d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uv_async_init(loop, &d->done_async, on_done_async);
     d->done_async.data = d;
@@ -1059,6 +1196,9 @@ void rc_dist_stop(rc_dist *d)
     HASH_ITER(hh, d->conns, c, tmp) {
         rc_dist_close(d, c, "node stopping");
     }
+    const char *w;
+    while ((w = rc_waitq_oldest(d->waitq, UINT64_MAX)) != NULL)
+        drop_waiting(d, w, "the node is stopping");
     /* Inbound handshakes end at once; outbound connects by their deadline. */
     for (hs_job *j = d->in_head; j != NULL; j = j->in_next)
         shutdown(j->fd, SHUT_RDWR);
@@ -1091,5 +1231,6 @@ void rc_dist_free(rc_dist *d)
     free(d->pending.v);
     free(d->up.v);
     free(d->accepting.v);
+    rc_waitq_free(d->waitq);
     free(d);
 }

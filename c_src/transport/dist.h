@@ -27,6 +27,9 @@ typedef struct rc_dist_callbacks {
     void (*on_frame)(void *ctx, rc_conn *c, const char *payload, size_t len);
     /* An outbound connect to `node` failed (after logging). */
     void (*on_connect_failed)(void *ctx, const char *node);
+    /* Frames sent to `node` while its connection was being made were
+     * dropped: it could not be reached (monitors of it are now void). */
+    void (*on_unreachable)(void *ctx, const char *node);
 } rc_dist_callbacks;
 
 typedef struct rc_dist_config {
@@ -52,6 +55,9 @@ typedef struct rc_dist_stats {
     uint64_t connect_failed; /* outbound attempts (e.g. to departed nodes) */
     uint64_t handshakes_evicted; /* strangers cut off to make room */
     uint64_t accepts_shed;       /* refused at the descriptor limit */
+    uint64_t send_connects;      /* connections started by a send */
+    uint64_t dropped_unreachable; /* frames for a node that could not be reached */
+    uint64_t dropped_queue_full;  /* frames refused while waiting for a connection */
 } rc_dist_stats;
 
 /* Listens (on listen_addr and a port of the range, or anywhere on an
@@ -78,6 +84,12 @@ int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, cons
  * term): event bytes are copied once, straight into the output buffer. */
 struct iovec;
 int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts);
+/* Sends to a node by name, as a BEAM sender does: on its connection, or, if
+ * there is none, a connection is started (through epmd) and the frame waits
+ * in order, bounded per node, until it is up. 0 if sent or waiting; -1 if
+ * dropped (counted, and logged at a limited rate). Waiting frames that can
+ * never go are dropped and reported through on_unreachable. */
+int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int nparts);
 void rc_dist_close(rc_dist *d, rc_conn *c, const char *why);
 
 /* Bytes queued on all connections and not yet written to their sockets. */

@@ -58,3 +58,20 @@ void rc_log(const rc_logger *lg, rc_log_level level, const char *module, const c
     line[n + 1] = '\0';
     fputs(line, lg->out);
 }
+
+int rc_ratelimit_allow(rc_ratelimit *r, uint64_t now_ms, uint64_t window_ms, unsigned budget,
+                       unsigned *left_out)
+{
+    *left_out = 0;
+    if (now_ms - r->window_start_ms >= window_ms) {
+        *left_out = r->suppressed;
+        r->window_start_ms = now_ms;
+        r->lines = r->suppressed = 0;
+    }
+    if (r->lines < budget) {
+        r->lines++;
+        return 1;
+    }
+    r->suppressed++;
+    return 0;
+}

@@ -5,6 +5,7 @@
 #ifndef RC_LOG_H
 #define RC_LOG_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 typedef enum { RC_LOG_ERROR = 0, RC_LOG_WARNING, RC_LOG_INFO, RC_LOG_DEBUG } rc_log_level;
@@ -19,6 +20,18 @@ void rc_logger_init(rc_logger *lg, rc_log_level level);
 int rc_log_level_parse(const char *s, rc_log_level *out);
 void rc_log(const rc_logger *lg, rc_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* A budget of lines per window for events a peer can cause at will: a
+ * flood costs a few lines, and the count left out is reported once the
+ * next window opens. */
+typedef struct rc_ratelimit {
+    uint64_t window_start_ms;
+    unsigned lines, suppressed;
+} rc_ratelimit;
+/* 1 if a line may be written now. *left_out is set to the number of lines
+ * the window that just ended left out (0 if none, or no window ended). */
+int rc_ratelimit_allow(rc_ratelimit *r, uint64_t now_ms, uint64_t window_ms, unsigned budget,
+                       unsigned *left_out);
 
 #define RC_LOG_ENABLED(lg, lvl) ((lg) != NULL && (lvl) <= (lg)->level)
 #define LOG_E(lg, mod, ...) rc_log((lg), RC_LOG_ERROR, (mod), __VA_ARGS__)
