@@ -151,9 +151,9 @@ static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
         rc_proc_demonitor(ps, self, &em->sub_mon);
     em->subscriber = *pid;
     em->has_subscriber = 1;
-    /* Monitored, not linked: its exit clears it, and stopping the pool (or
-     * losing the node) never takes the subscriber down with the emitters. A
-     * subscriber that is a C process of this node is not monitored. */
+    /* Monitored, not linked: its exit clears it (a C process of this node
+     * included), and stopping the pool (or losing the node) never takes the
+     * subscriber down with the emitters. */
     em->monitoring = rc_proc_monitor(ps, self, pid, NULL, NULL, &em->sub_mon) == 0;
 }
 

@@ -26,8 +26,10 @@ void node_calls_run(rc_node *n, int refuse)
     while (list != NULL) {
         node_call *c = list;
         list = c->next;
-        if (!refuse)
+        if (!refuse) {
             c->fn(n, c->ctx);
+            rc_procs_flush(n->procs); /* what the call sent between C processes */
+        }
         pthread_mutex_lock(&n->call_mu);
         c->refused = refuse;
         c->done = 1;

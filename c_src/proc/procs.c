@@ -44,10 +44,13 @@ typedef struct name_entry {
     UT_hash_handle hh;
 } name_entry;
 
+/* A signal between C processes of this node: a message, or the DOWN of a
+ * local monitor (ref set). */
 typedef struct local_msg {
     uint64_t to_key;
     int has_from;
     erlang_pid from;
+    erlang_ref *ref;
     char *msg;
     int len;
     struct local_msg *next;
@@ -270,6 +273,77 @@ static int send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char
 }
 
 static void deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig);
+static rc_proc *proc_by_key(rc_procs *ps, uint64_t key);
+static void drain_local(rc_procs *ps);
+static void reap(rc_procs *ps);
+
+/* 1 if p had a monitor with that reference (now removed). */
+static int take_out_monitor(rc_proc *p, const erlang_ref *ref)
+{
+    for (size_t i = 0; i < p->nomons; i++) {
+        if (ref_eq(&p->omons[i].ref, ref)) {
+            p->omons[i] = p->omons[--p->nomons];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Queues a signal to a C process of this node; it is delivered once the
+ * running handler returns (or by the caller's drain), never re-entering
+ * one. body: the message with its version byte, or a DOWN's reason. */
+static int queue_local(rc_procs *ps, uint64_t to_key, const erlang_pid *from,
+                       const erlang_ref *ref, const char *body, int len)
+{
+    local_msg *m = calloc(1, sizeof *m);
+    char *copy = malloc(len > 0 ? (size_t)len : 1);
+    erlang_ref *rcopy = ref != NULL ? malloc(sizeof *rcopy) : NULL;
+    if (m == NULL || copy == NULL || (ref != NULL && rcopy == NULL)) {
+        free(m);
+        free(copy);
+        free(rcopy);
+        return -1;
+    }
+    memcpy(copy, body, (size_t)len);
+    if (rcopy != NULL)
+        *rcopy = *ref;
+    m->to_key = to_key;
+    m->msg = copy;
+    m->len = len;
+    m->ref = rcopy;
+    if (from != NULL) {
+        m->has_from = 1;
+        m->from = *from;
+    }
+    if (ps->q_tail)
+        ps->q_tail->next = m;
+    else
+        ps->q_head = m;
+    ps->q_tail = m;
+    return 0;
+}
+
+/* A local monitor's DOWN, queued. */
+static void queue_down(rc_procs *ps, uint64_t watcher_key, const erlang_pid *target,
+                       const erlang_ref *ref, const char *reason)
+{
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0)
+        return;
+    if (ei_x_encode_atom(&x, reason) == 0)
+        (void)queue_local(ps, watcher_key, target, ref, x.buff, x.index);
+    ei_x_free(&x);
+}
+
+void rc_procs_flush(rc_procs *ps)
+{
+    if (ps->depth != 0)
+        return;
+    ps->depth++;
+    drain_local(ps);
+    ps->depth--;
+    reap(ps);
+}
 
 static void drain_local(rc_procs *ps)
 {
@@ -278,13 +352,19 @@ static void drain_local(rc_procs *ps)
         ps->q_head = m->next;
         if (ps->q_head == NULL)
             ps->q_tail = NULL;
-        rc_proc *p = NULL;
-        HASH_FIND(hh, ps->by_key, &m->to_key, sizeof m->to_key, p);
-        if (p != NULL && !p->dead) {
+        rc_proc *p = proc_by_key(ps, m->to_key);
+        if (p != NULL && !p->dead && m->ref == NULL) {
             rc_signal sig = {.kind = RC_SIG_MSG, .from = m->has_from ? &m->from : NULL,
                              .buf = m->msg, .len = m->len};
             deliver(ps, p, &sig);
+        } else if (m->ref != NULL && p != NULL && !p->dead && take_out_monitor(p, m->ref)) {
+            /* Only while the monitor stands: a demonitor before delivery
+             * means no DOWN, as on the BEAM with the flush option. */
+            rc_signal sig = {.kind = RC_SIG_DOWN, .from = m->has_from ? &m->from : NULL,
+                             .buf = m->msg, .len = m->len, .ref = m->ref};
+            deliver(ps, p, &sig);
         }
+        free(m->ref);
         free(m->msg);
         free(m);
     }
@@ -321,38 +401,12 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
 {
     if (rc_procs_is_local(ps, to)) {
         rc_proc *p = rc_procs_lookup(ps, to);
-        if (p == NULL) {
+        if (p == NULL || queue_local(ps, p->key, from ? &from->pid : NULL, NULL, msg, len) != 0) {
             ps->stats.msgs_dropped++;
             return -1;
         }
-        local_msg *m = calloc(1, sizeof *m);
-        char *copy = malloc((size_t)len);
-        if (m == NULL || copy == NULL) {
-            free(m);
-            free(copy);
-            ps->stats.msgs_dropped++;
-            return -1;
-        }
-        memcpy(copy, msg, (size_t)len);
-        m->to_key = p->key;
-        m->msg = copy;
-        m->len = len;
-        if (from != NULL) {
-            m->has_from = 1;
-            m->from = from->pid;
-        }
-        if (ps->q_tail)
-            ps->q_tail->next = m;
-        else
-            ps->q_head = m;
-        ps->q_tail = m;
         ps->stats.msgs_local++;
-        if (ps->depth == 0) {
-            ps->depth++;
-            drain_local(ps);
-            ps->depth--;
-            reap(ps);
-        }
+        rc_procs_flush(ps);
         return 0;
     }
     char ctrl[MAXATOMLEN_UTF8 + 64];
@@ -519,6 +573,13 @@ static int add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watche
     return rc;
 }
 
+static rc_proc *proc_by_key(rc_procs *ps, uint64_t key)
+{
+    rc_proc *p = NULL;
+    HASH_FIND(hh, ps->by_key, &key, sizeof key, p);
+    return p;
+}
+
 static void remove_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_ref *ref)
 {
     rmon_entry key, got;
@@ -583,14 +644,35 @@ static void send_monitor_exit_now(rc_procs *ps, const ctrl_msg *m, const char *r
     ei_x_free(&x);
 }
 
+/* A monitor on a C process of this node: held in the same table as remote
+ * monitors (so the target's exit finds it the same way); a missing target
+ * gets a DOWN noproc, queued like any local signal. */
+static int monitor_local(rc_procs *ps, rc_proc *self, out_monitor *om)
+{
+    rc_proc *target = om->by_name ? rc_procs_whereis(ps, om->name) : rc_procs_lookup(ps, &om->target);
+    if (target == NULL) {
+        queue_down(ps, self->key, om->by_name ? NULL : &om->target, &om->ref, "noproc");
+        return 0;
+    }
+    erlang_ref ref = om->ref;
+    int rc = add_remote_monitor(ps, target, &self->pid, &ref, om->by_name);
+    if (rc != 0) {
+        self->nomons--; /* om is the last entry */
+        return -1;
+    }
+    if (om->by_name)
+        om->target = target->pid; /* for the demonitor */
+    return 0;
+}
+
 int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const char *name,
                     const char *node, erlang_ref *ref_out)
 {
     if ((pid == NULL) == (name == NULL) || self->dead)
         return -1;
     const char *target_node = pid ? pid->node : node;
-    if (target_node == NULL || strcmp(target_node, ps->node_name) == 0)
-        return -1; /* local monitors are not needed by anything yet */
+    if (target_node == NULL)
+        return -1;
     if (self->nomons == self->capomons) {
         size_t ncap = self->capomons ? self->capomons * 2 : 2;
         out_monitor *n = realloc(self->omons, ncap * sizeof *n);
@@ -613,6 +695,8 @@ int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const ch
     }
     self->nomons++;
     *ref_out = om->ref;
+    if (strcmp(target_node, ps->node_name) == 0)
+        return monitor_local(ps, self, om);
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return -1;
@@ -633,6 +717,13 @@ void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
         out_monitor *om = &self->omons[i];
         if (!ref_eq(&om->ref, ref))
             continue;
+        if (strcmp(om->target.node, ps->node_name) == 0) {
+            rc_proc *target = rc_procs_lookup(ps, &om->target);
+            if (target != NULL)
+                remove_remote_monitor(ps, target, &om->ref);
+            self->omons[i] = self->omons[--self->nomons];
+            return;
+        }
         ei_x_buff x;
         if (ei_x_new(&x) == 0) {
             if (ctrl_encode_monitor(&x, CTRL_DEMONITOR_P, &self->pid, om->by_name ? NULL : &om->target,
@@ -672,6 +763,10 @@ static void tell_monitor_exit(void *ctx, const rmon_entry *e)
     if (rc_cpid_to_ei(ec->ps->nodes, &e->watcher, &watcher) != 0)
         return;
     rmon_ref(ec->ps, e, &ref);
+    if (rc_procs_is_local(ec->ps, &watcher)) {
+        queue_down(ec->ps, pid_key(&watcher), &ec->p->pid, &ref, ec->reason);
+        return;
+    }
     const char *as_name = (e->by_name && ec->p->name) ? ec->p->name : NULL;
     ec->x->index = 0;
     if (ctrl_encode_monitor_exit(ec->x, as_name ? NULL : &ec->p->pid, as_name, &watcher, &ref,
@@ -712,8 +807,7 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
     unregister(ps, p);
     p->next_zombie = ps->zombies;
     ps->zombies = p;
-    if (ps->depth == 0)
-        reap(ps);
+    rc_procs_flush(ps); /* local DOWNs go out once nothing else runs */
 }
 
 void rc_procs_exit_all(rc_procs *ps, const char *reason)
@@ -748,6 +842,7 @@ void rc_procs_free(rc_procs *ps)
     while (ps->q_head) {
         local_msg *m = ps->q_head;
         ps->q_head = m->next;
+        free(m->ref);
         free(m->msg);
         free(m);
     }

@@ -41,9 +41,9 @@ typedef struct rc_procs_stats {
 /* Monitors remote processes hold on this node's processes. */
 size_t rc_procs_remote_monitors(const rc_procs *ps);
 
-/* How this layer reaches other nodes: the node wires it to rc_dist; unit
- * tests wire it to a recorder. send returns 0, or -1 when the node is not
- * connected (the message is then dropped and counted). */
+/* How this layer reaches other nodes: the node wires it to rc_dist (which
+ * connects on demand, as a BEAM sender does); unit tests wire it to a
+ * recorder. send returns 0, or -1 when the frame was dropped (counted). */
 struct iovec;
 typedef struct rc_procs_transport {
     void *ctx;
@@ -81,27 +81,36 @@ const rc_procs_stats *rc_procs_get_stats(const rc_procs *ps);
 const rc_logger *rc_procs_logger(const rc_procs *ps);
 
 /* Sends msg (encoded with version byte) from `from` (may be NULL) to a pid.
- * Remote sends to an unconnected node are dropped (counted), as the BEAM
- * would drop them after a failed auto-connect. 0 if queued, -1 if dropped. */
+ * A remote send to a node without a connection waits for the one the
+ * transport starts; what cannot be delivered is dropped and counted, as
+ * the BEAM drops it after a failed auto-connect. 0 if queued, -1 if dropped. */
 int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *msg, int len);
 /* The same with the message given in parts (concatenated = one term with
  * its version byte), so a large payload such as an event is copied once. */
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
                        const struct iovec *parts, int nparts);
-/* Links `self` to a remote process (its exit arrives as RC_SIG_EXIT); -1 if
- * that node is not connected. Unlink sends UNLINK_ID. */
+/* Links `self` to a remote process (its exit arrives as RC_SIG_EXIT, with
+ * `noconnection` if its node cannot be reached); -1 if the link could not
+ * be sent. Unlink sends UNLINK_ID. */
 int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other);
 void rc_proc_unlink(rc_procs *ps, rc_proc *self, const erlang_pid *other);
 /* {Name, Node} ! Msg. `from` is required by the protocol for remote sends. */
 int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char *node,
                        const char *msg, int len);
 
-/* Monitors a remote process (by pid, or by name when pid is NULL). The DOWN
- * arrives as RC_SIG_DOWN with the same ref (`noconnection` when the node goes
- * away). -1 if the node is not connected: then no DOWN will come. */
+/* Monitors a process (by pid, or by name when pid is NULL), remote or a C
+ * process of this node. The DOWN arrives as RC_SIG_DOWN with the same ref:
+ * the exit reason, `noproc` for a missing target, `noconnection` when its
+ * node goes away or cannot be reached; never from inside this call. -1 if
+ * the monitor could not be set up: then no DOWN will come. */
 int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const char *name,
                     const char *node, erlang_ref *ref_out);
 void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref);
+
+/* Delivers the signals queued between C processes of this node by work done
+ * outside any handler (e.g. a call from another thread); a no-op inside a
+ * handler, where they go once it returns. */
+void rc_procs_flush(rc_procs *ps);
 
 /* Ends a process: linked processes get EXIT(reason), monitors get
  * MONITOR_P_EXIT(reason). Safe to call from the process's own handler; the

@@ -371,6 +371,50 @@ static void test_connection_loss(void **state)
     ei_x_free(&c);
 }
 
+/* Monitors between C processes of this node: the target's exit reason, a
+ * missing target's noproc (never inside the monitor call), demonitor, by
+ * name, and a watcher that ends first. Nothing goes over the transport. */
+static void test_local_monitors(void **state)
+{
+    fixture *f = *state;
+    inbox w = {0}, t = {0}, t2 = {0};
+    rc_proc *pw = rc_proc_spawn(f->ps, record, &w, NULL);
+    rc_proc *pt = rc_proc_spawn(f->ps, record, &t, NULL);
+    erlang_pid tpid = *rc_proc_pid(pt);
+    erlang_ref r1, r2, r3;
+    assert_int_equal(rc_proc_monitor(f->ps, pw, &tpid, NULL, NULL, &r1), 0);
+    assert_int_equal(rc_procs_remote_monitors(f->ps), 1);
+    rc_proc_exit(f->ps, pt, "killed");
+    assert_int_equal(w.downs, 1);
+    assert_string_equal(w.last_atom, "killed");
+    assert_int_equal(rc_procs_remote_monitors(f->ps), 0);
+    /* the target is gone now: noproc, delivered after the call */
+    assert_int_equal(rc_proc_monitor(f->ps, pw, &tpid, NULL, NULL, &r2), 0);
+    assert_int_equal(w.downs, 1);
+    rc_procs_flush(f->ps);
+    assert_int_equal(w.downs, 2);
+    assert_string_equal(w.last_atom, "noproc");
+    /* demonitored before the target ends: no DOWN */
+    rc_proc *pt2 = rc_proc_spawn(f->ps, record, &t2, NULL);
+    assert_int_equal(rc_proc_register(f->ps, pt2, "t2"), 0);
+    assert_int_equal(rc_proc_monitor(f->ps, pw, NULL, "t2", ME, &r3), 0);
+    rc_proc_demonitor(f->ps, pw, &r3);
+    assert_int_equal(rc_procs_remote_monitors(f->ps), 0);
+    /* by name, and the DOWN names the reason */
+    assert_int_equal(rc_proc_monitor(f->ps, pw, NULL, "t2", ME, &r3), 0);
+    rc_proc_exit(f->ps, pt2, "shutdown");
+    assert_int_equal(w.downs, 3);
+    assert_string_equal(w.last_atom, "shutdown");
+    /* a watcher that ends first leaves nothing behind */
+    inbox t3 = {0};
+    rc_proc *pt3 = rc_proc_spawn(f->ps, record, &t3, NULL);
+    assert_int_equal(rc_proc_monitor(f->ps, pw, rc_proc_pid(pt3), NULL, NULL, &r1), 0);
+    rc_proc_exit(f->ps, pw, "normal");
+    assert_int_equal(rc_procs_remote_monitors(f->ps), 0);
+    rc_proc_exit(f->ps, pt3, "normal");
+    assert_int_equal(f->rec.n, 0);
+}
+
 static void test_remote_down_delivered(void **state)
 {
     fixture *f = *state;
@@ -487,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_send_does_not_reenter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_down_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_monitors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outgoing_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_call_answered_badarg, setup, teardown),
     };
