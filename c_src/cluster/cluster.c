@@ -8,11 +8,18 @@
 
 #define MOD "cluster"
 #define NODE_MAX 256
+/* Nodes remembered at once: peers' lists are believed, but a peer that
+ * lists a million names must not make us remember (and dial) them all. */
+#define KNOWN_MAX 4096u
+/* A learnt node that no peer has listed for this many discovery rounds and
+ * that is not connected is forgotten, not dialled again. */
+#define UNLISTED_ROUNDS 3u
 
 typedef struct known_node {
     char name[NODE_MAX];
     int is_seed;
     int listed; /* a peer's nodes() named it: a cluster member, not a client */
+    uint64_t listed_ms; /* when a peer last named it */
     unsigned backoff_ms;
     uint64_t next_attempt_ms;
     unsigned failures;
@@ -27,6 +34,7 @@ struct rc_cluster {
     rc_cluster_config cfg;
     known_node *known;
     rc_proc *self; /* receives rex replies */
+    int warned_full;
     uv_timer_t connect_timer;
     uv_timer_t discover_timer;
     int stopped;
@@ -48,6 +56,12 @@ static known_node *learn(rc_cluster *cl, const char *node, int is_seed)
     if (k != NULL) {
         k->is_seed |= is_seed;
         return k;
+    }
+    if (HASH_COUNT(cl->known) >= KNOWN_MAX) {
+        if (!cl->warned_full++)
+            LOG_W(cl->lg, MOD, "%u nodes known already: not remembering %s and others "
+                  "(logged once)", KNOWN_MAX, node);
+        return NULL;
     }
     k = calloc(1, sizeof *k);
     if (k == NULL)
@@ -108,6 +122,7 @@ static void on_message(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         if (k != NULL) {
             k->failures = 0;
             k->listed = 1;
+            k->listed_ms = uv_now(cl->loop);
         }
         if (k != NULL && rc_dist_find(cl->dist, node) == NULL)
             rc_dist_connect(cl->dist, node);
@@ -119,11 +134,19 @@ static void on_connect_timer(uv_timer_t *t)
     rc_cluster *cl = t->data;
     uint64_t now = uv_now(cl->loop);
     rc_dist *d = cl->dist;
+    uint64_t unlisted_ms = (uint64_t)UNLISTED_ROUNDS * cl->cfg.rediscover_ms;
     known_node *k, *tmp;
     HASH_ITER(hh, cl->known, k, tmp) {
         if (now < k->next_attempt_ms || rc_dist_find(d, k->name) != NULL ||
             rc_dist_is_connecting(d, k->name))
             continue;
+        if (!k->is_seed && now - k->listed_ms > unlisted_ms) {
+            /* Gone from every peer's list: it left the cluster. */
+            LOG_I(cl->lg, MOD, "forgetting %s: not connected and no peer lists it", k->name);
+            HASH_DEL(cl->known, k);
+            free(k);
+            continue;
+        }
         k->next_attempt_ms = now + k->backoff_ms;
         rc_dist_connect(d, k->name);
     }

@@ -2,9 +2,10 @@
  * always retried; every connected BEAM node is asked for erlang:nodes(connected)
  * through its `rex` server on connect and then periodically, and each node
  * learnt that way is connected too. Failed or lost connections are retried
- * with capped exponential backoff; a learnt node that keeps failing and that
- * no peer lists any more is forgotten, and a node that only ever connected
- * to us (a client) is forgotten when it goes, not dialed back. */
+ * with capped exponential backoff. A learnt node is dialled again only while
+ * some peer still lists it (and until it keeps failing); a node that only
+ * ever connected to us (a client, or one a send connected to) is forgotten
+ * when it goes, not dialled back; at most a fixed number are remembered. */
 #ifndef RC_CLUSTER_H
 #define RC_CLUSTER_H
 
@@ -16,7 +17,7 @@
 typedef struct rc_cluster rc_cluster;
 
 typedef struct rc_cluster_config {
-    unsigned rediscover_ms;   /* how often connected nodes are asked for nodes() */
+    unsigned rediscover_ms;   /* how often connected nodes are asked for their nodes */
     unsigned backoff_min_ms;
     unsigned backoff_max_ms;
     unsigned forget_after;    /* failures before a learnt node is dropped */
