@@ -46,6 +46,7 @@
          fan_out_to_subscribers_group/1,
          update_subscriber/1,
          subscriber_exits/1,
+         c_subscriber_exits/1,
          pool_stop_leaves_group/1,
          pool_errors/1,
          pools_with_same_concatenation/1,
@@ -75,6 +76,7 @@ all() ->
      fan_out_to_subscribers_group,
      update_subscriber,
      subscriber_exits,
+     c_subscriber_exits,
      pool_stop_leaves_group,
      pool_errors,
      pools_with_same_concatenation,
@@ -466,6 +468,40 @@ subscriber_exits(Config) ->
     receive {'DOWN', MRef, process, X, Why} -> ct:fail({c_emitter_died, Why})
     after 0 -> erlang:demonitor(MRef, [flush])
     end,
+    assert_no_more(Rec),
+    assert_scopes(Config).
+
+%% The subscriber of a C emitter is a C process of the same node: when it
+%% ends, the emitter (which monitors it like any subscriber) sends to the
+%% members of {S, Topic, subscribers} instead. Before local monitors, the
+%% emitter kept sending to the dead process and the group got nothing.
+c_subscriber_exits(Config) ->
+    [P1, _P2, P3] = ?config(peers, Config),
+    C = ?config(cnode, Config),
+    {S, Sub} = store_sub(),
+    SubsGroup = {S, seed_topic(S, Sub), subscribers},
+    Rec = recorder(P3),
+    [G] = collectors(P3, Rec, [g]),
+    ok = pcall(P3, pg, join, [?SCOPE, SubsGroup, G]),
+    await_c_group(C, SubsGroup, [G]),
+    {ok, [Xs]} = ccall(C, {spawn_idle, 1}),
+    {ok, [X]} = start_pool(P1, S, Sub, 1, Xs),
+    await_beam_members(P1, S, Sub, [X]),
+    %% while the C subscriber lives, it gets the events and the group none
+    Stats0 = stats(C),
+    Evs0 = [small_event(I) || I <- lists:seq(1, 20)],
+    {Res0, _} = pcall(P1, rc_test_emitter, broadcast_many, [cnode, S, Sub, Evs0, false]),
+    ?assertEqual([ok], lists:usort(Res0)),
+    wait_until(fun() -> counter(events_out, stats(C)) >= counter(events_out, Stats0) + 20 end,
+               ?PROPAGATE, emitter_sent_to_c_subscriber),
+    ?assertEqual([], rc_test_emitter:recorder_take(Rec)),
+    {ok, ok} = ccall(C, {exit_process, Xs, normal}),
+    ok = await_probe_at(g, P1, S, Sub, Rec),
+    Evs1 = [small_event(I) || I <- lists:seq(21, 60)],
+    {_, _} = pcall(P1, rc_test_emitter, broadcast_many, [cnode, S, Sub, Evs1, false]),
+    Got1 = await_events(Rec, 40),
+    assert_exactly_once(Evs1, Got1),
+    ?assertEqual([g], lists:usort([T || {T, _} <- Got1])),
     assert_no_more(Rec),
     assert_scopes(Config).
 
