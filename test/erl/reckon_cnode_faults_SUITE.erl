@@ -28,7 +28,8 @@
          descriptor_limit_backs_off/1,
          listen_address_and_port_range/1,
          remote_monitors_compact_capped_freed/1,
-         departed_client_not_dialed_back/1]).
+         departed_client_not_dialed_back/1,
+         unreachable_subscriber_counted_and_forgotten/1]).
 %% run on peers
 -export([send_and_await_nodedown/3, start_monitor_holder/1]).
 
@@ -44,7 +45,8 @@ all() ->
      descriptor_limit_backs_off,
      listen_address_and_port_range,
      remote_monitors_compact_capped_freed,
-     departed_client_not_dialed_back].
+     departed_client_not_dialed_back,
+     unreachable_subscriber_counted_and_forgotten].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -394,3 +396,36 @@ departed_client_not_dialed_back(_Config) ->
     ct:log("client forgotten on disconnect; C node log: ~s", [maps:get(log, C)]),
     ok.
 
+
+%% A C emitter's subscriber is a pid on a node that does not exist. Sends to
+%% it start a connection (as a BEAM sender's would); when that fails, what
+%% waited is dropped and counted (dropped_unreachable), the emitter's
+%% monitor ends with noconnection and it forgets the subscriber: later
+%% events go nowhere instead of piling up or being retried.
+unreachable_subscriber_counted_and_forgotten(_Config) ->
+    #{node := CNode} = start_cnode("rcn_ghostsub", [], testcase),
+    pong = net_adm:ping(CNode),
+    Ghost = ghost_pid(list_to_atom(unique_name("rcn_ghost") ++ "@127.0.0.1")),
+    Call = fun(Req) -> gen_server:call({reckon_cnode, CNode}, Req, 5000) end,
+    S = rcn_ghost_store,
+    Sub = list_to_binary(unique_name("sub")),
+    {ok, [_]} = Call({start_emitter_pool, S, Sub, 1, Ghost}),
+    wait_until(fun() ->
+                       #{send_connects := N, errors := #{dropped_unreachable := D}} = stats(CNode),
+                       N >= 1 andalso D >= 1
+               end, 15000, ghost_connect_failed_and_counted),
+    %% the emitter forgot the subscriber: broadcasts are taken, none sent
+    wait_until(fun() ->
+                       S0 = stats(CNode),
+                       {ok, ok} = Call({broadcast, S, Sub, {ev, make_ref()}}),
+                       wait_until(fun() -> maps:get(events_in, stats(CNode)) >
+                                               maps:get(events_in, S0) end,
+                                  5000, emitter_took_event),
+                       maps:get(events_out, stats(CNode)) =:= maps:get(events_out, S0)
+               end, 15000, emitter_forgot_unreachable_subscriber),
+    ok.
+
+%% A pid of a node that is not running (its name unknown to epmd).
+ghost_pid(Node) ->
+    Name = atom_to_binary(Node, utf8),
+    binary_to_term(<<131, 88, 118, (byte_size(Name)):16, Name/binary, 1:32, 0:32, 1:32>>).
