@@ -8,7 +8,11 @@
 %%%   existing scope (e.g. one started by reckon-db itself) is left alone
 %%%   and this child stays `ignore'd. Local BEAM pids join their groups
 %%%   through this scope, and the C node peers with it.</li>
-%%% <li>the {@link reckon_cnode} shim.</li>
+%%% <li>`relay': the fan-out relay {@link reckon_cnode_relay}, unless
+%%%   the application env `relay' is `false'.</li>
+%%% <li>the {@link reckon_cnode} shim, unless the application env `mode'
+%%%   is `relay' (a node that only hosts subscribers: scope and relay
+%%%   only, no C node attached).</li>
 %%% </ol>
 %%% @end
 -module(reckon_cnode_sup).
@@ -53,6 +57,12 @@ init([]) ->
                 shutdown => 5000,
                 type => worker,
                 modules => [pg]},
+    Relay = #{id => relay,
+              start => {reckon_cnode_relay, start_link, [Scope]},
+              restart => permanent,
+              shutdown => 5000,
+              type => worker,
+              modules => [reckon_cnode_relay]},
     Shim = #{id => reckon_cnode,
              start => {reckon_cnode, start_link, []},
              restart => permanent,
@@ -60,4 +70,7 @@ init([]) ->
              shutdown => 5000,
              type => worker,
              modules => [reckon_cnode]},
-    {ok, {SupFlags, [PgScope, Shim]}}.
+    WithRelay = application:get_env(reckon_cnode, relay, true) =/= false
+        andalso is_atom(Scope),
+    RelayOnly = application:get_env(reckon_cnode, mode, attached) =:= relay,
+    {ok, {SupFlags, [PgScope] ++ [Relay || WithRelay] ++ [Shim || not RelayOnly]}}.

@@ -1,6 +1,7 @@
 #include "emitter/emitter_pool.h"
 
 #include "codec/term_read.h"
+#include "emitter/relay.h"
 #include "naming/group_key.h"
 #include "proc/gen_server.h"
 
@@ -37,6 +38,7 @@ struct rc_emitters {
     rc_pg_scope *scope;
     rc_nodetab *nodes;
     names_table *names;
+    rc_relays *relays;
     pool *pools;
     rc_emitters_stats stats;
 };
@@ -56,6 +58,11 @@ rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes
     e->scope = scope;
     e->nodes = nodes;
     e->names = names;
+    e->relays = rc_relays_new(scope);
+    if (e->relays == NULL) {
+        free(e);
+        return NULL;
+    }
     return e;
 }
 
@@ -75,6 +82,7 @@ void rc_emitters_free(rc_emitters *e)
         HASH_DEL(e->pools, p);
         pool_free(p);
     }
+    rc_relays_free(e->relays);
     free(e);
 }
 
@@ -122,6 +130,20 @@ static void send_events(rc_emitters *e, rc_proc *self, const erlang_pid *to, con
         e->stats.events_out++;
 }
 
+/* {'$reckon_relay', {S, Topic, subscribers}, {events, [Event]}} */
+static void send_to_relay(rc_emitters *e, rc_proc *self, const erlang_pid *to, const emitter *em,
+                          const char *event, int len)
+{
+    struct iovec parts[5] = {
+        {.iov_base = (void *)RC_RELAY_HEAD, .iov_len = RC_RELAY_HEAD_LEN},
+        {.iov_base = em->subs_key.buff, .iov_len = (size_t)em->subs_key.index},
+        {.iov_base = (void *)(EVENTS_HEAD + 1), .iov_len = sizeof EVENTS_HEAD - 1},
+        {.iov_base = (void *)event, .iov_len = (size_t)len},
+        {.iov_base = (void *)EVENTS_TAIL, .iov_len = sizeof EVENTS_TAIL}};
+    if (rc_proc_send_parts(e->ps, self, to, parts, 5) == 0)
+        e->stats.relay_sends++;
+}
+
 static void fan_out(emitter *em, rc_proc *self, const uint8_t *topic, size_t tlen,
                     const char *event, int elen)
 {
@@ -135,10 +157,25 @@ static void fan_out(emitter *em, rc_proc *self, const uint8_t *topic, size_t tle
     size_t n = 0;
     const rc_cpid *m = rc_pg_members(e->scope, (const uint8_t *)em->subs_key.buff,
                                      (size_t)em->subs_key.index, &n);
-    if (n == 0)
+    if (n == 0) {
         e->stats.no_subscriber++;
+        return;
+    }
+    /* One message per node that runs a relay, one per member elsewhere. A
+     * node with a relay gets even a lone subscriber's events through it:
+     * leaving the relay for direct sends while relayed events still wait
+     * in its mailbox would reorder them. */
+    int relays = rc_relays_begin(e->relays);
     for (size_t i = 0; i < n; i++) {
         erlang_pid to;
+        int first = 0;
+        const rc_cpid *relay = relays > 0 ? rc_relays_route(e->relays, m[i].node, &first) : NULL;
+        if (relay != NULL) {
+            if (first && rc_cpid_to_ei(e->nodes, relay, &to) == 0)
+                send_to_relay(e, self, &to, em, event, elen);
+            e->stats.events_out++;
+            continue;
+        }
         if (rc_cpid_to_ei(e->nodes, &m[i], &to) == 0)
             send_events(e, self, &to, event, elen);
     }

@@ -4,7 +4,8 @@
  * in the default scope. Each emitter:
  *   {broadcast | forward_to_local, Topic, Event}
  *       -> {events, [Event]} to its subscriber, or, without one, to every
- *          member of {Store, Topic, subscribers};
+ *          member of {Store, Topic, subscribers} (through the relay of each
+ *          BEAM node that runs one, see relay.h);
  *   {events, Events} -> forwarded as is to the subscriber;
  *   {'$gen_cast', {update_subscriber, Pid}} -> new subscriber (monitored);
  *   the subscriber's DOWN (or EXIT, if it linked to us) -> no subscriber.
@@ -28,7 +29,9 @@ enum { EMITTERS_OK = 0, EMITTERS_BADARG = -1, EMITTERS_EXISTS = -2, EMITTERS_NOM
        EMITTERS_NOT_FOUND = -4, EMITTERS_SYSTEM_LIMIT = -5 };
 
 typedef struct rc_emitters_stats {
-    uint64_t events_in, events_out, no_subscriber;
+    /* events_out: deliveries (one per subscriber, relayed ones included);
+     * relay_sends: messages to relays, each for all of a node's subscribers */
+    uint64_t events_in, events_out, no_subscriber, relay_sends;
 } rc_emitters_stats;
 
 rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes,

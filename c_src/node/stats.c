@@ -53,6 +53,7 @@ static size_t collect(rc_node *n, node_stat *out)
         {"broadcast_send_failed", bs->send_failed, 0},
         {"events_in", es->events_in, 0},
         {"events_out", es->events_out, 0},
+        {"relay_sends", es->relay_sends, 0},
         {"heap_bytes", (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd, 0},
         {"pg_malformed", malformed, 1},
         {"handshake", ds->err_handshake, 1},

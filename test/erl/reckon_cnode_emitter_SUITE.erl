@@ -47,6 +47,7 @@
          update_subscriber/1,
          subscriber_exits/1,
          c_subscriber_exits/1,
+         fan_out_through_relays/1,
          pool_stop_leaves_group/1,
          pool_errors/1,
          pools_with_same_concatenation/1,
@@ -59,6 +60,7 @@
 -define(SCOPE, reckon_db_pg).
 -define(PROPAGATE, 10000).
 -define(DELIVER, 30000).
+-define(RELAYS, {'$reckon_cnode', relays}).
 -define(N_UNIFORM, 2000).
 
 %%%===================================================================
@@ -77,6 +79,7 @@ all() ->
      update_subscriber,
      subscriber_exits,
      c_subscriber_exits,
+     fan_out_through_relays,
      pool_stop_leaves_group,
      pool_errors,
      pools_with_same_concatenation,
@@ -505,6 +508,71 @@ c_subscriber_exits(Config) ->
     assert_no_more(Rec),
     assert_scopes(Config).
 
+%% Relayed fan-out. Every peer runs the application's relay; P3's is
+%% stopped. With 100 subscribers on P2 and 20 on P3, each event goes once to
+%% P2's relay (relay_sends grows by one per event) and to each of P3's
+%% subscribers directly; every subscriber gets every event once and in
+%% order. When P2's relay goes too, P2's subscribers get direct sends.
+fan_out_through_relays(Config) ->
+    [P1, P2, P3] = ?config(peers, Config),
+    C = ?config(cnode, Config),
+    {S, Sub} = store_sub(),
+    SubsGroup = {S, seed_topic(S, Sub), subscribers},
+    Relays = [R1, R2, _R3] = [relay_of(P) || P <- [P1, P2, P3]],
+    await_c_group(C, ?RELAYS, Relays),
+    stop_relay(P3),
+    await_c_group(C, ?RELAYS, [R1, R2]),
+    Rec = recorder(P1),
+    Tags = [list_to_atom("r" ++ integer_to_list(I)) || I <- lists:seq(1, 120)],
+    {Tags2, Tags3} = lists:split(100, Tags),
+    Subs2 = collectors(P2, Rec, Tags2),
+    Subs3 = collectors(P3, Rec, Tags3),
+    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, Subs2]),
+    ok = pcall(P3, pg, join, [?SCOPE, SubsGroup, Subs3]),
+    await_c_group(C, SubsGroup, Subs2 ++ Subs3),
+    {ok, Xs} = start_pool(P1, S, Sub, 1, undefined),
+    await_beam_members(P1, S, Sub, Xs),
+    N = 200,
+    Round = fun(Base, RelaySends) ->
+                    St0 = stats(C),
+                    Evs = [small_event(I) || I <- lists:seq(Base + 1, Base + N)],
+                    {Res, _} = pcall(P1, rc_test_emitter, broadcast_many,
+                                     [cnode, S, Sub, Evs, false]),
+                    ?assertEqual([ok], lists:usort(Res)),
+                    assert_in_order(Evs, await_events(Rec, N * length(Tags)), Tags),
+                    St1 = stats(C),
+                    ?assertEqual(RelaySends,
+                                 counter(relay_sends, St1) - counter(relay_sends, St0)),
+                    ?assertEqual(N * length(Tags),
+                                 counter(events_out, St1) - counter(events_out, St0))
+            end,
+    Round(0, N),
+    stop_relay(P2),
+    await_c_group(C, ?RELAYS, [R1]),
+    Round(N, 0),
+    assert_no_more(Rec),
+    assert_scopes(Config).
+
+relay_of(P) ->
+    R = pcall(P, erlang, whereis, [reckon_cnode_relay]),
+    ?assert(is_pid(R)),
+    R.
+
+stop_relay(P) ->
+    ok = pcall(P, supervisor, terminate_child, [reckon_cnode_sup, relay]).
+
+%% Every tag got exactly the events Sent, in the order sent.
+assert_in_order(Sent, Got, Tags) ->
+    ByTag = maps:groups_from_list(fun({T, _}) -> T end, fun({_, M}) -> M end, Got),
+    ?assertEqual(lists:sort(Tags), lists:sort(maps:keys(ByTag))),
+    Want = [{events, [E]} || E <- Sent],
+    maps:foreach(fun(Tag, Msgs) ->
+                         case Msgs =:= Want of
+                             true -> ok;
+                             false -> ct:fail({not_in_order, Tag, ids([E || {events, [E]} <- Msgs])})
+                         end
+                 end, ByTag).
+
 %% Stopping a pool: its emitters leave the group on every BEAM node and in
 %% the C node's view, their names are free ({Name, CNode} calls exit
 %% noproc at once), a second stop is not_found, and the pool can be
@@ -890,6 +958,10 @@ stalled_subscriber_node_spares_bystanders(Config) ->
     C = ?config(cnode, Config),
     {S, Sub} = store_sub(),
     SubsGroup = {S, seed_topic(S, Sub), subscribers},
+    %% without P2's relay, so that the fan-out sends one message per subscriber
+    R2 = relay_of(P2),
+    stop_relay(P2),
+    await_c_group(C, ?RELAYS, [relay_of(P) || P <- [P1, P3]] -- [R2]),
     Rec = recorder(P1),
     Tags = [list_to_atom("s" ++ integer_to_list(I)) || I <- lists:seq(1, 100)],
     Subscribers = collectors(P2, Rec, Tags),
