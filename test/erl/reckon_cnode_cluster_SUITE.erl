@@ -19,6 +19,13 @@
 %%% with bounds; times are logged, never asserted. At its end every case
 %%% checks that each BEAM node's scope process is still the one it started
 %%% with (OTP 25's `pg' crashes on a message shape it does not expect).
+%%%
+%%% `subscriber_on_unconnected_node' and `subscriber_on_hidden_node' put the
+%%% subscriber of C emitters on a BEAM node that no node of the cluster is
+%%% connected to (a `peer' controlled over its standard_io, `-connect_all
+%%% false', never connected to anything); they fail while the C node drops
+%%% messages to nodes it has no connection to instead of connecting (README,
+%%% Known gaps).
 %%% @end
 -module(reckon_cnode_cluster_SUITE).
 
@@ -27,7 +34,7 @@
 
 -import(rc_test_lib,
         [start_cnode/3, wait_cnode_exit/2, os_kill/2, cleanup/1,
-         pcall/4, pcall/5, start_shim_on/2, wait_connected/1,
+         start_peer/3, pcall/4, pcall/5, start_shim_on/2, wait_connected/1,
          wait_until/3, unique_name/1, now_ms/0]).
 
 -export([all/0, suite/0,
@@ -36,7 +43,9 @@
 
 -export([views_converge/1,
          broadcast_everywhere/1,
-         kill9_sidecar/1]).
+         kill9_sidecar/1,
+         subscriber_on_unconnected_node/1,
+         subscriber_on_hidden_node/1]).
 
 %% run on peers
 -export([await_count/3]).
@@ -53,6 +62,8 @@
 -define(DELIVER, 20000).
 %% broadcasts per source in broadcast_everywhere
 -define(PER_SOURCE, 200).
+%% events per sidecar in the subscriber cases
+-define(N_EVENTS, 800).
 
 %%%===================================================================
 %%% Structure
@@ -64,7 +75,9 @@ suite() ->
 all() ->
     [views_converge,
      broadcast_everywhere,
-     kill9_sidecar].
+     kill9_sidecar,
+     subscriber_on_unconnected_node,
+     subscriber_on_hidden_node].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -235,6 +248,71 @@ kill9_sidecar(_Config) ->
     log_stats([C1, C2b, C3]),
     assert_scopes(Cl).
 
+%% Each sidecar hosts a pool of one C emitter whose subscriber lives on a
+%% BEAM node that no node of the cluster is connected to (a peer
+%% controlled over standard_io, -connect_all false); N events broadcast to
+%% each pool (from BEAM node I, through its shim): every one reaches the
+%% subscriber, in order.
+subscriber_on_unconnected_node(_Config) ->
+    subscriber_elsewhere(["-connect_all", "false"]).
+
+%% The same with the subscriber on a hidden BEAM node.
+subscriber_on_hidden_node(_Config) ->
+    subscriber_elsewhere(["-hidden", "-connect_all", "false"]).
+
+subscriber_elsewhere(Args) ->
+    #{peers := Peers, cnodes := Cs} = Cl = cluster(#{shims => true}),
+    U = start_peer("rcn_clu", #{connection => standard_io, args => Args}, testcase),
+    UNode = node_of(U),
+    Rec = pcall(U, rc_test_emitter, start_recorder, []),
+    Tags = [{c, I} || I <- lists:seq(1, ?N_SIDECARS)],
+    Cols = pcall(U, rc_test_emitter, start_collectors, [Rec, Tags]),
+    %% the guarantee: nothing is connected to U before the pools start
+    ?assertEqual([], pcall(U, erlang, nodes, [connected])),
+    ?assertNot(lists:member(UNode, nodes(connected))),
+    S = rcn_cl_store,
+    Plan = [begin
+                Sub = list_to_binary(unique_name("far")),
+                {ok, [X]} = pcall(P, reckon_cnode, start_emitter_pool, [S, Sub, 1, Col]),
+                ?assertEqual(cnode(C), node(X)),
+                {Tag, P, Sub, X}
+            end || {{Tag, Col}, {P, C}} <- lists:zip(lists:zip(Tags, Cols),
+                                                     lists:zip(Peers, Cs))],
+    ct:log("connections of ~p once the pools run: ~p",
+           [UNode, pcall(U, erlang, nodes, [connected])]),
+    Sent = [begin
+                Evs = [{event, {Tag, N}} || N <- lists:seq(1, ?N_EVENTS)],
+                {Res, []} = pcall(P, rc_test_emitter, broadcast_many,
+                                  [shim, S, Sub, Evs, false], 60000),
+                ?assertEqual({Tag, [ok]}, {Tag, lists:usort(Res)}),
+                {Tag, Evs}
+            end || {Tag, P, Sub, _X} <- Plan],
+    Total = ?N_EVENTS * length(Plan),
+    T0 = now_ms(),
+    Outcome = await_recorder(U, Rec, Total),
+    Waited = now_ms() - T0,
+    Got = pcall(U, rc_test_emitter, recorder_take, [Rec]),
+    ct:log("connections of ~p after the broadcasts: ~p",
+           [UNode, pcall(U, erlang, nodes, [connected])]),
+    Dropped = log_stats(Cs),
+    PerTag = [{Tag, [E || {T, {events, [E]}} <- Got, T =:= Tag]} || {Tag, _} <- Sent],
+    Report = [{Tag, {received, length(Mine), 'of', length(Evs)},
+               {missing, length(Evs -- Mine)}, {in_order, in_order(Mine, Evs)}}
+              || {{Tag, Evs}, {Tag, Mine}} <- lists:zip(Sent, PerTag)],
+    ct:pal("~p: ~p after waiting ~b ms; dropped by the sidecars: ~p",
+           [UNode, Report, Waited, Dropped]),
+    case Outcome of
+        ok -> ok;
+        {timeout, Count} ->
+            ct:fail({events_lost, {subscriber_node, UNode},
+                     {received, Count, 'of', Total, within_ms, ?DELIVER},
+                     {per_sidecar, Report}, {dropped_by_sidecars, Dropped}})
+    end,
+    ?assertEqual(Total, length(Got)),
+    [?assertEqual({Tag, Evs}, {Tag, Mine})
+     || {{Tag, Evs}, {Tag, Mine}} <- lists:zip(Sent, PerTag)],
+    assert_scopes(Cl).
+
 %%%===================================================================
 %%% Run on peers
 %%%===================================================================
@@ -358,6 +436,12 @@ await_views(Cl, S, Sub, Want, Deadline, Seen0) ->
 since(T0, PerView) ->
     string:join([io_lib:format("~s ~s ~b", [Kind, Node, At - T0])
                  || {{Kind, Node}, At} <- PerView], ", ").
+
+%% Whether Got lists events of Sent once each, in the order of Sent.
+in_order(Got, Sent) ->
+    Pos = maps:from_list(lists:zip(Sent, lists:seq(1, length(Sent)))),
+    Ps = [maps:get(E, Pos, 0) || E <- Got],
+    not lists:member(0, Ps) andalso Ps =:= lists:usort(Ps).
 
 %% Waits (bounded) until the recorder on peer P holds N messages.
 await_recorder(P, Rec, N) ->
