@@ -13,6 +13,8 @@ static inline unsigned pgm_hash(const void *key, size_t n)
 }
 
 #define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = pgm_hash((keyptr), (size_t)(keylen)))
+/* uthash must report allocation failure instead of calling exit(). */
+#define HASH_NONFATAL_OOM 1
 #include <uthash.h>
 
 struct pgm_group {
@@ -93,18 +95,22 @@ pgm_group *pgm_add(pgm_table *t, const uint8_t *key, size_t len, const rc_cpid *
     size_t want = (size_t)g->n + n;
     if (reserve > want)
         want = reserve;
-    if (group_reserve(g, want) != 0) {
-        if (fresh)
-            group_free(g);
-        return NULL;
+    if (group_reserve(g, want) != 0)
+        goto fail;
+    if (fresh) {
+        HASH_ADD_KEYPTR(hh, t->groups, g->key, g->keylen, g);
+        if (g->hh.tbl == NULL)
+            goto fail;
     }
     if (n > 0)
         memcpy(g->m + g->n, pids, n * sizeof *pids);
     g->n += (uint32_t)n;
     t->members += n;
-    if (fresh)
-        HASH_ADD_KEYPTR(hh, t->groups, g->key, g->keylen, g);
     return g;
+fail:
+    if (fresh)
+        group_free(g);
+    return NULL;
 }
 
 static void maybe_drop(pgm_table *t, pgm_group **g)
