@@ -15,6 +15,10 @@ static inline unsigned pgm_hash(const void *key, size_t n)
 #define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = pgm_hash((keyptr), (size_t)(keylen)))
 /* uthash must report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
+#ifdef PGM_FAULT_INJECTION
+/* uthash allocates only inside pgm_add, where `t` is in scope. */
+#define uthash_malloc(sz) (alloc_fails(t) ? NULL : malloc(sz))
+#endif
 #include <uthash.h>
 
 struct pgm_group {
@@ -59,13 +63,36 @@ struct pgm_table {
     uint32_t nnodes, nodecap;
     pgm_idslot *byid;
     uint32_t nids, idcap, free_id;
+#ifdef PGM_FAULT_INJECTION
+    long alloc_budget; /* allocations left before they fail; < 0: no limit */
+#endif
 };
+
+#ifdef PGM_FAULT_INJECTION
+/* Tests build this file with PGM_FAULT_INJECTION to fail each allocation
+ * in turn and check that nothing was half-done. */
+static int alloc_fails(pgm_table *t)
+{
+    if (t->alloc_budget < 0)
+        return 0;
+    if (t->alloc_budget == 0)
+        return 1;
+    t->alloc_budget--;
+    return 0;
+}
+#else
+#define alloc_fails(t) ((void)(t), 0)
+#endif
 
 pgm_table *pgm_new(void)
 {
     pgm_table *t = calloc(1, sizeof(pgm_table));
-    if (t != NULL)
+    if (t != NULL) {
         t->free_id = PGM_NO_ID;
+#ifdef PGM_FAULT_INJECTION
+        t->alloc_budget = -1;
+#endif
+    }
     return t;
 }
 
@@ -114,6 +141,8 @@ static int id_alloc(pgm_table *t, pgm_group *g)
         size_t ncap = t->idcap ? (size_t)t->idcap + t->idcap / 2 : 64;
         if (ncap > PGM_NO_ID - 1)
             ncap = PGM_NO_ID - 1;
+        if (alloc_fails(t))
+            return -1;
         pgm_idslot *nb = realloc(t->byid, ncap * sizeof *nb);
         if (nb == NULL)
             return -1;
@@ -156,8 +185,10 @@ static long pair_find(const pgm_node *nm, uint32_t gid)
  * pair costs 10 to 32 bytes. */
 static int over_load(uint64_t used, uint64_t slots) { return used * 5 > slots * 4; }
 
-static int node_resize(pgm_node *nm, uint32_t slots)
+static int node_resize(pgm_table *t, pgm_node *nm, uint32_t slots)
 {
+    if (alloc_fails(t))
+        return -1;
     pgm_pair *ns = calloc(slots, sizeof *ns);
     if (ns == NULL)
         return -1;
@@ -177,7 +208,7 @@ static int node_resize(pgm_node *nm, uint32_t slots)
 }
 
 /* Room for `used` pairs without allocating. */
-static int node_reserve(pgm_node *nm, uint32_t used)
+static int node_reserve(pgm_table *t, pgm_node *nm, uint32_t used)
 {
     uint64_t slots = nm->slot ? (uint64_t)nm->mask + 1 : 0;
     if (slots > 0 && !over_load(used, slots))
@@ -188,7 +219,7 @@ static int node_reserve(pgm_node *nm, uint32_t used)
         slots *= 2;
     if (slots > (uint64_t)1 << 31)
         return -1;
-    return node_resize(nm, (uint32_t)slots);
+    return node_resize(t, nm, (uint32_t)slots);
 }
 
 /* Index in t->nodes of node, or -1 with *at set to where it would go. */
@@ -217,6 +248,8 @@ static long node_get(pgm_table *t, uint32_t node)
         if (t->nodecap >= UINT32_MAX / 2)
             return -1;
         uint32_t ncap = t->nodecap ? t->nodecap * 2 : 8;
+        if (alloc_fails(t))
+            return -1;
         pgm_node *nn = realloc(t->nodes, (size_t)ncap * sizeof *nn);
         if (nn == NULL)
             return -1;
@@ -285,7 +318,7 @@ static void pair_sub(pgm_table *t, uint32_t node, uint32_t gid, uint32_t k)
     } else if (nm->mask + 1 > PGM_MIN_SLOTS && (uint64_t)nm->used * 4 < (uint64_t)nm->mask + 1) {
         /* at most half full after, far from growing again; if it cannot
          * allocate, the larger array serves as well */
-        (void)node_resize(nm, (nm->mask + 1) / 2);
+        (void)node_resize(t, nm, (nm->mask + 1) / 2);
     }
 }
 
@@ -308,7 +341,7 @@ static int index_reserve(pgm_table *t, uint32_t gid, const rc_cpid *pids, size_t
         if (ni < 0)
             return -1;
         pgm_node *nm = &t->nodes[ni];
-        if (pair_find(nm, gid) < 0 && node_reserve(nm, nm->used + 1) != 0)
+        if (pair_find(nm, gid) < 0 && node_reserve(t, nm, nm->used + 1) != 0)
             return -1;
     }
     return 0;
@@ -338,7 +371,7 @@ static void index_commit(pgm_table *t, uint32_t gid, const rc_cpid *pids, size_t
 
 /* ------------------------------------------------------------ groups */
 
-static int group_reserve(pgm_group *g, size_t need)
+static int group_reserve(pgm_table *t, pgm_group *g, size_t need)
 {
     if (need <= g->cap)
         return 0;
@@ -350,6 +383,8 @@ static int group_reserve(pgm_group *g, size_t need)
         ncap = need;
     if (ncap > UINT32_MAX)
         ncap = UINT32_MAX;
+    if (alloc_fails(t))
+        return -1;
     rc_cpid *nm = realloc(g->m, ncap * sizeof *nm);
     if (nm == NULL)
         return -1;
@@ -366,6 +401,8 @@ pgm_group *pgm_add(pgm_table *t, const uint8_t *key, size_t len, const rc_cpid *
     pgm_group *g = pgm_find(t, key, len);
     int fresh = 0;
     if (g == NULL) {
+        if (alloc_fails(t))
+            return NULL;
         g = calloc(1, sizeof *g + len);
         if (g == NULL)
             return NULL;
@@ -380,7 +417,7 @@ pgm_group *pgm_add(pgm_table *t, const uint8_t *key, size_t len, const rc_cpid *
     size_t want = (size_t)g->n + n;
     if (reserve > want)
         want = reserve;
-    if (group_reserve(g, want) != 0 || index_reserve(t, g->id, pids, n) != 0)
+    if (group_reserve(t, g, want) != 0 || index_reserve(t, g->id, pids, n) != 0)
         goto fail;
     if (fresh) {
         HASH_ADD_KEYPTR(hh, t->groups, g->key, g->keylen, g);
