@@ -110,7 +110,7 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-all
 
-test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-readme test-asan-node test-otp
+test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-readme test-asan-node test-otp
 
 # The README's Erlang session, typed as written against a sidecar started by
 # make run.
@@ -197,6 +197,10 @@ $(BUILD)/bench/bench_naming: bench/bench_naming.c $(BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O2 -g $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS)
 
+$(BUILD)/bench/bench_membership: bench/bench_membership.c $(BUILD)/libreckon_cnode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 -g $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS)
+
 $(BUILD)/bench/cnode_producer: bench/cnode_producer.c $(BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O2 -g $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS)
@@ -212,7 +216,7 @@ bench/cnode_producer: $(BUILD)/bench/cnode_producer
 bench: deps-test
 	@$(MAKE) --no-print-directory bench-all
 
-bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming bench/cnode_producer
+bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the executable, the C

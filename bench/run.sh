@@ -32,6 +32,8 @@ echo "== on OTP $(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_re
 echo "== naming: C ns/op vs BEAM ns/op"
 ./build/bench/bench_naming 5000000 2>/dev/null | tee "$OUT/naming_c.txt"
 erl -noshell -pa "$OUT" -eval 'bench_beam:naming(), halt().' | tee "$OUT/naming_beam.txt"
+echo "== pg: a peer leaving a 1M-membership table, C only (pgm_remove_node)"
+./build/bench/bench_membership 5 | tee "$OUT/pg_remove_node.txt"
 
 ./build/test-node/reckon_cnode --sname "cnode_$TAG" --cookie "$COOKIE" --log-level warning > "$OUT/cnode.out" &
 CNODE_PID=$!

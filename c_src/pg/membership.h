@@ -1,12 +1,16 @@
 /* membership: the member table of one pg scope. Group (canonical term bytes)
  * -> array of member pids, duplicates kept (a pid joined twice is listed
  * twice, as pg does), so a uniformly random member is one array index away.
- * Arrays are sized exactly when the count is known (a sync), so the table
- * costs about 30 bytes per membership. Groups are created on first join and
- * freed when their last member leaves. Removing every member of one node (a
- * peer going away, a sync replacing its view) walks all groups once: peers
- * come and go rarely, and a per-peer index would cost memory on every
- * membership. Not thread-safe: the loop thread owns it. */
+ * Arrays are sized exactly when the count is known (a sync), so groups and
+ * members cost about 30 bytes per membership. Groups are created on first
+ * join and freed when their last member leaves.
+ * A peer going away (or a sync replacing its view) removes every member of
+ * one node; when that node holds a few of a million memberships, this must
+ * not cost a walk of the whole table. So a per-node index keeps, for each
+ * node, the groups where it has members and how many: 10 to 32 bytes per
+ * (node, group) pair and 8 to 12 per group, nothing per membership. It
+ * changes with the table, and an add that cannot update it adds nothing.
+ * Not thread-safe: the loop thread owns it. */
 #ifndef RC_MEMBERSHIP_H
 #define RC_MEMBERSHIP_H
 
@@ -34,9 +38,14 @@ pgm_group *pgm_add(pgm_table *t, const uint8_t *key, size_t len, const rc_cpid *
 /* Removes one occurrence of pid; 1 if it was a member, 0 if not. Frees the
  * group when it becomes empty: *g is then set to NULL. */
 int pgm_remove_one(pgm_table *t, pgm_group **g, const rc_cpid *pid);
-/* Removes every member whose node is `node`, calling cb per affected group.
- * Returns how many memberships were removed. */
+/* Removes every member whose node is `node`, calling cb per affected group
+ * (in no particular order; cb must not change the table). Returns how many
+ * memberships were removed. Costs that node's groups, not the table's. */
 size_t pgm_remove_node(pgm_table *t, uint32_t node, pgm_removed_fn cb, void *ctx);
+/* What the per-node index holds: the groups where `node` has members, and
+ * how many of g's members are on `node`. */
+size_t pgm_node_group_count(const pgm_table *t, uint32_t node);
+size_t pgm_node_member_count(const pgm_table *t, uint32_t node, const pgm_group *g);
 
 const uint8_t *pgm_group_key(const pgm_group *g, size_t *len);
 const rc_cpid *pgm_group_members(const pgm_group *g, size_t *n);

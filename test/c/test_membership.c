@@ -1,6 +1,9 @@
 /* pg member table: add/find/remove with multiplicity, groups freed when
  * empty, removal of one node's members across groups (reported through the
- * callback), exact counts, iteration, and a 100,000-membership scale case. */
+ * callback), exact counts, iteration, a 100,000-membership scale case, and
+ * the per-node index: exact against a naive model under random operations,
+ * and removing a node reads no other group's members (checked under
+ * ASan and valgrind, where the other groups' arrays are made unreadable). */
 #include "pg/membership.h"
 
 #include <setjmp.h>
@@ -11,6 +14,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#if defined(__has_include)
+#if __has_include(<sanitizer/asan_interface.h>)
+#include <sanitizer/asan_interface.h>
+#endif
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#endif
+#endif
+#ifndef ASAN_POISON_MEMORY_REGION
+#define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#endif
+#ifndef VALGRIND_MAKE_MEM_NOACCESS
+#define VALGRIND_MAKE_MEM_NOACCESS(a, n) ((void)(a), (void)(n))
+#define VALGRIND_MAKE_MEM_DEFINED(a, n) ((void)(a), (void)(n))
+#endif
 
 static rc_cpid cp(uint32_t node, uint32_t num)
 {
@@ -445,6 +465,378 @@ static void test_scale(void **state)
     pgm_free(t);
 }
 
+/* ------------------------------------------------------------ per-node index */
+
+static uint64_t rnd(uint64_t *st) /* splitmix64 */
+{
+    uint64_t z = (*st += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t below(uint64_t *st, uint32_t n) { return (uint32_t)(rnd(st) % n); }
+
+/* The naive model: each group's members as a plain array. */
+enum { MG = 24, MCAP = 160 };
+static const uint32_t MNODES[] = {0, 1, 2, 7, 1000, 4000000000u};
+#define NMNODES (sizeof MNODES / sizeof MNODES[0])
+#define ABSENT_NODE 99u
+
+typedef struct model {
+    rc_cpid m[MG][MCAP];
+    size_t n[MG];
+} model;
+
+static size_t model_count(const model *md, int g, uint32_t node)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < md->n[g]; i++)
+        c += md->m[g][i].node == node;
+    return c;
+}
+
+/* Table and index agree with the model: the same groups with the same
+ * members (as multisets), and per node exactly the groups where it has
+ * members, with their counts. */
+static void check_against_model(const pgm_table *t, const model *md)
+{
+    size_t members = 0, groups = 0;
+    size_t node_groups[NMNODES] = {0};
+    for (int g = 0; g < MG; g++) {
+        char key[32];
+        size_t kl = key_of(key, sizeof key, g);
+        pgm_group *grp = pgm_find(t, K(key), kl);
+        if (md->n[g] == 0) {
+            assert_null(grp);
+            continue;
+        }
+        assert_non_null(grp);
+        groups++;
+        members += md->n[g];
+        size_t n;
+        const rc_cpid *m = pgm_group_members(grp, &n);
+        assert_int_equal(n, md->n[g]);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(mult(m, n, &md->m[g][i]), mult(md->m[g], n, &md->m[g][i]));
+        for (size_t k = 0; k < NMNODES; k++) {
+            size_t c = model_count(md, g, MNODES[k]);
+            assert_int_equal(pgm_node_member_count(t, MNODES[k], grp), c);
+            node_groups[k] += c > 0;
+        }
+        assert_int_equal(pgm_node_member_count(t, ABSENT_NODE, grp), 0);
+    }
+    for (size_t k = 0; k < NMNODES; k++)
+        assert_int_equal(pgm_node_group_count(t, MNODES[k]), node_groups[k]);
+    assert_int_equal(pgm_node_group_count(t, ABSENT_NODE), 0);
+    assert_int_equal(pgm_group_count(t), groups);
+    assert_int_equal(pgm_member_count(t), members);
+}
+
+/* What one pgm_remove_node reported, by group. */
+typedef struct report {
+    int calls[MG];
+    rc_cpid pids[MG][MCAP];
+    size_t n[MG];
+    uint32_t node;
+    int other_node;
+} report;
+
+static void on_report(void *ctx, const pgm_group *g, const rc_cpid *pids, size_t n)
+{
+    report *r = ctx;
+    size_t klen;
+    const uint8_t *k = pgm_group_key(g, &klen);
+    int gi = key_index(k, klen);
+    assert_true(gi >= 0 && gi < MG);
+    assert_true(n > 0 && n <= MCAP);
+    r->calls[gi]++;
+    memcpy(r->pids[gi], pids, n * sizeof *pids);
+    r->n[gi] = n;
+    for (size_t i = 0; i < n; i++)
+        r->other_node += pids[i].node != r->node;
+}
+
+static rc_cpid random_pid(uint64_t *st)
+{
+    /* few nums, so duplicates and same-num pids on other nodes are common */
+    return cp(MNODES[below(st, NMNODES)], below(st, 6));
+}
+
+static void test_index_matches_model_under_random_operations(void **state)
+{
+    (void)state;
+    model *md = calloc(1, sizeof *md);
+    report *r = malloc(sizeof *r);
+    assert_non_null(md);
+    assert_non_null(r);
+    pgm_table *t = pgm_new();
+    uint64_t st = 0x5eed0001u;
+    size_t adds = 0, removes = 0, hits = 0, node_removals = 0;
+    for (int step = 0; step < 20000; step++) {
+        int g = (int)below(&st, MG);
+        char key[32];
+        size_t kl = key_of(key, sizeof key, g);
+        uint32_t op = below(&st, 100);
+        if (op < 48) {
+            /* a batch: one node (as a join or a sync) or mixed */
+            rc_cpid v[8];
+            size_t n = 1 + below(&st, 8);
+            int one_node = below(&st, 2) == 0;
+            for (size_t i = 0; i < n; i++) {
+                v[i] = random_pid(&st);
+                if (one_node && i > 0)
+                    v[i].node = v[0].node;
+            }
+            if (md->n[g] + n > MCAP)
+                continue;
+            size_t hint = below(&st, 4) == 0 ? md->n[g] + n + below(&st, 10) : 0;
+            assert_non_null(pgm_add(t, K(key), kl, v, n, hint));
+            memcpy(md->m[g] + md->n[g], v, n * sizeof *v);
+            md->n[g] += n;
+            adds++;
+        } else if (op < 92) {
+            pgm_group *grp = pgm_find(t, K(key), kl);
+            if (grp == NULL)
+                continue;
+            /* mostly a member, sometimes a pid that may not be one */
+            rc_cpid p = below(&st, 4) != 0 ? md->m[g][below(&st, (uint32_t)md->n[g])]
+                                           : random_pid(&st);
+            size_t i = 0;
+            while (i < md->n[g] && !rc_cpid_eq(&md->m[g][i], &p))
+                i++;
+            int was = i < md->n[g];
+            assert_int_equal(pgm_remove_one(t, &grp, &p), was);
+            if (was) {
+                md->m[g][i] = md->m[g][--md->n[g]];
+                hits++;
+            }
+            if (md->n[g] == 0)
+                assert_null(grp);
+            else
+                assert_non_null(grp);
+            removes++;
+        } else {
+            uint32_t node = op == 99 ? ABSENT_NODE : MNODES[below(&st, NMNODES)];
+            memset(r, 0, sizeof *r);
+            r->node = node;
+            size_t want = 0;
+            for (int gi = 0; gi < MG; gi++)
+                want += model_count(md, gi, node);
+            assert_int_equal(pgm_remove_node(t, node, on_report, r), want);
+            assert_int_equal(r->other_node, 0);
+            for (int gi = 0; gi < MG; gi++) {
+                size_t c = model_count(md, gi, node);
+                assert_int_equal(r->calls[gi], c > 0);
+                assert_int_equal(r->n[gi], c);
+                for (size_t i = 0; i < md->n[gi]; i++)
+                    if (md->m[gi][i].node == node)
+                        assert_int_equal(mult(r->pids[gi], c, &md->m[gi][i]),
+                                         mult(md->m[gi], md->n[gi], &md->m[gi][i]));
+                size_t keep = 0;
+                for (size_t i = 0; i < md->n[gi]; i++)
+                    if (md->m[gi][i].node != node)
+                        md->m[gi][keep++] = md->m[gi][i];
+                md->n[gi] = keep;
+            }
+            node_removals++;
+        }
+        check_against_model(t, md);
+    }
+    /* the sequence did exercise every path */
+    assert_true(adds > 5000 && hits > 2000 && removes > hits && node_removals > 500);
+    pgm_free(t);
+    free(r);
+    free(md);
+}
+
+static void test_index_mixed_node_add(void **state)
+{
+    (void)state;
+    pgm_table *t = pgm_new();
+    /* nodes interleaved, so one node comes back in several runs */
+    rc_cpid v[7] = {cp(5, 1), cp(3, 1), cp(5, 2), cp(5, 2), cp(8, 1), cp(3, 2), cp(5, 3)};
+    pgm_group *g = pgm_add(t, K("g"), 1, v, 7, 0);
+    assert_non_null(g);
+    assert_int_equal(pgm_node_member_count(t, 5, g), 4);
+    assert_int_equal(pgm_node_member_count(t, 3, g), 2);
+    assert_int_equal(pgm_node_member_count(t, 8, g), 1);
+    assert_int_equal(pgm_node_member_count(t, 4, g), 0);
+    assert_int_equal(pgm_node_group_count(t, 5), 1);
+
+    /* more of the same nodes, and another group */
+    assert_ptr_equal(pgm_add(t, K("g"), 1, v, 3, 0), g);
+    assert_int_equal(pgm_node_member_count(t, 5, g), 6);
+    assert_int_equal(pgm_node_member_count(t, 3, g), 3);
+    pgm_group *h = pgm_add(t, K("h"), 1, v + 4, 3, 0);
+    assert_non_null(h);
+    assert_int_equal(pgm_node_group_count(t, 5), 2);
+    assert_int_equal(pgm_node_group_count(t, 3), 2);
+    assert_int_equal(pgm_node_group_count(t, 8), 2);
+    assert_int_equal(pgm_node_member_count(t, 3, h), 1);
+
+    /* an empty add changes nothing in the index */
+    assert_ptr_equal(pgm_add(t, K("h"), 1, NULL, 0, 0), h);
+    assert_int_equal(pgm_node_group_count(t, 8), 2);
+
+    /* one node's last member in h leaves: h drops out of its groups */
+    pgm_group *hp = h;
+    assert_int_equal(pgm_remove_one(t, &hp, &v[5]), 1);
+    assert_ptr_equal(hp, h);
+    assert_int_equal(pgm_node_member_count(t, 3, h), 0);
+    assert_int_equal(pgm_node_group_count(t, 3), 1);
+
+    /* node 5 goes: g keeps nodes 3 and 8, h keeps node 8 */
+    assert_int_equal(pgm_remove_node(t, 5, NULL, NULL), 7);
+    assert_int_equal(pgm_node_group_count(t, 5), 0);
+    assert_int_equal(pgm_node_member_count(t, 5, g), 0);
+    assert_int_equal(pgm_node_member_count(t, 3, g), 3);
+    assert_int_equal(pgm_node_member_count(t, 8, g), 1);
+    assert_int_equal(pgm_node_member_count(t, 8, h), 1);
+    assert_int_equal(pgm_member_count(t), 5);
+    pgm_free(t);
+}
+
+static void test_index_follows_freed_groups(void **state)
+{
+    (void)state;
+    pgm_table *t = pgm_new();
+    rc_cpid a = cp(1, 1), b = cp(2, 1);
+    /* freed by its last remove_one */
+    pgm_group *g = pgm_add(t, K("g"), 1, &a, 1, 0);
+    assert_int_equal(pgm_remove_one(t, &g, &a), 1);
+    assert_null(g);
+    assert_int_equal(pgm_node_group_count(t, 1), 0);
+    /* the next group may take the freed one's place: it starts empty */
+    pgm_group *h = pgm_add(t, K("h"), 1, &b, 1, 0);
+    assert_int_equal(pgm_node_member_count(t, 1, h), 0);
+    assert_int_equal(pgm_node_member_count(t, 2, h), 1);
+    assert_int_equal(pgm_node_group_count(t, 1), 0);
+
+    /* freed by remove_node: many groups, node 1 alone in half of them */
+    enum { G = 300 };
+    for (int i = 0; i < G; i++) {
+        char key[32];
+        size_t kl = key_of(key, sizeof key, i);
+        rc_cpid p = cp(1, (uint32_t)i), q = cp(2, (uint32_t)i);
+        assert_non_null(pgm_add(t, K(key), kl, &p, 1, 0));
+        if (i % 2)
+            assert_non_null(pgm_add(t, K(key), kl, &q, 1, 0));
+    }
+    assert_int_equal(pgm_node_group_count(t, 1), G);
+    assert_int_equal(pgm_node_group_count(t, 2), G / 2 + 1);
+    assert_int_equal(pgm_remove_node(t, 1, NULL, NULL), G);
+    assert_int_equal(pgm_group_count(t), G / 2 + 1);
+    assert_int_equal(pgm_node_group_count(t, 1), 0);
+    assert_int_equal(pgm_node_group_count(t, 2), G / 2 + 1);
+
+    /* groups made again, in the places of the freed ones */
+    for (int i = 0; i < G; i += 2) {
+        char key[32];
+        size_t kl = key_of(key, sizeof key, i);
+        assert_null(pgm_find(t, K(key), kl));
+        rc_cpid q = cp(3, (uint32_t)i);
+        pgm_group *n = pgm_add(t, K(key), kl, &q, 1, 0);
+        assert_non_null(n);
+        assert_int_equal(pgm_node_member_count(t, 1, n), 0);
+        assert_int_equal(pgm_node_member_count(t, 2, n), 0);
+        assert_int_equal(pgm_node_member_count(t, 3, n), 1);
+    }
+    assert_int_equal(pgm_node_group_count(t, 3), G / 2);
+    /* removing every member one by one empties the index */
+    for (pgm_group *n = pgm_next(t, NULL); n != NULL; n = pgm_next(t, NULL)) {
+        size_t cnt;
+        const rc_cpid *m = pgm_group_members(n, &cnt);
+        rc_cpid p = m[0];
+        assert_int_equal(pgm_remove_one(t, &n, &p), 1);
+    }
+    assert_int_equal(pgm_group_count(t), 0);
+    assert_int_equal(pgm_node_group_count(t, 2), 0);
+    assert_int_equal(pgm_node_group_count(t, 3), 0);
+    pgm_free(t);
+}
+
+typedef struct counted {
+    int calls;
+    size_t pids;
+} counted;
+
+static void on_count(void *ctx, const pgm_group *g, const rc_cpid *pids, size_t n)
+{
+    (void)g;
+    counted *c = ctx;
+    c->calls++;
+    c->pids += n;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(pids[i].node, 9);
+}
+
+/* Node 9 has 4 memberships in 3 of 2,000 groups. While it is removed, the
+ * member arrays of every other group are unreadable (under ASan and
+ * valgrind; elsewhere only the callback count and the untouched contents
+ * are checked): a walk of all groups would stop the test. */
+static void test_remove_node_reads_only_its_groups(void **state)
+{
+    (void)state;
+    enum { G = 2000, PER = 4 };
+    static const int HAS9[3] = {17, 1000, 1999};
+    pgm_table *t = pgm_new();
+    for (int i = 0; i < G; i++) {
+        char key[32];
+        size_t kl = key_of(key, sizeof key, i);
+        rc_cpid v[PER + 2];
+        size_t n = 0;
+        for (int k = 0; k < PER; k++)
+            v[n++] = cp((uint32_t)(1 + (i + k) % 4), (uint32_t)(i * PER + k));
+        if (i == HAS9[0] || i == HAS9[1] || i == HAS9[2]) {
+            v[n++] = cp(9, (uint32_t)i);
+            if (i == HAS9[1])
+                v[n++] = cp(9, (uint32_t)i + 1);
+        }
+        assert_non_null(pgm_add(t, K(key), kl, v, n, 0));
+    }
+    assert_int_equal(pgm_node_group_count(t, 9), 3);
+
+    static rc_cpid before[G][PER];
+    for (pgm_group *g = pgm_next(t, NULL); g != NULL; g = pgm_next(t, g)) {
+        size_t kl, n;
+        const uint8_t *k = pgm_group_key(g, &kl);
+        int i = key_index(k, kl);
+        const rc_cpid *m = pgm_group_members(g, &n);
+        if (pgm_node_member_count(t, 9, g) > 0)
+            continue;
+        assert_int_equal(n, PER);
+        memcpy(before[i], m, sizeof before[i]);
+        ASAN_POISON_MEMORY_REGION(m, n * sizeof *m);
+        VALGRIND_MAKE_MEM_NOACCESS(m, n * sizeof *m);
+    }
+    counted c = {0};
+    size_t gone = pgm_remove_node(t, 9, on_count, &c);
+    for (pgm_group *g = pgm_next(t, NULL); g != NULL; g = pgm_next(t, g)) {
+        size_t n;
+        const rc_cpid *m = pgm_group_members(g, &n);
+        ASAN_UNPOISON_MEMORY_REGION(m, n * sizeof *m);
+        VALGRIND_MAKE_MEM_DEFINED(m, n * sizeof *m);
+    }
+    assert_int_equal(gone, 4);
+    assert_int_equal(c.calls, 3);
+    assert_int_equal(c.pids, 4);
+    assert_int_equal(pgm_node_group_count(t, 9), 0);
+    assert_int_equal(pgm_group_count(t), G);
+    assert_int_equal(pgm_member_count(t), G * PER);
+    /* the other groups hold what they held, in the same order */
+    for (pgm_group *g = pgm_next(t, NULL); g != NULL; g = pgm_next(t, g)) {
+        size_t kl, n;
+        const uint8_t *k = pgm_group_key(g, &kl);
+        int i = key_index(k, kl);
+        const rc_cpid *m = pgm_group_members(g, &n);
+        assert_int_equal(n, PER);
+        if (i != HAS9[0] && i != HAS9[1] && i != HAS9[2])
+            assert_memory_equal(m, before[i], sizeof before[i]);
+    }
+    pgm_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +845,10 @@ int main(void)
         cmocka_unit_test(test_remove_node),
         cmocka_unit_test(test_iteration_visits_each_group_once),
         cmocka_unit_test(test_scale),
+        cmocka_unit_test(test_index_matches_model_under_random_operations),
+        cmocka_unit_test(test_index_mixed_node_add),
+        cmocka_unit_test(test_index_follows_freed_groups),
+        cmocka_unit_test(test_remove_node_reads_only_its_groups),
     };
     return cmocka_run_group_tests_name("membership", tests, NULL, NULL);
 }
