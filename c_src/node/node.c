@@ -253,6 +253,15 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         }
         LOG_I(&n->lg, MOD, "loaded %zu emitter-name entries from %s (%zu damaged, skipped)",
               loaded, cfg->data_dir, skipped);
+        n->persist = names_persist_new(&n->loop, &n->lg, n->store, n->names);
+        if (n->persist == NULL) {
+            snprintf(err, errlen, "out of memory");
+            names_store_close(n->store);
+            names_table_free(n->names);
+            uv_loop_close(&n->loop);
+            free(n);
+            return -1;
+        }
     }
     rc_dist_config dc = {.alive = alive,
                          .node_name = n->node_name,
@@ -268,6 +277,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
                             .on_connect_failed = on_connect_failed};
     if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {
+        names_persist_free(n->persist);
         names_store_close(n->store);
         names_table_free(n->names);
         uv_loop_close(&n->loop);
@@ -314,8 +324,8 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     uv_check_start(&n->backpressure, on_backpressure_check);
     if (!scopes_ok || n->procs == NULL || n->cluster == NULL || n->bcast == NULL ||
         n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||
-        (n->server = rc_request_server_start(&n->loop, n->procs, n->names, n->store, node_stats_map,
-                                                 n)) == NULL) {
+        (n->server = rc_request_server_start(n->procs, n->names, n->persist, node_stats_map, n)) ==
+            NULL) {
         if (scopes_ok)
             snprintf(err, errlen, "cannot start the node's processes");
         n->handle_signals = 0;
@@ -386,6 +396,8 @@ void rc_node_destroy(rc_node *n)
         uv_run(&n->loop, UV_RUN_DEFAULT);
         uv_loop_close(&n->loop);
     }
+    /* Before the layers that a never-run write's callback answers through. */
+    names_persist_free(n->persist);
     rc_cluster_free(n->cluster);
     rc_procs_free(n->procs);
     for (size_t i = 0; i < n->nscopes; i++)

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     names_table *names = names_table_new();
     uv_loop_t loop;
     uv_loop_init(&loop);
-    rc_request_server *rs = rc_request_server_start(&loop, ps, names, NULL, NULL, NULL);
+    rc_request_server *rs = rc_request_server_start(ps, names, NULL, NULL, NULL);
     /* A pg scope too, so pg protocol messages are fuzzed along. */
     rc_nodetab *nodes = rc_nodetab_new();
     rc_nodetab_intern(nodes, "fuzz@host", 9);
