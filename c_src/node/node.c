@@ -103,6 +103,9 @@ static void do_stop(rc_node *n)
     uv_close((uv_handle_t *)&n->backpressure, NULL);
     node_calls_run(n, 1);
     uv_close((uv_handle_t *)&n->call_async, NULL);
+    /* A pool whose names are still being written must not start its
+     * emitters into a node that is going away. */
+    rc_emitters_shutdown(n->emitters);
     /* pg leaves first, so peers drop our members now, not at disconnect. */
     for (size_t i = 0; i < n->nscopes; i++)
         rc_pg_scope_shutdown(n->scopes[i]);
@@ -316,7 +319,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     n->call_async.data = n;
     if (scopes_ok) {
         n->bcast = rc_bcast_new(n->procs, n->scopes[0], n->nodes);
-        n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names);
+        n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names, n->persist);
         n->queue = bcast_queue_new(&n->loop, 4u << 20, drain_broadcast, n);
     }
     uv_check_init(&n->loop, &n->backpressure);

@@ -529,8 +529,43 @@ static int do_exit_process(rc_request_server *rs, const char *buf, int len, int 
 }
 #endif
 
-/* {start_emitter_pool, S, Sub, PoolSize, Subscriber | undefined} */
-static int do_start_pool(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+typedef struct pool_outcome {
+    int rc, store_err;
+    const erlang_pid *pids;
+    size_t n;
+} pool_outcome;
+
+static int put_pool_outcome(ei_x_buff *x, const void *arg)
+{
+    const pool_outcome *o = arg;
+    switch (o->rc) {
+    case EMITTERS_OK:
+        break;
+    case EMITTERS_EXISTS: return encode_error(x, "already_started");
+    case EMITTERS_SYSTEM_LIMIT:
+    case EMITTERS_NOMEM: return encode_error(x, "system_limit");
+    case EMITTERS_STORAGE: return encode_storage_error(x, o->store_err);
+    case EMITTERS_STOPPED: return encode_error(x, "stopping");
+    default: return encode_error(x, "badarg");
+    }
+    int r = encode_ok_header(x) || ei_x_encode_list_header(x, (long)o->n);
+    for (size_t i = 0; i < o->n && !r; i++)
+        r = ei_x_encode_pid(x, &o->pids[i]);
+    return r || ei_x_encode_empty_list(x);
+}
+
+static void pool_started(void *ctx, int rc, int store_err, const erlang_pid *pids,
+                         const rc_cpid *cpids, size_t n)
+{
+    (void)cpids;
+    const pool_outcome o = {.rc = rc, .store_err = store_err, .pids = pids, .n = n};
+    later_send(ctx, put_pool_outcome, &o);
+}
+
+/* {start_emitter_pool, S, Sub, PoolSize, Subscriber | undefined}. Answered
+ * through pool_started: with --data-dir only once the names are on disk. */
+static int do_start_pool(rc_request_server *rs, const rc_gen_from *from, const char *buf,
+                         int len, int idx, ei_x_buff *x, int *deferred)
 {
     req_args a;
     int64_t size = 0;
@@ -551,22 +586,18 @@ static int do_start_pool(rc_request_server *rs, const char *buf, int len, int id
     } else if (ei_decode_atom(buf, &idx, atom) != 0 || strcmp(atom, "undefined") != 0) {
         return encode_error(x, "badarg");
     }
-    erlang_pid *pids = NULL;
-    size_t n = 0;
-    int rc = rc_emitters_start_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len, size, subp,
-                                    &pids, &n);
+    later_reply *lr = later_new(rs, from);
+    if (lr == NULL)
+        return encode_error(x, "system_limit");
+    int rc = rc_emitters_start_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len, size,
+                                    subp, pool_started, lr);
     if (rc != EMITTERS_OK) {
-        free(pids);
-        return encode_error(x, rc == EMITTERS_EXISTS         ? "already_started"
-                               : rc == EMITTERS_SYSTEM_LIMIT ? "system_limit"
-                               : rc == EMITTERS_NOMEM        ? "system_limit"
-                                                             : "badarg");
+        later_free(lr);
+        const pool_outcome o = {.rc = rc};
+        return put_pool_outcome(x, &o);
     }
-    int r = encode_ok_header(x) || ei_x_encode_list_header(x, (long)n);
-    for (size_t i = 0; i < n && !r; i++)
-        r = ei_x_encode_pid(x, &pids[i]);
-    free(pids);
-    return r || ei_x_encode_empty_list(x);
+    *deferred = 1;
+    return 0;
 }
 
 static int do_stop_pool(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
@@ -609,7 +640,7 @@ typedef struct rs_req {
     int len;
     int idx;
     int arity;   /* of the request tuple, the op atom included */
-    int *deferred; /* set by an op that answers later (a durable persist) */
+    int *deferred; /* set by an op that answers later (after a durable write) */
 } rs_req;
 
 typedef int (*rs_op_fn)(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
@@ -655,7 +686,7 @@ static int op_broadcast(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 }
 static int op_start_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 {
-    return do_start_pool(rs, r->buf, r->len, r->idx, x);
+    return do_start_pool(rs, r->from, r->buf, r->len, r->idx, x, r->deferred);
 }
 static int op_stop_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 {

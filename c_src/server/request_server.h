@@ -21,8 +21,8 @@ typedef struct rc_request_server rc_request_server;
 typedef void (*rc_stats_fn)(void *ctx, ei_x_buff *x); /* appends one map term */
 
 /* `persist` is the queue of durable name writes, or NULL (no --data-dir).
- * With it, persist_emitters is answered only once its names are synced to
- * disk. */
+ * With it, persist_emitters and start_emitter_pool are answered only once
+ * their names are synced to disk. */
 rc_request_server *rc_request_server_start(rc_procs *ps, names_table *names,
                                            names_persist *persist, rc_stats_fn stats,
                                            void *stats_ctx);
