@@ -163,16 +163,23 @@ stats() ->
 %% subscriber. The emitter links to its subscriber and forgets it when it
 %% exits.
 %%
-%% Returns `{error, already_started}' if the C node already runs a pool for
-%% `S'/`Sub'. Raises `badarg' for arguments of the wrong type (non-atom
-%% `S', non-binary `Sub', `PoolSize' not a positive integer, `Subscriber'
-%% neither a pid nor `undefined') or a store id with a character above 255,
-%% and `system_limit' for emitter names over 255 characters, as the naming
-%% functions do.
+%% With `--data-dir' the names are synced to disk, in order with
+%% `persist_emitters/3' writes, before any emitter starts, so a C node
+%% restarted on the same directory (even after `kill -9') still returns
+%% them from `retrieve_emitters/2'. If that write fails, no emitter starts
+%% and the result is `{error, {storage, Reason}}', `Reason' the store's
+%% description of the failure (a string).
+%%
+%% Returns `{error, already_started}' if the C node already runs (or is
+%% starting) a pool for `S'/`Sub'. Raises `badarg' for arguments of the
+%% wrong type (non-atom `S', non-binary `Sub', `PoolSize' not a positive
+%% integer, `Subscriber' neither a pid nor `undefined') or a store id with a
+%% character above 255, and `system_limit' for emitter names over 255
+%% characters, as the naming functions do.
 -spec start_emitter_pool(reckon_db_emitter_group:store_id(),
                          reckon_db_emitter_group:subscription_id(),
                          pos_integer(), pid() | undefined) ->
-          {ok, [pid()]} | {error, already_started}.
+          {ok, [pid()]} | {error, already_started | {storage, string()}}.
 start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
     Args = [S, Sub, PoolSize, Subscriber],
     case request({start_emitter_pool, S, Sub, PoolSize, Subscriber}) of
@@ -180,6 +187,7 @@ start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
             await_visible({S, Sub, emitters}, Pids),
             {ok, Pids};
         {error, already_started} -> {error, already_started};
+        {error, {storage, Reason}} = Error when is_list(Reason) -> Error;
         Reply -> raise_reply(Reply, Args)
     end.
 

@@ -159,10 +159,24 @@ int rc_broadcast_now(rc_node *n, const rc_target *t, const uint8_t *event, size_
  * PoolSize C emitters with reckon-db's emitter behaviour, registered under
  * persist_emitters(Store, Sub, PoolSize) and joined to the group. Loop
  * thread. subscriber may be NULL (then fan-out goes to the members of
- * {Store, Topic, subscribers}). pids: room for pool_size entries or NULL. */
+ * {Store, Topic, subscribers}).
+ *
+ * The pool's names are stored first, as persist_emitters stores them; with a
+ * data_dir they are synced to disk before any emitter starts (the write runs
+ * off the loop, in order with persist_emitters' writes), so a restarted node
+ * on the same data_dir still returns them from retrieve_emitters. done
+ * (required) reports the outcome once, on the loop thread: rc 0 with the emitters' pids
+ * (npids = pool_size, in the order of the names; the array is valid during
+ * the call only), or rc -1 (a name taken or not registrable, out of memory,
+ * the write failed: logged with its cause, and no emitter was started).
+ * Without a data_dir done is called before rc_emitter_pool_start returns;
+ * with one, later. Returns 0 when done will report, or -1 if the start is
+ * refused at once (bad arguments, the pool already running or starting, out
+ * of memory): done is then not called. */
+typedef void (*rc_pool_started_fn)(void *ctx, int rc, const rc_pid *pids, size_t npids);
 int rc_emitter_pool_start(rc_node *n, const uint8_t *store_utf8, size_t store_len,
                           const uint8_t *sub, size_t sub_len, unsigned pool_size,
-                          const rc_pid *subscriber, rc_pid *pids);
+                          const rc_pid *subscriber, rc_pool_started_fn done, void *ctx);
 int rc_emitter_pool_stop(rc_node *n, const uint8_t *store_utf8, size_t store_len,
                          const uint8_t *sub, size_t sub_len);
 

@@ -208,24 +208,44 @@ int rc_broadcast_now(rc_node *n, const rc_target *t, const uint8_t *event, size_
     return r == 0 ? RC_OK : r == 1 ? RC_ENO_EMITTERS : -1;
 }
 
+typedef struct pool_start {
+    rc_pool_started_fn done;
+    void *ctx;
+} pool_start;
+
+static void pool_started(void *ctx, int rc, int store_err, const erlang_pid *pids,
+                         const rc_cpid *cpids, size_t n)
+{
+    (void)store_err; /* logged by the names layer */
+    (void)pids;
+    pool_start ps = *(pool_start *)ctx;
+    free(ctx);
+    ps.done(ps.ctx, rc == EMITTERS_OK ? 0 : -1, (const rc_pid *)cpids, rc == EMITTERS_OK ? n : 0);
+}
+
 int rc_emitter_pool_start(rc_node *n, const uint8_t *store_utf8, size_t store_len,
                           const uint8_t *sub, size_t sub_len, unsigned pool_size,
-                          const rc_pid *subscriber, rc_pid *pids)
+                          const rc_pid *subscriber, rc_pool_started_fn done, void *ctx)
 {
     erlang_pid sp, *spp = NULL;
+    if (done == NULL)
+        return -1;
     if (subscriber != NULL) {
         if (rc_cpid_to_ei(n->nodes, (const rc_cpid *)subscriber, &sp) != 0)
             return -1;
         spp = &sp;
     }
-    erlang_pid *got = NULL;
-    size_t ngot = 0;
+    pool_start *ps = malloc(sizeof *ps);
+    if (ps == NULL)
+        return -1;
+    *ps = (pool_start){.done = done, .ctx = ctx};
     int rc = rc_emitters_start_pool(n->emitters, store_utf8, store_len, sub, sub_len, pool_size,
-                                    spp, &got, &ngot);
-    for (size_t i = 0; rc == 0 && pids != NULL && i < ngot; i++)
-        (void)rc_cpid_from_ei(n->nodes, &got[i], (rc_cpid *)&pids[i]);
-    free(got);
-    return rc == 0 ? 0 : -1;
+                                    spp, pool_started, ps);
+    if (rc != EMITTERS_OK) {
+        free(ps);
+        return -1;
+    }
+    return 0;
 }
 
 int rc_emitter_pool_stop(rc_node *n, const uint8_t *store_utf8, size_t store_len,

@@ -30,6 +30,7 @@ struct pool {
     size_t store_len, sub_len;
     erlang_pid *pids;
     size_t n;
+    int starting; /* its names are being written: no emitters yet */
     UT_hash_handle hh;
 };
 
@@ -38,8 +39,11 @@ struct rc_emitters {
     rc_pg_scope *scope;
     rc_nodetab *nodes;
     names_table *names;
+    names_persist *persist;
     rc_relays *relays;
     pool *pools;
+    size_t starting;
+    int stopped;
     rc_emitters_stats stats;
 };
 
@@ -49,7 +53,7 @@ static const uint8_t EVENTS_HEAD[] = {131, 104, 2, 119, 6, 'e', 'v', 'e', 'n', '
 static const uint8_t EVENTS_TAIL[] = {106};
 
 rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes,
-                             names_table *names)
+                             names_table *names, names_persist *persist)
 {
     rc_emitters *e = calloc(1, sizeof *e);
     if (e == NULL)
@@ -58,6 +62,7 @@ rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes
     e->scope = scope;
     e->nodes = nodes;
     e->names = names;
+    e->persist = persist;
     e->relays = rc_relays_new(scope);
     if (e->relays == NULL) {
         free(e);
@@ -86,7 +91,7 @@ void rc_emitters_free(rc_emitters *e)
     free(e);
 }
 
-size_t rc_emitters_pool_count(const rc_emitters *e) { return HASH_COUNT(e->pools); }
+size_t rc_emitters_pool_count(const rc_emitters *e) { return HASH_COUNT(e->pools) - e->starting; }
 const rc_emitters_stats *rc_emitters_get_stats(const rc_emitters *e) { return &e->stats; }
 
 static void emitter_free(void *ctx)
@@ -276,48 +281,23 @@ static pool *find_pool(rc_emitters *e, const uint8_t *store, size_t store_len, c
     return p;
 }
 
-int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
-                           const uint8_t *sub, size_t sub_len, int64_t pool_size,
-                           const erlang_pid *subscriber, erlang_pid **pids, size_t *npids)
+/* Spawns, registers and joins the emitters of p (key set, no emitters yet)
+ * under the names in enc, then reports to done. On success p goes into the
+ * table of pools; otherwise nothing of it is left. */
+static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, size_t enc_len,
+                   int64_t pool_size, const erlang_pid *subscriber, rc_emitters_started_fn done,
+                   void *ctx)
 {
-    if (pool_size < 1 || pool_size > NAMES_TABLE_MAX_POOL)
-        return EMITTERS_BADARG;
-    if (store_len > 0xffff)
-        return EMITTERS_BADARG;
-    uint8_t *key = malloc(store_len + sub_len + 2);
-    size_t klen = 0;
-    if (key == NULL)
-        return EMITTERS_NOMEM;
-    if (find_pool(e, store, store_len, sub, sub_len, key, &klen) != NULL) {
-        free(key);
-        return EMITTERS_EXISTS;
-    }
-    const uint8_t *enc;
-    size_t enc_len;
-    naming_status st = names_table_persist(e->names, store, store_len, sub, sub_len, pool_size,
-                                           &enc, &enc_len);
-    if (st != NAMING_OK) {
-        free(key);
-        return st == NAMING_SYSTEM_LIMIT ? EMITTERS_SYSTEM_LIMIT
-               : st == NAMING_BADARG     ? EMITTERS_BADARG
-                                         : EMITTERS_NOMEM;
-    }
+    const uint8_t *store = p->key + 2, *sub = p->key + 2 + p->store_len;
     /* Names must be free and registrable (C strings: no NUL inside). */
     int idx = 0, count = 0;
     const char *list = (const char *)enc;
-    if (ei_decode_list_header(list, &idx, &count) != 0 || count != pool_size) {
-        free(key);
-        return EMITTERS_NOMEM;
-    }
-    char (*names)[MAXATOMLEN_UTF8] = calloc((size_t)count, sizeof *names);
-    pool *p = calloc(1, sizeof *p);
-    if (names == NULL || p == NULL) {
-        free(names);
-        free(p);
-        free(key);
-        return EMITTERS_NOMEM;
-    }
-    int rc = EMITTERS_OK;
+    int rc = ei_decode_list_header(list, &idx, &count) != 0 || count != pool_size
+                 ? EMITTERS_NOMEM
+                 : EMITTERS_OK;
+    char (*names)[MAXATOMLEN_UTF8] = rc == EMITTERS_OK ? calloc((size_t)count, sizeof *names) : NULL;
+    if (rc == EMITTERS_OK && names == NULL)
+        rc = EMITTERS_NOMEM;
     for (int i = 0; i < count && rc == EMITTERS_OK; i++) {
         const uint8_t *a;
         size_t alen;
@@ -367,34 +347,141 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
         ei_x_buff g;
         rc = ei_x_new(&g) != 0 ? EMITTERS_NOMEM : EMITTERS_OK;
         if (rc == EMITTERS_OK) {
-            if (group_key_encode(&g, store, store_len, sub, sub_len) ||
+            if (group_key_encode(&g, store, p->store_len, sub, p->sub_len) ||
                 rc_pg_join(e->scope, g.buff, g.index, cpids, (size_t)count) != 0)
                 rc = EMITTERS_NOMEM;
             ei_x_free(&g);
         }
     }
+    free(names);
     if (rc != EMITTERS_OK) {
         for (int i = 0; i < made; i++)
             if (procs[i] != NULL)
                 rc_proc_exit(e->ps, procs[i], "shutdown");
-        free(p->pids);
-        free(p);
-        free(key);
-    } else {
-        p->key = key;
-        p->store_len = store_len;
-        p->sub_len = sub_len;
-        p->n = (size_t)count;
-        HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
-        *pids = malloc((size_t)count * sizeof **pids);
-        if (*pids != NULL)
-            memcpy(*pids, p->pids, (size_t)count * sizeof **pids);
-        *npids = *pids != NULL ? (size_t)count : 0;
+        free(procs);
+        pool_free(p);
+        free(cpids);
+        done(ctx, rc, 0, NULL, NULL, 0);
+        return;
     }
-    free(names);
     free(procs);
+    p->n = (size_t)count;
+    HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
+    /* p may be stopped from inside done: nothing of it is used after. */
+    done(ctx, EMITTERS_OK, 0, p->pids, cpids, p->n);
     free(cpids);
-    return rc;
+}
+
+/* A start waiting for its names to be on disk. */
+typedef struct start_req {
+    rc_emitters *e;
+    pool *p; /* in the table of pools, marked starting */
+    size_t klen;
+    int64_t pool_size;
+    int has_subscriber;
+    erlang_pid subscriber;
+    rc_emitters_started_fn done;
+    void *ctx;
+} start_req;
+
+static void names_written(void *ctx, int err, const uint8_t *enc, size_t enc_len)
+{
+    start_req *r = ctx;
+    rc_emitters *e = r->e;
+    pool *p = r->p;
+    HASH_DEL(e->pools, p);
+    e->starting--;
+    p->starting = 0;
+    if (err != 0 || e->stopped) {
+        pool_free(p);
+        r->done(r->ctx, err != 0 ? EMITTERS_STORAGE : EMITTERS_STOPPED, err, NULL, NULL, 0);
+    } else {
+        launch(e, p, r->klen, enc, enc_len, r->pool_size,
+               r->has_subscriber ? &r->subscriber : NULL, r->done, r->ctx);
+    }
+    free(r);
+}
+
+static int naming_to_emitters(naming_status st)
+{
+    return st == NAMING_SYSTEM_LIMIT ? EMITTERS_SYSTEM_LIMIT
+           : st == NAMING_BADARG     ? EMITTERS_BADARG
+                                     : EMITTERS_NOMEM;
+}
+
+int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
+                           const uint8_t *sub, size_t sub_len, int64_t pool_size,
+                           const erlang_pid *subscriber, rc_emitters_started_fn done, void *ctx)
+{
+    if (pool_size < 1 || pool_size > NAMES_TABLE_MAX_POOL)
+        return EMITTERS_BADARG;
+    if (store_len > 0xffff)
+        return EMITTERS_BADARG;
+    if (e->stopped)
+        return EMITTERS_STOPPED;
+    uint8_t *key = malloc(store_len + sub_len + 2);
+    size_t klen = 0;
+    if (key == NULL)
+        return EMITTERS_NOMEM;
+    if (find_pool(e, store, store_len, sub, sub_len, key, &klen) != NULL) {
+        free(key);
+        return EMITTERS_EXISTS;
+    }
+    pool *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        free(key);
+        return EMITTERS_NOMEM;
+    }
+    p->key = key;
+    p->store_len = store_len;
+    p->sub_len = sub_len;
+    if (e->persist == NULL) {
+        const uint8_t *enc;
+        size_t enc_len;
+        naming_status st = names_table_persist(e->names, store, store_len, sub, sub_len,
+                                               pool_size, &enc, &enc_len);
+        if (st != NAMING_OK) {
+            pool_free(p);
+            return naming_to_emitters(st);
+        }
+        launch(e, p, klen, enc, enc_len, pool_size, subscriber, done, ctx);
+        return EMITTERS_OK;
+    }
+    /* Durable: the names go to disk first, as persist_emitters' do, through
+     * the same queue; the pool is held as starting meanwhile, so a second
+     * start of it is refused as it would be once it runs. */
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    naming_status st = names_table_build(store, store_len, sub, sub_len, pool_size, &enc,
+                                         &enc_len);
+    start_req *r = st == NAMING_OK ? calloc(1, sizeof *r) : NULL;
+    if (r == NULL) {
+        free(enc);
+        pool_free(p);
+        return st != NAMING_OK ? naming_to_emitters(st) : EMITTERS_NOMEM;
+    }
+    *r = (start_req){.e = e, .p = p, .klen = klen, .pool_size = pool_size,
+                     .has_subscriber = subscriber != NULL, .done = done, .ctx = ctx};
+    if (subscriber != NULL)
+        r->subscriber = *subscriber;
+    p->starting = 1;
+    HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
+    e->starting++;
+    if (names_persist_submit(e->persist, store, store_len, sub, sub_len, enc, enc_len,
+                             names_written, r) != 0) {
+        HASH_DEL(e->pools, p);
+        e->starting--;
+        pool_free(p);
+        free(r);
+        return EMITTERS_NOMEM;
+    }
+    return EMITTERS_OK;
+}
+
+void rc_emitters_shutdown(rc_emitters *e)
+{
+    if (e != NULL)
+        e->stopped = 1;
 }
 
 int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
@@ -408,7 +495,7 @@ int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len
         return EMITTERS_NOMEM;
     pool *p = find_pool(e, store, store_len, sub, sub_len, key, &klen);
     free(key);
-    if (p == NULL)
+    if (p == NULL || p->starting)
         return EMITTERS_NOT_FOUND;
     HASH_DEL(e->pools, p);
     /* Ending each emitter makes it leave its group (the pg exit hook). */

@@ -1,9 +1,10 @@
 /* names_store: durable copy of the emitter-name table in LMDB (--data-dir).
  *
  * At start the node opens the directory and loads every entry into a
- * names_table; each persist_emitters then calls names_store_put, which
- * returns only after the LMDB commit has been synced to disk, so a reply sent
- * after it survives kill -9 and power loss.
+ * names_table; each persist_emitters and each emitter-pool start then calls
+ * names_store_put (through names_persist's queue), which returns only after
+ * the LMDB commit has been synced to disk, so a reply sent after it survives
+ * kill -9 and power loss.
  *
  * On-disk format, LMDB environment in DIR (data.mdb, lock.mdb), unnamed
  * database, one record per group key {S, Sub, emitters}:

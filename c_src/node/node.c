@@ -108,6 +108,9 @@ static void do_stop(rc_node *n)
     uv_close((uv_handle_t *)&n->backpressure, NULL);
     node_calls_run(n, 1);
     uv_close((uv_handle_t *)&n->call_async, NULL);
+    /* A pool whose names are still being written must not start its
+     * emitters into a node that is going away. */
+    rc_emitters_shutdown(n->emitters);
     /* pg leaves first, so peers drop our members now, not at disconnect. */
     for (size_t i = 0; i < n->nscopes; i++)
         rc_pg_scope_shutdown(n->scopes[i]);
@@ -258,6 +261,15 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         }
         LOG_I(&n->lg, MOD, "loaded %zu emitter-name entries from %s (%zu damaged, skipped)",
               loaded, cfg->data_dir, skipped);
+        n->persist = names_persist_new(&n->loop, &n->lg, n->store, n->names);
+        if (n->persist == NULL) {
+            snprintf(err, errlen, "out of memory");
+            names_store_close(n->store);
+            names_table_free(n->names);
+            uv_loop_close(&n->loop);
+            free(n);
+            return -1;
+        }
     }
     rc_dist_config dc = {.alive = alive,
                          .node_name = n->node_name,
@@ -273,6 +285,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
                             .on_connect_failed = on_connect_failed, .on_unreachable = on_unreachable};
     if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {
+        names_persist_free(n->persist);
         names_store_close(n->store);
         names_table_free(n->names);
         uv_loop_close(&n->loop);
@@ -311,7 +324,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     n->call_async.data = n;
     if (scopes_ok) {
         n->bcast = rc_bcast_new(n->procs, n->scopes[0], n->nodes);
-        n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names);
+        n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names, n->persist);
         n->queue = bcast_queue_new(&n->loop, 4u << 20, drain_broadcast, n);
     }
     uv_check_init(&n->loop, &n->backpressure);
@@ -319,8 +332,8 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     uv_check_start(&n->backpressure, on_backpressure_check);
     if (!scopes_ok || n->procs == NULL || n->cluster == NULL || n->bcast == NULL ||
         n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||
-        (n->server = rc_request_server_start(&n->loop, n->procs, n->names, n->store, node_stats_map,
-                                                 n)) == NULL) {
+        (n->server = rc_request_server_start(n->procs, n->names, n->persist, node_stats_map, n)) ==
+            NULL) {
         if (scopes_ok)
             snprintf(err, errlen, "cannot start the node's processes");
         n->handle_signals = 0;
@@ -391,6 +404,8 @@ void rc_node_destroy(rc_node *n)
         uv_run(&n->loop, UV_RUN_DEFAULT);
         uv_loop_close(&n->loop);
     }
+    /* Before the layers that a never-run write's callback answers through. */
+    names_persist_free(n->persist);
     rc_cluster_free(n->cluster);
     rc_procs_free(n->procs);
     for (size_t i = 0; i < n->nscopes; i++)

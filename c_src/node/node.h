@@ -18,6 +18,7 @@
 #include "emitter/bcast_queue.h"
 #include "emitter/broadcast.h"
 #include "emitter/emitter_pool.h"
+#include "naming/names_persist.h"
 #include "naming/names_store.h"
 #include "naming/names_table.h"
 #include "proc/cpid.h"
@@ -39,6 +40,7 @@ struct rc_node {
     rc_cluster *cluster;
     names_table *names;
     names_store *store;
+    names_persist *persist; /* durable name writes; NULL without a store */
     rc_request_server *server;
     rc_nodetab *nodes;
     rc_pg_scope *scopes[64];

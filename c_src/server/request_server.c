@@ -12,26 +12,17 @@
 #define MOD "request"
 #define DEC_CAP 320 /* decimal digits of any N whose name can still fit 255 chars */
 
-/* One durable persist: written on the pool, then applied and answered. */
-typedef struct persist_job {
-    uv_work_t req;
+/* A reply sent after the request's handler has returned (once a durable
+ * write is done): the caller and its tag, copied out of the request. */
+typedef struct later_reply {
     rc_request_server *rs;
     erlang_pid caller;
-    char *tag; /* the caller's reply tag, copied out of the request */
+    char *tag;
     int tag_len;
-    uint8_t *key; /* store bytes then sub bytes */
-    size_t store_len, sub_len;
-    uint8_t *enc;
-    size_t enc_len;
-    int err;
-    struct persist_job *next;
-} persist_job;
+} later_reply;
 
 struct rc_request_server {
-    uv_loop_t *loop;
-    names_store *store;
-    persist_job *q_head, *q_tail;
-    int writing;
+    names_persist *persist;
     rc_procs *ps;
     rc_proc *self;
     names_table *names;
@@ -153,69 +144,76 @@ static int do_emitter_name(const char *buf, int len, int idx, int arity, ei_x_bu
     return term_write_atom_utf8(x, out, n);
 }
 
-static void start_next_persist(rc_request_server *rs);
-
-static void persist_work(uv_work_t *req)
+static later_reply *later_new(rc_request_server *rs, const rc_gen_from *from)
 {
-    persist_job *j = req->data;
-    j->err = names_store_put(j->rs->store, j->key, j->store_len, j->key + j->store_len, j->sub_len,
-                             j->enc, j->enc_len);
+    later_reply *lr = malloc(sizeof *lr);
+    char *tag = malloc(from->tag_len > 0 ? (size_t)from->tag_len : 1);
+    if (lr == NULL || tag == NULL) {
+        free(lr);
+        free(tag);
+        return NULL;
+    }
+    memcpy(tag, from->tag, (size_t)from->tag_len);
+    *lr = (later_reply){.rs = rs, .caller = from->pid, .tag = tag, .tag_len = from->tag_len};
+    return lr;
 }
 
-static void persist_job_free(persist_job *j)
+static void later_free(later_reply *lr)
 {
-    free(j->tag);
-    free(j->key);
-    free(j->enc);
-    free(j);
+    free(lr->tag);
+    free(lr);
 }
 
-static void persist_after(uv_work_t *req, int status)
+/* Sends {Tag, Reply} with the Reply that put appends, then frees lr. No
+ * sender process: the server may have ended while the write ran. */
+static void later_send(later_reply *lr, int (*put)(ei_x_buff *x, const void *arg),
+                       const void *arg)
 {
-    persist_job *j = req->data;
-    rc_request_server *rs = j->rs;
-    rs->writing = 0;
+    rc_gen_from from = {.pid = lr->caller, .tag = lr->tag, .tag_len = lr->tag_len};
     ei_x_buff x;
-    rc_gen_from from = {.pid = j->caller, .tag = j->tag, .tag_len = j->tag_len};
-    if (ei_x_new(&x) == 0 && rc_gen_reply_begin(&x, &from) == 0) {
-        naming_status st = NAMING_NOMEM;
-        if (status == 0 && j->err == 0)
-            st = names_table_insert_encoded(rs->names, j->key, j->store_len, j->key + j->store_len,
-                                            j->sub_len, j->enc, j->enc_len);
-        if (st == NAMING_OK) {
-            (void)encode_ok_header(&x);
-            (void)ei_x_append_buf(&x, (const char *)j->enc, (int)j->enc_len);
-        } else {
-            LOG_E(rc_procs_logger(rs->ps), MOD, "persist_emitters not stored: %s",
-                  status != 0 ? "cancelled" : names_store_strerror(j->err));
-            (void)ei_x_encode_tuple_header(&x, 2);
-            (void)ei_x_encode_atom(&x, "error");
-            (void)ei_x_encode_tuple_header(&x, 2);
-            (void)ei_x_encode_atom(&x, "storage");
-            (void)ei_x_encode_string(&x, status != 0 ? "cancelled" : names_store_strerror(j->err));
+    if (ei_x_new(&x) == 0) {
+        int mark = 0;
+        int rc = rc_gen_reply_begin(&x, &from);
+        if (rc == 0) {
+            mark = x.index;
+            if (put(&x, arg) != 0) {
+                x.index = mark;
+                rc = encode_error(&x, "system_limit");
+            }
         }
-        /* No sender process: the server may have ended while the write ran. */
-        (void)rc_gen_reply_send(rs->ps, NULL, &from, &x);
+        if (rc == 0)
+            (void)rc_gen_reply_send(lr->rs->ps, NULL, &from, &x);
+        ei_x_free(&x);
     }
-    ei_x_free(&x);
-    persist_job_free(j);
-    start_next_persist(rs);
+    later_free(lr);
 }
 
-static void start_next_persist(rc_request_server *rs)
+/* {error, {storage, Cause}}: the names store's own words. */
+static int encode_storage_error(ei_x_buff *x, int err)
 {
-    if (rs->writing || rs->q_head == NULL)
-        return;
-    persist_job *j = rs->q_head;
-    rs->q_head = j->next;
-    if (rs->q_head == NULL)
-        rs->q_tail = NULL;
-    j->req.data = j;
-    if (uv_queue_work(rs->loop, &j->req, persist_work, persist_after) != 0) {
-        persist_after(&j->req, UV_ECANCELED);
-        return;
-    }
-    rs->writing = 1;
+    return ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "error") ||
+           ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "storage") ||
+           ei_x_encode_string(x, names_store_strerror(err));
+}
+
+typedef struct written {
+    int err;
+    const uint8_t *enc;
+    size_t enc_len;
+} written;
+
+static int put_persisted(ei_x_buff *x, const void *arg)
+{
+    const written *w = arg;
+    if (w->err != 0)
+        return encode_storage_error(x, w->err);
+    return encode_ok_header(x) || ei_x_append_buf(x, (const char *)w->enc, (int)w->enc_len);
+}
+
+static void persisted(void *ctx, int err, const uint8_t *enc, size_t enc_len)
+{
+    const written w = {.err = err, .enc = enc, .enc_len = enc_len};
+    later_send(ctx, put_persisted, &w);
 }
 
 /* Queues a durable persist; returns 1 if queued (reply comes later), or
@@ -231,37 +229,18 @@ static int queue_persist(rc_request_server *rs, const rc_gen_from *from, const r
         (void)encode_naming_error(x, st);
         return 0;
     }
-    persist_job *j = calloc(1, sizeof *j);
-    if (j != NULL) {
-        j->key = malloc(a->store_len + a->sub_len + 1);
-        j->tag = malloc((size_t)from->tag_len);
-    }
-    if (j == NULL || j->key == NULL || j->tag == NULL) {
-        if (j) {
-            free(j->key);
-            free(j->tag);
-        }
-        free(j);
+    later_reply *lr = later_new(rs, from);
+    if (lr == NULL) {
         free(enc);
         (void)encode_error(x, "system_limit");
         return 0;
     }
-    j->rs = rs;
-    j->caller = from->pid;
-    memcpy(j->tag, from->tag, (size_t)from->tag_len);
-    j->tag_len = from->tag_len;
-    memcpy(j->key, a->store, a->store_len);
-    memcpy(j->key + a->store_len, a->sub, a->sub_len);
-    j->store_len = a->store_len;
-    j->sub_len = a->sub_len;
-    j->enc = enc;
-    j->enc_len = enc_len;
-    if (rs->q_tail)
-        rs->q_tail->next = j;
-    else
-        rs->q_head = j;
-    rs->q_tail = j;
-    start_next_persist(rs);
+    if (names_persist_submit(rs->persist, a->store, a->store_len, a->sub, a->sub_len, enc,
+                             enc_len, persisted, lr) != 0) {
+        later_free(lr);
+        (void)encode_error(x, "system_limit");
+        return 0;
+    }
     return 1;
 }
 
@@ -277,7 +256,7 @@ static int do_persist(rc_request_server *rs, const rc_gen_from *from, const char
         return encode_error(x, "badarg");
     if (!fits) /* a pool size beyond int64: negative is badarg, huge is system_limit */
         return encode_error(x, dec[0] == '-' ? "badarg" : "system_limit");
-    if (rs->store != NULL) {
+    if (rs->persist != NULL) {
         *deferred = queue_persist(rs, from, &a, p, x);
         return 0;
     }
@@ -550,8 +529,43 @@ static int do_exit_process(rc_request_server *rs, const char *buf, int len, int 
 }
 #endif
 
-/* {start_emitter_pool, S, Sub, PoolSize, Subscriber | undefined} */
-static int do_start_pool(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+typedef struct pool_outcome {
+    int rc, store_err;
+    const erlang_pid *pids;
+    size_t n;
+} pool_outcome;
+
+static int put_pool_outcome(ei_x_buff *x, const void *arg)
+{
+    const pool_outcome *o = arg;
+    switch (o->rc) {
+    case EMITTERS_OK:
+        break;
+    case EMITTERS_EXISTS: return encode_error(x, "already_started");
+    case EMITTERS_SYSTEM_LIMIT:
+    case EMITTERS_NOMEM: return encode_error(x, "system_limit");
+    case EMITTERS_STORAGE: return encode_storage_error(x, o->store_err);
+    case EMITTERS_STOPPED: return encode_error(x, "stopping");
+    default: return encode_error(x, "badarg");
+    }
+    int r = encode_ok_header(x) || ei_x_encode_list_header(x, (long)o->n);
+    for (size_t i = 0; i < o->n && !r; i++)
+        r = ei_x_encode_pid(x, &o->pids[i]);
+    return r || ei_x_encode_empty_list(x);
+}
+
+static void pool_started(void *ctx, int rc, int store_err, const erlang_pid *pids,
+                         const rc_cpid *cpids, size_t n)
+{
+    (void)cpids;
+    const pool_outcome o = {.rc = rc, .store_err = store_err, .pids = pids, .n = n};
+    later_send(ctx, put_pool_outcome, &o);
+}
+
+/* {start_emitter_pool, S, Sub, PoolSize, Subscriber | undefined}. Answered
+ * through pool_started: with --data-dir only once the names are on disk. */
+static int do_start_pool(rc_request_server *rs, const rc_gen_from *from, const char *buf,
+                         int len, int idx, ei_x_buff *x, int *deferred)
 {
     req_args a;
     int64_t size = 0;
@@ -572,22 +586,18 @@ static int do_start_pool(rc_request_server *rs, const char *buf, int len, int id
     } else if (ei_decode_atom(buf, &idx, atom) != 0 || strcmp(atom, "undefined") != 0) {
         return encode_error(x, "badarg");
     }
-    erlang_pid *pids = NULL;
-    size_t n = 0;
-    int rc = rc_emitters_start_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len, size, subp,
-                                    &pids, &n);
+    later_reply *lr = later_new(rs, from);
+    if (lr == NULL)
+        return encode_error(x, "system_limit");
+    int rc = rc_emitters_start_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len, size,
+                                    subp, pool_started, lr);
     if (rc != EMITTERS_OK) {
-        free(pids);
-        return encode_error(x, rc == EMITTERS_EXISTS         ? "already_started"
-                               : rc == EMITTERS_SYSTEM_LIMIT ? "system_limit"
-                               : rc == EMITTERS_NOMEM        ? "system_limit"
-                                                             : "badarg");
+        later_free(lr);
+        const pool_outcome o = {.rc = rc};
+        return put_pool_outcome(x, &o);
     }
-    int r = encode_ok_header(x) || ei_x_encode_list_header(x, (long)n);
-    for (size_t i = 0; i < n && !r; i++)
-        r = ei_x_encode_pid(x, &pids[i]);
-    free(pids);
-    return r || ei_x_encode_empty_list(x);
+    *deferred = 1;
+    return 0;
 }
 
 static int do_stop_pool(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
@@ -630,7 +640,7 @@ typedef struct rs_req {
     int len;
     int idx;
     int arity;   /* of the request tuple, the op atom included */
-    int *deferred; /* set by an op that answers later (a durable persist) */
+    int *deferred; /* set by an op that answers later (after a durable write) */
 } rs_req;
 
 typedef int (*rs_op_fn)(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
@@ -676,7 +686,7 @@ static int op_broadcast(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 }
 static int op_start_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 {
-    return do_start_pool(rs, r->buf, r->len, r->idx, x);
+    return do_start_pool(rs, r->from, r->buf, r->len, r->idx, x, r->deferred);
 }
 static int op_stop_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 {
@@ -812,21 +822,21 @@ static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
     ei_x_free(&x);
 }
 
-rc_request_server *rc_request_server_start(uv_loop_t *loop, rc_procs *ps, names_table *names,
-                                           names_store *store, rc_stats_fn stats,
+rc_request_server *rc_request_server_start(rc_procs *ps, names_table *names,
+                                           names_persist *persist, rc_stats_fn stats,
                                            void *stats_ctx)
 {
     rc_request_server *rs = calloc(1, sizeof *rs);
     if (rs == NULL)
         return NULL;
-    rs->loop = loop;
-    rs->store = store;
+    rs->persist = persist;
     rs->ps = ps;
     rs->names = names;
     rs->stats = stats;
     rs->stats_ctx = stats_ctx;
-    /* The server struct outlives its process: queued persists may still
-     * complete while the node stops; rc_request_server_free releases it. */
+    /* The server struct outlives its process: writes still queued may
+     * complete while the node stops and answer through it;
+     * rc_request_server_free releases it. */
     rs->self = rc_proc_spawn_registered(ps, on_signal, rs, NULL, "reckon_cnode");
     if (rs->self == NULL) {
         free(rs);
@@ -835,17 +845,7 @@ rc_request_server *rc_request_server_start(uv_loop_t *loop, rc_procs *ps, names_
     return rs;
 }
 
-void rc_request_server_free(rc_request_server *rs)
-{
-    if (rs == NULL)
-        return;
-    while (rs->q_head) {
-        persist_job *j = rs->q_head;
-        rs->q_head = j->next;
-        persist_job_free(j);
-    }
-    free(rs);
-}
+void rc_request_server_free(rc_request_server *rs) { free(rs); }
 
 uint64_t rc_request_server_count(const rc_request_server *rs) { return rs->requests; }
 

@@ -8,7 +8,7 @@
 
 #include "emitter/broadcast.h"
 #include "emitter/emitter_pool.h"
-#include "naming/names_store.h"
+#include "naming/names_persist.h"
 #include "naming/names_table.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
@@ -20,11 +20,11 @@ typedef struct rc_request_server rc_request_server;
 /* Extra facts for `stats`, supplied by the node. */
 typedef void (*rc_stats_fn)(void *ctx, ei_x_buff *x); /* appends one map term */
 
-/* `store` may be NULL (no --data-dir). With a store, persist_emitters is
- * written and synced on the thread pool, one write at a time in arrival
- * order, and answered only after it is on disk. */
-rc_request_server *rc_request_server_start(uv_loop_t *loop, rc_procs *ps, names_table *names,
-                                           names_store *store, rc_stats_fn stats,
+/* `persist` is the queue of durable name writes, or NULL (no --data-dir).
+ * With it, persist_emitters and start_emitter_pool are answered only once
+ * their names are synced to disk. */
+rc_request_server *rc_request_server_start(rc_procs *ps, names_table *names,
+                                           names_persist *persist, rc_stats_fn stats,
                                            void *stats_ctx);
 /* The pg scopes it serves (the first is the default for join/leave/members). */
 void rc_request_server_set_scopes(rc_request_server *rs, rc_pg_scope *const *scopes, size_t n,

@@ -54,14 +54,23 @@ static void on_events(void *ctx, const rc_pid *self, const char *msg, size_t len
     sh->received++;
 }
 
+static void pool_started(void *ctx, int rc, const rc_pid *pids, size_t npids)
+{
+    (void)pids;
+    assert_int_equal(rc, 0);
+    *(size_t *)ctx = npids;
+}
+
 static void setup_pool(rc_node *n, void *ctx)
 {
     shared *sh = ctx;
     assert_int_equal(rc_process_spawn(n, on_events, sh, &sh->subscriber), 0);
-    rc_pid pids[4];
+    /* no data_dir: the outcome is reported before the call returns */
+    size_t started = 0;
     assert_int_equal(rc_emitter_pool_start(n, (const uint8_t *)"store", 5, (const uint8_t *)"sub", 3,
-                                           4, &sh->subscriber, pids),
+                                           4, &sh->subscriber, pool_started, &started),
                      0);
+    assert_int_equal(started, 4);
 }
 
 typedef struct producer {

@@ -17,7 +17,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -import(rc_test_lib,
-        [cnode_bin/0, start_cnode/2, start_cnode_args/2, wait_cnode_exit/2,
+        [cnode_bin/0, start_cnode/2, start_cnode/3, start_cnode_args/2, wait_cnode_exit/2,
          holder_call/2, os_kill/2, os_pid_alive/1,
          track/2, cleanup/1,
          start_peer/2, start_shim_on/2, start_local_shim/1, stop_local_shim/0,
@@ -54,6 +54,7 @@
          stdin_close_exit/1,
          unavailable_and_reconnect/1,
          unavailable_on_hung_cnode/1,
+         data_dir_pool_names_survive_kill/1,
          spawn_mode/1,
          start_errors/1]).
 
@@ -98,7 +99,8 @@ groups() ->
        sigterm_exit_zero,
        stdin_close_exit,
        unavailable_and_reconnect,
-       unavailable_on_hung_cnode]},
+       unavailable_on_hung_cnode,
+       data_dir_pool_names_survive_kill]},
      {spawn, [], [spawn_mode, start_errors]}].
 
 %%%===================================================================
@@ -569,6 +571,45 @@ unavailable_on_hung_cnode(Config) ->
     end,
     ?assertEqual(s_x_emitter, reckon_db_emitter_group:emitter_name(s, <<"x">>)),
     ok.
+
+%% --data-dir: the names of an emitter pool (start_emitter_pool) are on disk
+%% when the start is answered, as persist_emitters' are: after kill -9 the C
+%% node restarted on the same directory serves both from retrieve_emitters.
+data_dir_pool_names_survive_kill(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), unique_name("rcn_dd")),
+    Name = unique_name("rcn_dd"),
+    Args = ["--data-dir", Dir],
+    #{node := Node, os_pid := OsPid} = C1 = start_cnode(Name, Args, testcase),
+    start_local_shim(#{cnode => Node, call_timeout => 5000}),
+    wait_connected(node()),
+    S = rcn_dd_store,
+    PoolSub = list_to_binary(unique_name("pool")),
+    PersistSub = list_to_binary(unique_name("persist")),
+    {ok, PoolNames} = prop_naming:model_persist(S, PoolSub, 3),
+    {ok, PersistNames} = prop_naming:model_persist(S, PersistSub, 2),
+    {ok, Pids} = reckon_cnode:start_emitter_pool(S, PoolSub, 3, undefined),
+    ?assertEqual(3, length(Pids)),
+    ?assertEqual(PersistNames,
+                 reckon_db_emitter_group:persist_emitters(S, PersistSub, 2)),
+    ?assertEqual(PoolNames, reckon_db_emitter_group:retrieve_emitters(S, PoolSub)),
+    os_kill("KILL", OsPid),
+    ?assertMatch({exited, St} when St =/= 0, wait_cnode_exit(C1, 5000)),
+    %% the same name again once epmd has dropped the killed node
+    wait_until(fun() -> not lists:keymember(Name, 1, epmd_names()) end,
+               5000, epmd_forgot_killed_cnode),
+    wait_until(fun() -> not maps:get(connected, reckon_cnode:status()) end,
+               5000, shim_sees_disconnect),
+    #{node := Node} = start_cnode(Name, Args, testcase),
+    wait_connected(node()),
+    ?assertEqual(PersistNames, reckon_db_emitter_group:retrieve_emitters(S, PersistSub)),
+    ?assertEqual(PoolNames, reckon_db_emitter_group:retrieve_emitters(S, PoolSub)),
+    ok.
+
+epmd_names() ->
+    case net_adm:names() of
+        {ok, Names} -> Names;
+        {error, _} -> []
+    end.
 
 %%%===================================================================
 %%% Group spawn: the shim starts the C node itself (on a peer)
