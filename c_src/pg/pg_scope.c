@@ -2,6 +2,7 @@
 
 #include "codec/term_norm.h"
 #include "proc/gen_server.h"
+#include "util/bytebuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,11 @@ struct rc_pg_scope {
     subscriber subs[MAX_SUBSCRIBERS];
     int nsubs;
     ei_x_buff key; /* scratch for canonical group keys */
+    /* Leaves found while the member table is being walked, told to
+     * subscribers once the walk is over: a subscriber (a C API callback)
+     * may join or leave, which must not change the table mid-walk. Records:
+     * key length, pid count (u32 each), key bytes, pids. */
+    bytebuf deferred;
     rc_pg_stats stats;
     int warned_malformed;
     int stopping;
@@ -102,7 +108,45 @@ static void notify_group(rc_pg_scope *s, rc_pg_event ev, const pgm_group *g, con
 
 static void on_removed(void *ctx, const pgm_group *g, const rc_cpid *pids, size_t n)
 {
-    notify_group(ctx, RC_PG_LEFT, g, pids, n);
+    rc_pg_scope *s = ctx;
+    if (s->nsubs == 0 || n == 0 || n > UINT32_MAX)
+        return;
+    size_t klen;
+    const uint8_t *k = pgm_group_key(g, &klen);
+    uint32_t hdr[2] = {(uint32_t)klen, (uint32_t)n};
+    if (bytebuf_reserve(&s->deferred, sizeof hdr + klen + n * sizeof *pids) != 0) {
+        LOG_E(s->lg, MOD, "scope %s: out of memory: a leave is not told to subscribers",
+              s->name);
+        return;
+    }
+    bytebuf_append(&s->deferred, hdr, sizeof hdr);
+    bytebuf_append(&s->deferred, k, klen);
+    bytebuf_append(&s->deferred, pids, n * sizeof *pids);
+}
+
+/* Every member of `node` leaves; subscribers hear of it afterwards. */
+static size_t remove_node(rc_pg_scope *s, uint32_t node)
+{
+    size_t gone = pgm_remove_node(s->table, node, on_removed, s);
+    bytebuf todo = s->deferred; /* a subscriber may cause another walk */
+    bytebuf_init(&s->deferred, 0);
+    size_t off = todo.off;
+    while (todo.len - off >= 2 * sizeof(uint32_t)) {
+        uint32_t hdr[2];
+        memcpy(hdr, todo.data + off, sizeof hdr);
+        off += sizeof hdr;
+        const uint8_t *k = todo.data + off;
+        off += hdr[0];
+        rc_cpid *pids = malloc(hdr[1] * sizeof *pids); /* aligned copy */
+        if (pids != NULL) {
+            memcpy(pids, todo.data + off, hdr[1] * sizeof *pids);
+            notify(s, RC_PG_LEFT, k, hdr[0], pids, hdr[1]);
+            free(pids);
+        }
+        off += hdr[1] * sizeof *pids;
+    }
+    bytebuf_free(&todo);
+    return gone;
 }
 
 static void malformed(rc_pg_scope *s, const char *what)
@@ -268,7 +312,7 @@ static void drop_peer(rc_pg_scope *s, peer *p, const char *why)
               s->name, rc_nodetab_name(s->nodes, node), why);
         return;
     }
-    size_t gone = pgm_remove_node(s->table, node, on_removed, s);
+    size_t gone = remove_node(s, node);
     LOG_I(s->lg, MOD, "scope %s: peer %s gone (%s), %zu members dropped", s->name,
           rc_nodetab_name(s->nodes, node), why, gone);
     node_state *ns = node_state_get(s, node, 0);
@@ -413,7 +457,7 @@ static void handle_sync(rc_pg_scope *s, const char *buf, int len, int idx, const
         }
         send_sync(s, from);
     }
-    pgm_remove_node(s->table, from->node, on_removed, s);
+    (void)remove_node(s, from->node);
     probe = idx;
     left = 0;
     while (list_next(buf, &probe, &left) == 1) {
@@ -878,6 +922,7 @@ void rc_pg_scope_free(rc_pg_scope *s)
     }
     pgm_free(s->table);
     ei_x_free(&s->key);
+    bytebuf_free(&s->deferred);
     free(s);
 }
 

@@ -1825,6 +1825,63 @@ static void test_peer_down(void **state)
     assert_int_equal(rc_pg_peer_count(f->s), 2);
 }
 
+/* A subscriber that joins while a departed peer's members are removed (a C
+ * API callback may): it hears of each leave after the walk over the
+ * table, so its join to the very group being emptied is neither cut off
+ * by the walk nor made while the walk holds that group's members. */
+typedef struct rejoin {
+    fx *f;
+    rc_proc *local;
+    int lefts, joins;
+    int active; /* the scope outlives the test: its shutdown notifies too */
+} rejoin;
+
+static void join_on_leave(void *ctx, rc_pg_scope *s, rc_pg_event ev, const uint8_t *g, size_t glen,
+                          const rc_cpid *pids, size_t n)
+{
+    rejoin *r = ctx;
+    (void)pids;
+    (void)n;
+    if (!r->active)
+        return;
+    if (ev != RC_PG_LEFT) {
+        r->joins++;
+        return;
+    }
+    r->lefts++;
+    rc_cpid cl = lcp(r->f, r->local);
+    assert_int_equal(rc_pg_join(s, (const char *)g, (int)glen, &cl, 1), 0);
+}
+
+static void test_subscriber_joins_during_peer_down(void **state)
+{
+    fx *f = *state;
+    send_discover(f, &f->peer);
+    erlang_ref mref = check_monitor(f, find_kind(f, K_MONITOR, PEER), &f->peer);
+    enum { GROUPS = 300 };
+    for (int i = 0; i < GROUPS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "g%d", i);
+        term g = t_atom(name);
+        erlang_pid p = epid(PEER, (unsigned)(100 + i), 5);
+        send_join(f, &f->peer, &g, &p, 1, 0);
+    }
+    assert_int_equal(nmemb(f), GROUPS);
+    static rejoin r;
+    r = (rejoin){.f = f, .local = spawn_local(f), .active = 1};
+    assert_int_equal(rc_pg_subscribe(f->s, join_on_leave, &r), 0);
+    ei_x_buff c;
+    ei_x_new(&c);
+    assert_int_equal(ctrl_encode_monitor_exit(&c, &f->peer, NULL, &f->self_e, &mref, "killed"), 0);
+    feed_ctrl(f, &c);
+    ei_x_free(&c);
+    assert_int_equal(r.lefts, GROUPS);
+    assert_int_equal(r.joins, GROUPS);
+    assert_int_equal(nmemb(f), GROUPS);
+    assert_int_equal(ngroups(f), GROUPS);
+    r.active = 0;
+}
+
 /* A spoofed discover: a pid of a peer's node that claims to be its scope.
  * It is added as one more peer, and when it turns out dead (DOWN noproc)
  * only it goes: the real scope's members stay, and the real scope stays a
@@ -2074,6 +2131,7 @@ int main(void)
         T(test_local_leave),
         T(test_proc_exit),
         T(test_peer_down),
+        T(test_subscriber_joins_during_peer_down),
         T(test_spoofed_discover),
         T(test_connection_down),
         T(test_shutdown),
