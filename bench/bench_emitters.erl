@@ -20,7 +20,7 @@
 %% counter; a control process per node polls the counter and collects the
 %% latest time once everything has arrived. Every wait is bounded.
 -module(bench_emitters).
--export([serve_emi/0, serve_sub/0, run/1]).
+-export([serve_emi/0, serve_sub/0, run/1, relay_holder/0]).
 
 -define(SCOPE, reckon_db_pg).
 -define(WAIT_MS, 60000).
@@ -44,6 +44,15 @@ serve_sub() ->
     start_counting(bench_subs, 1000, [{fan, <<"fan:out">>, subscribers}]),
     start_counting(bench_sink, 1, []),
     receive stop -> ok end.
+
+%% On node sub: runs the reckon_cnode application's fan-out relay until told
+%% to stop (the relayed fan-out run).
+relay_holder() ->
+    spawn(fun() ->
+                  process_flag(trap_exit, true),
+                  {ok, R} = reckon_cnode_relay:start_link(?SCOPE),
+                  receive stop -> exit(R, shutdown), receive {'EXIT', R, _} -> ok end end
+          end).
 
 %% reckon-db's emitter without a subscriber: every {broadcast, Topic, Event}
 %% goes as {events, [Event]} to each member of {Store, Topic, subscribers}.
@@ -276,6 +285,23 @@ run([CNodeA, EmiA, SubA, ProducerA, CookieA, ProdNameA, CNodeOsPidA, ClkTckA]) -
     kv("fan_c_deliveries_per_sec", max(FC1, FC2)), kv("fan_c_min_delivered", min(FCF1, FCF2)),
     kv("fan_beam_deliveries_per_sec", max(FB1, FB2)), kv("fan_beam_min_delivered", min(FBF1, FBF2)),
     kv("fan_ratio", max(FC1, FC2) / max(FB1, FB2)),
+    %% the same with the application's relay on the subscriber node: the C
+    %% emitter sends it one message per event
+    Holder = rpc:call(Sub, ?MODULE, relay_holder, []),
+    RelayGroup = {'$reckon_cnode', relays},
+    wait_members(fun() ->
+                         {ok, L} = gen_server:call({reckon_cnode, CNode}, {pg_members, ?SCOPE, RelayGroup}),
+                         length(L)
+                 end, 1),
+    _ = FanRun(CFan, CNodeOsPid, 5),
+    {FR1, FRF1, FRU1, FRS1} = FanRun(CFan, CNodeOsPid, E3),
+    {FR2, FRF2, FRU2, FRS2} = FanRun(CFan, CNodeOsPid, E3),
+    Holder ! stop,
+    kv("fan_relay_emitter_cpu_us_per_delivery", (FRU1 + FRU2) / 2),
+    kv("fan_relay_subscriber_node_cpu_pct", (element(1, FRS1) + element(1, FRS2)) / 2),
+    kv("fan_relay_subscriber_node_cpu_us_per_delivery", (element(2, FRS1) + element(2, FRS2)) / 2),
+    kv("fan_relay_deliveries_per_sec", max(FR1, FR2)), kv("fan_relay_min_delivered", min(FRF1, FRF2)),
+    kv("fan_relay_ratio", max(FR1, FR2) / max(FB1, FB2)),
     {ok, ok} = gen_server:call({reckon_cnode, CNode}, {stop_emitter_pool, fan, <<"out">>}),
     kv("fan_cnode_peak_rss_kb", proc_status_kb(CNodeOsPid, "VmHWM")),
 
@@ -314,11 +340,11 @@ run([CNodeA, EmiA, SubA, ProducerA, CookieA, ProdNameA, CNodeOsPidA, ClkTckA]) -
     %% the C node's own counters over runs 3 and 4: every event in, every
     %% {events, [E]} out, no error
     {ok, Stats1} = gen_server:call({reckon_cnode, CNode}, stats),
-    In = (5 + 2 * E3) + 20000 + N4,
+    In = 2 * (5 + 2 * E3) + 20000 + N4,
     kv("cnode_events_in", maps:get(events_in, Stats1) - maps:get(events_in, Stats0)),
     kv("cnode_events_in_expected", In),
     kv("cnode_events_out", maps:get(events_out, Stats1) - maps:get(events_out, Stats0)),
-    kv("cnode_events_out_expected", (5 + 2 * E3) * Subs + 20000 + N4),
+    kv("cnode_events_out_expected", 2 * (5 + 2 * E3) * Subs + 20000 + N4),
     %% `handshake' also counts the C node's reconnect attempts to nodes that
     %% have gone (the cnode_producer runs, earlier bench nodes): reported
     %% apart from the other error counters
