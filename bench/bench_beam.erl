@@ -32,7 +32,27 @@ client([CNodeA, EchoNodeA, NA]) ->
     io:format("roundtrip_shim_topic_p50_us ~.1f~nroundtrip_shim_topic_p99_us ~.1f~n", [C50, C99]),
     io:format("roundtrip_beam_call_p50_us ~.1f~nroundtrip_beam_call_p99_us ~.1f~n", [E50, E99]),
     io:format("roundtrip_ratio_p50 ~.2f~nroundtrip_ratio_p99 ~.2f~n", [C50 / E50, C99 / E99]),
+    %% retrieve_emitters/2 through the shim (this node's copy of the C
+    %% node's table) vs the seed's persistent_term read, same keys, same loop
+    Subs = list_to_tuple([integer_to_binary(K) || K <- lists:seq(1, 1000)]),
+    _ = [reckon_db_emitter_group:persist_emitters(bench_store, Sub, 4)
+         || Sub <- tuple_to_list(Subs)],
+    Keys = list_to_tuple([{reckon_db_emitter_group, {bench_store, Sub, emitters}}
+                          || Sub <- tuple_to_list(Subs)]),
+    _ = [persistent_term:put(K, [a, b, c, d]) || K <- tuple_to_list(Keys)],
+    M = 1000000,
+    Shim = fun(I) -> reckon_db_emitter_group:retrieve_emitters(bench_store,
+                                                               element(I rem 1000 + 1, Subs)) end,
+    Pt = fun(I) -> persistent_term:get(element(I rem 1000 + 1, Keys)) end,
+    [_, _, _, _] = Shim(1),
+    {SN, PN} = {ns_per_op(Shim, M), ns_per_op(Pt, M)},
+    io:format("shim_retrieve_emitters_ns ~.1f~nseed_retrieve_emitters_ns ~.1f~n", [SN, PN]),
     ok.
+
+ns_per_op(F, M) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    loop(F, M),
+    (erlang:monotonic_time(nanosecond) - T0) / M.
 
 naming() ->
     N = 200000,

@@ -92,6 +92,7 @@ awk '
   END {
     printf "emitter_name/3: C %.1f ns vs BEAM %.1f ns -> %.1fx faster (target <= 300 ns)\n", v["c_emitter_name_3_ns"], v["beam_emitter_name_3_ns"], v["beam_emitter_name_3_ns"] / v["c_emitter_name_3_ns"]
     printf "retrieve_emitters/2: C %.1f ns vs BEAM persistent_term %.1f ns -> %.1fx (target <= 50 ns)\n", v["c_retrieve_emitters_ns"], v["beam_retrieve_emitters_ns"], v["beam_retrieve_emitters_ns"] / v["c_retrieve_emitters_ns"]
+    printf "retrieve_emitters/2 from Erlang: shim (local copy of the C node'"'"'s table) %.1f ns vs seed persistent_term %.1f ns -> ratio %.2f\n", v["shim_retrieve_emitters_ns"], v["seed_retrieve_emitters_ns"], v["shim_retrieve_emitters_ns"] / v["seed_retrieve_emitters_ns"]
     printf "round trip p50: shim %.1f us vs BEAM %.1f us -> ratio %.2f (target <= 1.0)\n", v["roundtrip_shim_topic_p50_us"], v["roundtrip_beam_call_p50_us"], v["roundtrip_ratio_p50"]
     printf "round trip p99: shim %.1f us vs BEAM %.1f us -> ratio %.2f\n", v["roundtrip_shim_topic_p99_us"], v["roundtrip_beam_call_p99_us"], v["roundtrip_ratio_p99"]
     printf "pg members look-up (C API, canonical key): %.1f ns (target <= 50 ns); from a raw group term: %.1f ns\n", v["c_pg_members_ns"], v["c_pg_members_from_term_ns"]

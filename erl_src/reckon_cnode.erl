@@ -23,6 +23,13 @@
 %%% reconnects with capped exponential backoff (100 ms doubling to 5 s) when
 %%% the connection is lost. {@link status/0} reports the current state.
 %%%
+%%% While connected, the shim also keeps this node's copy of the C node's
+%%% emitter-name table in the ETS table `reckon_cnode_names' (it subscribes
+%%% to `reckon_cnode_names' on the C node, which sends the whole table and
+%%% then every change as it happens), so `retrieve_emitters/2' for a
+%%% persisted subscription is a local read. The copy is emptied when the
+%%% connection goes and filled again when it comes back.
+%%%
 %%% Errors raised by the functions that call the C node:
 %%% <ul>
 %%% <li>`error({reckon_cnode_unavailable, CNode})' when the C node cannot be
@@ -48,7 +55,7 @@
          broadcast_via_cnode/3]).
 
 %% Used by reckon_db_emitter_group and reckon_cnode_app
--export([target/0, scope/0, request/1, unpublish/0]).
+-export([target/0, scope/0, request/1, unpublish/0, cached_emitters/2, names_applied/0]).
 
 %% gen_server callbacks
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2,
@@ -60,6 +67,7 @@
 %% Registered name of the request server on the C node.
 -define(CNODE_SERVER, reckon_cnode).
 -define(PT_KEY, {?MODULE, target}).
+-define(NAMES, reckon_cnode_names).
 -define(MIN_BACKOFF, 100).
 -define(MAX_BACKOFF, 5000).
 %% How long terminate/2 waits for the port program after closing its stdin,
@@ -107,7 +115,9 @@
           connects = 0 :: non_neg_integer(),
           disconnects = 0 :: non_neg_integer(),
           restarts = 0 :: non_neg_integer(),
-          last_error :: term()
+          last_error :: term(),
+          %% the pending subscription to the C node's name table
+          names_req :: undefined | gen_server:request_id()
          }).
 
 -type spawn_cfg() :: #{exe := file:filename(),
@@ -185,6 +195,7 @@ start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
     case request({start_emitter_pool, S, Sub, PoolSize, Subscriber}) of
         {ok, Pids} when is_list(Pids) ->
             await_visible({S, Sub, emitters}, Pids),
+            ok = names_applied(),
             {ok, Pids};
         {error, already_started} -> {error, already_started};
         {error, {storage, Reason}} = Error when is_list(Reason) -> Error;
@@ -227,6 +238,29 @@ broadcast_via_cnode(S, Sub, Event) when is_atom(S) ->
         {ok, ok} -> ok;
         {error, no_emitters} -> {error, no_emitters};
         Reply -> raise_reply(Reply, [S, Sub, Event])
+    end.
+
+%% @doc This node's copy of the names `persist_emitters/3' stored for
+%% `{S, Sub}' on the C node, or `error' when the copy has none (nothing
+%% persisted for it, or the C node not connected): then ask the C node.
+-spec cached_emitters(term(), term()) -> {ok, [atom()]} | error.
+cached_emitters(S, Sub) ->
+    try ets:lookup(?NAMES, {S, Sub, emitters}) of
+        [{_, Names}] -> {ok, Names};
+        [] -> error
+    catch
+        error:badarg -> error
+    end.
+
+%% @doc Returns once the shim has applied every name-table change the C node
+%% sent before its last answer to the caller: after a `persist_emitters/3'
+%% or a pool start, {@link cached_emitters/2} then sees the new names.
+-spec names_applied() -> ok.
+names_applied() ->
+    try gen_server:call(?SERVER, names_applied, 5000) of
+        ok -> ok
+    catch
+        exit:_ -> ok
     end.
 
 %% @doc `{CNode, CallTimeout}' as published in `persistent_term'.
@@ -338,6 +372,7 @@ init([]) ->
         {true, true, false} ->
             {stop, {bad_env, call_timeout, Timeout}};
         {true, true, true} ->
+            ?NAMES = ets:new(?NAMES, [named_table, protected, set, {read_concurrency, true}]),
             Base = #state{scope = Scope, call_timeout = Timeout,
                           since = wall_ms(), cnode = nonode@nohost,
                           mode = attach},
@@ -393,6 +428,8 @@ handle_continue(connect, State) ->
           {reply, term(), #state{}}.
 handle_call(status, _From, State) ->
     {reply, status_map(State), State};
+handle_call(names_applied, _From, State) ->
+    {reply, ok, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
@@ -403,8 +440,27 @@ handle_cast(_Msg, State) ->
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+%% The C node's name table: its changes, and the answer to our subscription.
+handle_info({'$reckon_names', Key, Names}, State) ->
+    true = ets:insert(?NAMES, {Key, Names}),
+    {noreply, State};
+handle_info(Msg, #state{names_req = Req} = State) when Req =/= undefined ->
+    case gen_server:check_response(Msg, Req) of
+        no_reply -> handle_other_info(Msg, State);
+        {reply, {ok, Table}} ->
+            true = ets:delete_all_objects(?NAMES),
+            true = ets:insert(?NAMES, Table),
+            {noreply, State#state{names_req = undefined}};
+        Failed ->
+            ?LOG_WARNING("reckon_cnode: no copy of the C node's name table (~0p): "
+                         "retrieve_emitters/2 asks the C node each time", [Failed]),
+            {noreply, State#state{names_req = undefined}}
+    end;
+handle_info(Msg, State) ->
+    handle_other_info(Msg, State).
+
 %% Result of a connection attempt.
-handle_info({connect_result, Pid, Result},
+handle_other_info({connect_result, Pid, Result},
             #state{connector = {Pid, Ref}} = State0) ->
     true = erlang:demonitor(Ref, [flush]),
     State = State0#state{connector = undefined},
@@ -414,19 +470,20 @@ handle_info({connect_result, Pid, Result},
         {error, Reason} ->
             {noreply, next_step(connect_error(State, Reason))}
     end;
-handle_info({'DOWN', Ref, process, Pid, Crash},
+handle_other_info({'DOWN', Ref, process, Pid, Crash},
             #state{connector = {Pid, Ref}} = State) ->
     {noreply, next_step(State#state{connector = undefined,
                                     last_error = {connector, Crash}})};
-handle_info({nodedown, CNode}, #state{cnode = CNode, connected = true} = State) ->
+handle_other_info({nodedown, CNode}, #state{cnode = CNode, connected = true} = State) ->
     ?LOG_WARNING("reckon_cnode: lost connection to C node ~s", [CNode]),
-    {noreply, next_step(State#state{connected = false, since = wall_ms(),
+    true = ets:delete_all_objects(?NAMES),
+    {noreply, next_step(State#state{names_req = undefined, connected = false, since = wall_ms(),
                                     disconnects = State#state.disconnects + 1,
                                     last_error = nodedown})};
-handle_info({nodedown, _}, State) ->
+handle_other_info({nodedown, _}, State) ->
     {noreply, State};
 %% Timers: reconnect, restart of the port program, start timeout.
-handle_info({timeout, Ref, Kind}, #state{timer = {Ref, Kind}} = State0) ->
+handle_other_info({timeout, Ref, Kind}, #state{timer = {Ref, Kind}} = State0) ->
     State = State0#state{timer = undefined},
     case Kind of
         connect ->
@@ -441,15 +498,16 @@ handle_info({timeout, Ref, Kind}, #state{timer = {Ref, Kind}} = State0) ->
                                             phase = undefined, line_acc = [],
                                             last_error = cnode_start_timeout})}
     end;
-handle_info({timeout, _StaleRef, _Kind}, State) ->
+handle_other_info({timeout, _StaleRef, _Kind}, State) ->
     {noreply, State};
 %% Port program output: the first line is the node name.
-handle_info({Port, {data, {Eol, Part}}}, #state{port = Port} = State) ->
+handle_other_info({Port, {data, {Eol, Part}}}, #state{port = Port} = State) ->
     {noreply, port_output(Eol, Part, State)};
-handle_info({Port, {exit_status, Status}}, #state{port = Port} = State0) ->
+handle_other_info({Port, {exit_status, Status}}, #state{port = Port} = State0) ->
     ?LOG_WARNING("reckon_cnode: C node ~s (os pid ~p) exited with status ~p",
                  [State0#state.cnode, State0#state.os_pid, Status]),
-    State1 = stop_connector(cancel_timer(State0)),
+    State1 = stop_connector(cancel_timer(State0#state{names_req = undefined})),
+    true = ets:delete_all_objects(?NAMES),
     State2 = case State1#state.connected of
                  true -> State1#state{connected = false, since = wall_ms(),
                                       disconnects = State1#state.disconnects + 1};
@@ -458,10 +516,10 @@ handle_info({Port, {exit_status, Status}}, #state{port = Port} = State0) ->
     {noreply, next_step(State2#state{port = undefined, os_pid = undefined,
                                      phase = undefined, line_acc = [],
                                      last_error = {cnode_exited, Status}})};
-handle_info({'EXIT', _PortOrPid, _Reason}, State) ->
+handle_other_info({'EXIT', _PortOrPid, _Reason}, State) ->
     %% Port closed after exit_status, or a stray link: nothing to do.
     {noreply, State};
-handle_info(_Info, State) ->
+handle_other_info(_Info, State) ->
     {noreply, State}.
 
 %% @private
@@ -553,8 +611,9 @@ explain(_CNode, Reason) ->
 mark_connected(#state{cnode = CNode} = State) ->
     true = erlang:monitor_node(CNode, true),
     ?LOG_INFO("reckon_cnode: connected to C node ~s", [CNode]),
+    Req = gen_server:send_request({?NAMES, CNode}, {subscribe, self()}),
     State#state{connected = true, since = wall_ms(), backoff = ?MIN_BACKOFF,
-                connects = State#state.connects + 1}.
+                connects = State#state.connects + 1, names_req = Req}.
 
 probe(CNode, Scope, Timeout) ->
     case net_kernel:connect_node(CNode) of

@@ -211,13 +211,25 @@ members(StoreId, SubscriptionId) ->
 persist_emitters(StoreId, SubscriptionId, PoolSize) ->
     Reply = reckon_cnode:request({persist_emitters, StoreId, SubscriptionId,
                                   PoolSize}),
-    ?RESULT(Reply, [StoreId, SubscriptionId, PoolSize]).
+    Names = ?RESULT(Reply, [StoreId, SubscriptionId, PoolSize]),
+    %% the change reached this node's copy before the answer: once the shim
+    %% has applied it, retrieve_emitters/2 here reads the new names
+    ok = reckon_cnode:names_applied(),
+    Names.
 
-%% @doc Retrieve previously persisted emitter names, or `[]'.
+%% @doc Retrieve previously persisted emitter names, or `[]'. Read from this
+%% node's copy of the C node's table (kept current by the C node) when it
+%% has them; otherwise (nothing persisted, or not connected) the C node is
+%% asked.
 -spec retrieve_emitters(store_id(), subscription_id()) -> [atom()].
 retrieve_emitters(StoreId, SubscriptionId) ->
-    Reply = reckon_cnode:request({retrieve_emitters, StoreId, SubscriptionId}),
-    ?RESULT(Reply, [StoreId, SubscriptionId]).
+    case reckon_cnode:cached_emitters(StoreId, SubscriptionId) of
+        {ok, Names} ->
+            Names;
+        error ->
+            Reply = reckon_cnode:request({retrieve_emitters, StoreId, SubscriptionId}),
+            ?RESULT(Reply, [StoreId, SubscriptionId])
+    end.
 
 %% @doc Generate the topic name for a subscription: the characters of
 %% `StoreId' as latin-1 bytes, `:', the bytes of `SubscriptionId'.

@@ -50,6 +50,8 @@ typedef struct nt_entry {
 
 struct names_table {
     nt_entry *head;
+    names_table_listener listener;
+    void *listener_ctx;
 };
 
 static const uint8_t NIL_ENCODING[1] = {TAG_NIL};
@@ -67,10 +69,7 @@ static unsigned key_len(const nt_key *k) { return (unsigned)(k->store_len + k->s
 
 names_table *names_table_new(void)
 {
-    names_table *t = malloc(sizeof *t);
-    if (t != NULL)
-        t->head = NULL;
-    return t;
+    return calloc(1, sizeof(names_table));
 }
 
 void names_table_free(names_table *t)
@@ -148,7 +147,22 @@ static naming_status entry_put(names_table *t, nt_entry *e)
         HASH_DELETE(hh, t->head, old);
         free(old);
     }
+    if (t->listener != NULL)
+        t->listener(t->listener_ctx, e->key.store, e->key.store_len, e->key.sub, e->key.sub_len,
+                    e->enc, e->enc_len);
     return NAMING_OK;
+}
+
+void names_table_set_listener(names_table *t, names_table_listener fn, void *ctx)
+{
+    t->listener = fn;
+    t->listener_ctx = ctx;
+}
+
+void names_table_foreach(const names_table *t, names_table_listener fn, void *ctx)
+{
+    for (const nt_entry *e = t->head; e != NULL; e = e->hh.next)
+        fn(ctx, e->key.store, e->key.store_len, e->key.sub, e->key.sub_len, e->enc, e->enc_len);
 }
 
 static size_t atom_enc_size(size_t utf8_len) { return (utf8_len <= 255 ? 2 : 3) + utf8_len; }

@@ -67,4 +67,14 @@ void names_table_retrieve(const names_table *t, const uint8_t *store, size_t sto
 
 size_t names_table_count(const names_table *t);
 
+/* An entry (S bytes, Sub bytes, its list encoding). */
+typedef void (*names_table_listener)(void *ctx, const uint8_t *store, size_t store_len,
+                                     const uint8_t *sub, size_t sub_len, const uint8_t *enc,
+                                     size_t enc_len);
+/* fn is told of every entry stored from now on (after the table holds it),
+ * so replicas elsewhere can follow; one listener, NULL to stop. */
+void names_table_set_listener(names_table *t, names_table_listener fn, void *ctx);
+/* Visits every entry; fn must not change the table. */
+void names_table_foreach(const names_table *t, names_table_listener fn, void *ctx);
+
 #endif

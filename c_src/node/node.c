@@ -333,7 +333,8 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     if (!scopes_ok || n->procs == NULL || n->cluster == NULL || n->bcast == NULL ||
         n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||
         (n->server = rc_request_server_start(n->procs, n->names, n->persist, node_stats_map, n)) ==
-            NULL) {
+            NULL ||
+        (n->feed = rc_names_feed_start(n->procs, n->names)) == NULL) {
         if (scopes_ok)
             snprintf(err, errlen, "cannot start the node's processes");
         n->handle_signals = 0;
@@ -413,6 +414,7 @@ void rc_node_destroy(rc_node *n)
     rc_nodetab_free(n->nodes);
     rc_dist_free(n->dist);
     rc_request_server_free(n->server);
+    rc_names_feed_free(n->feed);
     rc_emitters_free(n->emitters);
     rc_bcast_free(n->bcast);
     bcast_queue_free(n->queue);

@@ -24,6 +24,7 @@
 #include "proc/cpid.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
+#include "server/names_feed.h"
 #include "server/request_server.h"
 #include "transport/dist.h"
 #include "util/log.h"
@@ -42,6 +43,7 @@ struct rc_node {
     names_store *store;
     names_persist *persist; /* durable name writes; NULL without a store */
     rc_request_server *server;
+    rc_names_feed *feed; /* names-table copies on attached BEAM nodes */
     rc_nodetab *nodes;
     rc_pg_scope *scopes[64];
     size_t nscopes;

@@ -40,6 +40,7 @@ static size_t collect(rc_node *n, node_stat *out)
         {"remote_monitors", rc_procs_remote_monitors(n->procs), 0},
         {"emitter_name_tables", names_table_count(n->names), 0},
         {"emitter_pools", rc_emitters_pool_count(n->emitters), 0},
+        {"names_subscribers", rc_names_feed_subscribers(n->feed), 0},
         {"messages_in", ps->msgs_in, 0},
         {"messages_out", ps->msgs_out, 0},
         {"bytes_in", ds->bytes_in, 0},

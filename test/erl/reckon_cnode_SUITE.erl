@@ -25,6 +25,8 @@
 
 %% logger handler used by connect_errors_explained
 -export([log/2]).
+%% run on peers
+-export([persist_then_read/2]).
 -export([all/0, groups/0, suite/0,
          init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2,
@@ -44,6 +46,7 @@
          noproc_fast/1,
          naming_from_three_peers/1,
          names_table_shared_across_nodes/1,
+         names_copy_read_locally/1,
          shim_attach_mode/1,
          stats/1,
          group_ops/1,
@@ -89,6 +92,7 @@ groups() ->
        noproc_fast,
        naming_from_three_peers,
        names_table_shared_across_nodes,
+       names_copy_read_locally,
        shim_attach_mode,
        stats,
        group_ops,
@@ -373,6 +377,61 @@ names_table_shared_across_nodes(Config) ->
                            [Store, Sub])),
     ok.
 
+%% Every attached node keeps a copy of the C node's name table (ETS
+%% `reckon_cnode_names', kept current by the C node): retrieve_emitters/2
+%% is a local read on every node, and on the node that persisted, the copy
+%% has the new names by the time persist_emitters/3 returns.
+names_copy_read_locally(Config) ->
+    [P1, P2, P3] = [P || #{node := P} <- ?config(peers, Config)],
+    #{node := CNode} = ?config(cnode, Config),
+    Store = copy_store,
+    Subs = [list_to_binary("copy_" ++ unique_name("s") ++ integer_to_list(I))
+            || I <- lists:seq(1, 50)],
+    %% persist then read at once, on the persisting node: the copy has them
+    ?assertEqual(ok, erpc:call(P1, ?MODULE, persist_then_read, [Store, Subs])),
+    %% the other nodes' copies follow
+    [wait_until(fun() ->
+                        lists:all(fun(Sub) ->
+                                          case erpc:call(P, reckon_cnode, cached_emitters,
+                                                         [Store, Sub]) of
+                                              {ok, [_, _]} -> true;
+                                              _ -> false
+                                          end
+                                  end, Subs)
+                end, 5000, {copy_complete, P})
+     || P <- [P2, P3]],
+    %% a change made from another node reaches every copy
+    [Sub1 | _] = Subs,
+    Names3 = erpc:call(P3, reckon_db_emitter_group, persist_emitters, [Store, Sub1, 3]),
+    ?assertEqual({ok, Names3}, erpc:call(P3, reckon_cnode, cached_emitters, [Store, Sub1])),
+    [wait_until(fun() -> erpc:call(P, reckon_cnode, cached_emitters, [Store, Sub1]) =:=
+                             {ok, Names3} end, 5000, {copy_updated, P})
+     || P <- [P1, P2]],
+    ?assertEqual(Names3, erpc:call(P1, reckon_db_emitter_group, retrieve_emitters,
+                                   [Store, Sub1])),
+    %% nothing persisted: not in the copy, and the C node says []
+    ?assertEqual(error, erpc:call(P1, reckon_cnode, cached_emitters, [Store, <<"none">>])),
+    ?assertEqual([], erpc:call(P1, reckon_db_emitter_group, retrieve_emitters,
+                               [Store, <<"none">>])),
+    {ok, #{names_subscribers := Subscribers}} =
+        gen_server:call({reckon_cnode, CNode}, stats, 5000),
+    ?assertEqual(3, Subscribers),
+    ok.
+
+%% On a peer: each persist_emitters/3 is followed at once by a read of this
+%% node's copy, which must have the names already.
+-spec persist_then_read(atom(), [binary()]) -> ok | {stale, binary(), term()}.
+persist_then_read(Store, Subs) ->
+    lists:foldl(fun(Sub, ok) ->
+                        Names = reckon_db_emitter_group:persist_emitters(Store, Sub, 2),
+                        case reckon_cnode:cached_emitters(Store, Sub) of
+                            {ok, Names} -> ok;
+                            Other -> {stale, Sub, Other}
+                        end;
+                   (_Sub, Err) ->
+                        Err
+                end, ok, Subs).
+
 shim_attach_mode(Config) ->
     #{node := Node} = ?config(cnode, Config),
     [begin
@@ -528,6 +587,10 @@ unavailable_and_reconnect(Config) ->
     start_local_shim(#{cnode => Node, call_timeout => ?CALL_TIMEOUT}),
     wait_connected(node()),
     ?assertEqual(<<"s:x">>, reckon_db_emitter_group:topic(s, <<"x">>)),
+    %% this node's copy of the names table has what was persisted ...
+    Gone = list_to_binary(unique_name("gone")),
+    [_] = reckon_db_emitter_group:persist_emitters(s, Gone, 1),
+    ?assertMatch({ok, [_]}, reckon_cnode:cached_emitters(s, Gone)),
     os_kill("TERM", OsPid),
     ?assertEqual({exited, 0}, wait_cnode_exit(C, 5000)),
     T0 = now_ms(),
@@ -539,6 +602,8 @@ unavailable_and_reconnect(Config) ->
     ?assert(Elapsed < 2 * ?CALL_TIMEOUT + 500),
     wait_until(fun() -> not maps:get(connected, reckon_cnode:status()) end,
                5000, shim_sees_disconnect),
+    %% ... and is emptied with the connection: no stale names are served
+    ?assertEqual(error, reckon_cnode:cached_emitters(s, Gone)),
     %% the C node comes back under the same name
     C2 = start_cnode_args(["--name", Name ++ "@" ++ host(),
                            "--exit-on-stdin-close"], testcase),
@@ -548,6 +613,8 @@ unavailable_and_reconnect(Config) ->
     Status = reckon_cnode:status(),
     ct:log("status after reconnect: ~p", [Status]),
     ?assertMatch(#{connected := true, connects := 2, disconnects := 1}, Status),
+    %% the new C node (no --data-dir) has no names for it
+    ?assertEqual([], reckon_db_emitter_group:retrieve_emitters(s, Gone)),
     ok.
 
 %% A C node that stops answering (SIGSTOP) makes calls fail after
@@ -599,6 +666,8 @@ data_dir_pool_names_survive_kill(Config) ->
                5000, epmd_forgot_killed_cnode),
     wait_until(fun() -> not maps:get(connected, reckon_cnode:status()) end,
                5000, shim_sees_disconnect),
+    %% ... and is emptied with the connection: no stale names are served
+    ?assertEqual(error, reckon_cnode:cached_emitters(S, PoolSub)),
     #{node := Node} = start_cnode(Name, Args, testcase),
     wait_connected(node()),
     ?assertEqual(PersistNames, reckon_db_emitter_group:retrieve_emitters(S, PersistSub)),
