@@ -210,10 +210,20 @@ static hs_status status_for(void *ctx, const char *peer)
     return st;
 }
 
+static int has_connection(void *ctx, const char *peer)
+{
+    rc_dist *d = ctx;
+    pthread_mutex_lock(&d->pending_mu);
+    int has = set_index(&d->up, peer) >= 0 || set_index(&d->accepting, peer) >= 0;
+    pthread_mutex_unlock(&d->pending_mu);
+    return has;
+}
+
 static hs_config make_hs_config(rc_dist *d)
 {
     hs_config hc = {.this_node = d->node_name, .creation = d->creation, .cookie = d->cookie,
-                    .flags = RC_DIST_FLAGS, .status_for = status_for, .status_ctx = d};
+                    .flags = RC_DIST_FLAGS, .status_for = status_for,
+                    .has_connection = has_connection, .status_ctx = d};
     return hc;
 }
 

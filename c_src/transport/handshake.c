@@ -214,12 +214,21 @@ int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, h
     b[n] = '\0';
     const char *status = (const char *)b + 1;
     if (strcmp(status, "alive") == 0) {
-        /* The peer still has a connection from this node name. We dial only
-         * when we have none, so that one is dead: say so (true), as
-         * net_kernel does when it is not connected, and go on. */
+        /* The peer has a connection with this node name. If it is one we
+         * know of (up, or accepted while this dial was under way), keep it
+         * (false); otherwise it is dead on our side: say so (true), as
+         * net_kernel does, and go on. */
+        int keep = cfg->has_connection != NULL && expected_peer != NULL &&
+                   cfg->has_connection(cfg->status_ctx, expected_peer);
         static const uint8_t t[] = {'s', 't', 'r', 'u', 'e'};
-        if (send_msg(fd, t, sizeof t, dl) != 0) {
+        static const uint8_t f[] = {'s', 'f', 'a', 'l', 's', 'e'};
+        if (send_msg(fd, keep ? f : t, keep ? sizeof f : sizeof t, dl) != 0) {
             snprintf(err, (size_t)errlen, "send_status_reply: %s", strerror(errno));
+            return -1;
+        }
+        if (keep) {
+            snprintf(err, (size_t)errlen, "already connected to %s (it connected to us)",
+                     expected_peer);
             return -1;
         }
     } else if (strcmp(status, "ok") != 0 && strcmp(status, "ok_simultaneous") != 0) {

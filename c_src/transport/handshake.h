@@ -69,6 +69,10 @@ typedef struct hs_config {
     /* Acceptor only, may be NULL: decides the status for a peer, e.g. when
      * this node is connecting to that same peer at the same moment. */
     hs_status (*status_for)(void *ctx, const char *peer);
+    /* Connector only, may be NULL: 1 if this node has (or is accepting) a
+     * connection from the peer. A peer that answers `alive` is then told
+     * false (keep that one) instead of true (replace it). */
+    int (*has_connection)(void *ctx, const char *peer);
     void *status_ctx;
 } hs_config;
 

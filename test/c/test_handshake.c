@@ -43,6 +43,15 @@ static void *run_accept(void *arg)
 }
 
 static char last_cerr[256];
+/* What the connector's has_connection answers. */
+static int connector_has_one;
+
+static int has_one(void *ctx, const char *peer)
+{
+    (void)ctx;
+    assert_string_equal(peer, "acc@host");
+    return connector_has_one;
+}
 
 static int run_pair_flags(const char *cookie_c, const char *cookie_a, uint64_t cflags,
                           hs_result *cres, acceptor *a)
@@ -54,7 +63,7 @@ static int run_pair_flags(const char *cookie_c, const char *cookie_a, uint64_t c
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, run_accept, a), 0);
     hs_config cfg = {.this_node = "con@host", .creation = 22, .cookie = cookie_c,
-                     .flags = cflags};
+                     .flags = cflags, .has_connection = has_one};
     memset(cres, 0, sizeof *cres);
     last_cerr[0] = '\0';
     int rc = handshake_connect(sv[0], &cfg, "acc@host", cres, sockio_now_ms() + 3000, last_cerr,
@@ -200,6 +209,25 @@ static void test_alive_replaced(void **state)
     assert_string_equal(cres.peer_node, "acc@host");
 }
 
+/* The same, but the connector has a connection from that peer (it was
+ * accepted while this dial was under way): it answers false, both give up
+ * this attempt, and the connection the peer has stays. */
+static void test_alive_kept(void **state)
+{
+    (void)state;
+    hs_result cres;
+    acceptor a;
+    memset(&a, 0, sizeof a);
+    a.status = HS_STATUS_ALIVE;
+    connector_has_one = 1;
+    assert_int_equal(run_pair("secret", "secret", &cres, &a), -1);
+    connector_has_one = 0;
+    assert_int_equal(a.rc, -1);
+    assert_int_equal(a.res.replaces_existing, 0);
+    assert_non_null(strstr(a.err, "keeps its existing connection"));
+    assert_non_null(strstr(last_cerr, "already connected to acc@host"));
+}
+
 static void test_digest(void **state)
 {
     (void)state;
@@ -224,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_mandatory_25_digest_accepted),
         cmocka_unit_test(test_flag_names),
         cmocka_unit_test(test_alive_replaced),
+        cmocka_unit_test(test_alive_kept),
         cmocka_unit_test(test_digest),
     };
     return cmocka_run_group_tests_name("handshake", tests, NULL, NULL);
