@@ -48,6 +48,8 @@
          subscriber_exits/1,
          c_subscriber_exits/1,
          fan_out_through_relays/1,
+         relay_killed_mid_stream/1,
+         relay_members_change_mid_stream/1,
          pool_stop_leaves_group/1,
          pool_errors/1,
          pools_with_same_concatenation/1,
@@ -80,6 +82,8 @@ all() ->
      subscriber_exits,
      c_subscriber_exits,
      fan_out_through_relays,
+     relay_killed_mid_stream,
+     relay_members_change_mid_stream,
      pool_stop_leaves_group,
      pool_errors,
      pools_with_same_concatenation,
@@ -552,6 +556,125 @@ fan_out_through_relays(Config) ->
     Round(N, 0),
     assert_no_more(Rec),
     assert_scopes(Config).
+
+%% A relay killed mid-stream: its supervisor restarts it, and the C node
+%% sends directly while it sees none, then through the new one. Every
+%% subscriber gets the stream in order and without duplicates (events that
+%% were in the dead relay's mailbox are lost with it), and every event sent
+%% once the C node has seen the new relay arrives exactly once.
+relay_killed_mid_stream(Config) ->
+    [P1, P2, P3] = ?config(peers, Config),
+    C = ?config(cnode, Config),
+    {S, Sub} = store_sub(),
+    SubsGroup = {S, seed_topic(S, Sub), subscribers},
+    R2 = relay_of(P2),
+    Rec = recorder(P1),
+    Tags = [list_to_atom("k" ++ integer_to_list(I)) || I <- lists:seq(1, 50)],
+    Subs = collectors(P2, Rec, Tags),
+    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, Subs]),
+    await_c_group(C, SubsGroup, Subs),
+    {ok, Xs} = start_pool(P1, S, Sub, 1, undefined),
+    await_beam_members(P1, S, Sub, Xs),
+    N = 400,
+    Stream = start_stream(P1, S, Sub, lists:seq(1, N)),
+    wait_until(fun() -> rc_test_emitter:recorder_count(Rec) >= 50 * 20 end,
+               ?PROPAGATE, stream_under_way),
+    true = pcall(P2, erlang, exit, [R2, kill]),
+    ok = await_stream(Stream),
+    wait_until(fun() -> R = pcall(P2, erlang, whereis, [reckon_cnode_relay]),
+                        is_pid(R) andalso R =/= R2 end, ?PROPAGATE, relay_restarted),
+    await_c_group(C, ?RELAYS, [relay_of(P) || P <- [P1, P2, P3]]),
+    Last = lists:seq(N + 1, N + 200),
+    ok = await_stream(start_stream(P1, S, Sub, Last)),
+    ByTag = await_probe_everywhere(P1, S, Sub, Rec, Tags),
+    maps:foreach(fun(Tag, Ids) ->
+                         assert_increasing(Tag, Ids),
+                         ?assertEqual({Tag, []}, {Tag, Last -- Ids})
+                 end, ByTag),
+    assert_scopes(Config).
+
+%% Subscribers join and leave while a stream fans out through the relay:
+%% those that stay get every event once and in order; those that join or
+%% leave get an in-order run without duplicates.
+relay_members_change_mid_stream(Config) ->
+    [P1, P2, _P3] = ?config(peers, Config),
+    C = ?config(cnode, Config),
+    {S, Sub} = store_sub(),
+    SubsGroup = {S, seed_topic(S, Sub), subscribers},
+    Rec = recorder(P1),
+    Stay = [list_to_atom("st" ++ integer_to_list(I)) || I <- lists:seq(1, 20)],
+    Leave = [list_to_atom("lv" ++ integer_to_list(I)) || I <- lists:seq(1, 10)],
+    Join = [list_to_atom("jn" ++ integer_to_list(I)) || I <- lists:seq(1, 10)],
+    StayP = collectors(P2, Rec, Stay),
+    LeaveP = collectors(P2, Rec, Leave),
+    JoinP = collectors(P2, Rec, Join),
+    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, StayP ++ LeaveP]),
+    await_c_group(C, SubsGroup, StayP ++ LeaveP),
+    {ok, Xs} = start_pool(P1, S, Sub, 1, undefined),
+    await_beam_members(P1, S, Sub, Xs),
+    N = 400,
+    Stream = start_stream(P1, S, Sub, lists:seq(1, N)),
+    wait_until(fun() -> rc_test_emitter:recorder_count(Rec) >= 30 * 20 end,
+               ?PROPAGATE, stream_under_way),
+    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, JoinP]),
+    ok = pcall(P2, pg, leave, [?SCOPE, SubsGroup, LeaveP]),
+    ok = await_stream(Stream),
+    await_c_group(C, SubsGroup, StayP ++ JoinP),
+    ByTag = await_probe_everywhere(P1, S, Sub, Rec, Stay ++ Join),
+    All = lists:seq(1, N),
+    maps:foreach(fun(Tag, Ids) ->
+                         assert_increasing(Tag, Ids),
+                         case lists:member(Tag, Stay) of
+                             true -> ?assertEqual({Tag, All}, {Tag, Ids});
+                             false -> ok
+                         end
+                 end, ByTag),
+    ?assertEqual([], Stay -- maps:keys(ByTag)),
+    assert_scopes(Config).
+
+%% Broadcasts {event, I, ...} for each I through the C node from P, in a
+%% process of its own; await_stream/1 waits until every one was accepted.
+start_stream(P, S, Sub, Ids) ->
+    Self = self(),
+    Evs = [small_event(I) || I <- Ids],
+    spawn_link(fun() ->
+                       {Res, _} = pcall(P, rc_test_emitter, broadcast_many,
+                                        [cnode, S, Sub, Evs, false]),
+                       Self ! {stream_done, self(), lists:usort(Res)}
+               end).
+
+await_stream(Pid) ->
+    receive
+        {stream_done, Pid, [ok]} -> ok;
+        {stream_done, Pid, Other} -> ct:fail({stream_failed, Other})
+    after ?DELIVER -> ct:fail(stream_timeout)
+    end.
+
+%% Sends probes until every tag has one (a probe travels behind the events
+%% before it), then takes what arrived: #{Tag => [event id]}, arrival order.
+await_probe_everywhere(P, S, Sub, Rec, Tags) ->
+    Key = {probed, make_ref()},
+    put(Key, []),
+    wait_until(fun() ->
+                       {[ok], _} = pcall(P, rc_test_emitter, broadcast_many,
+                                         [cnode, S, Sub, [{'$probe', make_ref()}], false]),
+                       %% recorder_probes/1 hands each probe over once
+                       Probed = lists:usort(get(Key) ++ [T || {T, _} <-
+                                                    rc_test_emitter:recorder_probes(Rec)]),
+                       put(Key, Probed),
+                       Tags -- Probed =:= []
+               end, ?PROPAGATE, {probes_everywhere, length(Tags)}),
+    erase(Key),
+    %% the version field of small_event/1 is its number
+    maps:groups_from_list(fun({T, _}) -> T end,
+                          fun({_, {events, [E]}}) -> element(5, E) end,
+                          rc_test_emitter:recorder_take(Rec)).
+
+assert_increasing(Tag, Ids) ->
+    case Ids =:= lists:usort(Ids) of
+        true -> ok;
+        false -> ct:fail({not_in_order_or_duplicated, Tag, Ids})
+    end.
 
 relay_of(P) ->
     R = pcall(P, erlang, whereis, [reckon_cnode_relay]),
