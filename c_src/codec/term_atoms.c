@@ -10,6 +10,7 @@ typedef struct walk {
     bytebuf *out;
     term_atom_fn fn;
     void *ctx;
+    int full; /* out could not grow */
 } walk;
 
 static uint32_t get32(const uint8_t *p)
@@ -22,8 +23,10 @@ static int fits(size_t end, size_t at, size_t n) { return at <= end && n <= end 
 /* Bytes between atoms go out in one piece: binaries are not looked into. */
 static int flush(walk *w, size_t upto)
 {
-    if (upto > w->copied && bytebuf_append(w->out, w->b + w->copied, upto - w->copied) != 0)
+    if (upto > w->copied && bytebuf_append(w->out, w->b + w->copied, upto - w->copied) != 0) {
+        w->full = 1;
         return -1;
+    }
     w->copied = upto;
     return 0;
 }
@@ -252,10 +255,14 @@ static int walk_rec(walk *w, size_t end, size_t *i, int depth)
 int term_copy_atoms(const uint8_t *buf, size_t len, size_t *idx, bytebuf *out, term_atom_fn fn,
                     void *ctx)
 {
+    if (*idx > len)
+        return -1;
     walk w = {.b = buf, .copied = *idx, .out = out, .fn = fn, .ctx = ctx};
     size_t i = *idx;
-    if (i > len || walk_rec(&w, len, &i, 0) != 0 || flush(&w, i) != 0)
-        return -1;
+    if (walk_rec(&w, len, &i, 0) != 0 || flush(&w, i) != 0) {
+        *idx = w.copied;
+        return w.full ? TERM_ATOMS_FULL : -1;
+    }
     *idx = i;
     return 0;
 }

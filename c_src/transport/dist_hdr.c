@@ -242,6 +242,8 @@ int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const st
 
 /* ---------------------------------------------------------------- receiving */
 
+static const char TOO_BIG[] = "decoded frame too big";
+
 typedef struct in_frame {
     const char *why; /* why the walk stopped, when the callback stopped it */
     int n;
@@ -252,8 +254,12 @@ typedef struct in_frame {
 static int in_atom(void *ctx, const term_atom *a, bytebuf *out)
 {
     in_frame *f = ctx;
-    if (a->tag != TERM_ATOM_CACHE_REF)
-        return bytebuf_append(out, a->raw, a->raw_len);
+    if (a->tag != TERM_ATOM_CACHE_REF) {
+        if (bytebuf_append(out, a->raw, a->raw_len) == 0)
+            return 0;
+        f->why = TOO_BIG;
+        return -1;
+    }
     if (a->cache_ref >= f->n) {
         f->why = "atom cache reference past the header's references";
         return -1;
@@ -271,9 +277,11 @@ static int in_atom(void *ctx, const term_atom *a, bytebuf *out)
         hdr[2] = (uint8_t)n;
         hl = 3;
     }
-    if (bytebuf_append(out, hdr, hl) != 0)
+    if (bytebuf_append(out, hdr, hl) != 0 || bytebuf_append(out, f->text[a->cache_ref], n) != 0) {
+        f->why = TOO_BIG;
         return -1;
-    return bytebuf_append(out, f->text[a->cache_ref], n);
+    }
+    return 0;
 }
 
 /* Reads the header's references into f, updating the cache as the peer
@@ -349,38 +357,31 @@ static int decode_body(in_frame *f, const uint8_t *p, size_t len, size_t i, byte
                        const char **why)
 {
     static const uint8_t head[2] = {PASS_THROUGH, VERSION_MAGIC};
-    if (bytebuf_append(out, head, 2) != 0) {
-        *why = "decoded frame too big";
+    *why = TOO_BIG;
+    if (bytebuf_append(out, head, 2) != 0)
         return -1;
-    }
     f->why = NULL;
-    if (term_copy_atoms(p, len, &i, out, in_atom, f) != 0) {
-        /* the walk stops at a bad term, a bad reference or a full buffer */
-        *why = f->why != NULL                 ? f->why
-               : bytebuf_reserve(out, 1024) != 0 ? "decoded frame too big"
-                                                 : "malformed control message after a distribution header";
+    int rc = term_copy_atoms(p, len, &i, out, in_atom, f);
+    if (rc != 0) {
+        *why = f->why != NULL          ? f->why
+               : rc == TERM_ATOMS_FULL ? TOO_BIG
+                                       : "malformed control message after a distribution header";
         return -1;
     }
     if (i == len)
         return 0;
     uint8_t magic = VERSION_MAGIC;
-    size_t at = i;
-    if (bytebuf_append(out, &magic, 1) != 0) {
-        *why = "decoded frame too big";
+    if (bytebuf_append(out, &magic, 1) != 0)
         return -1;
-    }
-    size_t mark = bytebuf_pending(out);
-    if (term_copy_atoms(p, len, &i, out, in_atom, f) != 0) {
-        /* Passed on as it came: the layer above refuses it whole, as it
-         * refuses a malformed pass-through message. */
-        out->len = out->off + mark;
-        i = at;
-    }
-    if (bytebuf_append(out, p + i, len - i) != 0) {
-        *why = "decoded frame too big";
+    f->why = NULL;
+    rc = term_copy_atoms(p, len, &i, out, in_atom, f);
+    if (rc == TERM_ATOMS_FULL || f->why == TOO_BIG)
         return -1;
-    }
-    return 0;
+    /* A message that cannot be read whole goes on with its readable start
+     * decoded and the rest as it came: the layer above refuses it as it
+     * refuses a malformed pass-through message, and can still look at its
+     * first fields (to answer a call with badarg, say). */
+    return bytebuf_append(out, p + i, len - i) == 0 ? 0 : -1;
 }
 
 int dist_hdr_decode(dist_hdr_in *h, const uint8_t *p, size_t len, bytebuf *out, const char **why)

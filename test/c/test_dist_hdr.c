@@ -474,6 +474,43 @@ static void test_hostile_headers(void **state)
     dist_hdr_in_free(in);
 }
 
+/* A message too deep to walk: its start is decoded (so the layer above can
+ * still read its first fields) and the rest passed on as it came. */
+static void test_deep_message_keeps_its_start(void **state)
+{
+    (void)state;
+    size_t depth = TERM_MAX_DEPTH + 20;
+    size_t n = 13 + 4 + 2 * depth + 1;
+    uint8_t *f = malloc(n);
+    assert_non_null(f);
+    size_t i = 0;
+    const uint8_t head[] = {131, 68, 1, 0x08, 3, 5, 'f', 'i', 'r', 's', 't', 104, 0};
+    memcpy(f, head, sizeof head); /* control: {} */
+    i = sizeof head;
+    f[i++] = 104; /* message: {first, {{{...}}}} */
+    f[i++] = 2;
+    f[i++] = 82;
+    f[i++] = 0;
+    size_t deep_at = i;
+    for (size_t k = 0; k < depth; k++) {
+        f[i++] = 104;
+        f[i++] = 1;
+    }
+    f[i++] = 106;
+    dist_hdr_in *in = dist_hdr_in_new();
+    bytebuf plain;
+    bytebuf_init(&plain, 1 << 20);
+    const char *why = NULL;
+    assert_int_equal(dist_hdr_decode(in, f, i, &plain, &why), 0);
+    const uint8_t want_start[] = {112, 131, 104, 0, 131, 104, 2, 119, 5, 'f', 'i', 'r', 's', 't'};
+    assert_true(bytebuf_pending(&plain) == sizeof want_start + (i - deep_at));
+    assert_memory_equal(plain.data, want_start, sizeof want_start);
+    assert_memory_equal(plain.data + sizeof want_start, f + deep_at, i - deep_at);
+    bytebuf_free(&plain);
+    dist_hdr_in_free(in);
+    free(f);
+}
+
 /* One slot defined twice within a frame: each reference keeps its own atom
  * (the first text must not be used after the second replaced it). */
 static void test_slot_redefined_in_one_frame(void **state)
@@ -586,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_unreadable_message_passed_as_is),
         cmocka_unit_test(test_truncated_everywhere),
         cmocka_unit_test(test_hostile_headers),
+        cmocka_unit_test(test_deep_message_keeps_its_start),
         cmocka_unit_test(test_slot_redefined_in_one_frame),
         cmocka_unit_test(test_growth_is_bounded),
         cmocka_unit_test(test_walker_bounds),
