@@ -64,6 +64,7 @@ static size_t collect(rc_node *n, node_stat *out)
         {"output_overflow", ds->err_output_overflow, 1},
         {"tick_timeout", ds->err_tick_timeout, 1},
         {"io", ds->err_io, 1},
+        {"dist_header", ds->err_dist_header, 1},
         {"malformed", ps->err_malformed, 1},
         {"unknown_op", ps->err_unknown_op, 1},
         {"unknown_target", ps->err_unknown_target, 1},

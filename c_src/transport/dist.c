@@ -1,5 +1,7 @@
 #include "transport/dist.h"
 
+#include "codec/term_read.h"
+#include "transport/dist_hdr.h"
 #include "transport/epmd.h"
 #include "transport/frame.h"
 #include "transport/handshake.h"
@@ -55,6 +57,11 @@ struct rc_conn {
     uint64_t peer_flags;
     bytebuf in;
     bytebuf out;
+    /* Set when the peer took DIST_HDR_ATOM_CACHE: every frame then has a
+     * distribution header, each direction its own atom cache. */
+    dist_hdr_out *hdr_out;
+    dist_hdr_in *hdr_in;
+    bytebuf plain; /* an incoming frame decoded to its pass-through form */
     uint64_t last_read_ms;
     uint64_t last_write_ms;
     int dirty;
@@ -134,6 +141,7 @@ struct rc_dist {
     char busy_hit[HS_MAX_NODE];
     char busy_taken[HS_MAX_NODE];
     rc_waitq *waitq;       /* frames for nodes a send is connecting to */
+    dist_hdr_scratch hdr_scratch;
     rc_ratelimit drop_log; /* lines about frames dropped for unreachable nodes */
     int any_resume;
     /* Outbound connects in flight, by node name, readable from the
@@ -277,8 +285,18 @@ static rc_conn *conn_new(rc_dist *d, int fd, const hs_result *r)
     c->peer_flags = r->peer_flags;
     bytebuf_init(&c->in, d->cfg.max_message_bytes + 4 + READ_CHUNK);
     bytebuf_init(&c->out, d->cfg.max_output_bytes);
+    /* A decoded frame may not grow past what a pass-through one may be. */
+    bytebuf_init(&c->plain, d->cfg.max_message_bytes + 2);
     c->last_read_ms = c->last_write_ms = uv_now(d->loop);
-    if (uv_poll_init(d->loop, &c->poll, fd) != 0) {
+    if (r->peer_flags & RC_DIST_FLAGS & DFLAG_DIST_HDR_ATOM_CACHE) {
+        c->hdr_out = dist_hdr_out_new();
+        c->hdr_in = dist_hdr_in_new();
+    }
+    if ((r->peer_flags & RC_DIST_FLAGS & DFLAG_DIST_HDR_ATOM_CACHE &&
+         (c->hdr_out == NULL || c->hdr_in == NULL)) ||
+        uv_poll_init(d->loop, &c->poll, fd) != 0) {
+        dist_hdr_out_free(c->hdr_out);
+        dist_hdr_in_free(c->hdr_in);
         free(c);
         return NULL;
     }
@@ -317,6 +335,42 @@ static void inbound_unlink(rc_dist *d, hs_job *j)
         d->in_tail = j->in_prev;
     j->in_prev = j->in_next = NULL;
     d->in_count--;
+}
+
+/* Frames wait as pass-through frames (the connection's flags were not
+ * known yet); on a connection with headers each is encoded anew. The
+ * number of frames now in c's output. */
+static uint64_t take_waiting(rc_dist *d, rc_conn *c)
+{
+    if (c->hdr_out == NULL)
+        return rc_waitq_take(d->waitq, c->peer, &c->out);
+    bytebuf w;
+    bytebuf_init(&w, 0);
+    uint64_t frames = rc_waitq_take(d->waitq, c->peer, &w), sent = 0;
+    const uint8_t *p = w.data + w.off, *end = w.data + w.len;
+    while (frames > 0 && end - p >= 5) {
+        uint32_t n = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+        const char *body = (const char *)p + 5; /* after the tag 112 */
+        int ctrl_end = 1;
+        if (n < 2 || (size_t)(end - p - 4) < n || p[4] != 112 ||
+            term_skip(body, (int)n - 1, &ctrl_end) != 0) {
+            LOG_E(d->lg, MOD, "a frame waiting for %s is malformed: dropped with the rest", c->peer);
+            break;
+        }
+        struct iovec parts[2] = {{.iov_base = (void *)body, .iov_len = (size_t)ctrl_end},
+                                 {.iov_base = (void *)(body + ctrl_end),
+                                  .iov_len = n - 1 - (size_t)ctrl_end}};
+        size_t added = 0;
+        if (dist_hdr_encode(c->hdr_out, &d->hdr_scratch, &c->out, parts,
+                            parts[1].iov_len > 0 ? 2 : 1, &added) != DIST_HDR_OK) {
+            LOG_E(d->lg, MOD, "frames waiting for %s do not fit its output: dropped", c->peer);
+            break;
+        }
+        sent++;
+        p += 4 + (size_t)n;
+    }
+    bytebuf_free(&w);
+    return sent;
 }
 
 static void hs_after(hs_job *j, int status)
@@ -377,7 +431,7 @@ static void hs_after(hs_job *j, int status)
         d->stats.conns_accepted++;
     LOG_I(d->lg, MOD, "connected to %s (%s)", c->peer, j->outbound ? "outbound" : "inbound");
     /* What sends queued while it was being made goes first, in order. */
-    uint64_t waited = rc_waitq_take(d->waitq, c->peer, &c->out);
+    uint64_t waited = take_waiting(d, c);
     if (waited > 0) {
         d->out_pending += bytebuf_pending(&c->out);
         d->stats.frames_out += waited;
@@ -631,6 +685,9 @@ static void conn_on_closed(uv_handle_t *h)
     close(c->fd);
     bytebuf_free(&c->in);
     bytebuf_free(&c->out);
+    bytebuf_free(&c->plain);
+    dist_hdr_out_free(c->hdr_out);
+    dist_hdr_in_free(c->hdr_in);
     free(c);
 }
 
@@ -674,27 +731,43 @@ int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, cons
     return rc_dist_sendv(d, c, parts, msg ? 2 : 1);
 }
 
+static int output_overflow(rc_dist *d, rc_conn *c)
+{
+    d->stats.err_output_overflow++;
+    LOG_E(d->lg, MOD, "output to %s exceeds %zu bytes: peer too slow, dropping connection",
+          c->peer, d->cfg.max_output_bytes);
+    rc_dist_close(d, c, "output buffer limit");
+    return -1;
+}
+
 int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
 {
     if (c->closing)
         return -1;
-    size_t payload = 1;
-    for (int i = 0; i < nparts; i++)
-        payload += parts[i].iov_len;
-    if (payload > UINT32_MAX || bytebuf_reserve(&c->out, 4 + payload) != 0) {
-        d->stats.err_output_overflow++;
-        LOG_E(d->lg, MOD, "output to %s exceeds %zu bytes: peer too slow, dropping connection",
-              c->peer, d->cfg.max_output_bytes);
-        rc_dist_close(d, c, "output buffer limit");
-        return -1;
+    size_t added = 0;
+    if (c->hdr_out != NULL) {
+        int rc = dist_hdr_encode(c->hdr_out, &d->hdr_scratch, &c->out, parts, nparts, &added);
+        if (rc == DIST_HDR_BADARG) {
+            LOG_E(d->lg, MOD, "a frame for %s without version bytes: not sent", c->peer);
+            return -1;
+        }
+        if (rc != DIST_HDR_OK)
+            return output_overflow(d, c);
+    } else {
+        size_t payload = 1;
+        for (int i = 0; i < nparts; i++)
+            payload += parts[i].iov_len;
+        if (payload > UINT32_MAX || bytebuf_reserve(&c->out, 4 + payload) != 0)
+            return output_overflow(d, c);
+        uint8_t hdr[5];
+        frame_put_header(hdr, (uint32_t)payload);
+        hdr[4] = 112;
+        bytebuf_append(&c->out, hdr, 5);
+        for (int i = 0; i < nparts; i++)
+            bytebuf_append(&c->out, parts[i].iov_base, parts[i].iov_len);
+        added = 4 + payload;
     }
-    uint8_t hdr[5];
-    frame_put_header(hdr, (uint32_t)payload);
-    hdr[4] = 112;
-    bytebuf_append(&c->out, hdr, 5);
-    for (int i = 0; i < nparts; i++)
-        bytebuf_append(&c->out, parts[i].iov_base, parts[i].iov_len);
-    d->out_pending += 4 + payload;
+    d->out_pending += added;
     d->stats.frames_out++;
     mark_dirty(d, c);
     if (!c->busy && bytebuf_pending(&c->out) > BUSY_ABOVE) {
@@ -920,6 +993,19 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
             return -1;
         }
         const char *payload = (const char *)c->in.data + c->in.off + fv.payload_off;
+        size_t plen = fv.payload_len;
+        if (fr == FRAME_DATA && c->hdr_in != NULL) {
+            const char *why = NULL;
+            c->plain.off = c->plain.len = 0;
+            if (dist_hdr_decode(c->hdr_in, (const uint8_t *)payload, plen, &c->plain, &why) != 0) {
+                d->stats.err_dist_header++;
+                LOG_E(d->lg, MOD, "frame from %s: %s", c->peer, why);
+                rc_dist_close(d, c, why);
+                return -1;
+            }
+            payload = (const char *)c->plain.data + c->plain.off;
+            plen = bytebuf_pending(&c->plain);
+        }
         if (fr == FRAME_TICK) {
             d->stats.ticks_in++;
         } else {
@@ -927,7 +1013,7 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
             rc_conn *outer = d->dispatching;
             d->dispatching = c;
             if (d->cb.on_frame)
-                d->cb.on_frame(d->cb.ctx, c, payload, fv.payload_len);
+                d->cb.on_frame(d->cb.ctx, c, payload, plen);
             d->dispatching = outer;
             if (c->closing)
                 return -1;
@@ -1010,6 +1096,8 @@ static void on_tick_timer(uv_timer_t *t)
             break;
         drop_waiting(d, w, "no connection within the handshake time");
     }
+    bytebuf_trim(&d->hdr_scratch.flat, TRIM_KEEP);
+    bytebuf_trim(&d->hdr_scratch.body, TRIM_KEEP);
     rc_conn *c, *tmp;
     HASH_ITER(hh, d->conns, c, tmp) {
         if (c->closing)
@@ -1030,6 +1118,8 @@ static void on_tick_timer(uv_timer_t *t)
         /* A burst's buffers are given back once the connection is quiet. */
         bytebuf_trim(&c->in, TRIM_KEEP);
         bytebuf_trim(&c->out, TRIM_KEEP);
+        c->plain.off = c->plain.len = 0; /* the frame it held is long handled */
+        bytebuf_trim(&c->plain, TRIM_KEEP);
         if (now - c->last_write_ms >= tick_ms && bytebuf_pending(&c->out) == 0) {
             static const uint8_t tick[4] = {0, 0, 0, 0};
             if (bytebuf_append(&c->out, tick, 4) == 0) {
@@ -1165,6 +1255,7 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
         free(d);
         return -1;
     }
+    dist_hdr_scratch_init(&d->hdr_scratch);
     d->waitq = rc_waitq_new(WAIT_MAX_NODES, WAIT_MAX_BYTES);
     if (d->waitq == NULL) {
         snprintf(err, (size_t)errlen, "out of memory");
@@ -1242,5 +1333,6 @@ void rc_dist_free(rc_dist *d)
     free(d->up.v);
     free(d->accepting.v);
     rc_waitq_free(d->waitq);
+    dist_hdr_scratch_free(&d->hdr_scratch);
     free(d);
 }

@@ -23,7 +23,8 @@ typedef struct rc_dist_callbacks {
     void (*on_up)(void *ctx, rc_conn *c);
     /* Called once when a connection goes away, before it is freed. */
     void (*on_down)(void *ctx, rc_conn *c, const char *why);
-    /* One data frame (payload starts with the pass-through tag 112). */
+    /* One data frame (payload starts with the pass-through tag 112; a frame
+     * that came with a distribution header is handed on in that form). */
     void (*on_frame)(void *ctx, rc_conn *c, const char *payload, size_t len);
     /* An outbound connect to `node` failed (after logging). */
     void (*on_connect_failed)(void *ctx, const char *node);
@@ -50,6 +51,7 @@ typedef struct rc_dist_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out, ticks_in, ticks_out;
     uint64_t conns_accepted, conns_connected, conns_closed;
     uint64_t err_handshake, err_frame_too_big, err_output_overflow, err_tick_timeout, err_io;
+    uint64_t err_dist_header; /* a frame whose distribution header could not be decoded */
     uint64_t read_pauses;       /* a connection not read while its sends wait on a busy one */
     uint64_t busy_destinations; /* times a connection's output passed the busy mark */
     uint64_t connect_failed; /* outbound attempts (e.g. to departed nodes) */
@@ -76,7 +78,9 @@ size_t rc_dist_connection_count(const rc_dist *d);
 /* Visits every live connection. */
 void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg);
 
-/* Queues one frame: 112, ctrl (with version byte), then msg if not NULL.
+/* Queues one frame: 112, ctrl (with version byte), then msg if not NULL
+ * (or, on a connection with distribution headers, the same terms behind a
+ * header, atoms cached).
  * Returns 0, or -1 if the connection was dropped (output limit reached). */
 int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, const char *msg,
                  size_t msg_len);

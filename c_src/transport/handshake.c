@@ -151,6 +151,7 @@ void handshake_flag_names(uint64_t flags, char *out, int outlen)
         {DFLAG_EXPORT_PTR_TAG, "EXPORT_PTR_TAG"},
         {DFLAG_BIT_BINARIES, "BIT_BINARIES"},
         {DFLAG_NEW_FLOATS, "NEW_FLOATS"},
+        {DFLAG_DIST_HDR_ATOM_CACHE, "DIST_HDR_ATOM_CACHE"},
         {DFLAG_SMALL_ATOM_TAGS, "SMALL_ATOM_TAGS"},
         {DFLAG_UTF8_ATOMS, "UTF8_ATOMS"},
         {DFLAG_MAP_TAG, "MAP_TAG"},

@@ -24,6 +24,7 @@
 #define DFLAG_EXPORT_PTR_TAG 0x200ULL
 #define DFLAG_BIT_BINARIES 0x400ULL
 #define DFLAG_NEW_FLOATS 0x800ULL
+#define DFLAG_DIST_HDR_ATOM_CACHE 0x2000ULL
 #define DFLAG_SMALL_ATOM_TAGS 0x4000ULL
 #define DFLAG_UTF8_ATOMS 0x10000ULL
 #define DFLAG_MAP_TAG 0x20000ULL
@@ -46,15 +47,19 @@
 #define HS_MANDATORY (HS_MANDATORY_25 | DFLAG_V4_NC | DFLAG_UNLINK_ID)
 
 /* What the C node advertises: everything OTP 25-29 make mandatory plus
- * monitors (by pid and by name) and SMALL_ATOM_TAGS. Not PUBLISHED: the C
- * node is hidden. Not DIST_HDR_ATOM_CACHE or FRAGMENTS: peers then send plain
- * pass-through frames, one message per frame. Not SPAWN, ALIAS, ALTACT_SIG,
+ * monitors (by pid and by name), SMALL_ATOM_TAGS and DIST_HDR_ATOM_CACHE.
+ * Not PUBLISHED: the C node is hidden. DIST_HDR_ATOM_CACHE, when the peer
+ * offers it too, puts a distribution header with cached atoms on every frame
+ * both ways (dist_hdr.h): a BEAM receiver then resolves our atoms by index
+ * instead of in its atom table. Not FRAGMENTS: peers send one message per
+ * frame. Not SPAWN, ALIAS, ALTACT_SIG,
  * SEND_SENDER or EXIT_PAYLOAD: a peer then never sends SPAWN_REQUEST,
  * ALIAS_SEND, ALTACT_SIG_SEND, SEND_SENDER or the PAYLOAD_* operations, and
  * falls back to SEND, EXIT and MONITOR_P_EXIT, which the process layer
  * handles. */
 #define RC_DIST_FLAGS                                                                        \
-    (HS_MANDATORY | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME | DFLAG_SMALL_ATOM_TAGS)
+    (HS_MANDATORY | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME | DFLAG_SMALL_ATOM_TAGS |      \
+     DFLAG_DIST_HDR_ATOM_CACHE)
 
 /* What an acceptor answers a peer that is connecting to it (its "status"). */
 /* ALIVE: this node already has a connection to the peer; the peer says

@@ -1,6 +1,8 @@
 /* libFuzzer target: arbitrary bytes as an inbound distribution stream from
  * a connected peer. The stream is split into frames exactly as a connection
- * would, and every frame goes through control-message decoding and dispatch
+ * would; a frame that starts with a distribution header (131 68) is decoded
+ * as a connection with headers does, its atom cache kept from frame to
+ * frame; and every frame goes through control-message decoding and dispatch
  * to real C processes: the request server (request parsing, broadcast and
  * pool requests), a pg scope that has seen the peer come up, and a running
  * C emitter pool (registered as fz_sub_emitter and fz_sub_emitter_2), with
@@ -9,6 +11,7 @@
 #include "emitter/broadcast.h"
 #include "emitter/emitter_pool.h"
 #include "naming/names_table.h"
+#include "transport/dist_hdr.h"
 #include "transport/frame.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
@@ -19,6 +22,20 @@
 #include <stdint.h>
 #include <string.h>
 #include <uv.h>
+
+/* As the transport hands a frame up: decoded first when it has a header. */
+static void frame_up(rc_procs *ps, dist_hdr_in *hin, bytebuf *plain, const uint8_t *p, size_t n)
+{
+    if (n >= 2 && p[0] == 131 && p[1] == 68) {
+        const char *why = NULL;
+        plain->off = plain->len = 0;
+        if (dist_hdr_decode(hin, p, n, plain, &why) == 0)
+            rc_procs_on_frame(ps, "peer@host", (const char *)plain->data + plain->off,
+                              bytebuf_pending(plain));
+        return;
+    }
+    rc_procs_on_frame(ps, "peer@host", (const char *)p, n);
+}
 
 static int drop_send(void *ctx, const char *node, const char *ctrl, size_t clen, const char *msg,
                      size_t mlen)
@@ -67,6 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  NULL, pool_started, NULL);
     /* the peer is connected: the scope discovers it */
     rc_pg_scope_nodeup(scope, "peer@host");
+    dist_hdr_in *hin = dist_hdr_in_new();
+    bytebuf plain;
+    bytebuf_init(&plain, (1u << 20) + 2);
     size_t off = 0;
     for (;;) {
         frame_view fv;
@@ -74,14 +94,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == FRAME_NEED_MORE || r == FRAME_TOO_BIG)
             break;
         if (r == FRAME_DATA) {
-            rc_procs_on_frame(ps, "peer@host", (const char *)data + off + fv.payload_off,
-                              fv.payload_len);
+            frame_up(ps, hin, &plain, data + off + fv.payload_off, fv.payload_len);
             uv_run(&loop, UV_RUN_NOWAIT);
         }
         off += fv.consumed;
     }
     /* A raw frame body without the length prefix, too: most inputs are. */
-    rc_procs_on_frame(ps, "peer@host", (const char *)data, size);
+    frame_up(ps, hin, &plain, data, size);
+    dist_hdr_in_free(hin);
+    bytebuf_free(&plain);
     rc_procs_on_down(ps, "peer@host");
     rc_pg_scope_nodedown(scope, "peer@host");
     rc_pg_scope_shutdown(scope);
