@@ -1015,6 +1015,12 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
             if (d->cb.on_frame)
                 d->cb.on_frame(d->cb.ctx, c, payload, plen);
             d->dispatching = outer;
+            if (c->plain.cap > TRIM_KEEP) {
+                /* A big decoded frame (a pg sync) is not kept until the
+                 * next tick: its size would sit on the heap twice. */
+                c->plain.off = c->plain.len = 0;
+                bytebuf_trim(&c->plain, TRIM_KEEP);
+            }
             if (c->closing)
                 return -1;
         }
@@ -1054,6 +1060,10 @@ static void conn_read(rc_dist *d, rc_conn *c)
         if (dispatch_frames(d, c) != 0)
             return;
     }
+    /* A big frame's buffer goes as soon as it is handled, not at the next
+     * tick; a steady stream of ordinary frames keeps its buffer. */
+    if (!c->closing && bytebuf_pending(&c->in) == 0 && c->in.cap > 4 * TRIM_KEEP)
+        bytebuf_trim(&c->in, TRIM_KEEP);
 }
 
 static void conn_on_poll(uv_poll_t *h, int status, int events)
