@@ -195,8 +195,18 @@ long rc_await_members(rc_node *n, const char *scope, const char *group, size_t g
                       unsigned timeout_ms);
 /* Loop thread: bytes queued for peers and not yet written to their sockets. */
 size_t rc_node_output_pending(rc_node *n);
-/* Counters: fills up to cap (name, value) pairs; returns how many exist. */
-typedef struct rc_stat { const char *name; uint64_t value; } rc_stat;
+/* Counters: fills up to cap entries; returns how many exist. A gauge is a
+ * level (connections, heap bytes), a counter only grows; error counters are
+ * the ones reckon_cnode:stats/0 lists under `errors`. name and help are
+ * static strings, valid on any thread for the life of the program. */
+enum { RC_STAT_GAUGE = 0, RC_STAT_COUNTER = 1 };
+typedef struct rc_stat {
+    const char *name;
+    uint64_t value;
+    int kind;  /* RC_STAT_GAUGE or RC_STAT_COUNTER */
+    int error; /* an error counter */
+    const char *help;
+} rc_stat;
 size_t rc_node_stats(rc_node *n, rc_stat *out, size_t cap); /* loop thread */
 
 /* ---------------------------------------------------------------- naming */

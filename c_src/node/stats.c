@@ -1,7 +1,8 @@
-/* stats: one table of the node's counters, read by both reckon_cnode:stats/0
+/* stats: one table of the node's counters, read by reckon_cnode:stats/0
  * (through the request server, as a map with the error counters under
- * `errors`) and rc_node_stats (flat, same names). A counter added here shows
- * in both. */
+ * `errors`), rc_node_stats (flat, same names) and the HTTP /metrics page
+ * (which takes its kinds and help texts from here too). A counter added here
+ * shows in all three. */
 #include "node/node.h"
 
 #include <malloc.h>
@@ -10,7 +11,12 @@ typedef struct node_stat {
     const char *name;
     uint64_t value;
     int error; /* listed under `errors` in the Erlang map */
+    int kind;  /* RC_STAT_GAUGE or RC_STAT_COUNTER */
+    const char *help;
 } node_stat;
+
+#define G RC_STAT_GAUGE
+#define C RC_STAT_COUNTER
 
 enum { NODE_STATS_MAX = 48 };
 
@@ -31,49 +37,92 @@ static size_t collect(rc_node *n, node_stat *out)
      * tables (e.g. per pg membership) from outside. */
     struct mallinfo2 mi = mallinfo2();
     const node_stat all[] = {
-        {"connections", rc_dist_connection_count(n->dist), 0},
-        {"known_nodes", rc_cluster_known_count(n->cluster), 0},
-        {"peers", peers, 0},
-        {"groups", groups, 0},
-        {"members", members, 0},
-        {"processes", rc_procs_count(n->procs), 0},
-        {"remote_monitors", rc_procs_remote_monitors(n->procs), 0},
-        {"emitter_name_tables", names_table_count(n->names), 0},
-        {"emitter_pools", rc_emitters_pool_count(n->emitters), 0},
-        {"names_subscribers", rc_names_feed_subscribers(n->feed), 0},
-        {"messages_in", ps->msgs_in, 0},
-        {"messages_out", ps->msgs_out, 0},
-        {"bytes_in", ds->bytes_in, 0},
-        {"bytes_out", ds->bytes_out, 0},
-        {"read_pauses", ds->read_pauses, 0},
-        {"busy_destinations", ds->busy_destinations, 0},
-        {"connect_failed", ds->connect_failed, 0},
-        {"send_connects", ds->send_connects, 0},
-        {"broadcasts", bs->broadcasts, 0},
-        {"no_emitters", bs->no_emitters, 0},
-        {"broadcast_send_failed", bs->send_failed, 0},
-        {"events_in", es->events_in, 0},
-        {"events_out", es->events_out, 0},
-        {"relay_sends", es->relay_sends, 0},
-        {"heap_bytes", (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd, 0},
-        {"pg_malformed", malformed, 1},
-        {"handshake", ds->err_handshake, 1},
-        {"handshakes_evicted", ds->handshakes_evicted, 1},
-        {"accepts_shed", ds->accepts_shed, 1},
-        {"frame_too_big", ds->err_frame_too_big, 1},
-        {"output_overflow", ds->err_output_overflow, 1},
-        {"tick_timeout", ds->err_tick_timeout, 1},
-        {"io", ds->err_io, 1},
-        {"dist_header", ds->err_dist_header, 1},
-        {"malformed", ps->err_malformed, 1},
-        {"unknown_op", ps->err_unknown_op, 1},
-        {"unknown_target", ps->err_unknown_target, 1},
-        {"monitor_limit", ps->err_monitor_limit, 1},
-        {"link_limit", ps->err_link_limit, 1},
-        {"dropped", ps->msgs_dropped, 1},
-        {"dropped_unreachable", ds->dropped_unreachable, 1},
-        {"dropped_queue_full", ds->dropped_queue_full, 1},
-        {"ticks_in", ds->ticks_in, 1},
+        {"connections", rc_dist_connection_count(n->dist), 0, G,
+         "Open distribution connections."},
+        {"known_nodes", rc_cluster_known_count(n->cluster), 0, G,
+         "Nodes the cluster layer knows of (seeds and discovered)."},
+        {"peers", peers, 0, G,
+         "pg peers, summed over the served scopes."},
+        {"groups", groups, 0, G,
+         "pg groups with members, summed over the served scopes."},
+        {"members", members, 0, G,
+         "pg group members, summed over the served scopes."},
+        {"processes", rc_procs_count(n->procs), 0, G,
+         "C processes on this node."},
+        {"remote_monitors", rc_procs_remote_monitors(n->procs), 0, G,
+         "Monitors that remote processes hold on this node's processes."},
+        {"emitter_name_tables", names_table_count(n->names), 0, G,
+         "Emitter groups (store, subscription) in the emitter-name table."},
+        {"emitter_pools", rc_emitters_pool_count(n->emitters), 0, G,
+         "Emitter pools running."},
+        {"names_subscribers", rc_names_feed_subscribers(n->feed), 0, G,
+         "Attached BEAM nodes holding a copy of the emitter-name table."},
+        {"messages_in", ps->msgs_in, 0, C,
+         "Messages received by C processes."},
+        {"messages_out", ps->msgs_out, 0, C,
+         "Messages sent by C processes."},
+        {"bytes_in", ds->bytes_in, 0, C,
+         "Bytes read from distribution connections."},
+        {"bytes_out", ds->bytes_out, 0, C,
+         "Bytes written to distribution connections."},
+        {"read_pauses", ds->read_pauses, 0, C,
+         "Times a connection was not read while its sends waited on a busy one."},
+        {"busy_destinations", ds->busy_destinations, 0, C,
+         "Times a connection's output passed the busy mark."},
+        {"connect_failed", ds->connect_failed, 0, C,
+         "Outbound connection attempts that failed."},
+        {"send_connects", ds->send_connects, 0, C,
+         "Connections started by a send."},
+        {"broadcasts", bs->broadcasts, 0, C,
+         "Broadcasts made."},
+        {"no_emitters", bs->no_emitters, 0, C,
+         "Broadcasts dropped because the group had no emitters."},
+        {"broadcast_send_failed", bs->send_failed, 0, C,
+         "Broadcast sends that failed."},
+        {"events_in", es->events_in, 0, C,
+         "Events received by C emitters."},
+        {"events_out", es->events_out, 0, C,
+         "Event deliveries by C emitters, relayed ones included."},
+        {"relay_sends", es->relay_sends, 0, C,
+         "Messages to relays, each for all of a node's subscribers."},
+        {"heap_bytes", (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd, 0, G,
+         "Bytes in use on the C heap."},
+        {"pg_malformed", malformed, 1, C,
+         "Malformed pg messages ignored."},
+        {"handshake", ds->err_handshake, 1, C,
+         "Failed distribution handshakes."},
+        {"handshakes_evicted", ds->handshakes_evicted, 1, C,
+         "Unauthenticated connections cut off to make room."},
+        {"accepts_shed", ds->accepts_shed, 1, C,
+         "Connections refused at the descriptor limit."},
+        {"frame_too_big", ds->err_frame_too_big, 1, C,
+         "Connections closed for a frame above --max-message-bytes."},
+        {"output_overflow", ds->err_output_overflow, 1, C,
+         "Connections closed for a send backlog above the limit."},
+        {"tick_timeout", ds->err_tick_timeout, 1, C,
+         "Connections closed for a peer silent past the net tick time."},
+        {"io", ds->err_io, 1, C,
+         "Connections closed on a socket error."},
+        {"dist_header", ds->err_dist_header, 1, C,
+         "Frames whose distribution header could not be decoded."},
+        {"malformed", ps->err_malformed, 1, C,
+         "Malformed messages to C processes."},
+        {"unknown_op", ps->err_unknown_op, 1, C,
+         "Control messages of an unknown operation."},
+        {"unknown_target", ps->err_unknown_target, 1, C,
+         "Messages to C processes that do not exist."},
+        {"monitor_limit", ps->err_monitor_limit, 1, C,
+         "Monitors refused with system_limit."},
+        {"link_limit", ps->err_link_limit, 1, C,
+         "Links refused with system_limit."},
+        {"dropped", ps->msgs_dropped, 1, C,
+         "Messages from C processes dropped."},
+        {"dropped_unreachable", ds->dropped_unreachable, 1, C,
+         "Frames dropped for a node that could not be reached."},
+        {"dropped_queue_full", ds->dropped_queue_full, 1, C,
+         "Frames refused while waiting for a connection."},
+        {"ticks_in", ds->ticks_in, 1, C,
+         "Ticks received from peers."},
     };
     _Static_assert(sizeof all / sizeof all[0] <= NODE_STATS_MAX, "raise NODE_STATS_MAX");
     size_t total = sizeof all / sizeof all[0];
@@ -81,6 +130,9 @@ static size_t collect(rc_node *n, node_stat *out)
         out[i] = all[i];
     return total;
 }
+
+#undef G
+#undef C
 
 static void encode_part(ei_x_buff *x, const node_stat *s, size_t n, int error)
 {
@@ -112,6 +164,9 @@ size_t rc_node_stats(rc_node *n, rc_stat *out, size_t cap)
     for (size_t i = 0; i < total && i < cap; i++) {
         out[i].name = s[i].name;
         out[i].value = s[i].value;
+        out[i].kind = s[i].kind;
+        out[i].error = s[i].error;
+        out[i].help = s[i].help;
     }
     return total;
 }
