@@ -2,6 +2,7 @@
  * reads the cookie, creates the node, prints its name once reachable and
  * runs it until SIGTERM/SIGINT (exit 0) or a fatal start-up error (exit 1). */
 #include "reckon_cnode.h"
+#include "node/http.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_SEEDS 64
@@ -24,11 +26,15 @@ static void usage(FILE *f)
           "                    [--max-message-bytes N] [--log-level error|warning|info|debug]\n"
           "                    [--listen ADDR] [--dist-port N|MIN-MAX]\n"
           "                    [--net-ticktime SECS] [--exit-on-stdin-close]\n"
+          "                    [--http ADDR:PORT]\n"
           "                    [--version] [--help]\n"
           "The cookie defaults to $RECKON_CNODE_COOKIE, then $HOME/.erlang.cookie.\n"
           "--listen: the one local address to accept connections on (default: all).\n"
           "--dist-port: the port, or the range to take the first free port of\n"
-          "  (default: any), as inet_dist_listen_min/max.\n",
+          "  (default: any), as inet_dist_listen_min/max.\n"
+          "--http: serve GET /metrics (Prometheus text) and GET /health on this\n"
+          "  address, e.g. 127.0.0.1:9464 or [::1]:9464 (port 0: any free one);\n"
+          "  no authentication: bind it to loopback or a management network.\n",
           f);
 }
 
@@ -109,10 +115,10 @@ int main(int argc, char **argv)
     size_t nseeds = 0;
     const char *scopes[MAX_SEEDS];
     size_t nscopes = 0;
-    const char *cookie = NULL, *cookie_file = NULL;
+    const char *cookie = NULL, *cookie_file = NULL, *http_addr = NULL;
     static char cookie_buf[1024];
     enum { O_SNAME = 1, O_NAME, O_COOKIE, O_COOKIE_FILE, O_SCOPE, O_SEED, O_DATA_DIR, O_MAX_MSG,
-           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP, O_LISTEN, O_DIST_PORT, O_VERSION };
+           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP, O_LISTEN, O_DIST_PORT, O_VERSION, O_HTTP };
     static const struct option opts[] = {
         {"sname", required_argument, NULL, O_SNAME},
         {"name", required_argument, NULL, O_NAME},
@@ -129,6 +135,7 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, O_LISTEN},
         {"dist-port", required_argument, NULL, O_DIST_PORT},
         {"version", no_argument, NULL, O_VERSION},
+        {"http", required_argument, NULL, O_HTTP},
         {NULL, 0, NULL, 0}};
     int c;
     size_t sz = 0;
@@ -183,6 +190,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_HTTP: {
+            struct sockaddr_storage sa;
+            if (rc_http_parse_addr(optarg, &sa) != 0) {
+                fprintf(stderr, "reckon_cnode: bad --http (IPv4:PORT or [IPv6]:PORT)\n");
+                return 2;
+            }
+            http_addr = optarg;
+            break;
+        }
         case O_VERSION: printf("reckon_cnode %s\n", RC_VERSION); return 0;
         case 'h':
         case O_HELP: usage(stdout); return 0;
@@ -226,10 +242,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "reckon_cnode: cannot start: %s\n", err);
         return 1;
     }
+    rc_http *http = NULL;
+    if (http_addr != NULL) {
+        /* A node with seeds is healthy only once it reached a node. */
+        rc_http_config hc = {.addr = http_addr, .need_peer = nseeds > 0, .log_level = cfg.log_level};
+        http = rc_http_start(node, &hc, err, sizeof err);
+        if (http == NULL) {
+            fprintf(stderr, "reckon_cnode: cannot start: %s\n", err);
+            rc_node_stop(node);
+            rc_node_run(node);
+            rc_node_destroy(node);
+            return 1;
+        }
+    }
     /* The one line on stdout: owners (the shim, scripts) wait for it. */
     printf("%s\n", rc_node_name(node));
     fflush(stdout);
     rc_node_run(node);
+    /* The loop is done, so a request still in flight is refused at once
+     * (rc_node_call) and the server thread can be joined. */
+    rc_http_stop(http);
     rc_node_destroy(node);
     return 0;
 }
