@@ -157,7 +157,7 @@ test-san: $(SAN_TESTS)
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
 # ThreadSanitizer for the tests that run producer threads against the loop.
-TSAN_TESTS := test_broadcast_threads
+TSAN_TESTS := test_broadcast_threads test_http
 TSAN_BUILD := build/tsan
 $(TSAN_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

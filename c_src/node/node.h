@@ -5,9 +5,11 @@
  * This header is for the node's own files only:
  *   node.c   lifecycle (create, run, stop, destroy) and layer wiring,
  *   calls.c  the cross-thread call queue (rc_node_call),
- *   stats.c  the one table of counters behind reckon_cnode:stats/0 and
- *            rc_node_stats,
- * and for the public C API (api/capi.c), which reads the context. Everything
+ *   stats.c  the one table of counters behind reckon_cnode:stats/0,
+ *            rc_node_stats and the /metrics page,
+ * and for the public C API (api/capi.c), which reads the context. http.c
+ * (the --http endpoint, header http.h) sits beside them but uses the public
+ * API only. Everything
  * here runs on the loop thread unless it says otherwise. */
 #ifndef RC_NODE_H
 #define RC_NODE_H
