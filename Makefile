@@ -220,12 +220,16 @@ bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/benc
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the executable, the C
-# library and header, the systemd unit and the README.
+# library, its header and pkg-config file, the systemd unit and the README.
 PREFIX ?= /usr/local
 install: all
 	install -D -m 755 priv/reckon_cnode $(DESTDIR)$(PREFIX)/bin/reckon_cnode
 	install -D -m 644 $(BUILD)/libreckon_cnode.a $(DESTDIR)$(PREFIX)/lib/libreckon_cnode.a
 	install -D -m 644 include/reckon_cnode.h $(DESTDIR)$(PREFIX)/include/reckon_cnode.h
+	@mkdir -p $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RC_VERSION)|' -e 's|@EI_LIBDIR@|$(EI_DIR)/lib|' \
+	  deploy/reckon_cnode.pc.in > $(BUILD)/reckon_cnode.pc
+	install -D -m 644 $(BUILD)/reckon_cnode.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/reckon_cnode.pc
 	install -D -m 644 deploy/reckon_cnode.service $(DESTDIR)$(PREFIX)/lib/systemd/system/reckon_cnode.service
 	install -D -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/reckon_cnode/README.md
 

@@ -66,12 +66,47 @@ if make -s install DESTDIR="$TMP/stage" PREFIX=/usr/local >"$TMP/install.log" 2>
         "$TMP/stage/usr/local/bin/reckon_cnode" --version >/dev/null &&
         [ -f "$TMP/stage/usr/local/include/reckon_cnode.h" ] &&
         [ -f "$TMP/stage/usr/local/lib/libreckon_cnode.a" ] &&
+        [ -f "$TMP/stage/usr/local/lib/pkgconfig/reckon_cnode.pc" ] &&
         [ -f "$TMP/stage/usr/local/lib/systemd/system/reckon_cnode.service" ]; then
-    echo "dependency: make install staged the executable, library, header and unit"
+    echo "dependency: make install staged the executable, library, header, pkg-config file and unit"
     PASSED=$((PASSED + 1))
 else
     tail -20 "$TMP/install.log"
     echo "dependency: make install did not stage everything"
+    FAILED=$((FAILED + 1))
+fi
+# A program of the user's own, built against the staged header and library
+# with nothing but what pkg-config says (--define-prefix: the staging root
+# stands in for the prefix). It links the whole node and runs.
+cat >"$TMP/user.c" <<'PROG'
+#include <reckon_cnode.h>
+#include <stdio.h>
+int main(void)
+{
+    uint8_t topic[256];
+    size_t len = 0;
+    rc_node_config cfg;
+    rc_node_config_init(&cfg); /* no cookie: rc_node_create must refuse */
+    rc_node *n = NULL;
+    char err[128];
+    if (rc_topic((const uint8_t *)"store", 5, (const uint8_t *)"sub", 3, topic, sizeof topic,
+                 &len) != RC_OK || rc_node_create(&n, &cfg, err, sizeof err) == 0)
+        return 1;
+    printf("%.*s|%s\n", (int)len, (const char *)topic, err);
+    return 0;
+}
+PROG
+PC="$TMP/stage/usr/local/lib/pkgconfig"
+# shellcheck disable=SC2046
+if [ -f "$PC/reckon_cnode.pc" ] &&
+        FLAGS=$(PKG_CONFIG_PATH="$PC" pkg-config --define-prefix --cflags --libs reckon_cnode) &&
+        cc -std=c11 -Wall -Wextra -Werror -o "$TMP/user" "$TMP/user.c" $FLAGS >"$TMP/user.log" 2>&1 &&
+        "$TMP/user" >"$TMP/user.out" && grep -q '|no cookie$' "$TMP/user.out"; then
+    echo "dependency: a program built with pkg-config --cflags --libs reckon_cnode links and runs"
+    PASSED=$((PASSED + 1))
+else
+    cat "$TMP/user.log" "$TMP/user.out" 2>/dev/null | tail -20
+    echo "dependency: no working program from the staged pkg-config file"
     FAILED=$((FAILED + 1))
 fi
 echo "dependency: $PASSED passed, $FAILED failed"
