@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define MOD "http"
 
@@ -21,6 +22,7 @@ struct rc_http {
     rc_node *node;
     struct MHD_Daemon *daemon;
     rc_logger lg;
+    rc_ratelimit log_budget; /* libmicrohttpd logs from its one thread */
     int need_peer;
     unsigned port;
 };
@@ -270,11 +272,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 /* libmicrohttpd's own complaints (a failed accept, a bad request) go to the
- * node's log, as warnings. */
+ * node's log, as warnings; a client can cause them at will, so at most 20
+ * per 10 s. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     rc_http *h = cls;
     if (!RC_LOG_ENABLED(&h->lg, RC_LOG_WARNING))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned left_out = 0;
+    int allow = rc_ratelimit_allow(&h->log_budget, (uint64_t)ts.tv_sec * 1000u +
+                                                       (uint64_t)ts.tv_nsec / 1000000u,
+                                   10000, 20, &left_out);
+    if (left_out > 0)
+        LOG_W(&h->lg, MOD, "%u more HTTP server messages left out", left_out);
+    if (!allow)
         return;
     char line[512];
     if (vsnprintf(line, sizeof line, fmt, ap) < 0)
