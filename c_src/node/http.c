@@ -1,6 +1,7 @@
 /* http: the management endpoint; see http.h. */
 #include "node/http.h"
 
+#include "node/node.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -24,6 +25,7 @@ struct rc_http {
     rc_logger lg;
     rc_ratelimit log_budget; /* libmicrohttpd logs from its one thread */
     int need_peer;
+    unsigned call_timeout_ms;
     unsigned port;
 };
 
@@ -217,15 +219,41 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, con
                  MHD_RESPMEM_PERSISTENT);
 }
 
-static enum MHD_Result serve_metrics(rc_http *h, struct MHD_Connection *c)
+/* The counters, read on the loop; NULL with *why set to the status line's
+ * body when they cannot be had. A loop that does not answer in time leaves
+ * the copy to the loop, which frees it once it gets there. */
+static stats_read *fetch_stats(rc_http *h, const char **why, unsigned *status)
 {
     stats_read *r = malloc(sizeof *r);
-    if (r == NULL)
-        return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    if (rc_node_call(h->node, read_stats, r) != 0) {
-        free(r);
-        return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping\n");
+    *status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (r == NULL) {
+        *why = "out of memory\n";
+        *status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
+    switch (node_call_timed(h->node, read_stats, r, h->call_timeout_ms)) {
+    case NODE_CALL_OK: return r;
+    case NODE_CALL_TIMEOUT:
+        LOG_W(&h->lg, MOD, "the node did not answer within %u ms", h->call_timeout_ms);
+        *why = "node not answering\n";
+        return NULL; /* r is the loop's now */
+    case NODE_CALL_STOPPING: *why = "stopping\n"; break;
+    default:
+        *why = "out of memory\n";
+        *status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        break;
+    }
+    free(r);
+    return NULL;
+}
+
+static enum MHD_Result serve_metrics(rc_http *h, struct MHD_Connection *c)
+{
+    const char *why = NULL;
+    unsigned status = 0;
+    stats_read *r = fetch_stats(h, &why, &status);
+    if (r == NULL)
+        return reply_text(c, status, why);
     size_t len = 0;
     char *text = rc_http_metrics_text(r->st, r->n, &len);
     free(r);
@@ -239,13 +267,11 @@ static enum MHD_Result serve_metrics(rc_http *h, struct MHD_Connection *c)
 
 static enum MHD_Result serve_health(rc_http *h, struct MHD_Connection *c)
 {
-    stats_read *r = malloc(sizeof *r);
+    const char *why = NULL;
+    unsigned status = 0;
+    stats_read *r = fetch_stats(h, &why, &status);
     if (r == NULL)
-        return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    if (rc_node_call(h->node, read_stats, r) != 0) {
-        free(r);
-        return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping\n");
-    }
+        return reply_text(c, status, why);
     uint64_t conns = stat_value(r, "connections");
     free(r);
     if (h->need_peer && conns == 0)
@@ -311,6 +337,7 @@ rc_http *rc_http_start(rc_node *n, const rc_http_config *cfg, char *err, size_t 
     }
     h->node = n;
     h->need_peer = cfg->need_peer;
+    h->call_timeout_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 2000;
     rc_logger_init(&h->lg, (rc_log_level)cfg->log_level);
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (sa.ss_family == AF_INET6)

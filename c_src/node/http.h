@@ -5,9 +5,11 @@
  *   GET /health   200 "ok" while the node runs and, when need_peer is set
  *                 (the node was given seeds), has at least one connection;
  *                 503 with the reason otherwise.
- * The server thread reads the node only through rc_node_call, so the loop's
- * state is touched on the loop thread alone. It has no authentication: bind
- * it to loopback or a management network.
+ * The server thread reads the node only through node_call_timed, so the
+ * loop's state is touched on the loop thread alone, and a loop that does not
+ * answer within call_timeout_ms gets 503 "node not answering" rather than a
+ * hung server. It has no authentication: bind it to loopback or a
+ * management network.
  *
  * Threading: rc_http_start and rc_http_stop are called from the thread that
  * owns the node, outside the loop (before rc_node_run, after it returned);
@@ -26,6 +28,7 @@ typedef struct rc_http_config {
     int need_peer;            /* /health is 503 while the node has no connection */
     unsigned max_connections; /* open HTTP connections at once; 0: 16 */
     unsigned timeout_s;       /* an idle connection is closed after this; 0: 10 */
+    unsigned call_timeout_ms; /* how long a request waits for the loop; 0: 2000 */
     int log_level;            /* as rc_node_config.log_level */
 } rc_http_config;
 

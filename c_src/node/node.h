@@ -7,9 +7,9 @@
  *   calls.c  the cross-thread call queue (rc_node_call),
  *   stats.c  the one table of counters behind reckon_cnode:stats/0,
  *            rc_node_stats and the /metrics page,
- * and for the public C API (api/capi.c), which reads the context. http.c
- * (the --http endpoint, header http.h) sits beside them but uses the public
- * API only. Everything
+ * and for the public C API (api/capi.c), which reads the context, and the
+ * --http endpoint (http.c, header http.h), which reads the node through
+ * node_call_timed only. Everything
  * here runs on the loop thread unless it says otherwise. */
 #ifndef RC_NODE_H
 #define RC_NODE_H
@@ -80,6 +80,13 @@ rc_pg_scope *node_scope(rc_node *n, const char *scope);
  * when stopping: their callers get -1). */
 void node_calls_run(rc_node *n, int refuse);
 void node_calls_on_async(uv_async_t *a);
+/* rc_node_call that waits at most timeout_ms, for threads that must not
+ * hang on a stalled loop (the HTTP server). ctx must come from malloc. On
+ * NODE_CALL_TIMEOUT it belongs to the node from then on: fn still runs (or
+ * is refused) later, and the loop frees ctx after that; otherwise it stays
+ * the caller's. Any thread but the loop's. */
+enum { NODE_CALL_OK = 0, NODE_CALL_STOPPING = -1, NODE_CALL_TIMEOUT = -2, NODE_CALL_ERROR = -3 };
+int node_call_timed(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx, unsigned timeout_ms);
 
 /* stats.c. Appends the counters as one Erlang map (the request server's
  * stats reply): plain counters at the top, error counters under `errors`. */
