@@ -41,6 +41,65 @@ else
     FAILED=$((FAILED + 1))
 fi
 
+# The release carries the C node: `rebar3 release` of the same project,
+# booted with the application in spawn mode (own epmd, own cookie), must
+# start the C node from the release's own priv/ and connect to it; the
+# project's application writes what reckon_cnode:status/0 says, then stops
+# the node.
+. test/private_epmd.sh
+mkdir -p "$TMP/app/config"
+cat >"$TMP/app/src/user_app.app.src" <<'APP'
+{application, user_app, [{vsn, "0.1.0"}, {mod, {user_app, []}},
+                         {applications, [kernel, stdlib, reckon_cnode]}]}.
+APP
+cat >"$TMP/app/src/user_app.erl" <<'ERL'
+-module(user_app).
+-behaviour(application).
+-behaviour(supervisor).
+-export([start/2, stop/1, init/1]).
+start(_Type, _Args) ->
+    _ = spawn(fun() -> report(200) end),
+    supervisor:start_link(?MODULE, []).
+stop(_State) -> ok.
+init([]) -> {ok, {#{}, []}}.
+report(0) ->
+    write(reckon_cnode:status()), init:stop();
+report(N) ->
+    case reckon_cnode:status() of
+        #{connected := true} = S -> write(S), init:stop();
+        _ -> timer:sleep(100), report(N - 1)
+    end.
+write(Status) ->
+    ok = file:write_file(os:getenv("USER_APP_REPORT"), io_lib:format("~p~n", [Status])).
+ERL
+cat >"$TMP/app/config/sys.config" <<'SYS'
+[{reckon_cnode, [{spawn, true}]}].
+SYS
+printf -- '-sname user_app_%s\n-setcookie rel_%s\n' "$$" "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" \
+    >"$TMP/app/config/vm.args"
+cat >>"$TMP/app/rebar.config" <<'CFG'
+{relx, [{release, {user_app, "0.1.0"}, [user_app]},
+        {dev_mode, false}, {include_erts, false},
+        {sys_config, "config/sys.config"}, {vm_args, "config/vm.args"}]}.
+CFG
+REL=$TMP/app/_build/default/rel/user_app
+EPMD_PORT=""
+if (cd "$TMP/app" && rebar3 release) >"$TMP/release.log" 2>&1 &&
+        RELBIN=$(ls "$REL"/lib/reckon_cnode-*/priv/reckon_cnode 2>/dev/null) &&
+        [ -f "$RELBIN" ] && [ ! -L "$RELBIN" ] && start_private_epmd &&
+        ERL_EPMD_PORT=$EPMD_PORT USER_APP_REPORT="$TMP/report" \
+            timeout 60 "$REL/bin/user_app" foreground >>"$TMP/release.log" 2>&1 &&
+        grep -q 'connected => true' "$TMP/report" && grep -q 'mode => spawn' "$TMP/report"; then
+    echo "dependency: rebar3 release carries the C node and the release starts it (spawn mode)"
+    PASSED=$((PASSED + 1))
+else
+    tail -30 "$TMP/release.log"
+    cat "$TMP/report" 2>/dev/null
+    echo "dependency: the rebar3 release did not start its C node"
+    FAILED=$((FAILED + 1))
+fi
+[ -n "$EPMD_PORT" ] && epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1
+
 # The same from Elixir: a mix project with a path dependency. Mix builds
 # rebar3 projects with the rebar3 it is told of (Debian's, not a download).
 mkdir -p "$TMP/mixapp"
