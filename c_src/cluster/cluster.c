@@ -114,6 +114,7 @@ static void on_message(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         ei_decode_tuple_header(sig->buf, &idx, &arity) != 0 || arity != 2 ||
         ei_skip_term(sig->buf, &idx) != 0 || ei_decode_list_header(sig->buf, &idx, &n) != 0)
         return;
+    LOG_D(cl->lg, MOD, "a peer lists %d connected node(s)", n);
     for (int i = 0; i < n; i++) {
         char node[MAXATOMLEN_UTF8];
         if (ei_decode_atom_as(sig->buf, &idx, node, sizeof node, ERLANG_UTF8, NULL, NULL) != 0)

@@ -10,6 +10,8 @@
 #include <sys/uio.h>
 #include <uthash.h>
 
+#define MOD "emitter"
+
 typedef struct pool pool;
 
 typedef struct emitter {
@@ -197,6 +199,8 @@ static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
      * included), and stopping the pool (or losing the node) never takes the
      * subscriber down with the emitters. */
     em->monitoring = rc_proc_monitor(ps, self, pid, NULL, NULL, &em->sub_mon) == 0;
+    LOG_D(rc_procs_logger(ps), MOD, "an emitter's subscriber is now a process on %s%s",
+          pid->node, em->monitoring ? "" : " (not monitored)");
 }
 
 static int is_subscriber(const emitter *em, const erlang_pid *p)
@@ -208,13 +212,14 @@ static int is_subscriber(const emitter *em, const erlang_pid *p)
 
 static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 {
-    (void)ps;
     emitter *em = rc_proc_ctx(self);
     if (sig->kind == RC_SIG_DOWN) {
         if (em->monitoring && sig->ref != NULL && sig->ref->len == em->sub_mon.len &&
             memcmp(sig->ref->n, em->sub_mon.n, sizeof(unsigned) * (size_t)em->sub_mon.len) == 0) {
             em->monitoring = 0;
             em->has_subscriber = 0;
+            LOG_D(rc_procs_logger(ps), MOD, "an emitter's subscriber is gone: fan-out to the "
+                  "subscribers group");
         }
         return;
     }

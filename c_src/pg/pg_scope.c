@@ -476,6 +476,8 @@ static void handle_sync(rc_pg_scope *s, const char *buf, int len, int idx, const
         }
         notify_group(s, RC_PG_JOINED, g, pv.v, pv.n);
     }
+    LOG_D(s->lg, MOD, "scope %s: sync from %s applied", s->name,
+          rc_nodetab_name(s->nodes, from->node));
     free(pv.v);
 }
 
@@ -496,6 +498,8 @@ static void handle_join(rc_pg_scope *s, const char *buf, int len, int idx, const
                                    pv.v, pv.n, 0);
             if (g != NULL)
                 notify_group(s, RC_PG_JOINED, g, pv.v, pv.n);
+            LOG_D(s->lg, MOD, "scope %s: %zu member(s) of %s joined a group", s->name, pv.n,
+                  rc_nodetab_name(s->nodes, from->node));
         }
     }
     free(pv.v);
@@ -526,6 +530,8 @@ static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, cons
         return;
     }
     keep_node(s, &pv, from->node);
+    LOG_D(s->lg, MOD, "scope %s: %zu member(s) of %s leave", s->name, pv.n,
+          rc_nodetab_name(s->nodes, from->node));
     while (pv.n > 0 && list_next(buf, &idx, &left) == 1) {
         (void)read_group(s, buf, len, &idx);
         pgm_group *g = pgm_find(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index);

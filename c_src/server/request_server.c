@@ -784,6 +784,7 @@ static int handle_request(rc_request_server *rs, const rc_gen_from *from, const 
         ei_decode_tuple_header(buf, &idx, &arity) != 0 || arity < 1 ||
         ei_decode_atom(buf, &idx, op) != 0)
         return encode_error(x, "badarg");
+    LOG_D(rc_procs_logger(rs->ps), MOD, "request %s/%d from %s", op, arity, from->pid.node);
     const rs_req r = {.from = from, .buf = buf, .len = len, .idx = idx, .arity = arity,
                       .deferred = deferred};
     for (size_t k = 0; k < sizeof OPS / sizeof OPS[0]; k++)

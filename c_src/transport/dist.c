@@ -868,6 +868,7 @@ int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int
         return -1;
     }
     if (rc == WAITQ_FIRST) {
+        LOG_D(d->lg, MOD, "sends to %s wait while a connection is made", node);
         d->stats.send_connects++;
         rc_dist_connect(d, node);
     }

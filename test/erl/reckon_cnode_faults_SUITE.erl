@@ -29,7 +29,8 @@
          listen_address_and_port_range/1,
          remote_monitors_compact_capped_freed/1,
          departed_client_not_dialed_back/1,
-         unreachable_subscriber_counted_and_forgotten/1]).
+         unreachable_subscriber_counted_and_forgotten/1,
+         debug_log_tells_what_happens/1]).
 %% run on peers
 -export([send_and_await_nodedown/3, start_monitor_holder/1]).
 
@@ -46,7 +47,8 @@ all() ->
      listen_address_and_port_range,
      remote_monitors_compact_capped_freed,
      departed_client_not_dialed_back,
-     unreachable_subscriber_counted_and_forgotten].
+     unreachable_subscriber_counted_and_forgotten,
+     debug_log_tells_what_happens].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -429,3 +431,24 @@ unreachable_subscriber_counted_and_forgotten(_Config) ->
 ghost_pid(Node) ->
     Name = atom_to_binary(Node, utf8),
     binary_to_term(<<131, 88, 118, (byte_size(Name)):16, Name/binary, 1:32, 0:32, 1:32>>).
+
+%% With --log-level debug the node says what it is doing: each request and
+%% who sent it, sends that wait for a connection, emitter subscribers.
+debug_log_tells_what_happens(_Config) ->
+    #{node := CNode, log := Log} = start_cnode("rcn_debug", ["--log-level", "debug"], testcase),
+    Call = fun(Req) -> gen_server:call({reckon_cnode, CNode}, Req, 5000) end,
+    {ok, [_, _]} = Call({persist_emitters, rcn_debug_store, <<"sub">>, 2}),
+    Ghost = ghost_pid(list_to_atom(unique_name("rcn_ghost") ++ "@127.0.0.1")),
+    {ok, [_]} = Call({start_emitter_pool, rcn_debug_store, <<"pool">>, 1, Ghost}),
+    Me = atom_to_list(node()),
+    Want = ["request persist_emitters/4 from " ++ Me,
+            "request start_emitter_pool/5 from " ++ Me,
+            "an emitter's subscriber is now a process on rcn_ghost",
+            "wait while a connection is made",
+            "an emitter's subscriber is gone"],
+    wait_until(fun() ->
+                       {ok, Text} = file:read_file(Log),
+                       lists:all(fun(W) -> binary:match(Text, list_to_binary(W)) =/= nomatch end,
+                                 Want)
+               end, 10000, debug_lines_logged),
+    ok.
