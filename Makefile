@@ -24,7 +24,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # on first use (after the packages are installed), not once per compile.
 EI_DIR = $(eval EI_DIR := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)])' -s init stop 2>/dev/null))$(EI_DIR)
 INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include
-LIBS     = -L$(EI_DIR)/lib -lei -luv -llmdb -lmd -lpthread
+LIBS     = -L$(EI_DIR)/lib -lei -luv -llmdb -lmd -lssl -lcrypto -lpthread
 
 LIB_SRCS  := $(filter-out c_src/main.c,$(shell find c_src -name '*.c' | sort))
 TEST_SRCS := $(sort $(wildcard test/c/test_*.c))

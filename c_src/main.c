@@ -24,11 +24,19 @@ static void usage(FILE *f)
           "                    [--max-message-bytes N] [--log-level error|warning|info|debug]\n"
           "                    [--listen ADDR] [--dist-port N|MIN-MAX]\n"
           "                    [--net-ticktime SECS] [--exit-on-stdin-close]\n"
+          "                    [--tls-cert F [--tls-key F] [--tls-cacert F]\n"
+          "                     [--tls-verify peer|none] [--tls-server-name NAME]\n"
+          "                     [--tls-min-version 1.2|1.3]]\n"
           "                    [--version] [--help]\n"
           "The cookie defaults to $RECKON_CNODE_COOKIE, then $HOME/.erlang.cookie.\n"
           "--listen: the one local address to accept connections on (default: all).\n"
           "--dist-port: the port, or the range to take the first free port of\n"
-          "  (default: any), as inet_dist_listen_min/max.\n",
+          "  (default: any), as inet_dist_listen_min/max.\n"
+          "--tls-cert: join clusters that run -proto_dist inet_tls: every connection\n"
+          "  is TLS, with this PEM certificate (and --tls-key, if the key is apart);\n"
+          "  peers must present a certificate issued by a CA in --tls-cacert unless\n"
+          "  --tls-verify none; --tls-server-name: the name servers' certificates must\n"
+          "  carry; --tls-min-version: 1.2 (default) or 1.3.\n",
           f);
 }
 
@@ -112,7 +120,8 @@ int main(int argc, char **argv)
     const char *cookie = NULL, *cookie_file = NULL;
     static char cookie_buf[1024];
     enum { O_SNAME = 1, O_NAME, O_COOKIE, O_COOKIE_FILE, O_SCOPE, O_SEED, O_DATA_DIR, O_MAX_MSG,
-           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP, O_LISTEN, O_DIST_PORT, O_VERSION };
+           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP, O_LISTEN, O_DIST_PORT, O_VERSION,
+           O_TLS_CERT, O_TLS_KEY, O_TLS_CACERT, O_TLS_VERIFY, O_TLS_SERVER_NAME, O_TLS_MIN };
     static const struct option opts[] = {
         {"sname", required_argument, NULL, O_SNAME},
         {"name", required_argument, NULL, O_NAME},
@@ -129,6 +138,12 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, O_LISTEN},
         {"dist-port", required_argument, NULL, O_DIST_PORT},
         {"version", no_argument, NULL, O_VERSION},
+        {"tls-cert", required_argument, NULL, O_TLS_CERT},
+        {"tls-key", required_argument, NULL, O_TLS_KEY},
+        {"tls-cacert", required_argument, NULL, O_TLS_CACERT},
+        {"tls-verify", required_argument, NULL, O_TLS_VERIFY},
+        {"tls-server-name", required_argument, NULL, O_TLS_SERVER_NAME},
+        {"tls-min-version", required_argument, NULL, O_TLS_MIN},
         {NULL, 0, NULL, 0}};
     int c;
     size_t sz = 0;
@@ -183,6 +198,24 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_TLS_CERT: cfg.tls_certfile = optarg; break;
+        case O_TLS_KEY: cfg.tls_keyfile = optarg; break;
+        case O_TLS_CACERT: cfg.tls_cacertfile = optarg; break;
+        case O_TLS_SERVER_NAME: cfg.tls_server_name = optarg; break;
+        case O_TLS_VERIFY:
+            if (strcmp(optarg, "peer") != 0 && strcmp(optarg, "none") != 0) {
+                fprintf(stderr, "reckon_cnode: bad --tls-verify (peer or none)\n");
+                return 2;
+            }
+            cfg.tls_verify_none = strcmp(optarg, "none") == 0;
+            break;
+        case O_TLS_MIN:
+            if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0) {
+                fprintf(stderr, "reckon_cnode: bad --tls-min-version (1.2 or 1.3)\n");
+                return 2;
+            }
+            cfg.tls_min_version = strcmp(optarg, "1.3") == 0 ? 13 : 12;
+            break;
         case O_VERSION: printf("reckon_cnode %s\n", RC_VERSION); return 0;
         case 'h':
         case O_HELP: usage(stdout); return 0;
@@ -191,6 +224,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         usage(stderr);
+        return 2;
+    }
+    if (cfg.tls_certfile == NULL &&
+        (cfg.tls_keyfile || cfg.tls_cacertfile || cfg.tls_server_name || cfg.tls_min_version)) {
+        fprintf(stderr, "reckon_cnode: --tls-* options need --tls-cert\n");
         return 2;
     }
     if (cookie == NULL && cookie_file != NULL) {
