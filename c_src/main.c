@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,10 @@ int main(int argc, char **argv)
      * system: glibc's dynamic threshold would otherwise keep them on the
      * heap, resident, after a peer's burst is over. */
     (void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    /* A write to a socket the peer has reset must fail with EPIPE, not end
+     * the node: OpenSSL writes to TLS sockets with write(), which cannot
+     * ask for MSG_NOSIGNAL, and so does the plain path's writev. */
+    (void)signal(SIGPIPE, SIG_IGN);
     rc_node_config cfg;
     rc_node_config_init(&cfg);
     const char *seeds[MAX_SEEDS];

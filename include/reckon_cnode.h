@@ -44,7 +44,10 @@ typedef struct rc_node_config {
     const char *listen_addr;    /* accept only on this local address; NULL = all */
     unsigned port_min, port_max; /* listen port range; 0, 0 = any free port */
     /* TLS distribution, as a BEAM's -proto_dist inet_tls: on when
-     * tls_certfile is set; every connection both ways is then TLS. */
+     * tls_certfile is set; every connection both ways is then TLS. The
+     * program must ignore SIGPIPE (OpenSSL writes with write(), so a peer
+     * that resets its socket would otherwise end the process); the
+     * reckon_cnode executable does. */
     const char *tls_certfile;   /* PEM certificate (chain) of this node */
     const char *tls_keyfile;    /* PEM key; NULL: in tls_certfile */
     const char *tls_cacertfile; /* PEM CA bundle peers' certificates must chain to */

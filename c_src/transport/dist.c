@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -535,6 +536,12 @@ static void *hs_thread(void *arg)
 {
     hs_job *j = arg;
     rc_dist *d = j->dist;
+    /* A peer that resets the socket mid-handshake must cost an EPIPE, not
+     * the process, whatever the embedding program does with SIGPIPE. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    (void)pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     hs_work(j);
     /* Signalled under the lock: the loop cannot take this job (and so
      * cannot close the async handle or free d) before the send is done. */
