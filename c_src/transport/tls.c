@@ -29,11 +29,11 @@ struct rc_tls {
      * a distribution handshake that fails over TLS reports this instead of
      * a bare errno (e.g. a TLS 1.3 server refusing our certificate only
      * says so once we read). */
-    char err[256];
+    char err[320];
     /* The first certificate of the peer's chain that failed verification,
      * and why: set by verify_cb, which OpenSSL calls before the session
      * knows the peer's certificate. */
-    char refused[200];
+    char refused[256];
 };
 
 static void openssl_reason(char *out, size_t len)
@@ -54,7 +54,7 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
     rc_tls *t = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
     if (t != NULL && t->refused[0] == '\0') {
-        char subject[128] = "?";
+        char subject[96] = "?";
         X509 *cert = X509_STORE_CTX_get_current_cert(store);
         if (cert != NULL)
             X509_NAME_oneline(X509_get_subject_name(cert), subject, (int)sizeof subject);
