@@ -83,21 +83,31 @@ $(SAN_BUILD)/tests/%: test/c/%.c $(SAN_BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 
-# libFuzzer over inbound frames and message dispatch (clang only).
+# libFuzzer over inbound frames and message dispatch, and over what a
+# stranger sends before the handshakes are done (clang only).
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 build/fuzz/fuzz_frames: test/fuzz/fuzz_frames.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
 
+build/fuzz/fuzz_tls_accept: test/fuzz/fuzz_tls_accept.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
+
 # The fuzzer's progress lines go to a log; its verdict (and any finding)
 # is printed.
-fuzz: build/fuzz/fuzz_frames
+fuzz: build/fuzz/fuzz_frames build/fuzz/fuzz_tls_accept
 	@mkdir -p build/fuzz/corpus
 	@echo "== libFuzzer: $(FUZZ_SECONDS) s over inbound frames (log: build/fuzz/fuzz.log)"
 	@build/fuzz/fuzz_frames -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
 	  build/fuzz/corpus test/fuzz/seeds > build/fuzz/fuzz.log 2>&1 || { tail -60 build/fuzz/fuzz.log; exit 1; }
 	@tail -1 build/fuzz/fuzz.log
+	@mkdir -p build/fuzz/corpus_tls
+	@echo "== libFuzzer: $(FUZZ_SECONDS) s over a stranger's bytes before the TLS and distribution handshakes (log: build/fuzz/fuzz_tls.log)"
+	@build/fuzz/fuzz_tls_accept -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
+	  build/fuzz/corpus_tls test/fuzz/seeds_tls > build/fuzz/fuzz_tls.log 2>&1 || { tail -60 build/fuzz/fuzz_tls.log; exit 1; }
+	@tail -1 build/fuzz/fuzz_tls.log
 
 erl:
 	RECKON_CNODE_NO_HOOK=1 rebar3 compile
