@@ -372,7 +372,7 @@ make_pki(Config) ->
                  Sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout " ++ Name ++ ".key -out "
                     ++ Name ++ ".pem -days 2 -subj /CN=" ++ CN)
          end,
-    Cert = fun(Name, CaName, Days) ->
+    Cert = fun(Name, CaName, Days) when is_list(Days) ->
                    Sh("openssl req -newkey rsa:2048 -nodes -keyout " ++ Name ++ ".key -out "
                       ++ Name ++ ".csr -subj /CN=" ++ Name),
                    Sh("openssl x509 -req -in " ++ Name ++ ".csr -CA " ++ CaName ++ ".pem -CAkey "
@@ -382,8 +382,19 @@ make_pki(Config) ->
     CA("ca", "reckon-test-ca"),
     CA("ca2", "another-ca"),
     Cert("node", "ca", "2"),
-    Cert("expired", "ca", "-1"),
     Cert("other", "ca2", "2"),
+    %% `openssl ca' takes explicit dates on every OpenSSL 3 (x509 -days -1
+    %% works on 3.0 only)
+    ok = file:write_file(filename:join(Dir, "ca.cnf"),
+                         "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\n"
+                         "new_certs_dir = .\nserial = serial\ndefault_md = sha256\n"
+                         "policy = p\n[p]\ncommonName = supplied\n"),
+    Sh("touch index.txt && echo 01 > serial"),
+    Sh("openssl req -newkey rsa:2048 -nodes -keyout expired.key -out expired.csr "
+       "-subj /CN=expired"),
+    Sh("openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in expired.csr "
+       "-out expired.pem -startdate 20200101000000Z -enddate 20200102000000Z "
+       "-extfile ext.cnf -notext"),
     [write_optfile(Dir, Name, Ca) ||
         {Name, Ca} <- [{"good", "ca"}, {"expired", "ca"}, {"other", "ca2"}]],
     [{pki, Dir} | Config].
