@@ -35,7 +35,7 @@ LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
 .PHONY: all build deps deps-test run test test-all test-c test-san test-tsan test-elixir \
-        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node install asan-node test-asan-node bench bench-all clean dialyzer fuzz erl
+        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node install asan-node test-asan-node bench bench-all bench-tls clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
 # that everything asked of the tool chain (EI_DIR) is asked after the install.
@@ -150,7 +150,7 @@ test-asan-node: priv/reckon_cnode asan-node
 	@echo "== interop suites against the ASan+UBSan build of the node"
 	@RECKON_CNODE_TEST_NODE=$(CURDIR)/build/asan-node/reckon_cnode RECKON_CNODE_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  sh test/erl/run_ct.sh --suite test/erl/reckon_cnode_SUITE,test/erl/reckon_cnode_pg_SUITE,test/erl/reckon_cnode_emitter_SUITE,test/erl/reckon_cnode_faults_SUITE \
+	  sh test/erl/run_ct.sh --suite test/erl/reckon_cnode_SUITE,test/erl/reckon_cnode_pg_SUITE,test/erl/reckon_cnode_emitter_SUITE,test/erl/reckon_cnode_faults_SUITE,test/erl/reckon_cnode_tls_SUITE \
 	  > build/asan-node/ct.log 2>&1; \
 	  status=$$?; sed 's/\x1b\[[0-9;]*m//g' build/asan-node/ct.log | grep -E "FAILED|SKIPPED|tests passed|Passed [0-9]+ tests" ; \
 	  [ $$status -eq 0 ] || { tail -40 build/asan-node/ct.log; exit 1; }
@@ -228,6 +228,11 @@ bench: deps-test
 
 bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
+
+# TLS distribution vs plain TCP vs a BEAM node over TLS: call round trip
+# and C producer throughput, in one run (bench/tls.sh).
+bench-tls: priv/reckon_cnode bench/cnode_producer
+	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/tls.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the executable, the C
 # library and header, the systemd unit and the README.
