@@ -47,8 +47,11 @@ await([SinkA, CountA, Label]) ->
     First = lists:min([F || {_, F, _} <- Stats, F =/= undefined]),
     Last = lists:max([L || {_, _, L} <- Stats, L =/= undefined]),
     Rate = N / max(1, Last - First) * 1.0e6,
-    io:format("~s_received ~p~n~s_receiver_events_per_sec ~.0f~n", [str(Label), N, str(Label), Rate]),
+    io:format("~s_received ~p~n~s_receiver_events_per_sec ~p~n", [str(Label), N, str(Label), round(Rate)]),
     [M ! '$reset' || M <- Members],
+    %% a round trip after the reset: the node may halt right after this,
+    %% and a halt can drop messages still on their way
+    _ = wait_count(Members, 0, Deadline),
     ok.
 
 wait_count(Members, Count, Deadline) ->
@@ -80,8 +83,8 @@ beam_produce([SinkA, CountA, BytesA, Label]) ->
     send_loop(Tuple, tuple_size(Tuple), Msg, Count),
     T1 = erlang:monotonic_time(microsecond),
     {CpuUs1, _} = statistics(runtime),
-    io:format("~s_producer_events_per_sec ~.0f~n~s_producer_cpu_us_per_event ~.3f~n",
-              [str(Label), Count / max(1, T1 - T0) * 1.0e6,
+    io:format("~s_producer_events_per_sec ~p~n~s_producer_cpu_us_per_event ~.3f~n",
+              [str(Label), round(Count / max(1, T1 - T0) * 1.0e6),
                str(Label), (CpuUs1 - CpuUs0) * 1000 / Count]),
     ok.
 
