@@ -94,6 +94,8 @@ typedef struct hs_job {
     int outbound;
     int fd;
     rc_tls *tls; /* the session once TLS is up, handed to the connection */
+    int tls_failed; /* the TLS handshake itself failed: a certificate or
+                     * configuration matter the operator must act on */
     char node[HS_MAX_NODE]; /* outbound target */
     hs_result result;
     int ok;
@@ -303,8 +305,10 @@ static void hs_work(hs_job *j)
     if (d->tls_ctx != NULL) {
         j->tls = rc_tls_handshake(d->tls_ctx, j->fd, !j->outbound, deadline, j->err,
                                   (int)sizeof j->err);
-        if (j->tls == NULL)
+        if (j->tls == NULL) {
+            j->tls_failed = 1;
             return;
+        }
         io = (hs_io){.len_bytes = 4, .write_all = tls_write_all, .read_exact = tls_read_exact,
                      .ctx = j->tls};
     } else if (!j->outbound) {
@@ -463,6 +467,8 @@ static void hs_after(hs_job *j, int status)
             d->stats.err_handshake++;
         if (j->outbound && j->result.missing_flags != 0)
             LOG_W(d->lg, MOD, "%s", j->err); /* a version mismatch: the user must act */
+        else if (j->outbound && j->tls_failed)
+            LOG_W(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
         else if (j->outbound)
             LOG_I(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
         else if (stranger_may_log(d))
