@@ -39,7 +39,8 @@
          cnode_to_plaintext_node_fails/1,
          plain_cnode_refuses_tls_peer/1,
          bad_tls_flags/1,
-         shim_spawn_mode_tls/1]).
+         shim_spawn_mode_tls/1,
+         shim_spawn_mode_tls_from_optfile/1]).
 
 -define(DELIVER, 15000).
 
@@ -47,7 +48,8 @@ suite() ->
     [{timetrap, {minutes, 5}}].
 
 all() ->
-    [{group, cluster}, {group, refusals}, bad_tls_flags, shim_spawn_mode_tls].
+    [{group, cluster}, {group, refusals}, bad_tls_flags, shim_spawn_mode_tls,
+     shim_spawn_mode_tls_from_optfile].
 
 groups() ->
     [{cluster, [sequence],
@@ -313,6 +315,26 @@ shim_spawn_mode_tls(Config) ->
     {ok, CmdLine} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/cmdline"),
     ?assertNotEqual(nomatch, binary:match(CmdLine, <<"--tls-cert">>)),
     ?assertEqual(<<"s:x">>, pcall(P, reckon_db_emitter_group, topic, [s, <<"x">>])),
+    ok = pcall(P, application, stop, [reckon_cnode]),
+    ok.
+
+%% `{tls, dist}': the spawned C node takes its certificate, key, CA and
+%% verify from the node's own -ssl_dist_optfile.
+shim_spawn_mode_tls_from_optfile(Config) ->
+    Dir = ?config(pki, Config),
+    P = start_tls_peer("rcn_tls_spd", good, Config, testcase),
+    start_shim_on(P, #{spawn => true, spawn_name => unique_name("rcn_tls_spawned"),
+                       call_timeout => 5000, tls => dist}),
+    wait_connected(P),
+    #{os_pid := OsPid} = pcall(P, reckon_cnode, status, []),
+    track(testcase, {os_pid, OsPid}),
+    {ok, CmdLine} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/cmdline"),
+    Args = binary:split(CmdLine, <<0>>, [global]),
+    ?assert(lists:member(list_to_binary(filename:join(Dir, "node.pem")), Args)),
+    ?assert(lists:member(list_to_binary(filename:join(Dir, "ca.pem")), Args)),
+    ?assertEqual({ok, pong},
+                 pcall(P, gen_server, call, [{reckon_cnode, pcall(P, reckon_cnode, node, [])},
+                                             ping, 5000])),
     ok = pcall(P, application, stop, [reckon_cnode]),
     ok.
 
