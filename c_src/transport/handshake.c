@@ -204,8 +204,8 @@ static int check_peer_flags(hs_result *out, const char *dir, char *err, int errl
     return -1;
 }
 
-int handshake_connect_io(const hs_io *io, const hs_config *cfg, const char *expected_peer, hs_result *out,
-                      uint64_t dl, char *err, int errlen)
+int handshake_connect_io(const hs_io *io, const hs_config *cfg, const char *expected_peer,
+                         hs_result *out, uint64_t dl, char *err, int errlen)
 {
     uint8_t b[HS_MAX_MSG];
     size_t n = build_name_msg(b, cfg, 0, 0);
@@ -285,8 +285,8 @@ int handshake_connect_io(const hs_io *io, const hs_config *cfg, const char *expe
     return 0;
 }
 
-int handshake_accept_io(const hs_io *io, const hs_config *cfg, hs_result *out, uint64_t dl, char *err,
-                     int errlen)
+int handshake_accept_io(const hs_io *io, const hs_config *cfg, hs_result *out, uint64_t dl,
+                        char *err, int errlen)
 {
     uint8_t b[HS_MAX_MSG];
     size_t n = 0;
