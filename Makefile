@@ -24,7 +24,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # on first use (after the packages are installed), not once per compile.
 EI_DIR = $(eval EI_DIR := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)])' -s init stop 2>/dev/null))$(EI_DIR)
 INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include
-LIBS     = -L$(EI_DIR)/lib -lei -luv -llmdb -lmd -lmicrohttpd -lpthread
+LIBS     = -L$(EI_DIR)/lib -lei -luv -llmdb -lmd -lmicrohttpd -lssl -lcrypto -lpthread
 
 LIB_SRCS  := $(filter-out c_src/main.c,$(shell find c_src -name '*.c' | sort))
 TEST_SRCS := $(sort $(wildcard test/c/test_*.c))
@@ -35,7 +35,7 @@ LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
 .PHONY: all build deps deps-test run test test-all test-c test-san test-tsan test-elixir \
-        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node install asan-node test-asan-node bench bench-all clean dialyzer fuzz erl
+        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node install asan-node test-asan-node bench bench-all bench-tls clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
 # that everything asked of the tool chain (EI_DIR) is asked after the install.
@@ -83,21 +83,31 @@ $(SAN_BUILD)/tests/%: test/c/%.c $(SAN_BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 
-# libFuzzer over inbound frames and message dispatch (clang only).
+# libFuzzer over inbound frames and message dispatch, and over what a
+# stranger sends before the handshakes are done (clang only).
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 build/fuzz/fuzz_frames: test/fuzz/fuzz_frames.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
 
+build/fuzz/fuzz_tls_accept: test/fuzz/fuzz_tls_accept.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
+
 # The fuzzer's progress lines go to a log; its verdict (and any finding)
 # is printed.
-fuzz: build/fuzz/fuzz_frames
+fuzz: build/fuzz/fuzz_frames build/fuzz/fuzz_tls_accept
 	@mkdir -p build/fuzz/corpus
 	@echo "== libFuzzer: $(FUZZ_SECONDS) s over inbound frames (log: build/fuzz/fuzz.log)"
 	@build/fuzz/fuzz_frames -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
 	  build/fuzz/corpus test/fuzz/seeds > build/fuzz/fuzz.log 2>&1 || { tail -60 build/fuzz/fuzz.log; exit 1; }
 	@tail -1 build/fuzz/fuzz.log
+	@mkdir -p build/fuzz/corpus_tls
+	@echo "== libFuzzer: $(FUZZ_SECONDS) s over a stranger's bytes before the TLS and distribution handshakes (log: build/fuzz/fuzz_tls.log)"
+	@build/fuzz/fuzz_tls_accept -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
+	  build/fuzz/corpus_tls test/fuzz/seeds_tls > build/fuzz/fuzz_tls.log 2>&1 || { tail -60 build/fuzz/fuzz_tls.log; exit 1; }
+	@tail -1 build/fuzz/fuzz_tls.log
 
 erl:
 	RECKON_CNODE_NO_HOOK=1 rebar3 compile
@@ -140,7 +150,7 @@ test-asan-node: priv/reckon_cnode asan-node
 	@echo "== interop suites against the ASan+UBSan build of the node"
 	@RECKON_CNODE_TEST_NODE=$(CURDIR)/build/asan-node/reckon_cnode RECKON_CNODE_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  sh test/erl/run_ct.sh --suite test/erl/reckon_cnode_SUITE,test/erl/reckon_cnode_pg_SUITE,test/erl/reckon_cnode_emitter_SUITE,test/erl/reckon_cnode_faults_SUITE,test/erl/reckon_cnode_http_SUITE \
+	  sh test/erl/run_ct.sh --suite test/erl/reckon_cnode_SUITE,test/erl/reckon_cnode_pg_SUITE,test/erl/reckon_cnode_emitter_SUITE,test/erl/reckon_cnode_faults_SUITE,test/erl/reckon_cnode_http_SUITE,test/erl/reckon_cnode_tls_SUITE \
 	  > build/asan-node/ct.log 2>&1; \
 	  status=$$?; sed 's/\x1b\[[0-9;]*m//g' build/asan-node/ct.log | grep -E "FAILED|SKIPPED|tests passed|Passed [0-9]+ tests" ; \
 	  [ $$status -eq 0 ] || { tail -40 build/asan-node/ct.log; exit 1; }
@@ -218,6 +228,11 @@ bench: deps-test
 
 bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
+
+# TLS distribution vs plain TCP vs a BEAM node over TLS: call round trip
+# and C producer throughput, in one run (bench/tls.sh).
+bench-tls: priv/reckon_cnode bench/cnode_producer
+	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/tls.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the executable, the C
 # library, its header and pkg-config file, the systemd unit and the README.

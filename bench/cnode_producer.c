@@ -5,6 +5,7 @@
  *
  *   cnode_producer --seed NODE --cookie C --store S --sub SUB --count N --bytes B
  *                  [--sname NAME] [--threads T] [--wait-ms MS]
+ *                  [--tls-cert F --tls-key F --tls-cacert F]
  *
  * Output lines (key value): events, events_per_sec, cpu_us_per_event,
  * start_us / end_us (wall clock, µs; end = everything written to sockets),
@@ -13,6 +14,7 @@
 
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,13 +87,16 @@ static void read_no_emitters(rc_node *n, void *ctx)
 int main(int argc, char **argv)
 {
     const char *seed = NULL, *cookie = NULL, *store = "bench", *sub = "sub", *sname = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     long count = 100000, bytes = 283, threads = 1, wait_ms = 10000;
     static const struct option opts[] = {
         {"seed", required_argument, NULL, 's'},   {"cookie", required_argument, NULL, 'c'},
         {"store", required_argument, NULL, 'S'},  {"sub", required_argument, NULL, 'u'},
         {"count", required_argument, NULL, 'n'},  {"bytes", required_argument, NULL, 'b'},
         {"sname", required_argument, NULL, 'N'},  {"threads", required_argument, NULL, 't'},
-        {"wait-ms", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
+        {"wait-ms", required_argument, NULL, 'w'}, {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'}, {"tls-cacert", required_argument, NULL, 'A'},
+        {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -104,9 +109,13 @@ int main(int argc, char **argv)
         case 'N': sname = optarg; break;
         case 't': threads = atol(optarg); break;
         case 'w': wait_ms = atol(optarg); break;
+        case 'C': tls_cert = optarg; break;
+        case 'K': tls_key = optarg; break;
+        case 'A': tls_ca = optarg; break;
         default:
             fprintf(stderr, "usage: cnode_producer --seed NODE --cookie C --store S --sub SUB "
-                            "--count N --bytes B [--sname NAME] [--threads T] [--wait-ms MS]\n");
+                            "--count N --bytes B [--sname NAME] [--threads T] [--wait-ms MS]\n"
+                            "       [--tls-cert F --tls-key F --tls-cacert F]\n");
             return 2;
         }
     }
@@ -127,6 +136,11 @@ int main(int argc, char **argv)
     cfg.nseeds = 1;
     cfg.log_level = 1;
     cfg.handle_signals = 0;
+    cfg.tls_certfile = tls_cert;
+    cfg.tls_keyfile = tls_key;
+    cfg.tls_cacertfile = tls_ca;
+    if (tls_cert != NULL)
+        signal(SIGPIPE, SIG_IGN); /* as the TLS API asks */
     rc_node *node;
     char err[256];
     if (rc_node_create(&node, &cfg, err, sizeof err) != 0) {

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,9 @@ static void usage(FILE *f)
           "                    [--listen ADDR] [--dist-port N|MIN-MAX]\n"
           "                    [--net-ticktime SECS] [--exit-on-stdin-close]\n"
           "                    [--http ADDR:PORT]\n"
+          "                    [--tls-cert F [--tls-key F] [--tls-cacert F]\n"
+          "                     [--tls-verify peer|none] [--tls-server-name NAME]\n"
+          "                     [--tls-min-version 1.2|1.3]]\n"
           "                    [--version] [--help]\n"
           "The cookie defaults to $RECKON_CNODE_COOKIE, then $HOME/.erlang.cookie.\n"
           "--listen: the one local address to accept connections on (default: all).\n"
@@ -34,7 +38,12 @@ static void usage(FILE *f)
           "  (default: any), as inet_dist_listen_min/max.\n"
           "--http: serve GET /metrics (Prometheus text) and GET /health on this\n"
           "  address, e.g. 127.0.0.1:9464 or [::1]:9464 (port 0: any free one);\n"
-          "  no authentication: bind it to loopback or a management network.\n",
+          "  no authentication: bind it to loopback or a management network.\n"
+          "--tls-cert: join clusters that run -proto_dist inet_tls: every connection\n"
+          "  is TLS, with this PEM certificate (and --tls-key, if the key is apart);\n"
+          "  peers must present a certificate issued by a CA in --tls-cacert unless\n"
+          "  --tls-verify none; --tls-server-name: the name servers' certificates must\n"
+          "  carry; --tls-min-version: 1.2 (default) or 1.3.\n",
           f);
 }
 
@@ -109,6 +118,10 @@ int main(int argc, char **argv)
      * system: glibc's dynamic threshold would otherwise keep them on the
      * heap, resident, after a peer's burst is over. */
     (void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    /* A write to a socket the peer has reset must fail with EPIPE, not end
+     * the node: OpenSSL writes to TLS sockets with write(), which cannot
+     * ask for MSG_NOSIGNAL, and so does the plain path's writev. */
+    (void)signal(SIGPIPE, SIG_IGN);
     rc_node_config cfg;
     rc_node_config_init(&cfg);
     const char *seeds[MAX_SEEDS];
@@ -118,7 +131,8 @@ int main(int argc, char **argv)
     const char *cookie = NULL, *cookie_file = NULL, *http_addr = NULL;
     static char cookie_buf[1024];
     enum { O_SNAME = 1, O_NAME, O_COOKIE, O_COOKIE_FILE, O_SCOPE, O_SEED, O_DATA_DIR, O_MAX_MSG,
-           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP, O_LISTEN, O_DIST_PORT, O_VERSION, O_HTTP };
+           O_LOG_LEVEL, O_TICKTIME, O_STDIN, O_HELP, O_LISTEN, O_DIST_PORT, O_VERSION, O_HTTP,
+           O_TLS_CERT, O_TLS_KEY, O_TLS_CACERT, O_TLS_VERIFY, O_TLS_SERVER_NAME, O_TLS_MIN };
     static const struct option opts[] = {
         {"sname", required_argument, NULL, O_SNAME},
         {"name", required_argument, NULL, O_NAME},
@@ -136,6 +150,12 @@ int main(int argc, char **argv)
         {"dist-port", required_argument, NULL, O_DIST_PORT},
         {"version", no_argument, NULL, O_VERSION},
         {"http", required_argument, NULL, O_HTTP},
+        {"tls-cert", required_argument, NULL, O_TLS_CERT},
+        {"tls-key", required_argument, NULL, O_TLS_KEY},
+        {"tls-cacert", required_argument, NULL, O_TLS_CACERT},
+        {"tls-verify", required_argument, NULL, O_TLS_VERIFY},
+        {"tls-server-name", required_argument, NULL, O_TLS_SERVER_NAME},
+        {"tls-min-version", required_argument, NULL, O_TLS_MIN},
         {NULL, 0, NULL, 0}};
     int c;
     size_t sz = 0;
@@ -199,6 +219,24 @@ int main(int argc, char **argv)
             http_addr = optarg;
             break;
         }
+        case O_TLS_CERT: cfg.tls_certfile = optarg; break;
+        case O_TLS_KEY: cfg.tls_keyfile = optarg; break;
+        case O_TLS_CACERT: cfg.tls_cacertfile = optarg; break;
+        case O_TLS_SERVER_NAME: cfg.tls_server_name = optarg; break;
+        case O_TLS_VERIFY:
+            if (strcmp(optarg, "peer") != 0 && strcmp(optarg, "none") != 0) {
+                fprintf(stderr, "reckon_cnode: bad --tls-verify (peer or none)\n");
+                return 2;
+            }
+            cfg.tls_verify_none = strcmp(optarg, "none") == 0;
+            break;
+        case O_TLS_MIN:
+            if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0) {
+                fprintf(stderr, "reckon_cnode: bad --tls-min-version (1.2 or 1.3)\n");
+                return 2;
+            }
+            cfg.tls_min_version = strcmp(optarg, "1.3") == 0 ? 13 : 12;
+            break;
         case O_VERSION: printf("reckon_cnode %s\n", RC_VERSION); return 0;
         case 'h':
         case O_HELP: usage(stdout); return 0;
@@ -207,6 +245,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         usage(stderr);
+        return 2;
+    }
+    if (cfg.tls_certfile == NULL &&
+        (cfg.tls_keyfile || cfg.tls_cacertfile || cfg.tls_server_name || cfg.tls_min_version)) {
+        fprintf(stderr, "reckon_cnode: --tls-* options need --tls-cert\n");
         return 2;
     }
     if (cookie == NULL && cookie_file != NULL) {

@@ -43,6 +43,17 @@ typedef struct rc_node_config {
     int no_epmd;                /* skip epmd registration (tests, isolated use) */
     const char *listen_addr;    /* accept only on this local address; NULL = all */
     unsigned port_min, port_max; /* listen port range; 0, 0 = any free port */
+    /* TLS distribution, as a BEAM's -proto_dist inet_tls: on when
+     * tls_certfile is set; every connection both ways is then TLS. The
+     * program must ignore SIGPIPE (OpenSSL writes with write(), so a peer
+     * that resets its socket would otherwise end the process); the
+     * reckon_cnode executable does. */
+    const char *tls_certfile;   /* PEM certificate (chain) of this node */
+    const char *tls_keyfile;    /* PEM key; NULL: in tls_certfile */
+    const char *tls_cacertfile; /* PEM CA bundle peers' certificates must chain to */
+    int tls_verify_none;        /* 1: accept any peer certificate (default 0: verify) */
+    const char *tls_server_name; /* a name servers' certificates must carry; NULL: none */
+    int tls_min_version;        /* 12 or 13 (TLS 1.2 / 1.3); 0: 12 */
 } rc_node_config;
 
 void rc_node_config_init(rc_node_config *cfg);

@@ -10,9 +10,9 @@
 # matching the installed clang is added.
 set -u
 
-RUN="gcc make erlang-nox erlang-dev rebar3 libuv1-dev uthash-dev liblmdb-dev libmd-dev libmicrohttpd-dev"
+RUN="gcc make erlang-nox erlang-dev rebar3 libuv1-dev uthash-dev liblmdb-dev libmd-dev libmicrohttpd-dev libssl-dev"
 TEST="$RUN clang erlang-common-test erlang-dialyzer erlang-proper erlang-proper-dev erlang-eunit \
-elixir libcmocka-dev valgrind debootstrap util-linux pkgconf"
+elixir libcmocka-dev valgrind debootstrap util-linux pkgconf openssl"
 
 case "${1:-}" in
     run) WANT=$RUN ;;

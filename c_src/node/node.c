@@ -282,6 +282,14 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
                          .listen_addr = cfg->listen_addr,
                          .port_min = cfg->port_min,
                          .port_max = cfg->port_max};
+    rc_tls_config tc = {.certfile = cfg->tls_certfile,
+                        .keyfile = cfg->tls_keyfile,
+                        .cacertfile = cfg->tls_cacertfile,
+                        .verify_peer = !cfg->tls_verify_none,
+                        .server_name = cfg->tls_server_name,
+                        .min_version = cfg->tls_min_version};
+    if (cfg->tls_certfile != NULL)
+        dc.tls = &tc;
     rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
                             .on_connect_failed = on_connect_failed, .on_unreachable = on_unreachable};
     if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -50,6 +51,11 @@
 struct rc_conn {
     rc_dist *dist;
     int fd;
+    /* NULL on plain TCP. A TLS session can need the socket the other way
+     * round: a read that must first write, a write that must first read. */
+    rc_tls *tls;
+    int tls_read_wants_write;
+    int tls_write_wants_read;
     uv_poll_t poll;
     int poll_events;
     char peer[HS_MAX_NODE];
@@ -87,6 +93,9 @@ typedef struct hs_job {
     rc_dist *dist;
     int outbound;
     int fd;
+    rc_tls *tls; /* the session once TLS is up, handed to the connection */
+    int tls_failed; /* the TLS handshake itself failed: a certificate or
+                     * configuration matter the operator must act on */
     char node[HS_MAX_NODE]; /* outbound target */
     hs_result result;
     int ok;
@@ -132,6 +141,10 @@ struct rc_dist {
     /* Lines that strangers can cause (failed handshakes): a budget per
      * window, then one line saying how many were left out. */
     rc_ratelimit stranger_log;
+    rc_tls_ctx *tls_ctx; /* NULL: plain TCP */
+    /* Keeps the loop from sleeping while a TLS session holds decrypted
+     * bytes that a read budget or a pause left unread. */
+    uv_idle_t tls_spin;
     int stopping;
     rc_dist_stats stats;
     size_t out_pending; /* sum of every connection's unwritten output */
@@ -160,6 +173,7 @@ static void conn_on_poll(uv_poll_t *h, int status, int events);
 static void mark_dirty(rc_dist *d, rc_conn *c);
 static void update_poll(rc_dist *d, rc_conn *c);
 static void conn_flush(rc_dist *d, rc_conn *c);
+static void conn_read(rc_dist *d, rc_conn *c);
 static void unblock_waiters(rc_dist *d, rc_conn *dest);
 static void after_failed_handshake(rc_dist *d, const hs_job *j);
 static void drop_waiting(rc_dist *d, const char *node, const char *why);
@@ -237,6 +251,26 @@ static hs_config make_hs_config(rc_dist *d)
 
 /* ---------------------------------------------------------------- handshakes */
 
+static int fd_write_all(void *ctx, const void *buf, size_t n, uint64_t dl)
+{
+    return sockio_write_all(*(const int *)ctx, buf, n, dl);
+}
+
+static int fd_read_exact(void *ctx, void *buf, size_t n, uint64_t dl)
+{
+    return sockio_read_exact(*(const int *)ctx, buf, n, dl);
+}
+
+static int tls_write_all(void *ctx, const void *buf, size_t n, uint64_t dl)
+{
+    return rc_tls_write_all(ctx, buf, n, dl);
+}
+
+static int tls_read_exact(void *ctx, void *buf, size_t n, uint64_t dl)
+{
+    return rc_tls_read_exact(ctx, buf, n, dl);
+}
+
 static void hs_work(hs_job *j)
 {
     rc_dist *d = j->dist;
@@ -266,20 +300,51 @@ static void hs_work(hs_job *j)
             snprintf(j->err, sizeof j->err, "connect: %s", strerror(errno));
             return;
         }
-        j->ok = handshake_connect(j->fd, &hc, j->node, &j->result, deadline, j->err,
-                                  (int)sizeof j->err) == 0;
-    } else {
-        j->ok = handshake_accept(j->fd, &hc, &j->result, deadline, j->err, (int)sizeof j->err) == 0;
+    }
+    hs_io io = {.write_all = fd_write_all, .read_exact = fd_read_exact, .ctx = &j->fd};
+    if (d->tls_ctx != NULL) {
+        j->tls = rc_tls_handshake(d->tls_ctx, j->fd, !j->outbound, deadline, j->err,
+                                  (int)sizeof j->err);
+        if (j->tls == NULL) {
+            j->tls_failed = 1;
+            return;
+        }
+        io = (hs_io){.len_bytes = 4, .write_all = tls_write_all, .read_exact = tls_read_exact,
+                     .ctx = j->tls};
+    } else if (!j->outbound) {
+        /* A TLS node's client hello would be read as a 5 kB handshake
+         * message and waited for until the deadline; say what it is. */
+        uint8_t first = 0;
+        if (sockio_peek(j->fd, &first, 1, deadline) == 1 && first == 0x16) {
+            snprintf(j->err, sizeof j->err,
+                     "the peer speaks TLS (-proto_dist inet_tls?) and this node does not: "
+                     "start it with --tls-cert");
+            return;
+        }
+    }
+    if (j->outbound)
+        j->ok = handshake_connect_io(&io, &hc, j->node, &j->result, deadline, j->err,
+                                     (int)sizeof j->err) == 0;
+    else
+        j->ok = handshake_accept_io(&io, &hc, &j->result, deadline, j->err,
+                                    (int)sizeof j->err) == 0;
+    if (!j->ok && j->tls != NULL && rc_tls_last_error(j->tls)[0] != '\0') {
+        /* The TLS layer knows better than the errno the handshake saw,
+         * e.g. a TLS 1.3 server refusing our certificate after its hello. */
+        char step[64];
+        snprintf(step, sizeof step, "%.*s", (int)strcspn(j->err, ":"), j->err);
+        snprintf(j->err, sizeof j->err, "%s: %s", step, rc_tls_last_error(j->tls));
     }
 }
 
-static rc_conn *conn_new(rc_dist *d, int fd, const hs_result *r)
+static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
 {
     rc_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
     c->dist = d;
     c->fd = fd;
+    c->tls = tls;
     memcpy(c->peer, r->peer_node, sizeof c->peer);
     c->peer_creation = r->peer_creation;
     c->peer_flags = r->peer_flags;
@@ -402,6 +467,8 @@ static void hs_after(hs_job *j, int status)
             d->stats.err_handshake++;
         if (j->outbound && j->result.missing_flags != 0)
             LOG_W(d->lg, MOD, "%s", j->err); /* a version mismatch: the user must act */
+        else if (j->outbound && j->tls_failed)
+            LOG_W(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
         else if (j->outbound)
             LOG_I(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
         else if (stranger_may_log(d))
@@ -411,12 +478,13 @@ static void hs_after(hs_job *j, int status)
     if (ok) {
         int fl = fcntl(j->fd, F_GETFL);
         if (fl < 0 || fcntl(j->fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
-            (c = conn_new(d, j->fd, &j->result)) == NULL) {
+            (c = conn_new(d, j->fd, j->tls, &j->result)) == NULL) {
             LOG_E(d->lg, MOD, "cannot set up connection to %s", j->result.peer_node);
             ok = 0;
         }
     }
     if (!ok) {
+        rc_tls_free(j->tls);
         if (j->fd >= 0)
             close(j->fd);
         if (j->outbound && !d->stopping && d->cb.on_connect_failed)
@@ -429,7 +497,13 @@ static void hs_after(hs_job *j, int status)
         d->stats.conns_connected++;
     else
         d->stats.conns_accepted++;
-    LOG_I(d->lg, MOD, "connected to %s (%s)", c->peer, j->outbound ? "outbound" : "inbound");
+    if (c->tls != NULL) {
+        char desc[96];
+        LOG_I(d->lg, MOD, "connected to %s (%s, %s)", c->peer, j->outbound ? "outbound" : "inbound",
+              rc_tls_describe(c->tls, desc, sizeof desc));
+    } else {
+        LOG_I(d->lg, MOD, "connected to %s (%s)", c->peer, j->outbound ? "outbound" : "inbound");
+    }
     /* What sends queued while it was being made goes first, in order. */
     uint64_t waited = take_waiting(d, c);
     if (waited > 0) {
@@ -468,6 +542,12 @@ static void *hs_thread(void *arg)
 {
     hs_job *j = arg;
     rc_dist *d = j->dist;
+    /* A peer that resets the socket mid-handshake must cost an EPIPE, not
+     * the process, whatever the embedding program does with SIGPIPE. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    (void)pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     hs_work(j);
     /* Signalled under the lock: the loop cannot take this job (and so
      * cannot close the async handle or free d) before the send is done. */
@@ -682,6 +762,7 @@ const char *rc_dist_node_name(const rc_dist *d) { return d->node_name; }
 static void conn_on_closed(uv_handle_t *h)
 {
     rc_conn *c = h->data;
+    rc_tls_free(c->tls);
     close(c->fd);
     bytebuf_free(&c->in);
     bytebuf_free(&c->out);
@@ -702,6 +783,8 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
     /* Best effort: push what is queued (e.g. leave messages on shutdown). */
     if (bytebuf_pending(&c->out) > 0)
         conn_flush(d, c);
+    if (c->tls != NULL)
+        rc_tls_shutdown(c->tls);
     d->out_pending -= bytebuf_pending(&c->out); /* what never left is gone */
     if (d->dispatching == c)
         d->dispatching = NULL;
@@ -898,8 +981,8 @@ static void unblock_waiters(rc_dist *d, rc_conn *dest)
 static void update_poll(rc_dist *d, rc_conn *c)
 {
     (void)d;
-    int events = (c->blocked_on != NULL ? 0 : UV_READABLE) |
-                 (bytebuf_pending(&c->out) > 0 ? UV_WRITABLE : 0);
+    int events = (c->blocked_on != NULL && !c->tls_write_wants_read ? 0 : UV_READABLE) |
+                 (bytebuf_pending(&c->out) > 0 || c->tls_read_wants_write ? UV_WRITABLE : 0);
     if (c->poll_events == events || c->closing)
         return;
     c->poll_events = events;
@@ -909,16 +992,49 @@ static void update_poll(rc_dist *d, rc_conn *c)
         uv_poll_start(&c->poll, events, conn_on_poll);
 }
 
+/* Writes what the session takes of c's output: bytes written (maybe 0 when
+ * the session must wait), or -1 if the connection was closed. */
+static ssize_t tls_flush(rc_dist *d, rc_conn *c, size_t pending)
+{
+    size_t done = 0;
+    c->tls_write_wants_read = 0;
+    while (done < pending) {
+        char why[192];
+        ssize_t w = rc_tls_write(c->tls, c->out.data + c->out.off + done, pending - done, why,
+                                 (int)sizeof why);
+        if (w > 0) {
+            done += (size_t)w;
+            continue;
+        }
+        if (w == RC_TLS_WANT_READ) {
+            c->tls_write_wants_read = 1;
+        } else if (w != RC_TLS_WANT_WRITE) {
+            d->stats.err_io++;
+            if (!c->closing)
+                rc_dist_close(d, c, w == RC_TLS_EOF ? "peer closed" : why);
+            return -1;
+        }
+        break;
+    }
+    return (ssize_t)done;
+}
+
 static void conn_flush(rc_dist *d, rc_conn *c)
 {
     size_t pending = bytebuf_pending(&c->out);
     if (pending == 0)
         return;
-    struct iovec iov = {.iov_base = c->out.data + c->out.off, .iov_len = pending};
     ssize_t w;
-    do {
-        w = writev(c->fd, &iov, 1);
-    } while (w < 0 && errno == EINTR);
+    if (c->tls != NULL) {
+        w = tls_flush(d, c, pending);
+        if (w < 0)
+            return;
+    } else {
+        struct iovec iov = {.iov_base = c->out.data + c->out.off, .iov_len = pending};
+        do {
+            w = writev(c->fd, &iov, 1);
+        } while (w < 0 && errno == EINTR);
+    }
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             update_poll(d, c);
@@ -965,8 +1081,12 @@ static void on_flush_check(uv_check_t *h)
             if (!c->resume)
                 continue;
             c->resume = 0;
-            if (!c->closing && c->blocked_on == NULL && bytebuf_pending(&c->in) > 0)
-                (void)dispatch_frames(d, c);
+            if (!c->closing && c->blocked_on == NULL && bytebuf_pending(&c->in) > 0 &&
+                dispatch_frames(d, c) != 0)
+                continue;
+            if (c->tls != NULL && !c->closing && c->blocked_on == NULL &&
+                rc_tls_has_pending(c->tls))
+                conn_read(d, c);
         }
     }
 }
@@ -1029,6 +1149,17 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
     }
 }
 
+static void on_tls_spin(uv_idle_t *h) { uv_idle_stop(h); }
+
+/* Bytes already decrypted do not make the socket readable: read c again at
+ * the next check, and keep the loop from sleeping until then. */
+static void tls_come_back(rc_dist *d, rc_conn *c)
+{
+    c->resume = 1;
+    d->any_resume = 1;
+    uv_idle_start(&d->tls_spin, on_tls_spin);
+}
+
 static void conn_read(rc_dist *d, rc_conn *c)
 {
     size_t budget = READ_BUDGET_PER_TURN;
@@ -1038,7 +1169,24 @@ static void conn_read(rc_dist *d, rc_conn *c)
             return;
         }
         size_t room = c->in.cap - c->in.len;
-        ssize_t r = read(c->fd, c->in.data + c->in.len, room);
+        ssize_t r;
+        if (c->tls != NULL) {
+            char why[192];
+            c->tls_read_wants_write = 0;
+            r = rc_tls_read(c->tls, c->in.data + c->in.len, room, why, (int)sizeof why);
+            if (r == RC_TLS_WANT_READ || r == RC_TLS_WANT_WRITE) {
+                c->tls_read_wants_write = r == RC_TLS_WANT_WRITE;
+                update_poll(d, c);
+                break;
+            }
+            if (r == RC_TLS_ERROR) {
+                d->stats.err_io++;
+                rc_dist_close(d, c, why);
+                return;
+            }
+        } else {
+            r = read(c->fd, c->in.data + c->in.len, room);
+        }
         if (r == 0) {
             rc_dist_close(d, c, "peer closed");
             return;
@@ -1061,6 +1209,8 @@ static void conn_read(rc_dist *d, rc_conn *c)
         if (dispatch_frames(d, c) != 0)
             return;
     }
+    if (c->tls != NULL && !c->closing && rc_tls_has_pending(c->tls))
+        tls_come_back(d, c);
     /* A big frame's buffer goes as soon as it is handled, not at the next
      * tick; a steady stream of ordinary frames keeps its buffer. */
     if (!c->closing && bytebuf_pending(&c->in) == 0 && c->in.cap > 4 * TRIM_KEEP)
@@ -1086,7 +1236,11 @@ static void conn_on_poll(uv_poll_t *h, int status, int events)
         rc_dist_close(d, c, why);
         return;
     }
-    if (events & UV_WRITABLE)
+    if ((events & UV_WRITABLE) && c->tls_read_wants_write)
+        conn_read(d, c);
+    if ((events & UV_WRITABLE) && !c->closing)
+        conn_flush(d, c);
+    if ((events & UV_READABLE) && c->tls_write_wants_read && !c->closing)
         conn_flush(d, c);
     if ((events & (UV_READABLE | UV_DISCONNECT)) && !c->closing)
         conn_read(d, c);
@@ -1116,7 +1270,8 @@ static void on_tick_timer(uv_timer_t *t)
         if (c->blocked_on != NULL) {
             /* Not reading is our doing: a peer with unread input is alive. */
             int avail = 0;
-            if (ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0)
+            if ((ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0) ||
+                (c->tls != NULL && rc_tls_has_pending(c->tls)))
                 c->last_read_ms = now;
         }
         if (now - c->last_read_ms > dead_ms) {
@@ -1246,11 +1401,17 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     d->cfg.alive = d->alive;
     d->cfg.node_name = d->node_name;
     d->cfg.cookie = d->cookie;
+    d->cfg.tls = NULL; /* read by rc_tls_ctx_new below, not kept */
     if (d->cfg.net_ticktime_s < 4)
         d->cfg.net_ticktime_s = 4;
 
+    if (cfg->tls != NULL && rc_tls_ctx_new(&d->tls_ctx, cfg->tls, err, errlen) != 0) {
+        free(d);
+        return -1;
+    }
     int fd = open_listener(cfg, err, errlen, &d->listen_port);
     if (fd < 0) {
+        rc_tls_ctx_free(d->tls_ctx);
         free(d);
         return -1;
     }
@@ -1263,6 +1424,7 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     }
     if (!cfg->no_epmd && d->epmd_fd < 0) {
         close(fd);
+        rc_tls_ctx_free(d->tls_ctx);
         free(d);
         return -1;
     }
@@ -1273,6 +1435,7 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
         if (d->epmd_fd >= 0)
             close(d->epmd_fd);
         close(fd);
+        rc_tls_ctx_free(d->tls_ctx);
         free(d);
         return -1;
     }
@@ -1284,6 +1447,8 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     uv_poll_init(loop, &d->listen_poll, fd);
     d->listen_poll.data = d;
     uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
+    uv_idle_init(loop, &d->tls_spin);
+    d->tls_spin.data = d;
     uv_check_init(loop, &d->flush_check);
     d->flush_check.data = d;
     uv_check_start(&d->flush_check, on_flush_check);
@@ -1291,8 +1456,9 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     d->tick_timer.data = d;
     uint64_t tick_ms = (uint64_t)d->cfg.net_ticktime_s * 1000u / 4u;
     uv_timer_start(&d->tick_timer, on_tick_timer, tick_ms, tick_ms);
-    LOG_I(lg, MOD, "listening on port %u, registered with epmd (port %u) as %s, creation %u",
-          d->listen_port, epmd_port(), d->node_name, d->creation);
+    LOG_I(lg, MOD, "listening on port %u%s, registered with epmd (port %u) as %s, creation %u",
+          d->listen_port, d->tls_ctx != NULL ? " (TLS)" : "", epmd_port(), d->node_name,
+          d->creation);
     *out = d;
     return 0;
 }
@@ -1320,6 +1486,8 @@ void rc_dist_stop(rc_dist *d)
     uv_timer_stop(&d->accept_timer);
     uv_close((uv_handle_t *)&d->accept_timer, NULL);
     uv_close((uv_handle_t *)&d->flush_check, NULL);
+    uv_idle_stop(&d->tls_spin);
+    uv_close((uv_handle_t *)&d->tls_spin, NULL);
     uv_timer_stop(&d->tick_timer);
     uv_close((uv_handle_t *)&d->tick_timer, NULL);
     if (d->epmd_fd >= 0) {
@@ -1345,5 +1513,6 @@ void rc_dist_free(rc_dist *d)
     free(d->accepting.v);
     rc_waitq_free(d->waitq);
     dist_hdr_scratch_free(&d->hdr_scratch);
+    rc_tls_ctx_free(d->tls_ctx);
     free(d);
 }

@@ -9,6 +9,7 @@
 #ifndef RC_DIST_H
 #define RC_DIST_H
 
+#include "transport/tls.h"
 #include "util/log.h"
 
 #include <stddef.h>
@@ -45,6 +46,9 @@ typedef struct rc_dist_config {
     const char *listen_addr; /* NULL: every interface */
     unsigned port_min, port_max; /* 0, 0: an ephemeral port */
     size_t max_handshakes;   /* inbound handshakes in flight; 0: 128 */
+    /* NULL: plain TCP. Else every connection, both ways, is TLS from its
+     * first byte, as with a BEAM's -proto_dist inet_tls; epmd stays plain. */
+    const rc_tls_config *tls;
 } rc_dist_config;
 
 typedef struct rc_dist_stats {

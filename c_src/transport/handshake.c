@@ -64,26 +64,31 @@ static uint32_t new_challenge(void)
 }
 
 /* Handshake messages are framed with a 2-byte length. */
-static int send_msg(int fd, const uint8_t *body, size_t n, uint64_t dl)
+static int send_msg(const hs_io *io, const uint8_t *body, size_t n, uint64_t dl)
 {
-    uint8_t hdr[2];
-    put16(hdr, (uint16_t)n);
-    if (sockio_write_all(fd, hdr, 2, dl) != 0)
+    uint8_t hdr[4];
+    size_t hl = io->len_bytes == 4 ? 4 : 2;
+    if (hl == 4)
+        put32(hdr, (uint32_t)n);
+    else
+        put16(hdr, (uint16_t)n);
+    if (io->write_all(io->ctx, hdr, hl, dl) != 0)
         return -1;
-    return sockio_write_all(fd, body, n, dl);
+    return io->write_all(io->ctx, body, n, dl);
 }
 
-static int recv_msg(int fd, uint8_t *body, size_t cap, size_t *n, uint64_t dl)
+static int recv_msg(const hs_io *io, uint8_t *body, size_t cap, size_t *n, uint64_t dl)
 {
-    uint8_t hdr[2];
-    if (sockio_read_exact(fd, hdr, 2, dl) != 0)
+    uint8_t hdr[4];
+    size_t hl = io->len_bytes == 4 ? 4 : 2;
+    if (io->read_exact(io->ctx, hdr, hl, dl) != 0)
         return -1;
-    size_t len = get16(hdr);
+    size_t len = hl == 4 ? get32(hdr) : get16(hdr);
     if (len == 0 || len > cap) {
         errno = EPROTO;
         return -1;
     }
-    if (sockio_read_exact(fd, body, len, dl) != 0)
+    if (io->read_exact(io->ctx, body, len, dl) != 0)
         return -1;
     *n = len;
     return 0;
@@ -199,16 +204,16 @@ static int check_peer_flags(hs_result *out, const char *dir, char *err, int errl
     return -1;
 }
 
-int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, hs_result *out,
-                      uint64_t dl, char *err, int errlen)
+int handshake_connect_io(const hs_io *io, const hs_config *cfg, const char *expected_peer,
+                         hs_result *out, uint64_t dl, char *err, int errlen)
 {
     uint8_t b[HS_MAX_MSG];
     size_t n = build_name_msg(b, cfg, 0, 0);
-    if (send_msg(fd, b, n, dl) != 0) {
+    if (send_msg(io, b, n, dl) != 0) {
         snprintf(err, (size_t)errlen, "send_name: %s", strerror(errno));
         return -1;
     }
-    if (recv_msg(fd, b, sizeof b - 1, &n, dl) != 0 || b[0] != 's') {
+    if (recv_msg(io, b, sizeof b - 1, &n, dl) != 0 || b[0] != 's') {
         snprintf(err, (size_t)errlen, "recv_status: %s", strerror(errno));
         return -1;
     }
@@ -223,7 +228,7 @@ int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, h
                    cfg->has_connection(cfg->status_ctx, expected_peer);
         static const uint8_t t[] = {'s', 't', 'r', 'u', 'e'};
         static const uint8_t f[] = {'s', 'f', 'a', 'l', 's', 'e'};
-        if (send_msg(fd, keep ? f : t, keep ? sizeof f : sizeof t, dl) != 0) {
+        if (send_msg(io, keep ? f : t, keep ? sizeof f : sizeof t, dl) != 0) {
             snprintf(err, (size_t)errlen, "send_status_reply: %s", strerror(errno));
             return -1;
         }
@@ -247,7 +252,7 @@ int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, h
         return -1;
     }
     uint32_t their_challenge = 0;
-    if (recv_msg(fd, b, sizeof b, &n, dl) != 0 ||
+    if (recv_msg(io, b, sizeof b, &n, dl) != 0 ||
         parse_name_msg(b, n, 1, &their_challenge, out) != 0) {
         snprintf(err, (size_t)errlen, "bad challenge message (peer too old or not a node?)");
         return -1;
@@ -263,11 +268,11 @@ int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, h
     b[0] = 'r';
     put32(b + 1, our_challenge);
     handshake_digest(cfg->cookie, their_challenge, b + 5);
-    if (send_msg(fd, b, 21, dl) != 0) {
+    if (send_msg(io, b, 21, dl) != 0) {
         snprintf(err, (size_t)errlen, "send_challenge_reply: %s", strerror(errno));
         return -1;
     }
-    if (recv_msg(fd, b, sizeof b, &n, dl) != 0 || n != 17 || b[0] != 'a') {
+    if (recv_msg(io, b, sizeof b, &n, dl) != 0 || n != 17 || b[0] != 'a') {
         snprintf(err, (size_t)errlen, "no challenge ack from %s (wrong cookie?)", out->peer_node);
         return -1;
     }
@@ -280,12 +285,12 @@ int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, h
     return 0;
 }
 
-int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, char *err,
-                     int errlen)
+int handshake_accept_io(const hs_io *io, const hs_config *cfg, hs_result *out, uint64_t dl,
+                        char *err, int errlen)
 {
     uint8_t b[HS_MAX_MSG];
     size_t n = 0;
-    if (recv_msg(fd, b, sizeof b, &n, dl) != 0) {
+    if (recv_msg(io, b, sizeof b, &n, dl) != 0) {
         snprintf(err, (size_t)errlen, "recv_name: %s", strerror(errno));
         return -1;
     }
@@ -304,14 +309,14 @@ int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, 
     }
     if (check_peer_flags(out, "from", err, errlen) != 0) {
         static const uint8_t nok[] = {'s', 'n', 'o', 't', '_', 'a', 'l', 'l', 'o', 'w', 'e', 'd'};
-        (void)send_msg(fd, nok, sizeof nok, dl);
+        (void)send_msg(io, nok, sizeof nok, dl);
         return -1;
     }
     hs_status st = cfg->status_for ? cfg->status_for(cfg->status_ctx, out->peer_node)
                                    : HS_STATUS_OK;
     if (st == HS_STATUS_NOK) {
         static const uint8_t nok[] = {'s', 'n', 'o', 'k'};
-        (void)send_msg(fd, nok, sizeof nok, dl);
+        (void)send_msg(io, nok, sizeof nok, dl);
         snprintf(err, (size_t)errlen, "simultaneous connect with %s: keeping ours",
                  out->peer_node);
         return -1;
@@ -324,8 +329,8 @@ int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, 
         /* As net_kernel does: we are connected to this node already; it
          * answers true if that connection is dead on its side (it had not
          * seen ours when it dialled), false to give up this attempt. */
-        if (send_msg(fd, alive, sizeof alive, dl) != 0 ||
-            recv_msg(fd, b, sizeof b - 1, &n, dl) != 0 || n < 2 || b[0] != 's') {
+        if (send_msg(io, alive, sizeof alive, dl) != 0 ||
+            recv_msg(io, b, sizeof b - 1, &n, dl) != 0 || n < 2 || b[0] != 's') {
             snprintf(err, (size_t)errlen, "no answer from %s to status alive", out->peer_node);
             return -1;
         }
@@ -335,18 +340,18 @@ int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, 
             return -1;
         }
         out->replaces_existing = 1;
-    } else if ((st == HS_STATUS_OK_SIMULTANEOUS ? send_msg(fd, ok_sim, sizeof ok_sim, dl)
-                                                : send_msg(fd, ok, sizeof ok, dl)) != 0) {
+    } else if ((st == HS_STATUS_OK_SIMULTANEOUS ? send_msg(io, ok_sim, sizeof ok_sim, dl)
+                                                : send_msg(io, ok, sizeof ok, dl)) != 0) {
         snprintf(err, (size_t)errlen, "send_status: %s", strerror(errno));
         return -1;
     }
     uint32_t our_challenge = new_challenge();
     n = build_name_msg(b, cfg, 1, our_challenge);
-    if (send_msg(fd, b, n, dl) != 0) {
+    if (send_msg(io, b, n, dl) != 0) {
         snprintf(err, (size_t)errlen, "send_challenge: %s", strerror(errno));
         return -1;
     }
-    if (recv_msg(fd, b, sizeof b, &n, dl) != 0 || n != 21 || b[0] != 'r') {
+    if (recv_msg(io, b, sizeof b, &n, dl) != 0 || n != 21 || b[0] != 'r') {
         snprintf(err, (size_t)errlen, "no challenge reply from %s", out->peer_node);
         return -1;
     }
@@ -359,9 +364,33 @@ int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t dl, 
     uint32_t their_challenge = get32(b + 1);
     b[0] = 'a';
     handshake_digest(cfg->cookie, their_challenge, b + 1);
-    if (send_msg(fd, b, 17, dl) != 0) {
+    if (send_msg(io, b, 17, dl) != 0) {
         snprintf(err, (size_t)errlen, "send_challenge_ack: %s", strerror(errno));
         return -1;
     }
     return 0;
+}
+
+static int fd_write_all(void *ctx, const void *buf, size_t n, uint64_t dl)
+{
+    return sockio_write_all(*(const int *)ctx, buf, n, dl);
+}
+
+static int fd_read_exact(void *ctx, void *buf, size_t n, uint64_t dl)
+{
+    return sockio_read_exact(*(const int *)ctx, buf, n, dl);
+}
+
+int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, hs_result *out,
+                      uint64_t deadline_ms, char *err, int errlen)
+{
+    hs_io io = {.write_all = fd_write_all, .read_exact = fd_read_exact, .ctx = &fd};
+    return handshake_connect_io(&io, cfg, expected_peer, out, deadline_ms, err, errlen);
+}
+
+int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t deadline_ms,
+                     char *err, int errlen)
+{
+    hs_io io = {.write_all = fd_write_all, .read_exact = fd_read_exact, .ctx = &fd};
+    return handshake_accept_io(&io, cfg, out, deadline_ms, err, errlen);
 }

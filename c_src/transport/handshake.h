@@ -9,6 +9,7 @@
 #ifndef RC_HANDSHAKE_H
 #define RC_HANDSHAKE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define HS_MAX_NODE 256
@@ -100,7 +101,23 @@ typedef struct hs_result {
  * logs name them, truncated to fit. */
 void handshake_flag_names(uint64_t flags, char *out, int outlen);
 
-/* 0 on success; -1 with a reason in err. */
+/* Where handshake messages go: a plain socket, or a TLS session over one
+ * (transport/tls.h). Both calls block until done or the deadline; 0 or -1.
+ * Messages carry a 2-byte length on plain TCP; a TLS distribution (OTP's
+ * inet_tls_dist) frames them with 4 bytes, as it frames everything after. */
+typedef struct hs_io {
+    int len_bytes; /* 2 (or 0) or 4 */
+    int (*write_all)(void *ctx, const void *buf, size_t n, uint64_t deadline_ms);
+    int (*read_exact)(void *ctx, void *buf, size_t n, uint64_t deadline_ms);
+    void *ctx;
+} hs_io;
+
+int handshake_connect_io(const hs_io *io, const hs_config *cfg, const char *expected_peer,
+                         hs_result *out, uint64_t deadline_ms, char *err, int errlen);
+int handshake_accept_io(const hs_io *io, const hs_config *cfg, hs_result *out,
+                        uint64_t deadline_ms, char *err, int errlen);
+
+/* The same on a plain socket. 0 on success; -1 with a reason in err. */
 int handshake_connect(int fd, const hs_config *cfg, const char *expected_peer, hs_result *out,
                       uint64_t deadline_ms, char *err, int errlen);
 int handshake_accept(int fd, const hs_config *cfg, hs_result *out, uint64_t deadline_ms,

@@ -19,7 +19,7 @@ uint64_t sockio_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline_ms)
+int sockio_wait(int fd, short events, uint64_t deadline_ms)
 {
     for (;;) {
         uint64_t now = sockio_now_ms();
@@ -40,7 +40,7 @@ int sockio_write_all(int fd, const void *buf, size_t n, uint64_t deadline_ms)
 {
     const uint8_t *p = buf;
     while (n > 0) {
-        if (wait_fd(fd, POLLOUT, deadline_ms) != 0)
+        if (sockio_wait(fd, POLLOUT, deadline_ms) != 0)
             return -1;
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
@@ -58,7 +58,7 @@ int sockio_read_exact(int fd, void *buf, size_t n, uint64_t deadline_ms)
 {
     uint8_t *p = buf;
     while (n > 0) {
-        if (wait_fd(fd, POLLIN, deadline_ms) != 0)
+        if (sockio_wait(fd, POLLIN, deadline_ms) != 0)
             return -1;
         ssize_t r = recv(fd, p, n, 0);
         if (r == 0) {
@@ -93,7 +93,7 @@ int sockio_connect(const char *host, uint16_t port, uint64_t deadline_ms)
             continue;
         int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
         if (r != 0 && errno == EINPROGRESS) {
-            if (wait_fd(fd, POLLOUT, deadline_ms) == 0) {
+            if (sockio_wait(fd, POLLOUT, deadline_ms) == 0) {
                 int err = 0;
                 socklen_t el = sizeof err;
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
@@ -114,4 +114,19 @@ int sockio_connect(const char *host, uint16_t port, uint64_t deadline_ms)
     }
     freeaddrinfo(res);
     return fd;
+}
+
+int sockio_peek(int fd, void *buf, size_t n, uint64_t deadline_ms)
+{
+    for (;;) {
+        if (sockio_wait(fd, POLLIN, deadline_ms) != 0)
+            return -1;
+        ssize_t r = recv(fd, buf, n, MSG_PEEK);
+        if (r > 0)
+            return (int)r;
+        if (r == 0)
+            return 0;
+        if (errno != EINTR && errno != EAGAIN)
+            return -1;
+    }
 }

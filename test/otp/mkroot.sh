@@ -22,7 +22,7 @@ ROOTS=${RECKON_CNODE_ROOTS:-/var/cache/reckon_cnode/roots}
 ROOT=$ROOTS/$SUITE
 MIRROR=${RECKON_CNODE_MIRROR:-http://deb.debian.org/debian}
 PKGS="erlang-nox erlang-common-test erlang-proper erlang-proper-dev erlang-eunit erlang-dev \
-rebar3 elixir libuv1-dev liblmdb-dev libmd-dev libmicrohttpd-dev uthash-dev gcc libc6-dev make procps"
+rebar3 elixir libuv1-dev liblmdb-dev libmd-dev libmicrohttpd-dev uthash-dev libssl-dev openssl gcc libc6-dev make procps"
 
 skip() { echo "$*" >&2; exit 3; }
 

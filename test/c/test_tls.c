@@ -1,0 +1,392 @@
+/* TLS: a session between two threads over a socketpair, as dist runs it:
+ * the TLS handshake and the distribution handshake (4-byte framed) on the
+ * handshake side, then non-blocking reads and writes of a payload far larger
+ * than a record and than the socket buffers, so both WANT_READ and
+ * WANT_WRITE are met. Refusals: a certificate from another CA, an expired
+ * one, a name mismatch, plaintext on the TLS side, and configuration errors.
+ * The certificates are made with the openssl command in a temporary
+ * directory; without it the tests are skipped. */
+#include "transport/handshake.h"
+#include "transport/sockio.h"
+#include "transport/tls.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static char dir[64];
+static int have_pki;
+
+static void path(char *out, size_t len, const char *file)
+{
+    snprintf(out, len, "%s/%s", dir, file);
+}
+
+static int sh(const char *cmd)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "cd '%s' && (%s) >/dev/null 2>&1", dir, cmd);
+    return system(full);
+}
+
+static int make_pki(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    strcpy(dir, "/tmp/rc_test_tls_XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    const char *ext = "printf 'subjectAltName=DNS:node.test\\nextendedKeyUsage=serverAuth,"
+                      "clientAuth\\n' > ext.cnf";
+    have_pki =
+        sh("command -v openssl") == 0 && sh(ext) == 0 &&
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+           "-subj /CN=ca") == 0 &&
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca2.key -out ca2.pem -days 2 "
+           "-subj /CN=ca2") == 0 &&
+        sh("openssl req -newkey rsa:2048 -nodes -keyout node.key -out node.csr -subj /CN=node") ==
+            0 &&
+        sh("openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+           "-extfile ext.cnf -out node.pem") == 0 &&
+        /* explicit dates through `openssl ca`: x509 -days -1 works on 3.0 only */
+        sh("printf '[ca]\\ndefault_ca = d\\n[d]\\ndatabase = index.txt\\nnew_certs_dir = .\\n"
+           "serial = serial\\ndefault_md = sha256\\npolicy = p\\n[p]\\ncommonName = supplied\\n' "
+           "> ca.cnf && touch index.txt && echo 01 > serial") == 0 &&
+        sh("openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in node.csr "
+           "-out expired.pem -startdate 20200101000000Z -enddate 20200102000000Z "
+           "-extfile ext.cnf -notext") == 0 &&
+        sh("openssl x509 -req -in node.csr -CA ca2.pem -CAkey ca2.key -CAcreateserial -days 2 "
+           "-extfile ext.cnf -out other.pem") == 0;
+    return 0;
+}
+
+static int remove_pki(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A context with `cert` (signed for node.test; key node.key), trusting
+ * `ca`; server_name may be NULL. */
+static rc_tls_ctx *ctx_for(const char *cert, const char *ca, const char *server_name)
+{
+    char c[128], k[128], a[128], err[256];
+    path(c, sizeof c, cert);
+    path(k, sizeof k, "node.key");
+    path(a, sizeof a, ca);
+    rc_tls_config cfg = {.certfile = c, .keyfile = k, .cacertfile = a, .verify_peer = 1,
+                         .server_name = server_name};
+    rc_tls_ctx *ctx = NULL;
+    if (rc_tls_ctx_new(&ctx, &cfg, err, (int)sizeof err) != 0)
+        fail_msg("context: %s", err);
+    return ctx;
+}
+
+typedef struct side {
+    rc_tls_ctx *ctx;
+    int fd;
+    int server;
+    int dist; /* also run the distribution handshake */
+    rc_tls *tls;
+    int rc;
+    hs_result res;
+    char err[256];
+} side;
+
+static int io_write(void *ctx, const void *buf, size_t n, uint64_t dl)
+{
+    return rc_tls_write_all(ctx, buf, n, dl);
+}
+
+static int io_read(void *ctx, void *buf, size_t n, uint64_t dl)
+{
+    return rc_tls_read_exact(ctx, buf, n, dl);
+}
+
+static hs_status always_ok(void *ctx, const char *peer)
+{
+    (void)ctx;
+    (void)peer;
+    return HS_STATUS_OK;
+}
+
+static void *run_side(void *arg)
+{
+    side *s = arg;
+    uint64_t dl = sockio_now_ms() + 5000;
+    s->tls = rc_tls_handshake(s->ctx, s->fd, s->server, dl, s->err, (int)sizeof s->err);
+    if (s->tls == NULL) {
+        s->rc = -1;
+        shutdown(s->fd, SHUT_RDWR); /* the other side sees the end at once */
+        return NULL;
+    }
+    s->rc = 0;
+    if (s->dist) {
+        hs_io io = {.len_bytes = 4, .write_all = io_write, .read_exact = io_read, .ctx = s->tls};
+        hs_config cfg = {.this_node = s->server ? "acc@host" : "con@host",
+                         .creation = s->server ? 1 : 2, .cookie = "c",
+                         .flags = RC_DIST_FLAGS, .status_for = always_ok};
+        s->rc = s->server ? handshake_accept_io(&io, &cfg, &s->res, dl, s->err,
+                                                (int)sizeof s->err)
+                          : handshake_connect_io(&io, &cfg, "acc@host", &s->res, dl, s->err,
+                                                 (int)sizeof s->err);
+    }
+    return NULL;
+}
+
+/* Runs both sides; returns through *srv and *cli. */
+static void run_pair(side *srv, side *cli)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    srv->fd = sv[0];
+    srv->server = 1;
+    cli->fd = sv[1];
+    cli->server = 0;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_side, srv), 0);
+    run_side(cli);
+    pthread_join(t, NULL);
+}
+
+static void close_pair(side *srv, side *cli)
+{
+    rc_tls_free(srv->tls);
+    rc_tls_free(cli->tls);
+    close(srv->fd);
+    close(cli->fd);
+    rc_tls_ctx_free(srv->ctx);
+    rc_tls_ctx_free(cli->ctx);
+}
+
+/* Moves `n` bytes from a to b with non-blocking calls only, polling for
+ * what each call says it needs, as the loop does. */
+static void pump(rc_tls *a, int afd, rc_tls *b, int bfd, const uint8_t *data, size_t n)
+{
+    uint8_t *got = malloc(n);
+    assert_non_null(got);
+    size_t sent = 0, recvd = 0;
+    int wants = 0, want_w = 0, want_r = 0;
+    char why[192];
+    while (recvd < n) {
+        if (sent < n) {
+            ssize_t w = rc_tls_write(a, data + sent, n - sent, why, (int)sizeof why);
+            if (w > 0)
+                sent += (size_t)w;
+            else if (w == RC_TLS_WANT_WRITE)
+                want_w++;
+            else if (w != RC_TLS_WANT_READ)
+                fail_msg("write: %zd %s", w, why);
+        }
+        ssize_t r = rc_tls_read(b, got + recvd, n - recvd, why, (int)sizeof why);
+        if (r > 0)
+            recvd += (size_t)r;
+        else if (r == RC_TLS_WANT_READ)
+            want_r++;
+        else
+            fail_msg("read: %zd %s", r, why);
+        if (++wants > 10000000)
+            fail_msg("no progress");
+        struct pollfd p[2] = {{.fd = afd, .events = POLLOUT}, {.fd = bfd, .events = POLLIN}};
+        (void)poll(p, 2, 10);
+    }
+    assert_memory_equal(got, data, n);
+    assert_true(want_w > 0); /* the writer met a full socket */
+    (void)want_r;
+    free(got);
+}
+
+static void set_nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
+}
+
+static void test_session_both_ways(void **state)
+{
+    (void)state;
+    if (!have_pki)
+        skip();
+    side srv = {.ctx = ctx_for("node.pem", "ca.pem", NULL), .dist = 1};
+    side cli = {.ctx = ctx_for("node.pem", "ca.pem", "node.test"), .dist = 1};
+    run_pair(&srv, &cli);
+    assert_int_equal(srv.rc, 0);
+    assert_int_equal(cli.rc, 0);
+    assert_string_equal(srv.res.peer_node, "con@host");
+    assert_string_equal(cli.res.peer_node, "acc@host");
+    char desc[96];
+    assert_non_null(strstr(rc_tls_describe(cli.tls, desc, sizeof desc), "TLSv1."));
+    set_nonblocking(srv.fd);
+    set_nonblocking(cli.fd);
+    /* small socket buffers: the writer must meet a full socket */
+    int small = 4096;
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? srv.fd : cli.fd;
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    }
+    size_t n = 3u << 20;
+    uint8_t *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 131u + (i >> 13));
+    pump(cli.tls, cli.fd, srv.tls, srv.fd, data, n);
+    pump(srv.tls, srv.fd, cli.tls, cli.fd, data, n);
+    free(data);
+    /* the peer going away is an EOF, after close_notify or without it */
+    rc_tls_shutdown(cli.tls);
+    char why[192];
+    uint8_t b[16];
+    ssize_t r;
+    while ((r = rc_tls_read(srv.tls, b, sizeof b, why, (int)sizeof why)) == RC_TLS_WANT_READ)
+        (void)poll(&(struct pollfd){.fd = srv.fd, .events = POLLIN}, 1, 100);
+    assert_int_equal(r, RC_TLS_EOF);
+    close_pair(&srv, &cli);
+}
+
+static void test_other_ca_refused(void **state)
+{
+    (void)state;
+    if (!have_pki)
+        skip();
+    side srv = {.ctx = ctx_for("other.pem", "ca2.pem", NULL)};
+    side cli = {.ctx = ctx_for("node.pem", "ca.pem", NULL)};
+    run_pair(&srv, &cli);
+    assert_int_equal(cli.rc, -1);
+    assert_non_null(strstr(cli.err, "unknown CA"));
+    assert_int_equal(srv.rc, -1);
+    assert_non_null(strstr(srv.err, "alert"));
+    close_pair(&srv, &cli);
+}
+
+static void test_expired_refused(void **state)
+{
+    (void)state;
+    if (!have_pki)
+        skip();
+    side srv = {.ctx = ctx_for("expired.pem", "ca.pem", NULL)};
+    side cli = {.ctx = ctx_for("node.pem", "ca.pem", NULL)};
+    run_pair(&srv, &cli);
+    assert_int_equal(cli.rc, -1);
+    assert_non_null(strstr(cli.err, "refused: expired"));
+    close_pair(&srv, &cli);
+}
+
+static void test_name_mismatch_refused(void **state)
+{
+    (void)state;
+    if (!have_pki)
+        skip();
+    side srv = {.ctx = ctx_for("node.pem", "ca.pem", NULL)};
+    side cli = {.ctx = ctx_for("node.pem", "ca.pem", "elsewhere.test")};
+    run_pair(&srv, &cli);
+    assert_int_equal(cli.rc, -1);
+    assert_non_null(strstr(cli.err, "name mismatch"));
+    close_pair(&srv, &cli);
+}
+
+/* A plain distribution handshake arriving on the TLS side. */
+static void test_plaintext_refused(void **state)
+{
+    (void)state;
+    if (!have_pki)
+        skip();
+    rc_tls_ctx *ctx = ctx_for("node.pem", "ca.pem", NULL);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    static const uint8_t name_msg[] = {0, 8, 'N', 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(write(sv[1], name_msg, sizeof name_msg), (ssize_t)sizeof name_msg);
+    char err[256];
+    rc_tls *t = rc_tls_handshake(ctx, sv[0], 1, sockio_now_ms() + 2000, err, (int)sizeof err);
+    assert_null(t);
+    assert_non_null(strstr(err, "plaintext"));
+    /* a peer that goes away before saying anything */
+    close(sv[1]);
+    close(sv[0]);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    close(sv[1]);
+    t = rc_tls_handshake(ctx, sv[0], 1, sockio_now_ms() + 2000, err, (int)sizeof err);
+    assert_null(t);
+    assert_non_null(strstr(err, "closed"));
+    close(sv[0]);
+    rc_tls_ctx_free(ctx);
+}
+
+/* A client hello that gets no answer ends at the deadline. */
+static void test_silent_server_times_out(void **state)
+{
+    (void)state;
+    if (!have_pki)
+        skip();
+    rc_tls_ctx *ctx = ctx_for("node.pem", "ca.pem", NULL);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    char err[256];
+    uint64_t t0 = sockio_now_ms();
+    rc_tls *t = rc_tls_handshake(ctx, sv[0], 0, t0 + 300, err, (int)sizeof err);
+    assert_null(t);
+    assert_true(sockio_now_ms() - t0 >= 300);
+    assert_non_null(strstr(err, "no answer to our client hello"));
+    close(sv[0]);
+    close(sv[1]);
+    rc_tls_ctx_free(ctx);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    if (!have_pki)
+        skip();
+    char c[128], k[128], a[128], missing[128], err[256];
+    path(c, sizeof c, "node.pem");
+    path(k, sizeof k, "ca.key"); /* not node.pem's key */
+    path(a, sizeof a, "ca.pem");
+    path(missing, sizeof missing, "missing.pem");
+    rc_tls_ctx *ctx = NULL;
+    rc_tls_config none = {0};
+    assert_int_equal(rc_tls_ctx_new(&ctx, &none, err, (int)sizeof err), -1);
+    assert_non_null(strstr(err, "--tls-cert"));
+    rc_tls_config no_ca = {.certfile = c, .verify_peer = 1};
+    assert_int_equal(rc_tls_ctx_new(&ctx, &no_ca, err, (int)sizeof err), -1);
+    assert_non_null(strstr(err, "--tls-cacert"));
+    rc_tls_config bad_cert = {.certfile = missing, .cacertfile = a, .verify_peer = 1};
+    assert_int_equal(rc_tls_ctx_new(&ctx, &bad_cert, err, (int)sizeof err), -1);
+    assert_non_null(strstr(err, "missing.pem"));
+    rc_tls_config bad_key = {.certfile = c, .keyfile = k, .cacertfile = a, .verify_peer = 1};
+    assert_int_equal(rc_tls_ctx_new(&ctx, &bad_key, err, (int)sizeof err), -1);
+    assert_non_null(strstr(err, "private key"));
+    rc_tls_config bad_ca = {.certfile = c, .keyfile = NULL, .cacertfile = missing,
+                            .verify_peer = 1};
+    path(k, sizeof k, "node.key");
+    bad_ca.keyfile = k;
+    assert_int_equal(rc_tls_ctx_new(&ctx, &bad_ca, err, (int)sizeof err), -1);
+    assert_non_null(strstr(err, "CA bundle"));
+    assert_null(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_session_both_ways),
+        cmocka_unit_test(test_other_ca_refused),
+        cmocka_unit_test(test_expired_refused),
+        cmocka_unit_test(test_name_mismatch_refused),
+        cmocka_unit_test(test_plaintext_refused),
+        cmocka_unit_test(test_silent_server_times_out),
+        cmocka_unit_test(test_config_errors),
+    };
+    return cmocka_run_group_tests(tests, make_pki, remove_pki);
+}
