@@ -242,7 +242,7 @@ install: all
 	install -D -m 644 $(BUILD)/libreckon_cnode.a $(DESTDIR)$(PREFIX)/lib/libreckon_cnode.a
 	install -D -m 644 include/reckon_cnode.h $(DESTDIR)$(PREFIX)/include/reckon_cnode.h
 	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RC_VERSION)|' -e 's|@EI_LIBDIR@|$(EI_DIR)/lib|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RC_VERSION)|' -e 's|@LIBS@|$(LIBS)|' \
 	  deploy/reckon_cnode.pc.in > $(BUILD)/reckon_cnode.pc
 	install -D -m 644 $(BUILD)/reckon_cnode.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/reckon_cnode.pc
 	install -D -m 644 deploy/reckon_cnode.service $(DESTDIR)$(PREFIX)/lib/systemd/system/reckon_cnode.service
