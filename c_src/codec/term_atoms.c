@@ -81,11 +81,29 @@ static int walk_rec(walk *w, size_t end, size_t *i, int depth);
  * once instead of looping. */
 static int walk_n(walk *w, size_t end, size_t *i, uint64_t count, int depth)
 {
-    if (*i > end || count > end - *i)
+    if (*i > end || count > end - *i || (count > 0 && depth > TERM_MAX_DEPTH))
         return -1;
-    for (uint64_t k = 0; k < count; k++)
+    const uint8_t *b = w->b;
+    for (uint64_t k = 0; k < count; k++) {
+        /* Binaries and small integers, most of an event's fields, are
+         * stepped over here rather than through a call each. */
+        size_t at = *i;
+        if (at >= end)
+            return -1;
+        if (b[at] == ERL_BINARY_EXT && fits(end, at, 5)) {
+            size_t n = get32(b + at + 1);
+            if (!fits(end, at + 5, n))
+                return -1;
+            *i = at + 5 + n;
+            continue;
+        }
+        if (b[at] == ERL_SMALL_INTEGER_EXT && fits(end, at, 2)) {
+            *i = at + 2;
+            continue;
+        }
         if (walk_rec(w, end, i, depth) != 0)
             return -1;
+    }
     return 0;
 }
 
