@@ -13,6 +13,7 @@
 #define PASS_THROUGH 112
 #define NEW_ENTRY 8u
 #define LONG_ATOMS 1u
+#define MSG_KEEP (64u * 1024u)
 
 typedef struct slot {
     uint8_t *text; /* NULL: never defined; at least one byte allocated */
@@ -82,13 +83,27 @@ static int slot_is(const slot *s, const uint8_t *text, size_t len)
 /* ------------------------------------------------------------------ sending */
 
 /* The slot an atom lives in is a function of its text, so an atom that is
- * sent again finds itself there and goes out as a one-byte reference. */
+ * sent again finds itself there and goes out as a one-byte reference.
+ * Eight bytes a step: every atom of every frame is hashed (a node name of
+ * 20 bytes byte by byte cost more than the rest of its control term). */
 static unsigned slot_of(const uint8_t *text, size_t len)
 {
-    uint32_t x = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        x = (x ^ text[i]) * 16777619u;
-    return (x ^ (x >> 11)) & (DIST_HDR_CACHE_SLOTS - 1);
+    uint64_t x = 0x9e3779b97f4a7c15ull * (len + 1), w;
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        memcpy(&w, text + i, 8);
+        x = (x ^ w) * 0xff51afd7ed558ccdull;
+        x ^= x >> 32;
+    }
+    if (len >= 8 && i < len) { /* the last 8 bytes, overlapping the ones hashed */
+        memcpy(&w, text + len - 8, 8);
+    } else {
+        for (w = 0; i < len; i++)
+            w = (w << 8) | text[i];
+    }
+    x = (x ^ w) * 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 29;
+    return (unsigned)(x >> 40) & (DIST_HDR_CACHE_SLOTS - 1);
 }
 
 /* This frame's reference for an atom, the slot taken over (a new entry)
@@ -303,6 +318,10 @@ void dist_hdr_msg_set(dist_hdr_msg *m, const struct iovec *parts, const uint8_t 
     m->nrefs = 0;
     reset(&m->body);
     reset(&m->texts);
+    /* kept from message to message, but one huge event must not pin its
+     * size for good */
+    bytebuf_trim(&m->body, MSG_KEEP);
+    bytebuf_trim(&m->texts, MSG_KEEP);
 }
 
 void dist_hdr_msg_free(dist_hdr_msg *m)
