@@ -143,6 +143,10 @@ struct rc_dist {
     char busy_taken[HS_MAX_NODE];
     rc_waitq *waitq;       /* frames for nodes a send is connecting to */
     dist_hdr_scratch hdr_scratch;
+    /* The connection found last: a stream of sends goes to few nodes, and
+     * comparing one name is cheaper than hashing it. Cleared whenever a
+     * connection leaves or joins the table. */
+    rc_conn *found;
     rc_ratelimit drop_log; /* lines about frames dropped for unreachable nodes */
     int any_resume;
     /* Outbound connects in flight, by node name, readable from the
@@ -305,6 +309,7 @@ static rc_conn *conn_new(rc_dist *d, int fd, const hs_result *r)
     c->poll_events = -1;
     update_poll(d, c);
     HASH_ADD_STR(d->conns, peer, c);
+    d->found = NULL;
     set_put(d, &d->up, c->peer, 1);
     return c;
 }
@@ -654,8 +659,12 @@ static void on_listen(uv_poll_t *h, int status, int events)
 
 rc_conn *rc_dist_find(rc_dist *d, const char *node)
 {
+    if (d->found != NULL && strcmp(d->found->peer, node) == 0)
+        return d->found;
     rc_conn *c = NULL;
     HASH_FIND_STR(d->conns, node, c);
+    if (c != NULL)
+        d->found = c;
     return c;
 }
 
@@ -699,6 +708,7 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
     c->closing = 1;
     d->stats.conns_closed++;
     HASH_DEL(d->conns, c);
+    d->found = NULL;
     set_put(d, &d->up, c->peer, 0);
     /* Best effort: push what is queued (e.g. leave messages on shutdown). */
     if (bytebuf_pending(&c->out) > 0)
