@@ -185,6 +185,7 @@ int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, cons
     if (msg == &own)
         dist_hdr_msg_init(&own);
     dist_hdr_msg_set(msg, parts, kinds, 4);
+    msg->fixed = 2; /* the tuple head and the atom: the same for every event */
     b->msg_busy++;
     int rc = rc_proc_send_msg(b->ps, NULL, &to, msg);
     b->msg_busy--;

@@ -182,6 +182,7 @@ static void fan_out(emitter *em, rc_proc *self, const uint8_t *topic, size_t tle
     if (m == &own)
         dist_hdr_msg_init(&own);
     dist_hdr_msg_set(m, parts, EVENTS_KINDS, 5);
+    m->fixed = 3; /* {events, [ : the same for every event */
     e->msg_busy++;
     fan_out_msg(em, self, topic, tlen, event, elen, m);
     e->msg_busy--;

@@ -302,10 +302,9 @@ int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const st
 
 void dist_hdr_msg_init(dist_hdr_msg *m)
 {
-    memset(m, 0, offsetof(dist_hdr_msg, body));
+    memset(m, 0, sizeof *m);
     bytebuf_init(&m->body, 0);
     bytebuf_init(&m->texts, 0);
-    m->nrefs = 0;
 }
 
 void dist_hdr_msg_set(dist_hdr_msg *m, const struct iovec *parts, const uint8_t *kinds,
@@ -316,10 +315,13 @@ void dist_hdr_msg_set(dist_hdr_msg *m, const struct iovec *parts, const uint8_t 
     m->nparts = nparts;
     m->state = 0;
     m->nrefs = 0;
+    m->fixed = 0;
     reset(&m->body);
     reset(&m->texts);
     /* kept from message to message, but one huge event must not pin its
-     * size for good */
+     * size for good (the kept encoding goes with it) */
+    if (m->body.cap > MSG_KEEP || m->texts.cap > MSG_KEEP)
+        m->memo_len = 0;
     bytebuf_trim(&m->body, MSG_KEEP);
     bytebuf_trim(&m->texts, MSG_KEEP);
 }
@@ -330,6 +332,7 @@ void dist_hdr_msg_free(dist_hdr_msg *m)
     bytebuf_free(&m->texts);
     m->state = 0;
     m->nrefs = 0;
+    m->memo_len = 0;
 }
 
 /* An atom of the message: a reference numbered in the message's own list
@@ -379,12 +382,64 @@ static int msg_walk(dist_hdr_msg *m, const uint8_t *t, size_t len, size_t from)
 /* Makes m's encoding: each part in place when their kinds are known,
  * else the parts joined in s->flat first. state -1 when any of it cannot
  * be walked (the generic way then sends the message as given). */
+/* The leading fixed parts' bytes, when they fit the memo; 0 otherwise. */
+static size_t fixed_len(const dist_hdr_msg *m)
+{
+    if (m->kinds == NULL || m->fixed <= 0 || m->fixed > m->nparts)
+        return 0;
+    size_t n = 0;
+    for (int i = 0; i < m->fixed; i++) {
+        if (m->parts[i].iov_len > DIST_HDR_MSG_MEMO - n)
+            return 0;
+        n += m->parts[i].iov_len;
+    }
+    return n;
+}
+
+static int fixed_same(const dist_hdr_msg *m, size_t n)
+{
+    if (n == 0 || m->memo_len != n)
+        return 0;
+    size_t at = 0;
+    for (int i = 0; i < m->fixed; i++) {
+        if (memcmp(m->memo_raw + at, m->parts[i].iov_base, m->parts[i].iov_len) != 0)
+            return 0;
+        at += m->parts[i].iov_len;
+    }
+    return 1;
+}
+
+static void fixed_keep(dist_hdr_msg *m, size_t n)
+{
+    size_t at = 0;
+    for (int i = 0; i < m->fixed; i++) {
+        memcpy(m->memo_raw + at, m->parts[i].iov_base, m->parts[i].iov_len);
+        at += m->parts[i].iov_len;
+    }
+    m->memo_len = n;
+    m->memo_body = bytebuf_pending(&m->body);
+    m->memo_texts = bytebuf_pending(&m->texts);
+    m->memo_nrefs = m->nrefs;
+}
+
 static void msg_prepare(dist_hdr_msg *m, dist_hdr_scratch *s)
 {
     m->state = -1;
     m->nrefs = 0;
-    reset(&m->body);
-    reset(&m->texts);
+    size_t fixed = fixed_len(m);
+    int from = 0;
+    if (fixed_same(m, fixed)) {
+        /* the fixed parts' encoding is still there: only the rest is walked */
+        m->body.off = m->texts.off = 0;
+        m->body.len = m->memo_body;
+        m->texts.len = m->memo_texts;
+        m->nrefs = m->memo_nrefs;
+        from = m->fixed;
+    } else {
+        m->memo_len = 0;
+        reset(&m->body);
+        reset(&m->texts);
+    }
     if (m->nparts < 1 || m->parts[0].iov_len < 1 ||
         ((const uint8_t *)m->parts[0].iov_base)[0] != VERSION_MAGIC)
         return;
@@ -399,16 +454,18 @@ static void msg_prepare(dist_hdr_msg *m, dist_hdr_scratch *s)
             m->state = 1;
         return;
     }
-    for (int i = 0; i < m->nparts; i++) {
+    for (int i = from; i < m->nparts; i++) {
         const uint8_t *p = m->parts[i].iov_base;
-        size_t n = m->parts[i].iov_len, from = i == 0 ? 1 : 0;
+        size_t n = m->parts[i].iov_len, skip = i == 0 ? 1 : 0;
         if (m->kinds[i] == DIST_PART_TERM) {
-            if (n <= from || msg_walk(m, p, n, from) != 0)
+            if (n <= skip || msg_walk(m, p, n, skip) != 0)
                 return;
         } else if (m->kinds[i] != DIST_PART_PLAIN ||
-                   bytebuf_append(&m->body, p + from, n - from) != 0) {
+                   bytebuf_append(&m->body, p + skip, n - skip) != 0) {
             return;
         }
+        if (i + 1 == m->fixed && fixed > 0)
+            fixed_keep(m, fixed);
     }
     m->state = 1;
 }

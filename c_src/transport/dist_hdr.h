@@ -78,6 +78,8 @@ enum {
     DIST_PART_PLAIN = 2 /* bytes that hold no atom (tuple and list heads, a binary, a tail) */
 };
 
+#define DIST_HDR_MSG_MEMO 64
+
 typedef struct dist_hdr_msg {
     /* The message as given, parts[0] starting with its version byte 131;
      * kinds NULL: unknown, the parts are joined and the whole is walked. */
@@ -91,6 +93,16 @@ typedef struct dist_hdr_msg {
     uint16_t slot[DIST_HDR_MAX_REFS];
     uint32_t text_off[DIST_HDR_MAX_REFS];
     uint8_t text_len[DIST_HDR_MAX_REFS];
+    /* How many leading parts repeat from message to message (a broadcast's
+     * tuple head and atom): set by the caller after dist_hdr_msg_set. Their
+     * encoding stays at the start of body and texts, and the next message
+     * whose leading parts hold the same bytes (compared, never assumed)
+     * starts its walk after them. */
+    int fixed;
+    size_t memo_len; /* 0: nothing kept */
+    size_t memo_body, memo_texts;
+    int memo_nrefs;
+    uint8_t memo_raw[DIST_HDR_MSG_MEMO];
 } dist_hdr_msg;
 
 void dist_hdr_msg_init(dist_hdr_msg *m);

@@ -834,6 +834,63 @@ static void test_frame_given_up_defines_nothing(void **state)
     dist_hdr_in_free(in);
 }
 
+/* {Tag, <<"t">>, Event} with Tag and Event changing from message to
+ * message: the kept encoding of the fixed head is used only when its bytes
+ * are the same, and every frame decodes into its pass-through form. */
+static void test_prepared_message_fixed_head(void **state)
+{
+    (void)state;
+    dist_hdr_out *o = dist_hdr_out_new();
+    dist_hdr_in *in = dist_hdr_in_new();
+    dist_hdr_scratch s;
+    dist_hdr_scratch_init(&s);
+    bytebuf enc;
+    bytebuf_init(&enc, 0);
+    erlang_pid to = some_pid("receiver@host");
+    ei_x_buff c;
+    ctrl_send(&c, "receiver@host");
+    static const uint8_t kinds[4] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
+                                     DIST_PART_TERM};
+    const char *tags[5] = {"broadcast", "broadcast", "forward_to_local", "broadcast", "ok"};
+    const char *inner[5] = {"event", "other", "event", "ok", "broadcast"};
+    dist_hdr_msg pm;
+    dist_hdr_msg_init(&pm);
+    for (int k = 0; k < 5; k++) {
+        ei_x_buff m;
+        ei_x_new_with_version(&m);
+        ei_x_encode_tuple_header(&m, 3);
+        ei_x_encode_atom(&m, tags[k]);
+        int atom_end = m.index;
+        ei_x_encode_binary(&m, "t", 1);
+        int bin_end = m.index;
+        ei_x_encode_tuple_header(&m, 2);
+        ei_x_encode_atom(&m, inner[k]);
+        ei_x_encode_atom(&m, k % 2 ? "receiver@host" : "x");
+        struct iovec parts[4] = {
+            {.iov_base = m.buff, .iov_len = 3},
+            {.iov_base = m.buff + 3, .iov_len = (size_t)atom_end - 3},
+            {.iov_base = m.buff + atom_end, .iov_len = (size_t)(bin_end - atom_end)},
+            {.iov_base = m.buff + bin_end, .iov_len = (size_t)(m.index - bin_end)}};
+        dist_hdr_msg_set(&pm, parts, kinds, 4);
+        pm.fixed = 2;
+        uint8_t want[512];
+        size_t wlen = pass_through(&c, &m, want);
+        size_t added = 0;
+        enc.off = enc.len = 0;
+        assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+        assert_int_equal(pm.state, 1);
+        check_frame(&enc, added);
+        decode_expect(in, &enc, want, wlen);
+        ei_x_free(&m);
+    }
+    dist_hdr_msg_free(&pm);
+    ei_x_free(&c);
+    bytebuf_free(&enc);
+    dist_hdr_scratch_free(&s);
+    dist_hdr_out_free(o);
+    dist_hdr_in_free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -853,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_prepared_message_shares_atoms_with_control),
         cmocka_unit_test(test_prepared_message_unreadable),
         cmocka_unit_test(test_frame_given_up_defines_nothing),
+        cmocka_unit_test(test_prepared_message_fixed_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,13 +112,16 @@ static void encode_round_trip(const uint8_t *data, size_t size)
     static const uint8_t kinds[2] = {DIST_PART_TERM, DIST_PART_TERM};
     dist_hdr_msg pm;
     dist_hdr_msg_init(&pm);
-    for (int round = 0; round < 3 && out != NULL && in != NULL; round++) {
+    for (int round = 0; round < 5 && out != NULL && in != NULL; round++) {
+        /* the first part fixed from round 1 on: rounds 2 and 4 find the
+         * encoding rounds 1 and 3 kept (when it was kept) */
         if (round == 0)
             dist_hdr_msg_set(&pm, two, NULL, 2);
-        else if (round == 1)
+        else if (round <= 2)
             dist_hdr_msg_set(&pm, &one, kinds, 1);
         else
             dist_hdr_msg_set(&pm, two, kinds, 2);
+        pm.fixed = round > 0;
         for (unsigned k = 0; k < 2; k++) {
             erlang_pid to;
             memset(&to, 0, sizeof to);
