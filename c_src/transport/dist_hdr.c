@@ -379,9 +379,6 @@ static int msg_walk(dist_hdr_msg *m, const uint8_t *t, size_t len, size_t from)
     return term_copy_atoms(t, len, &i, &m->body, msg_atom, m) == 0 && i == len ? 0 : -1;
 }
 
-/* Makes m's encoding: each part in place when their kinds are known,
- * else the parts joined in s->flat first. state -1 when any of it cannot
- * be walked (the generic way then sends the message as given). */
 /* The leading fixed parts' bytes, when they fit the memo; 0 otherwise. */
 static size_t fixed_len(const dist_hdr_msg *m)
 {
@@ -422,6 +419,9 @@ static void fixed_keep(dist_hdr_msg *m, size_t n)
     m->memo_nrefs = m->nrefs;
 }
 
+/* Makes m's encoding: each part in place when their kinds are known,
+ * else the parts joined in s->flat first. state -1 when any of it cannot
+ * be walked (the generic way then sends the message as given). */
 static void msg_prepare(dist_hdr_msg *m, dist_hdr_scratch *s)
 {
     m->state = -1;
