@@ -77,15 +77,50 @@ static int atom_at(walk *w, size_t end, size_t *i)
 
 static int walk_rec(walk *w, size_t end, size_t *i, int depth);
 
+/* The whole size of a term at `at` that holds no atom and that walk_rec
+ * would step over in one go (binaries, numbers, []), or 0 for anything
+ * else, a header cut short included: walk_rec then decides. */
+static size_t plain_leaf(const uint8_t *b, size_t end, size_t at)
+{
+    switch (b[at]) {
+    case ERL_SMALL_INTEGER_EXT: return 2;
+    case ERL_INTEGER_EXT: return 5;
+    case NEW_FLOAT_EXT: return 9;
+    case ERL_NIL_EXT: return 1;
+    case ERL_SMALL_BIG_EXT: return fits(end, at, 3) ? 3 + (size_t)b[at + 1] : 0;
+    case ERL_BINARY_EXT: {
+        if (!fits(end, at, 5))
+            return 0;
+        size_t n = get32(b + at + 1);
+        return n <= SIZE_MAX - 5 ? 5 + n : 0;
+    }
+    default: return 0;
+    }
+}
+
 /* Each term is at least one byte: a huge count on a short input fails at
  * once instead of looping. */
 static int walk_n(walk *w, size_t end, size_t *i, uint64_t count, int depth)
 {
-    if (*i > end || count > end - *i)
+    if (*i > end || count > end - *i || (count > 0 && depth > TERM_MAX_DEPTH))
         return -1;
-    for (uint64_t k = 0; k < count; k++)
+    const uint8_t *b = w->b;
+    for (uint64_t k = 0; k < count; k++) {
+        /* Binaries and numbers, most of an event's fields, are stepped
+         * over here rather than through a call each. */
+        size_t at = *i;
+        if (at >= end)
+            return -1;
+        size_t n = plain_leaf(b, end, at);
+        if (n != 0) {
+            if (!fits(end, at, n))
+                return -1;
+            *i = at + n;
+            continue;
+        }
         if (walk_rec(w, end, i, depth) != 0)
             return -1;
+    }
     return 0;
 }
 

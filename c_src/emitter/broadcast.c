@@ -3,6 +3,7 @@
 #include "codec/term_read.h"
 #include "naming/group_key.h"
 #include "naming/naming.h"
+#include "transport/dist_hdr.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@ struct bcast_target {
     size_t head_bcast_len;
     uint8_t *head_local; /* 131, {forward_to_local, Topic, */
     size_t head_local_len;
+    /* where each head's atom ends: the heads go out in parts of known
+     * kinds (tuple head, atom, binary), so no send joins them to the event */
+    size_t bcast_atom_end, local_atom_end;
 };
 
 struct rc_bcast {
@@ -26,6 +30,9 @@ struct rc_bcast {
     rc_nodetab *nodes;
     uint64_t rng;
     rc_bcast_stats stats;
+    /* reused from event to event, so its buffers are allocated once */
+    dist_hdr_msg msg;
+    int msg_busy;
 };
 
 static int dup_x(const ei_x_buff *x, uint8_t **out, size_t *len)
@@ -38,14 +45,19 @@ static int dup_x(const ei_x_buff *x, uint8_t **out, size_t *len)
     return 0;
 }
 
+/* The head's 3 bytes are its version byte and tuple header. */
+#define HEAD_TUPLE 3
+
 static int make_head(const char *tag, const uint8_t *topic, size_t tlen, uint8_t **out,
-                     size_t *len)
+                     size_t *len, size_t *atom_end)
 {
     ei_x_buff x;
     if (ei_x_new_with_version(&x) != 0)
         return -1;
-    int rc = ei_x_encode_tuple_header(&x, 3) || ei_x_encode_atom(&x, tag) ||
-             ei_x_encode_binary(&x, topic, (long)tlen) || dup_x(&x, out, len);
+    int rc = ei_x_encode_tuple_header(&x, 3) || x.index != HEAD_TUPLE ||
+             ei_x_encode_atom(&x, tag);
+    *atom_end = (size_t)x.index;
+    rc = rc || ei_x_encode_binary(&x, topic, (long)tlen) || dup_x(&x, out, len);
     ei_x_free(&x);
     return rc ? -1 : 0;
 }
@@ -70,9 +82,10 @@ bcast_target *bcast_target_new(const uint8_t *store_utf8, size_t store_len, cons
              naming_topic(store_utf8, store_len, sub, sub_len, t->topic, tlen, &t->topic_len) != NAMING_OK ||
              group_key_encode(&g, store_utf8, store_len, sub, sub_len) ||
              rc_pg_group_key(g.buff, g.index, &key) || dup_x(&key, &t->key, &t->key_len) ||
-             make_head("broadcast", t->topic, t->topic_len, &t->head_bcast, &t->head_bcast_len) ||
+             make_head("broadcast", t->topic, t->topic_len, &t->head_bcast, &t->head_bcast_len,
+                       &t->bcast_atom_end) ||
              make_head("forward_to_local", t->topic, t->topic_len, &t->head_local,
-                       &t->head_local_len);
+                       &t->head_local_len, &t->local_atom_end);
     if (have_g)
         ei_x_free(&g);
     if (have_key)
@@ -112,10 +125,17 @@ rc_bcast *rc_bcast_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes)
     b->nodes = nodes;
     if (getrandom(&b->rng, sizeof b->rng, 0) != (ssize_t)sizeof b->rng || b->rng == 0)
         b->rng = 0x9e3779b97f4a7c15ull;
+    dist_hdr_msg_init(&b->msg);
     return b;
 }
 
-void rc_bcast_free(rc_bcast *b) { free(b); }
+void rc_bcast_free(rc_bcast *b)
+{
+    if (b == NULL)
+        return;
+    dist_hdr_msg_free(&b->msg);
+    free(b);
+}
 
 const rc_bcast_stats *rc_bcast_get_stats(const rc_bcast *b) { return &b->stats; }
 
@@ -148,12 +168,30 @@ int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, cons
         return -1;
     }
     int local = member->node == asking_node;
-    struct iovec parts[2] = {
-        {.iov_base = local ? t->head_local : t->head_bcast,
-         .iov_len = local ? t->head_local_len : t->head_bcast_len},
+    uint8_t *head = local ? t->head_local : t->head_bcast;
+    size_t head_len = local ? t->head_local_len : t->head_bcast_len;
+    size_t atom_end = local ? t->local_atom_end : t->bcast_atom_end;
+    static const uint8_t kinds[4] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
+                                     DIST_PART_TERM};
+    struct iovec parts[4] = {
+        {.iov_base = head, .iov_len = HEAD_TUPLE},
+        {.iov_base = head + HEAD_TUPLE, .iov_len = atom_end - HEAD_TUPLE},
+        {.iov_base = head + atom_end, .iov_len = head_len - atom_end},
         {.iov_base = (void *)event, .iov_len = len}};
     b->stats.broadcasts++;
-    if (rc_proc_send_parts(b->ps, NULL, &to, parts, 2) != 0) {
+    /* A send to a local member runs its handler, which may broadcast in
+     * turn: that one gets a message of its own. */
+    dist_hdr_msg own, *msg = b->msg_busy ? &own : &b->msg;
+    if (msg == &own)
+        dist_hdr_msg_init(&own);
+    dist_hdr_msg_set(msg, parts, kinds, 4);
+    msg->fixed = 2; /* the tuple head and the atom: the same for every event */
+    b->msg_busy++;
+    int rc = rc_proc_send_msg(b->ps, NULL, &to, msg);
+    b->msg_busy--;
+    if (msg == &own)
+        dist_hdr_msg_free(&own);
+    if (rc != 0) {
         b->stats.send_failed++;
         return -1;
     }

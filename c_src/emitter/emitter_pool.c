@@ -4,6 +4,7 @@
 #include "emitter/relay.h"
 #include "naming/group_key.h"
 #include "proc/gen_server.h"
+#include "transport/dist_hdr.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +48,23 @@ struct rc_emitters {
     size_t starting;
     int stopped;
     rc_emitters_stats stats;
+    /* one event's message, reused from event to event (see fan_out) */
+    dist_hdr_msg msg;
+    int msg_busy;
 };
 
 /* 131, {events, [ ... then the event ... then ]} */
 static const uint8_t EVENTS_HEAD[] = {131, 104, 2, 119, 6, 'e', 'v', 'e', 'n', 't', 's',
                                       108, 0, 0, 0, 1};
 static const uint8_t EVENTS_TAIL[] = {106};
+/* EVENTS_HEAD cut where its kinds change: version and tuple head, the
+ * atom, the list head; then the event, a whole term, and the tail. */
+#define EVENTS_ATOM_AT 3
+#define EVENTS_ATOM_END 11
+_Static_assert(sizeof EVENTS_HEAD == EVENTS_ATOM_END + 5,
+               "EVENTS_HEAD cut at the wrong places");
+static const uint8_t EVENTS_KINDS[5] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
+                                        DIST_PART_TERM, DIST_PART_PLAIN};
 
 rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes,
                              names_table *names, names_persist *persist)
@@ -70,6 +82,7 @@ rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes
         free(e);
         return NULL;
     }
+    dist_hdr_msg_init(&e->msg);
     return e;
 }
 
@@ -90,6 +103,7 @@ void rc_emitters_free(rc_emitters *e)
         pool_free(p);
     }
     rc_relays_free(e->relays);
+    dist_hdr_msg_free(&e->msg);
     free(e);
 }
 
@@ -127,13 +141,9 @@ static int subscribers_key(emitter *em, const uint8_t *topic, size_t tlen)
     return 0;
 }
 
-static void send_events(rc_emitters *e, rc_proc *self, const erlang_pid *to, const char *event,
-                        int len)
+static void send_events(rc_emitters *e, rc_proc *self, const erlang_pid *to, dist_hdr_msg *m)
 {
-    struct iovec parts[3] = {{.iov_base = (void *)EVENTS_HEAD, .iov_len = sizeof EVENTS_HEAD},
-                             {.iov_base = (void *)event, .iov_len = (size_t)len},
-                             {.iov_base = (void *)EVENTS_TAIL, .iov_len = sizeof EVENTS_TAIL}};
-    if (rc_proc_send_parts(e->ps, self, to, parts, 3) == 0)
+    if (rc_proc_send_msg(e->ps, self, to, m) == 0)
         e->stats.events_out++;
 }
 
@@ -151,12 +161,43 @@ static void send_to_relay(rc_emitters *e, rc_proc *self, const erlang_pid *to, c
         e->stats.relay_sends++;
 }
 
+static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t tlen,
+                        const char *event, int elen, dist_hdr_msg *msg);
+
+/* {events, [Event]}, one message for every subscriber of this event: on a
+ * connection with distribution headers it is encoded once, not per copy. */
 static void fan_out(emitter *em, rc_proc *self, const uint8_t *topic, size_t tlen,
                     const char *event, int elen)
 {
     rc_emitters *e = em->owner;
+    struct iovec parts[5] = {
+        {.iov_base = (void *)EVENTS_HEAD, .iov_len = EVENTS_ATOM_AT},
+        {.iov_base = (void *)(EVENTS_HEAD + EVENTS_ATOM_AT),
+         .iov_len = EVENTS_ATOM_END - EVENTS_ATOM_AT},
+        {.iov_base = (void *)(EVENTS_HEAD + EVENTS_ATOM_END),
+         .iov_len = sizeof EVENTS_HEAD - EVENTS_ATOM_END},
+        {.iov_base = (void *)event, .iov_len = (size_t)elen},
+        {.iov_base = (void *)EVENTS_TAIL, .iov_len = sizeof EVENTS_TAIL}};
+    /* A local subscriber's handler runs during a send and may make an
+     * emitter fan out in turn: that one gets a message of its own. */
+    dist_hdr_msg own, *m = e->msg_busy ? &own : &e->msg;
+    if (m == &own)
+        dist_hdr_msg_init(&own);
+    dist_hdr_msg_set(m, parts, EVENTS_KINDS, 5);
+    m->fixed = 3; /* {events, [ : the same for every event */
+    e->msg_busy++;
+    fan_out_msg(em, self, topic, tlen, event, elen, m);
+    e->msg_busy--;
+    if (m == &own)
+        dist_hdr_msg_free(&own);
+}
+
+static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t tlen,
+                        const char *event, int elen, dist_hdr_msg *msg)
+{
+    rc_emitters *e = em->owner;
     if (em->has_subscriber) {
-        send_events(e, self, &em->subscriber, event, elen);
+        send_events(e, self, &em->subscriber, msg);
         return;
     }
     if (subscribers_key(em, topic, tlen) != 0)
@@ -184,7 +225,7 @@ static void fan_out(emitter *em, rc_proc *self, const uint8_t *topic, size_t tle
             continue;
         }
         if (rc_cpid_to_ei(e->nodes, &m[i], &to) == 0)
-            send_events(e, self, &to, event, elen);
+            send_events(e, self, &to, msg);
     }
 }
 

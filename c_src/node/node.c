@@ -2,6 +2,7 @@
 #include "node/node.h"
 
 #include "naming/naming.h"
+#include "transport/dist_hdr.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -78,6 +79,12 @@ static int transport_sendv(void *ctx, const char *node, const struct iovec *part
 {
     rc_node *n = ctx;
     return rc_dist_send_to(n->dist, node, parts, nparts);
+}
+
+static int transport_sendm(void *ctx, const erlang_pid *to, dist_hdr_msg *m)
+{
+    rc_node *n = ctx;
+    return rc_dist_send_msg_to(n->dist, to, m);
 }
 
 /* Sends to `node` waited for a connection that was never made: what they
@@ -300,7 +307,8 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         free(n);
         return -1;
     }
-    rc_procs_transport tr = {.ctx = n, .send = transport_send, .sendv = transport_sendv};
+    rc_procs_transport tr = {.ctx = n, .send = transport_send, .sendv = transport_sendv,
+                              .sendm = transport_sendm};
     n->procs = rc_procs_new(&n->lg, &tr, n->node_name, rc_dist_creation(n->dist));
     rc_cluster_config cc = {.rediscover_ms = 5000, .backoff_min_ms = 100,
                             .backoff_max_ms = 10000, .forget_after = 8};

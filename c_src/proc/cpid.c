@@ -173,9 +173,11 @@ int rc_cpid_from_ei(rc_nodetab *t, const erlang_pid *in, rc_cpid *out)
 int rc_cpid_to_ei(const rc_nodetab *t, const rc_cpid *in, erlang_pid *out)
 {
     const char *name = rc_nodetab_name(t, in->node);
-    if (name == NULL || strlen(name) >= sizeof out->node)
+    /* the table knows the length: every send to a member converts a pid */
+    size_t len = rc_nodetab_name_len(t, in->node);
+    if (name == NULL || len >= sizeof out->node)
         return -1;
-    strcpy(out->node, name);
+    memcpy(out->node, name, len + 1);
     out->num = in->num;
     out->serial = in->serial;
     out->creation = in->creation;

@@ -3,6 +3,7 @@
 #include "codec/ctrl.h"
 #include "codec/term_read.h"
 #include "proc/rmon.h"
+#include "transport/dist_hdr.h"
 
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -459,6 +460,18 @@ int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
     int rc = rc_proc_send(ps, from, to, flat, (int)total);
     free(flat);
     return rc;
+}
+
+int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const erlang_pid *to, dist_hdr_msg *m)
+{
+    if (rc_procs_is_local(ps, to) || ps->tr.sendm == NULL)
+        return rc_proc_send_parts(ps, from, to, m->parts, m->nparts);
+    if (ps->tr.sendm(ps->tr.ctx, to, m) != 0) {
+        ps->stats.msgs_dropped++;
+        return -1;
+    }
+    ps->stats.msgs_out++;
+    return 0;
 }
 
 int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char *node,

@@ -45,12 +45,15 @@ size_t rc_procs_remote_monitors(const rc_procs *ps);
  * connects on demand, as a BEAM sender does); unit tests wire it to a
  * recorder. send returns 0, or -1 when the frame was dropped (counted). */
 struct iovec;
+struct dist_hdr_msg;
 typedef struct rc_procs_transport {
     void *ctx;
     int (*send)(void *ctx, const char *node, const char *ctrl, size_t ctrl_len, const char *msg,
                 size_t msg_len);
     /* Optional: the frame body in parts (parts[0] = control term). */
     int (*sendv)(void *ctx, const char *node, const struct iovec *parts, int nparts);
+    /* Optional: the message prepared for many sends (see rc_proc_send_msg). */
+    int (*sendm)(void *ctx, const erlang_pid *to, struct dist_hdr_msg *m);
 } rc_procs_transport;
 
 rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, const char *node_name,
@@ -89,6 +92,11 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
  * its version byte), so a large payload such as an event is copied once. */
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
                        const struct iovec *parts, int nparts);
+/* The same with the message prepared once (dist_hdr_msg_set) for sending
+ * to many: one event to each of a topic's subscribers. Its encoding for
+ * connections with distribution headers is made at the first remote send
+ * and reused by the next ones. */
+int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const erlang_pid *to, struct dist_hdr_msg *m);
 /* Links `self` to a remote process (its exit arrives as RC_SIG_EXIT, with
  * `noconnection` if its node cannot be reached); -1 if the link could not
  * be sent. Unlink sends UNLINK_ID. */

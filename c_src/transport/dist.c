@@ -1,5 +1,6 @@
 #include "transport/dist.h"
 
+#include "codec/ctrl.h"
 #include "codec/term_read.h"
 #include "transport/dist_hdr.h"
 #include "transport/epmd.h"
@@ -155,6 +156,10 @@ struct rc_dist {
     char busy_taken[HS_MAX_NODE];
     rc_waitq *waitq;       /* frames for nodes a send is connecting to */
     dist_hdr_scratch hdr_scratch;
+    /* The connection found last: a stream of sends goes to few nodes, and
+     * comparing one name is cheaper than hashing it. Cleared whenever a
+     * connection leaves or joins the table. */
+    rc_conn *found;
     rc_ratelimit drop_log; /* lines about frames dropped for unreachable nodes */
     int any_resume;
     /* Outbound connects in flight, by node name, readable from the
@@ -369,6 +374,7 @@ static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
     c->poll_events = -1;
     update_poll(d, c);
     HASH_ADD_STR(d->conns, peer, c);
+    d->found = NULL;
     set_put(d, &d->up, c->peer, 1);
     return c;
 }
@@ -733,8 +739,12 @@ static void on_listen(uv_poll_t *h, int status, int events)
 
 rc_conn *rc_dist_find(rc_dist *d, const char *node)
 {
+    if (d->found != NULL && strcmp(d->found->peer, node) == 0)
+        return d->found;
     rc_conn *c = NULL;
     HASH_FIND_STR(d->conns, node, c);
+    if (c != NULL)
+        d->found = c;
     return c;
 }
 
@@ -779,6 +789,7 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
     c->closing = 1;
     d->stats.conns_closed++;
     HASH_DEL(d->conns, c);
+    d->found = NULL;
     set_put(d, &d->up, c->peer, 0);
     /* Best effort: push what is queued (e.g. leave messages on shutdown). */
     if (bytebuf_pending(&c->out) > 0)
@@ -823,6 +834,19 @@ static int output_overflow(rc_dist *d, rc_conn *c)
     return -1;
 }
 
+static int sent(rc_dist *d, rc_conn *c, size_t added);
+
+static int encoded(rc_dist *d, rc_conn *c, int rc, size_t added)
+{
+    if (rc == DIST_HDR_BADARG) {
+        LOG_E(d->lg, MOD, "a frame for %s without version bytes: not sent", c->peer);
+        return -1;
+    }
+    if (rc != DIST_HDR_OK)
+        return output_overflow(d, c);
+    return sent(d, c, added);
+}
+
 int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
 {
     if (c->closing)
@@ -830,12 +854,7 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
     size_t added = 0;
     if (c->hdr_out != NULL) {
         int rc = dist_hdr_encode(c->hdr_out, &d->hdr_scratch, &c->out, parts, nparts, &added);
-        if (rc == DIST_HDR_BADARG) {
-            LOG_E(d->lg, MOD, "a frame for %s without version bytes: not sent", c->peer);
-            return -1;
-        }
-        if (rc != DIST_HDR_OK)
-            return output_overflow(d, c);
+        return encoded(d, c, rc, added);
     } else {
         size_t payload = 1;
         for (int i = 0; i < nparts; i++)
@@ -850,6 +869,11 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
             bytebuf_append(&c->out, parts[i].iov_base, parts[i].iov_len);
         added = 4 + payload;
     }
+    return sent(d, c, added);
+}
+
+static int sent(rc_dist *d, rc_conn *c, size_t added)
+{
     d->out_pending += added;
     d->stats.frames_out++;
     mark_dirty(d, c);
@@ -868,6 +892,35 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
         }
     }
     return 0;
+}
+
+/* A connection without headers, or none yet (the frame waits as a
+ * pass-through one): the message goes in its parts. */
+static int send_msg_parts(rc_dist *d, rc_conn *c, const erlang_pid *to, const dist_hdr_msg *m)
+{
+    char ctrl[MAXATOMLEN_UTF8 + 64];
+    struct iovec v[16];
+    int clen = ctrl_encode_send_fixed(ctrl, (int)sizeof ctrl, to);
+    if (clen < 0 || m->nparts < 0 || m->nparts > 15)
+        return -1;
+    v[0].iov_base = ctrl;
+    v[0].iov_len = (size_t)clen;
+    for (int i = 0; i < m->nparts; i++)
+        v[i + 1] = m->parts[i];
+    return c != NULL ? rc_dist_sendv(d, c, v, m->nparts + 1)
+                     : rc_dist_send_to(d, to->node, v, m->nparts + 1);
+}
+
+int rc_dist_send_msg_to(rc_dist *d, const erlang_pid *to, dist_hdr_msg *m)
+{
+    rc_conn *c = rc_dist_find(d, to->node);
+    if (c == NULL || c->hdr_out == NULL)
+        return send_msg_parts(d, c, to, m);
+    if (c->closing)
+        return -1;
+    size_t added = 0;
+    int rc = dist_hdr_encode_send(c->hdr_out, &d->hdr_scratch, &c->out, to, m, &added);
+    return encoded(d, c, rc, added);
 }
 
 const char *rc_dist_take_busy_hit(rc_dist *d)

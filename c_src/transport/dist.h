@@ -12,6 +12,7 @@
 #include "transport/tls.h"
 #include "util/log.h"
 
+#include <ei.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -98,6 +99,12 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
  * dropped (counted, and logged at a limited rate). Waiting frames that can
  * never go are dropped and reported through on_unreachable. */
 int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int nparts);
+/* A send to the pid `to` (rc_dist_send_to with the control term {2, '',
+ * To}) of a message prepared for sending to many (one event fanned out):
+ * on connections with distribution headers its encoding is made once and
+ * spliced into each frame. */
+struct dist_hdr_msg;
+int rc_dist_send_msg_to(rc_dist *d, const erlang_pid *to, struct dist_hdr_msg *m);
 void rc_dist_close(rc_dist *d, rc_conn *c, const char *why);
 
 /* Bytes queued on all connections and not yet written to their sockets. */

@@ -4,6 +4,7 @@
 #include "transport/frame.h"
 
 #include <ei.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #define PASS_THROUGH 112
 #define NEW_ENTRY 8u
 #define LONG_ATOMS 1u
+#define MSG_KEEP (64u * 1024u)
 
 typedef struct slot {
     uint8_t *text; /* NULL: never defined; at least one byte allocated */
@@ -81,13 +83,27 @@ static int slot_is(const slot *s, const uint8_t *text, size_t len)
 /* ------------------------------------------------------------------ sending */
 
 /* The slot an atom lives in is a function of its text, so an atom that is
- * sent again finds itself there and goes out as a one-byte reference. */
+ * sent again finds itself there and goes out as a one-byte reference.
+ * Eight bytes a step: every atom of every frame is hashed (a node name of
+ * 20 bytes byte by byte cost more than the rest of its control term). */
 static unsigned slot_of(const uint8_t *text, size_t len)
 {
-    uint32_t x = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        x = (x ^ text[i]) * 16777619u;
-    return (x ^ (x >> 11)) & (DIST_HDR_CACHE_SLOTS - 1);
+    uint64_t x = 0x9e3779b97f4a7c15ull * (len + 1), w;
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        memcpy(&w, text + i, 8);
+        x = (x ^ w) * 0xff51afd7ed558ccdull;
+        x ^= x >> 32;
+    }
+    if (len >= 8 && i < len) { /* the last 8 bytes, overlapping the ones hashed */
+        memcpy(&w, text + len - 8, 8);
+    } else {
+        for (w = 0; i < len; i++)
+            w = (w << 8) | text[i];
+    }
+    x = (x ^ w) * 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 29;
+    return (unsigned)(x >> 40) & (DIST_HDR_CACHE_SLOTS - 1);
 }
 
 /* This frame's reference for an atom, the slot taken over (a new entry)
@@ -194,6 +210,57 @@ static void write_header(const dist_hdr_out *h, uint8_t *p)
     }
 }
 
+static void begin_frame(dist_hdr_out *h)
+{
+    if (++h->frame == 0) { /* wrapped: stamps of 4 billion frames ago */
+        memset(h->stamp, 0, sizeof h->stamp);
+        h->frame = 1;
+    }
+    h->nrefs = 0;
+}
+
+/* A frame given up after its references were taken: the slots it was to
+ * define are forgotten, since the peer never learns them; left as they
+ * were, a later frame would reference them as known. */
+static void abandon_frame(dist_hdr_out *h)
+{
+    for (int i = 0; i < h->nrefs; i++)
+        if (h->ref_new[i]) {
+            slot *sl = &h->slots[h->ref_slot[i]];
+            free(sl->text);
+            sl->text = NULL;
+            sl->len = 0;
+        }
+    h->nrefs = 0;
+}
+
+/* Appends the frame: length, header, then the body in pieces. */
+static int put_frame(dist_hdr_out *h, bytebuf *out, const struct iovec *body, int nbody,
+                     size_t *appended)
+{
+    size_t hs = header_size(h);
+    size_t payload = hs;
+    for (int i = 0; i < nbody; i++)
+        payload += body[i].iov_len;
+    if (payload > UINT32_MAX || bytebuf_reserve(out, 4 + payload) != 0) {
+        abandon_frame(h);
+        return DIST_HDR_FULL;
+    }
+    uint8_t *p = out->data + out->len;
+    frame_put_header(p, (uint32_t)payload);
+    write_header(h, p + 4);
+    p += 4 + hs;
+    for (int i = 0; i < nbody; i++) {
+        if (body[i].iov_len == 0) /* an empty bytebuf has no storage at all */
+            continue;
+        memcpy(p, body[i].iov_base, body[i].iov_len);
+        p += body[i].iov_len;
+    }
+    out->len += 4 + payload;
+    *appended = 4 + payload;
+    return DIST_HDR_OK;
+}
+
 int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const struct iovec *parts,
                     int nparts, size_t *appended)
 {
@@ -215,29 +282,341 @@ int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const st
     }
     if (nparts > 1 && (mlen < 2 || msg[0] != VERSION_MAGIC))
         return DIST_HDR_BADARG;
-    if (++h->frame == 0) { /* wrapped: stamps of 4 billion frames ago */
-        memset(h->stamp, 0, sizeof h->stamp);
-        h->frame = 1;
-    }
-    h->nrefs = 0;
+    begin_frame(h);
     reset(&s->body);
     if (put_term(h, &s->body, parts[0].iov_base, parts[0].iov_len) != 0 ||
-        (msg != NULL && put_term(h, &s->body, msg, mlen) != 0))
+        (msg != NULL && put_term(h, &s->body, msg, mlen) != 0)) {
+        abandon_frame(h);
         return DIST_HDR_FULL;
-    size_t hs = header_size(h);
-    size_t payload = hs + bytebuf_pending(&s->body);
-    if (payload > UINT32_MAX || bytebuf_reserve(out, 4 + payload) != 0)
-        return DIST_HDR_FULL;
-    uint8_t *p = out->data + out->len;
-    frame_put_header(p, (uint32_t)payload);
-    write_header(h, p + 4);
-    memcpy(p + 4 + hs, s->body.data + s->body.off, bytebuf_pending(&s->body));
-    out->len += 4 + payload;
-    *appended = 4 + payload;
+    }
+    struct iovec body = {.iov_base = s->body.data + s->body.off,
+                         .iov_len = bytebuf_pending(&s->body)};
+    int rc = put_frame(h, out, &body, 1, appended);
     /* left empty, so a quiet connection's trim can give a burst's room back */
     reset(&s->body);
     reset(&s->flat);
-    return DIST_HDR_OK;
+    return rc;
+}
+
+/* ------------------------------------------------------ prepared messages */
+
+void dist_hdr_msg_init(dist_hdr_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    bytebuf_init(&m->body, 0);
+    bytebuf_init(&m->texts, 0);
+}
+
+void dist_hdr_msg_set(dist_hdr_msg *m, const struct iovec *parts, const uint8_t *kinds,
+                      int nparts)
+{
+    m->parts = parts;
+    m->kinds = kinds;
+    m->nparts = nparts;
+    m->state = 0;
+    m->nrefs = 0;
+    m->fixed = 0;
+    reset(&m->body);
+    reset(&m->texts);
+    /* kept from message to message, but one huge event must not pin its
+     * size for good (the kept encoding goes with it) */
+    if (m->body.cap > MSG_KEEP || m->texts.cap > MSG_KEEP)
+        m->memo_len = 0;
+    bytebuf_trim(&m->body, MSG_KEEP);
+    bytebuf_trim(&m->texts, MSG_KEEP);
+}
+
+void dist_hdr_msg_free(dist_hdr_msg *m)
+{
+    bytebuf_free(&m->body);
+    bytebuf_free(&m->texts);
+    m->state = 0;
+    m->nrefs = 0;
+    m->memo_len = 0;
+}
+
+/* An atom of the message: a reference numbered in the message's own list
+ * (one per slot; a second atom wanting a slot goes out in full, as within
+ * a frame). Which slot texts a connection holds is not looked at here. */
+static int msg_atom(void *ctx, const term_atom *a, bytebuf *out)
+{
+    dist_hdr_msg *m = ctx;
+    if (a->tag == TERM_ATOM_CACHE_REF)
+        return -1;
+    int utf8 = a->tag == ERL_SMALL_ATOM_UTF8_EXT || a->tag == ERL_ATOM_UTF8_EXT ||
+               ascii(a->text, a->len);
+    if (!utf8 || a->len > 255)
+        return bytebuf_append(out, a->raw, a->raw_len);
+    unsigned s = slot_of(a->text, a->len);
+    int ref = -1;
+    for (int j = 0; j < m->nrefs; j++)
+        if (m->slot[j] == s) {
+            if (m->text_len[j] == a->len &&
+                memcmp(m->texts.data + m->texts.off + m->text_off[j], a->text, a->len) == 0)
+                ref = j;
+            else
+                return bytebuf_append(out, a->raw, a->raw_len);
+            break;
+        }
+    if (ref < 0) {
+        if (m->nrefs >= DIST_HDR_MAX_REFS || bytebuf_pending(&m->texts) > UINT32_MAX - 255)
+            return bytebuf_append(out, a->raw, a->raw_len);
+        size_t off = bytebuf_pending(&m->texts);
+        if (bytebuf_append(&m->texts, a->text, a->len) != 0)
+            return -1;
+        ref = m->nrefs++;
+        m->slot[ref] = (uint16_t)s;
+        m->text_off[ref] = (uint32_t)off;
+        m->text_len[ref] = (uint8_t)a->len;
+    }
+    uint8_t r[2] = {TERM_ATOM_CACHE_REF, (uint8_t)ref};
+    return bytebuf_append(out, r, 2);
+}
+
+static int msg_walk(dist_hdr_msg *m, const uint8_t *t, size_t len, size_t from)
+{
+    size_t i = from;
+    return term_copy_atoms(t, len, &i, &m->body, msg_atom, m) == 0 && i == len ? 0 : -1;
+}
+
+/* The leading fixed parts' bytes, when they fit the memo; 0 otherwise. */
+static size_t fixed_len(const dist_hdr_msg *m)
+{
+    if (m->kinds == NULL || m->fixed <= 0 || m->fixed > m->nparts)
+        return 0;
+    size_t n = 0;
+    for (int i = 0; i < m->fixed; i++) {
+        if (m->parts[i].iov_len > DIST_HDR_MSG_MEMO - n)
+            return 0;
+        n += m->parts[i].iov_len;
+    }
+    return n;
+}
+
+static int fixed_same(const dist_hdr_msg *m, size_t n)
+{
+    if (n == 0 || m->memo_len != n)
+        return 0;
+    size_t at = 0;
+    for (int i = 0; i < m->fixed; i++) {
+        if (memcmp(m->memo_raw + at, m->parts[i].iov_base, m->parts[i].iov_len) != 0)
+            return 0;
+        at += m->parts[i].iov_len;
+    }
+    return 1;
+}
+
+static void fixed_keep(dist_hdr_msg *m, size_t n)
+{
+    size_t at = 0;
+    for (int i = 0; i < m->fixed; i++) {
+        memcpy(m->memo_raw + at, m->parts[i].iov_base, m->parts[i].iov_len);
+        at += m->parts[i].iov_len;
+    }
+    m->memo_len = n;
+    m->memo_body = bytebuf_pending(&m->body);
+    m->memo_texts = bytebuf_pending(&m->texts);
+    m->memo_nrefs = m->nrefs;
+}
+
+/* Makes m's encoding: each part in place when their kinds are known,
+ * else the parts joined in s->flat first. state -1 when any of it cannot
+ * be walked (the generic way then sends the message as given). */
+static void msg_prepare(dist_hdr_msg *m, dist_hdr_scratch *s)
+{
+    m->state = -1;
+    m->nrefs = 0;
+    size_t fixed = fixed_len(m);
+    int from = 0;
+    if (fixed_same(m, fixed)) {
+        /* the fixed parts' encoding is still there: only the rest is walked */
+        m->body.off = m->texts.off = 0;
+        m->body.len = m->memo_body;
+        m->texts.len = m->memo_texts;
+        m->nrefs = m->memo_nrefs;
+        from = m->fixed;
+    } else {
+        m->memo_len = 0;
+        reset(&m->body);
+        reset(&m->texts);
+    }
+    if (m->nparts < 1 || m->parts[0].iov_len < 1 ||
+        ((const uint8_t *)m->parts[0].iov_base)[0] != VERSION_MAGIC)
+        return;
+    if (m->kinds == NULL) {
+        reset(&s->flat);
+        for (int i = 0; i < m->nparts; i++)
+            if (bytebuf_append(&s->flat, m->parts[i].iov_base, m->parts[i].iov_len) != 0)
+                return;
+        int rc = msg_walk(m, s->flat.data + s->flat.off, bytebuf_pending(&s->flat), 1);
+        reset(&s->flat);
+        if (rc == 0)
+            m->state = 1;
+        return;
+    }
+    for (int i = from; i < m->nparts; i++) {
+        const uint8_t *p = m->parts[i].iov_base;
+        size_t n = m->parts[i].iov_len, skip = i == 0 ? 1 : 0;
+        if (m->kinds[i] == DIST_PART_TERM) {
+            if (n <= skip || msg_walk(m, p, n, skip) != 0)
+                return;
+        } else if (m->kinds[i] != DIST_PART_PLAIN ||
+                   bytebuf_append(&m->body, p + skip, n - skip) != 0) {
+            return;
+        }
+        if (i + 1 == m->fixed && fixed > 0)
+            fixed_keep(m, fixed);
+    }
+    m->state = 1;
+}
+
+/* This frame's references start with the message's, in its numbering:
+ * its encoding then goes out as it is. 0, or -1 (no memory for a slot's
+ * text: the frame is given up, the slots it defined forgotten). */
+static int take_msg_refs(dist_hdr_out *h, const dist_hdr_msg *m)
+{
+    const uint8_t *texts = m->texts.data + m->texts.off;
+    for (int j = 0; j < m->nrefs; j++) {
+        unsigned s = m->slot[j];
+        const uint8_t *text = texts + m->text_off[j];
+        size_t len = m->text_len[j];
+        slot *sl = &h->slots[s];
+        int is_new = !slot_is(sl, text, len);
+        if (is_new) {
+            uint8_t *copy = malloc(len ? len : 1);
+            if (copy == NULL) {
+                abandon_frame(h);
+                return -1;
+            }
+            memcpy(copy, text, len);
+            free(sl->text);
+            sl->text = copy;
+            sl->len = (uint16_t)len;
+        }
+        h->stamp[s] = h->frame;
+        h->ref_of[s] = (uint8_t)j;
+        h->ref_slot[j] = (uint16_t)s;
+        h->ref_new[j] = (uint8_t)is_new;
+        h->nrefs = j + 1;
+    }
+    return 0;
+}
+
+static int encode_generic(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const uint8_t *ctrl,
+                          size_t ctrl_len, const dist_hdr_msg *m, size_t *appended)
+{
+    struct iovec v[16];
+    if (m->nparts > 15)
+        return DIST_HDR_BADARG;
+    v[0].iov_base = (void *)ctrl;
+    v[0].iov_len = ctrl_len;
+    for (int i = 0; i < m->nparts; i++)
+        v[i + 1] = m->parts[i];
+    return dist_hdr_encode(h, s, out, v, m->nparts + 1, appended);
+}
+
+int dist_hdr_encode_msg(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const uint8_t *ctrl,
+                        size_t ctrl_len, dist_hdr_msg *m, size_t *appended)
+{
+    *appended = 0;
+    if (ctrl_len < 2 || ctrl[0] != VERSION_MAGIC)
+        return DIST_HDR_BADARG;
+    if (m->state == 0)
+        msg_prepare(m, s);
+    if (m->state < 0)
+        return encode_generic(h, s, out, ctrl, ctrl_len, m, appended);
+    begin_frame(h);
+    if (take_msg_refs(h, m) != 0)
+        return encode_generic(h, s, out, ctrl, ctrl_len, m, appended);
+    reset(&s->body);
+    if (put_term(h, &s->body, ctrl, ctrl_len) != 0) {
+        abandon_frame(h);
+        return DIST_HDR_FULL;
+    }
+    struct iovec body[2] = {
+        {.iov_base = s->body.data + s->body.off, .iov_len = bytebuf_pending(&s->body)},
+        {.iov_base = m->body.data + m->body.off, .iov_len = bytebuf_pending(&m->body)}};
+    int rc = put_frame(h, out, body, 2, appended);
+    reset(&s->body);
+    return rc;
+}
+
+/* An atom of a control term written here: a reference when it can be one
+ * (as out_atom decides), else in full. The length written. */
+static size_t put_utf8_atom(dist_hdr_out *h, uint8_t *p, const uint8_t *text, size_t len,
+                            int refs)
+{
+    int ref = refs && len <= 255 ? ref_for(h, text, len) : -1;
+    if (ref >= 0) {
+        p[0] = TERM_ATOM_CACHE_REF;
+        p[1] = (uint8_t)ref;
+        return 2;
+    }
+    size_t hl;
+    if (len <= 255) {
+        p[0] = ERL_SMALL_ATOM_UTF8_EXT;
+        p[1] = (uint8_t)len;
+        hl = 2;
+    } else {
+        p[0] = ERL_ATOM_UTF8_EXT;
+        p[1] = (uint8_t)(len >> 8);
+        p[2] = (uint8_t)len;
+        hl = 3;
+    }
+    memcpy(p + hl, text, len);
+    return hl + len;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* The most a send's control term takes: version, tuple and integer heads,
+ * '' and the pid with the longest node name. */
+#define SEND_CTRL_MAX (1 + 2 + 2 + 2 + 1 + 3 + MAXATOMLEN_UTF8 + 12)
+
+/* {2, '', To} as ei writes it (NEW_PID_EXT, the node a UTF-8 atom), after
+ * a version byte when !refs, atoms as references when refs. The length. */
+static size_t put_send_ctrl(dist_hdr_out *h, uint8_t *p, const erlang_pid *to, int refs)
+{
+    size_t n = 0, nlen = strnlen(to->node, MAXATOMLEN_UTF8 - 1);
+    if (!refs)
+        p[n++] = VERSION_MAGIC;
+    p[n++] = ERL_SMALL_TUPLE_EXT;
+    p[n++] = 3;
+    p[n++] = ERL_SMALL_INTEGER_EXT;
+    p[n++] = 2; /* SEND */
+    n += put_utf8_atom(h, p + n, (const uint8_t *)"", 0, refs);
+    p[n++] = ERL_NEW_PID_EXT;
+    n += put_utf8_atom(h, p + n, (const uint8_t *)to->node, nlen, refs);
+    put32(p + n, to->num);
+    put32(p + n + 4, to->serial);
+    put32(p + n + 8, to->creation);
+    return n + 12;
+}
+
+int dist_hdr_encode_send(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const erlang_pid *to,
+                         dist_hdr_msg *m, size_t *appended)
+{
+    *appended = 0;
+    uint8_t ctrl[SEND_CTRL_MAX];
+    if (m->state == 0)
+        msg_prepare(m, s);
+    if (m->state > 0) {
+        begin_frame(h);
+        if (take_msg_refs(h, m) == 0) {
+            struct iovec body[2] = {
+                {.iov_base = ctrl, .iov_len = put_send_ctrl(h, ctrl, to, 1)},
+                {.iov_base = m->body.data + m->body.off, .iov_len = bytebuf_pending(&m->body)}};
+            return put_frame(h, out, body, 2, appended);
+        }
+    }
+    size_t clen = put_send_ctrl(h, ctrl, to, 0);
+    return encode_generic(h, s, out, ctrl, clen, m, appended);
 }
 
 /* ---------------------------------------------------------------- receiving */

@@ -58,7 +58,7 @@ int bytebuf_reserve(bytebuf *b, size_t extra)
     return 0;
 }
 
-int bytebuf_append(bytebuf *b, const void *p, size_t n)
+int bytebuf_append_slow(bytebuf *b, const void *p, size_t n)
 {
     if (n == 0)
         return 0;

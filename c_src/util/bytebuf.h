@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct bytebuf {
     uint8_t *data;
@@ -21,7 +22,19 @@ void bytebuf_free(bytebuf *b);
 static inline size_t bytebuf_pending(const bytebuf *b) { return b->len - b->off; }
 /* Ensures room for `extra` more bytes after len (compacting first). 0 or -1. */
 int bytebuf_reserve(bytebuf *b, size_t extra);
-int bytebuf_append(bytebuf *b, const void *p, size_t n);
+int bytebuf_append_slow(bytebuf *b, const void *p, size_t n);
+/* Inline when it fits: the term walks append a piece per atom, and a call
+ * into the growth logic for every one of them cost more than the copy. */
+static inline int bytebuf_append(bytebuf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (n > b->cap - b->len)
+        return bytebuf_append_slow(b, p, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
 void bytebuf_consume(bytebuf *b, size_t n);
 /* Releases the memory of an empty buffer bigger than keep: a burst's
  * growth is given back once the burst is over (call it now and then, not

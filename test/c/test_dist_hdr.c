@@ -612,6 +612,285 @@ static void test_walker_bounds(void **state)
     bytebuf_free(&out);
 }
 
+/* {events, [{event, <<"e">>, ok, Pid}]} cut as the emitter cuts it: version
+ * and tuple head, the atom, the list head, the event, the tail. */
+static const uint8_t PREP_KINDS[5] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
+                                      DIST_PART_TERM, DIST_PART_PLAIN};
+
+static void cut_events(const ei_x_buff *m, struct iovec parts[5])
+{
+    /* 131 104 2 | 119 6 events | 108 0 0 0 1 | event | 106 */
+    const uint8_t *b = (const uint8_t *)m->buff;
+    parts[0] = (struct iovec){.iov_base = (void *)b, .iov_len = 3};
+    parts[1] = (struct iovec){.iov_base = (void *)(b + 3), .iov_len = 8};
+    parts[2] = (struct iovec){.iov_base = (void *)(b + 11), .iov_len = 5};
+    parts[3] = (struct iovec){.iov_base = (void *)(b + 16), .iov_len = (size_t)m->index - 17};
+    parts[4] = (struct iovec){.iov_base = (void *)(b + m->index - 1), .iov_len = 1};
+}
+
+static void check_frame(const bytebuf *enc, size_t added)
+{
+    assert_int_equal(added, bytebuf_pending(enc));
+    uint32_t n = ((uint32_t)enc->data[0] << 24) | ((uint32_t)enc->data[1] << 16) |
+                 ((uint32_t)enc->data[2] << 8) | enc->data[3];
+    assert_int_equal(n + 4, added);
+}
+
+/* One prepared message sent to pids on two connections, several times:
+ * each frame decodes into the pass-through frame ei would have made (the
+ * control term written by the header encoder included), and once each
+ * connection knows the atoms no reference defines its slot again. The
+ * message is encoded once for all of them. */
+static void test_prepared_message_to_many(void **state)
+{
+    (void)state;
+    const char *nodes[2] = {"receiver@host", "other@host"};
+    dist_hdr_out *o[2] = {dist_hdr_out_new(), dist_hdr_out_new()};
+    dist_hdr_in *in[2] = {dist_hdr_in_new(), dist_hdr_in_new()};
+    dist_hdr_scratch s;
+    dist_hdr_scratch_init(&s);
+    bytebuf enc;
+    bytebuf_init(&enc, 0);
+    ei_x_buff m;
+    msg_events(&m);
+    struct iovec parts[5];
+    cut_events(&m, parts);
+    for (int kinds = 0; kinds < 2; kinds++) {
+        dist_hdr_msg pm;
+        dist_hdr_msg_init(&pm);
+        dist_hdr_msg_set(&pm, kinds ? parts : &parts[0], kinds ? PREP_KINDS : NULL, 5);
+        const uint8_t *body = NULL;
+        for (int round = 0; round < 3; round++)
+            for (int k = 0; k < 2; k++) {
+                erlang_pid to = some_pid(nodes[k]);
+                to.num = 100u + (unsigned)round;
+                ei_x_buff c;
+                ei_x_new_with_version(&c);
+                ei_x_encode_tuple_header(&c, 3);
+                ei_x_encode_long(&c, 2);
+                ei_x_encode_atom(&c, "");
+                ei_x_encode_pid(&c, &to);
+                uint8_t want[512];
+                size_t wlen = pass_through(&c, &m, want);
+                size_t added = 0;
+                enc.off = enc.len = 0;
+                if (round == 2) /* the control term given as bytes */
+                    assert_int_equal(dist_hdr_encode_msg(o[k], &s, &enc, (uint8_t *)c.buff,
+                                                         (size_t)c.index, &pm, &added),
+                                     DIST_HDR_OK);
+                else
+                    assert_int_equal(dist_hdr_encode_send(o[k], &s, &enc, &to, &pm, &added),
+                                     DIST_HDR_OK);
+                check_frame(&enc, added);
+                assert_int_equal(pm.state, 1);
+                if (body == NULL)
+                    body = pm.body.data;
+                assert_ptr_equal(pm.body.data, body); /* not encoded again */
+                int nrefs = enc.data[6];
+                /* events, event, ok, emitter@host, then '' and the node */
+                assert_int_equal(nrefs, 6);
+                for (int i = 0; i < nrefs; i++)
+                    assert_int_equal((enc.data[7 + i / 2] >> ((i & 1) * 4)) & 8,
+                                     round == 0 ? 8 : 0);
+                decode_expect(in[k], &enc, want, wlen);
+                ei_x_free(&c);
+            }
+        dist_hdr_msg_free(&pm);
+        /* the next pass starts from caches that know every atom: forget them */
+        for (int k = 0; k < 2; k++) {
+            dist_hdr_out_free(o[k]);
+            dist_hdr_in_free(in[k]);
+            o[k] = dist_hdr_out_new();
+            in[k] = dist_hdr_in_new();
+        }
+    }
+    ei_x_free(&m);
+    bytebuf_free(&enc);
+    dist_hdr_scratch_free(&s);
+    for (int k = 0; k < 2; k++) {
+        dist_hdr_out_free(o[k]);
+        dist_hdr_in_free(in[k]);
+    }
+}
+
+/* An atom of the message that the control term has too (the receiver's
+ * node in a pid of the message) takes one reference, not two. */
+static void test_prepared_message_shares_atoms_with_control(void **state)
+{
+    (void)state;
+    dist_hdr_out *o = dist_hdr_out_new();
+    dist_hdr_in *in = dist_hdr_in_new();
+    dist_hdr_scratch s;
+    dist_hdr_scratch_init(&s);
+    bytebuf enc;
+    bytebuf_init(&enc, 0);
+    erlang_pid to = some_pid("receiver@host");
+    ei_x_buff c, m;
+    ctrl_send(&c, "receiver@host");
+    ei_x_new_with_version(&m);
+    ei_x_encode_tuple_header(&m, 2);
+    ei_x_encode_atom(&m, "");
+    ei_x_encode_pid(&m, &to);
+    struct iovec part = {.iov_base = m.buff, .iov_len = (size_t)m.index};
+    static const uint8_t kind = DIST_PART_TERM;
+    dist_hdr_msg pm;
+    dist_hdr_msg_init(&pm);
+    dist_hdr_msg_set(&pm, &part, &kind, 1);
+    uint8_t want[512];
+    size_t wlen = pass_through(&c, &m, want);
+    size_t added = 0;
+    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+    check_frame(&enc, added);
+    assert_int_equal(enc.data[6], 2);
+    decode_expect(in, &enc, want, wlen);
+    dist_hdr_msg_free(&pm);
+    ei_x_free(&c);
+    ei_x_free(&m);
+    bytebuf_free(&enc);
+    dist_hdr_scratch_free(&s);
+    dist_hdr_out_free(o);
+    dist_hdr_in_free(in);
+}
+
+/* A part said to be a term that is not one: the message goes out as given
+ * (as an unreadable message does), and the frame still decodes. */
+static void test_prepared_message_unreadable(void **state)
+{
+    (void)state;
+    dist_hdr_out *o = dist_hdr_out_new();
+    dist_hdr_in *in = dist_hdr_in_new();
+    dist_hdr_scratch s;
+    dist_hdr_scratch_init(&s);
+    bytebuf enc;
+    bytebuf_init(&enc, 0);
+    erlang_pid to = some_pid("receiver@host");
+    ei_x_buff c;
+    ctrl_send(&c, "receiver@host");
+    static const uint8_t bad[] = {131, 104, 2, 119, 2, 'o', 'k', 250, 1, 2};
+    static const uint8_t kinds[3] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_TERM};
+    struct iovec parts[3] = {{.iov_base = (void *)bad, .iov_len = 3},
+                             {.iov_base = (void *)(bad + 3), .iov_len = 4},
+                             {.iov_base = (void *)(bad + 7), .iov_len = 3}};
+    dist_hdr_msg pm;
+    dist_hdr_msg_init(&pm);
+    dist_hdr_msg_set(&pm, parts, kinds, 3);
+    uint8_t want[512];
+    want[0] = 112;
+    memcpy(want + 1, c.buff, (size_t)c.index);
+    memcpy(want + 1 + c.index, bad, sizeof bad);
+    size_t added = 0;
+    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+    assert_int_equal(pm.state, -1);
+    check_frame(&enc, added);
+    decode_expect(in, &enc, want, 1 + (size_t)c.index + sizeof bad);
+    dist_hdr_msg_free(&pm);
+    ei_x_free(&c);
+    bytebuf_free(&enc);
+    dist_hdr_scratch_free(&s);
+    dist_hdr_out_free(o);
+    dist_hdr_in_free(in);
+}
+
+/* A frame that does not fit defines no slot: the atoms it would have
+ * defined go out as new entries in the next frame that carries them. */
+static void test_frame_given_up_defines_nothing(void **state)
+{
+    (void)state;
+    dist_hdr_out *o = dist_hdr_out_new();
+    dist_hdr_in *in = dist_hdr_in_new();
+    dist_hdr_scratch s;
+    dist_hdr_scratch_init(&s);
+    bytebuf small, enc;
+    bytebuf_init(&small, 16);
+    bytebuf_init(&enc, 0);
+    erlang_pid to = some_pid("receiver@host");
+    ei_x_buff c, m;
+    ctrl_send(&c, "receiver@host");
+    msg_events(&m);
+    struct iovec parts[5];
+    cut_events(&m, parts);
+    dist_hdr_msg pm;
+    dist_hdr_msg_init(&pm);
+    dist_hdr_msg_set(&pm, parts, PREP_KINDS, 5);
+    size_t added = 0;
+    assert_int_equal(dist_hdr_encode_send(o, &s, &small, &to, &pm, &added), DIST_HDR_FULL);
+    struct iovec whole[2] = {{.iov_base = c.buff, .iov_len = (size_t)c.index},
+                             {.iov_base = m.buff, .iov_len = (size_t)m.index}};
+    assert_int_equal(dist_hdr_encode(o, &s, &small, whole, 2, &added), DIST_HDR_FULL);
+    assert_int_equal(bytebuf_pending(&small), 0);
+    uint8_t want[512];
+    size_t wlen = pass_through(&c, &m, want);
+    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+    for (int i = 0; i < enc.data[6]; i++)
+        assert_int_equal((enc.data[7 + i / 2] >> ((i & 1) * 4)) & 8, 8);
+    decode_expect(in, &enc, want, wlen);
+    dist_hdr_msg_free(&pm);
+    ei_x_free(&c);
+    ei_x_free(&m);
+    bytebuf_free(&small);
+    bytebuf_free(&enc);
+    dist_hdr_scratch_free(&s);
+    dist_hdr_out_free(o);
+    dist_hdr_in_free(in);
+}
+
+/* {Tag, <<"t">>, Event} with Tag and Event changing from message to
+ * message: the kept encoding of the fixed head is used only when its bytes
+ * are the same, and every frame decodes into its pass-through form. */
+static void test_prepared_message_fixed_head(void **state)
+{
+    (void)state;
+    dist_hdr_out *o = dist_hdr_out_new();
+    dist_hdr_in *in = dist_hdr_in_new();
+    dist_hdr_scratch s;
+    dist_hdr_scratch_init(&s);
+    bytebuf enc;
+    bytebuf_init(&enc, 0);
+    erlang_pid to = some_pid("receiver@host");
+    ei_x_buff c;
+    ctrl_send(&c, "receiver@host");
+    static const uint8_t kinds[4] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
+                                     DIST_PART_TERM};
+    const char *tags[5] = {"broadcast", "broadcast", "forward_to_local", "broadcast", "ok"};
+    const char *inner[5] = {"event", "other", "event", "ok", "broadcast"};
+    dist_hdr_msg pm;
+    dist_hdr_msg_init(&pm);
+    for (int k = 0; k < 5; k++) {
+        ei_x_buff m;
+        ei_x_new_with_version(&m);
+        ei_x_encode_tuple_header(&m, 3);
+        ei_x_encode_atom(&m, tags[k]);
+        int atom_end = m.index;
+        ei_x_encode_binary(&m, "t", 1);
+        int bin_end = m.index;
+        ei_x_encode_tuple_header(&m, 2);
+        ei_x_encode_atom(&m, inner[k]);
+        ei_x_encode_atom(&m, k % 2 ? "receiver@host" : "x");
+        struct iovec parts[4] = {
+            {.iov_base = m.buff, .iov_len = 3},
+            {.iov_base = m.buff + 3, .iov_len = (size_t)atom_end - 3},
+            {.iov_base = m.buff + atom_end, .iov_len = (size_t)(bin_end - atom_end)},
+            {.iov_base = m.buff + bin_end, .iov_len = (size_t)(m.index - bin_end)}};
+        dist_hdr_msg_set(&pm, parts, kinds, 4);
+        pm.fixed = 2;
+        uint8_t want[512];
+        size_t wlen = pass_through(&c, &m, want);
+        size_t added = 0;
+        enc.off = enc.len = 0;
+        assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+        assert_int_equal(pm.state, 1);
+        check_frame(&enc, added);
+        decode_expect(in, &enc, want, wlen);
+        ei_x_free(&m);
+    }
+    dist_hdr_msg_free(&pm);
+    ei_x_free(&c);
+    bytebuf_free(&enc);
+    dist_hdr_scratch_free(&s);
+    dist_hdr_out_free(o);
+    dist_hdr_in_free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +906,11 @@ int main(void)
         cmocka_unit_test(test_slot_redefined_in_one_frame),
         cmocka_unit_test(test_growth_is_bounded),
         cmocka_unit_test(test_walker_bounds),
+        cmocka_unit_test(test_prepared_message_to_many),
+        cmocka_unit_test(test_prepared_message_shares_atoms_with_control),
+        cmocka_unit_test(test_prepared_message_unreadable),
+        cmocka_unit_test(test_frame_given_up_defines_nothing),
+        cmocka_unit_test(test_prepared_message_fixed_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

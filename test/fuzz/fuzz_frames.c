@@ -6,8 +6,9 @@
  * to real C processes: the request server (request parsing, broadcast and
  * pool requests), a pg scope that has seen the peer come up, and a running
  * C emitter pool (registered as fz_sub_emitter and fz_sub_emitter_2), with
- * loop turns in between so due timers run. Crashes, sanitizer reports and
- * leaks are findings. */
+ * loop turns in between so due timers run. The same bytes also go out as a
+ * message, through the header encoder both ways, and must decode back.
+ * Crashes, sanitizer reports and leaks are findings. */
 #include "emitter/broadcast.h"
 #include "emitter/emitter_pool.h"
 #include "naming/names_table.h"
@@ -17,6 +18,7 @@
 #include "proc/procs.h"
 #include "server/request_server.h"
 
+#include <ei.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -61,6 +63,97 @@ static void pool_started(void *ctx, int rc, int store_err, const erlang_pid *pid
     (void)n;
 }
 
+/* The same bytes as a message this node sends (131, then the input), on a
+ * connection with headers: once through the generic encoder, once as a
+ * prepared message (whole, and cut in two at a byte the input picks), to
+ * two pids. Every frame must decode, and its control term must come back
+ * as the pass-through one; a message the walk cannot read goes as given. */
+static void fail(const char *what)
+{
+    (void)what;
+    abort();
+}
+
+static void decode_check(dist_hdr_in *in, const bytebuf *enc, const uint8_t *ctrl, size_t clen)
+{
+    bytebuf plain;
+    bytebuf_init(&plain, 0);
+    const char *why = NULL;
+    if (bytebuf_pending(enc) < 4 ||
+        dist_hdr_decode(in, enc->data + enc->off + 4, bytebuf_pending(enc) - 4, &plain, &why) != 0)
+        fail(why);
+    if (bytebuf_pending(&plain) < 1 + clen || plain.data[plain.off] != 112 ||
+        memcmp(plain.data + plain.off + 1, ctrl, clen) != 0)
+        fail("control term changed");
+    bytebuf_free(&plain);
+}
+
+static void encode_round_trip(const uint8_t *data, size_t size)
+{
+    if (size == 0 || size > 4096)
+        return;
+    uint8_t *msg = malloc(size + 1);
+    if (msg == NULL)
+        return;
+    msg[0] = 131;
+    memcpy(msg + 1, data, size);
+    dist_hdr_out *out = dist_hdr_out_new();
+    dist_hdr_in *in = dist_hdr_in_new();
+    dist_hdr_scratch s;
+    dist_hdr_scratch_init(&s);
+    bytebuf enc;
+    bytebuf_init(&enc, 0);
+    size_t cut = 1 + data[0] % size;
+    /* joined then walked; one part said to be a whole term; two parts said
+     * to be terms (a cut inside a term: the generic way) */
+    struct iovec two[2] = {{.iov_base = msg, .iov_len = cut},
+                           {.iov_base = msg + cut, .iov_len = size + 1 - cut}};
+    struct iovec one = {.iov_base = msg, .iov_len = size + 1};
+    static const uint8_t kinds[2] = {DIST_PART_TERM, DIST_PART_TERM};
+    dist_hdr_msg pm;
+    dist_hdr_msg_init(&pm);
+    for (int round = 0; round < 5 && out != NULL && in != NULL; round++) {
+        /* the first part fixed from round 1 on: rounds 2 and 4 find the
+         * encoding rounds 1 and 3 kept (when it was kept) */
+        if (round == 0)
+            dist_hdr_msg_set(&pm, two, NULL, 2);
+        else if (round <= 2)
+            dist_hdr_msg_set(&pm, &one, kinds, 1);
+        else
+            dist_hdr_msg_set(&pm, two, kinds, 2);
+        pm.fixed = round > 0;
+        for (unsigned k = 0; k < 2; k++) {
+            erlang_pid to;
+            memset(&to, 0, sizeof to);
+            strcpy(to.node, k ? "peer@host" : "fuzz_other@host");
+            to.num = 7 + k;
+            to.creation = 3;
+            char ctrl[MAXATOMLEN_UTF8 + 64];
+            int clen = 0;
+            if (ei_encode_version(ctrl, &clen) || ei_encode_tuple_header(ctrl, &clen, 3) ||
+                ei_encode_long(ctrl, &clen, 2) || ei_encode_atom(ctrl, &clen, "") ||
+                ei_encode_pid(ctrl, &clen, &to))
+                fail("ei");
+            size_t added = 0;
+            enc.off = enc.len = 0;
+            struct iovec whole[2] = {{.iov_base = ctrl, .iov_len = (size_t)clen}, one};
+            if (dist_hdr_encode(out, &s, &enc, whole, 2, &added) != DIST_HDR_OK)
+                fail("generic encode");
+            decode_check(in, &enc, (const uint8_t *)ctrl, (size_t)clen);
+            enc.off = enc.len = 0;
+            if (dist_hdr_encode_send(out, &s, &enc, &to, &pm, &added) != DIST_HDR_OK)
+                fail("prepared encode");
+            decode_check(in, &enc, (const uint8_t *)ctrl, (size_t)clen);
+        }
+    }
+    dist_hdr_msg_free(&pm);
+    bytebuf_free(&enc);
+    dist_hdr_scratch_free(&s);
+    dist_hdr_out_free(out);
+    dist_hdr_in_free(in);
+    free(msg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -101,6 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* A raw frame body without the length prefix, too: most inputs are. */
     frame_up(ps, hin, &plain, data, size);
+    encode_round_trip(data, size);
     dist_hdr_in_free(hin);
     bytebuf_free(&plain);
     rc_procs_on_down(ps, "peer@host");
