@@ -356,7 +356,10 @@ naming_from_three_peers(Config) ->
     ok.
 
 %% The names table lives in the C node: what one node persists, the others
-%% retrieve; a new persist replaces it.
+%% retrieve; a new persist replaces it. The persisting node reads its own
+%% write at once; another node reads it once the C node's change has reached
+%% its copy (the push goes out before the persist's answer, but on another
+%% connection), so the cross-node reads wait for it.
 names_table_shared_across_nodes(Config) ->
     [P1, P2, P3] = [P || #{node := P} <- ?config(peers, Config)],
     Sub = list_to_binary("shared_" ++ unique_name("s")),
@@ -367,14 +370,15 @@ names_table_shared_across_nodes(Config) ->
                                [Store, Sub])),
     ?assertEqual(Names3, erpc:call(P1, reckon_db_emitter_group, persist_emitters,
                                    [Store, Sub, 3])),
-    ?assertEqual(Names3, erpc:call(P2, reckon_db_emitter_group, retrieve_emitters,
-                                   [Store, Sub])),
-    ?assertEqual(lists:sublist(Names3, 2),
-                 erpc:call(P3, reckon_db_emitter_group, persist_emitters,
-                           [Store, Sub, 2])),
-    ?assertEqual(lists:sublist(Names3, 2),
-                 erpc:call(P1, reckon_db_emitter_group, retrieve_emitters,
-                           [Store, Sub])),
+    Retrieve = fun(P) -> erpc:call(P, reckon_db_emitter_group, retrieve_emitters,
+                                   [Store, Sub]) end,
+    wait_until(fun() -> Retrieve(P2) =:= Names3 end, 5000, {names_on, P2}),
+    Names2 = lists:sublist(Names3, 2),
+    ?assertEqual(Names2, erpc:call(P3, reckon_db_emitter_group, persist_emitters,
+                                   [Store, Sub, 2])),
+    ?assertEqual(Names2, Retrieve(P3)),
+    wait_until(fun() -> Retrieve(P1) =:= Names2 end, 5000, {new_names_on, P1}),
+    wait_until(fun() -> Retrieve(P2) =:= Names2 end, 5000, {new_names_on, P2}),
     ok.
 
 %% Every attached node keeps a copy of the C node's name table (ETS
