@@ -391,9 +391,10 @@ init_mode(true, State0) ->
                             ?LOG_INFO("reckon_cnode: started C node ~s (os pid ~p)",
                                       [CNode, OsPid]),
                             publish(CNode, State#state.call_timeout, State#state.scope),
-                            {ok, first_connect(State#state{cnode = CNode, port = Port,
-                                                           os_pid = OsPid, phase = running}),
-                             {continue, connect}};
+                            after_first_connect(
+                              first_connect(State#state{cnode = CNode, port = Port,
+                                                        os_pid = OsPid, phase = running}),
+                              fun() -> stop_port(Port, OsPid) end);
                         {error, Reason} ->
                             stop_port(Port, OsPid),
                             {stop, {cnode_start_failed, Reason}}
@@ -408,13 +409,22 @@ init_mode(false, State) ->
     case cnode_name(env(cnode, undefined)) of
         {ok, CNode} ->
             publish(CNode, State#state.call_timeout, State#state.scope),
-            {ok, first_connect(State#state{mode = attach, cnode = CNode}),
-             {continue, connect}};
+            after_first_connect(first_connect(State#state{mode = attach, cnode = CNode}),
+                                fun() -> ok end);
         {error, Reason} ->
             {stop, Reason}
     end;
 init_mode(Other, _State) ->
     {stop, {bad_env, spawn, Other}}.
+
+%% The shim starts unless the first connect refused the C node; then
+%% nothing it published or started is left behind.
+after_first_connect({stop, Reason}, Undo) ->
+    Undo(),
+    _ = unpublish(),
+    {stop, Reason};
+after_first_connect(#state{} = State, _Undo) ->
+    {ok, State, {continue, connect}}.
 
 %% @private
 -spec handle_continue(connect, #state{}) -> {noreply, #state{}}.
@@ -576,10 +586,18 @@ start_connect(State) ->
 %% started, a reachable C node is connected and both pg scopes know each
 %% other: a join made right after start is then seen by the C node. If the C
 %% node is not there, the usual background retries take over.
+%% A C node that does not serve this node's scope is refused here, at start,
+%% with the reason (later, when the C node was not there at start, it is
+%% logged and retried like any other cause).
 first_connect(#state{cnode = CNode, scope = Scope, call_timeout = Timeout} = State) ->
     case probe(CNode, Scope, min(Timeout, 2000)) of
-        ok -> mark_connected(State);
-        {error, Reason} -> connect_error(State, Reason)
+        ok ->
+            mark_connected(State);
+        {error, {scope_not_served, _} = Reason} ->
+            ?LOG_ERROR("reckon_cnode: ~ts", [explain(CNode, Reason)]),
+            {stop, {scope_not_served, CNode, Scope}};
+        {error, Reason} ->
+            connect_error(State, Reason)
     end.
 
 %% A failed connect is logged once per change of its cause, at warning
@@ -601,6 +619,11 @@ explain(CNode, connect_failed) ->
             io_lib:format("it is not registered in epmd on ~s (not running, or started "
                           "with another ERL_EPMD_PORT)", [Host])
     end;
+explain(CNode, {scope_not_served, Scope}) ->
+    io_lib:format("C node ~s does not serve pg scope ~s: its emitters would not be seen "
+                  "here and join/members through it would use another scope (start it "
+                  "with --scope ~s, or set this application's scope to one it serves)",
+                  [CNode, Scope, Scope]);
 explain(_CNode, noproc) ->
     "the node is up but has no request server (is it a reckon_cnode?)";
 explain(_CNode, timeout) ->
@@ -649,12 +672,8 @@ introduce_scopes(CNode, Scope, Timeout) ->
                     ok;
                 {error, _} ->
                     %% every broadcast would find no emitters of the C node,
-                    %% in silence: say so
-                    ?LOG_WARNING("reckon_cnode: C node ~s does not serve pg scope ~s: its "
-                                 "emitters are not seen here and join/members through it "
-                                 "use another scope (start it with --scope ~s)",
-                                 [CNode, Scope, Scope]),
-                    ok
+                    %% in silence: refuse instead
+                    {error, {scope_not_served, Scope}}
             catch
                 exit:{Reason, _} -> {error, Reason}
             end

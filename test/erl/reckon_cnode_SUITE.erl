@@ -850,7 +850,8 @@ await_group_everywhere(Peers, S, Sub, Expected0) ->
 
 %% A logger handler that passes warnings to a test process.
 -spec log(logger:log_event(), logger:handler_config()) -> ok.
-log(#{level := warning, msg := Msg}, #{config := #{pid := Pid}}) ->
+log(#{level := Level, msg := Msg}, #{config := #{pid := Pid}})
+  when Level =:= warning; Level =:= error ->
     Text = case Msg of
                {report, R} -> io_lib:format("~p", [R]);
                {string, S} -> S;
@@ -872,9 +873,9 @@ await_warning(Pattern) ->
                end, 10000, {warning, Pattern}).
 
 %% Why the shim cannot use a C node is logged once, at warning level, with
-%% what to do: a C node that is not there, one with another cookie, and one
-%% that serves another pg scope (which used to be silent: every broadcast
-%% found no emitters).
+%% what to do: a C node that is not there, one with another cookie; and one
+%% that serves another pg scope is refused at start with the reason (it used
+%% to be silent: every broadcast found no emitters).
 connect_errors_explained(_Config) ->
     ok = logger:add_handler(rcn_capture, ?MODULE, #{level => warning, config => #{pid => self()}}),
     try
@@ -890,9 +891,15 @@ connect_errors_explained(_Config) ->
         stop_local_shim(),
         #{node := Scoped} = rc_test_lib:start_cnode(unique_name("rcn_otherscope"),
                                                     ["--scope", "rcn_not_this_scope"], testcase),
-        start_local_shim(#{cnode => Scoped, call_timeout => 5000}),
-        await_warning("does not serve pg scope"),
-        stop_local_shim()
+        %% refused at start, with the reason (it used to start and find
+        %% no emitters, in silence)
+        ok = application:set_env(reckon_cnode, cnode, Scoped),
+        ok = application:set_env(reckon_cnode, call_timeout, 5000),
+        {error, Failed} = application:ensure_all_started(reckon_cnode),
+        ?assertNotEqual(nomatch, string:find(io_lib:format("~p", [Failed]), "scope_not_served")),
+        ?assertEqual(undefined, whereis(reckon_cnode)),
+        ?assertEqual(undefined, persistent_term:get({reckon_cnode, target}, undefined)),
+        await_warning("does not serve pg scope")
     after
         _ = logger:remove_handler(rcn_capture),
         stop_local_shim()
