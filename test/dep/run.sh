@@ -120,6 +120,58 @@ else
     echo "dependency: mix deps.compile left no working priv/reckon_cnode"
     FAILED=$((FAILED + 1))
 fi
+# ... and `mix release` of it carries the C node and starts it in spawn
+# mode, like the rebar3 release above.
+mkdir -p "$TMP/mixapp/lib" "$TMP/mixapp/config"
+cat >"$TMP/mixapp/mix.exs" <<'MIX'
+defmodule UserApp.MixProject do
+  use Mix.Project
+  def project, do: [app: :user_app, version: "0.1.0", deps: [{:reckon_cnode, path: "reckon_cnode"}],
+                    releases: [user_app: [include_erts: false]]]
+  def application, do: [mod: {UserApp, []}, extra_applications: [:logger]]
+end
+MIX
+cat >"$TMP/mixapp/lib/user_app.ex" <<'EX'
+defmodule UserApp do
+  use Application
+  def start(_type, _args) do
+    spawn(fn -> report(200) end)
+    Supervisor.start_link([], strategy: :one_for_one)
+  end
+  defp report(0), do: write(:reckon_cnode.status()) && System.stop()
+  defp report(n) do
+    case :reckon_cnode.status() do
+      %{connected: true} = s -> write(s); System.stop()
+      _ -> Process.sleep(100); report(n - 1)
+    end
+  end
+  defp write(s), do: File.write!(System.get_env("USER_APP_REPORT"), inspect(s))
+end
+EX
+cat >"$TMP/mixapp/config/config.exs" <<'CFG'
+import Config
+config :reckon_cnode, spawn: true
+CFG
+MIXREL=$TMP/mixapp/_build/prod/rel/user_app
+EPMD_PORT=""
+if (cd "$TMP/mixapp" && MIX_ENV=prod MIX_REBAR3=$(command -v rebar3) HEX_OFFLINE=1 \
+        mix do deps.compile, release --overwrite) >"$TMP/mixrel.log" 2>&1 &&
+        MIXBIN=$(ls "$MIXREL"/lib/reckon_cnode-*/priv/reckon_cnode 2>/dev/null) &&
+        [ -f "$MIXBIN" ] && [ ! -L "$MIXBIN" ] && start_private_epmd &&
+        ERL_EPMD_PORT=$EPMD_PORT RELEASE_DISTRIBUTION=sname RELEASE_NODE="user_mix_$$" \
+            RELEASE_COOKIE="rel_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" \
+            USER_APP_REPORT="$TMP/mixreport" \
+            timeout 60 "$MIXREL/bin/user_app" start >>"$TMP/mixrel.log" 2>&1 &&
+        grep -q 'connected: true' "$TMP/mixreport" && grep -q 'mode: :spawn' "$TMP/mixreport"; then
+    echo "dependency: mix release carries the C node and the release starts it (spawn mode)"
+    PASSED=$((PASSED + 1))
+else
+    tail -30 "$TMP/mixrel.log"
+    cat "$TMP/mixreport" 2>/dev/null
+    echo "dependency: the mix release did not start its C node"
+    FAILED=$((FAILED + 1))
+fi
+[ -n "$EPMD_PORT" ] && epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1
 # make install into a staging root: every file in place, the binary runs.
 if make -s install DESTDIR="$TMP/stage" PREFIX=/usr/local >"$TMP/install.log" 2>&1 &&
         "$TMP/stage/usr/local/bin/reckon_cnode" --version >/dev/null &&
