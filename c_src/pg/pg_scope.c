@@ -106,13 +106,13 @@ static void notify_group(rc_pg_scope *s, rc_pg_event ev, const pgm_group *g, con
     notify(s, ev, k, klen, pids, n);
 }
 
-static void on_removed(void *ctx, const pgm_group *g, const rc_cpid *pids, size_t n)
+/* Records a leave for subscribers, told by tell_leaves once the table is
+ * no longer being changed. */
+static void defer_leave(rc_pg_scope *s, const uint8_t *k, size_t klen, const rc_cpid *pids,
+                        size_t n)
 {
-    rc_pg_scope *s = ctx;
-    if (s->nsubs == 0 || n == 0 || n > UINT32_MAX)
+    if (s->nsubs == 0 || n == 0 || n > UINT32_MAX || klen > UINT32_MAX)
         return;
-    size_t klen;
-    const uint8_t *k = pgm_group_key(g, &klen);
     uint32_t hdr[2] = {(uint32_t)klen, (uint32_t)n};
     if (bytebuf_reserve(&s->deferred, sizeof hdr + klen + n * sizeof *pids) != 0) {
         LOG_E(s->lg, MOD, "scope %s: out of memory: a leave is not told to subscribers",
@@ -124,10 +124,15 @@ static void on_removed(void *ctx, const pgm_group *g, const rc_cpid *pids, size_
     bytebuf_append(&s->deferred, pids, n * sizeof *pids);
 }
 
-/* Every member of `node` leaves; subscribers hear of it afterwards. */
-static size_t remove_node(rc_pg_scope *s, uint32_t node)
+static void on_removed(void *ctx, const pgm_group *g, const rc_cpid *pids, size_t n)
 {
-    size_t gone = pgm_remove_node(s->table, node, on_removed, s);
+    size_t klen;
+    const uint8_t *k = pgm_group_key(g, &klen);
+    defer_leave(ctx, k, klen, pids, n);
+}
+
+static void tell_leaves(rc_pg_scope *s)
+{
     bytebuf todo = s->deferred; /* a subscriber may cause another walk */
     bytebuf_init(&s->deferred, 0);
     size_t off = todo.off;
@@ -146,6 +151,13 @@ static size_t remove_node(rc_pg_scope *s, uint32_t node)
         off += hdr[1] * sizeof *pids;
     }
     bytebuf_free(&todo);
+}
+
+/* Every member of `node` leaves; subscribers hear of it afterwards. */
+static size_t remove_node(rc_pg_scope *s, uint32_t node)
+{
+    size_t gone = pgm_remove_node(s->table, node, on_removed, s);
+    tell_leaves(s);
     return gone;
 }
 
@@ -539,7 +551,9 @@ static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, cons
             pgm_group *gp = g;
             size_t klen;
             const uint8_t *key = pgm_group_key(g, &klen);
-            /* Notify before removal may free the group (and its key). */
+            /* Recorded before removal may free the group (and its key); told
+             * after the loop, so a subscriber that joins or leaves cannot
+             * change (or free) the group this loop holds. */
             int member = 0;
             size_t mn;
             const rc_cpid *m = pgm_group_members(g, &mn);
@@ -547,13 +561,13 @@ static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, cons
                 member = rc_cpid_eq(&m[j], &pv.v[k]);
             if (!member)
                 continue;
-            if (s->nsubs > 0)
-                notify(s, RC_PG_LEFT, key, klen, &pv.v[k], 1);
+            defer_leave(s, key, klen, &pv.v[k], 1);
             pgm_remove_one(s->table, &gp, &pv.v[k]);
             g = gp;
         }
     }
     free(pv.v);
+    tell_leaves(s);
 }
 
 static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
