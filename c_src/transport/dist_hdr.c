@@ -541,6 +541,20 @@ int dist_hdr_encode_msg(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, cons
     return rc;
 }
 
+/* The tag and length of a UTF-8 atom of len bytes; the length written. */
+static size_t put_atom_head(uint8_t *p, size_t len)
+{
+    if (len <= 255) {
+        p[0] = ERL_SMALL_ATOM_UTF8_EXT;
+        p[1] = (uint8_t)len;
+        return 2;
+    }
+    p[0] = ERL_ATOM_UTF8_EXT;
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)len;
+    return 3;
+}
+
 /* An atom of a control term written here: a reference when it can be one
  * (as out_atom decides), else in full. The length written. */
 static size_t put_utf8_atom(dist_hdr_out *h, uint8_t *p, const uint8_t *text, size_t len,
@@ -552,17 +566,7 @@ static size_t put_utf8_atom(dist_hdr_out *h, uint8_t *p, const uint8_t *text, si
         p[1] = (uint8_t)ref;
         return 2;
     }
-    size_t hl;
-    if (len <= 255) {
-        p[0] = ERL_SMALL_ATOM_UTF8_EXT;
-        p[1] = (uint8_t)len;
-        hl = 2;
-    } else {
-        p[0] = ERL_ATOM_UTF8_EXT;
-        p[1] = (uint8_t)(len >> 8);
-        p[2] = (uint8_t)len;
-        hl = 3;
-    }
+    size_t hl = put_atom_head(p, len);
     memcpy(p + hl, text, len);
     return hl + len;
 }
@@ -645,17 +649,7 @@ static int in_atom(void *ctx, const term_atom *a, bytebuf *out)
     }
     size_t n = f->len[a->cache_ref];
     uint8_t hdr[3];
-    size_t hl;
-    if (n <= 255) {
-        hdr[0] = ERL_SMALL_ATOM_UTF8_EXT;
-        hdr[1] = (uint8_t)n;
-        hl = 2;
-    } else {
-        hdr[0] = ERL_ATOM_UTF8_EXT;
-        hdr[1] = (uint8_t)(n >> 8);
-        hdr[2] = (uint8_t)n;
-        hl = 3;
-    }
+    size_t hl = put_atom_head(hdr, n);
     if (bytebuf_append(out, hdr, hl) != 0 || bytebuf_append(out, f->text[a->cache_ref], n) != 0) {
         f->why = TOO_BIG;
         return -1;
