@@ -33,7 +33,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < iters; i++) {
         decimal_from_int64(i % 1000 + 1, dec, sizeof dec);
         if (naming_emitter_name(store, sizeof store - 1, sub, sizeof sub - 1, dec, out, sizeof out,
-                                &n) != NAMING_OK)
+                                &n) != RC_OK)
             return 1;
         sink += n + out[n - 1];
     }
@@ -49,7 +49,7 @@ int main(int argc, char **argv)
         const uint8_t *enc;
         size_t enc_len;
         if (names_table_persist(t, store, sizeof store - 1, (const uint8_t *)subs[k], sub_lens[k], 4,
-                                &enc, &enc_len) != NAMING_OK)
+                                &enc, &enc_len) != RC_OK)
             return 1;
     }
     t0 = now_ns();

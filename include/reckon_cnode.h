@@ -6,10 +6,14 @@
  * rc_node_stop() (callable from any thread or a signal-safe context via the
  * node's own SIGTERM/SIGINT handling) ends it.
  *
- * The naming functions are pure and thread-safe; they return the same results
- * as reckon-db's reckon_db_emitter_group:
- *   RC_OK, RC_EBADARG (Erlang badarg), RC_ESYSTEM_LIMIT (system_limit),
- *   RC_ENOSPACE (caller's buffer too small).
+ * Results, as in ei.h: a function returns 0 (RC_OK), or a count where it
+ * says so, on success, and on failure -1 (RC_EFAIL: the cause was logged)
+ * or, where a caller can act on the cause, one of the negative RC_E* codes
+ * below. The same codes are used inside the library; rc_strerror names
+ * them. The naming functions are pure and thread-safe and fail as
+ * reckon-db's reckon_db_emitter_group does: RC_EBADARG (badarg),
+ * RC_ESYSTEM_LIMIT (system_limit), or RC_ENOSPACE (the caller's buffer is
+ * too small).
  */
 #ifndef RECKON_CNODE_H
 #define RECKON_CNODE_H
@@ -21,7 +25,23 @@
 extern "C" {
 #endif
 
-enum { RC_OK = 0, RC_EBADARG = 1, RC_ESYSTEM_LIMIT = 2, RC_ENOSPACE = 3, RC_ENOMEM = 4 };
+enum {
+    RC_OK = 0,
+    RC_EFAIL = -1,         /* failed; the cause was logged */
+    RC_EBADARG = -2,       /* an argument Erlang would refuse with badarg */
+    RC_ESYSTEM_LIMIT = -3, /* past a limit (atom length, a table's cap): system_limit */
+    RC_ENOSPACE = -4,      /* the caller's buffer is too small */
+    RC_ENOMEM = -5,        /* out of memory */
+    RC_ENO_EMITTERS = -6,  /* the group has no members: {error, no_emitters} */
+    RC_ESTOPPED = -7,      /* the node is stopping */
+    RC_EEXISTS = -8,       /* already there (a pool, a registered name) */
+    RC_ENOT_FOUND = -9,    /* not there (a pool to stop) */
+    RC_ESTORAGE = -10,     /* the data directory could not be written */
+    RC_ETIMEOUT = -11,     /* the wait ended before the answer */
+    RC_EFULL = -12         /* a bounded queue is full */
+};
+/* A short description of a result code ("bad argument", ...); never NULL. */
+const char *rc_strerror(int code);
 
 typedef struct rc_node rc_node;
 
@@ -159,11 +179,13 @@ rc_target *rc_target_new(const uint8_t *store_utf8, size_t store_len, const uint
                          size_t sub_len);
 void rc_target_free(rc_target *t); /* only once nothing queued uses it */
 
-enum { RC_ENO_EMITTERS = 5, RC_ESTOPPED = 6 };
+/* RC_OK (queued), RC_ESTOPPED once the node is stopping, RC_ESYSTEM_LIMIT
+ * for an event larger than the queue, or RC_ENOMEM. */
 int rc_broadcast(rc_node *n, const rc_target *t, const uint8_t *event, size_t len);
-/* Waits until all events queued so far are handed to the connections. */
+/* Waits until all events queued so far are handed to the connections:
+ * RC_OK, RC_ETIMEOUT, or RC_ESTOPPED. */
 int rc_broadcast_flush(rc_node *n, unsigned timeout_ms);
-/* Loop thread: RC_OK, RC_ENO_EMITTERS, or -1. */
+/* Loop thread: RC_OK, RC_ENO_EMITTERS, or RC_EFAIL. */
 int rc_broadcast_now(rc_node *n, const rc_target *t, const uint8_t *event, size_t len);
 
 /* ------------------------------------------------------- emitter pools
@@ -176,14 +198,17 @@ int rc_broadcast_now(rc_node *n, const rc_target *t, const uint8_t *event, size_
  * data_dir they are synced to disk before any emitter starts (the write runs
  * off the loop, in order with persist_emitters' writes), so a restarted node
  * on the same data_dir still returns them from retrieve_emitters. done
- * (required) reports the outcome once, on the loop thread: rc 0 with the emitters' pids
- * (npids = pool_size, in the order of the names; the array is valid during
- * the call only), or rc -1 (a name taken or not registrable, out of memory,
- * the write failed: logged with its cause, and no emitter was started).
- * Without a data_dir done is called before rc_emitter_pool_start returns;
- * with one, later. Returns 0 when done will report, or -1 if the start is
- * refused at once (bad arguments, the pool already running or starting, out
- * of memory): done is then not called. */
+ * (required) reports the outcome once, on the loop thread: RC_OK with the
+ * emitters' pids (npids = pool_size, in the order of the names; the array
+ * is valid during the call only), or an error and no emitter started:
+ * RC_EEXISTS (a name taken), RC_EBADARG / RC_ESYSTEM_LIMIT (a name not
+ * registrable), RC_ENOMEM, RC_ESTORAGE (the write failed; logged with its
+ * cause) or RC_ESTOPPED. Without a data_dir done is called before
+ * rc_emitter_pool_start returns; with one, later. Returns RC_OK when done
+ * will report, or an error if the start is refused at once (RC_EBADARG,
+ * RC_EEXISTS: the pool already running or starting, RC_ENOMEM,
+ * RC_ESTOPPED): done is then not called. rc_emitter_pool_stop: RC_OK,
+ * RC_ENOT_FOUND or RC_EBADARG. */
 typedef void (*rc_pool_started_fn)(void *ctx, int rc, const rc_pid *pids, size_t npids);
 int rc_emitter_pool_start(rc_node *n, const uint8_t *store_utf8, size_t store_len,
                           const uint8_t *sub, size_t sub_len, unsigned pool_size,
@@ -194,7 +219,7 @@ int rc_emitter_pool_stop(rc_node *n, const uint8_t *store_utf8, size_t store_len
 /* --------------------------------------------------------- threading
  * Runs fn(n, ctx) on the loop thread and waits for it: the way for other
  * threads to use the loop-thread calls above. Must not be called from the
- * loop thread. 0, or -1 if the node is stopping. */
+ * loop thread. RC_OK, or RC_ESTOPPED if the node is stopping. */
 int rc_node_call(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx);
 /* Waits until the node's view of `group` (scope NULL: the default one) has
  * at least `min` members, or timeout_ms passes: the node connects to its

@@ -194,18 +194,17 @@ int rc_broadcast(rc_node *n, const rc_target *t, const uint8_t *event, size_t le
 {
     if (n->queue == NULL)
         return RC_ESTOPPED;
-    return bcast_queue_push(n->queue, t, event, len) == 0 ? RC_OK : RC_ESTOPPED;
+    return bcast_queue_push(n->queue, t, event, len);
 }
 
 int rc_broadcast_flush(rc_node *n, unsigned timeout_ms)
 {
-    return n->queue != NULL ? bcast_queue_flush(n->queue, timeout_ms) : -1;
+    return n->queue != NULL ? bcast_queue_flush(n->queue, timeout_ms) : RC_ESTOPPED;
 }
 
 int rc_broadcast_now(rc_node *n, const rc_target *t, const uint8_t *event, size_t len)
 {
-    int r = rc_bcast_send(n->bcast, (const bcast_target *)t, 0, event, len);
-    return r == 0 ? RC_OK : r == 1 ? RC_ENO_EMITTERS : -1;
+    return rc_bcast_send(n->bcast, (const bcast_target *)t, 0, event, len);
 }
 
 typedef struct pool_start {
@@ -220,7 +219,7 @@ static void pool_started(void *ctx, int rc, int store_err, const erlang_pid *pid
     (void)pids;
     pool_start ps = *(pool_start *)ctx;
     free(ctx);
-    ps.done(ps.ctx, rc == EMITTERS_OK ? 0 : -1, (const rc_pid *)cpids, rc == EMITTERS_OK ? n : 0);
+    ps.done(ps.ctx, rc, (const rc_pid *)cpids, rc == RC_OK ? n : 0);
 }
 
 int rc_emitter_pool_start(rc_node *n, const uint8_t *store_utf8, size_t store_len,
@@ -229,29 +228,27 @@ int rc_emitter_pool_start(rc_node *n, const uint8_t *store_utf8, size_t store_le
 {
     erlang_pid sp, *spp = NULL;
     if (done == NULL)
-        return -1;
+        return RC_EBADARG;
     if (subscriber != NULL) {
         if (rc_cpid_to_ei(n->nodes, (const rc_cpid *)subscriber, &sp) != 0)
-            return -1;
+            return RC_EBADARG;
         spp = &sp;
     }
     pool_start *ps = malloc(sizeof *ps);
     if (ps == NULL)
-        return -1;
+        return RC_ENOMEM;
     *ps = (pool_start){.done = done, .ctx = ctx};
     int rc = rc_emitters_start_pool(n->emitters, store_utf8, store_len, sub, sub_len, pool_size,
                                     spp, pool_started, ps);
-    if (rc != EMITTERS_OK) {
+    if (rc != RC_OK)
         free(ps);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 int rc_emitter_pool_stop(rc_node *n, const uint8_t *store_utf8, size_t store_len,
                          const uint8_t *sub, size_t sub_len)
 {
-    return rc_emitters_stop_pool(n->emitters, store_utf8, store_len, sub, sub_len) == 0 ? 0 : -1;
+    return rc_emitters_stop_pool(n->emitters, store_utf8, store_len, sub, sub_len);
 }
 
 int rc_topic(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub, size_t sub_len,

@@ -296,7 +296,7 @@ int term_copy_atoms(const uint8_t *buf, size_t len, size_t *idx, bytebuf *out, t
     size_t i = *idx;
     if (walk_rec(&w, len, &i, 0) != 0 || flush(&w, i) != 0) {
         *idx = w.copied;
-        return w.full ? TERM_ATOMS_FULL : -1;
+        return w.full ? RC_EFULL : -1;
     }
     *idx = i;
     return 0;

@@ -15,6 +15,7 @@
 #define RC_TERM_ATOMS_H
 
 #include "util/bytebuf.h"
+#include "util/err.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -35,10 +36,9 @@ typedef int (*term_atom_fn)(void *ctx, const term_atom *a, bytebuf *out);
 
 /* Copies the term at buf[*idx] (len bytes in all) to out, atoms through fn;
  * *idx ends after it. 0; or -1 (the term or fn stopped it) or
- * TERM_ATOMS_FULL (out reached its limit between atoms): out then holds the
+ * RC_EFULL (out reached its limit between atoms): out then holds the
  * copy of the input up to the new *idx (the walk's progress, atoms
  * re-encoded), so a caller can pass the rest on as it is. */
-#define TERM_ATOMS_FULL (-2)
 int term_copy_atoms(const uint8_t *buf, size_t len, size_t *idx, bytebuf *out, term_atom_fn fn,
                     void *ctx);
 

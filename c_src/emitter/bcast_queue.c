@@ -123,13 +123,16 @@ bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, bcast_drain_fn f
 int bcast_queue_push(bcast_queue *q, const void *target, const uint8_t *event, size_t len)
 {
     if (len > UINT32_MAX || len + REC_HDR > q->max_bytes)
-        return -1;
+        return RC_ESYSTEM_LIMIT;
     pthread_mutex_lock(&q->mu);
     while (!q->closed && bytebuf_pending(&q->inbox) + len + REC_HDR > q->max_bytes)
         pthread_cond_wait(&q->space, &q->mu);
-    if (q->closed || bytebuf_reserve(&q->inbox, REC_HDR + len) != 0) {
+    int rc = q->closed ? RC_ESTOPPED
+             : bytebuf_reserve(&q->inbox, REC_HDR + len) != 0 ? RC_ENOMEM
+                                                               : RC_OK;
+    if (rc != RC_OK) {
         pthread_mutex_unlock(&q->mu);
-        return -1;
+        return rc;
     }
     int was_empty = bytebuf_pending(&q->inbox) == 0;
     uint32_t l32 = (uint32_t)len;
@@ -142,7 +145,7 @@ int bcast_queue_push(bcast_queue *q, const void *target, const uint8_t *event, s
      * work pending saves a syscall per event under load. */
     if (was_empty)
         uv_async_send(&q->async);
-    return 0;
+    return RC_OK;
 }
 
 int bcast_queue_flush(bcast_queue *q, unsigned timeout_ms)
@@ -157,13 +160,13 @@ int bcast_queue_flush(bcast_queue *q, unsigned timeout_ms)
     }
     pthread_mutex_lock(&q->mu);
     uint64_t want = q->pushed;
-    int rc = 0;
-    while (q->processed < want && !q->closed && rc == 0) {
+    int rc = RC_OK;
+    while (q->processed < want && !q->closed && rc == RC_OK) {
         if (pthread_cond_timedwait(&q->drained, &q->mu, &dl) == ETIMEDOUT)
-            rc = -1;
+            rc = RC_ETIMEOUT;
     }
-    if (q->processed < want)
-        rc = -1;
+    if (q->processed < want && rc == RC_OK)
+        rc = RC_ESTOPPED;
     pthread_mutex_unlock(&q->mu);
     return rc;
 }

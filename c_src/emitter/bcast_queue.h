@@ -8,6 +8,8 @@
 #ifndef RC_BCAST_QUEUE_H
 #define RC_BCAST_QUEUE_H
 
+#include "util/err.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -21,10 +23,12 @@ typedef struct bcast_queue bcast_queue;
 typedef int (*bcast_drain_fn)(void *ctx, const void *target, const uint8_t *event, size_t len);
 
 bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, bcast_drain_fn fn, void *ctx);
-/* Any thread. 0 queued; -1 closed, too big, or out of memory. */
+/* Any thread. RC_OK queued; RC_ESTOPPED closed, RC_ESYSTEM_LIMIT bigger
+ * than the queue, or RC_ENOMEM. */
 int bcast_queue_push(bcast_queue *q, const void *target, const uint8_t *event, size_t len);
 /* Any thread but the loop's: waits until everything pushed before the call
- * has been handed to the connections. 0, or -1 on timeout / closed. */
+ * has been handed to the connections. RC_OK, RC_ETIMEOUT, or RC_ESTOPPED
+ * (closed first). */
 int bcast_queue_flush(bcast_queue *q, unsigned timeout_ms);
 /* Loop thread: drains what is queued, refuses further pushes, wakes waiters
  * and closes the async handle. The queue is freed by bcast_queue_free after

@@ -65,11 +65,11 @@ static int make_head(const char *tag, const uint8_t *topic, size_t tlen, uint8_t
 bcast_target *bcast_target_new(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
                                size_t sub_len, int *err)
 {
-    *err = -1;
+    *err = RC_ENOMEM;
     size_t tlen = 0;
-    naming_status st = naming_topic_len(store_utf8, store_len, sub_len, &tlen);
-    if (st != NAMING_OK) {
-        *err = 1;
+    int st = naming_topic_len(store_utf8, store_len, sub_len, &tlen);
+    if (st != RC_OK) {
+        *err = RC_EBADARG;
         return NULL;
     }
     bcast_target *t = calloc(1, sizeof *t);
@@ -79,7 +79,7 @@ bcast_target *bcast_target_new(const uint8_t *store_utf8, size_t store_len, cons
     ei_x_buff g, key;
     int have_g = ei_x_new(&g) == 0, have_key = have_g && ei_x_new(&key) == 0;
     int rc = t->topic == NULL || !have_key ||
-             naming_topic(store_utf8, store_len, sub, sub_len, t->topic, tlen, &t->topic_len) != NAMING_OK ||
+             naming_topic(store_utf8, store_len, sub, sub_len, t->topic, tlen, &t->topic_len) != RC_OK ||
              group_key_encode(&g, store_utf8, store_len, sub, sub_len) ||
              rc_pg_group_key(g.buff, g.index, &key) || dup_x(&key, &t->key, &t->key_len) ||
              make_head("broadcast", t->topic, t->topic_len, &t->head_bcast, &t->head_bcast_len,
@@ -94,7 +94,7 @@ bcast_target *bcast_target_new(const uint8_t *store_utf8, size_t store_len, cons
         bcast_target_free(t);
         return NULL;
     }
-    *err = 0;
+    *err = RC_OK;
     return t;
 }
 
@@ -159,13 +159,13 @@ int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, cons
     const rc_cpid *m = rc_pg_members(b->scope, t->key, t->key_len, &n);
     if (n == 0) {
         b->stats.no_emitters++;
-        return 1;
+        return RC_ENO_EMITTERS;
     }
     const rc_cpid *member = &m[n > 1 ? pick(b, n) : 0];
     erlang_pid to;
     if (rc_cpid_to_ei(b->nodes, member, &to) != 0) {
         b->stats.send_failed++;
-        return -1;
+        return RC_EFAIL;
     }
     int local = member->node == asking_node;
     uint8_t *head = local ? t->head_local : t->head_bcast;
@@ -193,7 +193,7 @@ int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, cons
         dist_hdr_msg_free(&own);
     if (rc != 0) {
         b->stats.send_failed++;
-        return -1;
+        return RC_EFAIL;
     }
-    return 0;
+    return RC_OK;
 }

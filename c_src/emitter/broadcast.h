@@ -10,6 +10,7 @@
 
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
+#include "util/err.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,8 +22,8 @@ typedef struct rc_bcast_stats {
     uint64_t broadcasts, no_emitters, send_failed;
 } rc_bcast_stats;
 
-/* NULL with *err = 1 for a store with a character > 255 (badarg, as topic/2)
- * or -1 for allocation failure. Thread-safe (pure). */
+/* NULL with *err = RC_EBADARG for a store with a character > 255 (badarg,
+ * as topic/2) or RC_ENOMEM. Thread-safe (pure). */
 bcast_target *bcast_target_new(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
                                size_t sub_len, int *err);
 void bcast_target_free(bcast_target *t);
@@ -30,7 +31,7 @@ const uint8_t *bcast_target_topic(const bcast_target *t, size_t *len);
 
 rc_bcast *rc_bcast_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes);
 void rc_bcast_free(rc_bcast *b);
-/* 0 sent, 1 no emitters, -1 the send failed (member's node not connected). */
+/* RC_OK sent, RC_ENO_EMITTERS, or RC_EFAIL: the send was dropped (counted). */
 int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, const uint8_t *event,
                   size_t len);
 const rc_bcast_stats *rc_bcast_get_stats(const rc_bcast *b);

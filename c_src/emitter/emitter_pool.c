@@ -339,40 +339,40 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     int idx = 0, count = 0;
     const char *list = (const char *)enc;
     int rc = ei_decode_list_header(list, &idx, &count) != 0 || count != pool_size
-                 ? EMITTERS_NOMEM
-                 : EMITTERS_OK;
-    char (*names)[MAXATOMLEN_UTF8] = rc == EMITTERS_OK ? calloc((size_t)count, sizeof *names) : NULL;
-    if (rc == EMITTERS_OK && names == NULL)
-        rc = EMITTERS_NOMEM;
-    for (int i = 0; i < count && rc == EMITTERS_OK; i++) {
+                 ? RC_ENOMEM
+                 : RC_OK;
+    char (*names)[MAXATOMLEN_UTF8] = rc == RC_OK ? calloc((size_t)count, sizeof *names) : NULL;
+    if (rc == RC_OK && names == NULL)
+        rc = RC_ENOMEM;
+    for (int i = 0; i < count && rc == RC_OK; i++) {
         const uint8_t *a;
         size_t alen;
         uint8_t scratch[2 * 256];
         if (term_read_atom(list, (int)enc_len, &idx, &a, &alen, scratch, sizeof scratch) != 0 ||
             alen >= MAXATOMLEN_UTF8 || memchr(a, 0, alen) != NULL) {
-            rc = EMITTERS_BADARG;
+            rc = RC_EBADARG;
             break;
         }
         memcpy(names[i], a, alen);
         names[i][alen] = '\0';
         if (rc_procs_whereis(e->ps, names[i]) != NULL)
-            rc = EMITTERS_EXISTS;
+            rc = RC_EEXISTS;
     }
-    p->pids = rc == EMITTERS_OK ? calloc((size_t)count, sizeof *p->pids) : NULL;
-    if (rc == EMITTERS_OK && p->pids == NULL)
-        rc = EMITTERS_NOMEM;
-    rc_proc **procs = rc == EMITTERS_OK ? calloc((size_t)count, sizeof *procs) : NULL;
-    if (rc == EMITTERS_OK && procs == NULL)
-        rc = EMITTERS_NOMEM;
-    rc_cpid *cpids = rc == EMITTERS_OK ? calloc((size_t)count, sizeof *cpids) : NULL;
-    if (rc == EMITTERS_OK && cpids == NULL)
-        rc = EMITTERS_NOMEM;
+    p->pids = rc == RC_OK ? calloc((size_t)count, sizeof *p->pids) : NULL;
+    if (rc == RC_OK && p->pids == NULL)
+        rc = RC_ENOMEM;
+    rc_proc **procs = rc == RC_OK ? calloc((size_t)count, sizeof *procs) : NULL;
+    if (rc == RC_OK && procs == NULL)
+        rc = RC_ENOMEM;
+    rc_cpid *cpids = rc == RC_OK ? calloc((size_t)count, sizeof *cpids) : NULL;
+    if (rc == RC_OK && cpids == NULL)
+        rc = RC_ENOMEM;
     int made = 0;
-    for (; rc == EMITTERS_OK && made < count; made++) {
+    for (; rc == RC_OK && made < count; made++) {
         emitter *em = calloc(1, sizeof *em);
         if (em == NULL || ei_x_new(&em->subs_key) != 0) {
             free(em);
-            rc = EMITTERS_NOMEM;
+            rc = RC_ENOMEM;
             break;
         }
         em->owner = e;
@@ -380,7 +380,7 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
         procs[made] = rc_proc_spawn(e->ps, emitter_signal, em, emitter_free);
         if (procs[made] == NULL) {
             emitter_free(em);
-            rc = EMITTERS_NOMEM;
+            rc = RC_ENOMEM;
             break;
         }
         (void)rc_proc_register(e->ps, procs[made], names[made]);
@@ -389,18 +389,18 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
         if (subscriber != NULL)
             set_subscriber(em, procs[made], subscriber);
     }
-    if (rc == EMITTERS_OK) {
+    if (rc == RC_OK) {
         ei_x_buff g;
-        rc = ei_x_new(&g) != 0 ? EMITTERS_NOMEM : EMITTERS_OK;
-        if (rc == EMITTERS_OK) {
+        rc = ei_x_new(&g) != 0 ? RC_ENOMEM : RC_OK;
+        if (rc == RC_OK) {
             if (group_key_encode(&g, store, p->store_len, sub, p->sub_len) ||
                 rc_pg_join(e->scope, g.buff, g.index, cpids, (size_t)count) != 0)
-                rc = EMITTERS_NOMEM;
+                rc = RC_ENOMEM;
             ei_x_free(&g);
         }
     }
     free(names);
-    if (rc != EMITTERS_OK) {
+    if (rc != RC_OK) {
         for (int i = 0; i < made; i++)
             if (procs[i] != NULL)
                 rc_proc_exit(e->ps, procs[i], "shutdown");
@@ -414,7 +414,7 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     p->n = (size_t)count;
     HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
     /* p may be stopped from inside done: nothing of it is used after. */
-    done(ctx, EMITTERS_OK, 0, p->pids, cpids, p->n);
+    done(ctx, RC_OK, 0, p->pids, cpids, p->n);
     free(cpids);
 }
 
@@ -440,7 +440,7 @@ static void names_written(void *ctx, int err, const uint8_t *enc, size_t enc_len
     p->starting = 0;
     if (err != 0 || e->stopped) {
         pool_free(p);
-        r->done(r->ctx, err != 0 ? EMITTERS_STORAGE : EMITTERS_STOPPED, err, NULL, NULL, 0);
+        r->done(r->ctx, err != 0 ? RC_ESTORAGE : RC_ESTOPPED, err, NULL, NULL, 0);
     } else {
         launch(e, p, r->klen, enc, enc_len, r->pool_size,
                r->has_subscriber ? &r->subscriber : NULL, r->done, r->ctx);
@@ -448,35 +448,28 @@ static void names_written(void *ctx, int err, const uint8_t *enc, size_t enc_len
     free(r);
 }
 
-static int naming_to_emitters(naming_status st)
-{
-    return st == NAMING_SYSTEM_LIMIT ? EMITTERS_SYSTEM_LIMIT
-           : st == NAMING_BADARG     ? EMITTERS_BADARG
-                                     : EMITTERS_NOMEM;
-}
-
 int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
                            const uint8_t *sub, size_t sub_len, int64_t pool_size,
                            const erlang_pid *subscriber, rc_emitters_started_fn done, void *ctx)
 {
     if (pool_size < 1 || pool_size > NAMES_TABLE_MAX_POOL)
-        return EMITTERS_BADARG;
+        return RC_EBADARG;
     if (store_len > 0xffff)
-        return EMITTERS_BADARG;
+        return RC_EBADARG;
     if (e->stopped)
-        return EMITTERS_STOPPED;
+        return RC_ESTOPPED;
     uint8_t *key = malloc(store_len + sub_len + 2);
     size_t klen = 0;
     if (key == NULL)
-        return EMITTERS_NOMEM;
+        return RC_ENOMEM;
     if (find_pool(e, store, store_len, sub, sub_len, key, &klen) != NULL) {
         free(key);
-        return EMITTERS_EXISTS;
+        return RC_EEXISTS;
     }
     pool *p = calloc(1, sizeof *p);
     if (p == NULL) {
         free(key);
-        return EMITTERS_NOMEM;
+        return RC_ENOMEM;
     }
     p->key = key;
     p->store_len = store_len;
@@ -484,27 +477,27 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
     if (e->persist == NULL) {
         const uint8_t *enc;
         size_t enc_len;
-        naming_status st = names_table_persist(e->names, store, store_len, sub, sub_len,
+        int st = names_table_persist(e->names, store, store_len, sub, sub_len,
                                                pool_size, &enc, &enc_len);
-        if (st != NAMING_OK) {
+        if (st != RC_OK) {
             pool_free(p);
-            return naming_to_emitters(st);
+            return (st == RC_ESYSTEM_LIMIT || st == RC_EBADARG ? st : RC_ENOMEM);
         }
         launch(e, p, klen, enc, enc_len, pool_size, subscriber, done, ctx);
-        return EMITTERS_OK;
+        return RC_OK;
     }
     /* Durable: the names go to disk first, as persist_emitters' do, through
      * the same queue; the pool is held as starting meanwhile, so a second
      * start of it is refused as it would be once it runs. */
     uint8_t *enc = NULL;
     size_t enc_len = 0;
-    naming_status st = names_table_build(store, store_len, sub, sub_len, pool_size, &enc,
+    int st = names_table_build(store, store_len, sub, sub_len, pool_size, &enc,
                                          &enc_len);
-    start_req *r = st == NAMING_OK ? calloc(1, sizeof *r) : NULL;
+    start_req *r = st == RC_OK ? calloc(1, sizeof *r) : NULL;
     if (r == NULL) {
         free(enc);
         pool_free(p);
-        return st != NAMING_OK ? naming_to_emitters(st) : EMITTERS_NOMEM;
+        return st != RC_OK ? (st == RC_ESYSTEM_LIMIT || st == RC_EBADARG ? st : RC_ENOMEM) : RC_ENOMEM;
     }
     *r = (start_req){.e = e, .p = p, .klen = klen, .pool_size = pool_size,
                      .has_subscriber = subscriber != NULL, .done = done, .ctx = ctx};
@@ -519,9 +512,9 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
         e->starting--;
         pool_free(p);
         free(r);
-        return EMITTERS_NOMEM;
+        return RC_ENOMEM;
     }
-    return EMITTERS_OK;
+    return RC_OK;
 }
 
 void rc_emitters_shutdown(rc_emitters *e)
@@ -534,15 +527,15 @@ int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len
                           const uint8_t *sub, size_t sub_len)
 {
     if (store_len > 0xffff)
-        return EMITTERS_NOT_FOUND;
+        return RC_ENOT_FOUND;
     uint8_t *key = malloc(store_len + sub_len + 2);
     size_t klen = 0;
     if (key == NULL)
-        return EMITTERS_NOMEM;
+        return RC_ENOMEM;
     pool *p = find_pool(e, store, store_len, sub, sub_len, key, &klen);
     free(key);
     if (p == NULL || p->starting)
-        return EMITTERS_NOT_FOUND;
+        return RC_ENOT_FOUND;
     HASH_DEL(e->pools, p);
     /* Ending each emitter makes it leave its group (the pg exit hook). */
     for (size_t i = 0; i < p->n; i++) {
@@ -551,5 +544,5 @@ int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len
             rc_proc_exit(e->ps, proc, "shutdown");
     }
     pool_free(p);
-    return EMITTERS_OK;
+    return RC_OK;
 }

@@ -19,16 +19,13 @@
 #include "naming/names_table.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
+#include "util/err.h"
 
 #include <ei.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct rc_emitters rc_emitters;
-
-enum { EMITTERS_OK = 0, EMITTERS_BADARG = -1, EMITTERS_EXISTS = -2, EMITTERS_NOMEM = -3,
-       EMITTERS_NOT_FOUND = -4, EMITTERS_SYSTEM_LIMIT = -5, EMITTERS_STORAGE = -6,
-       EMITTERS_STOPPED = -7 };
 
 typedef struct rc_emitters_stats {
     /* events_out: deliveries (one per subscriber, relayed ones included);
@@ -41,32 +38,32 @@ rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes
                              names_table *names, names_persist *persist);
 void rc_emitters_free(rc_emitters *e);
 
-/* The outcome of a start, on the loop thread: EMITTERS_OK with the emitters'
+/* The outcome of a start, on the loop thread: RC_OK with the emitters'
  * pids in the order of their names, as erlang_pids and as compact pids (n of
- * each, valid during the call only), or an error: EMITTERS_STORAGE with the
+ * each, valid during the call only), or an error: RC_ESTORAGE with the
  * names store's error code in store_err (names_store_strerror), else as
- * below, EMITTERS_STOPPED if the node stopped while the names were written. */
+ * below, RC_ESTOPPED if the node stopped while the names were written. */
 typedef void (*rc_emitters_started_fn)(void *ctx, int rc, int store_err, const erlang_pid *pids,
                                        const rc_cpid *cpids, size_t n);
 
 /* Starts the pool of (store, sub): pool_size emitters registered under the
  * names persist_emitters(store, sub, pool_size) gives. Those names are stored
  * first, as persist_emitters stores them (so they stay stored if a name then
- * proves taken, EMITTERS_EXISTS, or not registrable, EMITTERS_BADARG), and
+ * proves taken, RC_EEXISTS, or not registrable, RC_EBADARG), and
  * with a persist queue they are on disk before any emitter starts: the start
  * then waits for its write, and meanwhile another start of the pool is
- * EMITTERS_EXISTS and a stop does not find it. done reports the outcome once:
+ * RC_EEXISTS and a stop does not find it. done reports the outcome once:
  * before this returns without a queue, after the write with one. Returns
- * EMITTERS_OK when done will report, or an error found at once, done not
- * called: EMITTERS_BADARG, EMITTERS_SYSTEM_LIMIT, EMITTERS_EXISTS (the pool
- * runs or is starting), EMITTERS_NOMEM, EMITTERS_STOPPED. */
+ * RC_OK when done will report, or an error found at once, done not
+ * called: RC_EBADARG, RC_ESYSTEM_LIMIT, RC_EEXISTS (the pool
+ * runs or is starting), RC_ENOMEM, RC_ESTOPPED. */
 int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
                            const uint8_t *sub, size_t sub_len, int64_t pool_size,
                            const erlang_pid *subscriber, rc_emitters_started_fn done, void *ctx);
 int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
                           const uint8_t *sub, size_t sub_len);
 /* The node is stopping: starts still waiting for their names' write end
- * with EMITTERS_STOPPED instead of starting emitters, and no new ones begin. */
+ * with RC_ESTOPPED instead of starting emitters, and no new ones begin. */
 void rc_emitters_shutdown(rc_emitters *e);
 /* Running pools (not those still starting). */
 size_t rc_emitters_pool_count(const rc_emitters *e);

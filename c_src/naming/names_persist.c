@@ -87,10 +87,10 @@ static void finish(names_persist *q, job *j)
     const uint8_t *enc = NULL;
     size_t enc_len = 0;
     if (j->err == 0) {
-        naming_status st =
+        int st =
             names_table_insert_encoded(q->table, j->key, j->store_len, j->key + j->store_len,
                                        j->sub_len, j->enc, j->enc_len);
-        if (st == NAMING_OK)
+        if (st == RC_OK)
             names_table_retrieve(q->table, j->key, j->store_len, j->key + j->store_len,
                                  j->sub_len, &enc, &enc_len);
         else

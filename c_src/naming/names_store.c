@@ -192,14 +192,14 @@ int names_store_load(names_store *s, names_table *t, size_t *loaded, size_t *ski
                 n_bad++;
                 continue;
             }
-            naming_status st = names_table_insert_encoded(
+            int st = names_table_insert_encoded(
                 t, kb + KEY_HEADER, store_len, kb + KEY_HEADER + store_len,
                 k.mv_size - KEY_HEADER - store_len, v.mv_data, v.mv_size);
-            if (st == NAMING_NOMEM) {
+            if (st == RC_ENOMEM) {
                 c = ENOMEM;
                 break;
             }
-            if (st == NAMING_OK)
+            if (st == RC_OK)
                 n_ok++;
             else
                 n_bad++;

@@ -133,7 +133,7 @@ static nt_entry *entry_alloc(const uint8_t *store, size_t store_len, const uint8
 
 /* Adds e before removing the old entry, so a failed add leaves the table
  * exactly as it was. Takes ownership of e. */
-static naming_status entry_put(names_table *t, nt_entry *e)
+static int entry_put(names_table *t, nt_entry *e)
 {
     unsigned hv = key_hash(&e->key);
     nt_entry *old = NULL;
@@ -141,7 +141,7 @@ static naming_status entry_put(names_table *t, nt_entry *e)
     HASH_ADD_KEYPTR_BYHASHVALUE(hh, t->head, &e->key, key_len(&e->key), hv, e);
     if (e->hh.tbl == NULL) {
         free(e);
-        return NAMING_NOMEM;
+        return RC_ENOMEM;
     }
     if (old != NULL) {
         HASH_DELETE(hh, t->head, old);
@@ -150,7 +150,7 @@ static naming_status entry_put(names_table *t, nt_entry *e)
     if (t->listener != NULL)
         t->listener(t->listener_ctx, e->key.store, e->key.store_len, e->key.sub, e->key.sub_len,
                     e->enc, e->enc_len);
-    return NAMING_OK;
+    return RC_OK;
 }
 
 void names_table_set_listener(names_table *t, names_table_listener fn, void *ctx)
@@ -189,28 +189,28 @@ typedef struct {
 /* Validates the request and computes the exact encoded size. Numbered
  * names are the base name plus '_' and N, so only the longest (N = p) needs
  * checking against the atom limit. */
-static naming_status plan_list(const uint8_t *store, size_t store_len, const uint8_t *sub,
+static int plan_list(const uint8_t *store, size_t store_len, const uint8_t *sub,
                                size_t sub_len, int64_t p, list_plan *pl)
 {
     if (p < 1)
-        return NAMING_BADARG;
-    naming_status st = naming_emitter_name(store, store_len, sub, sub_len, NULL, pl->base,
+        return RC_EBADARG;
+    int st = naming_emitter_name(store, store_len, sub, sub_len, NULL, pl->base,
                                            sizeof pl->base, &pl->base_len);
-    if (st != NAMING_OK)
+    if (st != RC_OK)
         return st;
     if (p >= 2) {
         char dec[DECIMAL_INT64_CAP];
         uint8_t longest[NAMING_MAX_ATOM_UTF8];
         size_t longest_len;
         if (decimal_from_int64(p, dec, sizeof dec) < 0)
-            return NAMING_SYSTEM_LIMIT;
+            return RC_ESYSTEM_LIMIT;
         st = naming_emitter_name(store, store_len, sub, sub_len, dec, longest, sizeof longest,
                                  &longest_len);
-        if (st != NAMING_OK)
+        if (st != RC_OK)
             return st;
     }
     if (p > NAMES_TABLE_MAX_POOL)
-        return NAMING_SYSTEM_LIMIT;
+        return RC_ESYSTEM_LIMIT;
     size_t total = 5 + atom_enc_size(pl->base_len) + 1;
     size_t digits = 1;
     int64_t next_pow = 10;
@@ -222,7 +222,7 @@ static naming_status plan_list(const uint8_t *store, size_t store_len, const uin
         total += atom_enc_size(pl->base_len + 1 + digits);
     }
     pl->enc_len = total;
-    return NAMING_OK;
+    return RC_OK;
 }
 
 static void write_list(const list_plan *pl, int64_t p, uint8_t *o)
@@ -249,45 +249,45 @@ static void write_list(const list_plan *pl, int64_t p, uint8_t *o)
     *o = TAG_NIL; /* plan_list sized the buffer to end exactly here */
 }
 
-naming_status names_table_build(const uint8_t *store, size_t store_len, const uint8_t *sub,
+int names_table_build(const uint8_t *store, size_t store_len, const uint8_t *sub,
                                 size_t sub_len, int64_t pool_size, uint8_t **enc,
                                 size_t *enc_len)
 {
     list_plan pl;
-    naming_status st = plan_list(store, store_len, sub, sub_len, pool_size, &pl);
-    if (st != NAMING_OK)
+    int st = plan_list(store, store_len, sub, sub_len, pool_size, &pl);
+    if (st != RC_OK)
         return st;
     uint8_t *b = malloc(pl.enc_len);
     if (b == NULL)
-        return NAMING_NOMEM;
+        return RC_ENOMEM;
     write_list(&pl, pool_size, b);
     *enc = b;
     *enc_len = pl.enc_len;
-    return NAMING_OK;
+    return RC_OK;
 }
 
-naming_status names_table_persist(names_table *t, const uint8_t *store, size_t store_len,
+int names_table_persist(names_table *t, const uint8_t *store, size_t store_len,
                                   const uint8_t *sub, size_t sub_len, int64_t pool_size,
                                   const uint8_t **enc, size_t *enc_len)
 {
     list_plan pl;
     if (t == NULL)
-        return NAMING_BADARG;
-    naming_status st = plan_list(store, store_len, sub, sub_len, pool_size, &pl);
-    if (st != NAMING_OK)
+        return RC_EBADARG;
+    int st = plan_list(store, store_len, sub, sub_len, pool_size, &pl);
+    if (st != RC_OK)
         return st;
     nt_entry *e = entry_alloc(store, store_len, sub, sub_len, pl.enc_len);
     if (e == NULL)
-        return NAMING_NOMEM;
+        return RC_ENOMEM;
     write_list(&pl, pool_size, (uint8_t *)e->enc);
     st = entry_put(t, e);
-    if (st != NAMING_OK)
+    if (st != RC_OK)
         return st;
     if (enc != NULL)
         *enc = e->enc;
     if (enc_len != NULL)
         *enc_len = e->enc_len;
-    return NAMING_OK;
+    return RC_OK;
 }
 
 /* Accepts only what write_list produces (or []), so data read back from
@@ -321,26 +321,26 @@ static int valid_encoding(const uint8_t *enc, size_t len)
         if (end - i < n)
             return 0;
         /* emitter names only have characters <= 255, like store atoms */
-        if (naming_store_chars(enc + i, n, &chars) != NAMING_OK || chars > NAMING_MAX_ATOM_CHARS)
+        if (naming_store_chars(enc + i, n, &chars) != RC_OK || chars > NAMING_MAX_ATOM_CHARS)
             return 0;
         i += n;
     }
     return i == end;
 }
 
-naming_status names_table_insert_encoded(names_table *t, const uint8_t *store,
+int names_table_insert_encoded(names_table *t, const uint8_t *store,
                                          size_t store_len, const uint8_t *sub, size_t sub_len,
                                          const uint8_t *enc, size_t enc_len)
 {
     size_t chars;
     if (t == NULL || enc == NULL || (sub_len > 0 && sub == NULL))
-        return NAMING_BADARG;
-    if (naming_store_chars(store, store_len, &chars) != NAMING_OK ||
+        return RC_EBADARG;
+    if (naming_store_chars(store, store_len, &chars) != RC_OK ||
         chars > NAMING_MAX_ATOM_CHARS || !valid_encoding(enc, enc_len))
-        return NAMING_BADARG;
+        return RC_EBADARG;
     nt_entry *e = entry_alloc(store, store_len, sub, sub_len, enc_len);
     if (e == NULL)
-        return NAMING_NOMEM;
+        return RC_ENOMEM;
     memcpy((uint8_t *)e->enc, enc, enc_len);
     return entry_put(t, e);
 }

@@ -9,9 +9,9 @@
  * retrieve is a hash lookup returning a pointer the caller copies into its
  * reply; a missing key yields the encoding of [] (a single NIL_EXT byte).
  *
- * Pool sizes: 1 <= p <= NAMES_TABLE_MAX_POOL. p < 1 is NAMING_BADARG (the
+ * Pool sizes: 1 <= p <= NAMES_TABLE_MAX_POOL. p < 1 is RC_EBADARG (the
  * seed fails on lists:seq(2, P) for P < 1). p above NAMES_TABLE_MAX_POOL is
- * NAMING_SYSTEM_LIMIT: the seed would try to build the list, but a C node
+ * RC_ESYSTEM_LIMIT: the seed would try to build the list, but a C node
  * must not be made to allocate gigabytes by one request. Name errors follow
  * naming.h: BADARG for a store character > 255, SYSTEM_LIMIT if the longest
  * name (emitter_name(S, Sub, p), or the base name when p = 1) exceeds 255
@@ -40,23 +40,23 @@ void names_table_free(names_table *t); /* NULL is fine */
  * stores its encoding under (S, Sub) replacing any previous entry, and
  * returns the stored encoding (enc/enc_len may be NULL if not wanted). On
  * error the table is unchanged.
- * Returns NAMING_OK, NAMING_BADARG, NAMING_SYSTEM_LIMIT or NAMING_NOMEM. */
-naming_status names_table_persist(names_table *t, const uint8_t *store, size_t store_len,
+ * Returns RC_OK, RC_EBADARG, RC_ESYSTEM_LIMIT or RC_ENOMEM. */
+int names_table_persist(names_table *t, const uint8_t *store, size_t store_len,
                                   const uint8_t *sub, size_t sub_len, int64_t pool_size,
                                   const uint8_t **enc, size_t *enc_len);
 
 /* The same list encoding, into a new malloc'd buffer the caller frees,
  * without touching any table (e.g. to write it to disk first). */
-naming_status names_table_build(const uint8_t *store, size_t store_len, const uint8_t *sub,
+int names_table_build(const uint8_t *store, size_t store_len, const uint8_t *sub,
                                 size_t sub_len, int64_t pool_size, uint8_t **enc,
                                 size_t *enc_len);
 
 /* Stores a ready encoding under (S, Sub), replacing any previous entry; used
  * when loading from disk. The encoding is checked to be a proper list of
  * atoms in the canonical form above (or NIL_EXT); anything else is
- * NAMING_BADARG and the table is unchanged. The store name must be a valid
+ * RC_EBADARG and the table is unchanged. The store name must be a valid
  * store atom (characters <= 255). Copies enc. */
-naming_status names_table_insert_encoded(names_table *t, const uint8_t *store,
+int names_table_insert_encoded(names_table *t, const uint8_t *store,
                                          size_t store_len, const uint8_t *sub, size_t sub_len,
                                          const uint8_t *enc, size_t enc_len);
 

@@ -6,30 +6,15 @@
 static const char EMITTER_SUFFIX[] = "_emitter";
 #define EMITTER_SUFFIX_LEN (sizeof EMITTER_SUFFIX - 1)
 
-const char *naming_status_atom(naming_status st)
-{
-    switch (st) {
-    case NAMING_OK:
-        return NULL;
-    case NAMING_BADARG:
-        return "badarg";
-    case NAMING_SYSTEM_LIMIT:
-    case NAMING_NOSPACE:
-    case NAMING_NOMEM:
-        return "system_limit";
-    }
-    return "badarg";
-}
-
 /* A store atom whose characters are all <= 255 can only contain bytes 00..7F
  * and two-byte sequences C2/C3 + 80..BF: anything else is either a character
  * above 255 or invalid UTF-8, and both are badarg. This makes validation a
  * tiny byte loop instead of a general UTF-8 decoder. */
-naming_status naming_store_chars(const uint8_t *s, size_t len, size_t *chars)
+int naming_store_chars(const uint8_t *s, size_t len, size_t *chars)
 {
     size_t n = 0;
     if (len > 0 && s == NULL)
-        return NAMING_BADARG;
+        return RC_EBADARG;
     for (size_t i = 0; i < len; n++) {
         uint8_t b = s[i];
         if (b < 0x80) {
@@ -37,37 +22,37 @@ naming_status naming_store_chars(const uint8_t *s, size_t len, size_t *chars)
         } else if ((b == 0xC2 || b == 0xC3) && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
             i += 2;
         } else {
-            return NAMING_BADARG;
+            return RC_EBADARG;
         }
     }
     *chars = n;
-    return NAMING_OK;
+    return RC_OK;
 }
 
-naming_status naming_topic_len(const uint8_t *store_utf8, size_t store_len, size_t sub_len,
+int naming_topic_len(const uint8_t *store_utf8, size_t store_len, size_t sub_len,
                                size_t *out_len)
 {
     size_t chars;
-    naming_status st = naming_store_chars(store_utf8, store_len, &chars);
-    if (st != NAMING_OK)
+    int st = naming_store_chars(store_utf8, store_len, &chars);
+    if (st != RC_OK)
         return st;
     if (sub_len > SIZE_MAX - 1 - chars)
-        return NAMING_SYSTEM_LIMIT;
+        return RC_ESYSTEM_LIMIT;
     *out_len = chars + 1 + sub_len;
-    return NAMING_OK;
+    return RC_OK;
 }
 
-naming_status naming_topic(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
+int naming_topic(const uint8_t *store_utf8, size_t store_len, const uint8_t *sub,
                            size_t sub_len, uint8_t *out, size_t out_cap, size_t *out_len)
 {
     size_t need;
-    naming_status st = naming_topic_len(store_utf8, store_len, sub_len, &need);
-    if (st != NAMING_OK)
+    int st = naming_topic_len(store_utf8, store_len, sub_len, &need);
+    if (st != RC_OK)
         return st;
     if (sub_len > 0 && sub == NULL)
-        return NAMING_BADARG;
+        return RC_EBADARG;
     if (need > out_cap || out == NULL)
-        return NAMING_NOSPACE;
+        return RC_ENOSPACE;
     size_t o = 0;
     /* Validated above: only ASCII and C2/C3 pairs remain. */
     for (size_t i = 0; i < store_len;) {
@@ -84,7 +69,7 @@ naming_status naming_topic(const uint8_t *store_utf8, size_t store_len, const ui
     if (sub_len > 0)
         memcpy(out + o, sub, sub_len);
     *out_len = o + sub_len;
-    return NAMING_OK;
+    return RC_OK;
 }
 
 /* Canonical decimal, as integer_to_list/1 prints: -?(0|[1-9][0-9]*), not -0.
@@ -107,19 +92,19 @@ static int decimal_len(const char *d, size_t *len)
     return 0;
 }
 
-naming_status naming_emitter_name(const uint8_t *store_utf8, size_t store_len,
+int naming_emitter_name(const uint8_t *store_utf8, size_t store_len,
                                   const uint8_t *sub, size_t sub_len, const char *n_decimal,
                                   uint8_t *out, size_t out_cap, size_t *out_len)
 {
     size_t store_chars;
-    naming_status st = naming_store_chars(store_utf8, store_len, &store_chars);
-    if (st != NAMING_OK)
+    int st = naming_store_chars(store_utf8, store_len, &store_chars);
+    if (st != RC_OK)
         return st;
     if (sub_len > 0 && sub == NULL)
-        return NAMING_BADARG;
+        return RC_EBADARG;
     size_t n_len = 0;
     if (n_decimal != NULL && decimal_len(n_decimal, &n_len) != 0)
-        return NAMING_BADARG;
+        return RC_EBADARG;
 
     /* Character count is known before writing anything, so system_limit is
      * decided without touching the output. Each term is compared separately
@@ -128,13 +113,13 @@ naming_status naming_emitter_name(const uint8_t *store_utf8, size_t store_len,
     if (store_chars > NAMING_MAX_ATOM_CHARS || sub_len > NAMING_MAX_ATOM_CHARS ||
         n_len > NAMING_MAX_ATOM_CHARS ||
         store_chars + 1 + sub_len + suffix_chars > NAMING_MAX_ATOM_CHARS)
-        return NAMING_SYSTEM_LIMIT;
+        return RC_ESYSTEM_LIMIT;
     if (out == NULL)
-        return NAMING_NOSPACE;
+        return RC_ENOSPACE;
 
     /* store_len <= 2 * 255 here, and every later write is checked. */
     if (store_len + 1 > out_cap)
-        return NAMING_NOSPACE;
+        return RC_ENOSPACE;
     size_t o = 0;
     if (store_len > 0)
         memcpy(out, store_utf8, store_len);
@@ -144,18 +129,18 @@ naming_status naming_emitter_name(const uint8_t *store_utf8, size_t store_len,
         uint8_t b = sub[i];
         if (b < 0x80) {
             if (o + 1 > out_cap)
-                return NAMING_NOSPACE;
+                return RC_ENOSPACE;
             out[o++] = b;
         } else {
             if (o + 2 > out_cap)
-                return NAMING_NOSPACE;
+                return RC_ENOSPACE;
             out[o++] = (uint8_t)(0xC0 | (b >> 6));
             out[o++] = (uint8_t)(0x80 | (b & 0x3F));
         }
     }
     size_t tail = suffix_chars; /* all ASCII: one byte per character */
     if (o + tail > out_cap)
-        return NAMING_NOSPACE;
+        return RC_ENOSPACE;
     memcpy(out + o, EMITTER_SUFFIX, EMITTER_SUFFIX_LEN);
     o += EMITTER_SUFFIX_LEN;
     if (n_decimal != NULL) {
@@ -164,5 +149,5 @@ naming_status naming_emitter_name(const uint8_t *store_utf8, size_t store_len,
         o += n_len;
     }
     *out_len = o;
-    return NAMING_OK;
+    return RC_OK;
 }

@@ -63,7 +63,7 @@ int rc_node_call(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx)
     if (n->stopping) {
         pthread_mutex_unlock(&n->call_mu);
         pthread_cond_destroy(&c.cond);
-        return -1;
+        return RC_ESTOPPED;
     }
     c.next = n->calls;
     n->calls = &c;
@@ -74,14 +74,14 @@ int rc_node_call(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx)
         pthread_cond_wait(&c.cond, &n->call_mu);
     pthread_mutex_unlock(&n->call_mu);
     pthread_cond_destroy(&c.cond);
-    return c.refused ? -1 : 0;
+    return c.refused ? RC_ESTOPPED : RC_OK;
 }
 
 int node_call_timed(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx, unsigned timeout_ms)
 {
     node_call *c = calloc(1, sizeof *c);
     if (c == NULL)
-        return NODE_CALL_ERROR;
+        return RC_EFAIL;
     c->fn = fn;
     c->ctx = ctx;
     /* A monotonic deadline: a clock step must not cut the wait short or
@@ -89,7 +89,7 @@ int node_call_timed(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx, un
     pthread_condattr_t attr;
     if (pthread_condattr_init(&attr) != 0) {
         free(c);
-        return NODE_CALL_ERROR;
+        return RC_EFAIL;
     }
     int e = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     if (e == 0)
@@ -97,7 +97,7 @@ int node_call_timed(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx, un
     pthread_condattr_destroy(&attr);
     if (e != 0) {
         free(c);
-        return NODE_CALL_ERROR;
+        return RC_EFAIL;
     }
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -112,7 +112,7 @@ int node_call_timed(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx, un
         pthread_mutex_unlock(&n->call_mu);
         pthread_cond_destroy(&c->cond);
         free(c);
-        return NODE_CALL_STOPPING;
+        return RC_ESTOPPED;
     }
     c->next = n->calls;
     n->calls = c;
@@ -123,12 +123,12 @@ int node_call_timed(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx, un
         if (pthread_cond_timedwait(&c->cond, &n->call_mu, &deadline) == ETIMEDOUT && !c->done) {
             c->abandoned = 1;
             pthread_mutex_unlock(&n->call_mu);
-            return NODE_CALL_TIMEOUT;
+            return RC_ETIMEOUT;
         }
     }
     int refused = c->refused;
     pthread_mutex_unlock(&n->call_mu);
     pthread_cond_destroy(&c->cond);
     free(c);
-    return refused ? NODE_CALL_STOPPING : NODE_CALL_OK;
+    return refused ? RC_ESTOPPED : RC_OK;
 }

@@ -232,12 +232,12 @@ static stats_read *fetch_stats(rc_http *h, const char **why, unsigned *status)
         return NULL;
     }
     switch (node_call_timed(h->node, read_stats, r, h->call_timeout_ms)) {
-    case NODE_CALL_OK: return r;
-    case NODE_CALL_TIMEOUT:
+    case RC_OK: return r;
+    case RC_ETIMEOUT:
         LOG_W(&h->lg, MOD, "the node did not answer within %u ms", h->call_timeout_ms);
         *why = "node not answering\n";
         return NULL; /* r is the loop's now */
-    case NODE_CALL_STOPPING: *why = "stopping\n"; break;
+    case RC_ESTOPPED: *why = "stopping\n"; break;
     default:
         *why = "out of memory\n";
         *status = MHD_HTTP_INTERNAL_SERVER_ERROR;

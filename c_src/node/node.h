@@ -77,15 +77,14 @@ struct rc_node {
 rc_pg_scope *node_scope(rc_node *n, const char *scope);
 
 /* calls.c. Runs the calls other threads queued, or refuses them (refuse=1,
- * when stopping: their callers get -1). */
+ * when stopping: their callers get RC_ESTOPPED). */
 void node_calls_run(rc_node *n, int refuse);
 void node_calls_on_async(uv_async_t *a);
 /* rc_node_call that waits at most timeout_ms, for threads that must not
  * hang on a stalled loop (the HTTP server). ctx must come from malloc. On
- * NODE_CALL_TIMEOUT it belongs to the node from then on: fn still runs (or
+ * RC_ETIMEOUT it belongs to the node from then on: fn still runs (or
  * is refused) later, and the loop frees ctx after that; otherwise it stays
  * the caller's. Any thread but the loop's. */
-enum { NODE_CALL_OK = 0, NODE_CALL_STOPPING = -1, NODE_CALL_TIMEOUT = -2, NODE_CALL_ERROR = -3 };
 int node_call_timed(rc_node *n, void (*fn)(rc_node *n, void *ctx), void *ctx, unsigned timeout_ms);
 
 /* stats.c. Appends the counters as one Erlang map (the request server's

@@ -74,10 +74,7 @@ static int encode_ok_header(ei_x_buff *x)
     return ei_x_encode_atom(x, "ok");
 }
 
-static int encode_naming_error(ei_x_buff *x, naming_status st)
-{
-    return encode_error(x, st == NAMING_SYSTEM_LIMIT ? "system_limit" : "badarg");
-}
+static int encode_naming_error(ei_x_buff *x, int st) { return encode_error(x, rc_err_atom(st)); }
 
 /* Reads Store (atom) and Sub (binary). */
 static int read_store_sub(const char *buf, int len, int *idx, req_args *a)
@@ -93,8 +90,8 @@ static int do_topic(const char *buf, int len, int idx, ei_x_buff *x)
     if (read_store_sub(buf, len, &idx, &a) != 0)
         return encode_error(x, "badarg");
     size_t need = 0;
-    naming_status st = naming_topic_len(a.store, a.store_len, a.sub_len, &need);
-    if (st != NAMING_OK)
+    int st = naming_topic_len(a.store, a.store_len, a.sub_len, &need);
+    if (st != RC_OK)
         return encode_naming_error(x, st);
     uint8_t stackbuf[1024];
     uint8_t *out = need <= sizeof stackbuf ? stackbuf : malloc(need ? need : 1);
@@ -102,7 +99,7 @@ static int do_topic(const char *buf, int len, int idx, ei_x_buff *x)
         return encode_error(x, "system_limit");
     size_t n = 0;
     st = naming_topic(a.store, a.store_len, a.sub, a.sub_len, out, need, &n);
-    int rc = st != NAMING_OK ? encode_naming_error(x, st)
+    int rc = st != RC_OK ? encode_naming_error(x, st)
                              : (encode_ok_header(x) == 0 ? ei_x_encode_binary(x, out, (long)n) : -1);
     if (out != stackbuf)
         free(out);
@@ -124,8 +121,8 @@ static int do_emitter_name(const char *buf, int len, int idx, int arity, ei_x_bu
             int t = 0, sz = 0, i2 = idx;
             if (ei_get_type(buf, &i2, &t, &sz) == 0 && (t == ERL_SMALL_BIG_EXT || t == ERL_LARGE_BIG_EXT)) {
                 size_t chars = 0;
-                naming_status st = naming_store_chars(a.store, a.store_len, &chars);
-                return encode_naming_error(x, st != NAMING_OK ? st : NAMING_SYSTEM_LIMIT);
+                int st = naming_store_chars(a.store, a.store_len, &chars);
+                return encode_naming_error(x, st != RC_OK ? st : RC_ESYSTEM_LIMIT);
             }
             return encode_error(x, "badarg");
         }
@@ -135,9 +132,9 @@ static int do_emitter_name(const char *buf, int len, int idx, int arity, ei_x_bu
     }
     uint8_t out[NAMING_MAX_ATOM_UTF8];
     size_t n = 0;
-    naming_status st = naming_emitter_name(a.store, a.store_len, a.sub, a.sub_len, n_dec, out,
+    int st = naming_emitter_name(a.store, a.store_len, a.sub, a.sub_len, n_dec, out,
                                            sizeof out, &n);
-    if (st != NAMING_OK)
+    if (st != RC_OK)
         return encode_naming_error(x, st);
     if (encode_ok_header(x) != 0)
         return -1;
@@ -223,9 +220,9 @@ static int queue_persist(rc_request_server *rs, const rc_gen_from *from, const r
 {
     uint8_t *enc = NULL;
     size_t enc_len = 0;
-    naming_status st = names_table_build(a->store, a->store_len, a->sub, a->sub_len, p, &enc,
+    int st = names_table_build(a->store, a->store_len, a->sub, a->sub_len, p, &enc,
                                          &enc_len);
-    if (st != NAMING_OK) {
+    if (st != RC_OK) {
         (void)encode_naming_error(x, st);
         return 0;
     }
@@ -262,9 +259,9 @@ static int do_persist(rc_request_server *rs, const rc_gen_from *from, const char
     }
     const uint8_t *enc = NULL;
     size_t enc_len = 0;
-    naming_status st = names_table_persist(rs->names, a.store, a.store_len, a.sub, a.sub_len, p,
+    int st = names_table_persist(rs->names, a.store, a.store_len, a.sub, a.sub_len, p,
                                            &enc, &enc_len);
-    if (st != NAMING_OK)
+    if (st != RC_OK)
         return encode_naming_error(x, st);
     if (encode_ok_header(x) != 0)
         return -1;
@@ -539,13 +536,13 @@ static int put_pool_outcome(ei_x_buff *x, const void *arg)
 {
     const pool_outcome *o = arg;
     switch (o->rc) {
-    case EMITTERS_OK:
+    case RC_OK:
         break;
-    case EMITTERS_EXISTS: return encode_error(x, "already_started");
-    case EMITTERS_SYSTEM_LIMIT:
-    case EMITTERS_NOMEM: return encode_error(x, "system_limit");
-    case EMITTERS_STORAGE: return encode_storage_error(x, o->store_err);
-    case EMITTERS_STOPPED: return encode_error(x, "stopping");
+    case RC_EEXISTS: return encode_error(x, "already_started");
+    case RC_ESYSTEM_LIMIT:
+    case RC_ENOMEM: return encode_error(x, "system_limit");
+    case RC_ESTORAGE: return encode_storage_error(x, o->store_err);
+    case RC_ESTOPPED: return encode_error(x, "stopping");
     default: return encode_error(x, "badarg");
     }
     int r = encode_ok_header(x) || ei_x_encode_list_header(x, (long)o->n);
@@ -591,7 +588,7 @@ static int do_start_pool(rc_request_server *rs, const rc_gen_from *from, const c
         return encode_error(x, "system_limit");
     int rc = rc_emitters_start_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len, size,
                                     subp, pool_started, lr);
-    if (rc != EMITTERS_OK) {
+    if (rc != RC_OK) {
         later_free(lr);
         const pool_outcome o = {.rc = rc};
         return put_pool_outcome(x, &o);
@@ -605,7 +602,7 @@ static int do_stop_pool(rc_request_server *rs, const char *buf, int len, int idx
     req_args a;
     if (rs->emitters == NULL || read_store_sub(buf, len, &idx, &a) != 0)
         return encode_error(x, "badarg");
-    if (rc_emitters_stop_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len) != EMITTERS_OK)
+    if (rc_emitters_stop_pool(rs->emitters, a.store, a.store_len, a.sub, a.sub_len) != RC_OK)
         return encode_error(x, "not_found");
     return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
 }
@@ -624,11 +621,11 @@ static int do_broadcast(rc_request_server *rs, const rc_gen_from *from, const ch
     int err = 0;
     bcast_target *t = bcast_target_new(a.store, a.store_len, a.sub, a.sub_len, &err);
     if (t == NULL)
-        return encode_error(x, err == 1 ? "badarg" : "system_limit");
+        return encode_error(x, rc_err_atom(err));
     uint32_t asking = rc_nodetab_intern(rs->nodes, from->pid.node, strlen(from->pid.node));
     int r = rc_bcast_send(rs->bcast, t, asking, (const uint8_t *)buf + ev, (size_t)(idx - ev));
     bcast_target_free(t);
-    if (r == 1)
+    if (r == RC_ENO_EMITTERS)
         return encode_error(x, "no_emitters");
     return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
 }

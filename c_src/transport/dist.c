@@ -433,7 +433,7 @@ static uint64_t take_waiting(rc_dist *d, rc_conn *c)
                                   .iov_len = n - 1 - (size_t)ctrl_end}};
         size_t added = 0;
         if (dist_hdr_encode(c->hdr_out, &d->hdr_scratch, &c->out, parts,
-                            parts[1].iov_len > 0 ? 2 : 1, &added) != DIST_HDR_OK) {
+                            parts[1].iov_len > 0 ? 2 : 1, &added) != RC_OK) {
             LOG_E(d->lg, MOD, "frames waiting for %s do not fit its output: dropped", c->peer);
             break;
         }
@@ -838,11 +838,11 @@ static int sent(rc_dist *d, rc_conn *c, size_t added);
 
 static int encoded(rc_dist *d, rc_conn *c, int rc, size_t added)
 {
-    if (rc == DIST_HDR_BADARG) {
+    if (rc == RC_EBADARG) {
         LOG_E(d->lg, MOD, "a frame for %s without version bytes: not sent", c->peer);
         return -1;
     }
-    if (rc != DIST_HDR_OK)
+    if (rc != RC_OK)
         return output_overflow(d, c);
     return sent(d, c, added);
 }
@@ -998,8 +998,8 @@ int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int
     if (rc < 0) {
         d->stats.dropped_queue_full++;
         log_dropped(d, node, 1,
-                    rc == WAITQ_FULL       ? "too much already waiting for its connection"
-                    : rc == WAITQ_TOO_MANY ? "too many nodes already waiting for a connection"
+                    rc == RC_EFULL       ? "too much already waiting for its connection"
+                    : rc == RC_ESYSTEM_LIMIT ? "too many nodes already waiting for a connection"
                                            : "out of memory");
         return -1;
     }

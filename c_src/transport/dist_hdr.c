@@ -244,7 +244,7 @@ static int put_frame(dist_hdr_out *h, bytebuf *out, const struct iovec *body, in
         payload += body[i].iov_len;
     if (payload > UINT32_MAX || bytebuf_reserve(out, 4 + payload) != 0) {
         abandon_frame(h);
-        return DIST_HDR_FULL;
+        return RC_EFULL;
     }
     uint8_t *p = out->data + out->len;
     frame_put_header(p, (uint32_t)payload);
@@ -258,7 +258,7 @@ static int put_frame(dist_hdr_out *h, bytebuf *out, const struct iovec *body, in
     }
     out->len += 4 + payload;
     *appended = 4 + payload;
-    return DIST_HDR_OK;
+    return RC_OK;
 }
 
 int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const struct iovec *parts,
@@ -266,7 +266,7 @@ int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const st
 {
     *appended = 0;
     if (nparts < 1 || parts[0].iov_len < 2 || ((const uint8_t *)parts[0].iov_base)[0] != VERSION_MAGIC)
-        return DIST_HDR_BADARG;
+        return RC_EBADARG;
     const uint8_t *msg = NULL;
     size_t mlen = 0;
     if (nparts == 2) {
@@ -276,18 +276,18 @@ int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const st
         reset(&s->flat);
         for (int i = 1; i < nparts; i++)
             if (bytebuf_append(&s->flat, parts[i].iov_base, parts[i].iov_len) != 0)
-                return DIST_HDR_FULL;
+                return RC_EFULL;
         msg = s->flat.data + s->flat.off;
         mlen = bytebuf_pending(&s->flat);
     }
     if (nparts > 1 && (mlen < 2 || msg[0] != VERSION_MAGIC))
-        return DIST_HDR_BADARG;
+        return RC_EBADARG;
     begin_frame(h);
     reset(&s->body);
     if (put_term(h, &s->body, parts[0].iov_base, parts[0].iov_len) != 0 ||
         (msg != NULL && put_term(h, &s->body, msg, mlen) != 0)) {
         abandon_frame(h);
-        return DIST_HDR_FULL;
+        return RC_EFULL;
     }
     struct iovec body = {.iov_base = s->body.data + s->body.off,
                          .iov_len = bytebuf_pending(&s->body)};
@@ -507,7 +507,7 @@ static int encode_generic(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, co
 {
     struct iovec v[16];
     if (m->nparts > 15)
-        return DIST_HDR_BADARG;
+        return RC_EBADARG;
     v[0].iov_base = (void *)ctrl;
     v[0].iov_len = ctrl_len;
     for (int i = 0; i < m->nparts; i++)
@@ -520,7 +520,7 @@ int dist_hdr_encode_msg(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, cons
 {
     *appended = 0;
     if (ctrl_len < 2 || ctrl[0] != VERSION_MAGIC)
-        return DIST_HDR_BADARG;
+        return RC_EBADARG;
     if (m->state == 0)
         msg_prepare(m, s);
     if (m->state < 0)
@@ -531,7 +531,7 @@ int dist_hdr_encode_msg(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, cons
     reset(&s->body);
     if (put_term(h, &s->body, ctrl, ctrl_len) != 0) {
         abandon_frame(h);
-        return DIST_HDR_FULL;
+        return RC_EFULL;
     }
     struct iovec body[2] = {
         {.iov_base = s->body.data + s->body.off, .iov_len = bytebuf_pending(&s->body)},
@@ -737,7 +737,7 @@ static int decode_body(in_frame *f, const uint8_t *p, size_t len, size_t i, byte
     int rc = term_copy_atoms(p, len, &i, out, in_atom, f);
     if (rc != 0) {
         *why = f->why != NULL          ? f->why
-               : rc == TERM_ATOMS_FULL ? TOO_BIG
+               : rc == RC_EFULL ? TOO_BIG
                                        : "malformed control message after a distribution header";
         return -1;
     }
@@ -748,7 +748,7 @@ static int decode_body(in_frame *f, const uint8_t *p, size_t len, size_t i, byte
         return -1;
     f->why = NULL;
     rc = term_copy_atoms(p, len, &i, out, in_atom, f);
-    if (rc == TERM_ATOMS_FULL || f->why == TOO_BIG)
+    if (rc == RC_EFULL || f->why == TOO_BIG)
         return -1;
     /* A message that cannot be read whole goes on with its readable start
      * decoded and the rest as it came: the layer above refuses it as it

@@ -22,6 +22,7 @@
 #define RC_DIST_HDR_H
 
 #include "util/bytebuf.h"
+#include "util/err.h"
 
 #include <ei.h>
 
@@ -51,18 +52,14 @@ typedef struct dist_hdr_scratch {
 void dist_hdr_scratch_init(dist_hdr_scratch *s);
 void dist_hdr_scratch_free(dist_hdr_scratch *s);
 
-enum {
-    DIST_HDR_OK = 0,
-    DIST_HDR_FULL = -1,    /* out (or scratch) cannot grow that far: nothing appended */
-    DIST_HDR_BADARG = -2   /* a part does not start with the version byte */
-};
-
 /* Appends one whole frame to out (its 4-byte length included): parts[0] is
  * the control term, parts[1..nparts) the message in pieces, each of the two
  * starting with its version byte 131 as in a pass-through frame (no
  * message: nparts 1). Atoms become cache references where they can (UTF-8
  * or ASCII, at most 255 bytes, at most 255 a frame); a message the walk
- * cannot read goes out as it was given. *appended: bytes added to out. */
+ * cannot read goes out as it was given. *appended: bytes added to out.
+ * RC_OK; RC_EFULL: out (or scratch) cannot grow that far, nothing appended;
+ * RC_EBADARG: a part does not start with the version byte. */
 int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const struct iovec *parts,
                     int nparts, size_t *appended);
 

@@ -71,18 +71,18 @@ int rc_waitq_put(rc_waitq *q, const char *node, uint64_t now_ms, const uint8_t *
     int first = w == NULL;
     if (first) {
         if (HASH_COUNT(q->by_node) >= q->max_nodes)
-            return WAITQ_TOO_MANY;
+            return RC_ESYSTEM_LIMIT;
         size_t nlen = strlen(node);
         w = calloc(1, sizeof *w + nlen + 1);
         if (w == NULL)
-            return WAITQ_NOMEM;
+            return RC_ENOMEM;
         memcpy(w->node, node, nlen + 1);
         bytebuf_init(&w->buf, q->max_bytes);
         w->since_ms = now_ms;
     }
     size_t have = bytebuf_pending(&w->buf);
-    int rc = need > q->max_bytes || have > q->max_bytes - need ? WAITQ_FULL
-             : bytebuf_reserve(&w->buf, need) != 0           ? WAITQ_NOMEM
+    int rc = need > q->max_bytes || have > q->max_bytes - need ? RC_EFULL
+             : bytebuf_reserve(&w->buf, need) != 0           ? RC_ENOMEM
                                                               : 0;
     if (rc != 0) {
         if (first) {

@@ -9,6 +9,7 @@
 #define RC_WAITQ_H
 
 #include "util/bytebuf.h"
+#include "util/err.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,12 +17,12 @@
 
 typedef struct rc_waitq rc_waitq;
 
+/* rc_waitq_put's results besides the errors (RC_EFULL: that node's queue
+ * holds max_bytes already; RC_ESYSTEM_LIMIT: max_nodes nodes are waiting;
+ * RC_ENOMEM). */
 enum {
-    WAITQ_QUEUED = 0,    /* appended behind earlier frames of that node */
-    WAITQ_FIRST = 1,     /* appended; the node had nothing waiting (connect now) */
-    WAITQ_FULL = -1,     /* that node's queue holds max_bytes already */
-    WAITQ_TOO_MANY = -2, /* max_nodes nodes are waiting */
-    WAITQ_NOMEM = -3
+    WAITQ_QUEUED = 0, /* appended behind earlier frames of that node */
+    WAITQ_FIRST = 1   /* appended; the node had nothing waiting (connect now) */
 };
 
 rc_waitq *rc_waitq_new(size_t max_nodes, size_t max_bytes);

@@ -75,7 +75,7 @@ static void encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const ei_
                              {.iov_base = m ? m->buff : NULL, .iov_len = m ? (size_t)m->index : 0}};
     size_t added = 0;
     out->off = out->len = 0;
-    assert_int_equal(dist_hdr_encode(h, s, out, parts, m ? 2 : 1, &added), DIST_HDR_OK);
+    assert_int_equal(dist_hdr_encode(h, s, out, parts, m ? 2 : 1, &added), RC_OK);
     assert_int_equal(added, bytebuf_pending(out));
     uint32_t n = ((uint32_t)out->data[0] << 24) | ((uint32_t)out->data[1] << 16) |
                  ((uint32_t)out->data[2] << 8) | out->data[3];
@@ -162,7 +162,7 @@ static void test_message_in_parts(void **state)
                              {.iov_base = m.buff + 5, .iov_len = 9},
                              {.iov_base = m.buff + 14, .iov_len = (size_t)m.index - 14}};
     size_t added = 0;
-    assert_int_equal(dist_hdr_encode(o, &s, &enc, parts, 4, &added), DIST_HDR_OK);
+    assert_int_equal(dist_hdr_encode(o, &s, &enc, parts, 4, &added), RC_OK);
     decode_expect(in, &enc, want, wlen);
     ei_x_free(&c);
     ei_x_free(&m);
@@ -301,14 +301,14 @@ static void test_encode_bad_args_and_full(void **state)
     msg_events(&m);
     size_t added = 99;
     struct iovec bad[1] = {{.iov_base = c.buff + 1, .iov_len = (size_t)c.index - 1}};
-    assert_int_equal(dist_hdr_encode(o, &s, &out, bad, 1, &added), DIST_HDR_BADARG);
+    assert_int_equal(dist_hdr_encode(o, &s, &out, bad, 1, &added), RC_EBADARG);
     assert_int_equal(added, 0);
     struct iovec bad_msg[2] = {{.iov_base = c.buff, .iov_len = (size_t)c.index},
                                {.iov_base = m.buff + 1, .iov_len = (size_t)m.index - 1}};
-    assert_int_equal(dist_hdr_encode(o, &s, &out, bad_msg, 2, &added), DIST_HDR_BADARG);
+    assert_int_equal(dist_hdr_encode(o, &s, &out, bad_msg, 2, &added), RC_EBADARG);
     struct iovec ok[2] = {{.iov_base = c.buff, .iov_len = (size_t)c.index},
                           {.iov_base = m.buff, .iov_len = (size_t)m.index}};
-    assert_int_equal(dist_hdr_encode(o, &s, &out, ok, 2, &added), DIST_HDR_FULL);
+    assert_int_equal(dist_hdr_encode(o, &s, &out, ok, 2, &added), RC_EFULL);
     assert_int_equal(bytebuf_pending(&out), 0);
     ei_x_free(&c);
     ei_x_free(&m);
@@ -677,10 +677,10 @@ static void test_prepared_message_to_many(void **state)
                 if (round == 2) /* the control term given as bytes */
                     assert_int_equal(dist_hdr_encode_msg(o[k], &s, &enc, (uint8_t *)c.buff,
                                                          (size_t)c.index, &pm, &added),
-                                     DIST_HDR_OK);
+                                     RC_OK);
                 else
                     assert_int_equal(dist_hdr_encode_send(o[k], &s, &enc, &to, &pm, &added),
-                                     DIST_HDR_OK);
+                                     RC_OK);
                 check_frame(&enc, added);
                 assert_int_equal(pm.state, 1);
                 if (body == NULL)
@@ -739,7 +739,7 @@ static void test_prepared_message_shares_atoms_with_control(void **state)
     uint8_t want[512];
     size_t wlen = pass_through(&c, &m, want);
     size_t added = 0;
-    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), RC_OK);
     check_frame(&enc, added);
     assert_int_equal(enc.data[6], 2);
     decode_expect(in, &enc, want, wlen);
@@ -779,7 +779,7 @@ static void test_prepared_message_unreadable(void **state)
     memcpy(want + 1, c.buff, (size_t)c.index);
     memcpy(want + 1 + c.index, bad, sizeof bad);
     size_t added = 0;
-    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), RC_OK);
     assert_int_equal(pm.state, -1);
     check_frame(&enc, added);
     decode_expect(in, &enc, want, 1 + (size_t)c.index + sizeof bad);
@@ -813,14 +813,14 @@ static void test_frame_given_up_defines_nothing(void **state)
     dist_hdr_msg_init(&pm);
     dist_hdr_msg_set(&pm, parts, PREP_KINDS, 5);
     size_t added = 0;
-    assert_int_equal(dist_hdr_encode_send(o, &s, &small, &to, &pm, &added), DIST_HDR_FULL);
+    assert_int_equal(dist_hdr_encode_send(o, &s, &small, &to, &pm, &added), RC_EFULL);
     struct iovec whole[2] = {{.iov_base = c.buff, .iov_len = (size_t)c.index},
                              {.iov_base = m.buff, .iov_len = (size_t)m.index}};
-    assert_int_equal(dist_hdr_encode(o, &s, &small, whole, 2, &added), DIST_HDR_FULL);
+    assert_int_equal(dist_hdr_encode(o, &s, &small, whole, 2, &added), RC_EFULL);
     assert_int_equal(bytebuf_pending(&small), 0);
     uint8_t want[512];
     size_t wlen = pass_through(&c, &m, want);
-    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), RC_OK);
     for (int i = 0; i < enc.data[6]; i++)
         assert_int_equal((enc.data[7 + i / 2] >> ((i & 1) * 4)) & 8, 8);
     decode_expect(in, &enc, want, wlen);
@@ -877,7 +877,7 @@ static void test_prepared_message_fixed_head(void **state)
         size_t wlen = pass_through(&c, &m, want);
         size_t added = 0;
         enc.off = enc.len = 0;
-        assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), DIST_HDR_OK);
+        assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), RC_OK);
         assert_int_equal(pm.state, 1);
         check_frame(&enc, added);
         decode_expect(in, &enc, want, wlen);

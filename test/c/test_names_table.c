@@ -50,7 +50,7 @@ static void test_persist_retrieve(void **st)
     assert_non_null(t);
     const uint8_t *enc, *got;
     size_t len, glen;
-    assert_int_equal(names_table_persist(t, STR("store"), STR("sub"), 3, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("store"), STR("sub"), 3, &enc, &len), RC_OK);
     const char *names[] = {"store_sub_emitter", "store_sub_emitter_2", "store_sub_emitter_3"};
     expect_names(enc, len, names, 3);
     names_table_retrieve(t, STR("store"), STR("sub"), &got, &glen);
@@ -63,7 +63,7 @@ static void test_persist_retrieve(void **st)
                            's', 'u', 'b', '_', 'e', 'm', 'i', 't', 't', 'e', 'r', 119, 19,
                            's', 't', 'o', 'r', 'e', '_', 's', 'u', 'b', '_', 'e', 'm', 'i',
                            't', 't', 'e', 'r', '_', '2', 106};
-    assert_int_equal(names_table_persist(t, STR("store"), STR("sub"), 2, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("store"), STR("sub"), 2, &enc, &len), RC_OK);
     assert_int_equal(len, sizeof exp);
     assert_memory_equal(enc, exp, sizeof exp);
     names_table_retrieve(t, STR("store"), STR("sub"), &got, &glen);
@@ -82,7 +82,7 @@ static void test_missing_and_p1(void **st)
     names_table_retrieve(t, STR("store"), STR("sub"), &enc, &len);
     assert_int_equal(len, 1);
     assert_int_equal(enc[0], 106);
-    assert_int_equal(names_table_persist(t, STR("store"), STR("sub"), 1, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("store"), STR("sub"), 1, &enc, &len), RC_OK);
     const uint8_t exp[] = {108, 0,   0,   0,   1,   119, 17,  's', 't', 'o', 'r', 'e', '_',
                            's', 'u', 'b', '_', 'e', 'm', 'i', 't', 't', 'e', 'r', 106};
     assert_int_equal(len, sizeof exp);
@@ -106,33 +106,33 @@ static void test_errors_leave_table_unchanged(void **st)
     names_table *t = names_table_new();
     const uint8_t *enc, *got;
     size_t len, glen;
-    assert_int_equal(names_table_persist(t, STR("s"), STR("x"), 2, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("s"), STR("x"), 2, &enc, &len), RC_OK);
     const int64_t bad_p[] = {0, -1, INT64_MIN};
     for (size_t i = 0; i < 3; i++)
         assert_int_equal(names_table_persist(t, STR("s"), STR("x"), bad_p[i], &enc, &len),
-                         NAMING_BADARG);
+                         RC_EBADARG);
     assert_int_equal(names_table_persist(t, STR("s"), STR("x"), NAMES_TABLE_MAX_POOL + 1, &enc,
                                          &len),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     assert_int_equal(names_table_persist(t, STR("s"), STR("x"), INT64_MAX, &enc, &len),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     /* store with a character > 255 */
     const uint8_t wide[] = {'s', 0xC4, 0x85};
-    assert_int_equal(names_table_persist(t, wide, 3, STR("x"), 1, &enc, &len), NAMING_BADARG);
+    assert_int_equal(names_table_persist(t, wide, 3, STR("x"), 1, &enc, &len), RC_EBADARG);
     /* badarg for p < 1 is checked before the names */
-    assert_int_equal(names_table_persist(t, wide, 3, STR("x"), 0, &enc, &len), NAMING_BADARG);
+    assert_int_equal(names_table_persist(t, wide, 3, STR("x"), 0, &enc, &len), RC_EBADARG);
     uint8_t sub[250];
     memset(sub, 'q', sizeof sub);
     assert_int_equal(names_table_persist(t, STR("s"), sub, 250, 1, &enc, &len),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     /* base name fits (255 chars) but "_2" does not */
-    assert_int_equal(names_table_persist(t, STR("s"), sub, 245, 1, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("s"), sub, 245, 1, &enc, &len), RC_OK);
     assert_int_equal(names_table_persist(t, STR("s"), sub, 245, 2, &enc, &len),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     /* 243 bytes: "_emitter_9" reaches exactly 255 chars, "_emitter_10" does not fit */
-    assert_int_equal(names_table_persist(t, STR("s"), sub, 243, 9, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("s"), sub, 243, 9, &enc, &len), RC_OK);
     assert_int_equal(names_table_persist(t, STR("s"), sub, 243, 10, &enc, &len),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     assert_int_equal(names_table_count(t), 3);
     names_table_retrieve(t, STR("s"), STR("x"), &got, &glen);
     const char *names[] = {"s_x_emitter", "s_x_emitter_2"};
@@ -152,7 +152,7 @@ static void test_max_pool(void **st)
     size_t len;
     assert_int_equal(names_table_persist(t, STR("st"), STR("su"), NAMES_TABLE_MAX_POOL, &enc,
                                          &len),
-                     NAMING_OK);
+                     RC_OK);
     int idx = 0, arity = 0;
     const char *buf = (const char *)enc;
     assert_int_equal(ei_decode_list_header(buf, &idx, &arity), 0);
@@ -185,7 +185,7 @@ static void test_wide_names(void **st)
     const uint8_t *enc;
     size_t len;
     assert_int_equal(names_table_persist(t, store, sizeof store, sub, sizeof sub, 2, &enc, &len),
-                     NAMING_OK);
+                     RC_OK);
     char n1[600], n2[610];
     size_t o = 0;
     memcpy(n1, store, sizeof store);
@@ -215,14 +215,14 @@ static void test_atom_tag_boundary(void **st)
     const uint8_t *enc;
     size_t len;
     /* "s_" + 245 + "_emitter": 255 characters, 255 bytes: SMALL_ATOM_UTF8_EXT */
-    assert_int_equal(names_table_persist(t, STR("s"), sub, 245, 1, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("s"), sub, 245, 1, &enc, &len), RC_OK);
     assert_int_equal(len, 5 + 2 + 255 + 1);
     assert_int_equal(enc[5], 119);
     assert_int_equal(enc[6], 255);
     assert_int_equal(enc[len - 1], 106);
     /* one high byte: still 255 characters but 256 bytes: ATOM_UTF8_EXT */
     sub[0] = 0xE9;
-    assert_int_equal(names_table_persist(t, STR("s"), sub, 245, 1, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("s"), sub, 245, 1, &enc, &len), RC_OK);
     assert_int_equal(len, 5 + 3 + 256 + 1);
     assert_int_equal(enc[5], 118);
     assert_int_equal(enc[6], 1);
@@ -230,7 +230,7 @@ static void test_atom_tag_boundary(void **st)
     assert_int_equal(enc[len - 1], 106);
     /* crossing the boundary within one list: the base name is 253 characters
      * in 254 bytes (SMALL), "_2" and "_3" make 256 bytes (ATOM_UTF8) */
-    assert_int_equal(names_table_persist(t, STR("s"), sub, 243, 3, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("s"), sub, 243, 3, &enc, &len), RC_OK);
     assert_int_equal(enc[5], 119);
     assert_int_equal(enc[6], 254);
     assert_int_equal(enc[7 + 254], 118);
@@ -246,7 +246,7 @@ static void test_atom_tag_boundary(void **st)
     assert_int_equal(ei_decode_list_header((const char *)enc, &idx, &arity), 0);
     assert_int_equal(idx, (int)len);
     /* the loader accepts what persist wrote, and refuses 118 for a short atom */
-    assert_int_equal(names_table_insert_encoded(t, STR("x"), STR("y"), enc, len), NAMING_OK);
+    assert_int_equal(names_table_insert_encoded(t, STR("x"), STR("y"), enc, len), RC_OK);
     uint8_t b255[5 + 3 + 255 + 1];
     b255[0] = 108;
     b255[1] = b255[2] = b255[3] = 0;
@@ -257,7 +257,7 @@ static void test_atom_tag_boundary(void **st)
     memset(b255 + 8, 'a', 255);
     b255[8 + 255] = 106;
     assert_int_equal(names_table_insert_encoded(t, STR("x"), STR("y"), b255, sizeof b255),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     names_table_free(t);
 }
 
@@ -271,7 +271,7 @@ static void test_hash_collisions(void **st)
     char sub[16], exp[64];
     for (int i = 0; i < n; i++) {
         snprintf(sub, sizeof sub, "%07d", i);
-        assert_int_equal(names_table_persist(t, STR("s"), STR(sub), 1, NULL, NULL), NAMING_OK);
+        assert_int_equal(names_table_persist(t, STR("s"), STR(sub), 1, NULL, NULL), RC_OK);
     }
     for (int i = 0; i < n; i++) {
         const uint8_t *enc;
@@ -293,12 +293,12 @@ static void test_many_keys(void **st)
     for (int i = 0; i < 10000; i++) {
         snprintf(sub, sizeof sub, "sub%d", i);
         assert_int_equal(names_table_persist(t, STR("s"), STR(sub), 1 + i % 4, NULL, NULL),
-                         NAMING_OK);
+                         RC_OK);
     }
     /* keys that concatenate equally stay distinct */
-    assert_int_equal(names_table_persist(t, STR("ab"), STR("c"), 1, NULL, NULL), NAMING_OK);
-    assert_int_equal(names_table_persist(t, STR("a"), STR("bc"), 2, NULL, NULL), NAMING_OK);
-    assert_int_equal(names_table_persist(t, STR(""), STR(""), 1, NULL, NULL), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("ab"), STR("c"), 1, NULL, NULL), RC_OK);
+    assert_int_equal(names_table_persist(t, STR("a"), STR("bc"), 2, NULL, NULL), RC_OK);
+    assert_int_equal(names_table_persist(t, STR(""), STR(""), 1, NULL, NULL), RC_OK);
     assert_int_equal(names_table_count(t), 10003);
     for (int i = 0; i < 10000; i++) {
         const uint8_t *enc;
@@ -327,48 +327,48 @@ static void test_build_and_insert_encoded(void **st)
     size_t blen;
     const uint8_t *enc;
     size_t len;
-    assert_int_equal(names_table_build(STR("s"), STR("b"), 4, &built, &blen), NAMING_OK);
-    assert_int_equal(names_table_persist(t, STR("s"), STR("b"), 4, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_build(STR("s"), STR("b"), 4, &built, &blen), RC_OK);
+    assert_int_equal(names_table_persist(t, STR("s"), STR("b"), 4, &enc, &len), RC_OK);
     assert_int_equal(blen, len);
     assert_memory_equal(built, enc, len);
-    assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("v"), built, blen), NAMING_OK);
+    assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("v"), built, blen), RC_OK);
     names_table_retrieve(t, STR("k"), STR("v"), &enc, &len);
     assert_int_equal(len, blen);
     assert_memory_equal(enc, built, blen);
     assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("nil"), U8("\x6a"), 1),
-                     NAMING_OK);
+                     RC_OK);
 
     /* malformed encodings are refused and change nothing */
     uint8_t bad[256];
     memcpy(bad, built, blen);
     for (size_t k = 0; k < blen; k++) /* every truncation */
         assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("v"), built, k),
-                         NAMING_BADARG);
+                         RC_EBADARG);
     bad[4] = 5; /* count says 5, four atoms follow */
     assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("v"), bad, blen),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     memcpy(bad, built, blen);
     bad[4] = 3; /* count says 3: the fourth atom is junk before NIL */
     assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("v"), bad, blen),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     memcpy(bad, built, blen);
     bad[5] = 100; /* ATOM_EXT is not the stored form */
     assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("v"), bad, blen),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     const uint8_t wide_atom[] = {108, 0, 0, 0, 1, 119, 2, 0xC4, 0x85, 106};
     assert_int_equal(
         names_table_insert_encoded(t, STR("k"), STR("v"), wide_atom, sizeof wide_atom),
-        NAMING_BADARG);
+        RC_EBADARG);
     const uint8_t long_tag_short[] = {108, 0, 0, 0, 1, 118, 0, 1, 'a', 106};
     assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("v"), long_tag_short,
                                                 sizeof long_tag_short),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     const uint8_t zero[] = {108, 0, 0, 0, 0, 106};
     assert_int_equal(names_table_insert_encoded(t, STR("k"), STR("v"), zero, sizeof zero),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     const uint8_t wide_store[] = {0xE2, 0x82, 0xAC};
     assert_int_equal(names_table_insert_encoded(t, wide_store, 3, STR("v"), built, blen),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     names_table_retrieve(t, STR("k"), STR("v"), &enc, &len);
     assert_int_equal(len, blen);
     assert_memory_equal(enc, built, blen);
@@ -439,7 +439,7 @@ static void test_store_round_trip(void **st)
         size_t len;
         assert_int_equal(names_table_persist(t, keys[i].s, keys[i].sl, keys[i].b, keys[i].bl,
                                              keys[i].p, &enc, &len),
-                         NAMING_OK);
+                         RC_OK);
         assert_int_equal(names_store_put(s, keys[i].s, keys[i].sl, keys[i].b, keys[i].bl, enc,
                                          len),
                          0);
@@ -447,11 +447,11 @@ static void test_store_round_trip(void **st)
     /* replace one entry, and write one from another thread */
     const uint8_t *enc;
     size_t len;
-    assert_int_equal(names_table_persist(t, STR("store"), STR("sub"), 5, &enc, &len), NAMING_OK);
+    assert_int_equal(names_table_persist(t, STR("store"), STR("sub"), 5, &enc, &len), RC_OK);
     assert_int_equal(names_store_put(s, STR("store"), STR("sub"), enc, len), 0);
     put_job job = {s, NULL, 0, -1};
     assert_int_equal(names_table_persist(t, STR("threaded"), STR("sub"), 2, &job.enc, &job.len),
-                     NAMING_OK);
+                     RC_OK);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, put_thread, &job), 0);
     assert_int_equal(pthread_join(th, NULL), 0);
@@ -527,7 +527,7 @@ static void test_store_grows(void **st)
         sub[0] = (uint8_t)('a' + i);
         assert_int_equal(names_table_persist(t, STR("st"), sub, sizeof sub, NAMES_TABLE_MAX_POOL,
                                              &enc, &len),
-                         NAMING_OK);
+                         RC_OK);
         assert_true(len > ((size_t)12 << 20));
         assert_int_equal(names_store_put(s, STR("st"), sub, sizeof sub, enc, len), 0);
     }

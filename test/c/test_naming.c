@@ -84,7 +84,7 @@ static void check_name(const chars_t *store, const uint8_t *sub, size_t sub_len,
     size_t el = expected_name(store, sub, sub_len, n, exp, sizeof exp);
     size_t gl = 0;
     assert_int_equal(naming_emitter_name(s8, sl, sub, sub_len, n, got, sizeof got, &gl),
-                     NAMING_OK);
+                     RC_OK);
     assert_int_equal(gl, el);
     assert_memory_equal(got, exp, el);
 }
@@ -108,10 +108,10 @@ static void test_topic_cafe(void **st)
     uint8_t out[64];
     size_t n = 0, len = 0;
     assert_int_equal(naming_topic(cafe, sizeof cafe, U8("sub"), 3, out, sizeof out, &n),
-                     NAMING_OK);
+                     RC_OK);
     assert_int_equal(n, sizeof exp);
     assert_memory_equal(out, exp, sizeof exp);
-    assert_int_equal(naming_topic_len(cafe, sizeof cafe, 3, &len), NAMING_OK);
+    assert_int_equal(naming_topic_len(cafe, sizeof cafe, 3, &len), RC_OK);
     assert_int_equal(len, sizeof exp);
 }
 
@@ -121,10 +121,10 @@ static void test_topic_all_and_empty(void **st)
     uint8_t out[64];
     size_t n = 0;
     assert_int_equal(naming_topic(U8("store"), 5, U8("$all"), 4, out, sizeof out, &n),
-                     NAMING_OK);
+                     RC_OK);
     assert_int_equal(n, 10);
     assert_memory_equal(out, "store:$all", 10);
-    assert_int_equal(naming_topic(U8(""), 0, U8(""), 0, out, sizeof out, &n), NAMING_OK);
+    assert_int_equal(naming_topic(U8(""), 0, U8(""), 0, out, sizeof out, &n), RC_OK);
     assert_int_equal(n, 1);
     assert_int_equal(out[0], ':');
 }
@@ -149,7 +149,7 @@ static void test_topic_every_byte_and_latin1_store(void **st)
     memcpy(exp + e, sub, 256);
     e += 256;
     size_t n = 0;
-    assert_int_equal(naming_topic(s8, sl, sub, 256, out, sizeof out, &n), NAMING_OK);
+    assert_int_equal(naming_topic(s8, sl, sub, 256, out, sizeof out, &n), RC_OK);
     assert_int_equal(n, e);
     assert_memory_equal(out, exp, e);
 }
@@ -172,8 +172,8 @@ static void test_topic_badarg(void **st)
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         size_t len;
         assert_int_equal(naming_topic(cases[i], lens[i], U8("x"), 1, out, sizeof out, &n),
-                         NAMING_BADARG);
-        assert_int_equal(naming_topic_len(cases[i], lens[i], 1, &len), NAMING_BADARG);
+                         RC_EBADARG);
+        assert_int_equal(naming_topic_len(cases[i], lens[i], 1, &len), RC_EBADARG);
     }
     assert_int_equal(n, 77); /* untouched on error */
 }
@@ -183,8 +183,8 @@ static void test_topic_nospace(void **st)
     (void)st;
     uint8_t out[10];
     size_t n = 0;
-    assert_int_equal(naming_topic(U8("store"), 5, U8("abcd"), 4, out, 9, &n), NAMING_NOSPACE);
-    assert_int_equal(naming_topic(U8("store"), 5, U8("abcd"), 4, out, 10, &n), NAMING_OK);
+    assert_int_equal(naming_topic(U8("store"), 5, U8("abcd"), 4, out, 9, &n), RC_ENOSPACE);
+    assert_int_equal(naming_topic(U8("store"), 5, U8("abcd"), 4, out, 10, &n), RC_OK);
     assert_int_equal(n, 10);
 }
 
@@ -200,13 +200,13 @@ static void test_emitter_spec_examples(void **st)
     const uint8_t exp[] = {'s', 't', 'o', 'r', 'e', '_', 0xC3, 0xBF, 0, 10,
                            '_', 'e', 'm', 'i', 't', 't', 'e', 'r'};
     assert_int_equal(naming_emitter_name(U8("store"), 5, sub, 3, NULL, out, sizeof out, &n),
-                     NAMING_OK);
+                     RC_OK);
     assert_int_equal(n, sizeof exp);
     assert_memory_equal(out, exp, sizeof exp);
 
     /* emitter_name('', <<>>) = '__emitter' */
     assert_int_equal(naming_emitter_name(U8(""), 0, U8(""), 0, NULL, out, sizeof out, &n),
-                     NAMING_OK);
+                     RC_OK);
     assert_int_equal(n, 9);
     assert_memory_equal(out, "__emitter", 9);
 
@@ -215,7 +215,7 @@ static void test_emitter_spec_examples(void **st)
     const uint8_t exp2[] = {'x', '_', 0xC3, 0x83, 0xC2, 0xBC, '_', 'e', 'm', 'i', 't',
                             't', 'e', 'r'};
     assert_int_equal(naming_emitter_name(U8("x"), 1, ue, 2, NULL, out, sizeof out, &n),
-                     NAMING_OK);
+                     RC_OK);
     assert_int_equal(n, sizeof exp2);
     assert_memory_equal(out, exp2, sizeof exp2);
 
@@ -223,7 +223,7 @@ static void test_emitter_spec_examples(void **st)
     uint8_t big[250];
     memset(big, 'a', sizeof big);
     assert_int_equal(naming_emitter_name(U8("s"), 1, big, 250, NULL, out, sizeof out, &n),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
 
 }
 
@@ -233,7 +233,7 @@ static void test_emitter_numbered_exact(void **st)
     uint8_t out[NAMING_MAX_ATOM_UTF8];
     size_t n = 0;
     assert_int_equal(
-        naming_emitter_name(U8("store"), 5, U8("sub"), 3, "3", out, sizeof out, &n), NAMING_OK);
+        naming_emitter_name(U8("store"), 5, U8("sub"), 3, "3", out, sizeof out, &n), RC_OK);
     assert_int_equal(n, strlen("store_sub_emitter_3"));
     assert_memory_equal(out, "store_sub_emitter_3", n);
 }
@@ -248,19 +248,19 @@ static void test_emitter_255_vs_256(void **st)
     /* 1 + 1 + 245 + 8 = 255 characters */
     check_name(&s, sub, 245, NULL);
     assert_int_equal(naming_emitter_name(U8("s"), 1, sub, 246, NULL, out, sizeof out, &n),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     /* numbered "_emitter_7" is 10 characters */
     check_name(&s, sub, 243, "7");
     assert_int_equal(naming_emitter_name(U8("s"), 1, sub, 244, "7", out, sizeof out, &n),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     /* characters, not bytes: 245 bytes >= 128 make 255 characters / 500 bytes */
     memset(sub, 0xE9, sizeof sub);
     check_name(&s, sub, 245, NULL);
     assert_int_equal(naming_emitter_name(U8("s"), 1, sub, 245, NULL, out, sizeof out, &n),
-                     NAMING_OK);
+                     RC_OK);
     assert_int_equal(n, 1 + 1 + 490 + 8);
     assert_int_equal(naming_emitter_name(U8("s"), 1, sub, 246, NULL, out, sizeof out, &n),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     /* store of 246 characters 128..255 (492 bytes) + "_" + "_emitter" = 255 */
     chars_t wide = {.n = 0};
     for (int i = 0; i < 246; i++)
@@ -268,10 +268,10 @@ static void test_emitter_255_vs_256(void **st)
     check_name(&wide, sub, 0, NULL);
     uint8_t s8[600];
     size_t sl = utf8_encode(&wide, s8, sizeof s8);
-    assert_int_equal(naming_emitter_name(s8, sl, sub, 0, NULL, out, sizeof out, &n), NAMING_OK);
+    assert_int_equal(naming_emitter_name(s8, sl, sub, 0, NULL, out, sizeof out, &n), RC_OK);
     assert_int_equal(n, 492 + 9);
     assert_int_equal(naming_emitter_name(s8, sl, sub, 1, NULL, out, sizeof out, &n),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
 }
 
 static void test_emitter_every_sub_byte(void **st)
@@ -320,32 +320,32 @@ static void test_emitter_badarg_store(void **st)
     const uint8_t wide[] = {'s', 0xC4, 0x80}; /* U+0100 */
     assert_int_equal(naming_emitter_name(wide, sizeof wide, U8("x"), 1, NULL, out, sizeof out,
                                          &n),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     assert_int_equal(
         naming_emitter_name(wide, sizeof wide, U8("x"), 1, "2", out, sizeof out, &n),
-        NAMING_BADARG);
+        RC_EBADARG);
     /* badarg wins even when the name would also be too long */
     assert_int_equal(naming_emitter_name(wide, sizeof wide, sub, 300, NULL, out, sizeof out,
                                          &n),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     chars_t longwide = {.n = 0};
     for (int i = 0; i < 300; i++)
         ch_add(&longwide, 0x3B1); /* greek alpha */
     uint8_t s8[1024];
     size_t sl = utf8_encode(&longwide, s8, sizeof s8);
     assert_int_equal(naming_emitter_name(s8, sl, U8(""), 0, NULL, out, sizeof out, &n),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     /* a wide character after many valid ones */
     uint8_t tail[260];
     memset(tail, 'a', 258);
     tail[258] = 0xE2;
     tail[259] = 0x82;
     assert_int_equal(naming_emitter_name(tail, 260, U8(""), 0, NULL, out, sizeof out, &n),
-                     NAMING_BADARG);
+                     RC_EBADARG);
     /* invalid UTF-8 */
     const uint8_t bad[] = {0xC3};
     assert_int_equal(naming_emitter_name(bad, 1, U8(""), 0, NULL, out, sizeof out, &n),
-                     NAMING_BADARG);
+                     RC_EBADARG);
 }
 
 static void test_emitter_n_values(void **st)
@@ -377,11 +377,11 @@ static void test_emitter_n_values(void **st)
     size_t n = 0;
     assert_int_equal(naming_emitter_name(U8("store"), 5, U8("sub"), 3, huge, out, sizeof out,
                                          &n),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     huge[238] = '\0'; /* "store_sub_emitter_" is 18 chars: 18 + 238 = 256 */
     assert_int_equal(naming_emitter_name(U8("store"), 5, U8("sub"), 3, huge, out, sizeof out,
                                          &n),
-                     NAMING_SYSTEM_LIMIT);
+                     RC_ESYSTEM_LIMIT);
     huge[237] = '\0'; /* exactly 255 characters */
     check_name(&s, U8("sub"), 3, huge);
 
@@ -390,7 +390,7 @@ static void test_emitter_n_values(void **st)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(naming_emitter_name(U8("store"), 5, U8("sub"), 3, bad[i], out,
                                              sizeof out, &n),
-                         NAMING_BADARG);
+                         RC_EBADARG);
 }
 
 static void test_emitter_nospace(void **st)
@@ -402,15 +402,15 @@ static void test_emitter_nospace(void **st)
     for (size_t cap = 0; cap < full; cap++)
         assert_int_equal(
             naming_emitter_name(U8("store"), 5, U8("sub"), 3, "42", out, cap, &n),
-            NAMING_NOSPACE);
+            RC_ENOSPACE);
     assert_int_equal(naming_emitter_name(U8("store"), 5, U8("sub"), 3, "42", out, full, &n),
-                     NAMING_OK);
+                     RC_OK);
     assert_int_equal(n, full);
     const uint8_t hi[] = {0xFF};
     /* "s_" + 2 bytes + "_emitter" = 12 bytes; 11 is not enough */
-    assert_int_equal(naming_emitter_name(U8("s"), 1, hi, 1, NULL, out, 3, &n), NAMING_NOSPACE);
-    assert_int_equal(naming_emitter_name(U8("s"), 1, hi, 1, NULL, out, 11, &n), NAMING_NOSPACE);
-    assert_int_equal(naming_emitter_name(U8("s"), 1, hi, 1, NULL, out, 12, &n), NAMING_OK);
+    assert_int_equal(naming_emitter_name(U8("s"), 1, hi, 1, NULL, out, 3, &n), RC_ENOSPACE);
+    assert_int_equal(naming_emitter_name(U8("s"), 1, hi, 1, NULL, out, 11, &n), RC_ENOSPACE);
+    assert_int_equal(naming_emitter_name(U8("s"), 1, hi, 1, NULL, out, 12, &n), RC_OK);
 }
 
 /* ---- decimal helpers --------------------------------------------------- */
@@ -490,9 +490,9 @@ static void test_bigint_decimal(void **st)
 static void test_status_atom(void **st)
 {
     (void)st;
-    assert_null(naming_status_atom(NAMING_OK));
-    assert_string_equal(naming_status_atom(NAMING_BADARG), "badarg");
-    assert_string_equal(naming_status_atom(NAMING_SYSTEM_LIMIT), "system_limit");
+    assert_null(rc_err_atom(RC_OK));
+    assert_string_equal(rc_err_atom(RC_EBADARG), "badarg");
+    assert_string_equal(rc_err_atom(RC_ESYSTEM_LIMIT), "system_limit");
 }
 
 /* group_key(S, Sub) = {S, Sub, emitters}: from C fields and from encoded

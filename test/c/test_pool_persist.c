@@ -50,7 +50,7 @@ static void rm_tree(const char *dir)
 static uint8_t *expected_list(const char *store, const char *sub, int64_t p, size_t *len)
 {
     uint8_t *enc = NULL;
-    assert_int_equal(names_table_build(STR(store), STR(sub), p, &enc, len), NAMING_OK);
+    assert_int_equal(names_table_build(STR(store), STR(sub), p, &enc, len), RC_OK);
     return enc;
 }
 
@@ -351,7 +351,7 @@ static void test_pool_names_on_disk_when_reported(void **st)
     starter again;
     starter_init(&again);
     assert_int_equal(rc_node_call(n, start_pool, &again), 0);
-    assert_int_equal(again.start_rc, -1);
+    assert_int_equal(again.start_rc, RC_EEXISTS);
     node_end(n, loop);
     /* (LMDB forbids a second handle in the process while the node has one.
      * That the write was synced before the report is the kill -9 case of
@@ -402,7 +402,7 @@ static void test_pool_write_failure_leaves_nothing(void **st)
     assert_int_equal(called, 0);
     assert_int_equal(s.start_rc, 0);
     assert_int_equal(reports, 1);
-    assert_int_equal(s.rc, -1);
+    assert_int_equal(s.rc, RC_ESTORAGE);
     assert_int_equal(s.npids, 0);
     assert_int_equal(rc_node_call(n, probe, &s), 0);
     assert_int_equal(s.local_members, 0);

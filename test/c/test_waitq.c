@@ -47,13 +47,13 @@ static void bounded(void **state)
     (void)state;
     rc_waitq *q = rc_waitq_new(2, 12);
     assert_int_equal(put(q, "a@h", 1, "12345"), WAITQ_FIRST);
-    assert_int_equal(put(q, "a@h", 1, "12345"), WAITQ_FULL); /* 7 + 7 > 12 */
+    assert_int_equal(put(q, "a@h", 1, "12345"), RC_EFULL); /* 7 + 7 > 12 */
     assert_int_equal(put(q, "a@h", 1, "123"), WAITQ_QUEUED);  /* 7 + 5 = 12 */
-    assert_int_equal(put(q, "a@h", 1, ""), WAITQ_FULL);
-    assert_int_equal(put(q, "b@h", 1, "1234567890123"), WAITQ_FULL); /* alone too big */
+    assert_int_equal(put(q, "a@h", 1, ""), RC_EFULL);
+    assert_int_equal(put(q, "b@h", 1, "1234567890123"), RC_EFULL); /* alone too big */
     assert_int_equal(rc_waitq_nodes(q), 1);                          /* and not kept */
     assert_int_equal(put(q, "b@h", 1, "1"), WAITQ_FIRST);
-    assert_int_equal(put(q, "c@h", 1, "1"), WAITQ_TOO_MANY);
+    assert_int_equal(put(q, "c@h", 1, "1"), RC_ESYSTEM_LIMIT);
     /* A full node does not take room from the others. */
     assert_int_equal(put(q, "b@h", 1, "1"), WAITQ_QUEUED);
     assert_int_equal(rc_waitq_drop(q, "a@h"), 2);

@@ -137,11 +137,11 @@ static void encode_round_trip(const uint8_t *data, size_t size)
             size_t added = 0;
             enc.off = enc.len = 0;
             struct iovec whole[2] = {{.iov_base = ctrl, .iov_len = (size_t)clen}, one};
-            if (dist_hdr_encode(out, &s, &enc, whole, 2, &added) != DIST_HDR_OK)
+            if (dist_hdr_encode(out, &s, &enc, whole, 2, &added) != RC_OK)
                 fail("generic encode");
             decode_check(in, &enc, (const uint8_t *)ctrl, (size_t)clen);
             enc.off = enc.len = 0;
-            if (dist_hdr_encode_send(out, &s, &enc, &to, &pm, &added) != DIST_HDR_OK)
+            if (dist_hdr_encode_send(out, &s, &enc, &to, &pm, &added) != RC_OK)
                 fail("prepared encode");
             decode_check(in, &enc, (const uint8_t *)ctrl, (size_t)clen);
         }
