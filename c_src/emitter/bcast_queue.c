@@ -20,11 +20,30 @@ struct bcast_queue {
     uint64_t pushed, processed;
     size_t max_bytes;
     int closed;
+    int closing; /* the node stops: what is queued goes out, busy or not */
     int paused;
     uv_async_t async;
-    bcast_drain_fn fn;
-    void *ctx;
+    uv_check_t resume_check;
+    rc_bcast *bcast;
+    rc_dist *dist;
+    /* The busy destination producers wait on (RC_NODE_NONE: none). */
+    uint32_t waits_on;
 };
+
+/* Producers may outrun the sockets. As a BEAM process waits on a busy
+ * distribution port, the queue pauses (and producers block on it) once an
+ * event went to a busy connection, until that connection alone drains;
+ * events to other nodes wait behind it, in order, as they would behind one
+ * BEAM sender. Memory stays bounded by the queue and the busy mark. */
+static int send_one(bcast_queue *q, const void *target, const uint8_t *event, size_t len)
+{
+    if (q->waits_on != RC_NODE_NONE && !q->closing)
+        return 1;
+    /* Asked by this node: a member that is a C process here gets forward_to_local. */
+    (void)rc_bcast_send(q->bcast, target, 0, event, len);
+    q->waits_on = rc_dist_take_busy_hit(q->dist);
+    return 0;
+}
 
 /* Processes `work` from its offset; 0 when it is used up, 1 if paused. */
 static int drain_work(bcast_queue *q)
@@ -38,7 +57,7 @@ static int drain_work(bcast_queue *q)
         uint32_t len;
         memcpy(&target, p, sizeof target);
         memcpy(&len, p + sizeof target, sizeof len);
-        if (q->fn(q->ctx, target, p + REC_HDR, len) != 0) {
+        if (send_one(q, target, p + REC_HDR, len) != 0) {
             paused = 1;
             break;
         }
@@ -80,22 +99,25 @@ static void drain(bcast_queue *q)
     }
 }
 
-void bcast_queue_resume(bcast_queue *q)
+static void on_async(uv_async_t *a)
 {
+    bcast_queue *q = a->data;
+    if (!q->paused) /* a paused queue resumes once its destination drained */
+        drain(q);
+}
+
+/* After each loop turn's I/O: the destination we wait on may have drained. */
+static void on_resume_check(uv_check_t *h)
+{
+    bcast_queue *q = h->data;
+    if (q->waits_on == RC_NODE_NONE || rc_dist_is_busy(q->dist, q->waits_on))
+        return;
+    q->waits_on = RC_NODE_NONE;
     if (q->paused)
         drain(q);
 }
 
-int bcast_queue_paused(const bcast_queue *q) { return q->paused; }
-
-static void on_async(uv_async_t *a)
-{
-    bcast_queue *q = a->data;
-    if (!q->paused) /* a paused queue resumes when the node says so */
-        drain(q);
-}
-
-bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, bcast_drain_fn fn, void *ctx)
+bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, rc_bcast *b, rc_dist *d)
 {
     bcast_queue *q = calloc(1, sizeof *q);
     if (q == NULL)
@@ -110,13 +132,17 @@ bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, bcast_drain_fn f
     bytebuf_init(&q->inbox, 0);
     bytebuf_init(&q->work, 0);
     q->max_bytes = max_bytes;
-    q->fn = fn;
-    q->ctx = ctx;
+    q->bcast = b;
+    q->dist = d;
+    q->waits_on = RC_NODE_NONE;
     if (uv_async_init(loop, &q->async, on_async) != 0) {
         bcast_queue_free(q);
         return NULL;
     }
     q->async.data = q;
+    uv_check_init(loop, &q->resume_check);
+    q->resume_check.data = q;
+    uv_check_start(&q->resume_check, on_resume_check);
     return q;
 }
 
@@ -181,8 +207,9 @@ uint64_t bcast_queue_processed(bcast_queue *q)
 
 void bcast_queue_close(bcast_queue *q)
 {
-    /* Last chance for queued events (the node no longer pauses while
-     * stopping; anything still paused is dropped with the queue). */
+    /* Last chance for queued events: they go out without waiting on a
+     * busy destination. */
+    q->closing = 1;
     drain(q);
     pthread_mutex_lock(&q->mu);
     q->closed = 1;
@@ -190,6 +217,8 @@ void bcast_queue_close(bcast_queue *q)
     pthread_cond_broadcast(&q->drained);
     pthread_mutex_unlock(&q->mu);
     uv_close((uv_handle_t *)&q->async, NULL);
+    uv_check_stop(&q->resume_check);
+    uv_close((uv_handle_t *)&q->resume_check, NULL);
 }
 
 void bcast_queue_free(bcast_queue *q)

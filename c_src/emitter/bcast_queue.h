@@ -1,13 +1,18 @@
-/* bcast_queue: hands events from producer threads to the loop. Producers
- * append (target, event bytes) records to one mutex-protected buffer and
- * wake the loop with uv_async (which coalesces wake-ups); the loop swaps the
- * buffer out under the lock and broadcasts the whole batch without holding
- * it, so a producer pays one lock and one copy per event. When the queue
- * holds `max_bytes`, producers wait (back-pressure, nothing dropped) until
- * the loop has drained it or the queue is closed. */
+/* bcast_queue: hands events from producer threads to the loop and
+ * broadcasts them there. Producers append (target, event bytes) records to
+ * one mutex-protected buffer and wake the loop with uv_async (which
+ * coalesces wake-ups); the loop swaps the buffer out under the lock and
+ * broadcasts the whole batch (rc_bcast_send) without holding it, so a
+ * producer pays one lock and one copy per event. When the queue holds
+ * `max_bytes`, producers wait (back-pressure, nothing dropped) until the
+ * loop has drained it or the queue is closed. An event that went to a busy
+ * connection pauses the draining until that connection alone is below its
+ * low mark (rc_dist_is_busy), as a BEAM sender waits on a busy port. */
 #ifndef RC_BCAST_QUEUE_H
 #define RC_BCAST_QUEUE_H
 
+#include "emitter/broadcast.h"
+#include "transport/dist.h"
 #include "util/err.h"
 
 #include <stddef.h>
@@ -16,13 +21,8 @@
 
 typedef struct bcast_queue bcast_queue;
 
-/* Called on the loop thread for every queued event, in order. Returning
- * non-zero pauses draining before this event (it is offered again after
- * bcast_queue_resume): the node pauses while its sockets are backed up, so
- * memory stays bounded and producers feel the back-pressure. */
-typedef int (*bcast_drain_fn)(void *ctx, const void *target, const uint8_t *event, size_t len);
-
-bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, bcast_drain_fn fn, void *ctx);
+/* Targets are the bcast_target pointers producers push. */
+bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, rc_bcast *b, rc_dist *d);
 /* Any thread. RC_OK queued; RC_ESTOPPED closed, RC_ESYSTEM_LIMIT bigger
  * than the queue, or RC_ENOMEM. */
 int bcast_queue_push(bcast_queue *q, const void *target, const uint8_t *event, size_t len);
@@ -36,8 +36,5 @@ int bcast_queue_flush(bcast_queue *q, unsigned timeout_ms);
 void bcast_queue_close(bcast_queue *q);
 void bcast_queue_free(bcast_queue *q);
 uint64_t bcast_queue_processed(bcast_queue *q);
-/* Loop thread: continues a paused drain. */
-void bcast_queue_resume(bcast_queue *q);
-int bcast_queue_paused(const bcast_queue *q);
 
 #endif

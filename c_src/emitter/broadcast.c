@@ -162,11 +162,6 @@ int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, cons
         return RC_ENO_EMITTERS;
     }
     const rc_cpid *member = &m[n > 1 ? pick(b, n) : 0];
-    erlang_pid to;
-    if (rc_cpid_to_ei(b->nodes, member, &to) != 0) {
-        b->stats.send_failed++;
-        return RC_EFAIL;
-    }
     int local = member->node == asking_node;
     uint8_t *head = local ? t->head_local : t->head_bcast;
     size_t head_len = local ? t->head_local_len : t->head_bcast_len;
@@ -187,7 +182,7 @@ int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, cons
     dist_hdr_msg_set(msg, parts, kinds, 4);
     msg->fixed = 2; /* the tuple head and the atom: the same for every event */
     b->msg_busy++;
-    int rc = rc_proc_send_msg(b->ps, NULL, &to, msg);
+    int rc = rc_proc_send_msg(b->ps, NULL, member, msg);
     b->msg_busy--;
     if (msg == &own)
         dist_hdr_msg_free(&own);

@@ -20,6 +20,7 @@ typedef struct emitter {
     pool *pool;
     int has_subscriber;
     erlang_pid subscriber;
+    rc_cpid subscriber_c; /* the same, as events are sent to it */
     int monitoring;
     erlang_ref sub_mon;
     /* {Store, Topic, subscribers} for the last topic seen, canonical. */
@@ -141,7 +142,7 @@ static int subscribers_key(emitter *em, const uint8_t *topic, size_t tlen)
     return 0;
 }
 
-static void send_events(rc_emitters *e, rc_proc *self, const erlang_pid *to, dist_hdr_msg *m)
+static void send_events(rc_emitters *e, rc_proc *self, const rc_cpid *to, dist_hdr_msg *m)
 {
     if (rc_proc_send_msg(e->ps, self, to, m) == 0)
         e->stats.events_out++;
@@ -197,7 +198,7 @@ static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t
 {
     rc_emitters *e = em->owner;
     if (em->has_subscriber) {
-        send_events(e, self, &em->subscriber, msg);
+        send_events(e, self, &em->subscriber_c, msg);
         return;
     }
     if (subscribers_key(em, topic, tlen) != 0)
@@ -215,17 +216,16 @@ static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t
      * in its mailbox would reorder them. */
     int relays = rc_relays_begin(e->relays);
     for (size_t i = 0; i < n; i++) {
-        erlang_pid to;
         int first = 0;
         const rc_cpid *relay = relays > 0 ? rc_relays_route(e->relays, m[i].node, &first) : NULL;
         if (relay != NULL) {
+            erlang_pid to;
             if (first && rc_cpid_to_ei(e->nodes, relay, &to) == 0)
                 send_to_relay(e, self, &to, em, event, elen);
             e->stats.events_out++;
             continue;
         }
-        if (rc_cpid_to_ei(e->nodes, &m[i], &to) == 0)
-            send_events(e, self, &to, msg);
+        send_events(e, self, &m[i], msg);
     }
 }
 
@@ -234,8 +234,13 @@ static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
     rc_procs *ps = em->owner->ps;
     if (em->monitoring)
         rc_proc_demonitor(ps, self, &em->sub_mon);
+    em->has_subscriber = rc_cpid_from_ei(em->owner->nodes, pid, &em->subscriber_c) == 0;
+    if (!em->has_subscriber) {
+        em->monitoring = 0;
+        LOG_W(rc_procs_logger(ps), MOD, "out of memory: an emitter keeps no subscriber");
+        return;
+    }
     em->subscriber = *pid;
-    em->has_subscriber = 1;
     /* Monitored, not linked: its exit clears it (a C process of this node
      * included), and stopping the pool (or losing the node) never takes the
      * subscriber down with the emitters. */

@@ -59,32 +59,11 @@ static void on_frame(void *ctx, rc_conn *c, const char *payload, size_t len)
     rc_procs_on_frame(n->procs, rc_conn_peer(c), payload, len);
 }
 
-static int transport_send(void *ctx, const char *node, const char *ctrl, size_t ctrl_len,
-                          const char *msg, size_t msg_len)
-{
-    rc_node *n = ctx;
-    struct iovec parts[2] = {{.iov_base = (void *)ctrl, .iov_len = ctrl_len},
-                             {.iov_base = (void *)msg, .iov_len = msg ? msg_len : 0}};
-    return rc_dist_send_to(n->dist, node, parts, msg ? 2 : 1);
-}
-
 static void on_connect_failed(void *ctx, const char *node)
 {
     rc_node *n = ctx;
     if (n->cluster)
         rc_cluster_on_connect_failed(n->cluster, node);
-}
-
-static int transport_sendv(void *ctx, const char *node, const struct iovec *parts, int nparts)
-{
-    rc_node *n = ctx;
-    return rc_dist_send_to(n->dist, node, parts, nparts);
-}
-
-static int transport_sendm(void *ctx, const erlang_pid *to, dist_hdr_msg *m)
-{
-    rc_node *n = ctx;
-    return rc_dist_send_msg_to(n->dist, to, m);
 }
 
 /* Sends to `node` waited for a connection that was never made: what they
@@ -111,8 +90,6 @@ static void do_stop(rc_node *n)
     /* Events already queued by producers still go out; later ones are refused. */
     if (n->queue)
         bcast_queue_close(n->queue);
-    uv_check_stop(&n->backpressure);
-    uv_close((uv_handle_t *)&n->backpressure, NULL);
     node_calls_run(n, 1);
     uv_close((uv_handle_t *)&n->call_async, NULL);
     /* A pool whose names are still being written must not start its
@@ -135,35 +112,6 @@ static void do_stop(rc_node *n)
         uv_close((uv_handle_t *)&n->stdin_poll, NULL);
     }
     uv_close((uv_handle_t *)&n->stop_async, NULL);
-}
-
-/* Producers may outrun the sockets. As a BEAM process waits on a busy
- * distribution port, the producer queue pauses (and producers block on it)
- * once an event went to a busy connection, until that connection alone
- * drains; events to other nodes wait behind it, in order, as they would
- * behind one BEAM sender. Memory stays bounded by the queue and the busy
- * mark. */
-static int drain_broadcast(void *ctx, const void *target, const uint8_t *event, size_t len)
-{
-    rc_node *n = ctx;
-    if (n->producer_waits_on[0] != '\0' && !n->stopping)
-        return 1;
-    /* Asked by this node: a member that is a C process here gets forward_to_local. */
-    (void)rc_bcast_send(n->bcast, target, 0, event, len);
-    const char *busy = rc_dist_take_busy_hit(n->dist);
-    if (busy != NULL)
-        snprintf(n->producer_waits_on, sizeof n->producer_waits_on, "%s", busy);
-    return 0;
-}
-
-static void on_backpressure_check(uv_check_t *h)
-{
-    rc_node *n = h->data;
-    if (n->producer_waits_on[0] == '\0' || rc_dist_is_busy(n->dist, n->producer_waits_on))
-        return;
-    n->producer_waits_on[0] = '\0';
-    if (n->queue != NULL && bcast_queue_paused(n->queue))
-        bcast_queue_resume(n->queue);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -278,7 +226,21 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
             return -1;
         }
     }
-    rc_dist_config dc = {.alive = alive,
+    /* Index 0 is this node, so local pids are recognised cheaply. */
+    n->nodes = rc_nodetab_new();
+    if (n->nodes == NULL ||
+        rc_nodetab_intern(n->nodes, n->node_name, strlen(n->node_name)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        rc_nodetab_free(n->nodes);
+        names_persist_free(n->persist);
+        names_store_close(n->store);
+        names_table_free(n->names);
+        uv_loop_close(&n->loop);
+        free(n);
+        return -1;
+    }
+    rc_dist_config dc = {.nodes = n->nodes,
+                         .alive = alive,
                          .node_name = n->node_name,
                          .cookie = cfg->cookie,
                          .max_message_bytes = cfg->max_message_bytes,
@@ -300,6 +262,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
                             .on_connect_failed = on_connect_failed, .on_unreachable = on_unreachable};
     if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {
+        rc_nodetab_free(n->nodes);
         names_persist_free(n->persist);
         names_store_close(n->store);
         names_table_free(n->names);
@@ -307,18 +270,15 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         free(n);
         return -1;
     }
-    rc_procs_transport tr = {.ctx = n, .send = transport_send, .sendv = transport_sendv,
-                              .sendm = transport_sendm};
-    n->procs = rc_procs_new(&n->lg, &tr, n->node_name, rc_dist_creation(n->dist));
+    /* The process layer sends straight into the connections. */
+    rc_procs_transport tr = {.ctx = n->dist, .sendv = rc_dist_sendv_cb, .sendm = rc_dist_sendm_cb};
+    n->procs = rc_procs_new(&n->lg, &tr, n->nodes, n->node_name, rc_dist_creation(n->dist));
     rc_cluster_config cc = {.rediscover_ms = 5000, .backoff_min_ms = 100,
                             .backoff_max_ms = 10000, .forget_after = 8};
     if (n->procs != NULL)
         n->cluster = rc_cluster_new(&n->loop, &n->lg, n->dist, n->procs, &cc);
-    n->nodes = rc_nodetab_new();
-    int scopes_ok = n->procs != NULL && n->nodes != NULL;
+    int scopes_ok = n->procs != NULL;
     if (scopes_ok) {
-        /* Index 0 is this node, so local pids are recognised cheaply. */
-        (void)rc_nodetab_intern(n->nodes, n->node_name, strlen(n->node_name));
         static const char *const default_scope[] = {"reckon_db_pg"};
         const char *const *names = cfg->nscopes ? cfg->scopes : default_scope;
         size_t count = cfg->nscopes ? cfg->nscopes : 1;
@@ -341,11 +301,9 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     if (scopes_ok) {
         n->bcast = rc_bcast_new(n->procs, n->scopes[0], n->nodes);
         n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names, n->persist);
-        n->queue = bcast_queue_new(&n->loop, 4u << 20, drain_broadcast, n);
+        if (n->bcast != NULL)
+            n->queue = bcast_queue_new(&n->loop, 4u << 20, n->bcast, n->dist);
     }
-    uv_check_init(&n->loop, &n->backpressure);
-    n->backpressure.data = n;
-    uv_check_start(&n->backpressure, on_backpressure_check);
     if (!scopes_ok || n->procs == NULL || n->cluster == NULL || n->bcast == NULL ||
         n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||
         (n->server = rc_request_server_start(n->procs, n->names, n->persist, node_stats_map, n)) ==

@@ -61,9 +61,6 @@ struct rc_node {
     uv_async_t call_async;
     pthread_mutex_t call_mu;
     struct node_call *calls;
-    uv_check_t backpressure;
-    /* The producer queue waits on this busy connection ("" = none). */
-    char producer_waits_on[256];
     uv_signal_t sigterm, sigint;
     uv_async_t stop_async;
     uv_poll_t stdin_poll;

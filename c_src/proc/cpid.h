@@ -1,10 +1,11 @@
 /* cpid: compact pids for tables that hold many of them. A pid is 16 bytes:
- * an interned node index and the three numbers; the node table maps index
- * to name and back. Readers and writers go straight between external-format
+ * an interned node index (transport/nodetab.h) and the three numbers. Readers and writers go straight between external-format
  * bytes and cpids (PID_EXT and NEW_PID_EXT in, NEW_PID_EXT out), bounded by
  * the buffer length. */
 #ifndef RC_CPID_H
 #define RC_CPID_H
+
+#include "transport/nodetab.h"
 
 #include <ei.h>
 #include <stddef.h>
@@ -17,16 +18,6 @@ typedef struct rc_cpid {
     uint32_t creation;
 } rc_cpid;
 
-typedef struct rc_nodetab rc_nodetab;
-
-rc_nodetab *rc_nodetab_new(void);
-void rc_nodetab_free(rc_nodetab *t);
-/* Index of `name` (UTF-8, len bytes), adding it if new; UINT32_MAX on
- * allocation failure. Indexes are never reused. */
-uint32_t rc_nodetab_intern(rc_nodetab *t, const char *name, size_t len);
-/* Name of an index (NUL-terminated), or NULL. */
-const char *rc_nodetab_name(const rc_nodetab *t, uint32_t idx);
-size_t rc_nodetab_name_len(const rc_nodetab *t, uint32_t idx);
 
 static inline int rc_cpid_eq(const rc_cpid *a, const rc_cpid *b)
 {

@@ -75,8 +75,10 @@ struct rc_procs {
     int warned_malformed, warned_unknown_op;
     rc_proc_exit_hook exit_hook;
     void *exit_hook_ctx;
-    /* Remote monitors and links keep node indexes, not node names. */
+    /* The node's table (not owned): sends name their node by index, and
+     * remote monitors and links keep indexes, not node names. */
     rc_nodetab *nodes;
+    uint32_t self_node;
     rmon_table *rmons;
 };
 
@@ -98,10 +100,10 @@ static int ref_eq(const erlang_ref *a, const erlang_ref *b)
     return 1;
 }
 
-rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, const char *node_name,
-                       uint32_t creation)
+rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, rc_nodetab *nodes,
+                       const char *node_name, uint32_t creation)
 {
-    if (strlen(node_name) >= MAXATOMLEN_UTF8)
+    if (strlen(node_name) >= MAXATOMLEN_UTF8 || tr->sendv == NULL)
         return NULL;
     rc_procs *ps = calloc(1, sizeof *ps);
     if (ps == NULL)
@@ -111,11 +113,10 @@ rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, const 
     strcpy(ps->node_name, node_name);
     ps->creation = creation;
     ps->next_num = 1;
-    ps->nodes = rc_nodetab_new();
+    ps->nodes = nodes;
+    ps->self_node = rc_nodetab_intern(nodes, node_name, strlen(node_name));
     ps->rmons = rmon_new();
-    if (ps->nodes == NULL || ps->rmons == NULL ||
-        rc_nodetab_intern(ps->nodes, node_name, strlen(node_name)) == UINT32_MAX) {
-        rc_nodetab_free(ps->nodes);
+    if (ps->rmons == NULL || ps->self_node == RC_NODE_NONE) {
         rmon_free(ps->rmons);
         free(ps);
         return NULL;
@@ -262,15 +263,23 @@ static void proc_free(rc_proc *p)
 
 /* ------------------------------------------------------------- low-level send */
 
-static int send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *msg, int len)
+/* One frame body (control term, then the message's parts) to a node. */
+static int send_to_node(rc_procs *ps, const char *node, const struct iovec *parts, int nparts)
 {
-    if (ps->tr.send(ps->tr.ctx, node, ctrl->buff, (size_t)ctrl->index, msg,
-                    msg ? (size_t)len : 0) != 0) {
+    uint32_t idx = rc_nodetab_intern(ps->nodes, node, strlen(node));
+    if (idx == RC_NODE_NONE || ps->tr.sendv(ps->tr.ctx, idx, parts, nparts) != 0) {
         ps->stats.msgs_dropped++;
         return -1;
     }
     ps->stats.msgs_out++;
     return 0;
+}
+
+static int send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *msg, int len)
+{
+    struct iovec v[2] = {{.iov_base = ctrl->buff, .iov_len = (size_t)ctrl->index},
+                         {.iov_base = (void *)msg, .iov_len = msg ? (size_t)len : 0}};
+    return send_to_node(ps, node, v, msg ? 2 : 1);
 }
 
 static void deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig);
@@ -410,16 +419,8 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
         rc_procs_flush(ps);
         return 0;
     }
-    char ctrl[MAXATOMLEN_UTF8 + 64];
-    int clen = ctrl_encode_send_fixed(ctrl, (int)sizeof ctrl, to);
-    if (clen < 0)
-        return -1;
-    if (ps->tr.send(ps->tr.ctx, to->node, ctrl, (size_t)clen, msg, (size_t)len) != 0) {
-        ps->stats.msgs_dropped++;
-        return -1;
-    }
-    ps->stats.msgs_out++;
-    return 0;
+    struct iovec part = {.iov_base = (void *)msg, .iov_len = (size_t)len};
+    return rc_proc_send_parts(ps, from, to, &part, 1);
 }
 
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
@@ -430,9 +431,9 @@ int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
         total += parts[i].iov_len;
     if (total > INT32_MAX)
         return -1;
-    if (!rc_procs_is_local(ps, to) && ps->tr.sendv != NULL) {
-        /* Hot path: control term in a stack buffer, body parts copied once
-         * into the connection's output buffer. */
+    if (!rc_procs_is_local(ps, to)) {
+        /* Control term in a stack buffer, body parts copied once into the
+         * connection's output buffer. */
         char ctrl[MAXATOMLEN_UTF8 + 64];
         struct iovec v[8];
         int len = ctrl_encode_send_fixed(ctrl, (int)sizeof ctrl, to);
@@ -442,12 +443,7 @@ int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
         v[0].iov_len = (size_t)len;
         for (int i = 0; i < nparts; i++)
             v[i + 1] = parts[i];
-        if (ps->tr.sendv(ps->tr.ctx, to->node, v, nparts + 1) != 0) {
-            ps->stats.msgs_dropped++;
-            return -1;
-        }
-        ps->stats.msgs_out++;
-        return 0;
+        return send_to_node(ps, to->node, v, nparts + 1);
     }
     char *flat = malloc(total ? total : 1);
     if (flat == NULL)
@@ -462,11 +458,16 @@ int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
     return rc;
 }
 
-int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const erlang_pid *to, dist_hdr_msg *m)
+int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const rc_cpid *to, dist_hdr_msg *m)
 {
-    if (rc_procs_is_local(ps, to) || ps->tr.sendm == NULL)
-        return rc_proc_send_parts(ps, from, to, m->parts, m->nparts);
-    if (ps->tr.sendm(ps->tr.ctx, to, m) != 0) {
+    erlang_pid pid;
+    if (rc_cpid_to_ei(ps->nodes, to, &pid) != 0) {
+        ps->stats.msgs_dropped++;
+        return -1;
+    }
+    if (to->node == ps->self_node || ps->tr.sendm == NULL)
+        return rc_proc_send_parts(ps, from, &pid, m->parts, m->nparts);
+    if (ps->tr.sendm(ps->tr.ctx, to->node, &pid, m) != 0) {
         ps->stats.msgs_dropped++;
         return -1;
     }
@@ -800,7 +801,8 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
         for (size_t i = 0; i < p->nlinks; i++) {
             x.index = 0;
             erlang_pid other;
-            if (p->links[i].node == 0 || rc_cpid_to_ei(ps->nodes, &p->links[i], &other) != 0)
+            if (p->links[i].node == ps->self_node ||
+                rc_cpid_to_ei(ps->nodes, &p->links[i], &other) != 0)
                 continue; /* C-to-C links are not created by anything yet */
             if (ctrl_encode_exit(&x, CTRL_EXIT, &p->pid, &other, reason) == 0)
                 (void)send_ctrl(ps, other.node, &x, NULL, 0);
@@ -851,7 +853,6 @@ void rc_procs_free(rc_procs *ps)
         free(e);
     }
     rmon_free(ps->rmons);
-    rc_nodetab_free(ps->nodes);
     while (ps->q_head) {
         local_msg *m = ps->q_head;
         ps->q_head = m->next;

@@ -10,6 +10,7 @@
 #ifndef RC_PROCS_H
 #define RC_PROCS_H
 
+#include "proc/cpid.h"
 #include "util/log.h"
 
 #include <ei.h>
@@ -41,23 +42,24 @@ typedef struct rc_procs_stats {
 /* Monitors remote processes hold on this node's processes. */
 size_t rc_procs_remote_monitors(const rc_procs *ps);
 
-/* How this layer reaches other nodes: the node wires it to rc_dist (which
- * connects on demand, as a BEAM sender does); unit tests wire it to a
- * recorder. send returns 0, or -1 when the frame was dropped (counted). */
+/* How this layer reaches other nodes, by node index (the node table): the
+ * node wires it straight to rc_dist (rc_dist_sendv_cb / rc_dist_sendm_cb,
+ * which connect on demand, as a BEAM sender does); unit tests wire it to a
+ * recorder. Each returns 0, or -1 when the frame was dropped (counted). */
 struct iovec;
 struct dist_hdr_msg;
 typedef struct rc_procs_transport {
     void *ctx;
-    int (*send)(void *ctx, const char *node, const char *ctrl, size_t ctrl_len, const char *msg,
-                size_t msg_len);
-    /* Optional: the frame body in parts (parts[0] = control term). */
-    int (*sendv)(void *ctx, const char *node, const struct iovec *parts, int nparts);
+    /* The frame body in parts: parts[0] the control term, then the message. */
+    int (*sendv)(void *ctx, uint32_t node, const struct iovec *parts, int nparts);
     /* Optional: the message prepared for many sends (see rc_proc_send_msg). */
-    int (*sendm)(void *ctx, const erlang_pid *to, struct dist_hdr_msg *m);
+    int (*sendm)(void *ctx, uint32_t node, const erlang_pid *to, struct dist_hdr_msg *m);
 } rc_procs_transport;
 
-rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, const char *node_name,
-                       uint32_t creation);
+/* nodes: the node's table, shared with the layers that keep compact pids;
+ * this node's name is interned in it. */
+rc_procs *rc_procs_new(const rc_logger *lg, const rc_procs_transport *tr, rc_nodetab *nodes,
+                       const char *node_name, uint32_t creation);
 void rc_procs_free(rc_procs *ps);
 /* Ends every process (monitors/links notified while connections still exist). */
 void rc_procs_exit_all(rc_procs *ps, const char *reason);
@@ -93,10 +95,11 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
                        const struct iovec *parts, int nparts);
 /* The same with the message prepared once (dist_hdr_msg_set) for sending
- * to many: one event to each of a topic's subscribers. Its encoding for
- * connections with distribution headers is made at the first remote send
- * and reused by the next ones. */
-int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const erlang_pid *to, struct dist_hdr_msg *m);
+ * to many: one event to each of a topic's subscribers, to a compact pid
+ * (its connection found by node index). Its encoding for connections with
+ * distribution headers is made at the first remote send and reused by the
+ * next ones. */
+int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const rc_cpid *to, struct dist_hdr_msg *m);
 /* Links `self` to a remote process (its exit arrives as RC_SIG_EXIT, with
  * `noconnection` if its node cannot be reached); -1 if the link could not
  * be sent. Unlink sends UNLINK_ID. */

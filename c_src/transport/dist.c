@@ -77,7 +77,8 @@ struct rc_conn {
     rc_conn *blocked_on;  /* not read until this busy connection drains */
     int resume;           /* unblocked: dispatch what is buffered at the next check */
     rc_conn *next_dirty;
-    UT_hash_handle hh;
+    uint32_t node;           /* the peer's index in the node table */
+    rc_conn *prev, *next;    /* every connection, for the walks */
 };
 
 /* A set of node names the handshake threads read (under pending_mu). */
@@ -121,7 +122,12 @@ struct rc_dist {
     uv_poll_t listen_poll;
     uv_check_t flush_check;
     uv_timer_t tick_timer;
-    rc_conn *conns;      /* by peer name */
+    /* Connections by the peer's node index (cfg.nodes): a send indexes an
+     * array. The list holds the same connections for the walks. */
+    rc_conn **by_node;
+    uint32_t by_node_cap;
+    rc_conn *conns;
+    size_t nconns;
     rc_conn *dirty_head; /* connections with output to flush this turn */
     hs_job *connecting;  /* outbound jobs by node */
     size_t jobs_in_flight;
@@ -150,16 +156,10 @@ struct rc_dist {
     rc_dist_stats stats;
     size_t out_pending; /* sum of every connection's unwritten output */
     rc_conn *dispatching; /* whose frame is being handled right now */
-    /* Busy destination hit by a send outside dispatch, and the copy
-     * rc_dist_take_busy_hit hands out. */
-    char busy_hit[HS_MAX_NODE];
-    char busy_taken[HS_MAX_NODE];
+    /* Busy destination hit by a send outside dispatch (a node index). */
+    uint32_t busy_hit;
     rc_waitq *waitq;       /* frames for nodes a send is connecting to */
     dist_hdr_scratch hdr_scratch;
-    /* The connection found last: a stream of sends goes to few nodes, and
-     * comparing one name is cheaper than hashing it. Cleared whenever a
-     * connection leaves or joins the table. */
-    rc_conn *found;
     rc_ratelimit drop_log; /* lines about frames dropped for unreachable nodes */
     int any_resume;
     /* Outbound connects in flight, by node name, readable from the
@@ -342,6 +342,22 @@ static void hs_work(hs_job *j)
     }
 }
 
+static int grow_by_node(rc_dist *d, uint32_t node)
+{
+    if (node < d->by_node_cap)
+        return 0;
+    uint32_t cap = d->by_node_cap ? d->by_node_cap : 16;
+    while (cap <= node)
+        cap *= 2;
+    rc_conn **v = realloc(d->by_node, (size_t)cap * sizeof *v);
+    if (v == NULL)
+        return -1;
+    memset(v + d->by_node_cap, 0, (size_t)(cap - d->by_node_cap) * sizeof *v);
+    d->by_node = v;
+    d->by_node_cap = cap;
+    return 0;
+}
+
 static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
 {
     rc_conn *c = calloc(1, sizeof *c);
@@ -362,8 +378,10 @@ static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
         c->hdr_out = dist_hdr_out_new();
         c->hdr_in = dist_hdr_in_new();
     }
+    c->node = rc_nodetab_intern(d->cfg.nodes, c->peer, strlen(c->peer));
     if ((r->peer_flags & RC_DIST_FLAGS & DFLAG_DIST_HDR_ATOM_CACHE &&
          (c->hdr_out == NULL || c->hdr_in == NULL)) ||
+        c->node == RC_NODE_NONE || grow_by_node(d, c->node) != 0 ||
         uv_poll_init(d->loop, &c->poll, fd) != 0) {
         dist_hdr_out_free(c->hdr_out);
         dist_hdr_in_free(c->hdr_in);
@@ -373,8 +391,12 @@ static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
     c->poll.data = c;
     c->poll_events = -1;
     update_poll(d, c);
-    HASH_ADD_STR(d->conns, peer, c);
-    d->found = NULL;
+    d->by_node[c->node] = c;
+    c->next = d->conns;
+    if (d->conns != NULL)
+        d->conns->prev = c;
+    d->conns = c;
+    d->nconns++;
     set_put(d, &d->up, c->peer, 1);
     return c;
 }
@@ -737,23 +759,22 @@ static void on_listen(uv_poll_t *h, int status, int events)
 
 /* --------------------------------------------------------------- connections */
 
-rc_conn *rc_dist_find(rc_dist *d, const char *node)
+rc_conn *rc_dist_conn(const rc_dist *d, uint32_t node)
 {
-    if (d->found != NULL && strcmp(d->found->peer, node) == 0)
-        return d->found;
-    rc_conn *c = NULL;
-    HASH_FIND_STR(d->conns, node, c);
-    if (c != NULL)
-        d->found = c;
-    return c;
+    return node < d->by_node_cap ? d->by_node[node] : NULL;
 }
 
-size_t rc_dist_connection_count(const rc_dist *d) { return HASH_COUNT(d->conns); }
+rc_conn *rc_dist_find(rc_dist *d, const char *node)
+{
+    return rc_dist_conn(d, rc_nodetab_find(d->cfg.nodes, node, strlen(node)));
+}
+
+size_t rc_dist_connection_count(const rc_dist *d) { return d->nconns; }
 
 void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg)
 {
-    rc_conn *c, *tmp;
-    HASH_ITER(hh, d->conns, c, tmp) {
+    for (rc_conn *c = d->conns, *next; c != NULL; c = next) {
+        next = c->next;
         if (!c->closing)
             fn(c, arg);
     }
@@ -764,6 +785,7 @@ void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg)
 size_t rc_dist_output_pending(const rc_dist *d) { return d->out_pending; }
 
 const char *rc_conn_peer(const rc_conn *c) { return c->peer; }
+uint32_t rc_conn_node(const rc_conn *c) { return c->node; }
 uint32_t rc_conn_peer_creation(const rc_conn *c) { return c->peer_creation; }
 const rc_dist_stats *rc_dist_get_stats(const rc_dist *d) { return &d->stats; }
 uint32_t rc_dist_creation(const rc_dist *d) { return d->creation; }
@@ -788,8 +810,15 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
         return;
     c->closing = 1;
     d->stats.conns_closed++;
-    HASH_DEL(d->conns, c);
-    d->found = NULL;
+    d->by_node[c->node] = NULL;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        d->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    d->nconns--;
     set_put(d, &d->up, c->peer, 0);
     /* Best effort: push what is queued (e.g. leave messages on shutdown). */
     if (bytebuf_pending(&c->out) > 0)
@@ -884,7 +913,7 @@ static int sent(rc_dist *d, rc_conn *c, size_t added)
     if (c->busy) {
         rc_conn *src = d->dispatching;
         if (src == NULL) {
-            memcpy(d->busy_hit, c->peer, sizeof d->busy_hit);
+            d->busy_hit = c->node;
         } else if (src->blocked_on == NULL && !src->closing) {
             src->blocked_on = c;
             d->stats.read_pauses++;
@@ -896,7 +925,8 @@ static int sent(rc_dist *d, rc_conn *c, size_t added)
 
 /* A connection without headers, or none yet (the frame waits as a
  * pass-through one): the message goes in its parts. */
-static int send_msg_parts(rc_dist *d, rc_conn *c, const erlang_pid *to, const dist_hdr_msg *m)
+static int send_msg_parts(rc_dist *d, uint32_t node, rc_conn *c, const erlang_pid *to,
+                          const dist_hdr_msg *m)
 {
     char ctrl[MAXATOMLEN_UTF8 + 64];
     struct iovec v[16];
@@ -908,14 +938,14 @@ static int send_msg_parts(rc_dist *d, rc_conn *c, const erlang_pid *to, const di
     for (int i = 0; i < m->nparts; i++)
         v[i + 1] = m->parts[i];
     return c != NULL ? rc_dist_sendv(d, c, v, m->nparts + 1)
-                     : rc_dist_send_to(d, to->node, v, m->nparts + 1);
+                     : rc_dist_send_node(d, node, v, m->nparts + 1);
 }
 
-int rc_dist_send_msg_to(rc_dist *d, const erlang_pid *to, dist_hdr_msg *m)
+int rc_dist_send_msg_node(rc_dist *d, uint32_t node, const erlang_pid *to, dist_hdr_msg *m)
 {
-    rc_conn *c = rc_dist_find(d, to->node);
+    rc_conn *c = rc_dist_conn(d, node);
     if (c == NULL || c->hdr_out == NULL)
-        return send_msg_parts(d, c, to, m);
+        return send_msg_parts(d, node, c, to, m);
     if (c->closing)
         return -1;
     size_t added = 0;
@@ -923,21 +953,30 @@ int rc_dist_send_msg_to(rc_dist *d, const erlang_pid *to, dist_hdr_msg *m)
     return encoded(d, c, rc, added);
 }
 
-const char *rc_dist_take_busy_hit(rc_dist *d)
+int rc_dist_sendv_cb(void *dist, uint32_t node, const struct iovec *parts, int nparts)
 {
-    if (d->busy_hit[0] == '\0')
-        return NULL;
-    memcpy(d->busy_taken, d->busy_hit, sizeof d->busy_taken);
-    d->busy_hit[0] = '\0';
-    return rc_dist_is_busy(d, d->busy_taken) ? d->busy_taken : NULL;
+    return rc_dist_send_node(dist, node, parts, nparts);
 }
 
-int rc_dist_is_busy(rc_dist *d, const char *node)
+int rc_dist_sendm_cb(void *dist, uint32_t node, const erlang_pid *to, dist_hdr_msg *m)
 {
-    rc_conn *c = rc_dist_find(d, node);
+    return rc_dist_send_msg_node(dist, node, to, m);
+}
+
+uint32_t rc_dist_take_busy_hit(rc_dist *d)
+{
+    uint32_t node = d->busy_hit;
+    d->busy_hit = RC_NODE_NONE;
+    return node != RC_NODE_NONE && rc_dist_is_busy(d, node) ? node : RC_NODE_NONE;
+}
+
+int rc_dist_is_busy(rc_dist *d, uint32_t node)
+{
+    rc_conn *c = rc_dist_conn(d, node);
     if (c != NULL)
         return c->busy;
-    return rc_waitq_bytes(d->waitq, node) > BUSY_BELOW;
+    const char *name = rc_nodetab_name(d->cfg.nodes, node);
+    return name != NULL && rc_waitq_bytes(d->waitq, name) > BUSY_BELOW;
 }
 
 /* ------------------------------------------------------- sends that connect */
@@ -975,12 +1014,14 @@ static void drop_waiting(rc_dist *d, const char *node, const char *why)
         d->cb.on_unreachable(d->cb.ctx, node);
 }
 
-int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int nparts)
+int rc_dist_send_node(rc_dist *d, uint32_t to, const struct iovec *parts, int nparts)
 {
-    rc_conn *c = rc_dist_find(d, node);
+    rc_conn *c = rc_dist_conn(d, to);
     if (c != NULL)
         return rc_dist_sendv(d, c, parts, nparts);
-    if (d->stopping || !node_name_ok(d, node)) {
+    /* The slow path: no connection yet, the frame waits under the name. */
+    const char *node = rc_nodetab_name(d->cfg.nodes, to);
+    if (d->stopping || node == NULL || !node_name_ok(d, node)) {
         d->stats.dropped_unreachable++;
         return -1;
     }
@@ -1009,7 +1050,7 @@ int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int
         rc_dist_connect(d, node);
     }
     if (d->dispatching == NULL && rc_waitq_bytes(d->waitq, node) > BUSY_ABOVE)
-        snprintf(d->busy_hit, sizeof d->busy_hit, "%s", node);
+        d->busy_hit = to;
     return 0;
 }
 
@@ -1018,7 +1059,7 @@ int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int
 static void unblock_waiters(rc_dist *d, rc_conn *dest)
 {
     uint64_t now = uv_now(d->loop);
-    for (rc_conn *c = d->conns; c != NULL; c = c->hh.next) {
+    for (rc_conn *c = d->conns; c != NULL; c = c->next) {
         if (c->blocked_on != dest)
             continue;
         c->blocked_on = NULL;
@@ -1129,8 +1170,8 @@ static void on_flush_check(uv_check_t *h)
     }
     if (d->any_resume) {
         d->any_resume = 0;
-        rc_conn *c, *tmp;
-        HASH_ITER(hh, d->conns, c, tmp) {
+        for (rc_conn *c = d->conns, *next; c != NULL; c = next) {
+            next = c->next;
             if (!c->resume)
                 continue;
             c->resume = 0;
@@ -1316,8 +1357,8 @@ static void on_tick_timer(uv_timer_t *t)
     }
     bytebuf_trim(&d->hdr_scratch.flat, TRIM_KEEP);
     bytebuf_trim(&d->hdr_scratch.body, TRIM_KEEP);
-    rc_conn *c, *tmp;
-    HASH_ITER(hh, d->conns, c, tmp) {
+    for (rc_conn *c = d->conns, *next; c != NULL; c = next) {
+        next = c->next;
         if (c->closing)
             continue;
         if (c->blocked_on != NULL) {
@@ -1437,6 +1478,7 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     d->lg = lg;
     d->cfg = *cfg;
     d->cb = *cb;
+    d->busy_hit = RC_NODE_NONE;
     d->listen_fd = d->epmd_fd = -1;
     if (d->cfg.max_handshakes == 0)
         d->cfg.max_handshakes = 128;
@@ -1523,10 +1565,8 @@ void rc_dist_stop(rc_dist *d)
     /* Flush first so goodbyes queued by upper layers reach the peers. */
     on_flush_check(&d->flush_check);
     d->stopping = 1;
-    rc_conn *c, *tmp;
-    HASH_ITER(hh, d->conns, c, tmp) {
-        rc_dist_close(d, c, "node stopping");
-    }
+    while (d->conns != NULL)
+        rc_dist_close(d, d->conns, "node stopping");
     const char *w;
     while ((w = rc_waitq_oldest(d->waitq, UINT64_MAX)) != NULL)
         drop_waiting(d, w, "the node is stopping");
@@ -1561,6 +1601,7 @@ void rc_dist_free(rc_dist *d)
         close(d->reserve_fd);
     pthread_mutex_destroy(&d->pending_mu);
     pthread_mutex_destroy(&d->done_mu);
+    free(d->by_node);
     free(d->pending.v);
     free(d->up.v);
     free(d->accepting.v);

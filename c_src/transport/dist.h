@@ -9,6 +9,7 @@
 #ifndef RC_DIST_H
 #define RC_DIST_H
 
+#include "transport/nodetab.h"
 #include "transport/tls.h"
 #include "util/log.h"
 
@@ -36,6 +37,7 @@ typedef struct rc_dist_callbacks {
 } rc_dist_callbacks;
 
 typedef struct rc_dist_config {
+    rc_nodetab *nodes;      /* the node's table: connections are kept by index */
     const char *alive;      /* name part */
     const char *node_name;  /* alive@host */
     const char *cookie;
@@ -78,6 +80,8 @@ const char *rc_dist_node_name(const rc_dist *d);
 /* Starts connecting to `node` unless connected or already connecting. */
 void rc_dist_connect(rc_dist *d, const char *node);
 int rc_dist_is_connecting(const rc_dist *d, const char *node);
+/* The connection to a node, by its index in the node table, or NULL. */
+rc_conn *rc_dist_conn(const rc_dist *d, uint32_t node);
 rc_conn *rc_dist_find(rc_dist *d, const char *node);
 size_t rc_dist_connection_count(const rc_dist *d);
 /* Visits every live connection. */
@@ -93,29 +97,36 @@ int rc_dist_send(rc_dist *d, rc_conn *c, const char *ctrl, size_t ctrl_len, cons
  * term): event bytes are copied once, straight into the output buffer. */
 struct iovec;
 int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts);
-/* Sends to a node by name, as a BEAM sender does: on its connection, or, if
- * there is none, a connection is started (through epmd) and the frame waits
- * in order, bounded per node, until it is up. 0 if sent or waiting; -1 if
- * dropped (counted, and logged at a limited rate). Waiting frames that can
- * never go are dropped and reported through on_unreachable. */
-int rc_dist_send_to(rc_dist *d, const char *node, const struct iovec *parts, int nparts);
-/* A send to the pid `to` (rc_dist_send_to with the control term {2, '',
- * To}) of a message prepared for sending to many (one event fanned out):
- * on connections with distribution headers its encoding is made once and
- * spliced into each frame. */
+/* Sends to a node (its index in the node table), as a BEAM sender does: on
+ * its connection, or, if there is none, a connection is started (through
+ * epmd) and the frame waits in order, bounded per node, until it is up. 0
+ * if sent or waiting; -1 if dropped (counted, and logged at a limited
+ * rate). Waiting frames that can never go are dropped and reported through
+ * on_unreachable. */
+int rc_dist_send_node(rc_dist *d, uint32_t node, const struct iovec *parts, int nparts);
+/* A send to the pid `to` on `node` (its node; rc_dist_send_node with the
+ * control term {2, '', To}) of a message prepared for sending to many (one
+ * event fanned out): on connections with distribution headers its encoding
+ * is made once and spliced into each frame. */
 struct dist_hdr_msg;
-int rc_dist_send_msg_to(rc_dist *d, const erlang_pid *to, struct dist_hdr_msg *m);
+int rc_dist_send_msg_node(rc_dist *d, uint32_t node, const erlang_pid *to,
+                          struct dist_hdr_msg *m);
+/* The two sends above shaped as the process layer's transport callbacks
+ * (dist: the rc_dist), so that layer reaches the connections directly. */
+int rc_dist_sendv_cb(void *dist, uint32_t node, const struct iovec *parts, int nparts);
+int rc_dist_sendm_cb(void *dist, uint32_t node, const erlang_pid *to, struct dist_hdr_msg *m);
 void rc_dist_close(rc_dist *d, rc_conn *c, const char *why);
 
 /* Bytes queued on all connections and not yet written to their sockets. */
 size_t rc_dist_output_pending(const rc_dist *d);
-/* The busy destination (output past the busy mark) that a send made outside
- * frame dispatch hit since the last call, or NULL; clears it. A producer
- * then waits for that destination alone (rc_dist_is_busy), as a BEAM
- * process waits on a busy distribution port. */
-const char *rc_dist_take_busy_hit(rc_dist *d);
-int rc_dist_is_busy(rc_dist *d, const char *node);
+/* The busy destination (output past the busy mark; a node index) that a
+ * send made outside frame dispatch hit since the last call, or
+ * RC_NODE_NONE; clears it. A producer then waits for that destination alone
+ * (rc_dist_is_busy), as a BEAM process waits on a busy distribution port. */
+uint32_t rc_dist_take_busy_hit(rc_dist *d);
+int rc_dist_is_busy(rc_dist *d, uint32_t node);
 const char *rc_conn_peer(const rc_conn *c);
+uint32_t rc_conn_node(const rc_conn *c);
 uint32_t rc_conn_peer_creation(const rc_conn *c);
 const rc_dist_stats *rc_dist_get_stats(const rc_dist *d);
 

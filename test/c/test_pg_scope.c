@@ -3,6 +3,7 @@
  * name as distribution frames; the test asserts on what the scope sends
  * (decoded back with ctrl_decode and ei), on its view of the groups, on its
  * stats and on the notifications it gives subscribers. */
+#include "rec_frame.h"
 #include "codec/ctrl.h"
 #include "codec/term_norm.h"
 #include "pg/pg_scope.h"
@@ -37,25 +38,22 @@ typedef struct recorder {
     sent s[MAX_SENT];
     int n;
     char refuse_msgs_to[64]; /* frames with a message to this node fail */
+    rc_nodetab *nodes;
 } recorder;
 
-static int rec_send(void *ctx, const char *node, const char *ctrl, size_t clen, const char *msg,
-                    size_t mlen)
+static int rec_send(void *ctx, uint32_t to, const struct iovec *parts, int nparts)
 {
     recorder *r = ctx;
-    if (msg != NULL && mlen > 0 && strcmp(node, r->refuse_msgs_to) == 0)
+    const char *node = rc_nodetab_name(r->nodes, to);
+    assert_non_null(node);
+    if (rec_frame_has_msg(parts, nparts) && strcmp(node, r->refuse_msgs_to) == 0)
         return -1;
     assert_true(r->n < MAX_SENT);
     assert_true(strlen(node) < sizeof r->s[0].node);
     sent *s = &r->s[r->n++];
     strcpy(s->node, node);
-    s->len = 1 + clen + (msg ? mlen : 0);
-    s->payload = malloc(s->len);
+    s->payload = rec_frame_join(parts, nparts, &s->len);
     assert_non_null(s->payload);
-    s->payload[0] = (char)CTRL_PASS_THROUGH;
-    memcpy(s->payload + 1, ctrl, clen);
-    if (msg)
-        memcpy(s->payload + 1 + clen, msg, mlen);
     return 0;
 }
 
@@ -169,12 +167,13 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    rc_procs_transport tr = {.ctx = &f->rec, .send = rec_send};
-    f->ps = rc_procs_new(NULL, &tr, ME, MY_CREATION);
-    assert_non_null(f->ps);
     f->nodes = rc_nodetab_new();
     assert_non_null(f->nodes);
     assert_int_equal(rc_nodetab_intern(f->nodes, ME, strlen(ME)), 0);
+    f->rec.nodes = f->nodes;
+    rc_procs_transport tr = {.ctx = &f->rec, .sendv = rec_send};
+    f->ps = rc_procs_new(NULL, &tr, f->nodes, ME, MY_CREATION);
+    assert_non_null(f->ps);
     f->s = rc_pg_scope_start(&f->loop, NULL, f->ps, f->nodes, SCOPE);
     assert_non_null(f->s);
     rc_procs_set_exit_hook(f->ps, exit_hook, f->s);

@@ -2,6 +2,7 @@
  * processes and what they are told when a C process ends, noproc answers,
  * UNLINK_ID, delivery of messages, connection loss, and local sends that
  * never re-enter a running handler. The transport is a recorder. */
+#include "rec_frame.h"
 #include "codec/ctrl.h"
 #include "proc/procs.h"
 
@@ -27,23 +28,20 @@ typedef struct recorder {
     sent s[MAX_SENT];
     int n;
     int connected;
+    rc_nodetab *nodes;
 } recorder;
 
-static int rec_send(void *ctx, const char *node, const char *ctrl, size_t clen, const char *msg,
-                    size_t mlen)
+static int rec_send(void *ctx, uint32_t to, const struct iovec *parts, int nparts)
 {
     recorder *r = ctx;
-    if (!r->connected || strcmp(node, PEER) != 0)
+    const char *node = rc_nodetab_name(r->nodes, to);
+    if (!r->connected || node == NULL || strcmp(node, PEER) != 0)
         return -1;
     assert_true(r->n < MAX_SENT);
     sent *s = &r->s[r->n++];
     strcpy(s->node, node);
-    s->len = 1 + clen + (msg ? mlen : 0);
-    s->payload = malloc(s->len);
-    s->payload[0] = (char)112;
-    memcpy(s->payload + 1, ctrl, clen);
-    if (msg)
-        memcpy(s->payload + 1 + clen, msg, mlen);
+    s->payload = rec_frame_join(parts, nparts, &s->len);
+    assert_non_null(s->payload);
     return 0;
 }
 
@@ -71,8 +69,10 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     f->rec.connected = 1;
-    rc_procs_transport tr = {.ctx = &f->rec, .send = rec_send};
-    f->ps = rc_procs_new(NULL, &tr, ME, 77);
+    f->rec.nodes = rc_nodetab_new();
+    assert_non_null(f->rec.nodes);
+    rc_procs_transport tr = {.ctx = &f->rec, .sendv = rec_send};
+    f->ps = rc_procs_new(NULL, &tr, f->rec.nodes, ME, 77);
     assert_non_null(f->ps);
     *state = f;
     return 0;
@@ -82,6 +82,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     rc_procs_free(f->ps);
+    rc_nodetab_free(f->rec.nodes);
     rec_clear(&f->rec);
     free(f);
     return 0;

@@ -5,6 +5,7 @@
  * the exact pid and reference, compact pids and the pg membership store keep
  * pids apart that differ only in high bits, and canonical group terms
  * re-encode them unchanged. */
+#include "rec_frame.h"
 #include "codec/term_read.h"
 #include "codec/ctrl.h"
 #include "codec/term_norm.h"
@@ -129,20 +130,14 @@ typedef struct sent {
 static sent outbox[8];
 static int nsent;
 
-static int rec_send(void *ctx, const char *node, const char *ctrl, size_t clen, const char *msg,
-                    size_t mlen)
+static int rec_send(void *ctx, uint32_t to, const struct iovec *parts, int nparts)
 {
-    (void)ctx;
-    if (strcmp(node, PEER) != 0 || nsent == 8)
+    const char *node = rc_nodetab_name(ctx, to);
+    if (node == NULL || strcmp(node, PEER) != 0 || nsent == 8)
         return -1;
     sent *s = &outbox[nsent++];
-    s->len = 1 + clen + (msg ? mlen : 0);
-    s->payload = malloc(s->len);
-    s->payload[0] = (char)CTRL_PASS_THROUGH;
-    memcpy(s->payload + 1, ctrl, clen);
-    if (msg)
-        memcpy(s->payload + 1 + clen, msg, mlen);
-    return 0;
+    s->payload = rec_frame_join(parts, nparts, &s->len);
+    return s->payload != NULL ? 0 : -1;
 }
 
 static void idle(rc_procs *ps, rc_proc *self, const rc_signal *sig)
@@ -166,8 +161,10 @@ static void test_monitor_and_link_from_v4_pid(void **st)
 {
     (void)st;
     nsent = 0;
-    rc_procs_transport tr = {.ctx = NULL, .send = rec_send};
-    rc_procs *ps = rc_procs_new(NULL, &tr, "c@h", 77);
+    rc_nodetab *nodes = rc_nodetab_new();
+    assert_non_null(nodes);
+    rc_procs_transport tr = {.ctx = nodes, .sendv = rec_send};
+    rc_procs *ps = rc_procs_new(NULL, &tr, nodes, "c@h", 77);
     assert_non_null(ps);
     rc_proc *p = rc_proc_spawn_registered(ps, idle, NULL, NULL, "svc");
     assert_non_null(p);

@@ -39,15 +39,12 @@ static void frame_up(rc_procs *ps, dist_hdr_in *hin, bytebuf *plain, const uint8
     rc_procs_on_frame(ps, "peer@host", (const char *)p, n);
 }
 
-static int drop_send(void *ctx, const char *node, const char *ctrl, size_t clen, const char *msg,
-                     size_t mlen)
+static int drop_send(void *ctx, uint32_t node, const struct iovec *parts, int nparts)
 {
     (void)ctx;
     (void)node;
-    (void)ctrl;
-    (void)clen;
-    (void)msg;
-    (void)mlen;
+    (void)parts;
+    (void)nparts;
     return 0;
 }
 
@@ -158,15 +155,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    rc_procs_transport tr = {.ctx = NULL, .send = drop_send};
-    rc_procs *ps = rc_procs_new(NULL, &tr, "fuzz@host", 1);
+    rc_nodetab *nodes = rc_nodetab_new();
+    rc_nodetab_intern(nodes, "fuzz@host", 9);
+    rc_procs_transport tr = {.ctx = NULL, .sendv = drop_send};
+    rc_procs *ps = rc_procs_new(NULL, &tr, nodes, "fuzz@host", 1);
     names_table *names = names_table_new();
     uv_loop_t loop;
     uv_loop_init(&loop);
     rc_request_server *rs = rc_request_server_start(ps, names, NULL, NULL, NULL);
     /* A pg scope too, so pg protocol messages are fuzzed along. */
-    rc_nodetab *nodes = rc_nodetab_new();
-    rc_nodetab_intern(nodes, "fuzz@host", 9);
     rc_pg_scope *scope = rc_pg_scope_start(&loop, NULL, ps, nodes, "reckon_db_pg");
     rc_pg_scope *const scopes[1] = {scope};
     rc_request_server_set_scopes(rs, scopes, 1, nodes);
