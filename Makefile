@@ -124,7 +124,7 @@ test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench
 
 # The README's commands as written (test/readme/run.sh): the Erlang session
 # against a sidecar started by make run, the C program and pkg-config build,
-# the --http curl examples.
+# the --http curl examples, the TLS walk-through.
 test-readme: priv/reckon_cnode
 	@sh test/readme/run.sh
 # reckon_cnode as a rebar3 and a mix dependency of a new project.

@@ -4,6 +4,8 @@
 #   c_api.sh   "Using it from C": make install, cc with pkg-config, the C
 #              program and examples/producer against a BEAM node
 #   http.sh    --http: the curl examples for /metrics and /health
+#   tls.sh     "TLS distribution": the openssl walk-through, a TLS BEAM node
+#              and the TLS sidecar
 # Each prints its checks and a count; this adds the counts up in one line,
 # "readme: N passed, M failed".
 set -u
@@ -12,7 +14,7 @@ passed=0
 failed=0
 OUT=$(mktemp) || exit 2
 trap 'rm -f "$OUT"' EXIT
-for t in erlang c_api http; do
+for t in erlang c_api http tls; do
     echo "== README: test/readme/$t.sh"
     sh "test/readme/$t.sh" >"$OUT" 2>&1
     rc=$?
