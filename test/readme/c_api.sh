@@ -3,7 +3,9 @@
 # cc with pkg-config) builds examples/producer.c and the README's C program
 # (its c block, saved as ingest.c), and both run against a BEAM node `app`
 # (cookie secret) whose process is an emitter of {orders, <<"created">>,
-# emitters}: the test asserts their events reach that process.
+# emitters}: the test asserts their events reach that process. Then the
+# section's other commands: `make examples/producer` and the producer it
+# makes, and the bench/cnode_producer line (100000 events, all counted).
 # Substituted, and only these: PREFIX /opt/reckon_cnode by a temporary one,
 # the node names app@myhost and ingest by unique ones. Own epmd port; stops
 # what it starts.
@@ -50,21 +52,27 @@ build() {
 check "make install, then cc with pkg-config builds producer and ingest" build
 
 # The BEAM node app: pg scope reckon_db_pg, a process in the group that
-# prints every {broadcast, Topic, Event} it gets.
+# prints every {broadcast, Topic, Event} it gets, except cnode_producer's
+# (one event id), which it counts, printing the count every 100000.
 setsid erl -noshell -sname "$APP" -setcookie secret -eval '
     {ok, _} = pg:start(reckon_db_pg),
     ok = pg:join(reckon_db_pg, {orders, <<"created">>, emitters}, self()),
     io:format("ready~n"),
-    Loop = fun L() ->
+    Loop = fun L(N) ->
                    receive
+                       {broadcast, _, {event, <<"0f8fad5b-d9cb-469f-a165-70867728950e">>, _, _, _,
+                                       _, _, _, _, _, _, _}} ->
+                           (N + 1) rem 100000 =:= 0 andalso
+                               io:format("cnode_producer events: ~b~n", [N + 1]),
+                           L(N + 1);
                        {broadcast, Topic, E} ->
                            io:format("~s ~s ~s ~s~n",
                                      [Topic, element(2, E), element(3, E), element(6, E)]),
-                           L()
+                           L(N)
                    after 120000 -> halt()
                    end
            end,
-    Loop().' >"$TMP/app.out" 2>&1 </dev/null &
+    Loop(0).' >"$TMP/app.out" 2>&1 </dev/null &
 APP_PID=$!
 await "$TMP/app.out" '^ready$' 30 || { echo "readme: the BEAM node did not start:"; cat "$TMP/app.out"; }
 
@@ -83,4 +91,30 @@ producer() {
         { cat "$TMP/producer.out" "$TMP/app.out"; return 1; }
 }
 check "producer $APP@$HOST secret 10: ten events reach the emitter on app" producer
+
+# "`make examples/producer`, then `examples/producer app@myhost secret 10`",
+# from the repository's top.
+made_producer() {
+    make --no-print-directory examples/producer >"$TMP/make.log" 2>&1 &&
+        timeout 60 examples/producer "$APP@$HOST" secret 10 >"$TMP/producer.out" 2>&1 &&
+        await "$TMP/app.out" '^orders:created event-9 order_created' 10 &&
+        i=0 && while [ "$(grep -Ec '^orders:created event-[0-9] order_created' "$TMP/app.out")" -lt 20 ] &&
+                  [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done &&
+        [ "$(grep -Ec '^orders:created event-[0-9] order_created \{"order": [0-9]\}$' "$TMP/app.out")" -eq 20 ] ||
+        { cat "$TMP/make.log" "$TMP/producer.out" "$TMP/app.out"; return 1; }
+}
+check "make examples/producer, then examples/producer $APP@$HOST secret 10" made_producer
+
+# The cnode_producer line of the section, as written but for the seed.
+BENCH=$(sed -n "/^$SECTION\$/,/^## /p" README.md | tr '\n' ' ' |
+    grep -o '`bench/cnode_producer --seed [^`]*`' | tr -d '`' | sed "s|app@myhost|$APP@$HOST|")
+bench_producer() {
+    case "$BENCH" in *"--count 100000 "*) ;; *) echo "no cnode_producer line: $BENCH"; return 1 ;; esac
+    make --no-print-directory bench/cnode_producer >"$TMP/make.log" 2>&1 &&
+        timeout 120 sh -c "$BENCH" >"$TMP/bench.out" 2>&1 &&
+        grep -q '^events 100000$' "$TMP/bench.out" &&
+        await "$TMP/app.out" '^cnode_producer events: 100000$' 60 ||
+        { cat "$TMP/make.log" "$TMP/bench.out"; tail -5 "$TMP/app.out"; return 1; }
+}
+check "$BENCH: 100000 events reach the emitter on app" bench_producer
 summary

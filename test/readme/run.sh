@@ -2,7 +2,8 @@
 # Every command the README shows a user, run as written:
 #   erlang.sh  "Using it from Erlang": make run, then the erl session
 #   c_api.sh   "Using it from C": make install, cc with pkg-config, the C
-#              program and examples/producer against a BEAM node
+#              program, examples/producer and bench/cnode_producer
+#              against a BEAM node
 #   http.sh    --http: the curl examples for /metrics and /health
 #   tls.sh     "TLS distribution": the openssl walk-through, a TLS BEAM node
 #              and the TLS sidecar
