@@ -122,8 +122,9 @@ test: deps-test
 
 test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-readme test-asan-node test-otp
 
-# The README's Erlang session, typed as written against a sidecar started by
-# make run.
+# The README's commands as written (test/readme/run.sh): the Erlang session
+# against a sidecar started by make run, the C program and pkg-config build,
+# the --http curl examples, the TLS walk-through.
 test-readme: priv/reckon_cnode
 	@sh test/readme/run.sh
 # reckon_cnode as a rebar3 and a mix dependency of a new project.
