@@ -1,7 +1,8 @@
 # reckon_cnode — build, run, test, bench.
 #   make run    build and start the sidecar C node (prints its node name)
 #   make test   every test: C units (plain, ASan/UBSan, TSan, valgrind), clang
-#               build, libFuzzer, then the Erlang suites and the Elixir check on
+#               build, libFuzzer, the systemd unit booted under systemd (a
+#               container), then the Erlang suites and the Elixir check on
 #               OTP 25, 27 and 29 (the OTP matrix)
 # Missing Debian packages are installed when run as root; otherwise the exact
 # apt-get line is printed (tools/deps.sh). `make run` needs only what building
@@ -35,7 +36,7 @@ LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
 .PHONY: all build deps deps-test run test test-all test-c test-san test-tsan test-elixir \
-        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node install asan-node test-asan-node bench bench-all bench-tls clean dialyzer fuzz erl
+        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node test-systemd install asan-node test-asan-node bench bench-all bench-tls clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
 # that everything asked of the tool chain (EI_DIR) is asked after the install.
@@ -120,13 +121,18 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-all
 
-test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-readme test-asan-node test-otp
+test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang fuzz test-dep test-readme test-systemd test-asan-node test-otp
 
 # The README's commands as written (test/readme/run.sh): the Erlang session
 # against a sidecar started by make run, the C program and pkg-config build,
 # the --http curl examples, the TLS walk-through.
 test-readme: priv/reckon_cnode
 	@sh test/readme/run.sh
+# deploy/reckon_cnode.service under a real systemd: a trixie container booted
+# with systemd-nspawn, the unit installed by make install DESTDIR= and
+# started, probed, restarted and stopped (test/systemd/run.sh; root only).
+test-systemd: priv/reckon_cnode
+	@sh test/systemd/run.sh
 # reckon_cnode as a rebar3 and a mix dependency of a new project.
 test-dep:
 	@sh test/dep/run.sh

@@ -12,7 +12,7 @@ set -u
 
 RUN="gcc make erlang-nox erlang-dev rebar3 libuv1-dev uthash-dev liblmdb-dev libmd-dev libmicrohttpd-dev libssl-dev"
 TEST="$RUN clang erlang-common-test erlang-dialyzer erlang-proper erlang-proper-dev erlang-eunit \
-elixir libcmocka-dev valgrind debootstrap util-linux pkgconf openssl curl"
+elixir libcmocka-dev valgrind debootstrap util-linux systemd-container pkgconf openssl curl"
 
 case "${1:-}" in
     run) WANT=$RUN ;;
