@@ -167,6 +167,88 @@ static int make_node_name(const rc_node_config *cfg, char *out, size_t cap, char
     return 0;
 }
 
+/* What rc_node_create made before the transport started, on a failure
+ * there (each part may be missing). */
+static void release_unstarted(rc_node *n)
+{
+    rc_nodetab_free(n->nodes);
+    names_persist_free(n->persist);
+    names_store_close(n->store);
+    names_table_free(n->names);
+    uv_loop_close(&n->loop);
+    free(n);
+}
+
+/* The emitter-name table, and with --data-dir its LMDB copy (loaded into
+ * the table) and the queue of synced writes to it. */
+static int open_names(rc_node *n, const rc_node_config *cfg, char *err, size_t errlen)
+{
+    n->names = names_table_new();
+    if (n->names == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (cfg->data_dir == NULL)
+        return 0;
+    size_t loaded = 0, skipped = 0;
+    int e = names_store_open(cfg->data_dir, &n->store);
+    if (e == 0)
+        e = names_store_load(n->store, n->names, &loaded, &skipped);
+    if (e != 0) {
+        snprintf(err, errlen, "cannot open --data-dir %s: %s", cfg->data_dir,
+                 names_store_strerror(e));
+        return -1;
+    }
+    LOG_I(&n->lg, MOD, "loaded %zu emitter-name entries from %s (%zu damaged, skipped)", loaded,
+          cfg->data_dir, skipped);
+    n->persist = names_persist_new(&n->loop, &n->lg, n->store, n->names);
+    if (n->persist == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Index 0 is this node, so local pids are recognised cheaply. */
+static int make_node_table(rc_node *n, char *err, size_t errlen)
+{
+    n->nodes = rc_nodetab_new();
+    if (n->nodes == NULL ||
+        rc_nodetab_intern(n->nodes, n->node_name, strlen(n->node_name)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int start_dist(rc_node *n, const rc_node_config *cfg, const char *alive, char *err,
+                      size_t errlen)
+{
+    rc_dist_config dc = {.nodes = n->nodes,
+                         .alive = alive,
+                         .node_name = n->node_name,
+                         .cookie = cfg->cookie,
+                         .max_message_bytes = cfg->max_message_bytes,
+                         .max_output_bytes = cfg->max_output_bytes,
+                         .net_ticktime_s = cfg->net_ticktime_s,
+                         .handshake_timeout_ms = 5000,
+                         .no_epmd = cfg->no_epmd,
+                         .listen_addr = cfg->listen_addr,
+                         .port_min = cfg->port_min,
+                         .port_max = cfg->port_max};
+    rc_tls_config tc = {.certfile = cfg->tls_certfile,
+                        .keyfile = cfg->tls_keyfile,
+                        .cacertfile = cfg->tls_cacertfile,
+                        .verify_peer = !cfg->tls_verify_none,
+                        .server_name = cfg->tls_server_name,
+                        .min_version = cfg->tls_min_version};
+    if (cfg->tls_certfile != NULL)
+        dc.tls = &tc;
+    rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
+                            .on_connect_failed = on_connect_failed, .on_unreachable = on_unreachable};
+    return rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen);
+}
+
 int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t errlen)
 {
     if (cfg->cookie == NULL || cfg->cookie[0] == '\0') {
@@ -193,81 +275,9 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         free(n);
         return -1;
     }
-    n->names = names_table_new();
-    if (n->names == NULL) {
-        snprintf(err, errlen, "out of memory");
-        uv_loop_close(&n->loop);
-        free(n);
-        return -1;
-    }
-    if (cfg->data_dir != NULL) {
-        size_t loaded = 0, skipped = 0;
-        int e = names_store_open(cfg->data_dir, &n->store);
-        if (e == 0)
-            e = names_store_load(n->store, n->names, &loaded, &skipped);
-        if (e != 0) {
-            snprintf(err, errlen, "cannot open --data-dir %s: %s", cfg->data_dir,
-                     names_store_strerror(e));
-            names_store_close(n->store);
-            names_table_free(n->names);
-            uv_loop_close(&n->loop);
-            free(n);
-            return -1;
-        }
-        LOG_I(&n->lg, MOD, "loaded %zu emitter-name entries from %s (%zu damaged, skipped)",
-              loaded, cfg->data_dir, skipped);
-        n->persist = names_persist_new(&n->loop, &n->lg, n->store, n->names);
-        if (n->persist == NULL) {
-            snprintf(err, errlen, "out of memory");
-            names_store_close(n->store);
-            names_table_free(n->names);
-            uv_loop_close(&n->loop);
-            free(n);
-            return -1;
-        }
-    }
-    /* Index 0 is this node, so local pids are recognised cheaply. */
-    n->nodes = rc_nodetab_new();
-    if (n->nodes == NULL ||
-        rc_nodetab_intern(n->nodes, n->node_name, strlen(n->node_name)) != 0) {
-        snprintf(err, errlen, "out of memory");
-        rc_nodetab_free(n->nodes);
-        names_persist_free(n->persist);
-        names_store_close(n->store);
-        names_table_free(n->names);
-        uv_loop_close(&n->loop);
-        free(n);
-        return -1;
-    }
-    rc_dist_config dc = {.nodes = n->nodes,
-                         .alive = alive,
-                         .node_name = n->node_name,
-                         .cookie = cfg->cookie,
-                         .max_message_bytes = cfg->max_message_bytes,
-                         .max_output_bytes = cfg->max_output_bytes,
-                         .net_ticktime_s = cfg->net_ticktime_s,
-                         .handshake_timeout_ms = 5000,
-                         .no_epmd = cfg->no_epmd,
-                         .listen_addr = cfg->listen_addr,
-                         .port_min = cfg->port_min,
-                         .port_max = cfg->port_max};
-    rc_tls_config tc = {.certfile = cfg->tls_certfile,
-                        .keyfile = cfg->tls_keyfile,
-                        .cacertfile = cfg->tls_cacertfile,
-                        .verify_peer = !cfg->tls_verify_none,
-                        .server_name = cfg->tls_server_name,
-                        .min_version = cfg->tls_min_version};
-    if (cfg->tls_certfile != NULL)
-        dc.tls = &tc;
-    rc_dist_callbacks cb = {.ctx = n, .on_up = on_up, .on_down = on_down, .on_frame = on_frame,
-                            .on_connect_failed = on_connect_failed, .on_unreachable = on_unreachable};
-    if (rc_dist_start(&n->dist, &n->loop, &n->lg, &dc, &cb, err, (int)errlen) != 0) {
-        rc_nodetab_free(n->nodes);
-        names_persist_free(n->persist);
-        names_store_close(n->store);
-        names_table_free(n->names);
-        uv_loop_close(&n->loop);
-        free(n);
+    if (open_names(n, cfg, err, errlen) != 0 || make_node_table(n, err, errlen) != 0 ||
+        start_dist(n, cfg, alive, err, errlen) != 0) {
+        release_unstarted(n);
         return -1;
     }
     /* The process layer sends straight into the connections. */
