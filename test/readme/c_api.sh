@@ -14,22 +14,7 @@ cd "$(dirname "$0")/../.." || exit 2
 ROOT=$(pwd)
 . test/private_epmd.sh
 . test/readme/lib.sh
-TMP=$(mktemp -d) || exit 2
-EPMD_PORT=""
-APP_PID=""
-cleanup() {
-    stop_group "$APP_PID"
-    [ -n "$EPMD_PORT" ] && epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-start_private_epmd
-[ -n "$EPMD_PORT" ] || { echo "readme: could not start epmd"; exit 2; }
-ERL_EPMD_PORT=$EPMD_PORT
-HOME=$TMP
-export ERL_EPMD_PORT HOME
-HOST=$(hostname -s)
+readme_env
 APP=app_$$
 SECTION="## Using it from C"
 
@@ -73,7 +58,7 @@ setsid erl -noshell -sname "$APP" -setcookie secret -eval '
                    end
            end,
     Loop(0).' >"$TMP/app.out" 2>&1 </dev/null &
-APP_PID=$!
+PIDS="$PIDS $!"
 await "$TMP/app.out" '^ready$' 30 || { echo "readme: the BEAM node did not start:"; cat "$TMP/app.out"; }
 
 ingest() {

@@ -10,24 +10,9 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 . test/private_epmd.sh
 . test/readme/lib.sh
-TMP=$(mktemp -d) || exit 2
-EPMD_PORT=""
-PIDS=""
-cleanup() {
-    for p in $PIDS; do stop_group "$p"; done
-    [ -n "$EPMD_PORT" ] && epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-start_private_epmd
-[ -n "$EPMD_PORT" ] || { echo "readme: could not start epmd"; exit 2; }
-ERL_EPMD_PORT=$EPMD_PORT
-HOME=$TMP
-export ERL_EPMD_PORT HOME
+readme_env
 od -An -N12 -tx1 /dev/urandom | tr -d ' \n' >"$HOME/.erlang.cookie"
 chmod 400 "$HOME/.erlang.cookie"
-HOST=$(hostname -s)
 
 # in_order WANT GOT: every line of WANT is a line of GOT, in that order
 # (carriage returns ignored); a WANT line `...` stands for any lines.

@@ -63,3 +63,29 @@ stop_group() {
     kill -KILL "-$1" 2>/dev/null
     return 0
 }
+
+# One part's surroundings: a temp dir as HOME, a private epmd, and at exit
+# every process group in $PIDS stopped (the last started first), after the
+# part's own readme_on_exit if it defines one. Sets TMP, HOME, HOST and
+# ERL_EPMD_PORT.
+PIDS=""
+readme_cleanup() {
+    command -v readme_on_exit >/dev/null 2>&1 && readme_on_exit
+    _rev=""
+    for _p in $PIDS; do _rev="$_p $_rev"; done
+    for _p in $_rev; do stop_group "$_p"; done
+    [ -n "$EPMD_PORT" ] && epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1
+    rm -rf "$TMP"
+}
+readme_env() {
+    TMP=$(mktemp -d) || exit 2
+    EPMD_PORT=""
+    trap readme_cleanup EXIT
+    trap 'exit 130' INT TERM
+    start_private_epmd
+    [ -n "$EPMD_PORT" ] || { echo "readme: could not start epmd"; exit 2; }
+    ERL_EPMD_PORT=$EPMD_PORT
+    HOME=$TMP
+    export ERL_EPMD_PORT HOME
+    HOST=$(hostname -s)
+}

@@ -14,28 +14,12 @@ cd "$(dirname "$0")/../.." || exit 2
 ROOT=$(pwd)
 . test/private_epmd.sh
 . test/readme/lib.sh
-TMP=$(mktemp -d) || exit 2
-EPMD_PORT=""
-APP_PID=""
-RC_PID=""
-cleanup() {
-    exec 3>&- 2>/dev/null
-    stop_group "$RC_PID"
-    stop_group "$APP_PID"
-    [ -n "$EPMD_PORT" ] && epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-start_private_epmd
-[ -n "$EPMD_PORT" ] || { echo "readme: could not start epmd"; exit 2; }
-ERL_EPMD_PORT=$EPMD_PORT
-HOME=$TMP
+readme_on_exit() { exec 3>&- 2>/dev/null; }
+readme_env
 PATH=$ROOT/priv:$PATH
-export ERL_EPMD_PORT HOME PATH
+export PATH
 od -An -N12 -tx1 /dev/urandom | tr -d ' \n' >"$HOME/.erlang.cookie"
 chmod 400 "$HOME/.erlang.cookie"
-HOST=$(hostname -s)
 APP=app_$$
 RC=rc_tls_$$
 SECTION="## TLS distribution"
@@ -61,7 +45,7 @@ app() {
     grep -q -- "-sname $APP -proto_dist inet_tls" "$TMP/app.sh" || { cat "$TMP/app.sh"; return 1; }
     mkfifo "$TMP/app.in"
     setsid bash "$TMP/app.sh" <"$TMP/app.in" >"$TMP/app.out" 2>&1 &
-    APP_PID=$!
+    PIDS="$PIDS $!"
     exec 3>"$TMP/app.in"
     await "$TMP/app.out" '^\(.*\)1> ' 30 || { cat "$TMP/app.out"; return 1; }
 }
@@ -70,7 +54,7 @@ check "erl -sname app -proto_dist inet_tls starts its shell" app
 sidecar() {
     grep -q -- "--sname $RC --seed \"$APP@" "$TMP/sidecar.sh" || { cat "$TMP/sidecar.sh"; return 1; }
     setsid bash "$TMP/sidecar.sh" >"$TMP/rc.out" 2>"$TMP/rc.log" </dev/null &
-    RC_PID=$!
+    PIDS="$PIDS $!"
     await "$TMP/rc.log" "connected to $APP@$HOST \\(outbound, TLSv1\\.2" 30 ||
         { cat "$TMP/rc.out" "$TMP/rc.log"; return 1; }
 }
