@@ -178,6 +178,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * cache spelt out, at most about a thousand times its input */
     guard_init(&g_frame, (1u << 20) + 4096);
     guard_init(&g_plain, 8u << 20);
+    guard_self_check(&g_frame);
     return 0;
 }
 
