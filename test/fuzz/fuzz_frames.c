@@ -6,7 +6,8 @@
  * to real C processes: the request server (request parsing, broadcast and
  * pool requests), a pg scope that has seen the peer come up, and a running
  * C emitter pool (registered as fz_sub_emitter and fz_sub_emitter_2), with
- * loop turns in between so due timers run. The same bytes also go out as a
+ * loop turns in between so due timers run. A tick frame moves time on by a
+ * second and does the timers' work at once (the pg scope's discovery). The same bytes also go out as a
  * message, through the header encoder both ways, and must decode back.
  * Each frame is decoded from a copy that ends at an unreadable page, so
  * that libei (not instrumented) reading past it crashes too. Crashes,
@@ -207,6 +208,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bytebuf plain;
     bytebuf_init(&plain, (1u << 20) + 2);
     size_t off = 0;
+    uint64_t now = uv_now(&loop);
     for (;;) {
         frame_view fv;
         frame_result r = frame_next(data + off, size - off, 1u << 20, &fv);
@@ -215,6 +217,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == FRAME_DATA) {
             frame_up(ps, hin, &plain, data + off + fv.payload_off, fv.payload_len);
             uv_run(&loop, UV_RUN_NOWAIT);
+        } else if (r == FRAME_TICK) {
+            /* A tick stands for time passing: the timers' work is done as
+             * of a second later than the last, whether or not a loop turn
+             * would have found them due. */
+            now += 1000;
+            rc_pg_scope_tick(scope, now);
         }
         off += fv.consumed;
     }
