@@ -297,6 +297,10 @@ static int skip_rec(const uint8_t *b, int len, size_t *i, int depth)
         if (!need(len, at, 5))
             return -1;
         n = get32(b + at);
+        /* the bits used in the last byte: 1 to 8, or 0 with no bytes, as
+         * ei has them (ei's skip stops without moving on at any other) */
+        if (b[at + 4] > 8 || (b[at + 4] == 0) != (n == 0))
+            return -1;
         return need(len, at + 5, n) ? (*i = at + 5 + n, 0) : -1;
     case ERL_SMALL_BIG_EXT:
         if (!need(len, at, 2))

@@ -163,6 +163,34 @@ static void test_float_text(void **st)
     assert_int_equal(skip_float("", 0), -1);
 }
 
+/* BIT_BINARY_EXT: Len, the bits used in the last byte, the bytes. ei
+ * skips only 1 to 8 bits with bytes, or 0 bits with none. */
+static int skip_bits(uint8_t nbytes, uint8_t bits)
+{
+    uint8_t *b = malloc(6u + nbytes);
+    b[0] = 77; /* BIT_BINARY_EXT */
+    b[1] = b[2] = b[3] = 0;
+    b[4] = nbytes;
+    b[5] = bits;
+    memset(b + 6, 0xff, nbytes);
+    int idx = 0;
+    int rc = term_skip((const char *)b, 6 + nbytes, &idx);
+    assert_true(rc != 0 || idx == 6 + nbytes);
+    free(b);
+    return rc;
+}
+
+static void test_bitstring_bits(void **st)
+{
+    (void)st;
+    assert_int_equal(skip_bits(1, 1), 0);
+    assert_int_equal(skip_bits(2, 8), 0);
+    assert_int_equal(skip_bits(0, 0), 0);
+    assert_int_equal(skip_bits(1, 0), -1);
+    assert_int_equal(skip_bits(1, 9), -1);
+    assert_int_equal(skip_bits(0, 3), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_fun_prefixes),
         cmocka_unit_test(test_export_arity_is_small_int),
         cmocka_unit_test(test_float_text),
+        cmocka_unit_test(test_bitstring_bits),
     };
     return cmocka_run_group_tests_name("term walk", tests, NULL, NULL);
 }
