@@ -84,11 +84,16 @@ $(SAN_BUILD)/tests/%: test/c/%.c $(SAN_BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 
-# libFuzzer over inbound frames and message dispatch, and over what a
-# stranger sends before the handshakes are done (clang only).
+# libFuzzer over inbound frames and message dispatch, over the decoders on
+# their own (with libei's reads bounded by unreadable pages, test/fuzz/guard.h),
+# and over what a stranger sends before the handshakes are done (clang only).
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
-build/fuzz/fuzz_frames: test/fuzz/fuzz_frames.c $(LIB_SRCS)
+build/fuzz/fuzz_frames: test/fuzz/fuzz_frames.c test/fuzz/guard.h $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
+
+build/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c test/fuzz/guard.h $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
 
@@ -98,12 +103,17 @@ build/fuzz/fuzz_tls_accept: test/fuzz/fuzz_tls_accept.c $(LIB_SRCS)
 
 # The fuzzer's progress lines go to a log; its verdict (and any finding)
 # is printed.
-fuzz: build/fuzz/fuzz_frames build/fuzz/fuzz_tls_accept
+fuzz: build/fuzz/fuzz_frames build/fuzz/fuzz_decode build/fuzz/fuzz_tls_accept
 	@mkdir -p build/fuzz/corpus
 	@echo "== libFuzzer: $(FUZZ_SECONDS) s over inbound frames (log: build/fuzz/fuzz.log)"
 	@build/fuzz/fuzz_frames -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
 	  build/fuzz/corpus test/fuzz/seeds > build/fuzz/fuzz.log 2>&1 || { tail -60 build/fuzz/fuzz.log; exit 1; }
 	@tail -1 build/fuzz/fuzz.log
+	@mkdir -p build/fuzz/corpus_decode
+	@echo "== libFuzzer: $(FUZZ_SECONDS) s over the decoders, libei's reads bounded by unreadable pages (log: build/fuzz/fuzz_decode.log)"
+	@build/fuzz/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \
+	  build/fuzz/corpus_decode test/fuzz/seeds_decode > build/fuzz/fuzz_decode.log 2>&1 || { tail -60 build/fuzz/fuzz_decode.log; exit 1; }
+	@tail -1 build/fuzz/fuzz_decode.log
 	@mkdir -p build/fuzz/corpus_tls
 	@echo "== libFuzzer: $(FUZZ_SECONDS) s over a stranger's bytes before the TLS and distribution handshakes (log: build/fuzz/fuzz_tls.log)"
 	@build/fuzz/fuzz_tls_accept -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=1024 \

@@ -2,6 +2,7 @@
 
 #include "codec/decimal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static uint32_t get32(const uint8_t *p)
@@ -196,6 +197,22 @@ static int skip_atom(const uint8_t *b, int len, size_t *i)
 
 static int skip_rec(const uint8_t *b, int len, size_t *i, int depth);
 
+/* FLOAT_EXT's 31 bytes of text. ei reads them with sscanf, which runs on to
+ * the text's NUL (past the 31 bytes, and the buffer, when there is none)
+ * and, when the text is no number, fails without moving on (ei's skip of a
+ * tuple or list then goes on from the wrong place). Both are refused: every
+ * encoder writes "%.20e" padded with NULs. */
+static int float_text_ok(const uint8_t *p)
+{
+    char txt[31];
+    if (memchr(p, 0, sizeof txt) == NULL)
+        return 0;
+    memcpy(txt, p, sizeof txt);
+    char *end;
+    (void)strtod(txt, &end);
+    return end != txt;
+}
+
 /* Skips `count` consecutive terms; each is at least one byte, so a huge
  * count on a short buffer fails fast instead of looping. */
 static int skip_n(const uint8_t *b, int len, size_t *i, uint64_t count, int depth)
@@ -258,7 +275,8 @@ static int skip_rec(const uint8_t *b, int len, size_t *i, int depth)
     switch (tag) {
     case ERL_SMALL_INTEGER_EXT: return need(len, at, 1) ? (*i = at + 1, 0) : -1;
     case ERL_INTEGER_EXT: return need(len, at, 4) ? (*i = at + 4, 0) : -1;
-    case ERL_FLOAT_EXT: return need(len, at, 31) ? (*i = at + 31, 0) : -1;
+    case ERL_FLOAT_EXT:
+        return need(len, at, 31) && float_text_ok(b + at) ? (*i = at + 31, 0) : -1;
     case NEW_FLOAT_EXT: return need(len, at, 8) ? (*i = at + 8, 0) : -1;
     case ERL_ATOM_EXT:
     case ERL_SMALL_ATOM_EXT:
@@ -279,6 +297,10 @@ static int skip_rec(const uint8_t *b, int len, size_t *i, int depth)
         if (!need(len, at, 5))
             return -1;
         n = get32(b + at);
+        /* the bits used in the last byte: 1 to 8, or 0 with no bytes, as
+         * ei has them (ei's skip stops without moving on at any other) */
+        if (b[at + 4] > 8 || (b[at + 4] == 0) != (n == 0))
+            return -1;
         return need(len, at + 5, n) ? (*i = at + 5 + n, 0) : -1;
     case ERL_SMALL_BIG_EXT:
         if (!need(len, at, 2))

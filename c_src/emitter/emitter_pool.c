@@ -284,7 +284,7 @@ static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
     int len = sig->len, idx = 0, v = 0, arity = 0;
     char tag[MAXATOMLEN];
     if (ei_decode_version(buf, &idx, &v) || ei_decode_tuple_header(buf, &idx, &arity) ||
-        ei_decode_atom(buf, &idx, tag))
+        arity < 2 || ei_decode_atom(buf, &idx, tag))
         return;
     if (arity == 3 && (strcmp(tag, "broadcast") == 0 || strcmp(tag, "forward_to_local") == 0)) {
         const uint8_t *topic;

@@ -628,10 +628,8 @@ static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 
 /* ------------------------------------------------------------ discovery */
 
-static void on_timer(uv_timer_t *t)
+void rc_pg_scope_tick(rc_pg_scope *s, uint64_t now)
 {
-    rc_pg_scope *s = t->data;
-    uint64_t now = uv_now(s->loop);
     node_state *ns, *tmp;
     HASH_ITER(hh, s->node_states, ns, tmp) {
         if (!ns->up || ns->has_peer || now < ns->next_ms)
@@ -640,6 +638,12 @@ static void on_timer(uv_timer_t *t)
         ns->next_ms = now + ns->backoff_ms;
         ns->backoff_ms = ns->backoff_ms * 2 > DISCOVER_MAX_MS ? DISCOVER_MAX_MS : ns->backoff_ms * 2;
     }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    rc_pg_scope *s = t->data;
+    rc_pg_scope_tick(s, uv_now(s->loop));
 }
 
 void rc_pg_scope_nodeup(rc_pg_scope *s, const char *node)

@@ -24,6 +24,7 @@
 #include "util/log.h"
 
 #include <ei.h>
+#include <stdint.h>
 #include <uv.h>
 
 typedef struct rc_pg_scope rc_pg_scope;
@@ -52,6 +53,10 @@ int rc_pg_scope_pid(const rc_pg_scope *s, rc_cpid *out);
 /* Connection events from the node. */
 void rc_pg_scope_nodeup(rc_pg_scope *s, const char *node);
 void rc_pg_scope_nodedown(rc_pg_scope *s, const char *node);
+/* The scope's periodic work as of now_ms (its timer does it every 100 ms):
+ * discover is sent again, with backoff, to each connected node whose scope
+ * has not answered yet. */
+void rc_pg_scope_tick(rc_pg_scope *s, uint64_t now_ms);
 /* A local C process ended: it leaves all its groups. */
 void rc_pg_scope_proc_exit(rc_pg_scope *s, const erlang_pid *pid);
 

@@ -6,7 +6,9 @@ rc_gen_kind rc_gen_classify(const char *buf, int len, rc_gen_from *from, int *re
 {
     int idx = 0, v = 0, arity = 0;
     char atom[MAXATOMLEN];
-    if (ei_decode_version(buf, &idx, &v) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0)
+    /* arity first: the atom of an empty tuple would be read past it */
+    if (ei_decode_version(buf, &idx, &v) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0 ||
+        arity < 2)
         return RC_GEN_INFO;
     if (ei_decode_atom(buf, &idx, atom) != 0)
         return RC_GEN_INFO;

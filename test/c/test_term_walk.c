@@ -2,7 +2,8 @@
  * every nested field of a fun is checked, so a NEW_FUN_EXT whose Size or
  * module atom length runs past the buffer, or whose fields do not end where
  * its Size says, is rejected before ei's decoders (which trust those fields)
- * see it. Buffers are malloc'd to their exact length, so ASan and valgrind
+ * see it; nor is a FLOAT_EXT whose text ei would read past its 31 bytes or
+ * fail to read. Buffers are malloc'd to their exact length, so ASan and valgrind
  * report any read past them. */
 #include "codec/term_read.h"
 
@@ -136,6 +137,60 @@ static void test_export_arity_is_small_int(void **st)
     assert_int_equal(term_skip((const char *)bad, (int)sizeof bad, &idx), -1);
 }
 
+/* FLOAT_EXT text: ei parses it with sscanf, which reads to a NUL and does
+ * not move on from a text that is no number; the walker lets through only
+ * what ei reads within the 31 bytes and skips as the walker does. */
+static int skip_float(const char *text, size_t text_len)
+{
+    uint8_t *b = malloc(32);
+    b[0] = 99; /* FLOAT_EXT */
+    memset(b + 1, 0, 31);
+    memcpy(b + 1, text, text_len);
+    int idx = 0;
+    int rc = term_skip((const char *)b, 32, &idx);
+    assert_true(rc != 0 || idx == 32);
+    free(b);
+    return rc;
+}
+
+static void test_float_text(void **st)
+{
+    (void)st;
+    assert_int_equal(skip_float("1.50000000000000000000e+00", 26), 0);
+    assert_int_equal(skip_float("-2.5e-3", 7), 0);
+    assert_int_equal(skip_float("1111111111111111111111111111111", 31), -1); /* no NUL */
+    assert_int_equal(skip_float("x1.5", 4), -1);
+    assert_int_equal(skip_float("", 0), -1);
+}
+
+/* BIT_BINARY_EXT: Len, the bits used in the last byte, the bytes. ei
+ * skips only 1 to 8 bits with bytes, or 0 bits with none. */
+static int skip_bits(uint8_t nbytes, uint8_t bits)
+{
+    uint8_t *b = malloc(6u + nbytes);
+    b[0] = 77; /* BIT_BINARY_EXT */
+    b[1] = b[2] = b[3] = 0;
+    b[4] = nbytes;
+    b[5] = bits;
+    memset(b + 6, 0xff, nbytes);
+    int idx = 0;
+    int rc = term_skip((const char *)b, 6 + nbytes, &idx);
+    assert_true(rc != 0 || idx == 6 + nbytes);
+    free(b);
+    return rc;
+}
+
+static void test_bitstring_bits(void **st)
+{
+    (void)st;
+    assert_int_equal(skip_bits(1, 1), 0);
+    assert_int_equal(skip_bits(2, 8), 0);
+    assert_int_equal(skip_bits(0, 0), 0);
+    assert_int_equal(skip_bits(1, 0), -1);
+    assert_int_equal(skip_bits(1, 9), -1);
+    assert_int_equal(skip_bits(0, 3), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +198,8 @@ int main(void)
         cmocka_unit_test(test_lying_fun_rejected),
         cmocka_unit_test(test_fun_prefixes),
         cmocka_unit_test(test_export_arity_is_small_int),
+        cmocka_unit_test(test_float_text),
+        cmocka_unit_test(test_bitstring_bits),
     };
     return cmocka_run_group_tests_name("term walk", tests, NULL, NULL);
 }

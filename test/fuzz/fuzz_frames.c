@@ -6,9 +6,12 @@
  * to real C processes: the request server (request parsing, broadcast and
  * pool requests), a pg scope that has seen the peer come up, and a running
  * C emitter pool (registered as fz_sub_emitter and fz_sub_emitter_2), with
- * loop turns in between so due timers run. The same bytes also go out as a
+ * loop turns in between so due timers run. A tick frame moves time on by a
+ * second and does the timers' work at once (the pg scope's discovery). The same bytes also go out as a
  * message, through the header encoder both ways, and must decode back.
- * Crashes, sanitizer reports and leaks are findings. */
+ * Each frame is decoded from a copy that ends at an unreadable page, so
+ * that libei (not instrumented) reading past it crashes too. Crashes,
+ * sanitizer reports and leaks are findings. */
 #include "emitter/broadcast.h"
 #include "emitter/emitter_pool.h"
 #include "naming/names_table.h"
@@ -17,6 +20,7 @@
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
 #include "server/request_server.h"
+#include "guard.h"
 
 #include <ei.h>
 #include <stddef.h>
@@ -25,14 +29,24 @@
 #include <string.h>
 #include <uv.h>
 
+/* Every byte the decode path hands to libei is read from a guarded copy
+ * (guard.h): the frame as received, and what its header decoding made of
+ * it. Neither is copied again before it is decoded (a message to a C
+ * process is handled from the frame itself), so a read by libei past a
+ * frame's end faults even though libei itself is not instrumented. */
+static guard_arena g_frame, g_plain;
+
 /* As the transport hands a frame up: decoded first when it has a header. */
-static void frame_up(rc_procs *ps, dist_hdr_in *hin, bytebuf *plain, const uint8_t *p, size_t n)
+static void frame_up(rc_procs *ps, dist_hdr_in *hin, bytebuf *plain, const uint8_t *raw, size_t n)
 {
+    const uint8_t *p = guard_at_end(&g_frame, raw, n);
     if (n >= 2 && p[0] == 131 && p[1] == 68) {
         const char *why = NULL;
         plain->off = plain->len = 0;
         if (dist_hdr_decode(hin, p, n, plain, &why) == 0)
-            rc_procs_on_frame(ps, "peer@host", (const char *)plain->data + plain->off,
+            rc_procs_on_frame(ps, "peer@host",
+                              (const char *)guard_at_end(&g_plain, plain->data + plain->off,
+                                                         bytebuf_pending(plain)),
                               bytebuf_pending(plain));
         return;
     }
@@ -151,7 +165,20 @@ static void encode_round_trip(const uint8_t *data, size_t size)
     free(msg);
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    /* a frame is at most 1 MiB; its decoded form, with atoms from the
+     * cache spelt out, at most about a thousand times its input */
+    guard_init(&g_frame, (1u << 20) + 4096);
+    guard_init(&g_plain, 8u << 20);
+    guard_self_check(&g_frame);
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -178,6 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bytebuf plain;
     bytebuf_init(&plain, (1u << 20) + 2);
     size_t off = 0;
+    uint64_t now = uv_now(&loop);
     for (;;) {
         frame_view fv;
         frame_result r = frame_next(data + off, size - off, 1u << 20, &fv);
@@ -186,6 +214,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == FRAME_DATA) {
             frame_up(ps, hin, &plain, data + off + fv.payload_off, fv.payload_len);
             uv_run(&loop, UV_RUN_NOWAIT);
+        } else if (r == FRAME_TICK) {
+            /* A tick stands for time passing: the timers' work is done as
+             * of a second later than the last, whether or not a loop turn
+             * would have found them due. */
+            now += 1000;
+            rc_pg_scope_tick(scope, now);
         }
         off += fv.consumed;
     }
