@@ -197,6 +197,7 @@ static void test_monitor_and_link_from_v4_pid(void **st)
     assert_int_equal(exits, 1);
     ei_x_free(&c);
     rc_procs_free(ps);
+    rc_nodetab_free(nodes);
 }
 
 /* ---- compact pids and the membership store ---- */
