@@ -224,12 +224,14 @@ static int make_node_table(rc_node *n, char *err, size_t errlen)
 static int start_dist(rc_node *n, const rc_node_config *cfg, const char *alive, char *err,
                       size_t errlen)
 {
+    rc_backpressure_defaults(&n->bp);
+    n->bp.max_output_bytes = cfg->max_output_bytes;
     rc_dist_config dc = {.nodes = n->nodes,
+                         .bp = n->bp,
                          .alive = alive,
                          .node_name = n->node_name,
                          .cookie = cfg->cookie,
                          .max_message_bytes = cfg->max_message_bytes,
-                         .max_output_bytes = cfg->max_output_bytes,
                          .net_ticktime_s = cfg->net_ticktime_s,
                          .handshake_timeout_ms = 5000,
                          .no_epmd = cfg->no_epmd,
@@ -312,7 +314,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         n->bcast = rc_bcast_new(n->procs, n->scopes[0], n->nodes);
         n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names, n->persist);
         if (n->bcast != NULL)
-            n->queue = bcast_queue_new(&n->loop, 4u << 20, n->bcast, n->dist);
+            n->queue = bcast_queue_new(&n->loop, n->bp.producer_queue_bytes, n->bcast, n->dist);
     }
     if (!scopes_ok || n->procs == NULL || n->cluster == NULL || n->bcast == NULL ||
         n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||

@@ -56,6 +56,7 @@ struct rc_node {
     size_t nmonitors;
     rc_bcast *bcast;
     bcast_queue *queue;
+    rc_backpressure bp; /* every back-pressure setting (transport/dist.h) */
     rc_emitters *emitters;
     /* rc_node_call: requests from other threads, run on the loop. */
     uv_async_t call_async;

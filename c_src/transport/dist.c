@@ -30,22 +30,14 @@
  * cannot starve the others. */
 #define READ_BUDGET_PER_TURN (4u << 20)
 #define READ_CHUNK (64u << 10)
-/* Back-pressure per destination, as the BEAM's busy_dist_port: a connection
- * whose unwritten output passes BUSY_ABOVE is busy until it drains below
- * BUSY_BELOW. The connection whose frame was being dispatched when a send
- * hit a busy destination stops being read (its peer is the sender) until
- * that destination drains; every other connection keeps flowing. */
-#define BUSY_ABOVE (4u << 20)
-#define BUSY_BELOW (1u << 20)
+/* Back-pressure per destination, as the BEAM's busy_dist_port (the marks
+ * are in cfg.bp): the connection whose frame was being dispatched when a
+ * send hit a busy destination stops being read (its peer is the sender)
+ * until that destination drains; every other connection keeps flowing. */
 /* Buffer capacity a connection keeps when empty at a tick. */
 #define TRIM_KEEP ((size_t)256 << 10)
 /* How long the listener rests when descriptors run out. */
 #define ACCEPT_PAUSE_MS 250u
-/* Frames waiting for a connection that a send started: per node (twice the
- * busy mark: a producer pauses at the mark, so only sends made while
- * handling a peer's frame come this far) and how many nodes at once. */
-#define WAIT_MAX_BYTES ((size_t)BUSY_ABOVE * 2)
-#define WAIT_MAX_NODES 64u
 #define DROP_WINDOW_MS 10000u
 #define DROP_LINES 10u
 
@@ -73,7 +65,7 @@ struct rc_conn {
     uint64_t last_write_ms;
     int dirty;
     int closing;
-    int busy;             /* output above BUSY_ABOVE, until below BUSY_BELOW */
+    int busy;             /* output above bp.busy_above, until below bp.busy_below */
     rc_conn *blocked_on;  /* not read until this busy connection drains */
     int resume;           /* unblocked: dispatch what is buffered at the next check */
     rc_conn *next_dirty;
@@ -370,7 +362,7 @@ static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
     c->peer_creation = r->peer_creation;
     c->peer_flags = r->peer_flags;
     bytebuf_init(&c->in, d->cfg.max_message_bytes + 4 + READ_CHUNK);
-    bytebuf_init(&c->out, d->cfg.max_output_bytes);
+    bytebuf_init(&c->out, d->cfg.bp.max_output_bytes);
     /* A decoded frame may not grow past what a pass-through one may be. */
     bytebuf_init(&c->plain, d->cfg.max_message_bytes + 2);
     c->last_read_ms = c->last_write_ms = uv_now(d->loop);
@@ -537,7 +529,7 @@ static void hs_after(hs_job *j, int status)
     if (waited > 0) {
         d->out_pending += bytebuf_pending(&c->out);
         d->stats.frames_out += waited;
-        c->busy = bytebuf_pending(&c->out) > BUSY_BELOW;
+        c->busy = bytebuf_pending(&c->out) > d->cfg.bp.busy_below;
         mark_dirty(d, c);
     }
     free(j);
@@ -784,6 +776,19 @@ void rc_dist_foreach(rc_dist *d, void (*fn)(rc_conn *c, void *arg), void *arg)
  * queued event, so it must not walk the connections. */
 size_t rc_dist_output_pending(const rc_dist *d) { return d->out_pending; }
 
+void rc_backpressure_defaults(rc_backpressure *bp)
+{
+    *bp = (rc_backpressure){.busy_above = 4u << 20,
+                            .busy_below = 1u << 20,
+                            .max_output_bytes = (size_t)1 << 30,
+                            /* twice the busy mark: a producer pauses at the mark,
+                             * so only sends made while handling a peer's frame
+                             * come this far */
+                            .wait_max_bytes = 8u << 20,
+                            .wait_max_nodes = 64,
+                            .producer_queue_bytes = 4u << 20};
+}
+
 const char *rc_conn_peer(const rc_conn *c) { return c->peer; }
 uint32_t rc_conn_node(const rc_conn *c) { return c->node; }
 uint32_t rc_conn_peer_creation(const rc_conn *c) { return c->peer_creation; }
@@ -858,7 +863,7 @@ static int output_overflow(rc_dist *d, rc_conn *c)
 {
     d->stats.err_output_overflow++;
     LOG_E(d->lg, MOD, "output to %s exceeds %zu bytes: peer too slow, dropping connection",
-          c->peer, d->cfg.max_output_bytes);
+          c->peer, d->cfg.bp.max_output_bytes);
     rc_dist_close(d, c, "output buffer limit");
     return -1;
 }
@@ -906,7 +911,7 @@ static int sent(rc_dist *d, rc_conn *c, size_t added)
     d->out_pending += added;
     d->stats.frames_out++;
     mark_dirty(d, c);
-    if (!c->busy && bytebuf_pending(&c->out) > BUSY_ABOVE) {
+    if (!c->busy && bytebuf_pending(&c->out) > d->cfg.bp.busy_above) {
         c->busy = 1;
         d->stats.busy_destinations++;
     }
@@ -976,7 +981,7 @@ int rc_dist_is_busy(rc_dist *d, uint32_t node)
     if (c != NULL)
         return c->busy;
     const char *name = rc_nodetab_name(d->cfg.nodes, node);
-    return name != NULL && rc_waitq_bytes(d->waitq, name) > BUSY_BELOW;
+    return name != NULL && rc_waitq_bytes(d->waitq, name) > d->cfg.bp.busy_below;
 }
 
 /* ------------------------------------------------------- sends that connect */
@@ -1049,7 +1054,7 @@ int rc_dist_send_node(rc_dist *d, uint32_t to, const struct iovec *parts, int np
         d->stats.send_connects++;
         rc_dist_connect(d, node);
     }
-    if (d->dispatching == NULL && rc_waitq_bytes(d->waitq, node) > BUSY_ABOVE)
+    if (d->dispatching == NULL && rc_waitq_bytes(d->waitq, node) > d->cfg.bp.busy_above)
         d->busy_hit = to;
     return 0;
 }
@@ -1146,7 +1151,7 @@ static void conn_flush(rc_dist *d, rc_conn *c)
     c->last_write_ms = uv_now(d->loop);
     bytebuf_consume(&c->out, (size_t)w);
     d->out_pending -= (size_t)w;
-    if (c->busy && bytebuf_pending(&c->out) < BUSY_BELOW) {
+    if (c->busy && bytebuf_pending(&c->out) < d->cfg.bp.busy_below) {
         c->busy = 0;
         unblock_waiters(d, c);
     }
@@ -1524,7 +1529,7 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
         return -1;
     }
     dist_hdr_scratch_init(&d->hdr_scratch);
-    d->waitq = rc_waitq_new(WAIT_MAX_NODES, WAIT_MAX_BYTES);
+    d->waitq = rc_waitq_new(d->cfg.bp.wait_max_nodes, d->cfg.bp.wait_max_bytes);
     if (d->waitq == NULL) {
         snprintf(err, (size_t)errlen, "out of memory");
         if (d->epmd_fd >= 0)

@@ -36,13 +36,27 @@ typedef struct rc_dist_callbacks {
     void (*on_unreachable)(void *ctx, const char *node);
 } rc_dist_callbacks;
 
+/* Back-pressure, every setting in one place. A connection is busy (its
+ * senders wait, as on the BEAM's busy_dist_port) once more than busy_above
+ * bytes are unwritten, until it drains below busy_below, and is dropped as
+ * too slow past max_output_bytes. Frames for a node whose connection a send
+ * is making wait up to wait_max_bytes per node, for at most wait_max_nodes
+ * nodes. Producer threads (rc_broadcast) wait once producer_queue_bytes are
+ * queued for the loop. */
+typedef struct rc_backpressure {
+    size_t busy_above, busy_below, max_output_bytes;
+    size_t wait_max_bytes, wait_max_nodes;
+    size_t producer_queue_bytes;
+} rc_backpressure;
+void rc_backpressure_defaults(rc_backpressure *bp);
+
 typedef struct rc_dist_config {
     rc_nodetab *nodes;      /* the node's table: connections are kept by index */
     const char *alive;      /* name part */
     const char *node_name;  /* alive@host */
     const char *cookie;
     size_t max_message_bytes;
-    size_t max_output_bytes; /* per connection, before it is dropped as too slow */
+    rc_backpressure bp;
     unsigned net_ticktime_s;
     unsigned handshake_timeout_ms;
     int no_epmd; /* do not register: reachable only by peers told our port */
