@@ -1,6 +1,7 @@
 #include "codec/term_atoms.h"
 
 #include "codec/term_read.h"
+#include "util/be.h"
 
 #include <ei.h>
 
@@ -12,11 +13,6 @@ typedef struct walk {
     void *ctx;
     int full; /* out could not grow */
 } walk;
-
-static uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
 
 static int fits(size_t end, size_t at, size_t n) { return at <= end && n <= end - at; }
 
@@ -91,7 +87,7 @@ static size_t plain_leaf(const uint8_t *b, size_t end, size_t at)
     case ERL_BINARY_EXT: {
         if (!fits(end, at, 5))
             return 0;
-        size_t n = get32(b + at + 1);
+        size_t n = rc_get32(b + at + 1);
         return n <= SIZE_MAX - 5 ? 5 + n : 0;
     }
     default: return 0;
@@ -144,14 +140,14 @@ static int walk_fun(walk *w, size_t end, size_t *i, int depth)
     size_t at = *i + 1;
     if (!fits(end, at, 4))
         return -1;
-    uint32_t size = get32(b + at);
+    uint32_t size = rc_get32(b + at);
     if (size < 4 + 1 + 16 + 4 + 4 || !fits(end, at, size))
         return -1;
     size_t fun_end = at + size;
     if (flush(w, at + 4) != 0)
         return -1;
     size_t size_pos = bytebuf_pending(w->out) - 4;
-    uint32_t nfree = get32(b + at + 4 + 1 + 16 + 4);
+    uint32_t nfree = rc_get32(b + at + 4 + 1 + 16 + 4);
     size_t j = at + 4 + 1 + 16 + 4 + 4;
     if (atom_at(w, fun_end, &j) != 0 || small_int_at(b, fun_end, &j) != 0 ||
         small_int_at(b, fun_end, &j) != 0)
@@ -165,10 +161,7 @@ static int walk_fun(walk *w, size_t end, size_t *i, int depth)
     if (new_size > UINT32_MAX)
         return -1;
     uint8_t *p = w->out->data + w->out->off + size_pos;
-    p[0] = (uint8_t)(new_size >> 24);
-    p[1] = (uint8_t)(new_size >> 16);
-    p[2] = (uint8_t)(new_size >> 8);
-    p[3] = (uint8_t)new_size;
+    rc_put32(p, (uint32_t)new_size);
     *i = fun_end;
     return 0;
 }
@@ -207,11 +200,11 @@ static int walk_rec(walk *w, size_t end, size_t *i, int depth)
     case ERL_BINARY_EXT:
         if (!fits(end, at, 4))
             return -1;
-        return fixed(end, at + 4, get32(b + at), i);
+        return fixed(end, at + 4, rc_get32(b + at), i);
     case ERL_BIT_BINARY_EXT:
         if (!fits(end, at, 5))
             return -1;
-        return fixed(end, at + 5, get32(b + at), i);
+        return fixed(end, at + 5, rc_get32(b + at), i);
     case ERL_SMALL_BIG_EXT:
         if (!fits(end, at, 2))
             return -1;
@@ -219,7 +212,7 @@ static int walk_rec(walk *w, size_t end, size_t *i, int depth)
     case ERL_LARGE_BIG_EXT:
         if (!fits(end, at, 5))
             return -1;
-        return fixed(end, at + 5, get32(b + at), i);
+        return fixed(end, at + 5, rc_get32(b + at), i);
     case ERL_SMALL_TUPLE_EXT:
         if (!fits(end, at, 1))
             return -1;
@@ -229,18 +222,18 @@ static int walk_rec(walk *w, size_t end, size_t *i, int depth)
         if (!fits(end, at, 4))
             return -1;
         *i = at + 4;
-        return walk_n(w, end, i, get32(b + at), depth + 1);
+        return walk_n(w, end, i, rc_get32(b + at), depth + 1);
     case ERL_MAP_EXT:
         if (!fits(end, at, 4))
             return -1;
         *i = at + 4;
-        return walk_n(w, end, i, 2ull * get32(b + at), depth + 1);
+        return walk_n(w, end, i, 2ull * rc_get32(b + at), depth + 1);
     case ERL_LIST_EXT:
         if (!fits(end, at, 4))
             return -1;
         *i = at + 4;
         /* the elements, then the tail */
-        return walk_n(w, end, i, (uint64_t)get32(b + at) + 1u, depth + 1);
+        return walk_n(w, end, i, (uint64_t)rc_get32(b + at) + 1u, depth + 1);
     case ERL_PID_EXT:
     case ERL_NEW_PID_EXT:
         *i = at;

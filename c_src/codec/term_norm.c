@@ -1,6 +1,8 @@
 /* term_norm: see term_norm.h for the contract and the canonical form. */
 #include "codec/term_norm.h"
 
+#include "util/be.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -45,7 +47,7 @@ static int get_u16(rd *r, uint16_t *v)
     if (!has(r, 2))
         return -1;
     const uint8_t *q = r->p + r->pos;
-    *v = (uint16_t)((q[0] << 8) | q[1]);
+    *v = rc_get16(q);
     r->pos += 2;
     return 0;
 }
@@ -55,7 +57,7 @@ static int get_u32(rd *r, uint32_t *v)
     if (!has(r, 4))
         return -1;
     const uint8_t *q = r->p + r->pos;
-    *v = ((uint32_t)q[0] << 24) | ((uint32_t)q[1] << 16) | ((uint32_t)q[2] << 8) | q[3];
+    *v = rc_get32(q);
     r->pos += 4;
     return 0;
 }
@@ -105,31 +107,17 @@ static int put(ei_x_buff *x, const void *p, size_t n)
 
 static int put_u8(ei_x_buff *x, uint8_t v) { return put(x, &v, 1); }
 
-static void store_u16(uint8_t *q, uint16_t v)
-{
-    q[0] = (uint8_t)(v >> 8);
-    q[1] = (uint8_t)v;
-}
-
-static void store_u32(uint8_t *q, uint32_t v)
-{
-    q[0] = (uint8_t)(v >> 24);
-    q[1] = (uint8_t)(v >> 16);
-    q[2] = (uint8_t)(v >> 8);
-    q[3] = (uint8_t)v;
-}
-
 static int put_u16(ei_x_buff *x, uint16_t v)
 {
     uint8_t q[2];
-    store_u16(q, v);
+    rc_put16(q, v);
     return put(x, q, 2);
 }
 
 static int put_u32(ei_x_buff *x, uint32_t v)
 {
     uint8_t q[4];
-    store_u32(q, v);
+    rc_put32(q, v);
     return put(x, q, 4);
 }
 
@@ -189,7 +177,7 @@ static int put_atom_header(ei_x_buff *x, size_t utf8_len)
         return put(x, h, 2);
     }
     uint8_t h[3] = {ERL_ATOM_UTF8_EXT, 0, 0};
-    store_u16(h + 1, (uint16_t)utf8_len);
+    rc_put16(h + 1, (uint16_t)utf8_len);
     return put(x, h, 3);
 }
 
@@ -260,7 +248,7 @@ static int put_integer(ei_x_buff *x, int neg, const uint8_t *mag, size_t n)
         if ((!neg && m <= INT32_MAX) || (neg && m <= (uint64_t)INT32_MAX + 1)) {
             uint32_t v = neg ? (uint32_t)(0u - (uint32_t)m) : (uint32_t)m;
             uint8_t h[5] = {ERL_INTEGER_EXT};
-            store_u32(h + 1, v);
+            rc_put32(h + 1, v);
             return put(x, h, 5);
         }
     }
@@ -272,7 +260,7 @@ static int put_integer(ei_x_buff *x, int neg, const uint8_t *mag, size_t n)
         if (n > UINT32_MAX)
             return -1;
         uint8_t h[6] = {ERL_LARGE_BIG_EXT};
-        store_u32(h + 1, (uint32_t)n);
+        rc_put32(h + 1, (uint32_t)n);
         h[5] = (uint8_t)(neg ? 1 : 0);
         if (put(x, h, 6))
             return -1;
@@ -570,7 +558,7 @@ static NOINLINE int norm_list(rd *r, ei_x_buff *x, unsigned depth)
     }
     if (proper && small && count <= 0xFFFF) {
         b[hdr] = ERL_STRING_EXT;
-        store_u16(b + hdr + 1, (uint16_t)count);
+        rc_put16(b + hdr + 1, (uint16_t)count);
         /* compact (97, byte) pairs to bytes; reads stay ahead of writes */
         for (size_t i = 0; i < count; i++)
             b[hdr + 3 + i] = b[hdr + 5 + 2 * i + 1];
@@ -580,7 +568,7 @@ static NOINLINE int norm_list(rd *r, ei_x_buff *x, unsigned depth)
     if (count > UINT32_MAX)
         return -1;
     b[hdr] = ERL_LIST_EXT;
-    store_u32(b + hdr + 1, (uint32_t)count);
+    rc_put32(b + hdr + 1, (uint32_t)count);
     return proper ? put_u8(x, ERL_NIL_EXT) : 0;
 }
 
@@ -724,7 +712,7 @@ static NOINLINE int norm_new_fun(rd *r, ei_x_buff *x, unsigned depth)
     size_t out_size = (size_t)x->index - out_at - 1;
     if (out_size > UINT32_MAX)
         return -1;
-    store_u32((uint8_t *)x->buff + out_at + 1, (uint32_t)out_size);
+    rc_put32((uint8_t *)x->buff + out_at + 1, (uint32_t)out_size);
     return 0;
 }
 

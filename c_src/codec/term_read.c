@@ -1,14 +1,10 @@
 #include "codec/term_read.h"
 
 #include "codec/decimal.h"
+#include "util/be.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
 
 int term_read_atom(const char *buf, int len, int *idx, const uint8_t **utf8, size_t *n,
                    uint8_t *scratch, size_t scratch_cap)
@@ -63,7 +59,7 @@ int term_read_binary(const char *buf, int len, int *idx, const uint8_t **data, s
     int i = *idx;
     if (i < 0 || i + 5 > len || b[i] != ERL_BINARY_EXT)
         return -1;
-    uint32_t blen = get32(b + i + 1);
+    uint32_t blen = rc_get32(b + i + 1);
     if ((uint64_t)i + 5u + blen > (uint64_t)len)
         return -1;
     *data = b + i + 5;
@@ -90,7 +86,7 @@ int term_read_integer(const char *buf, int len, int *idx, int64_t *v, int *fits6
     case ERL_INTEGER_EXT:
         if (i + 5 > len)
             return -1;
-        *v = (int32_t)get32(b + i + 1);
+        *v = (int32_t)rc_get32(b + i + 1);
         *fits64 = 1;
         *idx = i + 5;
         return 0;
@@ -105,7 +101,7 @@ int term_read_integer(const char *buf, int len, int *idx, int64_t *v, int *fits6
         } else {
             if (i + 6 > len)
                 return -1;
-            nd = get32(b + i + 1);
+            nd = rc_get32(b + i + 1);
             hdr = 5;
         }
         if ((uint64_t)i + hdr + 1u + nd > (uint64_t)len)
@@ -246,12 +242,12 @@ static int skip_fun(const uint8_t *b, int len, size_t *i, int depth)
     size_t at = *i + 1;
     if (!need(len, at, 4))
         return -1;
-    uint32_t size = get32(b + at);
+    uint32_t size = rc_get32(b + at);
     if (size < 4 + 1 + 16 + 4 + 4 || !need(len, at, size))
         return -1;
     int end = (int)(at + size); /* fits: at + size <= len */
     size_t j = at + 4 + 1 + 16 + 4;
-    uint32_t nfree = get32(b + j);
+    uint32_t nfree = rc_get32(b + j);
     j += 4;
     if (skip_atom(b, end, &j) != 0 || skip_small_int(b, end, &j) != 0 ||
         skip_small_int(b, end, &j) != 0)
@@ -291,12 +287,12 @@ static int skip_rec(const uint8_t *b, int len, size_t *i, int depth)
     case ERL_BINARY_EXT:
         if (!need(len, at, 4))
             return -1;
-        n = get32(b + at);
+        n = rc_get32(b + at);
         return need(len, at + 4, n) ? (*i = at + 4 + n, 0) : -1;
     case ERL_BIT_BINARY_EXT:
         if (!need(len, at, 5))
             return -1;
-        n = get32(b + at);
+        n = rc_get32(b + at);
         /* the bits used in the last byte: 1 to 8, or 0 with no bytes, as
          * ei has them (ei's skip stops without moving on at any other) */
         if (b[at + 4] > 8 || (b[at + 4] == 0) != (n == 0))
@@ -310,7 +306,7 @@ static int skip_rec(const uint8_t *b, int len, size_t *i, int depth)
     case ERL_LARGE_BIG_EXT:
         if (!need(len, at, 5))
             return -1;
-        n = get32(b + at);
+        n = rc_get32(b + at);
         return need(len, at + 5, n) ? (*i = at + 5 + n, 0) : -1;
     case ERL_SMALL_TUPLE_EXT:
         if (!need(len, at, 1))
@@ -321,18 +317,18 @@ static int skip_rec(const uint8_t *b, int len, size_t *i, int depth)
         if (!need(len, at, 4))
             return -1;
         *i = at + 4;
-        return skip_n(b, len, i, get32(b + at), depth + 1);
+        return skip_n(b, len, i, rc_get32(b + at), depth + 1);
     case ERL_MAP_EXT:
         if (!need(len, at, 4))
             return -1;
         *i = at + 4;
-        return skip_n(b, len, i, 2ull * get32(b + at), depth + 1);
+        return skip_n(b, len, i, 2ull * rc_get32(b + at), depth + 1);
     case ERL_LIST_EXT:
         if (!need(len, at, 4))
             return -1;
         *i = at + 4;
         /* elements, then the tail */
-        return skip_n(b, len, i, (uint64_t)get32(b + at) + 1u, depth + 1);
+        return skip_n(b, len, i, (uint64_t)rc_get32(b + at) + 1u, depth + 1);
     case ERL_PID_EXT:
     case ERL_NEW_PID_EXT:
         *i = at;

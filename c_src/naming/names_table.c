@@ -2,6 +2,7 @@
 #include "naming/names_table.h"
 
 #include "codec/decimal.h"
+#include "util/be.h"
 #include "util/hash.h"
 
 #include <stdlib.h>
@@ -298,8 +299,7 @@ static int valid_encoding(const uint8_t *enc, size_t len)
         return 1;
     if (len < 6 || enc[0] != TAG_LIST || enc[len - 1] != TAG_NIL)
         return 0;
-    uint64_t count = ((uint64_t)enc[1] << 24) | ((uint64_t)enc[2] << 16) |
-                     ((uint64_t)enc[3] << 8) | enc[4];
+    uint64_t count = rc_get32(enc + 1);
     if (count == 0)
         return 0;
     size_t i = 5, end = len - 1;

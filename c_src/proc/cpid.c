@@ -1,12 +1,9 @@
 #include "proc/cpid.h"
 
+#include "util/be.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-static uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
 
 int rc_cpid_read(rc_nodetab *t, const char *buf, int len, int *idx, rc_cpid *out)
 {
@@ -49,9 +46,9 @@ int rc_cpid_read(rc_nodetab *t, const char *buf, int len, int *idx, rc_cpid *out
     if (node == UINT32_MAX)
         return -1;
     out->node = node;
-    out->num = get32(b + i);
-    out->serial = get32(b + i + 4);
-    out->creation = tag == ERL_PID_EXT ? b[i + 8] : get32(b + i + 8);
+    out->num = rc_get32(b + i);
+    out->serial = rc_get32(b + i + 4);
+    out->creation = tag == ERL_PID_EXT ? b[i + 8] : rc_get32(b + i + 8);
     *idx = (int)(i + tail);
     return 0;
 }

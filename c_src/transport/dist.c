@@ -8,6 +8,7 @@
 #include "transport/handshake.h"
 #include "transport/sockio.h"
 #include "transport/waitq.h"
+#include "util/be.h"
 #include "util/bytebuf.h"
 
 #include <errno.h>
@@ -434,7 +435,7 @@ static uint64_t take_waiting(rc_dist *d, rc_conn *c)
     uint64_t frames = rc_waitq_take(d->waitq, c->peer, &w), sent = 0;
     const uint8_t *p = w.data + w.off, *end = w.data + w.len;
     while (frames > 0 && end - p >= 5) {
-        uint32_t n = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+        uint32_t n = rc_get32(p);
         const char *body = (const char *)p + 5; /* after the tag 112 */
         int ctrl_end = 1;
         if (n < 2 || (size_t)(end - p - 4) < n || p[4] != 112 ||
@@ -881,6 +882,20 @@ static int encoded(rc_dist *d, rc_conn *c, int rc, size_t added)
     return sent(d, c, added);
 }
 
+/* The 4-byte length and the tag 112 of a pass-through frame whose body is
+ * parts: the payload's length (tag included), or 0 if it cannot be framed. */
+static size_t passthrough_head(uint8_t hdr[5], const struct iovec *parts, int nparts)
+{
+    size_t payload = 1;
+    for (int i = 0; i < nparts; i++)
+        payload += parts[i].iov_len;
+    if (payload > UINT32_MAX)
+        return 0;
+    frame_put_header(hdr, (uint32_t)payload);
+    hdr[4] = 112;
+    return payload;
+}
+
 int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
 {
     if (c->closing)
@@ -890,14 +905,10 @@ int rc_dist_sendv(rc_dist *d, rc_conn *c, const struct iovec *parts, int nparts)
         int rc = dist_hdr_encode(c->hdr_out, &d->hdr_scratch, &c->out, parts, nparts, &added);
         return encoded(d, c, rc, added);
     } else {
-        size_t payload = 1;
-        for (int i = 0; i < nparts; i++)
-            payload += parts[i].iov_len;
-        if (payload > UINT32_MAX || bytebuf_reserve(&c->out, 4 + payload) != 0)
-            return output_overflow(d, c);
         uint8_t hdr[5];
-        frame_put_header(hdr, (uint32_t)payload);
-        hdr[4] = 112;
+        size_t payload = passthrough_head(hdr, parts, nparts);
+        if (payload == 0 || bytebuf_reserve(&c->out, 4 + payload) != 0)
+            return output_overflow(d, c);
         bytebuf_append(&c->out, hdr, 5);
         for (int i = 0; i < nparts; i++)
             bytebuf_append(&c->out, parts[i].iov_base, parts[i].iov_len);
@@ -1030,16 +1041,11 @@ int rc_dist_send_node(rc_dist *d, uint32_t to, const struct iovec *parts, int np
         d->stats.dropped_unreachable++;
         return -1;
     }
-    size_t payload = 1;
-    for (int i = 0; i < nparts; i++)
-        payload += parts[i].iov_len;
-    if (payload > UINT32_MAX) {
+    uint8_t hdr[5];
+    if (passthrough_head(hdr, parts, nparts) == 0) {
         d->stats.dropped_queue_full++;
         return -1;
     }
-    uint8_t hdr[5];
-    frame_put_header(hdr, (uint32_t)payload);
-    hdr[4] = 112;
     int rc = rc_waitq_put(d->waitq, node, uv_now(d->loop), hdr, sizeof hdr, parts, nparts);
     if (rc < 0) {
         d->stats.dropped_queue_full++;

@@ -2,6 +2,7 @@
 
 #include "codec/term_atoms.h"
 #include "transport/frame.h"
+#include "util/be.h"
 
 #include <ei.h>
 #include <stddef.h>
@@ -571,14 +572,6 @@ static size_t put_utf8_atom(dist_hdr_out *h, uint8_t *p, const uint8_t *text, si
     return hl + len;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* The most a send's control term takes: version, tuple and integer heads,
  * '' and the pid with the longest node name. */
 #define SEND_CTRL_MAX (1 + 2 + 2 + 2 + 1 + 3 + MAXATOMLEN_UTF8 + 12)
@@ -597,9 +590,9 @@ static size_t put_send_ctrl(dist_hdr_out *h, uint8_t *p, const erlang_pid *to, i
     n += put_utf8_atom(h, p + n, (const uint8_t *)"", 0, refs);
     p[n++] = ERL_NEW_PID_EXT;
     n += put_utf8_atom(h, p + n, (const uint8_t *)to->node, nlen, refs);
-    put32(p + n, to->num);
-    put32(p + n + 4, to->serial);
-    put32(p + n + 8, to->creation);
+    rc_put32(p + n, to->num);
+    rc_put32(p + n + 4, to->serial);
+    rc_put32(p + n + 8, to->creation);
     return n + 12;
 }
 

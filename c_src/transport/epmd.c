@@ -1,6 +1,7 @@
 #include "transport/epmd.h"
 
 #include "transport/sockio.h"
+#include "util/be.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,12 +32,6 @@ uint16_t epmd_port(void)
     return 4369;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
 int epmd_register(const char *alive, uint16_t port, uint32_t *creation, uint64_t deadline_ms,
                   char *err, int errlen)
 {
@@ -48,22 +43,22 @@ int epmd_register(const char *alive, uint16_t port, uint32_t *creation, uint64_t
     uint8_t req[2 + 13 + 255 + 2];
     size_t n = 0;
     size_t body = 1 + 2 + 1 + 1 + 2 + 2 + 2 + alen + 2;
-    put16(req, (uint16_t)body);
+    rc_put16(req, (uint16_t)body);
     n = 2;
     req[n++] = EPMD_ALIVE2_REQ;
-    put16(req + n, port);
+    rc_put16(req + n, port);
     n += 2;
     req[n++] = NODE_TYPE_HIDDEN;
     req[n++] = 0; /* tcp/ipv4 */
-    put16(req + n, DIST_VERSION_HIGH);
+    rc_put16(req + n, DIST_VERSION_HIGH);
     n += 2;
-    put16(req + n, DIST_VERSION_LOW);
+    rc_put16(req + n, DIST_VERSION_LOW);
     n += 2;
-    put16(req + n, (uint16_t)alen);
+    rc_put16(req + n, (uint16_t)alen);
     n += 2;
     memcpy(req + n, alive, alen);
     n += alen;
-    put16(req + n, 0);
+    rc_put16(req + n, 0);
     n += 2;
 
     int fd = sockio_connect("127.0.0.1", epmd_port(), deadline_ms);
@@ -90,8 +85,7 @@ int epmd_register(const char *alive, uint16_t port, uint32_t *creation, uint64_t
             close(fd);
             return -1;
         }
-        *creation = ((uint32_t)resp[2] << 24) | ((uint32_t)resp[3] << 16) |
-                    ((uint32_t)resp[4] << 8) | resp[5];
+        *creation = rc_get32(resp + 2);
     } else {
         if (sockio_read_exact(fd, resp + 2, 2, deadline_ms) != 0) {
             snprintf(err, (size_t)errlen, "short epmd reply");
@@ -110,7 +104,7 @@ int epmd_lookup(const char *host, const char *alive, uint16_t *port, uint16_t *h
     if (alen == 0 || alen > 255)
         return -1;
     uint8_t req[3 + 255];
-    put16(req, (uint16_t)(1 + alen));
+    rc_put16(req, (uint16_t)(1 + alen));
     req[2] = EPMD_PORT2_REQ;
     memcpy(req + 3, alive, alen);
     int fd = sockio_connect(host, epmd_port(), deadline_ms);

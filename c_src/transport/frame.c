@@ -1,11 +1,12 @@
 #include "transport/frame.h"
 
+#include "util/be.h"
+
 frame_result frame_next(const uint8_t *buf, size_t len, size_t max_payload, frame_view *out)
 {
     if (len < 4)
         return FRAME_NEED_MORE;
-    uint32_t n = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) | ((uint32_t)buf[2] << 8) |
-                 (uint32_t)buf[3];
+    uint32_t n = rc_get32(buf);
     if (n == 0) {
         out->payload_off = 4;
         out->payload_len = 0;
@@ -25,8 +26,5 @@ frame_result frame_next(const uint8_t *buf, size_t len, size_t max_payload, fram
 
 void frame_put_header(uint8_t hdr[4], uint32_t n)
 {
-    hdr[0] = (uint8_t)(n >> 24);
-    hdr[1] = (uint8_t)(n >> 16);
-    hdr[2] = (uint8_t)(n >> 8);
-    hdr[3] = (uint8_t)n;
+    rc_put32(hdr, n);
 }

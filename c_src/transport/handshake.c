@@ -1,6 +1,7 @@
 #include "transport/handshake.h"
 
 #include "transport/sockio.h"
+#include "util/be.h"
 
 #include <errno.h>
 #include <md5.h>
@@ -10,29 +11,12 @@
 
 enum { HS_MAX_MSG = 2 + 1 + 8 + 4 + 4 + 2 + HS_MAX_NODE + 64 };
 
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 static void put64(uint8_t *p, uint64_t v)
 {
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
+    rc_put32(p, (uint32_t)(v >> 32));
+    rc_put32(p + 4, (uint32_t)v);
 }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static uint64_t get64(const uint8_t *p) { return ((uint64_t)get32(p) << 32) | get32(p + 4); }
+static uint64_t get64(const uint8_t *p) { return ((uint64_t)rc_get32(p) << 32) | rc_get32(p + 4); }
 
 void handshake_digest(const char *cookie, uint32_t challenge, uint8_t digest[16])
 {
@@ -69,9 +53,9 @@ static int send_msg(const hs_io *io, const uint8_t *body, size_t n, uint64_t dl)
     uint8_t hdr[4];
     size_t hl = io->len_bytes == 4 ? 4 : 2;
     if (hl == 4)
-        put32(hdr, (uint32_t)n);
+        rc_put32(hdr, (uint32_t)n);
     else
-        put16(hdr, (uint16_t)n);
+        rc_put16(hdr, (uint16_t)n);
     if (io->write_all(io->ctx, hdr, hl, dl) != 0)
         return -1;
     return io->write_all(io->ctx, body, n, dl);
@@ -83,7 +67,7 @@ static int recv_msg(const hs_io *io, uint8_t *body, size_t cap, size_t *n, uint6
     size_t hl = io->len_bytes == 4 ? 4 : 2;
     if (io->read_exact(io->ctx, hdr, hl, dl) != 0)
         return -1;
-    size_t len = hl == 4 ? get32(hdr) : get16(hdr);
+    size_t len = hl == 4 ? rc_get32(hdr) : rc_get16(hdr);
     if (len == 0 || len > cap) {
         errno = EPROTO;
         return -1;
@@ -104,12 +88,12 @@ static size_t build_name_msg(uint8_t *b, const hs_config *cfg, int with_challeng
     put64(b + n, cfg->flags);
     n += 8;
     if (with_challenge) {
-        put32(b + n, challenge);
+        rc_put32(b + n, challenge);
         n += 4;
     }
-    put32(b + n, cfg->creation);
+    rc_put32(b + n, cfg->creation);
     n += 4;
-    put16(b + n, (uint16_t)nlen);
+    rc_put16(b + n, (uint16_t)nlen);
     n += 2;
     memcpy(b + n, cfg->this_node, nlen);
     return n + nlen;
@@ -125,12 +109,12 @@ static int parse_name_msg(const uint8_t *b, size_t n, int with_challenge, uint32
     out->peer_flags = get64(b + i);
     i += 8;
     if (with_challenge) {
-        *challenge = get32(b + i);
+        *challenge = rc_get32(b + i);
         i += 4;
     }
-    out->peer_creation = get32(b + i);
+    out->peer_creation = rc_get32(b + i);
     i += 4;
-    size_t nlen = get16(b + i);
+    size_t nlen = rc_get16(b + i);
     i += 2;
     if (nlen == 0 || nlen >= HS_MAX_NODE || i + nlen != n)
         return -1;
@@ -266,7 +250,7 @@ int handshake_connect_io(const hs_io *io, const hs_config *cfg, const char *expe
         return -1;
     uint32_t our_challenge = new_challenge();
     b[0] = 'r';
-    put32(b + 1, our_challenge);
+    rc_put32(b + 1, our_challenge);
     handshake_digest(cfg->cookie, their_challenge, b + 5);
     if (send_msg(io, b, 21, dl) != 0) {
         snprintf(err, (size_t)errlen, "send_challenge_reply: %s", strerror(errno));
@@ -361,7 +345,7 @@ int handshake_accept_io(const hs_io *io, const hs_config *cfg, hs_result *out, u
         snprintf(err, (size_t)errlen, "connection from %s rejected: wrong cookie", out->peer_node);
         return -1;
     }
-    uint32_t their_challenge = get32(b + 1);
+    uint32_t their_challenge = rc_get32(b + 1);
     b[0] = 'a';
     handshake_digest(cfg->cookie, their_challenge, b + 1);
     if (send_msg(io, b, 17, dl) != 0) {
