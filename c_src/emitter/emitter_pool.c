@@ -19,8 +19,7 @@ typedef struct emitter {
     rc_emitters *owner;
     pool *pool;
     int has_subscriber;
-    erlang_pid subscriber;
-    rc_cpid subscriber_c; /* the same, as events are sent to it */
+    rc_cpid subscriber;
     int monitoring;
     erlang_ref sub_mon;
     /* {Store, Topic, subscribers} for the last topic seen, canonical. */
@@ -198,7 +197,7 @@ static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t
 {
     rc_emitters *e = em->owner;
     if (em->has_subscriber) {
-        send_events(e, self, &em->subscriber_c, msg);
+        send_events(e, self, &em->subscriber, msg);
         return;
     }
     if (subscribers_key(em, topic, tlen) != 0)
@@ -234,13 +233,12 @@ static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
     rc_procs *ps = em->owner->ps;
     if (em->monitoring)
         rc_proc_demonitor(ps, self, &em->sub_mon);
-    em->has_subscriber = rc_cpid_from_ei(em->owner->nodes, pid, &em->subscriber_c) == 0;
+    em->has_subscriber = rc_cpid_from_ei(em->owner->nodes, pid, &em->subscriber) == 0;
     if (!em->has_subscriber) {
         em->monitoring = 0;
         LOG_W(rc_procs_logger(ps), MOD, "out of memory: an emitter keeps no subscriber");
         return;
     }
-    em->subscriber = *pid;
     /* Monitored, not linked: its exit clears it (a C process of this node
      * included), and stopping the pool (or losing the node) never takes the
      * subscriber down with the emitters. */
@@ -253,7 +251,7 @@ static int is_subscriber(const emitter *em, const erlang_pid *p)
 {
     return em->has_subscriber && p != NULL && p->num == em->subscriber.num &&
            p->serial == em->subscriber.serial && p->creation == em->subscriber.creation &&
-           strcmp(p->node, em->subscriber.node) == 0;
+           rc_nodetab_find(em->owner->nodes, p->node, strlen(p->node)) == em->subscriber.node;
 }
 
 static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
@@ -298,7 +296,9 @@ static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         fan_out(em, self, topic, tlen, buf + ev, idx - ev);
     } else if (arity == 2 && strcmp(tag, "events") == 0) {
         em->owner->stats.events_in++;
-        if (em->has_subscriber && rc_proc_send(em->owner->ps, self, &em->subscriber, buf, len) == 0)
+        erlang_pid to;
+        if (em->has_subscriber && rc_cpid_to_ei(em->owner->nodes, &em->subscriber, &to) == 0 &&
+            rc_proc_send(em->owner->ps, self, &to, buf, len) == 0)
             em->owner->stats.events_out++;
     } else if (arity == 2 && strcmp(tag, "$gen_cast") == 0) {
         int a2 = 0;

@@ -1477,6 +1477,21 @@ static int open_listener(const rc_dist_config *cfg, char *err, int errlen, uint1
     return -1;
 }
 
+/* What rc_dist_start made before a failure (each part may be missing). */
+static int start_failed(rc_dist *d)
+{
+    if (d->epmd_fd >= 0)
+        close(d->epmd_fd);
+    if (d->listen_fd >= 0)
+        close(d->listen_fd);
+    rc_waitq_free(d->waitq);
+    rc_tls_ctx_free(d->tls_ctx);
+    pthread_mutex_destroy(&d->pending_mu);
+    pthread_mutex_destroy(&d->done_mu);
+    free(d);
+    return -1;
+}
+
 int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_dist_config *cfg,
                   const rc_dist_callbacks *cb, char *err, int errlen)
 {
@@ -1498,8 +1513,7 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     if (strlen(cfg->alive) >= sizeof d->alive || strlen(cfg->node_name) >= sizeof d->node_name ||
         strlen(cfg->cookie) >= sizeof d->cookie) {
         snprintf(err, (size_t)errlen, "node name or cookie too long");
-        free(d);
-        return -1;
+        return start_failed(d);
     }
     strcpy(d->alive, cfg->alive);
     strcpy(d->node_name, cfg->node_name);
@@ -1511,40 +1525,26 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     if (d->cfg.net_ticktime_s < 4)
         d->cfg.net_ticktime_s = 4;
 
-    if (cfg->tls != NULL && rc_tls_ctx_new(&d->tls_ctx, cfg->tls, err, errlen) != 0) {
-        free(d);
-        return -1;
+    d->waitq = rc_waitq_new(d->cfg.bp.wait_max_nodes, d->cfg.bp.wait_max_bytes);
+    if (d->waitq == NULL) {
+        snprintf(err, (size_t)errlen, "out of memory");
+        return start_failed(d);
     }
-    int fd = open_listener(cfg, err, errlen, &d->listen_port);
-    if (fd < 0) {
-        rc_tls_ctx_free(d->tls_ctx);
-        free(d);
-        return -1;
-    }
-    d->listen_fd = fd;
+    if (cfg->tls != NULL && rc_tls_ctx_new(&d->tls_ctx, cfg->tls, err, errlen) != 0)
+        return start_failed(d);
+    d->listen_fd = open_listener(cfg, err, errlen, &d->listen_port);
+    if (d->listen_fd < 0)
+        return start_failed(d);
     if (cfg->no_epmd) {
         d->creation = 1;
     } else {
         d->epmd_fd = epmd_register(d->alive, d->listen_port, &d->creation,
                                    sockio_now_ms() + 5000, err, errlen);
+        if (d->epmd_fd < 0)
+            return start_failed(d);
     }
-    if (!cfg->no_epmd && d->epmd_fd < 0) {
-        close(fd);
-        rc_tls_ctx_free(d->tls_ctx);
-        free(d);
-        return -1;
-    }
+    int fd = d->listen_fd;
     dist_hdr_scratch_init(&d->hdr_scratch);
-    d->waitq = rc_waitq_new(d->cfg.bp.wait_max_nodes, d->cfg.bp.wait_max_bytes);
-    if (d->waitq == NULL) {
-        snprintf(err, (size_t)errlen, "out of memory");
-        if (d->epmd_fd >= 0)
-            close(d->epmd_fd);
-        close(fd);
-        rc_tls_ctx_free(d->tls_ctx);
-        free(d);
-        return -1;
-    }
     d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uv_async_init(loop, &d->done_async, on_done_async);
     d->done_async.data = d;
