@@ -29,6 +29,7 @@ LIBS     = -L$(EI_DIR)/lib -lei -luv -llmdb -lmd -lmicrohttpd -lssl -lcrypto -lp
 
 LIB_SRCS  := $(filter-out c_src/main.c,$(shell find c_src -name '*.c' | sort))
 TEST_SRCS := $(sort $(wildcard test/c/test_*.c))
+TEST_HDRS := $(wildcard test/c/*.h)
 TESTS     := $(patsubst test/c/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 
@@ -76,11 +77,11 @@ priv/reckon_cnode: $(BUILD)/obj/c_src/main.o $(BUILD)/libreckon_cnode.a
 	@mkdir -p priv
 	$(CC) $(OPT) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: test/c/%.c $(BUILD)/libreckon_cnode.a
+$(BUILD)/tests/%: test/c/%.c $(TEST_HDRS) $(BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(OPT) $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 
-$(SAN_BUILD)/tests/%: test/c/%.c $(SAN_BUILD)/libreckon_cnode.a
+$(SAN_BUILD)/tests/%: test/c/%.c $(TEST_HDRS) $(SAN_BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 
@@ -194,7 +195,7 @@ $(TSAN_BUILD)/libreckon_cnode.a: $(patsubst %.c,$(TSAN_BUILD)/obj/%.o,$(LIB_SRCS
 	@rm -f $@
 	ar rcs $@ $^
 
-$(TSAN_BUILD)/tests/%: test/c/%.c $(TSAN_BUILD)/libreckon_cnode.a
+$(TSAN_BUILD)/tests/%: test/c/%.c $(TEST_HDRS) $(TSAN_BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=thread $(INCLUDES) -o $@ $< $(TSAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 

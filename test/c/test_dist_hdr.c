@@ -27,15 +27,20 @@ static erlang_pid some_pid(const char *node)
     return p;
 }
 
-/* {2, '', Pid}, as the process layer sends. */
-static void ctrl_send(ei_x_buff *x, const char *node)
+/* {2, '', To}, as the process layer sends. */
+static void ctrl_send_to(ei_x_buff *x, const erlang_pid *to)
 {
-    erlang_pid p = some_pid(node);
     ei_x_new_with_version(x);
     ei_x_encode_tuple_header(x, 3);
     ei_x_encode_long(x, 2);
     ei_x_encode_atom(x, "");
-    ei_x_encode_pid(x, &p);
+    ei_x_encode_pid(x, to);
+}
+
+static void ctrl_send(ei_x_buff *x, const char *node)
+{
+    erlang_pid p = some_pid(node);
+    ctrl_send_to(x, &p);
 }
 
 /* {events, [{event, <<"e">>, ok, Pid}]} */
@@ -67,6 +72,15 @@ static size_t pass_through(const ei_x_buff *c, const ei_x_buff *m, uint8_t *out)
     return n;
 }
 
+/* enc holds one whole frame of `added` bytes: its length, then the rest. */
+static void check_frame(const bytebuf *enc, size_t added)
+{
+    assert_int_equal(added, bytebuf_pending(enc));
+    uint32_t n = ((uint32_t)enc->data[0] << 24) | ((uint32_t)enc->data[1] << 16) |
+                 ((uint32_t)enc->data[2] << 8) | enc->data[3];
+    assert_int_equal(n + 4, added);
+}
+
 /* Encodes one frame into out (which then holds length + payload). */
 static void encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const ei_x_buff *c,
                    const ei_x_buff *m)
@@ -76,21 +90,19 @@ static void encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const ei_
     size_t added = 0;
     out->off = out->len = 0;
     assert_int_equal(dist_hdr_encode(h, s, out, parts, m ? 2 : 1, &added), RC_OK);
-    assert_int_equal(added, bytebuf_pending(out));
-    uint32_t n = ((uint32_t)out->data[0] << 24) | ((uint32_t)out->data[1] << 16) |
-                 ((uint32_t)out->data[2] << 8) | out->data[3];
-    assert_int_equal(n + 4, added);
+    check_frame(out, added);
     assert_int_equal(out->data[4], 131);
     assert_int_equal(out->data[5], 68);
 }
 
-/* Decodes the frame in enc (with its length) and checks it equals want. */
-static void decode_expect(dist_hdr_in *in, const bytebuf *enc, const uint8_t *want, size_t wlen)
+/* Decodes the frame body f (no length) and checks it equals want. */
+static void decode_raw_expect(dist_hdr_in *in, const uint8_t *f, size_t n, const uint8_t *want,
+                              size_t wlen)
 {
     bytebuf plain;
     bytebuf_init(&plain, 1 << 20);
     const char *why = NULL;
-    int rc = dist_hdr_decode(in, enc->data + 4, bytebuf_pending(enc) - 4, &plain, &why);
+    int rc = dist_hdr_decode(in, f, n, &plain, &why);
     if (rc != 0)
         fail_msg("decode: %s", why);
     assert_int_equal(bytebuf_pending(&plain), wlen);
@@ -98,78 +110,115 @@ static void decode_expect(dist_hdr_in *in, const bytebuf *enc, const uint8_t *wa
     bytebuf_free(&plain);
 }
 
+/* Decodes the frame in enc (with its length) and checks it equals want. */
+static void decode_expect(dist_hdr_in *in, const bytebuf *enc, const uint8_t *want, size_t wlen)
+{
+    decode_raw_expect(in, enc->data + 4, bytebuf_pending(enc) - 4, want, wlen);
+}
+
+/* The first n atom cache references of the frame in enc: each one's
+ * new-entry bit (8) is `bit`. */
+static void check_new_entries(const bytebuf *enc, int n, int bit)
+{
+    for (int i = 0; i < n; i++)
+        assert_int_equal((enc->data[7 + i / 2] >> ((i & 1) * 4)) & 8, bit);
+}
+
+/* One connection as a test drives it: the sending side's cache and
+ * scratch, the buffer frames are encoded into (bounded by `limit`, 0 for
+ * none), the receiving side's cache; and what is sent: the control term
+ * {2, '', Pid} to receiver@host and a message the test builds in m. */
+typedef struct conn {
+    dist_hdr_out *o;
+    dist_hdr_in *in;
+    dist_hdr_scratch s;
+    bytebuf enc;
+    ei_x_buff c, m;
+} conn;
+
+static void conn_open(conn *k, size_t limit)
+{
+    memset(k, 0, sizeof *k);
+    k->o = dist_hdr_out_new();
+    k->in = dist_hdr_in_new();
+    dist_hdr_scratch_init(&k->s);
+    bytebuf_init(&k->enc, limit);
+    ctrl_send(&k->c, "receiver@host");
+}
+
+static void conn_close(conn *k)
+{
+    ei_x_free(&k->c);
+    ei_x_free(&k->m);
+    bytebuf_free(&k->enc);
+    dist_hdr_scratch_free(&k->s);
+    dist_hdr_out_free(k->o);
+    dist_hdr_in_free(k->in);
+}
+
+/* Sends k's control term and message m (NULL: none) and checks that the
+ * frame decodes into want. */
+static void round_trip(conn *k, const ei_x_buff *m, const uint8_t *want, size_t wlen)
+{
+    encode(k->o, &k->s, &k->enc, &k->c, m);
+    decode_expect(k->in, &k->enc, want, wlen);
+}
+
+/* Encodes the prepared message pm sent to `to` as the only frame in
+ * k's buffer, and checks the frame's length. */
+static void encode_send(conn *k, const erlang_pid *to, dist_hdr_msg *pm)
+{
+    size_t added = 0;
+    k->enc.off = k->enc.len = 0;
+    assert_int_equal(dist_hdr_encode_send(k->o, &k->s, &k->enc, to, pm, &added), RC_OK);
+    check_frame(&k->enc, added);
+}
+
 static void test_round_trip_and_cache_hits(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
-    ei_x_buff c, m;
-    ctrl_send(&c, "receiver@host");
-    msg_events(&m);
+    conn k;
+    conn_open(&k, 0);
+    msg_events(&k.m);
     uint8_t want[512];
-    size_t wlen = pass_through(&c, &m, want);
+    size_t wlen = pass_through(&k.c, &k.m, want);
 
-    encode(o, &s, &enc, &c, &m);
+    round_trip(&k, &k.m, want, wlen);
     /* '', receiver@host, events, event, ok, emitter@host: six new entries */
-    assert_int_equal(enc.data[6], 6);
-    size_t first = bytebuf_pending(&enc);
-    decode_expect(in, &enc, want, wlen);
+    assert_int_equal(k.enc.data[6], 6);
+    size_t first = bytebuf_pending(&k.enc);
 
     /* Again: the same six atoms, now one byte each in the header, and the
      * frame shorter than a pass-through one. */
-    encode(o, &s, &enc, &c, &m);
-    assert_int_equal(enc.data[6], 6);
-    for (int i = 0; i < 6; i++)
-        assert_int_equal((enc.data[7 + i / 2] >> ((i & 1) * 4)) & 8, 0);
-    size_t again = bytebuf_pending(&enc);
+    round_trip(&k, &k.m, want, wlen);
+    assert_int_equal(k.enc.data[6], 6);
+    check_new_entries(&k.enc, 6, 0);
+    size_t again = bytebuf_pending(&k.enc);
     assert_true(again < first);
     assert_true(again - 4 < wlen);
-    decode_expect(in, &enc, want, wlen);
 
     /* A control without message */
-    encode(o, &s, &enc, &c, NULL);
-    decode_expect(in, &enc, want, 1 + (size_t)c.index);
-
-    ei_x_free(&c);
-    ei_x_free(&m);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    round_trip(&k, NULL, want, 1 + (size_t)k.c.index);
+    conn_close(&k);
 }
 
 /* A message in several parts (as the emitter sends it) encodes as if whole. */
 static void test_message_in_parts(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
-    ei_x_buff c, m;
-    ctrl_send(&c, "receiver@host");
-    msg_events(&m);
+    conn k;
+    conn_open(&k, 0);
+    msg_events(&k.m);
     uint8_t want[512];
-    size_t wlen = pass_through(&c, &m, want);
-    struct iovec parts[4] = {{.iov_base = c.buff, .iov_len = (size_t)c.index},
-                             {.iov_base = m.buff, .iov_len = 5},
-                             {.iov_base = m.buff + 5, .iov_len = 9},
-                             {.iov_base = m.buff + 14, .iov_len = (size_t)m.index - 14}};
+    size_t wlen = pass_through(&k.c, &k.m, want);
+    struct iovec parts[4] = {{.iov_base = k.c.buff, .iov_len = (size_t)k.c.index},
+                             {.iov_base = k.m.buff, .iov_len = 5},
+                             {.iov_base = k.m.buff + 5, .iov_len = 9},
+                             {.iov_base = k.m.buff + 14, .iov_len = (size_t)k.m.index - 14}};
     size_t added = 0;
-    assert_int_equal(dist_hdr_encode(o, &s, &enc, parts, 4, &added), RC_OK);
-    decode_expect(in, &enc, want, wlen);
-    ei_x_free(&c);
-    ei_x_free(&m);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    assert_int_equal(dist_hdr_encode(k.o, &k.s, &k.enc, parts, 4, &added), RC_OK);
+    decode_expect(k.in, &k.enc, want, wlen);
+    conn_close(&k);
 }
 
 /* Every kind of term that holds atoms: a fun (whose size field changes as
@@ -178,10 +227,11 @@ static void test_message_in_parts(void **state)
 static void test_atoms_everywhere(void **state)
 {
     (void)state;
-    ei_x_buff c, m;
-    ctrl_send(&c, "receiver@host");
-    ei_x_new_with_version(&m);
-    ei_x_encode_tuple_header(&m, 6);
+    conn k;
+    conn_open(&k, 0);
+    ei_x_buff *m = &k.m;
+    ei_x_new_with_version(m);
+    ei_x_encode_tuple_header(m, 6);
     erlang_fun f;
     memset(&f, 0, sizeof f);
     f.type = EI_FUN_CLOSURE;
@@ -195,7 +245,7 @@ static void test_atoms_everywhere(void **state)
     f.u.closure.n_free_vars = 0;
     f.u.closure.free_vars = NULL;
     f.u.closure.free_var_len = 0;
-    assert_int_equal(ei_x_encode_fun(&m, &f), 0);
+    assert_int_equal(ei_x_encode_fun(m, &f), 0);
     erlang_fun e;
     memset(&e, 0, sizeof e);
     e.type = EI_FUN_EXPORT;
@@ -203,45 +253,31 @@ static void test_atoms_everywhere(void **state)
     strcpy(e.module, "lists");
     e.u.exprt.func = "map";
     e.u.exprt.func_allocated = 0;
-    assert_int_equal(ei_x_encode_fun(&m, &e), 0);
+    assert_int_equal(ei_x_encode_fun(m, &e), 0);
     erlang_ref r;
     memset(&r, 0, sizeof r);
     strcpy(r.node, "refs@host");
     r.len = 3;
     r.n[0] = 1;
     r.creation = 2;
-    ei_x_encode_ref(&m, &r);
+    ei_x_encode_ref(m, &r);
     erlang_port pt;
     memset(&pt, 0, sizeof pt);
     strcpy(pt.node, "ports@host");
     pt.id = 5;
     pt.creation = 3;
-    ei_x_encode_port(&m, &pt);
-    ei_x_encode_map_header(&m, 1);
-    ei_x_encode_atom(&m, "key");
-    ei_x_encode_atom(&m, "value");
-    ei_x_encode_list_header(&m, 1);
-    ei_x_encode_atom(&m, "head");
-    ei_x_encode_atom(&m, "tail");
+    ei_x_encode_port(m, &pt);
+    ei_x_encode_map_header(m, 1);
+    ei_x_encode_atom(m, "key");
+    ei_x_encode_atom(m, "value");
+    ei_x_encode_list_header(m, 1);
+    ei_x_encode_atom(m, "head");
+    ei_x_encode_atom(m, "tail");
     uint8_t want[1024];
-    size_t wlen = pass_through(&c, &m, want);
-
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
-    for (int round = 0; round < 3; round++) {
-        encode(o, &s, &enc, &c, &m);
-        decode_expect(in, &enc, want, wlen);
-    }
-    ei_x_free(&c);
-    ei_x_free(&m);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    size_t wlen = pass_through(&k.c, m, want);
+    for (int round = 0; round < 3; round++)
+        round_trip(&k, m, want, wlen);
+    conn_close(&k);
 }
 
 /* More than 255 atoms in one message: the first 255 become references, the
@@ -249,100 +285,67 @@ static void test_atoms_everywhere(void **state)
 static void test_many_and_long_atoms(void **state)
 {
     (void)state;
-    ei_x_buff c, m;
-    ctrl_send(&c, "receiver@host");
-    ei_x_new_with_version(&m);
-    ei_x_encode_list_header(&m, 301);
+    conn k;
+    conn_open(&k, 0);
+    ei_x_buff *m = &k.m;
+    ei_x_new_with_version(m);
+    ei_x_encode_list_header(m, 301);
     char name[32];
     for (int i = 0; i < 300; i++) {
         snprintf(name, sizeof name, "atom_%d", i);
-        ei_x_encode_atom(&m, name);
+        ei_x_encode_atom(m, name);
     }
     /* 100 characters of 3 UTF-8 bytes each */
     char big[301];
     for (int i = 0; i < 100; i++)
         memcpy(big + 3 * i, "\xe2\x82\xac", 3);
     big[300] = '\0';
-    ei_x_encode_atom_as(&m, big, ERLANG_UTF8, ERLANG_UTF8);
-    ei_x_encode_empty_list(&m);
+    ei_x_encode_atom_as(m, big, ERLANG_UTF8, ERLANG_UTF8);
+    ei_x_encode_empty_list(m);
     uint8_t *want = malloc(8192);
     assert_non_null(want);
-    size_t wlen = pass_through(&c, &m, want);
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
+    size_t wlen = pass_through(&k.c, m, want);
     for (int round = 0; round < 2; round++) {
-        encode(o, &s, &enc, &c, &m);
-        assert_true(enc.data[6] <= 255);
-        decode_expect(in, &enc, want, wlen);
+        round_trip(&k, m, want, wlen);
+        assert_true(k.enc.data[6] <= 255);
     }
     free(want);
-    ei_x_free(&c);
-    ei_x_free(&m);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    conn_close(&k);
 }
 
 static void test_encode_bad_args_and_full(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf out;
-    bytebuf_init(&out, 16); /* too small for any frame */
-    ei_x_buff c, m;
-    ctrl_send(&c, "receiver@host");
-    msg_events(&m);
+    conn k;
+    conn_open(&k, 16); /* too small for any frame */
+    msg_events(&k.m);
     size_t added = 99;
-    struct iovec bad[1] = {{.iov_base = c.buff + 1, .iov_len = (size_t)c.index - 1}};
-    assert_int_equal(dist_hdr_encode(o, &s, &out, bad, 1, &added), RC_EBADARG);
+    struct iovec bad[1] = {{.iov_base = k.c.buff + 1, .iov_len = (size_t)k.c.index - 1}};
+    assert_int_equal(dist_hdr_encode(k.o, &k.s, &k.enc, bad, 1, &added), RC_EBADARG);
     assert_int_equal(added, 0);
-    struct iovec bad_msg[2] = {{.iov_base = c.buff, .iov_len = (size_t)c.index},
-                               {.iov_base = m.buff + 1, .iov_len = (size_t)m.index - 1}};
-    assert_int_equal(dist_hdr_encode(o, &s, &out, bad_msg, 2, &added), RC_EBADARG);
-    struct iovec ok[2] = {{.iov_base = c.buff, .iov_len = (size_t)c.index},
-                          {.iov_base = m.buff, .iov_len = (size_t)m.index}};
-    assert_int_equal(dist_hdr_encode(o, &s, &out, ok, 2, &added), RC_EFULL);
-    assert_int_equal(bytebuf_pending(&out), 0);
-    ei_x_free(&c);
-    ei_x_free(&m);
-    bytebuf_free(&out);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
+    struct iovec bad_msg[2] = {{.iov_base = k.c.buff, .iov_len = (size_t)k.c.index},
+                               {.iov_base = k.m.buff + 1, .iov_len = (size_t)k.m.index - 1}};
+    assert_int_equal(dist_hdr_encode(k.o, &k.s, &k.enc, bad_msg, 2, &added), RC_EBADARG);
+    struct iovec ok[2] = {{.iov_base = k.c.buff, .iov_len = (size_t)k.c.index},
+                          {.iov_base = k.m.buff, .iov_len = (size_t)k.m.index}};
+    assert_int_equal(dist_hdr_encode(k.o, &k.s, &k.enc, ok, 2, &added), RC_EFULL);
+    assert_int_equal(bytebuf_pending(&k.enc), 0);
+    conn_close(&k);
 }
 
 /* A message the walk cannot read (an unknown tag) goes out as given. */
 static void test_unreadable_message_passed_as_is(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
-    ei_x_buff c;
-    ctrl_send(&c, "receiver@host");
-    ei_x_buff m;
-    ei_x_new(&m);
+    conn k;
+    conn_open(&k, 0);
+    ei_x_new(&k.m);
     const char odd[] = {(char)131, 104, 2, 119, 2, 'o', 'k', (char)200, 1};
-    ei_x_append_buf(&m, odd, sizeof odd);
+    ei_x_append_buf(&k.m, odd, sizeof odd);
     uint8_t want[256];
-    size_t wlen = pass_through(&c, &m, want);
-    encode(o, &s, &enc, &c, &m);
-    decode_expect(in, &enc, want, wlen);
-    ei_x_free(&c);
-    ei_x_free(&m);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    size_t wlen = pass_through(&k.c, &k.m, want);
+    round_trip(&k, &k.m, want, wlen);
+    conn_close(&k);
 }
 
 static int decode_raw(dist_hdr_in *in, const uint8_t *p, size_t n, size_t limit, const char **why)
@@ -361,16 +364,11 @@ static int decode_raw(dist_hdr_in *in, const uint8_t *p, size_t n, size_t limit,
 static void test_truncated_everywhere(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
-    ei_x_buff c, m;
-    ctrl_send(&c, "receiver@host");
-    msg_events(&m);
-    encode(o, &s, &enc, &c, &m);
-    size_t n = bytebuf_pending(&enc) - 4;
+    conn k;
+    conn_open(&k, 0);
+    msg_events(&k.m);
+    encode(k.o, &k.s, &k.enc, &k.c, &k.m);
+    size_t n = bytebuf_pending(&k.enc) - 4;
     uint8_t *copy = malloc(n);
     assert_non_null(copy);
     size_t hdr_and_ctrl = 0;
@@ -378,7 +376,7 @@ static void test_truncated_everywhere(void **state)
         /* where the message starts: after the header and the control */
         dist_hdr_in *in = dist_hdr_in_new();
         for (size_t cut = 1; cut <= n; cut++) {
-            memcpy(copy, enc.data + 4, cut);
+            memcpy(copy, k.enc.data + 4, cut);
             const char *why = NULL;
             if (decode_raw(in, copy, cut, 1 << 20, &why) == 0) {
                 hdr_and_ctrl = cut;
@@ -390,7 +388,7 @@ static void test_truncated_everywhere(void **state)
     assert_true(hdr_and_ctrl > 20);
     for (size_t cut = 0; cut < n; cut++) {
         dist_hdr_in *in = dist_hdr_in_new();
-        memcpy(copy, enc.data + 4, cut); /* exactly cut bytes: ASan sees overreads */
+        memcpy(copy, k.enc.data + 4, cut); /* exactly cut bytes: ASan sees overreads */
         uint8_t *exact = malloc(cut ? cut : 1);
         assert_non_null(exact);
         memcpy(exact, copy, cut);
@@ -402,11 +400,7 @@ static void test_truncated_everywhere(void **state)
         dist_hdr_in_free(in);
     }
     free(copy);
-    ei_x_free(&c);
-    ei_x_free(&m);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
+    conn_close(&k);
 }
 
 /* {2, '', '' } style control terms written by hand: 104 3, 97 2, ... */
@@ -425,13 +419,8 @@ static void test_hostile_headers(void **state)
     /* slot 5 is defined now (the header was read before the term failed):
      * a cached reference to it decodes */
     const uint8_t cached[] = {131, 68, 1, 0x00, 5, 104, 1, 82, 0};
-    bytebuf plain;
-    bytebuf_init(&plain, 1 << 20);
-    assert_int_equal(dist_hdr_decode(in, cached, sizeof cached, &plain, &why), 0);
     const uint8_t want[] = {112, 131, 104, 1, 119, 1, 'a'};
-    assert_int_equal(bytebuf_pending(&plain), sizeof want);
-    assert_memory_equal(plain.data, want, sizeof want);
-    bytebuf_free(&plain);
+    decode_raw_expect(in, cached, sizeof cached, want, sizeof want);
     /* no header at all, a pass-through frame, a fragment */
     const uint8_t pt[] = {112, 131, 104, 1, 106};
     assert_int_equal(decode_raw(in, pt, sizeof pt, 1 << 20, &why), -1);
@@ -463,6 +452,7 @@ static void test_hostile_headers(void **state)
     longa[8 + 300] = 1;
     longa[9 + 300] = 82;
     longa[10 + 300] = 0;
+    bytebuf plain;
     bytebuf_init(&plain, 1 << 20);
     assert_int_equal(dist_hdr_decode(in, longa, 11 + 300, &plain, &why), 0);
     assert_int_equal(bytebuf_pending(&plain), 2 + 2 + 3 + 300);
@@ -516,17 +506,11 @@ static void test_deep_message_keeps_its_start(void **state)
 static void test_slot_redefined_in_one_frame(void **state)
 {
     (void)state;
-    const char *why = NULL;
     dist_hdr_in *in = dist_hdr_in_new();
     const uint8_t f[] = {131, 68, 3, 0x88, 0x00, 7, 2, 'a', 'a', 7, 1, 'b', 7,
                          104, 3, 82, 0, 82, 1, 82, 2};
-    bytebuf plain;
-    bytebuf_init(&plain, 1 << 20);
-    assert_int_equal(dist_hdr_decode(in, f, sizeof f, &plain, &why), 0);
     const uint8_t want[] = {112, 131, 104, 3, 119, 2, 'a', 'a', 119, 1, 'b', 119, 1, 'b'};
-    assert_int_equal(bytebuf_pending(&plain), sizeof want);
-    assert_memory_equal(plain.data, want, sizeof want);
-    bytebuf_free(&plain);
+    decode_raw_expect(in, f, sizeof f, want, sizeof want);
     dist_hdr_in_free(in);
 }
 
@@ -628,14 +612,6 @@ static void cut_events(const ei_x_buff *m, struct iovec parts[5])
     parts[4] = (struct iovec){.iov_base = (void *)(b + m->index - 1), .iov_len = 1};
 }
 
-static void check_frame(const bytebuf *enc, size_t added)
-{
-    assert_int_equal(added, bytebuf_pending(enc));
-    uint32_t n = ((uint32_t)enc->data[0] << 24) | ((uint32_t)enc->data[1] << 16) |
-                 ((uint32_t)enc->data[2] << 8) | enc->data[3];
-    assert_int_equal(n + 4, added);
-}
-
 /* One prepared message sent to pids on two connections, several times:
  * each frame decodes into the pass-through frame ei would have made (the
  * control term written by the header encoder included), and once each
@@ -665,11 +641,7 @@ static void test_prepared_message_to_many(void **state)
                 erlang_pid to = some_pid(nodes[k]);
                 to.num = 100u + (unsigned)round;
                 ei_x_buff c;
-                ei_x_new_with_version(&c);
-                ei_x_encode_tuple_header(&c, 3);
-                ei_x_encode_long(&c, 2);
-                ei_x_encode_atom(&c, "");
-                ei_x_encode_pid(&c, &to);
+                ctrl_send_to(&c, &to);
                 uint8_t want[512];
                 size_t wlen = pass_through(&c, &m, want);
                 size_t added = 0;
@@ -689,9 +661,7 @@ static void test_prepared_message_to_many(void **state)
                 int nrefs = enc.data[6];
                 /* events, event, ok, emitter@host, then '' and the node */
                 assert_int_equal(nrefs, 6);
-                for (int i = 0; i < nrefs; i++)
-                    assert_int_equal((enc.data[7 + i / 2] >> ((i & 1) * 4)) & 8,
-                                     round == 0 ? 8 : 0);
+                check_new_entries(&enc, nrefs, round == 0 ? 8 : 0);
                 decode_expect(in[k], &enc, want, wlen);
                 ei_x_free(&c);
             }
@@ -718,38 +688,25 @@ static void test_prepared_message_to_many(void **state)
 static void test_prepared_message_shares_atoms_with_control(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
+    conn k;
+    conn_open(&k, 0);
     erlang_pid to = some_pid("receiver@host");
-    ei_x_buff c, m;
-    ctrl_send(&c, "receiver@host");
-    ei_x_new_with_version(&m);
-    ei_x_encode_tuple_header(&m, 2);
-    ei_x_encode_atom(&m, "");
-    ei_x_encode_pid(&m, &to);
-    struct iovec part = {.iov_base = m.buff, .iov_len = (size_t)m.index};
+    ei_x_new_with_version(&k.m);
+    ei_x_encode_tuple_header(&k.m, 2);
+    ei_x_encode_atom(&k.m, "");
+    ei_x_encode_pid(&k.m, &to);
+    struct iovec part = {.iov_base = k.m.buff, .iov_len = (size_t)k.m.index};
     static const uint8_t kind = DIST_PART_TERM;
     dist_hdr_msg pm;
     dist_hdr_msg_init(&pm);
     dist_hdr_msg_set(&pm, &part, &kind, 1);
     uint8_t want[512];
-    size_t wlen = pass_through(&c, &m, want);
-    size_t added = 0;
-    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), RC_OK);
-    check_frame(&enc, added);
-    assert_int_equal(enc.data[6], 2);
-    decode_expect(in, &enc, want, wlen);
+    size_t wlen = pass_through(&k.c, &k.m, want);
+    encode_send(&k, &to, &pm);
+    assert_int_equal(k.enc.data[6], 2);
+    decode_expect(k.in, &k.enc, want, wlen);
     dist_hdr_msg_free(&pm);
-    ei_x_free(&c);
-    ei_x_free(&m);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    conn_close(&k);
 }
 
 /* A part said to be a term that is not one: the message goes out as given
@@ -757,15 +714,9 @@ static void test_prepared_message_shares_atoms_with_control(void **state)
 static void test_prepared_message_unreadable(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
+    conn k;
+    conn_open(&k, 0);
     erlang_pid to = some_pid("receiver@host");
-    ei_x_buff c;
-    ctrl_send(&c, "receiver@host");
     static const uint8_t bad[] = {131, 104, 2, 119, 2, 'o', 'k', 250, 1, 2};
     static const uint8_t kinds[3] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_TERM};
     struct iovec parts[3] = {{.iov_base = (void *)bad, .iov_len = 3},
@@ -776,19 +727,13 @@ static void test_prepared_message_unreadable(void **state)
     dist_hdr_msg_set(&pm, parts, kinds, 3);
     uint8_t want[512];
     want[0] = 112;
-    memcpy(want + 1, c.buff, (size_t)c.index);
-    memcpy(want + 1 + c.index, bad, sizeof bad);
-    size_t added = 0;
-    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), RC_OK);
+    memcpy(want + 1, k.c.buff, (size_t)k.c.index);
+    memcpy(want + 1 + k.c.index, bad, sizeof bad);
+    encode_send(&k, &to, &pm);
     assert_int_equal(pm.state, -1);
-    check_frame(&enc, added);
-    decode_expect(in, &enc, want, 1 + (size_t)c.index + sizeof bad);
+    decode_expect(k.in, &k.enc, want, 1 + (size_t)k.c.index + sizeof bad);
     dist_hdr_msg_free(&pm);
-    ei_x_free(&c);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    conn_close(&k);
 }
 
 /* A frame that does not fit defines no slot: the atoms it would have
@@ -796,42 +741,31 @@ static void test_prepared_message_unreadable(void **state)
 static void test_frame_given_up_defines_nothing(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf small, enc;
+    conn k;
+    conn_open(&k, 0);
+    bytebuf small;
     bytebuf_init(&small, 16);
-    bytebuf_init(&enc, 0);
     erlang_pid to = some_pid("receiver@host");
-    ei_x_buff c, m;
-    ctrl_send(&c, "receiver@host");
-    msg_events(&m);
+    msg_events(&k.m);
     struct iovec parts[5];
-    cut_events(&m, parts);
+    cut_events(&k.m, parts);
     dist_hdr_msg pm;
     dist_hdr_msg_init(&pm);
     dist_hdr_msg_set(&pm, parts, PREP_KINDS, 5);
     size_t added = 0;
-    assert_int_equal(dist_hdr_encode_send(o, &s, &small, &to, &pm, &added), RC_EFULL);
-    struct iovec whole[2] = {{.iov_base = c.buff, .iov_len = (size_t)c.index},
-                             {.iov_base = m.buff, .iov_len = (size_t)m.index}};
-    assert_int_equal(dist_hdr_encode(o, &s, &small, whole, 2, &added), RC_EFULL);
+    assert_int_equal(dist_hdr_encode_send(k.o, &k.s, &small, &to, &pm, &added), RC_EFULL);
+    struct iovec whole[2] = {{.iov_base = k.c.buff, .iov_len = (size_t)k.c.index},
+                             {.iov_base = k.m.buff, .iov_len = (size_t)k.m.index}};
+    assert_int_equal(dist_hdr_encode(k.o, &k.s, &small, whole, 2, &added), RC_EFULL);
     assert_int_equal(bytebuf_pending(&small), 0);
     uint8_t want[512];
-    size_t wlen = pass_through(&c, &m, want);
-    assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), RC_OK);
-    for (int i = 0; i < enc.data[6]; i++)
-        assert_int_equal((enc.data[7 + i / 2] >> ((i & 1) * 4)) & 8, 8);
-    decode_expect(in, &enc, want, wlen);
+    size_t wlen = pass_through(&k.c, &k.m, want);
+    assert_int_equal(dist_hdr_encode_send(k.o, &k.s, &k.enc, &to, &pm, &added), RC_OK);
+    check_new_entries(&k.enc, k.enc.data[6], 8);
+    decode_expect(k.in, &k.enc, want, wlen);
     dist_hdr_msg_free(&pm);
-    ei_x_free(&c);
-    ei_x_free(&m);
     bytebuf_free(&small);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    conn_close(&k);
 }
 
 /* {Tag, <<"t">>, Event} with Tag and Event changing from message to
@@ -840,32 +774,26 @@ static void test_frame_given_up_defines_nothing(void **state)
 static void test_prepared_message_fixed_head(void **state)
 {
     (void)state;
-    dist_hdr_out *o = dist_hdr_out_new();
-    dist_hdr_in *in = dist_hdr_in_new();
-    dist_hdr_scratch s;
-    dist_hdr_scratch_init(&s);
-    bytebuf enc;
-    bytebuf_init(&enc, 0);
+    conn k;
+    conn_open(&k, 0);
     erlang_pid to = some_pid("receiver@host");
-    ei_x_buff c;
-    ctrl_send(&c, "receiver@host");
     static const uint8_t kinds[4] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
                                      DIST_PART_TERM};
     const char *tags[5] = {"broadcast", "broadcast", "forward_to_local", "broadcast", "ok"};
     const char *inner[5] = {"event", "other", "event", "ok", "broadcast"};
     dist_hdr_msg pm;
     dist_hdr_msg_init(&pm);
-    for (int k = 0; k < 5; k++) {
+    for (int i = 0; i < 5; i++) {
         ei_x_buff m;
         ei_x_new_with_version(&m);
         ei_x_encode_tuple_header(&m, 3);
-        ei_x_encode_atom(&m, tags[k]);
+        ei_x_encode_atom(&m, tags[i]);
         int atom_end = m.index;
         ei_x_encode_binary(&m, "t", 1);
         int bin_end = m.index;
         ei_x_encode_tuple_header(&m, 2);
-        ei_x_encode_atom(&m, inner[k]);
-        ei_x_encode_atom(&m, k % 2 ? "receiver@host" : "x");
+        ei_x_encode_atom(&m, inner[i]);
+        ei_x_encode_atom(&m, i % 2 ? "receiver@host" : "x");
         struct iovec parts[4] = {
             {.iov_base = m.buff, .iov_len = 3},
             {.iov_base = m.buff + 3, .iov_len = (size_t)atom_end - 3},
@@ -874,21 +802,14 @@ static void test_prepared_message_fixed_head(void **state)
         dist_hdr_msg_set(&pm, parts, kinds, 4);
         pm.fixed = 2;
         uint8_t want[512];
-        size_t wlen = pass_through(&c, &m, want);
-        size_t added = 0;
-        enc.off = enc.len = 0;
-        assert_int_equal(dist_hdr_encode_send(o, &s, &enc, &to, &pm, &added), RC_OK);
+        size_t wlen = pass_through(&k.c, &m, want);
+        encode_send(&k, &to, &pm);
         assert_int_equal(pm.state, 1);
-        check_frame(&enc, added);
-        decode_expect(in, &enc, want, wlen);
+        decode_expect(k.in, &k.enc, want, wlen);
         ei_x_free(&m);
     }
     dist_hdr_msg_free(&pm);
-    ei_x_free(&c);
-    bytebuf_free(&enc);
-    dist_hdr_scratch_free(&s);
-    dist_hdr_out_free(o);
-    dist_hdr_in_free(in);
+    conn_close(&k);
 }
 
 int main(void)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -158,21 +159,61 @@ static void test_serves_a_running_node(void **state)
     rc_node_destroy(n);
 }
 
+/* A call that holds the loop until the test lets it go (10 s at most). */
+typedef struct stall_ctl {
+    rc_node *node;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int begun;
+    int released;
+} stall_ctl;
+
 static void stall(rc_node *n, void *ctx)
 {
     (void)n;
-    (void)ctx;
-    usleep(1500 * 1000);
+    stall_ctl *c = ctx;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&c->mu);
+    c->begun = 1;
+    pthread_cond_broadcast(&c->cv);
+    while (!c->released && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&c->mu);
 }
 
 static void *stall_loop(void *arg)
 {
-    if (rc_node_call(arg, stall, NULL) != 0)
+    stall_ctl *c = arg;
+    if (rc_node_call(c->node, stall, c) != 0)
         abort();
     return NULL;
 }
 
-/* A loop busy for 1.5 s: a request waits 200 ms, gets 503, and the server
+/* Waits (10 s at most) until the loop is held; 1 if it is. */
+static int stall_begun(stall_ctl *c)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&c->mu);
+    while (!c->begun && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+        ;
+    int begun = c->begun;
+    pthread_mutex_unlock(&c->mu);
+    return begun;
+}
+
+static void stall_release(stall_ctl *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->released = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* A loop held busy: a request waits 200 ms, gets 503, and the server
  * stays free; the copy it left behind is the loop's to free (the sanitizer
  * and valgrind runs check that it is). */
 static void test_stalled_loop(void **state)
@@ -194,16 +235,22 @@ static void test_stalled_loop(void **state)
     pthread_t loop, staller;
     assert_int_equal(pthread_create(&loop, NULL, run_loop, n), 0);
     expect(rc_http_port(h), "/health", "HTTP/1.1 200", "ok\n");
-    assert_int_equal(pthread_create(&staller, NULL, stall_loop, n), 0);
-    usleep(100 * 1000); /* the stall has begun */
+    stall_ctl sc = {.node = n};
+    pthread_mutex_init(&sc.mu, NULL);
+    pthread_cond_init(&sc.cv, NULL);
+    assert_int_equal(pthread_create(&staller, NULL, stall_loop, &sc), 0);
+    assert_true(stall_begun(&sc));
     expect(rc_http_port(h), "/health", "HTTP/1.1 503", "node not answering\n");
     expect(rc_http_port(h), "/metrics", "HTTP/1.1 503", "node not answering\n");
+    stall_release(&sc);
     pthread_join(staller, NULL);
     expect(rc_http_port(h), "/health", "HTTP/1.1 200", "ok\n");
     rc_node_stop(n);
     pthread_join(loop, NULL);
     rc_http_stop(h);
     rc_node_destroy(n);
+    pthread_cond_destroy(&sc.cv);
+    pthread_mutex_destroy(&sc.mu);
 }
 
 int main(void)

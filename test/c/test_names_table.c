@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 
 #include "naming/names_store.h"
 #include "naming/names_table.h"
+#include "store_dir.h"
 
 #define U8(s) ((const uint8_t *)(s))
 #define STR(s) U8(s), strlen(s)
@@ -379,23 +379,6 @@ static void test_build_and_insert_encoded(void **st)
 
 /* ---- durability ------------------------------------------------------- */
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 typedef struct {
     names_store *s;
     const uint8_t *enc;
@@ -414,13 +397,11 @@ static void test_store_round_trip(void **st)
 {
     (void)st;
     char tmpl[] = "/tmp/names_store_test.XXXXXX";
-    char *base = mkdtemp(tmpl);
-    assert_non_null(base);
+    char *base = store_dir_make(tmpl);
     char dir[256];
     snprintf(dir, sizeof dir, "%s/data", base); /* created by open */
 
-    names_store *s = NULL;
-    assert_int_equal(names_store_open(dir, &s), 0);
+    names_store *s = store_open(dir);
     names_table *t = names_table_new();
     const uint8_t store_cafe[] = {'c', 'a', 'f', 0xC3, 0xA9};
     const uint8_t bin_sub[] = {0, 255, 10};
@@ -460,8 +441,7 @@ static void test_store_round_trip(void **st)
     names_store_close(s);
 
     /* reopen: the loaded table serves the same bytes */
-    s = NULL;
-    assert_int_equal(names_store_open(dir, &s), 0);
+    s = store_open(dir);
     names_table *t2 = names_table_new();
     size_t loaded = 0, skipped = 99;
     assert_int_equal(names_store_load(s, t2, &loaded, &skipped), 0);
@@ -504,8 +484,8 @@ static void test_store_round_trip(void **st)
     names_table_free(t);
     names_table_free(t2);
     names_table_free(t3);
-    rm_tree(dir);
-    rm_tree(base);
+    store_dir_remove(dir);
+    store_dir_remove(base);
 }
 
 /* Values far beyond the initial map size force MDB_MAP_FULL and a resize;
@@ -514,10 +494,8 @@ static void test_store_grows(void **st)
 {
     (void)st;
     char tmpl[] = "/tmp/names_store_grow.XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    assert_non_null(dir);
-    names_store *s = NULL;
-    assert_int_equal(names_store_open(dir, &s), 0);
+    char *dir = store_dir_make(tmpl);
+    names_store *s = store_open(dir);
     names_table *t = names_table_new();
     uint8_t sub[200];
     memset(sub, 'g', sizeof sub);
@@ -532,7 +510,7 @@ static void test_store_grows(void **st)
         assert_int_equal(names_store_put(s, STR("st"), sub, sizeof sub, enc, len), 0);
     }
     names_store_close(s);
-    assert_int_equal(names_store_open(dir, &s), 0);
+    s = store_open(dir);
     names_table *t2 = names_table_new();
     size_t loaded = 0, skipped = 0;
     assert_int_equal(names_store_load(s, t2, &loaded, &skipped), 0);
@@ -549,7 +527,7 @@ static void test_store_grows(void **st)
     names_store_close(s);
     names_table_free(t);
     names_table_free(t2);
-    rm_tree(dir);
+    store_dir_remove(dir);
 }
 
 static void test_store_open_errors(void **st)

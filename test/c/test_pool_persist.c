@@ -8,8 +8,8 @@
 #include "naming/names_persist.h"
 #include "naming/names_store.h"
 #include "naming/names_table.h"
+#include "store_dir.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -29,23 +29,6 @@
 #define U8(s) ((const uint8_t *)(s))
 #define STR(s) U8(s), strlen(s)
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 /* The list persist_emitters(store, sub, p) stores, as the table holds it. */
 static uint8_t *expected_list(const char *store, const char *sub, int64_t p, size_t *len)
 {
@@ -57,8 +40,7 @@ static uint8_t *expected_list(const char *store, const char *sub, int64_t p, siz
 /* What a fresh node would load from dir for (store, sub); NULL if nothing. */
 static uint8_t *on_disk(const char *dir, const char *store, const char *sub, size_t *len)
 {
-    names_store *s = NULL;
-    assert_int_equal(names_store_open(dir, &s), 0);
+    names_store *s = store_open(dir);
     names_table *t = names_table_new();
     assert_non_null(t);
     assert_int_equal(names_store_load(s, t, NULL, NULL), 0);
@@ -75,7 +57,60 @@ static uint8_t *on_disk(const char *dir, const char *store, const char *sub, siz
     return copy;
 }
 
+/* The list persist_emitters(store, sub, p) stores is what a fresh node
+ * loads from dir. */
+static void expect_on_disk(const char *dir, const char *store, const char *sub, int64_t p)
+{
+    size_t want_len, got_len;
+    uint8_t *want = expected_list(store, sub, p, &want_len);
+    uint8_t *got = on_disk(dir, store, sub, &got_len);
+    assert_non_null(got);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(got);
+    free(want);
+}
+
 /* ---- the queue --------------------------------------------------------- */
+
+/* The write queue of a test, with its store and table in a fresh
+ * directory and its own loop. */
+typedef struct queue {
+    char dir[64];
+    names_store *store;
+    names_table *t;
+    uv_loop_t loop;
+    names_persist *q;
+} queue;
+
+/* tmpl: the directory's mkdtemp template; lg may be NULL. */
+static void queue_open(queue *f, const char *tmpl, rc_logger *lg)
+{
+    snprintf(f->dir, sizeof f->dir, "%s", tmpl);
+    store_dir_make(f->dir);
+    f->store = store_open(f->dir);
+    f->t = names_table_new();
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->q = names_persist_new(&f->loop, lg, f->store, f->t);
+    assert_non_null(f->q);
+}
+
+/* The queue and the store closed (the table and the loop stay). */
+static void queue_stop(queue *f)
+{
+    names_persist_free(f->q);
+    f->q = NULL;
+    names_store_close(f->store);
+    f->store = NULL;
+}
+
+static void queue_close(queue *f)
+{
+    queue_stop(f);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    names_table_free(f->t);
+    store_dir_remove(f->dir);
+}
 
 typedef struct outcome {
     int calls;
@@ -102,16 +137,8 @@ static void record(void *ctx, int err, const uint8_t *enc, size_t enc_len)
 static void test_queue_order_and_table(void **st)
 {
     (void)st;
-    char tmpl[] = "/tmp/names_persist_order.XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    assert_non_null(dir);
-    names_store *store = NULL;
-    assert_int_equal(names_store_open(dir, &store), 0);
-    names_table *t = names_table_new();
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    names_persist *q = names_persist_new(&loop, NULL, store, t);
-    assert_non_null(q);
+    queue f;
+    queue_open(&f, "/tmp/names_persist_order.XXXXXX", NULL);
 
     callbacks_seen = 0;
     outcome o[3] = {{0}};
@@ -120,13 +147,13 @@ static void test_queue_order_and_table(void **st)
     for (int i = 0; i < 3; i++) {
         size_t len;
         uint8_t *enc = expected_list("st", subs[i], sizes[i], &len);
-        assert_int_equal(names_persist_submit(q, STR("st"), STR(subs[i]), enc, len, record, &o[i]),
-                         0);
+        assert_int_equal(
+            names_persist_submit(f.q, STR("st"), STR(subs[i]), enc, len, record, &o[i]), 0);
     }
-    assert_int_equal(names_persist_pending(q), 3);
-    assert_int_equal(names_table_count(t), 0); /* nothing before its write */
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(names_persist_pending(q), 0);
+    assert_int_equal(names_persist_pending(f.q), 3);
+    assert_int_equal(names_table_count(f.t), 0); /* nothing before its write */
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(names_persist_pending(f.q), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(o[i].calls, 1);
         assert_int_equal(o[i].err, 0);
@@ -136,28 +163,20 @@ static void test_queue_order_and_table(void **st)
     size_t want_len, got_len;
     const uint8_t *got;
     uint8_t *want = expected_list("st", "a", 2, &want_len);
-    names_table_retrieve(t, STR("st"), STR("a"), &got, &got_len);
+    names_table_retrieve(f.t, STR("st"), STR("a"), &got, &got_len);
     assert_int_equal(got_len, want_len);
     assert_memory_equal(got, want, want_len);
     assert_int_equal(o[2].enc_len, want_len);
-    names_persist_free(q);
-    names_store_close(store);
-    uint8_t *disk = on_disk(dir, "st", "a", &got_len);
-    assert_non_null(disk);
-    assert_int_equal(got_len, want_len);
-    assert_memory_equal(disk, want, want_len);
-    free(disk);
     free(want);
+    queue_stop(&f);
+    expect_on_disk(f.dir, "st", "a", 2);
     want = expected_list("st", "b", 1, &want_len);
-    disk = on_disk(dir, "st", "b", &got_len);
+    uint8_t *disk = on_disk(f.dir, "st", "b", &got_len);
     assert_non_null(disk);
     assert_memory_equal(disk, want, want_len);
     free(disk);
     free(want);
-
-    assert_int_equal(uv_loop_close(&loop), 0);
-    names_table_free(t);
-    rm_tree(dir);
+    queue_close(&f);
 }
 
 /* A write the store refuses (a key LMDB cannot hold) is reported to its
@@ -166,22 +185,14 @@ static void test_queue_order_and_table(void **st)
 static void test_queue_failure(void **st)
 {
     (void)st;
-    char tmpl[] = "/tmp/names_persist_fail.XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    assert_non_null(dir);
-    names_store *store = NULL;
-    assert_int_equal(names_store_open(dir, &store), 0);
-    names_table *t = names_table_new();
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     char *logbuf = NULL;
     size_t logsize = 0;
     rc_logger lg;
     rc_logger_init(&lg, RC_LOG_INFO);
     lg.out = open_memstream(&logbuf, &logsize);
     assert_non_null(lg.out);
-    names_persist *q = names_persist_new(&loop, &lg, store, t);
-    assert_non_null(q);
+    queue f;
+    queue_open(&f, "/tmp/names_persist_fail.XXXXXX", &lg);
 
     callbacks_seen = 0;
     outcome bad = {0}, good = {0};
@@ -190,10 +201,11 @@ static void test_queue_failure(void **st)
     sub[0] = 0; /* logged escaped */
     size_t len;
     uint8_t *enc = expected_list("st", "whatever", 1, &len);
-    assert_int_equal(names_persist_submit(q, STR("st"), sub, sizeof sub, enc, len, record, &bad), 0);
+    assert_int_equal(names_persist_submit(f.q, STR("st"), sub, sizeof sub, enc, len, record, &bad),
+                     0);
     enc = expected_list("st", "ok", 2, &len);
-    assert_int_equal(names_persist_submit(q, STR("st"), STR("ok"), enc, len, record, &good), 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(names_persist_submit(f.q, STR("st"), STR("ok"), enc, len, record, &good), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
 
     assert_int_equal(bad.calls, 1);
     assert_int_equal(bad.err, EINVAL);
@@ -201,8 +213,8 @@ static void test_queue_failure(void **st)
     assert_int_equal(good.calls, 1);
     assert_int_equal(good.err, 0);
     assert_int_equal(good.order, 1);
-    assert_int_equal(names_table_count(t), 1);
-    assert_int_equal(names_store_count(store), 1);
+    assert_int_equal(names_table_count(f.t), 1);
+    assert_int_equal(names_store_count(f.store), 1);
 
     fflush(lg.out);
     size_t lines = 0;
@@ -213,13 +225,10 @@ static void test_queue_failure(void **st)
     assert_non_null(strstr(logbuf, "\\x00xxx"));
     assert_non_null(strstr(logbuf, names_store_strerror(EINVAL)));
 
-    names_persist_free(q);
+    queue_stop(&f);
     fclose(lg.out);
     free(logbuf);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    names_store_close(store);
-    names_table_free(t);
-    rm_tree(dir);
+    queue_close(&f);
 }
 
 /* ---- pools through the C API of a node with a data_dir ------------------ */
@@ -326,24 +335,30 @@ static void starter_init(starter *s)
     pthread_cond_init(&s->cv, NULL);
 }
 
+/* A start of the pool through s, which is reported once as a success with
+ * its three emitters. */
+static void pool_started(rc_node *n, starter *s)
+{
+    starter_init(s);
+    assert_int_equal(rc_node_call(n, start_pool, s), 0);
+    assert_int_equal(s->start_rc, 0);
+    assert_int_equal(await_report(s), 1);
+    assert_int_equal(s->rc, 0);
+    assert_int_equal(s->npids, 3);
+}
+
 /* The start is reported after the write, never inside the call, and by then
  * the names are on disk. */
 static void test_pool_names_on_disk_when_reported(void **st)
 {
     (void)st;
     char tmpl[] = "/tmp/pool_persist_ok.XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    assert_non_null(dir);
+    char *dir = store_dir_make(tmpl);
     pthread_t loop;
     rc_node *n = node_on(dir, &loop);
     starter s;
-    starter_init(&s);
-    assert_int_equal(rc_node_call(n, start_pool, &s), 0);
-    assert_int_equal(s.start_rc, 0);
-    assert_int_equal(s.reported_inline, 0);
-    assert_int_equal(await_report(&s), 1);
-    assert_int_equal(s.rc, 0);
-    assert_int_equal(s.npids, 3);
+    pool_started(n, &s);
+    assert_int_equal(s.reported_inline, 0); /* set by the call, before the report */
     assert_int_equal(rc_node_call(n, probe, &s), 0);
     assert_int_equal(s.local_members, 3);
     assert_int_equal(s.pools, 1);
@@ -356,15 +371,8 @@ static void test_pool_names_on_disk_when_reported(void **st)
     /* (LMDB forbids a second handle in the process while the node has one.
      * That the write was synced before the report is the kill -9 case of
      * the Erlang suite.) */
-    size_t want_len, got_len;
-    uint8_t *want = expected_list("dd", "sub", 3, &want_len);
-    uint8_t *got = on_disk(dir, "dd", "sub", &got_len);
-    assert_non_null(got);
-    assert_int_equal(got_len, want_len);
-    assert_memory_equal(got, want, want_len);
-    free(got);
-    free(want);
-    rm_tree(dir);
+    expect_on_disk(dir, "dd", "sub", 3);
+    store_dir_remove(dir);
 }
 
 /* The store cannot grow its file (RLIMIT_FSIZE): the start is reported as
@@ -374,8 +382,7 @@ static void test_pool_write_failure_leaves_nothing(void **st)
 {
     (void)st;
     char tmpl[] = "/tmp/pool_persist_fail.XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    assert_non_null(dir);
+    char *dir = store_dir_make(tmpl);
     pthread_t loop;
     rc_node *n = node_on(dir, &loop);
     char data[512];
@@ -413,17 +420,12 @@ static void test_pool_write_failure_leaves_nothing(void **st)
 
     n = node_on(dir, &loop);
     starter retry;
-    starter_init(&retry);
-    assert_int_equal(rc_node_call(n, start_pool, &retry), 0);
-    assert_int_equal(retry.start_rc, 0);
-    assert_int_equal(await_report(&retry), 1);
-    assert_int_equal(retry.rc, 0);
-    assert_int_equal(retry.npids, 3);
+    pool_started(n, &retry);
     node_end(n, loop);
     uint8_t *got = on_disk(dir, "dd", "sub", &len);
     assert_non_null(got);
     free(got);
-    rm_tree(dir);
+    store_dir_remove(dir);
 }
 
 int main(void)

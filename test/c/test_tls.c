@@ -28,6 +28,9 @@
 static char dir[64];
 static int have_pki;
 
+/* Every case needs the certificates make_pki made. */
+#define NEED_PKI() do { if (!have_pki) skip(); } while (0)
+
 static void path(char *out, size_t len, const char *file)
 {
     snprintf(out, len, "%s/%s", dir, file);
@@ -162,6 +165,24 @@ static void run_pair(side *srv, side *cli)
     pthread_join(t, NULL);
 }
 
+/* The TLS handshake (and the distribution one if `dist`) between a server
+ * with srv_cert trusting srv_ca and a client with node.pem trusting ca.pem
+ * that expects server_name (NULL: any). */
+static void tls_pair(side *srv, side *cli, const char *srv_cert, const char *srv_ca,
+                     const char *server_name, int dist)
+{
+    *srv = (side){.ctx = ctx_for(srv_cert, srv_ca, NULL), .dist = dist};
+    *cli = (side){.ctx = ctx_for("node.pem", "ca.pem", server_name), .dist = dist};
+    run_pair(srv, cli);
+}
+
+/* The side gave up its handshake, and says why. */
+static void assert_refused(const side *s, const char *why)
+{
+    assert_int_equal(s->rc, -1);
+    assert_non_null(strstr(s->err, why));
+}
+
 static void close_pair(side *srv, side *cli)
 {
     rc_tls_free(srv->tls);
@@ -218,11 +239,9 @@ static void set_nonblocking(int fd)
 static void test_session_both_ways(void **state)
 {
     (void)state;
-    if (!have_pki)
-        skip();
-    side srv = {.ctx = ctx_for("node.pem", "ca.pem", NULL), .dist = 1};
-    side cli = {.ctx = ctx_for("node.pem", "ca.pem", "node.test"), .dist = 1};
-    run_pair(&srv, &cli);
+    NEED_PKI();
+    side srv, cli;
+    tls_pair(&srv, &cli, "node.pem", "ca.pem", "node.test", 1);
     assert_int_equal(srv.rc, 0);
     assert_int_equal(cli.rc, 0);
     assert_string_equal(srv.res.peer_node, "con@host");
@@ -260,41 +279,31 @@ static void test_session_both_ways(void **state)
 static void test_other_ca_refused(void **state)
 {
     (void)state;
-    if (!have_pki)
-        skip();
-    side srv = {.ctx = ctx_for("other.pem", "ca2.pem", NULL)};
-    side cli = {.ctx = ctx_for("node.pem", "ca.pem", NULL)};
-    run_pair(&srv, &cli);
-    assert_int_equal(cli.rc, -1);
-    assert_non_null(strstr(cli.err, "unknown CA"));
-    assert_int_equal(srv.rc, -1);
-    assert_non_null(strstr(srv.err, "alert"));
+    NEED_PKI();
+    side srv, cli;
+    tls_pair(&srv, &cli, "other.pem", "ca2.pem", NULL, 0);
+    assert_refused(&cli, "unknown CA");
+    assert_refused(&srv, "alert");
     close_pair(&srv, &cli);
 }
 
 static void test_expired_refused(void **state)
 {
     (void)state;
-    if (!have_pki)
-        skip();
-    side srv = {.ctx = ctx_for("expired.pem", "ca.pem", NULL)};
-    side cli = {.ctx = ctx_for("node.pem", "ca.pem", NULL)};
-    run_pair(&srv, &cli);
-    assert_int_equal(cli.rc, -1);
-    assert_non_null(strstr(cli.err, "refused: expired"));
+    NEED_PKI();
+    side srv, cli;
+    tls_pair(&srv, &cli, "expired.pem", "ca.pem", NULL, 0);
+    assert_refused(&cli, "refused: expired");
     close_pair(&srv, &cli);
 }
 
 static void test_name_mismatch_refused(void **state)
 {
     (void)state;
-    if (!have_pki)
-        skip();
-    side srv = {.ctx = ctx_for("node.pem", "ca.pem", NULL)};
-    side cli = {.ctx = ctx_for("node.pem", "ca.pem", "elsewhere.test")};
-    run_pair(&srv, &cli);
-    assert_int_equal(cli.rc, -1);
-    assert_non_null(strstr(cli.err, "name mismatch"));
+    NEED_PKI();
+    side srv, cli;
+    tls_pair(&srv, &cli, "node.pem", "ca.pem", "elsewhere.test", 0);
+    assert_refused(&cli, "name mismatch");
     close_pair(&srv, &cli);
 }
 
@@ -302,8 +311,7 @@ static void test_name_mismatch_refused(void **state)
 static void test_plaintext_refused(void **state)
 {
     (void)state;
-    if (!have_pki)
-        skip();
+    NEED_PKI();
     rc_tls_ctx *ctx = ctx_for("node.pem", "ca.pem", NULL);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -329,8 +337,7 @@ static void test_plaintext_refused(void **state)
 static void test_silent_server_times_out(void **state)
 {
     (void)state;
-    if (!have_pki)
-        skip();
+    NEED_PKI();
     rc_tls_ctx *ctx = ctx_for("node.pem", "ca.pem", NULL);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -348,8 +355,7 @@ static void test_silent_server_times_out(void **state)
 static void test_config_errors(void **state)
 {
     (void)state;
-    if (!have_pki)
-        skip();
+    NEED_PKI();
     char c[128], k[128], a[128], missing[128], err[256];
     path(c, sizeof c, "node.pem");
     path(k, sizeof k, "ca.key"); /* not node.pem's key */
