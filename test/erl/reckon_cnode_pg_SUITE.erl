@@ -28,7 +28,7 @@
          cleanup/1,
          start_peer/3, stop_peer/1, pcall/4,
          start_shim_on/2, wait_connected/1, wait_until/3, unique_name/1,
-         now_ms/0, node_of/1, ccall_retry/2, cnode_stats/1, idle/1, await_value/4]).
+         now_ms/0, node_of/1, ccall_retry/2, idle/1, await_value/4]).
 
 -export([all/0, suite/0,
          init_per_suite/1, end_per_suite/1,
