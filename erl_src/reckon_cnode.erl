@@ -55,7 +55,7 @@
          broadcast_via_cnode/3]).
 
 %% Used by reckon_db_emitter_group and reckon_cnode_app
--export([target/0, scope/0, request/1, unpublish/0, cached_emitters/2, names_applied/0]).
+-export([scope/0, request/1, unpublish/0, cached_emitters/2, names_applied/0]).
 
 %% gen_server callbacks
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2,
@@ -263,7 +263,7 @@ names_applied() ->
         exit:_ -> ok
     end.
 
-%% @doc `{CNode, CallTimeout}' as published in `persistent_term'.
+%% `{CNode, CallTimeout}' as published in `persistent_term'.
 %% Raises `error(reckon_cnode_not_started)' when the application is not
 %% running.
 -spec target() -> {node(), timeout()}.

@@ -11,6 +11,7 @@
 -module(rc_test_lib).
 
 -include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
 
 %% C nodes
 -export([cnode_bin/0, priv_bin/0, start_cnode/2, start_cnode/3, start_cnode_args/2, start_cnode_args/3,
@@ -23,8 +24,13 @@
          start_meshed_peers/3, start_pg_scope/2,
          start_shim_on/2, start_local_shim/1, start_local_shim_remote/1,
          stop_local_shim/0, wait_connected/1]).
+%% calls to a C node's request server, views and events
+-export([node_of/1, ccall/2, ccall/3, ccall_retry/2, cnode_stats/1, cnode_stats/2,
+         idle/1, store_sub/1, scope_pids/2, assert_scope_pids/3,
+         assert_exactly_once/2, event_ids/1, count_by/2]).
 %% helpers
--export([run_calls/2, wait_until/3, unique_name/1, host/0, now_ms/0]).
+-export([run_calls/2, wait_until/3, await_value/4, await_value/5,
+         unique_name/1, host/0, now_ms/0]).
 
 -type cnode() :: #{node := node(), os_pid := non_neg_integer(),
                    holder := pid(), name := string(), log := file:filename()}.
@@ -453,6 +459,109 @@ wait_connected(Node) ->
                end, 15000, {shim_connected, Node}).
 
 %%%===================================================================
+%%% C node requests, views and events
+%%%===================================================================
+
+%% @doc The node of a C node or a peer.
+-spec node_of(cnode() | peer()) -> node().
+node_of(#{node := N}) -> N.
+
+%% @doc A request to a C node's request server (a cnode() or its node name),
+%% from this node; 10 s.
+-spec ccall(cnode() | node(), term()) -> term().
+ccall(C, Req) ->
+    ccall(C, Req, 10000).
+
+-spec ccall(cnode() | node(), term(), timeout()) -> term().
+ccall(#{node := N}, Req, Timeout) ->
+    ccall(N, Req, Timeout);
+ccall(N, Req, Timeout) ->
+    gen_server:call({reckon_cnode, N}, Req, Timeout).
+
+%% @doc ccall/2 with one retry when the connection to the C node went down
+%% under the call (logged): a C node seeded here dials this node while this
+%% node dials it, and that simultaneous connect sometimes ends with the
+%% first connection closed ("bad file descriptor" in the C node's log; an
+%% open issue, see the notes of the hostile-network work). The retry keeps
+%% that race from failing unrelated cases; a wrong answer still fails them.
+-spec ccall_retry(cnode() | node(), term()) -> term().
+ccall_retry(C, Req) ->
+    N = case C of #{node := Node} -> Node; Node -> Node end,
+    try
+        ccall(N, Req)
+    catch
+        exit:{{nodedown, _}, _} ->
+            ct:log("ccall ~p to ~p: nodedown, retrying once", [Req, N]),
+            ccall(N, Req)
+    end.
+
+%% @doc The C node's stats map (its `stats' request).
+-spec cnode_stats(cnode() | node()) -> map().
+cnode_stats(C) ->
+    cnode_stats(C, 10000).
+
+-spec cnode_stats(cnode() | node(), timeout()) -> map().
+cnode_stats(C, Timeout) ->
+    {ok, Stats} = ccall(C, stats, Timeout),
+    Stats.
+
+%% @doc An idle process on a peer (ends with the peer).
+-spec idle(peer()) -> pid().
+idle(P) ->
+    pcall(P, erlang, spawn, [timer, sleep, [infinity]]).
+
+%% @doc A fresh {Store, Subscription} pair.
+-spec store_sub(atom()) -> {atom(), binary()}.
+store_sub(Store) ->
+    {Store, list_to_binary(unique_name("sub"))}.
+
+%% @doc `[{Node, ScopePid}]' of each peer (each must run the scope), for
+%% assert_scope_pids/3 at the end of a case: OTP 25's `pg' crashes on a
+%% message shape it does not expect.
+-spec scope_pids([peer()], atom()) -> [{node(), pid()}].
+scope_pids(Peers, Scope) ->
+    Snap = [{node_of(P), pcall(P, erlang, whereis, [Scope])} || P <- Peers],
+    [?assert(is_pid(Pid)) || {_, Pid} <- Snap],
+    Snap.
+
+%% @doc Each peer's scope process is still the one scope_pids/2 recorded.
+-spec assert_scope_pids([peer()], atom(), [{node(), pid()}]) -> ok.
+assert_scope_pids(Peers, Scope, Snap) ->
+    Now = [{node_of(P), pcall(P, erlang, whereis, [Scope])} || P <- Peers],
+    ?assertEqual(Snap, Now),
+    ok.
+
+%% @doc Each event of Sent arrives exactly once, as {events, [Event]}: Got
+%% is a recorder's `[{Tag, Message}]'.
+-spec assert_exactly_once([tuple()], [{term(), term()}]) -> ok.
+assert_exactly_once(Sent, Got) ->
+    Events = [case Msg of
+                  {events, [E]} -> E;
+                  _ -> ct:fail({unexpected_message, Msg})
+              end || {_Tag, Msg} <- Got],
+    assert_same_events(Sent, Events).
+
+assert_same_events(Sent, Events) ->
+    SortedSent = lists:sort(Sent),
+    SortedGot = lists:sort(Events),
+    case SortedSent =:= SortedGot of
+        true -> ok;
+        false -> ct:fail({events_differ,
+                          {missing, event_ids(SortedSent -- SortedGot)},
+                          {extra, event_ids(SortedGot -- SortedSent)}})
+    end.
+
+%% @doc The ids (second fields) of events.
+-spec event_ids([tuple()]) -> [term()].
+event_ids(Events) -> [element(2, E) || E <- Events].
+
+%% @doc `#{F(X) => how many X of L}'.
+-spec count_by(fun((term()) -> term()), list()) -> #{term() => pos_integer()}.
+count_by(F, L) ->
+    lists:foldl(fun(X, Acc) -> maps:update_with(F(X), fun(N) -> N + 1 end, 1, Acc) end,
+                #{}, L).
+
+%%%===================================================================
 %%% reckon_db_emitter_group calls (run on peers through erpc/peer:call)
 %%%===================================================================
 
@@ -491,6 +600,30 @@ wait_until(Fun, Deadline, Timeout, What) ->
                 false ->
                     receive after 20 -> ok end,
                     wait_until(Fun, Deadline, Timeout, What)
+            end
+    end.
+
+%% @doc Polls Fun (every 20 ms) until it returns Expected; fails with the
+%% last value after Timeout.
+-spec await_value(fun(() -> term()), term(), timeout(), term()) -> ok.
+await_value(Fun, Expected, Timeout, What) ->
+    await_value(Fun, Expected, Timeout, What, 20).
+
+-spec await_value(fun(() -> term()), term(), timeout(), term(), pos_integer()) -> ok.
+await_value(Fun, Expected, Timeout, What, Interval) ->
+    await_value_loop(Fun, Expected, now_ms() + Timeout, What, Interval).
+
+await_value_loop(Fun, Expected, Deadline, What, Interval) ->
+    case Fun() of
+        Expected ->
+            ok;
+        Got ->
+            case now_ms() >= Deadline of
+                true ->
+                    ct:fail({timeout, What, {expected, Expected}, {got, Got}});
+                false ->
+                    receive after Interval -> ok end,
+                    await_value_loop(Fun, Expected, Deadline, What, Interval)
             end
     end.
 

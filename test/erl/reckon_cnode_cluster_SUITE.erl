@@ -35,7 +35,8 @@
 -import(rc_test_lib,
         [start_cnode/3, wait_cnode_exit/2, os_kill/2, cleanup/1,
          start_peer/3, pcall/4, pcall/5, start_shim_on/2, wait_connected/1,
-         wait_until/3, unique_name/1, now_ms/0]).
+         wait_until/3, unique_name/1, now_ms/0,
+         node_of/1, ccall_retry/2, idle/1, assert_exactly_once/2, count_by/2]).
 
 -export([all/0, suite/0,
          init_per_suite/1, end_per_suite/1,
@@ -113,7 +114,7 @@ views_converge(_Config) ->
                 end,
     StartPool = fun(C) ->
                         {ok, Pids} = ccall(C, {start_emitter_pool, S, Sub, 2, undefined}),
-                        ?assertEqual([cnode(C)], lists:usort([node(X) || X <- Pids])),
+                        ?assertEqual([node_of(C)], lists:usort([node(X) || X <- Pids])),
                         Pids
                 end,
     #{cnodes := Cs, t_started := T0, on_beams := Bs, on_sidecar := Xss} = Cl =
@@ -145,7 +146,7 @@ broadcast_everywhere(_Config) ->
         lists:append(
           [begin
                {ok, Pids} = pcall(P, reckon_cnode, start_emitter_pool, [S, Sub, 2, undefined]),
-               ?assertEqual([cnode(C)], lists:usort([node(X) || X <- Pids])),
+               ?assertEqual([node_of(C)], lists:usort([node(X) || X <- Pids])),
                [{{c, I, K}, X} || {K, X} <- lists:zip(lists:seq(1, length(Pids)), Pids)]
            end || {I, {P, C}} <- Indexed]),
     [begin
@@ -236,9 +237,9 @@ kill9_sidecar(_Config) ->
     wait_until(fun() -> not registered(Name2) end, 5000, {epmd_unregistered, Name2}),
     C2b = start_cnode(Name2, ["--seed", atom_to_list(node_of(P2))], testcase),
     T1 = now_ms(),
-    ?assertEqual(cnode(C2), cnode(C2b)),
+    ?assertEqual(node_of(C2), node_of(C2b)),
     {ok, X2b} = ccall(C2b, {start_emitter_pool, S, Sub, 2, undefined}),
-    ?assertEqual([cnode(C2b)], lists:usort([node(X) || X <- X2b])),
+    ?assertEqual([node_of(C2b)], lists:usort([node(X) || X <- X2b])),
     Back = Cl#{cnodes := [C1, C2b, C3]},
     {Done, BackPer} = await_views(Back, S, Sub, X1 ++ X2b ++ X3 ++ Bs, ?CONVERGE),
     ct:pal("kill9_sidecar: the restarted sidecar's members in every view ~b ms after "
@@ -274,7 +275,7 @@ subscriber_elsewhere(Args) ->
     Plan = [begin
                 Sub = list_to_binary(unique_name("far")),
                 {ok, [X]} = pcall(P, reckon_cnode, start_emitter_pool, [S, Sub, 1, Col]),
-                ?assertEqual(cnode(C), node(X)),
+                ?assertEqual(node_of(C), node(X)),
                 {Tag, P, Sub, X}
             end || {{Tag, Col}, {P, C}} <- lists:zip(lists:zip(Tags, Cols),
                                                      lists:zip(Peers, Cs))],
@@ -340,8 +341,7 @@ cluster() ->
 cluster(Opts) ->
     Peers = rc_test_lib:start_meshed_peers("rcn_cl", ?N_SIDECARS, testcase),
     [rc_test_lib:start_pg_scope(P, ?SCOPE) || P <- Peers],
-    Snap = [{node_of(P), pcall(P, erlang, whereis, [?SCOPE])} || P <- Peers],
-    [?assert(is_pid(Pid)) || {_, Pid} <- Snap],
+    Snap = rc_test_lib:scope_pids(Peers, ?SCOPE),
     OnBeams = (maps:get(on_beams, Opts, fun(_) -> ok end))(Peers),
     OnSidecar = maps:get(on_sidecar, Opts, fun(_) -> ok end),
     Started = [begin
@@ -354,7 +354,7 @@ cluster(Opts) ->
     {_, T, _} = lists:last(Started),
     case maps:get(shims, Opts, false) of
         true ->
-            [start_shim_on(P, #{cnode => cnode(C), call_timeout => 10000})
+            [start_shim_on(P, #{cnode => node_of(C), call_timeout => 10000})
              || {P, C} <- lists:zip(Peers, Cs)],
             [wait_connected(P) || P <- Peers];
         false ->
@@ -363,40 +363,26 @@ cluster(Opts) ->
     #{peers => Peers, cnodes => Cs, scopes => Snap, t_started => T,
       on_beams => OnBeams, on_sidecar => [R || {_, _, R} <- Started]}.
 
-node_of(#{node := N}) -> N.
-
-cnode(#{node := N}) -> N.
-
 store_sub() ->
-    {rcn_cl_store, list_to_binary(unique_name("sub"))}.
+    rc_test_lib:store_sub(rcn_cl_store).
 
-%% A request to a sidecar's request server, from this node. One retry when
-%% the connection went down under the call (the simultaneous-connect drop
-%% the pg suite retries too); it is logged.
+%% A request to a sidecar's request server, from this node, retried once
+%% when the connection went down under the call (the simultaneous-connect
+%% drop the pg suite retries too; rc_test_lib:ccall_retry/2).
 ccall(C, Req) ->
-    try
-        gen_server:call({reckon_cnode, cnode(C)}, Req, 10000)
-    catch
-        exit:{{nodedown, _}, _} ->
-            ct:log("ccall ~p to ~p: nodedown, retrying once", [Req, cnode(C)]),
-            gen_server:call({reckon_cnode, cnode(C)}, Req, 10000)
-    end.
+    ccall_retry(C, Req).
 
 %% Logs each sidecar's stats; returns the `dropped' counter of each.
 log_stats(Cs) ->
     [begin
          {ok, St} = ccall(C, stats),
-         ct:log("stats of ~p: ~p", [cnode(C), St]),
-         {cnode(C), maps:get(dropped, maps:get(errors, St, #{}), undefined)}
+         ct:log("stats of ~p: ~p", [node_of(C), St]),
+         {node_of(C), maps:get(dropped, maps:get(errors, St, #{}), undefined)}
      end || C <- Cs].
-
-%% An idle process on a peer (ends with the peer).
-idle(P) ->
-    pcall(P, erlang, spawn, [timer, sleep, [infinity]]).
 
 %% Every view of the group: each sidecar's members/2, each BEAM node's pg.
 views(#{peers := Peers, cnodes := Cs}, S, Sub) ->
-    [{{sidecar, cnode(C)}, c_view(C, S, Sub)} || C <- Cs] ++
+    [{{sidecar, node_of(C)}, c_view(C, S, Sub)} || C <- Cs] ++
         [{{beam, node_of(P)}, lists:sort(pcall(P, pg, get_members, [?SCOPE, {S, Sub, emitters}]))}
          || P <- Peers].
 
@@ -447,27 +433,6 @@ in_order(Got, Sent) ->
 await_recorder(P, Rec, N) ->
     pcall(P, ?MODULE, await_count, [Rec, N, ?DELIVER], ?DELIVER + 10000).
 
-%% Each event of Sent arrives exactly once, as {events, [Event]}.
-assert_exactly_once(Sent, Got) ->
-    Events = [case Msg of
-                  {events, [E]} -> E;
-                  _ -> ct:fail({unexpected_message, Msg})
-              end || {_Tag, Msg} <- Got],
-    SortedSent = lists:sort(Sent),
-    SortedGot = lists:sort(Events),
-    case SortedSent =:= SortedGot of
-        true -> ok;
-        false -> ct:fail({events_differ,
-                          {missing, ids(SortedSent -- SortedGot)},
-                          {extra, ids(SortedGot -- SortedSent)}})
-    end.
-
-ids(Events) -> [element(2, E) || E <- Events].
-
-count_by(F, L) ->
-    lists:foldl(fun(X, Acc) -> maps:update_with(F(X), fun(N) -> N + 1 end, 1, Acc) end,
-                #{}, L).
-
 %% Whether a node name (alive part) is registered with this run's epmd.
 registered(Name) ->
     case net_adm:names() of
@@ -477,6 +442,4 @@ registered(Name) ->
 
 %% Each BEAM node's scope process is still the one it started with.
 assert_scopes(#{peers := Peers, scopes := Snap}) ->
-    Now = [{node_of(P), pcall(P, erlang, whereis, [?SCOPE])} || P <- Peers],
-    ?assertEqual(Snap, Now),
-    ok.
+    rc_test_lib:assert_scope_pids(Peers, ?SCOPE, Snap).

@@ -33,7 +33,7 @@
 -import(rc_test_lib,
         [start_cnode/3, cleanup/1,
          pcall/4, start_shim_on/2, wait_connected/1, wait_until/3,
-         unique_name/1]).
+         unique_name/1, node_of/1, ccall/2, count_by/2, event_ids/1]).
 
 -export([all/0, suite/0,
          init_per_suite/1, end_per_suite/1,
@@ -103,10 +103,9 @@ init_per_testcase(_Case, Config) ->
     Peers = [P1 | _] = rc_test_lib:start_meshed_peers("rcn_em", 3, testcase),
     C = start_cnode(unique_name("rcn_emc"), ["--seed", atom_to_list(node_of(P1))],
                     testcase),
-    [start_shim_on(P, #{cnode => cnode(C), call_timeout => 10000}) || P <- Peers],
+    [start_shim_on(P, #{cnode => node_of(C), call_timeout => 10000}) || P <- Peers],
     [wait_connected(P) || P <- Peers],
-    Snap = [{node_of(P), pcall(P, erlang, whereis, [?SCOPE])} || P <- Peers],
-    [?assert(is_pid(Pid)) || {_, Pid} <- Snap],
+    Snap = rc_test_lib:scope_pids(Peers, ?SCOPE),
     [{peers, Peers}, {cnode, C}, {scopes, Snap} | Config].
 
 end_per_testcase(_Case, _Config) ->
@@ -134,7 +133,7 @@ broadcast_reaches_both_kinds(Config) ->
     E1 = beam_emitter(P1, S, Sub, Cb1),
     E2 = beam_emitter(P2, S, Sub, Cb2),
     {ok, [X1, X2] = Xs} = start_pool(P2, S, Sub, 2, undefined),
-    [?assertEqual(cnode(C), node(X)) || X <- Xs],
+    [?assertEqual(node_of(C), node(X)) || X <- Xs],
     %% give each C emitter its own subscriber (the probe proves the update)
     ok = update_and_probe(X1, Cc1, Rec, probe1),
     ok = update_and_probe(X2, Cc2, Rec, probe2),
@@ -336,11 +335,8 @@ fan_out_to_subscribers_group(Config) ->
     [G1] = collectors(P1, Rec, [g1]),
     [G2a, G2b] = collectors(P2, Rec, [g2a, g2b]),
     [G3] = collectors(P3, Rec, [g3]),
-    ok = pcall(P1, pg, join, [?SCOPE, SubsGroup, G1]),
-    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, [G2a, G2b]]),
-    ok = pcall(P3, pg, join, [?SCOPE, SubsGroup, [G3, G3]]),
-    Subscribers = [G1, G2a, G2b, G3, G3],
-    await_c_group(C, SubsGroup, Subscribers),
+    Subscribers = join_subscribers(C, SubsGroup,
+                                   [{P1, G1}, {P2, [G2a, G2b]}, {P3, [G3, G3]}]),
     [await_beam_group(P, SubsGroup, Subscribers) || P <- Peers],
     {ok, Xs} = start_pool(P1, S, Sub, 2, undefined),
     await_beam_members(P1, S, Sub, Xs),
@@ -390,13 +386,13 @@ update_subscriber(Config) ->
     ok = update_and_probe(X2, B2, Rec, p2),
     %% the registered names are the emitters, in order: a probe through
     %% each name arrives at that emitter's subscriber
-    {N1, cnode(C)} ! {events, [via_name1]},
-    {N2, cnode(C)} ! {events, [via_name2]},
+    {N1, node_of(C)} ! {events, [via_name1]},
+    {N2, node_of(C)} ! {events, [via_name2]},
     ok = rc_test_emitter:recorder_await(Rec, 2, ?DELIVER),
     ?assertEqual(lists:sort([{b1, {events, [via_name1]}}, {b2, {events, [via_name2]}}]),
                  lists:sort(rc_test_emitter:recorder_take(Rec))),
     %% by name, from another node
-    ok = pcall(P2, rc_test_emitter, cast_then_probe, [{N2, cnode(C)}, D, p3]),
+    ok = pcall(P2, rc_test_emitter, cast_then_probe, [{N2, node_of(C)}, D, p3]),
     ok = rc_test_emitter:recorder_await(Rec, 1, ?DELIVER),
     ?assertEqual([{d, {events, [p3]}}], rc_test_emitter:recorder_take(Rec)),
     Evs1 = [small_event(I) || I <- lists:seq(51, 250)],
@@ -427,8 +423,7 @@ subscriber_exits(Config) ->
     Rec = recorder(P3),
     [Sb, Sk, Sn] = collectors(P2, Rec, [sb, sk, sn]),
     [G] = collectors(P3, Rec, [g]),
-    ok = pcall(P3, pg, join, [?SCOPE, SubsGroup, G]),
-    await_c_group(C, SubsGroup, [G]),
+    join_subscribers(C, SubsGroup, [{P3, G}]),
     {ok, [X]} = start_pool(P1, S, Sub, 1, Sb),
     await_beam_members(P1, S, Sub, [X]),
     Evs0 = [small_event(I) || I <- lists:seq(1, 20)],
@@ -489,8 +484,7 @@ c_subscriber_exits(Config) ->
     SubsGroup = {S, seed_topic(S, Sub), subscribers},
     Rec = recorder(P3),
     [G] = collectors(P3, Rec, [g]),
-    ok = pcall(P3, pg, join, [?SCOPE, SubsGroup, G]),
-    await_c_group(C, SubsGroup, [G]),
+    join_subscribers(C, SubsGroup, [{P3, G}]),
     {ok, [Xs]} = ccall(C, {spawn_idle, 1}),
     {ok, [X]} = start_pool(P1, S, Sub, 1, Xs),
     await_beam_members(P1, S, Sub, [X]),
@@ -531,11 +525,8 @@ fan_out_through_relays(Config) ->
     {Tags2, Tags3} = lists:split(100, Tags),
     Subs2 = collectors(P2, Rec, Tags2),
     Subs3 = collectors(P3, Rec, Tags3),
-    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, Subs2]),
-    ok = pcall(P3, pg, join, [?SCOPE, SubsGroup, Subs3]),
-    await_c_group(C, SubsGroup, Subs2 ++ Subs3),
-    {ok, Xs} = start_pool(P1, S, Sub, 1, undefined),
-    await_beam_members(P1, S, Sub, Xs),
+    join_subscribers(C, SubsGroup, [{P2, Subs2}, {P3, Subs3}]),
+    start_fan_out_pool(P1, S, Sub),
     N = 200,
     Round = fun(Base, RelaySends) ->
                     St0 = stats(C),
@@ -571,10 +562,8 @@ relay_killed_mid_stream(Config) ->
     Rec = recorder(P1),
     Tags = [list_to_atom("k" ++ integer_to_list(I)) || I <- lists:seq(1, 50)],
     Subs = collectors(P2, Rec, Tags),
-    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, Subs]),
-    await_c_group(C, SubsGroup, Subs),
-    {ok, Xs} = start_pool(P1, S, Sub, 1, undefined),
-    await_beam_members(P1, S, Sub, Xs),
+    join_subscribers(C, SubsGroup, [{P2, Subs}]),
+    start_fan_out_pool(P1, S, Sub),
     N = 400,
     Stream = start_stream(P1, S, Sub, lists:seq(1, N)),
     wait_until(fun() -> rc_test_emitter:recorder_count(Rec) >= 50 * 20 end,
@@ -608,10 +597,8 @@ relay_members_change_mid_stream(Config) ->
     StayP = collectors(P2, Rec, Stay),
     LeaveP = collectors(P2, Rec, Leave),
     JoinP = collectors(P2, Rec, Join),
-    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, StayP ++ LeaveP]),
-    await_c_group(C, SubsGroup, StayP ++ LeaveP),
-    {ok, Xs} = start_pool(P1, S, Sub, 1, undefined),
-    await_beam_members(P1, S, Sub, Xs),
+    join_subscribers(C, SubsGroup, [{P2, StayP ++ LeaveP}]),
+    start_fan_out_pool(P1, S, Sub),
     N = 400,
     Stream = start_stream(P1, S, Sub, lists:seq(1, N)),
     wait_until(fun() -> rc_test_emitter:recorder_count(Rec) >= 30 * 20 end,
@@ -692,7 +679,8 @@ assert_in_order(Sent, Got, Tags) ->
     maps:foreach(fun(Tag, Msgs) ->
                          case Msgs =:= Want of
                              true -> ok;
-                             false -> ct:fail({not_in_order, Tag, ids([E || {events, [E]} <- Msgs])})
+                             false -> ct:fail({not_in_order, Tag,
+                                                   event_ids([E || {events, [E]} <- Msgs])})
                          end
                  end, ByTag).
 
@@ -728,7 +716,7 @@ pool_stop_leaves_group(Config) ->
     _ = pcall(P3, reckon_cnode, stats, []),
     SpAlive = pcall(P3, erlang, is_process_alive, [Sp]),
     [?assertMatch({exit, {noproc, _}},
-                  try gen_server:call({Name, cnode(C)}, x, 500)
+                  try gen_server:call({Name, node_of(C)}, x, 500)
                   catch exit:Reason -> {exit, Reason}
                   end) || Name <- Names],
     ?assertEqual({ok, {error, not_found}}, on(P1, reckon_cnode, stop_emitter_pool, [S, Sub])),
@@ -837,23 +825,15 @@ topic_bit_exact(Config) ->
 %%% Helpers
 %%%===================================================================
 
-node_of(#{node := N}) -> N.
-
-cnode(#{node := N}) -> N.
-
 store_sub() ->
-    {rcn_em_store, list_to_binary(unique_name("sub"))}.
+    rc_test_lib:store_sub(rcn_em_store).
 
 %% The seed's topic/2, the reference for the bit-exact check.
 seed_topic(S, Sub) ->
     iolist_to_binary(io_lib:format("~s:~s", [S, Sub])).
 
-ccall(C, Req) ->
-    gen_server:call({reckon_cnode, cnode(C)}, Req, 10000).
-
 stats(C) ->
-    {ok, Stats} = ccall(C, stats),
-    Stats.
+    rc_test_lib:cnode_stats(C).
 
 counter(Key, Stats) ->
     case maps:find(Key, Stats) of
@@ -867,6 +847,22 @@ on(P, M, F, A) ->
 
 start_pool(P, S, Sub, N, Subscriber) ->
     pcall(P, reckon_cnode, start_emitter_pool, [S, Sub, N, Subscriber]).
+
+%% A pool of one C emitter without a subscriber of its own (it fans out to
+%% the subscribers group), started from P; returns once P's view has it.
+start_fan_out_pool(P, S, Sub) ->
+    {ok, Xs} = start_pool(P, S, Sub, 1, undefined),
+    await_beam_members(P, S, Sub, Xs),
+    Xs.
+
+%% Each {P, PidOrPids} joins the subscribers group on peer P (pg:join/3 as
+%% given: one pid or a list); returns the subscribers once the C node's view
+%% of the group is exactly them.
+join_subscribers(C, SubsGroup, Joins) ->
+    [ok = pcall(P, pg, join, [?SCOPE, SubsGroup, PidOrPids]) || {P, PidOrPids} <- Joins],
+    Subscribers = lists:flatten([PidOrPids || {_, PidOrPids} <- Joins]),
+    await_c_group(C, SubsGroup, Subscribers),
+    Subscribers.
 
 recorder(P) ->
     pcall(P, rc_test_emitter, start_recorder, []).
@@ -909,23 +905,15 @@ assert_no_more(Rec) ->
     ok = rc_test_emitter:recorder_await(Rec, 1, ?DELIVER),
     ?assertEqual([{direct, {events, ['$last']}}], rc_test_emitter:recorder_take(Rec)).
 
-%% Each event of Sent arrives exactly once, as {events, [Event]}, term-equal.
+%% Each event of Sent arrives exactly once, as {events, [Event]}, term-equal
+%% (and as many messages arrived as were sent).
 assert_exactly_once(Sent, Got) ->
-    Events = [case Msg of
-                  {events, [E]} -> E;
-                  _ -> ct:fail({unexpected_message, Msg})
-              end || {_Tag, Msg} <- Got],
-    ?assertEqual(length(Sent), length(Events)),
-    SortedSent = lists:sort(Sent),
-    SortedGot = lists:sort(Events),
-    case SortedSent =:= SortedGot of
-        true -> ok;
-        false -> ct:fail({events_differ,
-                          {missing, ids(SortedSent -- SortedGot)},
-                          {extra, ids(SortedGot -- SortedSent)}})
-    end.
-
-ids(Events) -> [element(2, E) || E <- Events].
+    [case Msg of
+         {events, [_]} -> ok;
+         _ -> ct:fail({unexpected_message, Msg})
+     end || {_Tag, Msg} <- Got],
+    ?assertEqual(length(Sent), length(Got)),
+    rc_test_lib:assert_exactly_once(Sent, Got).
 
 %% Every event reaches each subscriber tag as often as Mult says.
 assert_fan_out(Sent, Got, Mult) ->
@@ -939,10 +927,6 @@ assert_fan_out(Sent, Got, Mult) ->
 
 count_tags(Got) ->
     count_by(fun({Tag, _}) -> Tag end, Got).
-
-count_by(F, L) ->
-    lists:foldl(fun(X, Acc) -> maps:update_with(F(X), fun(N) -> N + 1 end, 1, Acc) end,
-                #{}, L).
 
 %% Each of Tags got a share within 6 sigma of Total / length(Tags).
 assert_uniform(Counts, Tags, Total) ->
@@ -1008,11 +992,7 @@ await_c_group(C, Group, Expected) ->
                end, ?PROPAGATE, {c_view, Group, Want}).
 
 assert_scopes(Config) ->
-    Snap = ?config(scopes, Config),
-    Peers = ?config(peers, Config),
-    Now = [{node_of(P), pcall(P, erlang, whereis, [?SCOPE])} || P <- Peers],
-    ?assertEqual(Snap, Now),
-    ok.
+    rc_test_lib:assert_scope_pids(?config(peers, Config), ?SCOPE, ?config(scopes, Config)).
 
 %%%===================================================================
 %%% Events
@@ -1088,10 +1068,8 @@ stalled_subscriber_node_spares_bystanders(Config) ->
     Rec = recorder(P1),
     Tags = [list_to_atom("s" ++ integer_to_list(I)) || I <- lists:seq(1, 100)],
     Subscribers = collectors(P2, Rec, Tags),
-    ok = pcall(P2, pg, join, [?SCOPE, SubsGroup, Subscribers]),
-    await_c_group(C, SubsGroup, Subscribers),
-    {ok, Xs} = start_pool(P1, S, Sub, 1, undefined),
-    await_beam_members(P1, S, Sub, Xs),
+    join_subscribers(C, SubsGroup, [{P2, Subscribers}]),
+    start_fan_out_pool(P1, S, Sub),
     N = 300,
     Evs = [{event, I, binary:copy(<<I:8>>, 1000)} || I <- lists:seq(1, N)],
     OsPid = list_to_integer(pcall(P2, os, getpid, [])),
@@ -1110,7 +1088,7 @@ stalled_subscriber_node_spares_bystanders(Config) ->
             Ts = [begin
                       T0 = erlang:monotonic_time(microsecond),
                       {ok, pong} = pcall(P3, gen_server, call,
-                                         [{reckon_cnode, cnode(C)}, ping, 2000]),
+                                         [{reckon_cnode, node_of(C)}, ping, 2000]),
                       erlang:monotonic_time(microsecond) - T0
                   end || _ <- lists:seq(1, 20)],
             Ts

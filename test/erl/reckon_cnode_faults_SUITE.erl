@@ -64,8 +64,7 @@ end_per_testcase(_Case, _Config) ->
     ok.
 
 stats(CNode) ->
-    {ok, Stats} = gen_server:call({reckon_cnode, CNode}, stats, 5000),
-    Stats.
+    rc_test_lib:cnode_stats(CNode, 5000).
 
 %% On a peer: connect, watch the connection, send Bytes to the request
 %% server and wait for the C node to drop us.

@@ -45,8 +45,7 @@ end_per_testcase(_Case, _Config) ->
 %%%===================================================================
 
 stats(CNode) ->
-    {ok, Stats} = gen_server:call({reckon_cnode, CNode}, stats, 5000),
-    Stats.
+    rc_test_lib:cnode_stats(CNode, 5000).
 
 %% The port the node bound for `--http 127.0.0.1:0', from its log (written
 %% before the node printed its name, so it is there once start_cnode returns).

@@ -28,7 +28,7 @@
          cleanup/1,
          start_peer/3, stop_peer/1, pcall/4,
          start_shim_on/2, wait_connected/1, wait_until/3, unique_name/1,
-         now_ms/0]).
+         now_ms/0, node_of/1, ccall_retry/2, idle/1, await_value/4]).
 
 -export([all/0, suite/0,
          init_per_suite/1, end_per_suite/1,
@@ -108,7 +108,7 @@ c_members_on_every_beam_node(_Config) ->
     C = start_c([P1]),
     {S, Sub, G} = group(),
     {ok, [X, Y, Z]} = ccall(C, {spawn_idle, 3}),
-    [?assertEqual(cnode(C), node(Pid)) || Pid <- [X, Y, Z]],
+    [?assertEqual(node_of(C), node(Pid)) || Pid <- [X, Y, Z]],
     ?assertEqual({ok, ok}, ccall(C, {join, S, Sub, [X, Y]})),
     ?assertEqual({ok, ok}, ccall(C, {join, S, Sub, X})),
     ?assertEqual({ok, ok}, ccall(C, {join, S, Sub, [Z]})),
@@ -136,8 +136,8 @@ c_members_on_every_beam_node(_Config) ->
     await_beams(Peers, G, [Barrier | Expected]),
     ?assertEqual(lists:sort([Barrier | Expected]), c_members(C, G)),
     %% three BEAM scopes discovered
-    await(fun() -> maps:get(peers, stats(C), undefined) end, 3, ?PROPAGATE,
-          stats_peers),
+    await_value(fun() -> maps:get(peers, stats(C), undefined) end, 3, ?PROPAGATE,
+                stats_peers),
     ct:log("stats: ~p", [stats(C)]),
     assert_scopes(Snap).
 
@@ -163,13 +163,13 @@ beam_members_via_cnode(_Config) ->
     %% H: hidden, connected to this node and (through the shim) to the C
     %% node; its pg scope (started by the application) has no BEAM peer
     H = start_peer("rcn_pgh", #{args => ["-hidden"]}, testcase),
-    start_shim_on(H, #{cnode => cnode(C), call_timeout => 5000}),
+    start_shim_on(H, #{cnode => node_of(C), call_timeout => 5000}),
     wait_connected(H),
     ?assertEqual([], pcall(H, erlang, nodes, [])),
     Snap = snapshot([H]) ++ Snap0,
     ?assertEqual([], pcall(H, pg, get_members, [?SCOPE, G])),
-    await(fun() -> sorted(shim(H, members, [S, Sub])) end, {ok, lists:sort(Beam)},
-          ?PROPAGATE, members_from_hidden_node),
+    await_value(fun() -> sorted(shim(H, members, [S, Sub])) end, {ok, lists:sort(Beam)},
+                ?PROPAGATE, members_from_hidden_node),
     %% from H: a C pid joins (seen everywhere) and an H pid joins (seen by
     %% the C node, which is H's only pg peer)
     {ok, [X]} = ccall(C, {spawn_idle, 1}),
@@ -430,7 +430,7 @@ stop_beam_node(_Config) ->
     stop_peer(P3),
     await_c(C, G, [B1, X], 5000),
     await_beams([P1, P2], G, [B1, X]),
-    await(fun() -> maps:get(peers, stats(C), undefined) end, 2, 5000, stats_peers),
+    await_value(fun() -> maps:get(peers, stats(C), undefined) end, 2, 5000, stats_peers),
     assert_scopes(Snap).
 
 %% The scope process of one BEAM node is killed: the C node drops that
@@ -550,7 +550,7 @@ seed_nodes_discovery(_Config) ->
     ?assertEqual({ok, ok}, ccall(C, {pg_join, ?SCOPE, G, X})),
     await_c(C, G, [Am, Bm, X]),
     await_beams([A, Bn], G, [Am, Bm, X]),
-    ?assert(lists:member(cnode(C), pcall(Bn, erlang, nodes, [hidden]))),
+    ?assert(lists:member(node_of(C), pcall(Bn, erlang, nodes, [hidden]))),
     %% B was never connected to this node, so the C node learnt of it from A
     ?assertNot(lists:member(BNode, nodes(connected))),
     assert_scopes(Snap).
@@ -622,10 +622,6 @@ start_scope(P) ->
 start_scope(P, Scope) ->
     rc_test_lib:start_pg_scope(P, Scope).
 
-node_of(#{node := N}) -> N.
-
-cnode(#{node := N}) -> N.
-
 %% A C node with --seed for each of Seeds.
 start_c(Seeds) ->
     start_c(Seeds, []).
@@ -634,20 +630,10 @@ start_c(Seeds, Extra) ->
     SeedArgs = lists:append([["--seed", atom_to_list(node_of(P))] || P <- Seeds]),
     start_cnode(unique_name("rcn_pgc"), SeedArgs ++ Extra, testcase).
 
-%% One retry when the connection to the C node went down under the call:
-%% a C node seeded here dials this node while this node dials it, and that
-%% simultaneous connect sometimes ends with the first connection closed
-%% ("bad file descriptor" in the C node's log; an open issue, see the notes
-%% of the hostile-network work). The retry keeps that race from failing
-%% unrelated cases; a wrong answer still fails them.
+%% With one retry when the connection to the C node went down under the
+%% call: the simultaneous-connect race (rc_test_lib:ccall_retry/2).
 ccall(C, Req) ->
-    try
-        gen_server:call({reckon_cnode, cnode(C)}, Req, 10000)
-    catch
-        exit:{{nodedown, _}, _} ->
-            ct:log("ccall ~p: nodedown, retrying once", [Req]),
-            gen_server:call({reckon_cnode, cnode(C)}, Req, 10000)
-    end.
+    ccall_retry(C, Req).
 
 stats(C) ->
     {ok, Stats} = ccall(C, stats),
@@ -675,10 +661,6 @@ group() ->
     S = rcn_pg_store,
     Sub = list_to_binary(unique_name("sub")),
     {S, Sub, {S, Sub, emitters}}.
-
-%% An idle process on a peer (ends with the peer).
-idle(P) ->
-    pcall(P, erlang, spawn, [timer, sleep, [infinity]]).
 
 bjoin(P, G, PidOrPids) ->
     pcall(P, pg, join, [?SCOPE, G, PidOrPids]).
@@ -715,7 +697,7 @@ scope_pid_now({Node, Scope}) ->
 
 %% Every peer connected to the C node.
 await_connected_to_c(Peers, C) ->
-    [wait_until(fun() -> lists:member(cnode(C), pcall(P, erlang, nodes, [hidden])) end,
+    [wait_until(fun() -> lists:member(node_of(C), pcall(P, erlang, nodes, [hidden])) end,
                 ?PROPAGATE, {connected_to_c, node_of(P)})
      || P <- Peers],
     ok.
@@ -729,8 +711,8 @@ await_beams(Peers, Scope, G, Expected) ->
     await_beams(Peers, Scope, G, Expected, ?PROPAGATE).
 
 await_beams(Peers, Scope, G, Expected, Timeout) ->
-    [await(fun() -> beam_members(P, Scope, G) end, lists:sort(Expected), Timeout,
-           {beam_view, node_of(P), Scope, G})
+    [await_value(fun() -> beam_members(P, Scope, G) end, lists:sort(Expected), Timeout,
+                 {beam_view, node_of(P), Scope, G})
      || P <- Peers],
     ok.
 
@@ -743,24 +725,5 @@ await_c(C, Scope, G, Expected) ->
     await_c(C, Scope, G, Expected, ?PROPAGATE).
 
 await_c(C, Scope, G, Expected, Timeout) ->
-    await(fun() -> c_members(C, Scope, G) end, lists:sort(Expected), Timeout,
-          {c_view, Scope, G}).
-
-%% Polls Fun until it returns Expected; fails with the last value.
-await(Fun, Expected, Timeout, What) ->
-    Deadline = now_ms() + Timeout,
-    await_loop(Fun, Expected, Deadline, What).
-
-await_loop(Fun, Expected, Deadline, What) ->
-    case Fun() of
-        Expected ->
-            ok;
-        Got ->
-            case now_ms() >= Deadline of
-                true ->
-                    ct:fail({timeout, What, {expected, Expected}, {got, Got}});
-                false ->
-                    receive after 20 -> ok end,
-                    await_loop(Fun, Expected, Deadline, What)
-            end
-    end.
+    await_value(fun() -> c_members(C, Scope, G) end, lists:sort(Expected), Timeout,
+                {c_view, Scope, G}).

@@ -18,7 +18,7 @@
 
 -import(rc_test_lib, [start_cnode/3,
                       cleanup/1, start_meshed_peers/3, start_pg_scope/2, pcall/4,
-                      pcall/5, wait_until/3, unique_name/1, now_ms/0]).
+                      pcall/5, wait_until/3, unique_name/1, now_ms/0, node_of/1]).
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
@@ -92,7 +92,7 @@ cnode_to_beam_100k(_Config) ->
     Peers = [P1 | _] = start_meshed_peers("rcn_scale", 3, testcase),
     C = start_cnode(unique_name("rcn_scalec"), ["--seed", atom_to_list(node_of(P1))],
                     testcase),
-    [wait_until(fun() -> lists:member(cnode(C), pcall(P, erlang, nodes, [hidden])) end,
+    [wait_until(fun() -> lists:member(node_of(C), pcall(P, erlang, nodes, [hidden])) end,
                 10000, {connected_to_c, node_of(P)})
      || P <- Peers],
     {ok, Pids} = ccall(C, {spawn_idle, ?PROCS}),
@@ -190,29 +190,12 @@ compare(Expected, Got, What) ->
            [What, length(Missing), lists:sublist(Missing, 3), lists:sublist(Extra, 3)]),
     ct:fail({views_differ, What, length(Expected), length(Got)}).
 
-node_of(#{node := N}) -> N.
-
-cnode(#{node := N}) -> N.
-
 ccall(C, Req) ->
-    gen_server:call({reckon_cnode, cnode(C)}, Req, 30000).
+    rc_test_lib:ccall(C, Req, 30000).
 
 stats(C) ->
-    {ok, Stats} = ccall(C, stats),
-    Stats.
+    rc_test_lib:cnode_stats(C, 30000).
 
+%% Polls every 50 ms (the values are 10k-group summaries).
 await(Fun, Expected, Timeout, What) ->
-    await_loop(Fun, Expected, now_ms() + Timeout, What).
-
-await_loop(Fun, Expected, Deadline, What) ->
-    case Fun() of
-        Expected ->
-            ok;
-        Got ->
-            case now_ms() >= Deadline of
-                true -> ct:fail({timeout, What, {expected, Expected}, {got, Got}});
-                false ->
-                    receive after 50 -> ok end,
-                    await_loop(Fun, Expected, Deadline, What)
-            end
-    end.
+    rc_test_lib:await_value(Fun, Expected, Timeout, What, 50).
