@@ -60,7 +60,10 @@ handle_cast(_Msg, Scope) ->
 
 %% @private
 -spec handle_info(term(), atom()) -> {noreply, atom()}.
-handle_info({'$reckon_relay', Group, Msg}, Scope) ->
+%% Only the one shape C emitters send: a peer cannot make the relay post
+%% anything else, or to any other group.
+handle_info({'$reckon_relay', {Store, Topic, subscribers} = Group, {events, Events} = Msg}, Scope)
+  when is_atom(Store), is_binary(Topic), is_list(Events) ->
     deliver(pg:get_local_members(Scope, Group), Msg),
     {noreply, Scope};
 handle_info(_Other, Scope) ->

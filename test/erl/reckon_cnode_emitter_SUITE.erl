@@ -50,6 +50,7 @@
          fan_out_through_relays/1,
          relay_killed_mid_stream/1,
          relay_members_change_mid_stream/1,
+         relay_posts_only_subscriber_events/1,
          pool_stop_leaves_group/1,
          pool_errors/1,
          pools_with_same_concatenation/1,
@@ -84,6 +85,7 @@ all() ->
      fan_out_through_relays,
      relay_killed_mid_stream,
      relay_members_change_mid_stream,
+     relay_posts_only_subscriber_events,
      pool_stop_leaves_group,
      pool_errors,
      pools_with_same_concatenation,
@@ -545,6 +547,26 @@ fan_out_through_relays(Config) ->
     stop_relay(P2),
     await_c_group(C, ?RELAYS, [R1]),
     Round(N, 0),
+    assert_no_more(Rec),
+    assert_scopes(Config).
+
+%% A peer's relay posts only what C emitters send it: {events, Events} to
+%% the local members of a {Store, Topic, subscribers} group. Any other
+%% message, or one for another group, is dropped, and what follows it goes
+%% through (one sender, so the relay sees them in order).
+relay_posts_only_subscriber_events(Config) ->
+    [P1 | _] = ?config(peers, Config),
+    R = relay_of(P1),
+    Rec = recorder(P1),
+    [Other, Member] = collectors(P1, Rec, [other, member]),
+    Group = {orders, <<"orders:relay">>, subscribers},
+    ok = pcall(P1, pg, join, [?SCOPE, {not_subscribers, x}, Other]),
+    ok = pcall(P1, pg, join, [?SCOPE, Group, Member]),
+    R ! {'$reckon_relay', {not_subscribers, x}, {events, [bad_group]}},
+    R ! {'$reckon_relay', Group, {'$gen_call', {self(), make_ref()}, stop}},
+    R ! {'$reckon_relay', {"orders", <<"orders:relay">>, subscribers}, {events, [bad_store]}},
+    R ! {'$reckon_relay', Group, {events, [good]}},
+    ?assertEqual([{member, {events, [good]}}], await_events(Rec, 1)),
     assert_no_more(Rec),
     assert_scopes(Config).
 
