@@ -14,8 +14,8 @@ SHELL := /bin/bash
 CC      ?= gcc
 BUILD   := build
 SAN_BUILD := build/san
-# The one version number is the OTP application's (erl_src/reckon_cnode.app.src).
-RC_VERSION := $(shell sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' erl_src/reckon_cnode.app.src)
+# The one version number is the OTP application's (src/reckon_cnode.app.src).
+RC_VERSION := $(shell sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' src/reckon_cnode.app.src)
 CSTD    := -std=c11 -D_GNU_SOURCE -DRC_VERSION='"$(RC_VERSION)"'
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 OPT     ?= -O2 -g

@@ -24,7 +24,7 @@ client([CNodeA, EchoNodeA, NA]) ->
     ok = application:set_env(reckon_cnode, cnode, CNode),
     {ok, _} = application:ensure_all_started(reckon_cnode),
     pong = net_adm:ping(EchoNode),
-    Topic = fun() -> reckon_db_emitter_group:topic(bench_store, <<"orders">>) end,
+    Topic = fun() -> reckon_cnode_emitter_group:topic(bench_store, <<"orders">>) end,
     Echo = fun() -> {ok, _} = gen_server:call({bench_echo, EchoNode}, {topic, bench_store, <<"orders">>}) end,
     _ = [{Topic(), Echo()} || _ <- lists:seq(1, 2000)],  % warm up both paths
     {TC, TE} = lists:unzip([{time_us(Topic), time_us(Echo)} || _ <- lists:seq(1, N)]),
@@ -35,13 +35,13 @@ client([CNodeA, EchoNodeA, NA]) ->
     %% retrieve_emitters/2 through the shim (this node's copy of the C
     %% node's table) vs the seed's persistent_term read, same keys, same loop
     Subs = list_to_tuple([integer_to_binary(K) || K <- lists:seq(1, 1000)]),
-    _ = [reckon_db_emitter_group:persist_emitters(bench_store, Sub, 4)
+    _ = [reckon_cnode_emitter_group:persist_emitters(bench_store, Sub, 4)
          || Sub <- tuple_to_list(Subs)],
     Keys = list_to_tuple([{reckon_db_emitter_group, {bench_store, Sub, emitters}}
                           || Sub <- tuple_to_list(Subs)]),
     _ = [persistent_term:put(K, [a, b, c, d]) || K <- tuple_to_list(Keys)],
     M = 1000000,
-    Shim = fun(I) -> reckon_db_emitter_group:retrieve_emitters(bench_store,
+    Shim = fun(I) -> reckon_cnode_emitter_group:retrieve_emitters(bench_store,
                                                                element(I rem 1000 + 1, Subs)) end,
     Pt = fun(I) -> persistent_term:get(element(I rem 1000 + 1, Keys)) end,
     [_, _, _, _] = Shim(1),

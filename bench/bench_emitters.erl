@@ -6,7 +6,7 @@
 %%     node `emi', N events of the same size; measured at the receivers
 %%     (producer start -> last event received, wall clock) and producer-side;
 %%  2. an Erlang caller broadcasting through the shim
-%%     (reckon_db_emitter_group:broadcast/3) vs the seed's algorithm in the
+%%     (reckon_cnode_emitter_group:broadcast/3) vs the seed's algorithm in the
 %%     same process on the same node, to the same emitters, at the receivers;
 %%  3. one event fanned out to 1,000 subscribers (on node `sub'): a C emitter
 %%     on the bench C node vs a BEAM emitter with the same behaviour (on
@@ -387,7 +387,7 @@ shim_run(S, Sub, Event, N) ->
 
 shim_loop(_S, _Sub, _Event, 0) -> ok;
 shim_loop(S, Sub, Event, I) ->
-    ok = reckon_db_emitter_group:broadcast(S, Sub, Event),
+    ok = reckon_cnode_emitter_group:broadcast(S, Sub, Event),
     shim_loop(S, Sub, Event, I - 1).
 
 %% As many seed broadcasts as one process can do in Ms milliseconds.

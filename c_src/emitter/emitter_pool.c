@@ -20,6 +20,11 @@ typedef struct emitter {
     pool *pool;
     int has_subscriber;
     rc_cpid subscriber;
+    /* Delivers to a subscriber pid (given at start or by update_subscriber)
+     * rather than to the subscribers group; once that pid is gone the
+     * emitter has left its group and drops what still reaches it. */
+    int bound;
+    int joined; /* a member of {Store, Sub, emitters} */
     int monitoring;
     erlang_ref sub_mon;
     /* {Store, Topic, subscribers} for the last topic seen, canonical. */
@@ -34,6 +39,9 @@ struct pool {
     erlang_pid *pids;
     size_t n;
     int starting; /* its names are being written: no emitters yet */
+    size_t joined;  /* emitters in the group */
+    int detach_logged;
+    rc_emitter_pool_info info;
     UT_hash_handle hh;
 };
 
@@ -46,6 +54,7 @@ struct rc_emitters {
     rc_relays *relays;
     pool *pools;
     size_t starting;
+    size_t detached; /* running pools with no emitter in the group */
     int stopped;
     rc_emitters_stats stats;
     /* one event's message, reused from event to event (see fan_out) */
@@ -86,6 +95,8 @@ rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes
     return e;
 }
 
+static void pool_stop(rc_emitters *e, pool *p);
+
 static void pool_free(pool *p)
 {
     free(p->key);
@@ -108,6 +119,7 @@ void rc_emitters_free(rc_emitters *e)
 }
 
 size_t rc_emitters_pool_count(const rc_emitters *e) { return HASH_COUNT(e->pools) - e->starting; }
+size_t rc_emitters_detached_count(const rc_emitters *e) { return e->detached; }
 const rc_emitters_stats *rc_emitters_get_stats(const rc_emitters *e) { return &e->stats; }
 
 static void emitter_free(void *ctx)
@@ -141,10 +153,89 @@ static int subscribers_key(emitter *em, const uint8_t *topic, size_t tlen)
     return 0;
 }
 
-static void send_events(rc_emitters *e, rc_proc *self, const rc_cpid *to, dist_hdr_msg *m)
+static void send_events(emitter *em, rc_proc *self, const rc_cpid *to, dist_hdr_msg *m)
 {
-    if (rc_proc_send_msg(e->ps, self, to, m) == 0)
-        e->stats.events_out++;
+    if (rc_proc_send_msg(em->owner->ps, self, to, m) == 0) {
+        em->owner->stats.events_out++;
+        em->pool->info.delivered++;
+    }
+}
+
+/* "store S, subscription \"Sub\"" for log lines, the bytes made printable. */
+#define POOL_NAME_CAP 160
+static const char *pool_name(const pool *p, char *out)
+{
+    char store[POOL_NAME_CAP / 2 - 24], sub[POOL_NAME_CAP / 2];
+    rc_log_text(store, sizeof store, p->key + 2, p->store_len);
+    rc_log_text(sub, sizeof sub, p->key + 2 + p->store_len, p->sub_len);
+    snprintf(out, POOL_NAME_CAP, "store %s, subscription \"%s\"", store, sub);
+    return out;
+}
+
+/* An event that reached an emitter with nobody to give it to: counted for
+ * the node and the pool, and logged at the 1st, 2nd, 4th, 8th... drop of
+ * the pool, so a steady loss stays visible at a bounded cost. */
+static void drop_event(emitter *em, const char *why)
+{
+    rc_emitters *e = em->owner;
+    uint64_t n = ++em->pool->info.no_subscriber;
+    e->stats.no_subscriber++;
+    if ((n & (n - 1)) == 0) {
+        char name[POOL_NAME_CAP];
+        LOG_W(rc_procs_logger(e->ps), MOD,
+              "emitter pool of %s: %llu event(s) dropped so far, %s (counted in no_subscriber)",
+              pool_name(em->pool, name), (unsigned long long)n, why);
+    }
+}
+
+/* One emitter joins or leaves its pool's group, {Store, Sub, emitters}. */
+static int group_op(emitter *em, rc_proc *self, int join)
+{
+    rc_emitters *e = em->owner;
+    const pool *p = em->pool;
+    rc_cpid me;
+    ei_x_buff g;
+    if (rc_cpid_from_ei(e->nodes, rc_proc_pid(self), &me) != 0)
+        return RC_ENOMEM;
+    if (ei_x_new(&g) != 0)
+        return RC_ENOMEM;
+    int rc = group_key_encode(&g, p->key + 2, p->store_len, p->key + 2 + p->store_len,
+                              p->sub_len) != 0 ||
+                     (join ? rc_pg_join : rc_pg_leave)(e->scope, g.buff, g.index, &me, 1) != 0
+                 ? RC_ENOMEM
+                 : RC_OK;
+    ei_x_free(&g);
+    return rc;
+}
+
+/* The subscriber of a bound emitter is gone: the emitter leaves the group
+ * so that broadcasts (reckon-db's own, from every node's pg view) stop
+ * picking it; the pool says so once. */
+static void subscriber_gone(emitter *em, rc_proc *self)
+{
+    rc_emitters *e = em->owner;
+    pool *p = em->pool;
+    em->has_subscriber = 0;
+    em->monitoring = 0;
+    if (!em->bound || !em->joined)
+        return;
+    char name[POOL_NAME_CAP];
+    if (group_op(em, self, 0) != RC_OK) {
+        LOG_W(rc_procs_logger(e->ps), MOD, "emitter pool of %s: out of memory, an emitter whose "
+              "subscriber is gone stays in the group (its events are counted in no_subscriber)",
+              pool_name(p, name));
+        return;
+    }
+    em->joined = 0;
+    if (--p->joined == 0)
+        e->detached++;
+    if (!p->detach_logged) {
+        p->detach_logged = 1;
+        e->stats.pools_detached++;
+        LOG_W(rc_procs_logger(e->ps), MOD, "emitter pool of %s: its subscriber is gone; the "
+              "pool leaves the emitters group and takes no more events (start it again with the "
+              "new subscriber, or stop it)", pool_name(p, name));
+    }
 }
 
 /* {'$reckon_relay', {S, Topic, subscribers}, {events, [Event]}} */
@@ -197,16 +288,22 @@ static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t
 {
     rc_emitters *e = em->owner;
     if (em->has_subscriber) {
-        send_events(e, self, &em->subscriber, msg);
+        send_events(em, self, &em->subscriber, msg);
         return;
     }
-    if (subscribers_key(em, topic, tlen) != 0)
+    if (em->bound) {
+        drop_event(em, "its subscriber is gone");
         return;
+    }
+    if (subscribers_key(em, topic, tlen) != 0) {
+        drop_event(em, "out of memory");
+        return;
+    }
     size_t n = 0;
     const rc_cpid *m = rc_pg_members(e->scope, (const uint8_t *)em->subs_key.buff,
                                      (size_t)em->subs_key.index, &n);
     if (n == 0) {
-        e->stats.no_subscriber++;
+        drop_event(em, "its subscribers group is empty");
         return;
     }
     /* One message per node that runs a relay, one per member elsewhere. A
@@ -222,9 +319,10 @@ static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t
             if (first && rc_cpid_to_ei(e->nodes, relay, &to) == 0)
                 send_to_relay(e, self, &to, em, event, elen);
             e->stats.events_out++;
+            em->pool->info.delivered++;
             continue;
         }
-        send_events(e, self, &m[i], msg);
+        send_events(em, self, &m[i], msg);
     }
 }
 
@@ -234,6 +332,7 @@ static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
     if (em->monitoring)
         rc_proc_demonitor(ps, self, &em->sub_mon);
     em->has_subscriber = rc_cpid_from_ei(em->owner->nodes, pid, &em->subscriber) == 0;
+    em->bound = 1;
     if (!em->has_subscriber) {
         em->monitoring = 0;
         LOG_W(rc_procs_logger(ps), MOD, "out of memory: an emitter keeps no subscriber");
@@ -259,20 +358,15 @@ static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
     emitter *em = rc_proc_ctx(self);
     if (sig->kind == RC_SIG_DOWN) {
         if (em->monitoring && sig->ref != NULL && sig->ref->len == em->sub_mon.len &&
-            memcmp(sig->ref->n, em->sub_mon.n, sizeof(unsigned) * (size_t)em->sub_mon.len) == 0) {
-            em->monitoring = 0;
-            em->has_subscriber = 0;
-            LOG_D(rc_procs_logger(ps), MOD, "an emitter's subscriber is gone: fan-out to the "
-                  "subscribers group");
-        }
+            memcmp(sig->ref->n, em->sub_mon.n, sizeof(unsigned) * (size_t)em->sub_mon.len) == 0)
+            subscriber_gone(em, self);
         return;
     }
     if (sig->kind == RC_SIG_EXIT) { /* a subscriber that linked to us */
         if (is_subscriber(em, sig->from)) {
             if (em->monitoring)
-                rc_proc_demonitor(em->owner->ps, self, &em->sub_mon);
-            em->monitoring = 0;
-            em->has_subscriber = 0;
+                rc_proc_demonitor(ps, self, &em->sub_mon);
+            subscriber_gone(em, self);
         }
         return;
     }
@@ -293,21 +387,35 @@ static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         if (term_skip(buf, len, &idx) != 0)
             return;
         em->owner->stats.events_in++;
+        em->pool->info.events_in++;
         fan_out(em, self, topic, tlen, buf + ev, idx - ev);
     } else if (arity == 2 && strcmp(tag, "events") == 0) {
         em->owner->stats.events_in++;
+        em->pool->info.events_in++;
         erlang_pid to;
-        if (em->has_subscriber && rc_cpid_to_ei(em->owner->nodes, &em->subscriber, &to) == 0 &&
-            rc_proc_send(em->owner->ps, self, &to, buf, len) == 0)
+        if (!em->has_subscriber) {
+            drop_event(em, "it has no subscriber for {events, Events}");
+        } else if (rc_cpid_to_ei(em->owner->nodes, &em->subscriber, &to) == 0 &&
+                   rc_proc_send(em->owner->ps, self, &to, buf, len) == 0) {
             em->owner->stats.events_out++;
+            em->pool->info.delivered++;
+        }
     } else if (arity == 2 && strcmp(tag, "$gen_cast") == 0) {
         int a2 = 0;
         char t2[MAXATOMLEN];
         erlang_pid pid;
         if (ei_decode_tuple_header(buf, &idx, &a2) == 0 && a2 == 2 &&
             ei_decode_atom(buf, &idx, t2) == 0 && strcmp(t2, "update_subscriber") == 0 &&
-            ei_decode_pid(buf, &idx, &pid) == 0)
+            ei_decode_pid(buf, &idx, &pid) == 0) {
             set_subscriber(em, self, &pid);
+            if (em->has_subscriber && !em->joined && group_op(em, self, 1) == RC_OK) {
+                /* back in the group: a later loss is news again */
+                em->joined = 1;
+                if (em->pool->joined++ == 0)
+                    em->owner->detached--;
+                em->pool->detach_logged = 0;
+            }
+        }
     }
 }
 
@@ -403,6 +511,8 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
                 rc = RC_ENOMEM;
             ei_x_free(&g);
         }
+        for (int i = 0; rc == RC_OK && i < count; i++)
+            ((emitter *)rc_proc_ctx(procs[i]))->joined = 1;
     }
     free(names);
     if (rc != RC_OK) {
@@ -417,6 +527,8 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     }
     free(procs);
     p->n = (size_t)count;
+    p->joined = (size_t)count;
+    p->info.size = p->n;
     HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
     /* p may be stopped from inside done: nothing of it is used after. */
     done(ctx, RC_OK, 0, p->pids, cpids, p->n);
@@ -467,9 +579,18 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
     size_t klen = 0;
     if (key == NULL)
         return RC_ENOMEM;
-    if (find_pool(e, store, store_len, sub, sub_len, key, &klen) != NULL) {
+    pool *old = find_pool(e, store, store_len, sub, sub_len, key, &klen);
+    if (old != NULL && (old->starting || old->joined > 0)) {
         free(key);
         return RC_EEXISTS;
+    }
+    if (old != NULL) {
+        /* Every emitter left when the subscriber went: reckon-db restarts a
+         * subscription with a new subscriber, and so may its C pool. */
+        char name[POOL_NAME_CAP];
+        LOG_I(rc_procs_logger(e->ps), MOD, "emitter pool of %s: replacing the pool whose "
+              "subscriber is gone", pool_name(old, name));
+        pool_stop(e, old);
     }
     pool *p = calloc(1, sizeof *p);
     if (p == NULL) {
@@ -522,6 +643,20 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
     return RC_OK;
 }
 
+static void pool_stop(rc_emitters *e, pool *p)
+{
+    HASH_DEL(e->pools, p);
+    if (p->joined == 0)
+        e->detached--;
+    /* Ending each emitter makes it leave its group (the pg exit hook). */
+    for (size_t i = 0; i < p->n; i++) {
+        rc_proc *proc = rc_procs_lookup(e->ps, &p->pids[i]);
+        if (proc != NULL)
+            rc_proc_exit(e->ps, proc, "shutdown");
+    }
+    pool_free(p);
+}
+
 void rc_emitters_shutdown(rc_emitters *e)
 {
     if (e != NULL)
@@ -541,13 +676,24 @@ int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len
     free(key);
     if (p == NULL || p->starting)
         return RC_ENOT_FOUND;
-    HASH_DEL(e->pools, p);
-    /* Ending each emitter makes it leave its group (the pg exit hook). */
-    for (size_t i = 0; i < p->n; i++) {
-        rc_proc *proc = rc_procs_lookup(e->ps, &p->pids[i]);
-        if (proc != NULL)
-            rc_proc_exit(e->ps, proc, "shutdown");
-    }
-    pool_free(p);
+    pool_stop(e, p);
+    return RC_OK;
+}
+
+int rc_emitters_pool_info(const rc_emitters *e, const uint8_t *store, size_t store_len,
+                          const uint8_t *sub, size_t sub_len, rc_emitter_pool_info *out)
+{
+    if (store_len > 0xffff)
+        return RC_ENOT_FOUND;
+    uint8_t *key = malloc(store_len + sub_len + 2);
+    size_t klen = 0;
+    if (key == NULL)
+        return RC_ENOMEM;
+    const pool *p = find_pool((rc_emitters *)e, store, store_len, sub, sub_len, key, &klen);
+    free(key);
+    if (p == NULL || p->starting)
+        return RC_ENOT_FOUND;
+    *out = p->info;
+    out->joined = p->joined;
     return RC_OK;
 }

@@ -8,7 +8,12 @@
  *          BEAM node that runs one, see relay.h);
  *   {events, Events} -> forwarded as is to the subscriber;
  *   {'$gen_cast', {update_subscriber, Pid}} -> new subscriber (monitored);
- *   the subscriber's DOWN (or EXIT, if it linked to us) -> no subscriber.
+ *   the subscriber's DOWN (or EXIT, if it linked to us) -> the emitter
+ *       leaves {Store, Sub, emitters}, so broadcasts stop picking it; what
+ *       still reaches it is dropped and counted (no_subscriber), and the
+ *       pool says so in the log, once when it detaches and then at
+ *       doubling counts of drops. A start of a pool whose emitters have all
+ *       left replaces it; update_subscriber brings an emitter back.
  * The event is never decoded: its bytes are located once and sent to every
  * subscriber behind a fixed head, so fan-out costs a copy into each
  * connection's buffer (one writev per connection per loop turn). */
@@ -29,9 +34,19 @@ typedef struct rc_emitters rc_emitters;
 
 typedef struct rc_emitters_stats {
     /* events_out: deliveries (one per subscriber, relayed ones included);
-     * relay_sends: messages to relays, each for all of a node's subscribers */
-    uint64_t events_in, events_out, no_subscriber, relay_sends;
+     * relay_sends: messages to relays, each for all of a node's subscribers;
+     * no_subscriber: events dropped for want of a subscriber;
+     * pools_detached: times a pool lost its subscriber and left its group */
+    uint64_t events_in, events_out, no_subscriber, relay_sends, pools_detached;
 } rc_emitters_stats;
+
+/* One pool's account: events its emitters received, deliveries made (one
+ * per subscriber), events dropped for want of a subscriber; emitters in
+ * all and in the group. */
+typedef struct rc_emitter_pool_info {
+    uint64_t events_in, delivered, no_subscriber;
+    size_t size, joined;
+} rc_emitter_pool_info;
 
 /* persist: the queue of durable name writes (--data-dir), or NULL. */
 rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes,
@@ -65,8 +80,13 @@ int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len
 /* The node is stopping: starts still waiting for their names' write end
  * with RC_ESTOPPED instead of starting emitters, and no new ones begin. */
 void rc_emitters_shutdown(rc_emitters *e);
-/* Running pools (not those still starting). */
+/* The account of the running pool (store, sub): RC_OK, or RC_ENOT_FOUND. */
+int rc_emitters_pool_info(const rc_emitters *e, const uint8_t *store, size_t store_len,
+                          const uint8_t *sub, size_t sub_len, rc_emitter_pool_info *out);
+/* Running pools (not those still starting), and those of them whose
+ * emitters have all left their group (subscriber gone). */
 size_t rc_emitters_pool_count(const rc_emitters *e);
+size_t rc_emitters_detached_count(const rc_emitters *e);
 const rc_emitters_stats *rc_emitters_get_stats(const rc_emitters *e);
 
 #endif

@@ -607,6 +607,27 @@ static int do_stop_pool(rc_request_server *rs, const char *buf, int len, int idx
     return encode_ok_header(x) == 0 ? ei_x_encode_atom(x, "ok") : -1;
 }
 
+/* {emitter_pool_info, S, Sub}: the pool's account, as a map. */
+static int do_pool_info(rc_request_server *rs, const char *buf, int len, int idx, ei_x_buff *x)
+{
+    req_args a;
+    rc_emitter_pool_info in;
+    if (rs->emitters == NULL || read_store_sub(buf, len, &idx, &a) != 0)
+        return encode_error(x, "badarg");
+    if (rc_emitters_pool_info(rs->emitters, a.store, a.store_len, a.sub, a.sub_len, &in) != RC_OK)
+        return encode_error(x, "not_found");
+    const struct {
+        const char *key;
+        uint64_t value;
+    } kv[] = {{"size", in.size},           {"joined", in.joined},
+              {"events_in", in.events_in}, {"delivered", in.delivered},
+              {"no_subscriber", in.no_subscriber}};
+    int r = encode_ok_header(x) || ei_x_encode_map_header(x, (long)(sizeof kv / sizeof kv[0]));
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0] && !r; i++)
+        r = ei_x_encode_atom(x, kv[i].key) || ei_x_encode_ulonglong(x, kv[i].value);
+    return r ? -1 : 0;
+}
+
 /* {broadcast, S, Sub, Event}: forward_to_local when the member is on the
  * caller's node. */
 static int do_broadcast(rc_request_server *rs, const rc_gen_from *from, const char *buf, int len,
@@ -689,6 +710,10 @@ static int op_stop_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 {
     return do_stop_pool(rs, r->buf, r->len, r->idx, x);
 }
+static int op_pool_info(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
+{
+    return do_pool_info(rs, r->buf, r->len, r->idx, x);
+}
 #define PG_OP(fn, name)                                                                          \
     static int fn(rc_request_server *rs, const rs_req *r, ei_x_buff *x)                         \
     {                                                                                            \
@@ -742,6 +767,7 @@ static const struct rs_op {
     {"broadcast", 4, op_broadcast},
     {"start_emitter_pool", 5, op_start_pool},
     {"stop_emitter_pool", 3, op_stop_pool},
+    {"emitter_pool_info", 3, op_pool_info},
     /* pg, in any scope the node serves */
     {"pg_which_groups", 2, op_pg_which_groups},
     {"pg_members", 3, op_pg_members},

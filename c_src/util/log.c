@@ -75,3 +75,35 @@ int rc_ratelimit_allow(rc_ratelimit *r, uint64_t now_ms, uint64_t window_ms, uns
     r->suppressed++;
     return 0;
 }
+
+static int log_plain(uint8_t b) { return b >= 0x20 && b < 0x7f && b != '\\'; }
+
+char *rc_log_text(char *out, size_t cap, const uint8_t *bytes, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t whole = 0;
+    for (size_t i = 0; i < n; i++)
+        whole += log_plain(bytes[i]) ? 1 : 4;
+    /* all of it if it fits, else as much as leaves room for "..." */
+    size_t room = whole < cap ? whole : cap - 4;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t need = log_plain(bytes[i]) ? 1 : 4;
+        if (o + need > room)
+            break;
+        if (need == 1) {
+            out[o++] = (char)bytes[i];
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[bytes[i] >> 4];
+            out[o++] = hex[bytes[i] & 15];
+        }
+    }
+    if (whole >= cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}

@@ -5,6 +5,7 @@
 #ifndef RC_LOG_H
 #define RC_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -32,6 +33,11 @@ typedef struct rc_ratelimit {
  * the window that just ended left out (0 if none, or no window ended). */
 int rc_ratelimit_allow(rc_ratelimit *r, uint64_t now_ms, uint64_t window_ms, unsigned budget,
                        unsigned *left_out);
+
+/* Bytes from a peer (a store name, a subscription key) made fit for a log
+ * line: printable ASCII as is, anything else as \xHH, cut with "..." to
+ * fit cap (at least 8). Returns out. */
+char *rc_log_text(char *out, size_t cap, const uint8_t *bytes, size_t n);
 
 #define RC_LOG_ENABLED(lg, lvl) ((lg) != NULL && (lvl) <= (lg)->level)
 #define LOG_E(lg, mod, ...) rc_log((lg), RC_LOG_ERROR, (mod), __VA_ARGS__)

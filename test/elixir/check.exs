@@ -1,6 +1,6 @@
 # The Elixir check (run by test/elixir/run.sh): on an Elixir node, start the
 # :reckon_cnode application attached to the C node given as the argument and
-# use :reckon_db_emitter_group and :reckon_cnode as an Elixir user would.
+# use :reckon_cnode_emitter_group and :reckon_cnode as an Elixir user would.
 # Prints one line per check and "elixir: N passed, M failed"; exits
 # non-zero if any check failed.
 
@@ -61,64 +61,64 @@ defmodule ElixirCheck do
        end},
       {"topic/2",
        fn ->
-         expect("orders:sub-1", :reckon_db_emitter_group.topic(:orders, "sub-1"))
+         expect("orders:sub-1", :reckon_cnode_emitter_group.topic(:orders, "sub-1"))
          |> and_then(fn ->
            expect(<<99, 97, 102, 233, 58, 115, 117, 98>>,
-                  :reckon_db_emitter_group.topic(:"café", "sub"))
+                  :reckon_cnode_emitter_group.topic(:"café", "sub"))
          end)
          |> and_then(fn ->
-           expect("orders:$all", :reckon_db_emitter_group.topic(:orders, "$all"))
+           expect("orders:$all", :reckon_cnode_emitter_group.topic(:orders, "$all"))
          end)
        end},
       {"topic/2 badarg for a store name above latin-1",
-       fn -> expect_raise(:badarg, fn -> :reckon_db_emitter_group.topic(:"αβ", "s") end) end},
+       fn -> expect_raise(:badarg, fn -> :reckon_cnode_emitter_group.topic(:"αβ", "s") end) end},
       {"group_key/2",
        fn ->
          expect({:orders, "sub-1", :emitters},
-                :reckon_db_emitter_group.group_key(:orders, "sub-1"))
+                :reckon_cnode_emitter_group.group_key(:orders, "sub-1"))
        end},
       {"emitter_name/2,3",
        fn ->
-         expect(:"orders_sub-1_emitter", :reckon_db_emitter_group.emitter_name(:orders, "sub-1"))
+         expect(:"orders_sub-1_emitter", :reckon_cnode_emitter_group.emitter_name(:orders, "sub-1"))
          |> and_then(fn ->
            expect(:"orders_sub-1_emitter_3",
-                  :reckon_db_emitter_group.emitter_name(:orders, "sub-1", 3))
+                  :reckon_cnode_emitter_group.emitter_name(:orders, "sub-1", 3))
          end)
          |> and_then(fn ->
            # each byte of the subscription id is one character
            expect(List.to_atom(~c"s_" ++ [195, 188] ++ ~c"_emitter"),
-                  :reckon_db_emitter_group.emitter_name(:s, "ü"))
+                  :reckon_cnode_emitter_group.emitter_name(:s, "ü"))
          end)
        end},
       {"emitter_name/2 system_limit over 255 characters",
        fn ->
          expect_raise(:system_limit, fn ->
-           :reckon_db_emitter_group.emitter_name(:orders, String.duplicate("x", 250))
+           :reckon_cnode_emitter_group.emitter_name(:orders, String.duplicate("x", 250))
          end)
        end},
       {"persist_emitters/3 and retrieve_emitters/2",
        fn ->
          names = [String.to_atom("orders_#{sub}_emitter"), String.to_atom("orders_#{sub}_emitter_2")]
 
-         expect([], :reckon_db_emitter_group.retrieve_emitters(:orders, sub))
-         |> and_then(fn -> expect(names, :reckon_db_emitter_group.persist_emitters(:orders, sub, 2)) end)
-         |> and_then(fn -> expect(names, :reckon_db_emitter_group.retrieve_emitters(:orders, sub)) end)
+         expect([], :reckon_cnode_emitter_group.retrieve_emitters(:orders, sub))
+         |> and_then(fn -> expect(names, :reckon_cnode_emitter_group.persist_emitters(:orders, sub, 2)) end)
+         |> and_then(fn -> expect(names, :reckon_cnode_emitter_group.retrieve_emitters(:orders, sub)) end)
        end},
       {"join/3, members/2, leave/3 with an Elixir process",
        fn ->
          pid = spawn(fn -> receive do: (:stop -> :ok) end)
 
          result =
-           expect(:ok, :reckon_db_emitter_group.join(:ex_store, sub, [pid, pid]))
+           expect(:ok, :reckon_cnode_emitter_group.join(:ex_store, sub, [pid, pid]))
            |> and_then(fn ->
-             await(fn -> Enum.sort(:reckon_db_emitter_group.members(:ex_store, sub)) end, [pid, pid])
+             await(fn -> Enum.sort(:reckon_cnode_emitter_group.members(:ex_store, sub)) end, [pid, pid])
            end)
            |> and_then(fn ->
              expect([pid, pid], :pg.get_members(@scope, {:ex_store, sub, :emitters}))
            end)
-           |> and_then(fn -> expect(:ok, :reckon_db_emitter_group.leave(:ex_store, sub, pid)) end)
-           |> and_then(fn -> expect(:ok, :reckon_db_emitter_group.leave(:ex_store, sub, [pid])) end)
-           |> and_then(fn -> await(fn -> :reckon_db_emitter_group.members(:ex_store, sub) end, []) end)
+           |> and_then(fn -> expect(:ok, :reckon_cnode_emitter_group.leave(:ex_store, sub, pid)) end)
+           |> and_then(fn -> expect(:ok, :reckon_cnode_emitter_group.leave(:ex_store, sub, [pid])) end)
+           |> and_then(fn -> await(fn -> :reckon_cnode_emitter_group.members(:ex_store, sub) end, []) end)
 
          send(pid, :stop)
          result
@@ -129,23 +129,23 @@ defmodule ElixirCheck do
          sub2 = sub <> "-c"
 
          expect(cnode, node(cpid))
-         |> and_then(fn -> expect(:ok, :reckon_db_emitter_group.join(:ex_store, sub2, cpid)) end)
-         |> and_then(fn -> expect([cpid], :reckon_db_emitter_group.members(:ex_store, sub2)) end)
+         |> and_then(fn -> expect(:ok, :reckon_cnode_emitter_group.join(:ex_store, sub2, cpid)) end)
+         |> and_then(fn -> expect([cpid], :reckon_cnode_emitter_group.members(:ex_store, sub2)) end)
          |> and_then(fn ->
            await(fn -> :pg.get_members(@scope, {:ex_store, sub2, :emitters}) end, [cpid])
          end)
-         |> and_then(fn -> expect(:ok, :reckon_db_emitter_group.leave(:ex_store, sub2, [cpid])) end)
-         |> and_then(fn -> expect([], :reckon_db_emitter_group.members(:ex_store, sub2)) end)
+         |> and_then(fn -> expect(:ok, :reckon_cnode_emitter_group.leave(:ex_store, sub2, [cpid])) end)
+         |> and_then(fn -> expect([], :reckon_cnode_emitter_group.members(:ex_store, sub2)) end)
          |> and_then(fn ->
            expect_raise({:nolocal, :foo}, fn ->
-             :reckon_db_emitter_group.join(:ex_store, sub2, [self(), :foo])
+             :reckon_cnode_emitter_group.join(:ex_store, sub2, [self(), :foo])
            end)
          end)
        end},
       {"broadcast/3 with no emitters",
        fn ->
          expect({:error, :no_emitters},
-                :reckon_db_emitter_group.broadcast(:ex_store, sub <> "-none", event(0)))
+                :reckon_cnode_emitter_group.broadcast(:ex_store, sub <> "-none", event(0)))
          |> and_then(fn ->
            expect({:error, :no_emitters},
                   :reckon_cnode.broadcast_via_cnode(:ex_store, sub <> "-none", event(0)))
@@ -169,7 +169,7 @@ defmodule ElixirCheck do
         expect([cnode, cnode], Enum.map(pids, &node/1))
         |> and_then(fn ->
           expect([String.to_atom("ex_store_#{sub}_emitter"), String.to_atom("ex_store_#{sub}_emitter_2")],
-                 :reckon_db_emitter_group.retrieve_emitters(:ex_store, sub))
+                 :reckon_cnode_emitter_group.retrieve_emitters(:ex_store, sub))
         end)
         |> and_then(fn ->
           expect({:error, :already_started}, :reckon_cnode.start_emitter_pool(:ex_store, sub, 2, self()))
@@ -178,7 +178,7 @@ defmodule ElixirCheck do
         |> and_then(fn -> await(fn -> Enum.sort(:pg.get_members(@scope, group)) end, Enum.sort([p1, p2])) end)
         |> and_then(fn ->
           ev = event(1)
-          expect(:ok, :reckon_db_emitter_group.broadcast(:ex_store, sub, ev))
+          expect(:ok, :reckon_cnode_emitter_group.broadcast(:ex_store, sub, ev))
           |> and_then(fn -> receive_events([ev]) end)
         end)
         |> and_then(fn ->
@@ -188,13 +188,13 @@ defmodule ElixirCheck do
         end)
         |> and_then(fn ->
           evs = for i <- 3..52, do: event(i)
-          results = for ev <- evs, do: :reckon_db_emitter_group.broadcast(:ex_store, sub, ev)
+          results = for ev <- evs, do: :reckon_cnode_emitter_group.broadcast(:ex_store, sub, ev)
           expect([:ok], Enum.uniq(results)) |> and_then(fn -> receive_events(evs) end)
         end)
         |> and_then(fn -> expect(:ok, :reckon_cnode.stop_emitter_pool(:ex_store, sub)) end)
         |> and_then(fn -> await(fn -> :pg.get_members(@scope, group) end, []) end)
         |> and_then(fn ->
-          expect({:error, :no_emitters}, :reckon_db_emitter_group.broadcast(:ex_store, sub, event(99)))
+          expect({:error, :no_emitters}, :reckon_cnode_emitter_group.broadcast(:ex_store, sub, event(99)))
         end)
         |> and_then(fn -> expect({:error, :not_found}, :reckon_cnode.stop_emitter_pool(:ex_store, sub)) end)
         |> tap(fn _ -> flush_exits() end)

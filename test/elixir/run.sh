@@ -1,5 +1,5 @@
 #!/bin/sh
-# The Elixir check: an Elixir node uses :reckon_db_emitter_group and
+# The Elixir check: an Elixir node uses :reckon_cnode_emitter_group and
 # :reckon_cnode against the real C node.
 #   - builds the shim (rebar3 compile) if its ebin is missing; needs
 #     build/test-node/reckon_cnode (make test-node), the node with test hooks,

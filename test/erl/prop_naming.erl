@@ -1,4 +1,4 @@
-%%% @doc PropEr properties: the naming results of `reckon_db_emitter_group'
+%%% @doc PropEr properties: the naming results of `reckon_cnode_emitter_group'
 %%% (served by the C node) equal an Erlang model of reckon-db's naming rules.
 %%%
 %%% The model below is written from the specification text only:
@@ -228,32 +228,32 @@ not_integer() ->
 
 prop_group_key() ->
     ?FORALL({S, Sub}, {store_id(), sub_id()},
-            equals(run(fun() -> reckon_db_emitter_group:group_key(S, Sub) end),
+            equals(run(fun() -> reckon_cnode_emitter_group:group_key(S, Sub) end),
                    {ok, {S, Sub, emitters}})).
 
 %% The seed builds the tuple without looking at the arguments.
 prop_group_key_any_term() ->
     ?FORALL({S, Sub}, {any(), any()},
-            equals(run(fun() -> reckon_db_emitter_group:group_key(S, Sub) end),
+            equals(run(fun() -> reckon_cnode_emitter_group:group_key(S, Sub) end),
                    {ok, {S, Sub, emitters}})).
 
 prop_topic() ->
     ?FORALL({S, Sub}, {store_id(), sub_id()},
             collect(kind(model_topic(S, Sub)),
-                    equals(run(fun() -> reckon_db_emitter_group:topic(S, Sub) end),
+                    equals(run(fun() -> reckon_cnode_emitter_group:topic(S, Sub) end),
                            model_topic(S, Sub)))).
 
 prop_emitter_name() ->
     ?FORALL({S, Sub}, {store_id(), sub_id()},
             collect(kind(model_emitter_name(S, Sub)),
-                    equals(run(fun() -> reckon_db_emitter_group:emitter_name(S, Sub) end),
+                    equals(run(fun() -> reckon_cnode_emitter_group:emitter_name(S, Sub) end),
                            model_emitter_name(S, Sub)))).
 
 prop_emitter_name_n() ->
     ?FORALL({S, Sub, N}, {store_id(), sub_id(), any_integer()},
             collect(kind(model_emitter_name(S, Sub, N)),
                     equals(run(fun() ->
-                                       reckon_db_emitter_group:emitter_name(S, Sub, N)
+                                       reckon_cnode_emitter_group:emitter_name(S, Sub, N)
                                end),
                            model_emitter_name(S, Sub, N)))).
 
@@ -261,9 +261,9 @@ prop_persist_retrieve() ->
     ?FORALL({S, Sub, P}, {store_id(), sub_id(), pool_size()},
             begin
                 Expected = model_persist(S, Sub, P),
-                Before = run(fun() -> reckon_db_emitter_group:retrieve_emitters(S, Sub) end),
-                Got = run(fun() -> reckon_db_emitter_group:persist_emitters(S, Sub, P) end),
-                After = run(fun() -> reckon_db_emitter_group:retrieve_emitters(S, Sub) end),
+                Before = run(fun() -> reckon_cnode_emitter_group:retrieve_emitters(S, Sub) end),
+                Got = run(fun() -> reckon_cnode_emitter_group:persist_emitters(S, Sub, P) end),
+                After = run(fun() -> reckon_cnode_emitter_group:retrieve_emitters(S, Sub) end),
                 ExpectedAfter = case Expected of
                                     {ok, _} -> Expected;
                                     _ -> Before
@@ -292,7 +292,7 @@ prop_wrong_types() ->
                        end,
                 {F, A} = Call,
                 ?WHENFAIL(io:format(user, "call: ~p~n", [Call]),
-                          equals(run(fun() -> apply(reckon_db_emitter_group, F, A) end),
+                          equals(run(fun() -> apply(reckon_cnode_emitter_group, F, A) end),
                                  {raised, error, badarg}))
             end).
 

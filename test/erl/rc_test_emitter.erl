@@ -3,7 +3,7 @@
 %%% <ul>
 %%% <li>a BEAM emitter with the behaviour of reckon-db's `reckon_db_emitter'
 %%%   (a gen_server joined to `{S, Sub, emitters}' through
-%%%   `reckon_db_emitter_group:join/3'): `{broadcast, Topic, Event}' and
+%%%   `reckon_cnode_emitter_group:join/3'): `{broadcast, Topic, Event}' and
 %%%   `{forward_to_local, Topic, Event}' send `{events, [Event]}' to its
 %%%   subscriber, or, without one, to every member of
 %%%   `{S, Topic, subscribers}' in scope `reckon_db_pg'; `{events, Es}' goes
@@ -65,8 +65,8 @@ reset(Pid) ->
 %% @private
 init({S, Sub, Subscriber}) ->
     process_flag(trap_exit, true),
-    Topic = reckon_db_emitter_group:topic(S, Sub),
-    ok = reckon_db_emitter_group:join(S, Sub, self()),
+    Topic = reckon_cnode_emitter_group:topic(S, Sub),
+    ok = reckon_cnode_emitter_group:join(S, Sub, self()),
     link_subscriber(Subscriber),
     {ok, #{store => S, sub => Sub, topic => Topic, subscriber => Subscriber,
            kinds => #{}, topics => []}}.
@@ -106,7 +106,7 @@ handle_info(_Info, St) ->
 
 %% @private
 terminate(_Reason, #{store := S, sub := Sub}) ->
-    ok = reckon_db_emitter_group:leave(S, Sub, self()).
+    ok = reckon_cnode_emitter_group:leave(S, Sub, self()).
 
 deliver(_Topic, Event, #{subscriber := Sb}) when is_pid(Sb) ->
     Sb ! {events, [Event]};
@@ -230,7 +230,7 @@ stop_process(Pid) ->
 %%%===================================================================
 
 %% @doc Broadcasts `Events' in order from the calling process, through the
-%% shim (`shim': `reckon_db_emitter_group:broadcast/3') or the C node
+%% shim (`shim': `reckon_cnode_emitter_group:broadcast/3') or the C node
 %% (`cnode': `reckon_cnode:broadcast_via_cnode/3'). Returns the results
 %% and, if `Trace' is true, the broadcast messages this process sent:
 %% `[{Kind, To, Topic, EventId}]' in order (from `erlang:trace/3' on its
@@ -262,7 +262,7 @@ broadcast_many(Mode, S, Sub, Events, Trace) ->
             end,
     {Results, Sends}.
 
-bcast(shim, S, Sub, E) -> reckon_db_emitter_group:broadcast(S, Sub, E);
+bcast(shim, S, Sub, E) -> reckon_cnode_emitter_group:broadcast(S, Sub, E);
 bcast(cnode, S, Sub, E) -> reckon_cnode:broadcast_via_cnode(S, Sub, E).
 
 tracer_loop(Acc) ->

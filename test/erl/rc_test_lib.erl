@@ -562,7 +562,7 @@ count_by(F, L) ->
                 #{}, L).
 
 %%%===================================================================
-%%% reckon_db_emitter_group calls (run on peers through erpc/peer:call)
+%%% reckon_cnode_emitter_group calls (run on peers through erpc/peer:call)
 %%%===================================================================
 
 %% @doc Runs Calls in Workers concurrent processes on this node; returns the
@@ -576,7 +576,7 @@ run_calls(Calls, Workers) ->
 
 run_call({F, Args0}) ->
     Args = [case A of self -> self(); _ -> A end || A <- Args0],
-    try {ok, apply(reckon_db_emitter_group, F, Args)}
+    try {ok, apply(reckon_cnode_emitter_group, F, Args)}
     catch Class:Reason -> {raised, Class, Reason}
     end.
 

@@ -198,7 +198,7 @@ model_examples(_Config) ->
 not_started_errors(_Config) ->
     ?assertEqual(undefined, whereis(reckon_cnode)),
     ?assertError(reckon_cnode_not_started,
-                 reckon_db_emitter_group:topic(store, <<"sub">>)),
+                 reckon_cnode_emitter_group:topic(store, <<"sub">>)),
     ?assertError(reckon_cnode_not_started, reckon_cnode:node()),
     ?assertError(reckon_cnode_not_started, reckon_cnode:stats()),
     ok.
@@ -206,9 +206,9 @@ not_started_errors(_Config) ->
 %% As the seed: a non-atom store id is a function_clause.
 join_leave_function_clause(_Config) ->
     ?assertError(function_clause,
-                 reckon_db_emitter_group:join(<<"store">>, <<"sub">>, self())),
+                 reckon_cnode_emitter_group:join(<<"store">>, <<"sub">>, self())),
     ?assertError(function_clause,
-                 reckon_db_emitter_group:leave("store", <<"sub">>, [self()])),
+                 reckon_cnode_emitter_group:leave("store", <<"sub">>, [self()])),
     ok.
 
 %% The application starts the local pg scope (env `scope') under its
@@ -366,15 +366,15 @@ names_table_shared_across_nodes(Config) ->
     Store = table_store,
     Names3 = [list_to_atom("table_store_" ++ binary_to_list(Sub) ++ Suffix)
               || Suffix <- ["_emitter", "_emitter_2", "_emitter_3"]],
-    ?assertEqual([], erpc:call(P1, reckon_db_emitter_group, retrieve_emitters,
+    ?assertEqual([], erpc:call(P1, reckon_cnode_emitter_group, retrieve_emitters,
                                [Store, Sub])),
-    ?assertEqual(Names3, erpc:call(P1, reckon_db_emitter_group, persist_emitters,
+    ?assertEqual(Names3, erpc:call(P1, reckon_cnode_emitter_group, persist_emitters,
                                    [Store, Sub, 3])),
-    Retrieve = fun(P) -> erpc:call(P, reckon_db_emitter_group, retrieve_emitters,
+    Retrieve = fun(P) -> erpc:call(P, reckon_cnode_emitter_group, retrieve_emitters,
                                    [Store, Sub]) end,
     wait_until(fun() -> Retrieve(P2) =:= Names3 end, 5000, {names_on, P2}),
     Names2 = lists:sublist(Names3, 2),
-    ?assertEqual(Names2, erpc:call(P3, reckon_db_emitter_group, persist_emitters,
+    ?assertEqual(Names2, erpc:call(P3, reckon_cnode_emitter_group, persist_emitters,
                                    [Store, Sub, 2])),
     ?assertEqual(Names2, Retrieve(P3)),
     wait_until(fun() -> Retrieve(P1) =:= Names2 end, 5000, {new_names_on, P1}),
@@ -406,16 +406,16 @@ names_copy_read_locally(Config) ->
      || P <- [P2, P3]],
     %% a change made from another node reaches every copy
     [Sub1 | _] = Subs,
-    Names3 = erpc:call(P3, reckon_db_emitter_group, persist_emitters, [Store, Sub1, 3]),
+    Names3 = erpc:call(P3, reckon_cnode_emitter_group, persist_emitters, [Store, Sub1, 3]),
     ?assertEqual({ok, Names3}, erpc:call(P3, reckon_cnode, cached_emitters, [Store, Sub1])),
     [wait_until(fun() -> erpc:call(P, reckon_cnode, cached_emitters, [Store, Sub1]) =:=
                              {ok, Names3} end, 5000, {copy_updated, P})
      || P <- [P1, P2]],
-    ?assertEqual(Names3, erpc:call(P1, reckon_db_emitter_group, retrieve_emitters,
+    ?assertEqual(Names3, erpc:call(P1, reckon_cnode_emitter_group, retrieve_emitters,
                                    [Store, Sub1])),
     %% nothing persisted: not in the copy, and the C node says []
     ?assertEqual(error, erpc:call(P1, reckon_cnode, cached_emitters, [Store, <<"none">>])),
-    ?assertEqual([], erpc:call(P1, reckon_db_emitter_group, retrieve_emitters,
+    ?assertEqual([], erpc:call(P1, reckon_cnode_emitter_group, retrieve_emitters,
                                [Store, <<"none">>])),
     {ok, #{names_subscribers := Subscribers}} =
         gen_server:call({reckon_cnode, CNode}, stats, 5000),
@@ -427,7 +427,7 @@ names_copy_read_locally(Config) ->
 -spec persist_then_read(atom(), [binary()]) -> ok | {stale, binary(), term()}.
 persist_then_read(Store, Subs) ->
     lists:foldl(fun(Sub, ok) ->
-                        Names = reckon_db_emitter_group:persist_emitters(Store, Sub, 2),
+                        Names = reckon_cnode_emitter_group:persist_emitters(Store, Sub, 2),
                         case reckon_cnode:cached_emitters(Store, Sub) of
                             {ok, Names} -> ok;
                             Other -> {stale, Sub, Other}
@@ -445,14 +445,14 @@ shim_attach_mode(Config) ->
                         call_timeout := ?CALL_TIMEOUT, scope := reckon_db_pg},
                       Status),
          ?assertEqual(Node, erpc:call(P, reckon_cnode, node, [])),
-         ?assertEqual(<<"s:x">>, erpc:call(P, reckon_db_emitter_group, topic,
+         ?assertEqual(<<"s:x">>, erpc:call(P, reckon_cnode_emitter_group, topic,
                                            [s, <<"x">>])),
          %% the shim process is not on the request path: with it suspended
          %% the naming calls still work
          Shim = erpc:call(P, erlang, whereis, [reckon_cnode]),
          ok = erpc:call(P, sys, suspend, [Shim]),
          try
-             ?assertEqual(<<"s:y">>, erpc:call(P, reckon_db_emitter_group,
+             ?assertEqual(<<"s:y">>, erpc:call(P, reckon_cnode_emitter_group,
                                                topic, [s, <<"y">>]))
          after
              ok = erpc:call(P, sys, resume, [Shim])
@@ -590,16 +590,16 @@ unavailable_and_reconnect(Config) ->
     #{node := Node, name := Name, os_pid := OsPid} = C = ?config(cnode, Config),
     start_local_shim(#{cnode => Node, call_timeout => ?CALL_TIMEOUT}),
     wait_connected(node()),
-    ?assertEqual(<<"s:x">>, reckon_db_emitter_group:topic(s, <<"x">>)),
+    ?assertEqual(<<"s:x">>, reckon_cnode_emitter_group:topic(s, <<"x">>)),
     %% this node's copy of the names table has what was persisted ...
     Gone = list_to_binary(unique_name("gone")),
-    [_] = reckon_db_emitter_group:persist_emitters(s, Gone, 1),
+    [_] = reckon_cnode_emitter_group:persist_emitters(s, Gone, 1),
     ?assertMatch({ok, [_]}, reckon_cnode:cached_emitters(s, Gone)),
     os_kill("TERM", OsPid),
     ?assertEqual({exited, 0}, wait_cnode_exit(C, 5000)),
     T0 = now_ms(),
     ?assertError({reckon_cnode_unavailable, Node},
-                 reckon_db_emitter_group:topic(s, <<"x">>)),
+                 reckon_cnode_emitter_group:topic(s, <<"x">>)),
     ?assertError({reckon_cnode_unavailable, Node}, reckon_cnode:stats()),
     Elapsed = now_ms() - T0,
     ct:log("unavailable after ~p ms", [Elapsed]),
@@ -613,12 +613,12 @@ unavailable_and_reconnect(Config) ->
                            "--exit-on-stdin-close"], testcase),
     ?assertEqual(Node, maps:get(node, C2)),
     wait_connected(node()),
-    ?assertEqual(<<"s:x">>, reckon_db_emitter_group:topic(s, <<"x">>)),
+    ?assertEqual(<<"s:x">>, reckon_cnode_emitter_group:topic(s, <<"x">>)),
     Status = reckon_cnode:status(),
     ct:log("status after reconnect: ~p", [Status]),
     ?assertMatch(#{connected := true, connects := 2, disconnects := 1}, Status),
     %% the new C node (no --data-dir) has no names for it
-    ?assertEqual([], reckon_db_emitter_group:retrieve_emitters(s, Gone)),
+    ?assertEqual([], reckon_cnode_emitter_group:retrieve_emitters(s, Gone)),
     ok.
 
 %% A C node that stops answering (SIGSTOP) makes calls fail after
@@ -632,7 +632,7 @@ unavailable_on_hung_cnode(Config) ->
     try
         T0 = now_ms(),
         ?assertError({reckon_cnode_unavailable, Node},
-                     reckon_db_emitter_group:emitter_name(s, <<"x">>)),
+                     reckon_cnode_emitter_group:emitter_name(s, <<"x">>)),
         Elapsed = now_ms() - T0,
         ct:log("timed out after ~p ms", [Elapsed]),
         ?assert(Elapsed >= Timeout - 10),
@@ -640,7 +640,7 @@ unavailable_on_hung_cnode(Config) ->
     after
         os_kill("CONT", OsPid)
     end,
-    ?assertEqual(s_x_emitter, reckon_db_emitter_group:emitter_name(s, <<"x">>)),
+    ?assertEqual(s_x_emitter, reckon_cnode_emitter_group:emitter_name(s, <<"x">>)),
     ok.
 
 %% --data-dir: the names of an emitter pool (start_emitter_pool) are on disk
@@ -661,8 +661,8 @@ data_dir_pool_names_survive_kill(Config) ->
     {ok, Pids} = reckon_cnode:start_emitter_pool(S, PoolSub, 3, undefined),
     ?assertEqual(3, length(Pids)),
     ?assertEqual(PersistNames,
-                 reckon_db_emitter_group:persist_emitters(S, PersistSub, 2)),
-    ?assertEqual(PoolNames, reckon_db_emitter_group:retrieve_emitters(S, PoolSub)),
+                 reckon_cnode_emitter_group:persist_emitters(S, PersistSub, 2)),
+    ?assertEqual(PoolNames, reckon_cnode_emitter_group:retrieve_emitters(S, PoolSub)),
     os_kill("KILL", OsPid),
     ?assertMatch({exited, St} when St =/= 0, wait_cnode_exit(C1, 5000)),
     %% the same name again once epmd has dropped the killed node
@@ -674,8 +674,8 @@ data_dir_pool_names_survive_kill(Config) ->
     ?assertEqual(error, reckon_cnode:cached_emitters(S, PoolSub)),
     #{node := Node} = start_cnode(Name, Args, testcase),
     wait_connected(node()),
-    ?assertEqual(PersistNames, reckon_db_emitter_group:retrieve_emitters(S, PersistSub)),
-    ?assertEqual(PoolNames, reckon_db_emitter_group:retrieve_emitters(S, PoolSub)),
+    ?assertEqual(PersistNames, reckon_cnode_emitter_group:retrieve_emitters(S, PersistSub)),
+    ?assertEqual(PoolNames, reckon_cnode_emitter_group:retrieve_emitters(S, PoolSub)),
     ok.
 
 epmd_names() ->
@@ -700,7 +700,7 @@ spawn_mode(_Config) ->
     track(testcase, {os_pid, OsPid1}),
     ?assertEqual(Expected, erpc:call(P, reckon_cnode, node, [])),
     ?assertEqual(pong, net_adm:ping(Expected)),
-    ?assertEqual(<<"s:x">>, erpc:call(P, reckon_db_emitter_group, topic,
+    ?assertEqual(<<"s:x">>, erpc:call(P, reckon_cnode_emitter_group, topic,
                                       [s, <<"x">>])),
     %% the cookie is passed in the environment, not on the command line
     {ok, CmdLine} = file:read_file("/proc/" ++ integer_to_list(OsPid1) ++ "/cmdline"),
@@ -719,7 +719,7 @@ spawn_mode(_Config) ->
                end, 20000, shim_restarted_cnode),
     #{os_pid := OsPid2} = erpc:call(P, reckon_cnode, status, []),
     track(testcase, {os_pid, OsPid2}),
-    ?assertEqual(<<"s:y">>, erpc:call(P, reckon_db_emitter_group, topic,
+    ?assertEqual(<<"s:y">>, erpc:call(P, reckon_cnode_emitter_group, topic,
                                       [s, <<"y">>])),
     %% stopping the application stops the C node
     ok = erpc:call(P, application, stop, [reckon_cnode]),
@@ -810,7 +810,7 @@ compare(Peer, Calls, Expected, Results) ->
 %%% Group helpers
 %%%===================================================================
 
-%% One reckon_db_emitter_group call on a peer, in a fresh process there:
+%% One reckon_cnode_emitter_group call on a peer, in a fresh process there:
 %% {ok, Result} | {raised, Class, Reason}.
 on(Node, F, Args) ->
     [[Result]] = erpc:call(Node, rc_test_lib, run_calls, [[{F, Args}], 1]),

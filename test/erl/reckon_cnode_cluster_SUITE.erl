@@ -132,7 +132,7 @@ views_converge(_Config) ->
 %% collector on BEAM node 1 that tags what it gets) and they all report to
 %% one recorder. Broadcasts from each sidecar (reckon_cnode:broadcast_via_cnode
 %% on BEAM node I, whose shim is attached to sidecar I: that sidecar picks
-%% from its view) and from each BEAM node (reckon_db_emitter_group:broadcast,
+%% from its view) and from each BEAM node (reckon_cnode_emitter_group:broadcast,
 %% the local pg view): every event reaches the recorder exactly once, and
 %% every emitter of the cluster is picked at least once.
 broadcast_everywhere(_Config) ->

@@ -13,7 +13,7 @@
 %%% `reckon_cnode:start_emitter_pool/4'. Subscribers are recorder/collector
 %%% processes ({@link rc_test_emitter}) that keep everything they get.
 %%% Broadcasts run on a peer, through the shim
-%%% (`reckon_db_emitter_group:broadcast/3', the seed's algorithm on the
+%%% (`reckon_cnode_emitter_group:broadcast/3', the seed's algorithm on the
 %%% caller's node) or through the C node
 %%% (`reckon_cnode:broadcast_via_cnode/3'). Which message an emitter was
 %%% sent is read from the BEAM emitters' own counters and, for sends made by
@@ -278,7 +278,7 @@ no_emitters(Config) ->
     C = ?config(cnode, Config),
     {S, Sub} = store_sub(),
     Ev = small_event(1),
-    ?assertEqual({ok, {error, no_emitters}}, on(P1, reckon_db_emitter_group, broadcast, [S, Sub, Ev])),
+    ?assertEqual({ok, {error, no_emitters}}, on(P1, reckon_cnode_emitter_group, broadcast, [S, Sub, Ev])),
     Stats0 = stats(C),
     ?assertEqual({ok, {error, no_emitters}}, on(P1, reckon_cnode, broadcast_via_cnode, [S, Sub, Ev])),
     ?assertEqual(1, counter(no_emitters, stats(C)) - counter(no_emitters, Stats0)),
@@ -289,7 +289,7 @@ no_emitters(Config) ->
     {ok, [X]} = start_pool(P1, S, Sub, 1, Cs),
     await_beam_members([P1, P2, P3], S, Sub, [E2, X]),
     await_c_members(C, S, Sub, [E2, X]),
-    ?assertEqual({ok, ok}, on(P1, reckon_db_emitter_group, broadcast, [S, Sub, Ev])),
+    ?assertEqual({ok, ok}, on(P1, reckon_cnode_emitter_group, broadcast, [S, Sub, Ev])),
     ?assertEqual({ok, ok}, on(P3, reckon_cnode, broadcast_via_cnode, [S, Sub, Ev])),
     assert_exactly_once([Ev, Ev], await_events(Rec, 2)),
     ?assertEqual({ok, ok}, on(P1, reckon_cnode, stop_emitter_pool, [S, Sub])),
@@ -297,21 +297,21 @@ no_emitters(Config) ->
     await_beam_members([P1, P2, P3], S, Sub, []),
     await_c_members(C, S, Sub, []),
     [?assertEqual({ok, {error, no_emitters}},
-                  on(P, reckon_db_emitter_group, broadcast, [S, Sub, Ev])) || P <- [P1, P2, P3]],
+                  on(P, reckon_cnode_emitter_group, broadcast, [S, Sub, Ev])) || P <- [P1, P2, P3]],
     [?assertEqual({ok, {error, no_emitters}},
                   on(P, reckon_cnode, broadcast_via_cnode, [S, Sub, Ev])) || P <- [P1, P2, P3]],
     %% argument errors, as the seed's code raises them
     Wide = list_to_atom([16#3b1, $s]),
     ?assertEqual({raised, error, function_clause},
-                 on(P1, reckon_db_emitter_group, broadcast, [<<"s">>, Sub, Ev])),
+                 on(P1, reckon_cnode_emitter_group, broadcast, [<<"s">>, Sub, Ev])),
     ?assertEqual({raised, error, function_clause},
                  on(P1, reckon_cnode, broadcast_via_cnode, ["s", Sub, Ev])),
     ?assertEqual({raised, error, badarg},
-                 on(P1, reckon_db_emitter_group, broadcast, [Wide, Sub, Ev])),
+                 on(P1, reckon_cnode_emitter_group, broadcast, [Wide, Sub, Ev])),
     ?assertEqual({raised, error, badarg},
                  on(P1, reckon_cnode, broadcast_via_cnode, [Wide, Sub, Ev])),
     ?assertEqual({raised, error, badarg},
-                 on(P1, reckon_db_emitter_group, broadcast, [S, 42, Ev])),
+                 on(P1, reckon_cnode_emitter_group, broadcast, [S, 42, Ev])),
     ?assertEqual({raised, error, badarg},
                  on(P1, reckon_cnode, broadcast_via_cnode, [S, 42, Ev])),
     ?assertEqual({raised, error, badarg},
@@ -319,7 +319,7 @@ no_emitters(Config) ->
     %% a string Sub: the seed builds its topic with io_lib and looks up the
     %% group {S, "sub", emitters}, which is empty here
     ?assertEqual({ok, {error, no_emitters}},
-                 on(P1, reckon_db_emitter_group, broadcast, [S, "sub", Ev])),
+                 on(P1, reckon_cnode_emitter_group, broadcast, [S, "sub", Ev])),
     assert_no_more(Rec),
     assert_scopes(Config).
 
@@ -375,8 +375,8 @@ update_subscriber(Config) ->
     Rec = recorder(P3),
     [A, B1, B2, D] = collectors(P3, Rec, [a, b1, b2, d]),
     {ok, [X1, X2] = Xs} = start_pool(P1, S, Sub, 2, A),
-    Names = [N1, N2] = pcall(P1, reckon_db_emitter_group, retrieve_emitters, [S, Sub]),
-    ?assertEqual(Names, pcall(P1, reckon_db_emitter_group, persist_emitters, [S, Sub, 2])),
+    Names = [N1, N2] = pcall(P1, reckon_cnode_emitter_group, retrieve_emitters, [S, Sub]),
+    ?assertEqual(Names, pcall(P1, reckon_cnode_emitter_group, persist_emitters, [S, Sub, 2])),
     await_beam_members(P1, S, Sub, Xs),
     %% both deliver to A
     Evs0 = [small_event(I) || I <- lists:seq(1, 50)],
@@ -412,100 +412,110 @@ update_subscriber(Config) ->
     assert_no_more(Rec),
     assert_scopes(Config).
 
-%% The subscriber of a C emitter exits (normally, then killed): the
-%% emitter forgets it and sends to the members of {S, Topic, subscribers},
-%% or, with none, nowhere; it stays in the group and takes a new
-%% subscriber.
+%% The subscriber of a C pool exits: the pool stops taking events. Its
+%% emitter leaves {S, Sub, emitters}, so every node's pg view drops it and
+%% broadcasts go to the remaining BEAM emitter of the subscription; the C
+%% node says so once in its log, naming the store and the subscription; an
+%% event that still reaches the emitter (as one from a broadcaster whose
+%% view is behind would) is counted under no_subscriber, in the stats and in
+%% the pool's account, and logged. A start of the pool then replaces it
+%% (reckon-db restarting the subscription); a killed subscriber detaches it
+%% again; update_subscriber brings the emitter back into the group.
 subscriber_exits(Config) ->
     [P1, P2, P3] = ?config(peers, Config),
     C = ?config(cnode, Config),
     {S, Sub} = store_sub(),
     Topic = seed_topic(S, Sub),
-    SubsGroup = {S, Topic, subscribers},
     Rec = recorder(P3),
-    [Sb, Sk, Sn] = collectors(P2, Rec, [sb, sk, sn]),
-    [G] = collectors(P3, Rec, [g]),
-    join_subscribers(C, SubsGroup, [{P3, G}]),
+    [Sb, Sk, Sn, Bs] = collectors(P2, Rec, [sb, sk, sn, bs]),
+    E = beam_emitter(P3, S, Sub, Bs),
     {ok, [X]} = start_pool(P1, S, Sub, 1, Sb),
-    await_beam_members(P1, S, Sub, [X]),
-    Evs0 = [small_event(I) || I <- lists:seq(1, 20)],
+    await_beam_members([P1, P2, P3], S, Sub, [E, X]),
+    Evs0 = [small_event(I) || I <- lists:seq(1, 200)],
     {_, _} = pcall(P1, rc_test_emitter, broadcast_many, [shim, S, Sub, Evs0, false]),
-    Got0 = await_events(Rec, 20),
+    Got0 = await_events(Rec, 200),
     assert_exactly_once(Evs0, Got0),
-    ?assertEqual([sb], lists:usort([T || {T, _} <- Got0])),
-    %% Sb ends normally: events go to the subscribers group
+    Share0 = count_tags(Got0),
+    ?assertEqual([bs, sb], lists:sort(maps:keys(Share0))),
+    %% the pool's account: its share of the broadcasts, all delivered
+    ?assertEqual({ok, #{size => 1, joined => 1, events_in => maps:get(sb, Share0),
+                        delivered => maps:get(sb, Share0), no_subscriber => 0}},
+                 pcall(P1, reckon_cnode, emitter_pool_info, [S, Sub])),
+    Stats0 = stats(C),
+    %% Sb ends normally: the emitter leaves the group on every node
     ok = rc_test_emitter:stop_process(Sb),
-    ok = await_probe_at(g, P1, S, Sub, Rec),
-    Evs1 = [small_event(I) || I <- lists:seq(21, 60)],
-    {_, _} = pcall(P1, rc_test_emitter, broadcast_many, [cnode, S, Sub, Evs1, false]),
-    Got1 = await_events(Rec, 40),
+    await_beam_members([P1, P2, P3], S, Sub, [E]),
+    await_c_members(C, S, Sub, [E]),
+    Gone = "emitter pool of store " ++ atom_to_list(S) ++ ", subscription \""
+        ++ binary_to_list(Sub) ++ "\": its subscriber is gone; the pool leaves",
+    wait_until(fun() -> log_count(C, Gone) =:= 1 end, ?PROPAGATE, detach_logged),
+    ?assertMatch(#{emitter_pools_detached := 1}, stats(C)),
+    ?assertEqual(counter(pools_detached, Stats0) + 1, counter(pools_detached, stats(C))),
+    %% every broadcast now goes to the BEAM emitter
+    Evs1 = [small_event(I) || I <- lists:seq(201, 300)],
+    {Res1, _} = pcall(P1, rc_test_emitter, broadcast_many, [shim, S, Sub, Evs1, false]),
+    ?assertEqual([ok], lists:usort(Res1)),
+    Got1 = await_events(Rec, 100),
     assert_exactly_once(Evs1, Got1),
-    ?assertEqual([g], lists:usort([T || {T, _} <- Got1])),
-    %% a new subscriber Sk, killed, and nobody in the subscribers group:
-    %% events go nowhere, the emitter stays
-    ok = update_and_probe(X, Sk, Rec, probe_k),
-    ok = pcall(P3, pg, leave, [?SCOPE, SubsGroup, G]),
-    await_c_group(C, SubsGroup, []),
-    MRef = erlang:monitor(process, X),
+    ?assertEqual(#{bs => 100}, count_tags(Got1)),
+    %% an event that still reaches the detached emitter: counted and logged
+    X ! {broadcast, Topic, small_event(999)},
+    wait_until(fun() -> counter(no_subscriber, errors(C)) =:=
+                            counter(no_subscriber, maps:get(errors, Stats0)) + 1 end,
+               ?PROPAGATE, drop_counted),
+    ?assertMatch({ok, #{joined := 0, no_subscriber := 1}},
+                 pcall(P1, reckon_cnode, emitter_pool_info, [S, Sub])),
+    Dropped = "emitter pool of store " ++ atom_to_list(S) ++ ", subscription \""
+        ++ binary_to_list(Sub) ++ "\": 1 event(s) dropped so far, its subscriber is gone",
+    wait_until(fun() -> log_count(C, Dropped) =:= 1 end, ?PROPAGATE, drop_logged),
+    %% a start replaces the detached pool: back in the group, with Sk
+    {ok, [X2]} = start_pool(P1, S, Sub, 1, Sk),
+    await_beam_members([P1, P2, P3], S, Sub, [E, X2]),
+    ?assertMatch({ok, #{joined := 1, events_in := 0, no_subscriber := 0}},
+                 pcall(P1, reckon_cnode, emitter_pool_info, [S, Sub])),
+    ?assertMatch(#{emitter_pools_detached := 0}, stats(C)),
+    %% Sk killed: detached again, and said so again
     exit(Sk, kill),
-    ok = await_emitter_sends_nothing(C, P1, S, Sub),
-    %% the shim's broadcast does not wait for the emitter: wait until the
-    %% emitter has taken all 20 (events_in) before the next step, and check
-    %% that it sent none of them (events_out)
-    Stats2 = stats(C),
-    Evs2 = [small_event(I) || I <- lists:seq(61, 80)],
-    {Res2, _} = pcall(P1, rc_test_emitter, broadcast_many, [shim, S, Sub, Evs2, false]),
-    ?assertEqual([ok], lists:usort(Res2)),
-    wait_until(fun() -> counter(events_in, stats(C)) >= counter(events_in, Stats2) + 20 end,
-               ?PROPAGATE, emitter_took_events),
-    Stats3 = stats(C),
-    ?assertEqual(counter(events_in, Stats2) + 20, counter(events_in, Stats3)),
-    ?assertEqual(counter(events_out, Stats2), counter(events_out, Stats3)),
-    await_beam_members([P1, P2, P3], S, Sub, [X]),
-    %% a new subscriber: the next events arrive, the ones before did not
-    ok = update_and_probe(X, Sn, Rec, probe_n),
-    Evs3 = [small_event(I) || I <- lists:seq(81, 90)],
-    {_, _} = pcall(P1, rc_test_emitter, broadcast_many, [cnode, S, Sub, Evs3, false]),
-    Got3 = await_events(Rec, 10),
-    assert_exactly_once(Evs3, Got3),
-    ?assertEqual([sn], lists:usort([T || {T, _} <- Got3])),
-    receive {'DOWN', MRef, process, X, Why} -> ct:fail({c_emitter_died, Why})
-    after 0 -> erlang:demonitor(MRef, [flush])
-    end,
+    await_beam_members([P1, P2, P3], S, Sub, [E]),
+    wait_until(fun() -> log_count(C, Gone) =:= 2 end, ?PROPAGATE, detach_logged_again),
+    %% a new subscriber brings the emitter back
+    ok = update_and_probe(X2, Sn, Rec, probe_n),
+    await_beam_members([P1, P2, P3], S, Sub, [E, X2]),
+    await_c_members(C, S, Sub, [E, X2]),
+    ?assertMatch({ok, #{joined := 1}}, pcall(P1, reckon_cnode, emitter_pool_info, [S, Sub])),
+    Evs2 = [small_event(I) || I <- lists:seq(301, 500)],
+    {_, _} = pcall(P1, rc_test_emitter, broadcast_many, [shim, S, Sub, Evs2, false]),
+    Got2 = await_events(Rec, 200),
+    assert_exactly_once(Evs2, Got2),
+    ?assertEqual([bs, sn], lists:sort(maps:keys(count_tags(Got2)))),
     assert_no_more(Rec),
     assert_scopes(Config).
 
-%% The subscriber of a C emitter is a C process of the same node: when it
-%% ends, the emitter (which monitors it like any subscriber) sends to the
-%% members of {S, Topic, subscribers} instead. Before local monitors, the
-%% emitter kept sending to the dead process and the group got nothing.
+%% The subscriber of a C emitter is a C process of the same node: the
+%% emitter monitors it like any subscriber, so when it ends the pool leaves
+%% its group (before local monitors, the emitter kept sending to the dead
+%% process).
 c_subscriber_exits(Config) ->
     [P1, _P2, P3] = ?config(peers, Config),
     C = ?config(cnode, Config),
     {S, Sub} = store_sub(),
-    SubsGroup = {S, seed_topic(S, Sub), subscribers},
-    Rec = recorder(P3),
-    [G] = collectors(P3, Rec, [g]),
-    join_subscribers(C, SubsGroup, [{P3, G}]),
     {ok, [Xs]} = ccall(C, {spawn_idle, 1}),
     {ok, [X]} = start_pool(P1, S, Sub, 1, Xs),
-    await_beam_members(P1, S, Sub, [X]),
-    %% while the C subscriber lives, it gets the events and the group none
+    await_beam_members([P1, P3], S, Sub, [X]),
+    %% while the C subscriber lives, it gets the events
     Stats0 = stats(C),
     Evs0 = [small_event(I) || I <- lists:seq(1, 20)],
     {Res0, _} = pcall(P1, rc_test_emitter, broadcast_many, [cnode, S, Sub, Evs0, false]),
     ?assertEqual([ok], lists:usort(Res0)),
     wait_until(fun() -> counter(events_out, stats(C)) >= counter(events_out, Stats0) + 20 end,
                ?PROPAGATE, emitter_sent_to_c_subscriber),
-    ?assertEqual([], rc_test_emitter:recorder_take(Rec)),
     {ok, ok} = ccall(C, {exit_process, Xs, normal}),
-    ok = await_probe_at(g, P1, S, Sub, Rec),
-    Evs1 = [small_event(I) || I <- lists:seq(21, 60)],
-    {_, _} = pcall(P1, rc_test_emitter, broadcast_many, [cnode, S, Sub, Evs1, false]),
-    Got1 = await_events(Rec, 40),
-    assert_exactly_once(Evs1, Got1),
-    ?assertEqual([g], lists:usort([T || {T, _} <- Got1])),
-    assert_no_more(Rec),
+    await_beam_members([P1, P3], S, Sub, []),
+    await_c_members(C, S, Sub, []),
+    ?assertEqual({ok, {error, no_emitters}},
+                 on(P1, reckon_cnode_emitter_group, broadcast, [S, Sub, small_event(21)])),
+    ?assertMatch({ok, #{joined := 0, delivered := 20, no_subscriber := 0}},
+                 pcall(P1, reckon_cnode, emitter_pool_info, [S, Sub])),
     assert_scopes(Config).
 
 %% Relayed fan-out. Every peer runs the application's relay; P3's is
@@ -719,7 +729,7 @@ pool_stop_leaves_group(Config) ->
     Sp = pcall(P3, rc_test_emitter, start_recorder, []),
     {ok, Xs} = start_pool(P1, S, Sub, 3, Sp),
     ?assertEqual(3, length(lists:usort(Xs))),
-    Names = pcall(P1, reckon_db_emitter_group, retrieve_emitters, [S, Sub]),
+    Names = pcall(P1, reckon_cnode_emitter_group, retrieve_emitters, [S, Sub]),
     ?assertEqual(3, length(Names)),
     [await_beam_members(P, S, Sub, [Other | Xs]) || P <- Peers],
     await_c_members(C, S, Sub, [Other | Xs]),
@@ -751,7 +761,7 @@ pool_stop_leaves_group(Config) ->
     {ok, Ys} = start_pool(P1, S, Sub, 3, undefined),
     ?assertEqual([], Ys -- (Ys -- Xs)),
     [await_beam_members(P, S, Sub, [Other | Ys]) || P <- Peers],
-    ?assertEqual(Names, pcall(P1, reckon_db_emitter_group, retrieve_emitters, [S, Sub])),
+    ?assertEqual(Names, pcall(P1, reckon_cnode_emitter_group, retrieve_emitters, [S, Sub])),
     ?assertEqual({ok, ok}, on(P1, reckon_cnode, stop_emitter_pool, [S, Sub])),
     [await_beam_members(P, S, Sub, [Other]) || P <- Peers],
     assert_scopes(Config),
@@ -833,11 +843,11 @@ topic_bit_exact(Config) ->
          await_beam_members(P1, S, Sub, [E]),
          await_c_members(C, S, Sub, [E]),
          Ev = small_event(1),
-         ?assertEqual({ok, ok}, on(P1, reckon_db_emitter_group, broadcast, [S, Sub, Ev])),
+         ?assertEqual({ok, ok}, on(P1, reckon_cnode_emitter_group, broadcast, [S, Sub, Ev])),
          ?assertEqual({ok, ok}, on(P1, reckon_cnode, broadcast_via_cnode, [S, Sub, Ev])),
          _ = await_events(Rec, 2),
          Expected = seed_topic(S, Sub),
-         ?assertEqual({ok, Expected}, on(P1, reckon_db_emitter_group, topic, [S, Sub])),
+         ?assertEqual({ok, Expected}, on(P1, reckon_cnode_emitter_group, topic, [S, Sub])),
          ?assertEqual({S, Sub, #{kinds => #{broadcast => 2}, topics => [Expected]}},
                       {S, Sub, kinds_topics(P2, E)})
      end || {S, Sub} <- Cases],
@@ -856,6 +866,9 @@ seed_topic(S, Sub) ->
 
 stats(C) ->
     rc_test_lib:cnode_stats(C).
+
+errors(C) ->
+    maps:get(errors, stats(C)).
 
 counter(Key, Stats) ->
     case maps:find(Key, Stats) of
@@ -906,6 +919,12 @@ expected_kind(_To, _CallerNode) -> broadcast.
 
 %% Cast update_subscriber to a C emitter, then {events, [Probe]} from the
 %% same process; wait until the new subscriber has the probe.
+%% How many lines of the C node's log contain Text.
+log_count(#{log := Log}, Text) ->
+    {ok, Bin} = file:read_file(Log),
+    length([L || L <- binary:split(Bin, <<"\n">>, [global]),
+                 binary:match(L, list_to_binary(Text)) =/= nomatch]).
+
 update_and_probe(Emitter, Subscriber, Rec, Probe) ->
     ok = rc_test_emitter:cast_then_probe(Emitter, Subscriber, Probe),
     ok = rc_test_emitter:recorder_await(Rec, 1, ?DELIVER),
@@ -965,32 +984,6 @@ assert_uniform(Counts, Tags, Total) ->
          end
      end || T <- Tags],
     ok.
-
-%% Broadcasts probe events (via the C node, caller on P) until one arrives
-%% at Tag: for a change the emitter learns of asynchronously (an EXIT from
-%% another node). Probes are kept apart by the recorder, so the ones still
-%% in flight never count as events later.
-await_probe_at(Tag, P, S, Sub, Rec) ->
-    wait_until(fun() ->
-                       {[ok], _} = pcall(P, rc_test_emitter, broadcast_many,
-                                         [cnode, S, Sub, [{'$probe', make_ref()}], false]),
-                       lists:keymember(Tag, 1, rc_test_emitter:recorder_probes(Rec))
-               end, ?PROPAGATE, {probe_delivered_to, Tag}).
-
-%% Broadcasts one probe at a time (via the C node, caller on P) to a pool of
-%% one C emitter until the emitter takes it (events_in grows) without
-%% sending anything (events_out does not): it has no subscriber and the
-%% subscribers group is empty.
-await_emitter_sends_nothing(C, P, S, Sub) ->
-    wait_until(fun() ->
-                       S0 = stats(C),
-                       {[ok], _} = pcall(P, rc_test_emitter, broadcast_many,
-                                         [cnode, S, Sub, [{'$probe', make_ref()}], false]),
-                       wait_until(fun() ->
-                                          counter(events_in, stats(C)) > counter(events_in, S0)
-                                  end, ?PROPAGATE, emitter_took_probe),
-                       counter(events_out, stats(C)) =:= counter(events_out, S0)
-               end, ?PROPAGATE, emitter_sends_nothing).
 
 await_beam_members(Ps, S, Sub, Expected) when is_list(Ps) ->
     [await_beam_members(P, S, Sub, Expected) || P <- Ps],
@@ -1133,7 +1126,7 @@ pool_then_broadcast(S, Rounds) ->
     [begin
          Sub = <<"now-", (integer_to_binary(I))/binary>>,
          {ok, _} = reckon_cnode:start_emitter_pool(S, Sub, 2, self()),
-         R = reckon_db_emitter_group:broadcast(S, Sub, {event, I}),
+         R = reckon_cnode_emitter_group:broadcast(S, Sub, {event, I}),
          Got = receive {events, [{event, I}]} -> delivered after 5000 -> lost end,
          ok = reckon_cnode:stop_emitter_pool(S, Sub),
          {R, Got}

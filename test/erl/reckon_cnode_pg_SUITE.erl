@@ -668,7 +668,7 @@ bjoin(P, G, PidOrPids) ->
 bleave(P, G, PidOrPids) ->
     pcall(P, pg, leave, [?SCOPE, G, PidOrPids]).
 
-%% A reckon_db_emitter_group call on a peer: {ok, R} | {raised, Class, Reason}.
+%% A reckon_cnode_emitter_group call on a peer: {ok, R} | {raised, Class, Reason}.
 shim(P, F, Args) ->
     [[Result]] = pcall(P, rc_test_lib, run_calls, [[{F, Args}], 1]),
     Result.

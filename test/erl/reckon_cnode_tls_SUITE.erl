@@ -137,7 +137,7 @@ request_server_call(Config) ->
     Call = fun(Req) -> pcall(P1, gen_server, call, [{reckon_cnode, CNode}, Req, 5000]) end,
     ?assertEqual({ok, pong}, Call(ping)),
     ?assertEqual({ok, <<"s:b">>}, Call({topic, s, <<"b">>})),
-    ?assertEqual(<<"s:b">>, pcall(P1, reckon_db_emitter_group, topic, [s, <<"b">>])),
+    ?assertEqual(<<"s:b">>, pcall(P1, reckon_cnode_emitter_group, topic, [s, <<"b">>])),
     ok.
 
 %% pg over TLS, both ways: a BEAM process joined on P1 is seen by the C
@@ -174,7 +174,7 @@ pool_and_broadcast(Config) ->
     Rec = pcall(P2, rc_test_emitter, start_recorder, []),
     {ok, Pids} = pcall(P1, reckon_cnode, start_emitter_pool, [S, Sub, 3, Rec]),
     ?assertEqual(3, length(Pids)),
-    wait_until(fun() -> length(pcall(P1, reckon_db_emitter_group, retrieve_emitters, [S, Sub])) =:= 3 end,
+    wait_until(fun() -> length(pcall(P1, reckon_cnode_emitter_group, retrieve_emitters, [S, Sub])) =:= 3 end,
                10000, pool_visible),
     Evs = [{ev, I, crypto:strong_rand_bytes(I rem 50)} || I <- lists:seq(1, 200)],
     {Res, _} = pcall(P1, rc_test_emitter, broadcast_many, [shim, S, Sub, Evs, false]),
@@ -314,7 +314,7 @@ shim_spawn_mode_tls(Config) ->
     track(testcase, {os_pid, OsPid}),
     {ok, CmdLine} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/cmdline"),
     ?assertNotEqual(nomatch, binary:match(CmdLine, <<"--tls-cert">>)),
-    ?assertEqual(<<"s:x">>, pcall(P, reckon_db_emitter_group, topic, [s, <<"x">>])),
+    ?assertEqual(<<"s:x">>, pcall(P, reckon_cnode_emitter_group, topic, [s, <<"x">>])),
     ok = pcall(P, application, stop, [reckon_cnode]),
     ok.
 

@@ -2,7 +2,7 @@
 %%%
 %%% Starts {@link reckon_cnode_sup}. On stop it removes the configuration
 %%% that {@link reckon_cnode} published in `persistent_term', so that
-%%% {@link reckon_db_emitter_group} reports `reckon_cnode_not_started'
+%%% {@link reckon_cnode_emitter_group} reports `reckon_cnode_not_started'
 %%% instead of calling a C node nobody looks after any more.
 %%% @end
 -module(reckon_cnode_app).

@@ -1,9 +1,13 @@
 %%% @doc Emitter group management for reckon-db, served by the
 %%% `reckon_cnode' C node.
 %%%
-%%% Same exported functions, specs and results as `reckon_db_emitter_group'
-%%% of reckon_db v1.2.3. Requests go straight from the calling process to
-%%% the C node's request server (`gen_server:call({reckon_cnode, CNode},
+%%% Same exported functions, specs and results as reckon-db's own
+%%% `reckon_db_emitter_group' (v1.2.3 and later; `leave/3' tolerates a pid
+%%% that is not joined). The name is this package's own, so a release holds
+%%% reckon-db and reckon_cnode side by side.
+%%%
+%%% Requests go straight from the calling process to the C node's request
+%%% server (`gen_server:call({reckon_cnode, CNode},
 %%% Request, CallTimeout)'); the C node's name, the timeout and the local
 %%% `pg' scope are read from `persistent_term' (published by {@link
 %%% reckon_cnode}), so no local process sits on the request path.
@@ -76,9 +80,9 @@
 %%% are read, so `badarg' comes before `no_emitters', as in the seed; and
 %%% like the seed, `no_emitters' is logged as a warning.
 %%%
-%%% From Elixir the module is `:reckon_db_emitter_group'.
+%%% From Elixir the module is `:reckon_cnode_emitter_group'.
 %%% @end
--module(reckon_db_emitter_group).
+-module(reckon_cnode_emitter_group).
 
 -include_lib("kernel/include/logger.hrl").
 

@@ -3,7 +3,7 @@
 %%%
 %%% This gen_server is <em>not</em> on the request path. At start it writes
 %%% `{CNode, CallTimeout, Scope}' once into `persistent_term'; {@link
-%%% reckon_db_emitter_group} and the functions of this module that talk to the
+%%% reckon_cnode_emitter_group} and the functions of this module that talk to the
 %%% C node read it there and call the C node's registered request server
 %%% (`gen_server:call({reckon_cnode, CNode}, Request, CallTimeout)') from the
 %%% caller's own process. The shim only manages the C node's life cycle:
@@ -52,9 +52,10 @@
          stats/0,
          start_emitter_pool/4,
          stop_emitter_pool/2,
+         emitter_pool_info/2,
          broadcast_via_cnode/3]).
 
-%% Used by reckon_db_emitter_group and reckon_cnode_app
+%% Used by reckon_cnode_emitter_group and reckon_cnode_app
 -export([scope/0, request/1, unpublish/0, cached_emitters/2, names_applied/0]).
 
 %% gen_server callbacks
@@ -170,8 +171,18 @@ stats() ->
 %% `{S, Topic, subscribers}'; `{events, Events}' is passed to the
 %% subscriber as is; a cast `{update_subscriber, Pid}' (e.g.
 %% `gen_server:cast({Name, CNode}, {update_subscriber, Pid})') replaces the
-%% subscriber. The emitter links to its subscriber and forgets it when it
-%% exits.
+%% subscriber. The emitter monitors its subscriber.
+%%
+%% When the subscriber exits (or its node goes), the pool stops taking
+%% events: each emitter leaves `{S, Sub, emitters}', so no node's
+%% `broadcast/3' picks it any more, and the C node logs once, naming the
+%% store and the subscription. An event that still reaches it (sent before
+%% the leave reached the sender's `pg' view) is dropped and counted: under
+%% `no_subscriber' in {@link stats/0} and in {@link emitter_pool_info/2},
+%% with a log line at the 1st, 2nd, 4th, ... drop. A pool started with
+%% `undefined' has no subscriber to lose: it sends to the members of
+%% `{S, Topic, subscribers}', and counts an event that finds none the
+%% same way.
 %%
 %% With `--data-dir' the names are synced to disk, in order with
 %% `persist_emitters/3' writes, before any emitter starts, so a C node
@@ -181,13 +192,15 @@ stats() ->
 %% description of the failure (a string).
 %%
 %% Returns `{error, already_started}' if the C node already runs (or is
-%% starting) a pool for `S'/`Sub'. Raises `badarg' for arguments of the
+%% starting) a pool for `S'/`Sub' that is in its group; a pool whose
+%% subscriber is gone is replaced, so a subscription that reckon-db
+%% restarted with a new subscriber gets its C pool back with one call. Raises `badarg' for arguments of the
 %% wrong type (non-atom `S', non-binary `Sub', `PoolSize' not a positive
 %% integer, `Subscriber' neither a pid nor `undefined') or a store id with a
 %% character above 255, and `system_limit' for emitter names over 255
 %% characters, as the naming functions do.
--spec start_emitter_pool(reckon_db_emitter_group:store_id(),
-                         reckon_db_emitter_group:subscription_id(),
+-spec start_emitter_pool(reckon_cnode_emitter_group:store_id(),
+                         reckon_cnode_emitter_group:subscription_id(),
                          pos_integer(), pid() | undefined) ->
           {ok, [pid()]} | {error, already_started | {storage, string()}}.
 start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
@@ -206,12 +219,31 @@ start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
 %% group (every BEAM scope the C node peers with drops them) and end, so
 %% their registered names are free again. Returns `{error, not_found}' if
 %% there is no such pool; raises `badarg' for arguments of the wrong type.
--spec stop_emitter_pool(reckon_db_emitter_group:store_id(),
-                        reckon_db_emitter_group:subscription_id()) ->
+-spec stop_emitter_pool(reckon_cnode_emitter_group:store_id(),
+                        reckon_cnode_emitter_group:subscription_id()) ->
           ok | {error, not_found}.
 stop_emitter_pool(S, Sub) ->
     case request({stop_emitter_pool, S, Sub}) of
         {ok, ok} -> ok;
+        {error, not_found} -> {error, not_found};
+        Reply -> raise_reply(Reply, [S, Sub])
+    end.
+
+%% @doc The account of the C-hosted emitter pool of `S'/`Sub': `size'
+%% (emitters), `joined' (emitters in `{S, Sub, emitters}'; 0 once the
+%% subscriber is gone), `events_in' (events its emitters received, i.e.
+%% the share of the subscription's broadcasts it took), `delivered'
+%% (deliveries, one per subscriber) and `no_subscriber' (events dropped
+%% for want of a subscriber). Returns `{error, not_found}' if there is no
+%% such pool; raises `badarg' for arguments of the wrong type.
+-spec emitter_pool_info(reckon_cnode_emitter_group:store_id(),
+                        reckon_cnode_emitter_group:subscription_id()) ->
+          {ok, #{size := non_neg_integer(), joined := non_neg_integer(),
+                 events_in := non_neg_integer(), delivered := non_neg_integer(),
+                 no_subscriber := non_neg_integer()}} | {error, not_found}.
+emitter_pool_info(S, Sub) ->
+    case request({emitter_pool_info, S, Sub}) of
+        {ok, Info} when is_map(Info) -> {ok, Info};
         {error, not_found} -> {error, not_found};
         Reply -> raise_reply(Reply, [S, Sub])
     end.
@@ -224,14 +256,14 @@ stop_emitter_pool(S, Sub) ->
 %%
 %% One call to the C node per event; meant for callers that have no local
 %% `pg' view of the group (e.g. a node connected only to the C node).
-%% {@link reckon_db_emitter_group:broadcast/3} picks from the local view
+%% {@link reckon_cnode_emitter_group:broadcast/3} picks from the local view
 %% instead and does not wait for the C node. Same results: `ok' or
 %% `{error, no_emitters}' (the C node's view decides); a non-atom `S'
 %% raises `function_clause' (as the seed's broadcast), a non-binary `Sub'
 %% or a store id with a character above 255 raises `badarg'.
--spec broadcast_via_cnode(reckon_db_emitter_group:store_id(),
-                          reckon_db_emitter_group:subscription_id(),
-                          reckon_db_emitter_group:event()) ->
+-spec broadcast_via_cnode(reckon_cnode_emitter_group:store_id(),
+                          reckon_cnode_emitter_group:subscription_id(),
+                          reckon_cnode_emitter_group:event()) ->
           ok | {error, no_emitters}.
 broadcast_via_cnode(S, Sub, Event) when is_atom(S) ->
     case request({broadcast, S, Sub, Event}) of
