@@ -1,6 +1,7 @@
 #!/bin/sh
-# Runs the Erlang suites (common_test, PropEr) and the Elixir check against
-# real BEAM nodes of one OTP release, with the same priv/reckon_cnode
+# Runs the Erlang suites (common_test, PropEr), the Elixir check and the
+# releases with reckon-db (test/release) against real BEAM nodes of one OTP
+# release, with the same priv/reckon_cnode
 # (through test/otp/with_otp.sh), and prints one summary line:
 #
 #   OTP 27: 63 passed, 0 failed
@@ -22,7 +23,8 @@ sh test/otp/with_otp.sh "$REL" sh -c '
     echo "== OTP $(erl -noshell -eval "io:format(\"~s\", [erlang:system_info(otp_release)]), halt().") ($(elixir --version 2>/dev/null | tail -n 1))"
     sh test/erl/run_ct.sh; CT=$?
     sh test/elixir/run.sh; EX=$?
-    [ $CT -eq 0 ] && [ $EX -eq 0 ]
+    sh test/release/run.sh; REL=$?
+    [ $CT -eq 0 ] && [ $EX -eq 0 ] && [ $REL -eq 0 ]
 ' >"$LOG" 2>&1 </dev/null
 STATUS=$?
 if [ $STATUS -eq 3 ]; then
@@ -36,8 +38,10 @@ ct_pass=$(strip | sed -n 's/^All \([0-9]*\) tests passed\..*/\1/p; s/.*Passed \(
 ct_fail=$(strip | sed -n 's/^Failed \([0-9]*\) tests\..*/\1/p' | tail -n 1)
 ex_pass=$(strip | sed -n 's/^elixir: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' | tail -n 1)
 ex_fail=$(strip | sed -n 's/^elixir: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' | tail -n 1)
-PASSED=$(( ${ct_pass:-0} + ${ex_pass:-0} ))
-FAILED=$(( ${ct_fail:-0} + ${ex_fail:-0} ))
+rel_pass=$(strip | sed -n 's/^release: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' | tail -n 1)
+rel_fail=$(strip | sed -n 's/^release: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' | tail -n 1)
+PASSED=$(( ${ct_pass:-0} + ${ex_pass:-0} + ${rel_pass:-0} ))
+FAILED=$(( ${ct_fail:-0} + ${ex_fail:-0} + ${rel_fail:-0} ))
 # A run that died before counting is a failure too.
 if [ $STATUS -ne 0 ] && [ $FAILED -eq 0 ]; then FAILED=1; fi
 if [ $STATUS -ne 0 ]; then
