@@ -1,5 +1,7 @@
 #!/bin/sh
 # Every command the README shows a user, run as written:
+#   reckon_db.sh "Using it with reckon-db": the erl session in a project
+#              that depends on reckon-db (the stand-in) and reckon_cnode
 #   erlang.sh  "Using it from Erlang": make run, then the erl session
 #   c_api.sh   "Using it from C": make install, cc with pkg-config, the C
 #              program, examples/producer and bench/cnode_producer
@@ -15,7 +17,7 @@ passed=0
 failed=0
 OUT=$(mktemp) || exit 2
 trap 'rm -f "$OUT"' EXIT
-for t in erlang c_api http tls; do
+for t in reckon_db erlang c_api http tls; do
     echo "== README: test/readme/$t.sh"
     sh "test/readme/$t.sh" >"$OUT" 2>&1
     rc=$?

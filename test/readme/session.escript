@@ -1,14 +1,17 @@
 #!/usr/bin/env escript
 %%! -noshell
-%% Runs the README's Erlang session (the erlang block of "Using it from
-%% Erlang") as written: its `$ erl ...` command line, with only the node name
+%% Runs a README Erlang session (the first erlang block that starts with a
+%% `$ ' command line after a heading, by default "## Using it from Erlang")
+%% as written: its `$ erl ...` command line, with only the node name
 %% made unique, and each `N> ` input in turn; every output line the README
 %% shows after an input must appear, in order, in what the shell printed for
 %% it. Prints "readme: N passed, N failed".
 main([Readme, SName]) ->
+    main([Readme, SName, "## Using it from Erlang"]);
+main([Readme, SName, Heading]) ->
     {ok, Bin} = file:read_file(Readme),
     Lines = string:split(unicode:characters_to_list(Bin), "\n", all),
-    {Cmd, Steps} = session(Lines),
+    {Cmd, Steps} = session(Heading, Lines),
     Erl = string:replace(Cmd, "-sname me ", "-sname " ++ SName ++ " ", all),
     Inputs = [In || {In, _} <- Steps] ++ ["halt()."],
     Out = run(lists:flatten(Erl), Inputs),
@@ -19,16 +22,22 @@ main([Readme, SName]) ->
     io:format("readme: ~b passed, ~b failed~n", [length(Results) - Failed, Failed]),
     halt(case Failed of 0 -> 0; _ -> 1 end);
 main(_) ->
-    io:format("usage: session.escript README SNAME~n"),
+    io:format("usage: session.escript README SNAME [HEADING]~n"),
     halt(2).
 
-%% The erlang block after the "## Using it from Erlang" heading.
-session(Lines) ->
-    After = lists:dropwhile(fun(L) -> L =/= "## Using it from Erlang" end, Lines),
-    [_ | Block0] = lists:dropwhile(fun(L) -> L =/= "```erlang" end, After),
+%% The first erlang block after the heading that starts with "$ ".
+session(Heading, Lines) ->
+    After = lists:dropwhile(fun(L) -> L =/= Heading end, Lines),
+    [_ | Block0] = first_session(After),
     Block = lists:takewhile(fun(L) -> L =/= "```" end, Block0),
     ["$ " ++ Cmd | Rest] = Block,
     {Cmd, steps(Rest)}.
+
+first_session(Lines) ->
+    case lists:dropwhile(fun(L) -> L =/= "```erlang" end, Lines) of
+        ["```erlang", "$ " ++ _ | _] = Found -> Found;
+        [_ | Rest] -> first_session(Rest)
+    end.
 
 steps([]) -> [];
 steps([L | Rest]) ->
