@@ -56,7 +56,8 @@ static void on_down(void *ctx, rc_conn *c, const char *why)
 static void on_frame(void *ctx, rc_conn *c, const char *payload, size_t len)
 {
     rc_node *n = ctx;
-    rc_procs_on_frame(n->procs, rc_conn_peer(c), payload, len);
+    if (rc_procs_on_frame(n->procs, rc_conn_peer(c), payload, len) == RC_EBADARG)
+        rc_dist_close(n->dist, c, "invalid distribution message");
 }
 
 static void on_connect_failed(void *ctx, const char *node)
