@@ -30,7 +30,7 @@ void rc_node_config_init(rc_node_config *cfg)
 static void on_up(void *ctx, rc_conn *c)
 {
     rc_node *n = ctx;
-    rc_cluster_on_up(n->cluster, c);
+    rc_cluster_on_up(n->cluster, rc_conn_peer(c));
     for (size_t i = 0; i < n->nscopes; i++)
         rc_pg_scope_nodeup(n->scopes[i], rc_conn_peer(c));
 }
@@ -56,7 +56,8 @@ static void on_down(void *ctx, rc_conn *c, const char *why)
 static void on_frame(void *ctx, rc_conn *c, const char *payload, size_t len)
 {
     rc_node *n = ctx;
-    rc_procs_on_frame(n->procs, rc_conn_peer(c), payload, len);
+    if (rc_procs_on_frame(n->procs, rc_conn_peer(c), payload, len) == RC_EBADARG)
+        rc_dist_close(n->dist, c, "invalid distribution message");
 }
 
 static void on_connect_failed(void *ctx, const char *node)
@@ -73,6 +74,31 @@ static void on_unreachable(void *ctx, const char *node)
     rc_node *n = ctx;
     if (rc_dist_find(n->dist, node) == NULL)
         rc_procs_on_down(n->procs, node);
+}
+
+/* The cluster layer's view of the transport. */
+static void cluster_connect(void *ctx, const char *node) { rc_dist_connect(ctx, node); }
+
+static int cluster_busy(void *ctx, const char *node)
+{
+    return rc_dist_find(ctx, node) != NULL || rc_dist_is_connecting(ctx, node);
+}
+
+typedef struct each_node {
+    void (*fn)(const char *node, void *arg);
+    void *arg;
+} each_node;
+
+static void each_conn(rc_conn *c, void *arg)
+{
+    each_node *e = arg;
+    e->fn(rc_conn_peer(c), e->arg);
+}
+
+static void cluster_foreach(void *ctx, void (*fn)(const char *node, void *arg), void *arg)
+{
+    each_node e = {.fn = fn, .arg = arg};
+    rc_dist_foreach(ctx, each_conn, &e);
 }
 
 /* -------------------------------------------------------------- stopping */
@@ -287,8 +313,10 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     n->procs = rc_procs_new(&n->lg, &tr, n->nodes, n->node_name, rc_dist_creation(n->dist));
     rc_cluster_config cc = {.rediscover_ms = 5000, .backoff_min_ms = 100,
                             .backoff_max_ms = 10000, .forget_after = 8};
+    rc_cluster_ops co = {.ctx = n->dist, .connect = cluster_connect, .busy = cluster_busy,
+                         .foreach_connected = cluster_foreach};
     if (n->procs != NULL)
-        n->cluster = rc_cluster_new(&n->loop, &n->lg, n->dist, n->procs, &cc);
+        n->cluster = rc_cluster_new(&n->loop, &n->lg, &co, n->procs, &cc);
     int scopes_ok = n->procs != NULL;
     if (scopes_ok) {
         static const char *const default_scope[] = {"reckon_db_pg"};

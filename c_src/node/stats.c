@@ -26,12 +26,13 @@ static size_t collect(rc_node *n, node_stat *out)
     const rc_procs_stats *ps = rc_procs_get_stats(n->procs);
     const rc_bcast_stats *bs = rc_bcast_get_stats(n->bcast);
     const rc_emitters_stats *es = rc_emitters_get_stats(n->emitters);
-    uint64_t peers = 0, groups = 0, members = 0, malformed = 0;
+    uint64_t peers = 0, groups = 0, members = 0, malformed = 0, foreign_scope = 0;
     for (size_t i = 0; i < n->nscopes; i++) {
         peers += rc_pg_peer_count(n->scopes[i]);
         groups += pgm_group_count(rc_pg_table(n->scopes[i]));
         members += pgm_member_count(rc_pg_table(n->scopes[i]));
         malformed += rc_pg_get_stats(n->scopes[i])->malformed;
+        foreign_scope += rc_pg_get_stats(n->scopes[i])->foreign_scope;
     }
     /* Bytes in use on the C heap: lets tests and benchmarks see the cost of
      * tables (e.g. per pg membership) from outside. */
@@ -41,6 +42,12 @@ static size_t collect(rc_node *n, node_stat *out)
          "Open distribution connections."},
         {"known_nodes", rc_cluster_known_count(n->cluster), 0, G,
          "Nodes the cluster layer knows of (seeds and discovered)."},
+        {"cluster_dials", rc_cluster_get_stats(n->cluster)->dials, 0, C,
+         "Connects the cluster layer started (seeds, discovered nodes, reconnects)."},
+        {"cluster_set_aside", rc_cluster_get_stats(n->cluster)->set_aside, 0, C,
+         "Discovered nodes set aside for a while after failing to connect repeatedly."},
+        {"cluster_lists_refused", rc_cluster_get_stats(n->cluster)->answers_refused, 1, C,
+         "Node lists refused: not the answer to this node's own question on that connection."},
         {"peers", peers, 0, G,
          "pg peers, summed over the served scopes."},
         {"groups", groups, 0, G,
@@ -119,6 +126,11 @@ static size_t collect(rc_node *n, node_stat *out)
          "Monitors refused with system_limit."},
         {"link_limit", ps->err_link_limit, 1, C,
          "Links refused with system_limit."},
+        {"pg_foreign_scope", foreign_scope, 1, C,
+         "pg messages for another node's scope than their connection's (ignored)."},
+        {"foreign_from", ps->err_foreign_from, 1, C,
+         "Links, monitors and exits naming another node than their connection's "
+         "(refused, connection closed)."},
         {"dropped", ps->msgs_dropped, 1, C,
          "Messages from C processes dropped."},
         {"no_subscriber", es->no_subscriber, 1, C,

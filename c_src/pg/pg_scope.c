@@ -75,6 +75,7 @@ struct rc_pg_scope {
     bytebuf deferred;
     rc_pg_stats stats;
     int warned_malformed;
+    rc_ratelimit foreign_log;
     int stopping;
 };
 
@@ -341,6 +342,7 @@ static void drop_peer(rc_pg_scope *s, peer *p, const char *why)
 typedef struct pidvec {
     rc_cpid *v;
     size_t n, cap;
+    size_t foreign; /* pids of another node than the sender's, left out */
 } pidvec;
 
 static int pidvec_push(pidvec *pv, const rc_cpid *p)
@@ -357,15 +359,23 @@ static int pidvec_push(pidvec *pv, const rc_cpid *p)
     return 0;
 }
 
-static int read_pids(rc_pg_scope *s, const char *buf, int len, int *idx, pidvec *pv)
+/* Reads a pid or a list of pids of `node` at *idx into pv. pg only ever
+ * sends its own node's members, and removal on peer loss relies on it:
+ * pids of other nodes are left out (counted), and their node names are
+ * never interned. */
+static int read_pids(rc_pg_scope *s, uint32_t node, const char *buf, int len, int *idx,
+                     pidvec *pv)
 {
     int type = 0, size = 0;
-    pv->n = 0;
+    pv->n = pv->foreign = 0;
     if (ei_get_type(buf, idx, &type, &size) != 0)
         return -1;
     if (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT) {
         rc_cpid p;
-        return rc_cpid_read(s->nodes, buf, len, idx, &p) == 0 ? pidvec_push(pv, &p) : -1;
+        int r = rc_cpid_read_of(s->nodes, node, buf, len, idx, &p);
+        if (r == 1)
+            pv->foreign++;
+        return r == 0 ? pidvec_push(pv, &p) : r == 1 ? 0 : -1;
     }
     /* A proper list, possibly as a chain of LIST_EXT (a tail that is itself
      * a list, as encode_sync writes); anything but [] at the end is bad. */
@@ -377,8 +387,10 @@ static int read_pids(rc_pg_scope *s, const char *buf, int len, int *idx, pidvec 
             return 0;
         for (int i = 0; i < arity; i++) {
             rc_cpid p;
-            if (rc_cpid_read(s->nodes, buf, len, idx, &p) != 0 || pidvec_push(pv, &p) != 0)
+            int r = rc_cpid_read_of(s->nodes, node, buf, len, idx, &p);
+            if (r < 0 || (r == 0 && pidvec_push(pv, &p) != 0))
                 return -1;
+            pv->foreign += r == 1;
         }
     }
 }
@@ -399,18 +411,6 @@ static int list_next(const char *buf, int *idx, int *left)
         return 0;
     *left = arity - 1;
     return 1;
-}
-
-/* Keeps only pids of the peer's own node: pg only ever sends its local
- * members, and removal on peer loss relies on it. */
-static void keep_node(rc_pg_scope *s, pidvec *pv, uint32_t node)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < pv->n; i++)
-        if (pv->v[i].node == node)
-            pv->v[k++] = pv->v[i];
-    s->stats.foreign_pids += pv->n - k;
-    pv->n = k;
 }
 
 /* Canonical key of the group term at *idx into s->key, advancing *idx. */
@@ -451,7 +451,7 @@ static void handle_sync(rc_pg_scope *s, const char *buf, int len, int idx, const
     while ((more = list_next(buf, &probe, &left)) == 1) {
         int arity = 0;
         if (ei_decode_tuple_header(buf, &probe, &arity) != 0 || arity != 2 ||
-            read_group(s, buf, len, &probe) != 0 || read_pids(s, buf, len, &probe, &pv) != 0)
+            read_group(s, buf, len, &probe) != 0 || read_pids(s, from->node, buf, len, &probe, &pv) != 0)
             break;
     }
     if (more != 0) {
@@ -476,8 +476,8 @@ static void handle_sync(rc_pg_scope *s, const char *buf, int len, int idx, const
         int arity = 0;
         (void)ei_decode_tuple_header(buf, &probe, &arity);
         (void)read_group(s, buf, len, &probe);
-        (void)read_pids(s, buf, len, &probe, &pv);
-        keep_node(s, &pv, from->node);
+        (void)read_pids(s, from->node, buf, len, &probe, &pv);
+        s->stats.foreign_pids += pv.foreign;
         if (pv.n == 0)
             continue;
         pgm_group *g = pgm_add(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index,
@@ -501,10 +501,10 @@ static void handle_join(rc_pg_scope *s, const char *buf, int len, int idx, const
         return;
     }
     pidvec pv = {0};
-    if (read_group(s, buf, len, &idx) != 0 || read_pids(s, buf, len, &idx, &pv) != 0) {
+    if (read_group(s, buf, len, &idx) != 0 || read_pids(s, from->node, buf, len, &idx, &pv) != 0) {
         malformed(s, "malformed join");
     } else {
-        keep_node(s, &pv, from->node);
+        s->stats.foreign_pids += pv.foreign;
         if (pv.n > 0) {
             pgm_group *g = pgm_add(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index,
                                    pv.v, pv.n, 0);
@@ -526,7 +526,7 @@ static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, cons
     }
     pidvec pv = {0};
     int probe, left = 0, more;
-    if (read_pids(s, buf, len, &idx, &pv) != 0) {
+    if (read_pids(s, from->node, buf, len, &idx, &pv) != 0) {
         malformed(s, "malformed leave");
         free(pv.v);
         return;
@@ -541,7 +541,7 @@ static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, cons
         free(pv.v);
         return;
     }
-    keep_node(s, &pv, from->node);
+    s->stats.foreign_pids += pv.foreign;
     LOG_D(s->lg, MOD, "scope %s: %zu member(s) of %s leave", s->name, pv.n,
           rc_nodetab_name(s->nodes, from->node));
     while (pv.n > 0 && list_next(buf, &idx, &left) == 1) {
@@ -568,6 +568,36 @@ static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, cons
     }
     free(pv.v);
     tell_leaves(s);
+}
+
+#define FOREIGN_WINDOW_MS 10000u
+#define FOREIGN_LINES 3u
+
+/* Reads the scope pid a discover, sync, join or leave speaks for. A
+ * process cannot send as another node's process, so what a connection
+ * says changes only what its own node owns: a scope pid of any other node
+ * (or a message from no connection) is refused, counted and logged at a
+ * bounded rate, and its node name is not interned. 0 and *out if the pid
+ * is of the sender's node, 1 if refused, -1 if malformed. */
+static int read_scope_pid(rc_pg_scope *s, const rc_signal *sig, const char *buf, int len,
+                          int *idx, rc_cpid *out)
+{
+    uint32_t conn = sig->peer != NULL ? rc_nodetab_intern(s->nodes, sig->peer, strlen(sig->peer))
+                                      : RC_NODE_NONE;
+    int r = conn == RC_NODE_NONE ? 1 : rc_cpid_read_of(s->nodes, conn, buf, len, idx, out);
+    if (r != 1)
+        return r;
+    s->stats.foreign_scope++;
+    unsigned left_out = 0;
+    int ok = rc_ratelimit_allow(&s->foreign_log, uv_now(s->loop), FOREIGN_WINDOW_MS,
+                                FOREIGN_LINES, &left_out);
+    if (left_out > 0)
+        LOG_W(s->lg, MOD, "scope %s: %u more messages for another node's scope ignored",
+              s->name, left_out);
+    if (ok)
+        LOG_W(s->lg, MOD, "scope %s: %s sent a message for another node's scope: ignored",
+              s->name, sig->peer != NULL ? sig->peer : "a local process");
+    return 1;
 }
 
 static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
@@ -597,29 +627,32 @@ static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         return;
     }
     rc_cpid from;
+    int r;
     if (strcmp(tag, "discover") == 0 && (arity == 2 || arity == 3)) {
-        if (rc_cpid_read(s->nodes, buf, len, &idx, &from) == 0)
+        if ((r = read_scope_pid(s, sig, buf, len, &idx, &from)) == 0)
             handle_discover(s, &from);
-        else
+        else if (r < 0)
             malformed(s, "discover without a pid");
     } else if (strcmp(tag, "$gen_cast") == 0 && arity == 2) {
         int a2 = 0;
         char t2[MAXATOMLEN];
         if (ei_decode_tuple_header(buf, &idx, &a2) == 0 && a2 == 3 &&
             ei_decode_atom(buf, &idx, t2) == 0 && strcmp(t2, "sync") == 0 &&
-            rc_cpid_read(s->nodes, buf, len, &idx, &from) == 0)
-            handle_sync(s, buf, len, idx, &from);
-        else
+            (r = read_scope_pid(s, sig, buf, len, &idx, &from)) >= 0) {
+            if (r == 0)
+                handle_sync(s, buf, len, idx, &from);
+        } else {
             malformed(s, "unexpected cast");
+        }
     } else if (strcmp(tag, "join") == 0 && arity == 4) {
-        if (rc_cpid_read(s->nodes, buf, len, &idx, &from) == 0)
+        if ((r = read_scope_pid(s, sig, buf, len, &idx, &from)) == 0)
             handle_join(s, buf, len, idx, &from);
-        else
+        else if (r < 0)
             malformed(s, "join without a peer pid");
     } else if (strcmp(tag, "leave") == 0 && arity == 4) {
-        if (rc_cpid_read(s->nodes, buf, len, &idx, &from) == 0)
+        if ((r = read_scope_pid(s, sig, buf, len, &idx, &from)) == 0)
             handle_leave(s, buf, len, idx, &from);
-        else
+        else if (r < 0)
             malformed(s, "leave without a peer pid");
     } else {
         malformed(s, "unexpected message");

@@ -10,7 +10,10 @@
  * (replaces Peer's view), {join, Peer, Group, PidOrPids},
  * {leave, Peer, PidOrPids, Groups} (ignored from unknown peers), and the DOWN
  * of a peer's scope (its members are dropped at once; rediscovery starts).
- * Anything else is ignored, counted and logged once. Sent: only
+ * Anything else is ignored, counted and logged once. A message is believed
+ * only about its own connection's node: a scope pid, or member pids, of
+ * any other node are ignored (counted), since no process can send as
+ * another node's and OTP's pg keeps members per peer scope. Sent: only
  * {discover, Self}, the sync cast, {join, Self, Group, PidOrPids} and
  * {leave, Self, PidOrPids, Groups} with groups the peer knows we have, since
  * OTP 25's pg crashes on any other shape. Group terms are compared as terms:
@@ -39,6 +42,9 @@ typedef void (*rc_pg_notify_fn)(void *ctx, rc_pg_scope *s, rc_pg_event ev, const
 typedef struct rc_pg_stats {
     uint64_t syncs_in, joins_in, leaves_in, discovers_in, discovers_out;
     uint64_t ignored_unknown_peer, malformed, foreign_pids;
+    /* discover/sync/join/leave naming a scope pid of another node than the
+     * connection's: ignored, as no process can send as another node. */
+    uint64_t foreign_scope;
 } rc_pg_stats;
 
 rc_pg_scope *rc_pg_scope_start(uv_loop_t *loop, const rc_logger *lg, rc_procs *ps,

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int rc_cpid_read(rc_nodetab *t, const char *buf, int len, int *idx, rc_cpid *out)
+/* Parses one pid at *idx (bounded by len) without touching the table. */
+static int parse_pid(const char *buf, int len, int *idx, const char **name, size_t *nlen,
+                     rc_cpid *out)
 {
     const uint8_t *b = (const uint8_t *)buf;
     size_t i = (size_t)*idx;
@@ -37,19 +39,50 @@ int rc_cpid_read(rc_nodetab *t, const char *buf, int len, int *idx, rc_cpid *out
     /* Node names are ASCII in practice; a latin-1 ATOM_EXT name with bytes
      * >= 128 would intern under different bytes than its UTF-8 twin, which
      * only costs a second index for the same node. */
-    const char *name = (const char *)b + i + hdr;
+    *name = (const char *)b + i + hdr;
+    *nlen = alen;
     i += hdr + alen;
     size_t tail = tag == ERL_PID_EXT ? 9 : 12;
     if (i + tail > (size_t)len)
         return -1;
-    uint32_t node = rc_nodetab_intern(t, name, alen);
-    if (node == UINT32_MAX)
-        return -1;
-    out->node = node;
     out->num = rc_get32(b + i);
     out->serial = rc_get32(b + i + 4);
     out->creation = tag == ERL_PID_EXT ? b[i + 8] : rc_get32(b + i + 8);
     *idx = (int)(i + tail);
+    return 0;
+}
+
+int rc_cpid_read(rc_nodetab *t, const char *buf, int len, int *idx, rc_cpid *out)
+{
+    const char *name;
+    size_t nlen;
+    rc_cpid p;
+    int at = *idx;
+    if (parse_pid(buf, len, &at, &name, &nlen, &p) != 0)
+        return -1;
+    p.node = rc_nodetab_intern(t, name, nlen);
+    if (p.node == RC_NODE_NONE)
+        return -1;
+    *out = p;
+    *idx = at;
+    return 0;
+}
+
+int rc_cpid_read_of(const rc_nodetab *t, uint32_t node, const char *buf, int len, int *idx,
+                    rc_cpid *out)
+{
+    const char *name;
+    size_t nlen;
+    rc_cpid p;
+    int at = *idx;
+    const char *want = rc_nodetab_name(t, node);
+    if (want == NULL || parse_pid(buf, len, &at, &name, &nlen, &p) != 0)
+        return -1;
+    *idx = at;
+    if (nlen != rc_nodetab_name_len(t, node) || memcmp(name, want, nlen) != 0)
+        return 1;
+    p.node = node;
+    *out = p;
     return 0;
 }
 

@@ -27,6 +27,12 @@ static inline int rc_cpid_eq(const rc_cpid *a, const rc_cpid *b)
 
 /* Reads one pid at *idx (bounded by len). 0 or -1. */
 int rc_cpid_read(rc_nodetab *t, const char *buf, int len, int *idx, rc_cpid *out);
+/* Reads one pid at *idx that must be of `node` (an index already in t): 0
+ * and *out if it is; 1 if it is of another node, whose name is then not
+ * interned (a peer's message cannot grow the table with names); -1 if
+ * malformed. *idx moves past the pid unless -1. */
+int rc_cpid_read_of(const rc_nodetab *t, uint32_t node, const char *buf, int len, int *idx,
+                    rc_cpid *out);
 /* Appends NEW_PID_EXT. 0 or -1. */
 int rc_cpid_write(const rc_nodetab *t, ei_x_buff *x, const rc_cpid *p);
 /* Conversions with ei's erlang_pid (for the process layer). */

@@ -4,10 +4,12 @@
 #include "codec/term_read.h"
 #include "proc/rmon.h"
 #include "transport/dist_hdr.h"
+#include "util/err.h"
 
 #include <stdlib.h>
 #include <sys/uio.h>
 #include <string.h>
+#include <time.h>
 #include <uthash.h>
 
 #define MOD "procs"
@@ -73,6 +75,7 @@ struct rc_procs {
     rc_proc *zombies;
     rc_procs_stats stats;
     int warned_malformed, warned_unknown_op;
+    rc_ratelimit foreign_log;
     rc_proc_exit_hook exit_hook;
     void *exit_hook_ctx;
     /* The node's table (not owned): sends name their node by index, and
@@ -899,7 +902,59 @@ static rc_proc *resolve_target(rc_procs *ps, const ctrl_msg *m)
     return m->to_is_name ? rc_procs_whereis(ps, m->to_name) : rc_procs_lookup(ps, &m->to);
 }
 
-void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len)
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Link, monitor and exit signals are made by a process of the sending node
+ * about itself; a peer that names another node in them would have this node
+ * hold state for (and dial) a node it never spoke to. The BEAM closes such
+ * a connection; so does the caller of rc_procs_on_frame. */
+static int speaks_for_other_node(const ctrl_msg *m, const char *peer)
+{
+    switch (m->op) {
+    case CTRL_LINK:
+    case CTRL_UNLINK:
+    case CTRL_UNLINK_ID:
+    case CTRL_UNLINK_ID_ACK:
+    case CTRL_EXIT:
+    case CTRL_EXIT_TT:
+    case CTRL_EXIT2:
+    case CTRL_EXIT2_TT:
+        return !m->has_from || strcmp(m->from.node, peer) != 0;
+    case CTRL_MONITOR_P:
+    case CTRL_DEMONITOR_P:
+        /* A monitor's reference is made by the watcher's node too; one of
+         * another node would be interned and kept for as long as the
+         * monitor stands. */
+        return !m->has_from || strcmp(m->from.node, peer) != 0 || !m->has_ref ||
+               strcmp(m->ref.node, peer) != 0;
+    default:
+        return 0;
+    }
+}
+
+#define FOREIGN_WINDOW_MS 10000u
+#define FOREIGN_LINES 5u
+
+static void refuse_foreign(rc_procs *ps, const ctrl_msg *m, const char *peer)
+{
+    ps->stats.err_foreign_from++;
+    unsigned left_out = 0;
+    int ok = rc_ratelimit_allow(&ps->foreign_log, mono_ms(), FOREIGN_WINDOW_MS, FOREIGN_LINES,
+                                &left_out);
+    if (left_out > 0)
+        LOG_W(ps->lg, MOD, "%u more control messages speaking for another node were refused",
+              left_out);
+    if (ok)
+        LOG_W(ps->lg, MOD, "control message %d from %s names node %s as its sender: refused, "
+              "connection closed", m->op, peer, m->has_from ? m->from.node : "(none)");
+}
+
+int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len)
 {
     ctrl_msg m;
     if (ctrl_decode(payload, len, &m) != 0) {
@@ -909,7 +964,11 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
                   peer);
         else
             LOG_D(ps->lg, MOD, "malformed frame from %s ignored", peer);
-        return;
+        return 0;
+    }
+    if (speaks_for_other_node(&m, peer)) {
+        refuse_foreign(ps, &m, peer);
+        return RC_EBADARG;
     }
     ps->stats.msgs_in++;
     rc_proc *p = NULL;
@@ -926,10 +985,10 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
             answer_invalid_call(ps, p, m.msg, m.msg_len);
         } else {
             rc_signal sig = {.kind = RC_SIG_MSG, .from = m.has_from ? &m.from : NULL,
-                             .buf = m.msg, .len = m.msg_len};
+                             .buf = m.msg, .len = m.msg_len, .peer = peer};
             deliver(ps, p, &sig);
         }
-        return;
+        return 0;
     }
     switch (m.op) {
     case CTRL_LINK:
@@ -937,7 +996,7 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
         if (p != NULL) {
             int rc = add_link(ps, p, &m.from);
             if (rc == 0)
-                return;
+                return 0;
             if (rc == 1) {
                 refused(ps, &ps->stats.err_link_limit, peer, "links");
                 if (ei_x_new(&x) == 0) {
@@ -945,7 +1004,7 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
                         (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
                     ei_x_free(&x);
                 }
-                return;
+                return 0;
             }
         }
         /* Linking to a process that does not exist: the linker gets noproc. */
@@ -954,12 +1013,12 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
                 (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
             ei_x_free(&x);
         }
-        return;
+        return 0;
     case CTRL_UNLINK:
         p = rc_procs_lookup(ps, &m.to);
         if (p)
             remove_link(ps, p, &m.from);
-        return;
+        return 0;
     case CTRL_UNLINK_ID:
         p = rc_procs_lookup(ps, &m.to);
         if (p)
@@ -969,24 +1028,24 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
                 (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
             ei_x_free(&x);
         }
-        return;
+        return 0;
     case CTRL_UNLINK_ID_ACK:
-        return;
+        return 0;
     case CTRL_EXIT:
     case CTRL_EXIT_TT:
     case CTRL_EXIT2:
     case CTRL_EXIT2_TT:
         p = rc_procs_lookup(ps, &m.to);
         if (p == NULL)
-            return;
+            return 0;
         if ((m.op == CTRL_EXIT || m.op == CTRL_EXIT_TT) && !remove_link(ps, p, &m.from))
-            return; /* an EXIT for a link we do not have is stale */
+            return 0; /* an EXIT for a link we do not have is stale */
         {
             rc_signal sig = {.kind = RC_SIG_EXIT, .from = &m.from, .buf = m.reason,
-                             .len = m.reason_len};
+                             .len = m.reason_len, .peer = peer};
             deliver(ps, p, &sig);
         }
-        return;
+        return 0;
     case CTRL_MONITOR_P:
         p = resolve_target(ps, &m);
         if (p == NULL) {
@@ -998,26 +1057,30 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
             if (rc != 0)
                 send_monitor_exit_now(ps, &m, rc == 1 ? "system_limit" : "noproc");
         }
-        return;
+        return 0;
     case CTRL_DEMONITOR_P:
         p = resolve_target(ps, &m);
         if (p)
             remove_remote_monitor(ps, p, &m.ref);
-        return;
+        return 0;
     case CTRL_MONITOR_P_EXIT:
         p = rc_procs_lookup(ps, &m.to);
         if (p == NULL)
-            return;
+            return 0;
         for (size_t i = 0; i < p->nomons; i++) {
-            if (ref_eq(&p->omons[i].ref, &m.ref)) {
+            /* Only the node of the monitored process ends its monitor: our
+             * references are easy to guess, and another peer must not make
+             * us believe a third node's process died. */
+            if (ref_eq(&p->omons[i].ref, &m.ref) && strcmp(p->omons[i].target.node, peer) == 0) {
                 p->omons[i] = p->omons[--p->nomons];
                 rc_signal sig = {.kind = RC_SIG_DOWN, .from = m.has_from ? &m.from : NULL,
-                                 .buf = m.reason, .len = m.reason_len, .ref = &m.ref};
+                                 .buf = m.reason, .len = m.reason_len, .ref = &m.ref,
+                                 .peer = peer};
                 deliver(ps, p, &sig);
-                return;
+                return 0;
             }
         }
-        return;
+        return 0;
     default:
         ps->stats.err_unknown_op++;
         if (!ps->warned_unknown_op++)
@@ -1026,7 +1089,7 @@ void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size
         else
             LOG_D(ps->lg, MOD, "unsupported control message %d from %s dropped", m.op,
                   peer);
-        return;
+        return 0;
     }
 }
 
@@ -1068,7 +1131,7 @@ void rc_procs_on_down(rc_procs *ps, const char *peer)
                 out_monitor om = p->omons[i];
                 p->omons[i] = p->omons[--p->nomons];
                 rc_signal sig = {.kind = RC_SIG_DOWN, .from = om.by_name ? NULL : &om.target,
-                                 .buf = reason, .len = rlen, .ref = &om.ref};
+                                 .buf = reason, .len = rlen, .ref = &om.ref, .peer = peer};
                 deliver(ps, p, &sig);
             } else {
                 i++;
@@ -1078,7 +1141,8 @@ void rc_procs_on_down(rc_procs *ps, const char *peer)
             erlang_pid other;
             if (p->links[i].node == idx && rc_cpid_to_ei(ps->nodes, &p->links[i], &other) == 0) {
                 p->links[i] = p->links[--p->nlinks];
-                rc_signal sig = {.kind = RC_SIG_EXIT, .from = &other, .buf = reason, .len = rlen};
+                rc_signal sig = {.kind = RC_SIG_EXIT, .from = &other, .buf = reason, .len = rlen,
+                                 .peer = peer};
                 deliver(ps, p, &sig);
             } else {
                 i++;

@@ -30,6 +30,11 @@ typedef struct rc_signal {
     const char *buf;
     int len;
     const erlang_ref *ref; /* DOWN: the monitor reference */
+    /* The node whose connection brought the signal, or NULL for one from a
+     * C process of this node. Unlike `from` it cannot be claimed: what a
+     * message says about other nodes is believed only from their own
+     * connection. */
+    const char *peer;
 } rc_signal;
 
 typedef void (*rc_proc_handler)(rc_procs *ps, rc_proc *self, const rc_signal *sig);
@@ -38,6 +43,9 @@ typedef struct rc_procs_stats {
     uint64_t msgs_in, msgs_out, msgs_dropped, msgs_local;
     uint64_t err_malformed, err_unknown_op, err_unknown_target;
     uint64_t err_monitor_limit, err_link_limit; /* refused with system_limit */
+    /* A link, monitor or exit whose sender (or reference) names another
+     * node than the connection it came on: refused, as the BEAM refuses it. */
+    uint64_t err_foreign_from;
 } rc_procs_stats;
 /* Monitors remote processes hold on this node's processes. */
 size_t rc_procs_remote_monitors(const rc_procs *ps);
@@ -64,8 +72,12 @@ void rc_procs_free(rc_procs *ps);
 /* Ends every process (monitors/links notified while connections still exist). */
 void rc_procs_exit_all(rc_procs *ps, const char *reason);
 
-/* Distribution callbacks, to be wired into rc_dist_callbacks by the node. */
-void rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len);
+/* Distribution callbacks, to be wired into rc_dist_callbacks by the node.
+ * on_frame: 0, or RC_EBADARG when the peer sent a control message that
+ * speaks for another node (a LINK, MONITOR_P, EXIT... whose sender or
+ * reference is not of `peer`): it was dropped and the caller should close
+ * the connection, as the BEAM does. */
+int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len);
 void rc_procs_on_down(rc_procs *ps, const char *peer);
 
 rc_proc *rc_proc_spawn(rc_procs *ps, rc_proc_handler fn, void *ctx, void (*free_ctx)(void *));

@@ -157,6 +157,9 @@ typedef struct fx {
     erlang_pid self_e; /* the scope's pid */
     rc_cpid self;
     erlang_pid peer, peer2, peer3; /* the BEAM scopes */
+    /* The connection the next message comes on; NULL: that of the node
+     * whose scope the message speaks for, as a real peer sends it. */
+    const char *via;
     evlog ev;
 } fx;
 
@@ -233,9 +236,32 @@ static rc_cpid lcp(fx *f, rc_proc *p) { return cp(f, rc_proc_pid(p)); }
 
 /* ------------------------------------------------------------ feeding */
 
-/* Delivers msg (with version byte) to the scope's name as REG_SEND from PEER. */
+/* The node of the scope pid a pg message speaks for ({Tag, Pid, ...} or
+ * {'$gen_cast', {sync, Pid, _}}), or PEER if it names none. */
+static const char *claimed_node(const char *msg, int mlen, char *node)
+{
+    int i = 0, v = 0, a = 0;
+    char tag[MAXATOMLEN];
+    erlang_pid p;
+    (void)mlen;
+    if (ei_decode_version(msg, &i, &v) != 0 || ei_decode_tuple_header(msg, &i, &a) != 0 ||
+        ei_decode_atom(msg, &i, tag) != 0)
+        return PEER;
+    if (strcmp(tag, "$gen_cast") == 0 &&
+        (ei_decode_tuple_header(msg, &i, &a) != 0 || ei_decode_atom(msg, &i, tag) != 0))
+        return PEER;
+    if (ei_decode_pid(msg, &i, &p) != 0)
+        return PEER;
+    strcpy(node, p.node);
+    return node;
+}
+
+/* Delivers msg (with version byte) to the scope's name as REG_SEND from
+ * f->peer, on the connection of f->via or else of the node it speaks for. */
 static void feed_bytes(fx *f, const char *msg, int mlen)
 {
+    char claimed[MAXATOMLEN_UTF8];
+    const char *conn = f->via != NULL ? f->via : claimed_node(msg, mlen, claimed);
     ei_x_buff c;
     ei_x_new(&c);
     assert_int_equal(ctrl_encode_reg_send(&c, &f->peer, SCOPE), 0);
@@ -245,12 +271,13 @@ static void feed_bytes(fx *f, const char *msg, int mlen)
     p[0] = (char)CTRL_PASS_THROUGH;
     memcpy(p + 1, c.buff, (size_t)c.index);
     memcpy(p + 1 + c.index, msg, (size_t)mlen);
-    rc_procs_on_frame(f->ps, PEER, p, len);
+    rc_procs_on_frame(f->ps, conn, p, len);
     free(p);
     ei_x_free(&c);
 }
 
-/* Feeds a control message without a message body (a DOWN, say). */
+/* Feeds a control message without a message body (a DOWN, say), on the
+ * connection of its sender's node unless f->via says otherwise. */
 static void feed_ctrl(fx *f, const ei_x_buff *c)
 {
     size_t len = 1 + (size_t)c->index;
@@ -258,7 +285,10 @@ static void feed_ctrl(fx *f, const ei_x_buff *c)
     assert_non_null(p);
     p[0] = (char)CTRL_PASS_THROUGH;
     memcpy(p + 1, c->buff, (size_t)c->index);
-    rc_procs_on_frame(f->ps, PEER, p, len);
+    ctrl_msg m;
+    assert_int_equal(ctrl_decode(p, len, &m), 0);
+    const char *conn = f->via != NULL ? f->via : m.has_from ? m.from.node : PEER;
+    rc_procs_on_frame(f->ps, conn, p, len);
     free(p);
 }
 
@@ -1927,6 +1957,63 @@ static void test_spoofed_discover(void **state)
     assert_int_equal(nmemb(f), 3);
 }
 
+/* A peer speaks only for its own node. On PEER's connection, a sync, join,
+ * leave or discover in the name of PEER2's scope (even its real pid) changes
+ * nothing about PEER2's members and adds no peer; member pids of third
+ * nodes never get their node names interned. PEER2's own connection still
+ * counts. */
+static void test_spoofed_sync(void **state)
+{
+    fx *f = *state;
+    known_peer(f, &f->peer);
+    known_peer(f, &f->peer2);
+    term g = t_atom("g");
+    term k = key_of(&g);
+    erlang_pid q[5];
+    rc_cpid cq[5];
+    for (int i = 0; i < 5; i++) {
+        q[i] = epid(PEER2, 1 + (unsigned)i, 6);
+        cq[i] = cp(f, &q[i]);
+    }
+    int five[] = {5};
+    send_sync(f, &f->peer2, &g, five, 1, q);
+    assert_view(f, &k, cq, 5);
+    rec_clear(&f->rec);
+
+    f->via = PEER;
+    erlang_pid fakes[] = {epid(PEER2, 901, 6), epid(PEER2, 902, 6)};
+    int two[] = {2};
+    send_sync(f, &f->peer2, &g, two, 1, fakes);
+    assert_view(f, &k, cq, 5);
+    send_join(f, &f->peer2, &g, fakes, 2, 1);
+    send_leave(f, &f->peer2, q, 5, 1, &g, 1);
+    assert_view(f, &k, cq, 5);
+    erlang_pid fake_scope = epid(PEER2, 777, 6);
+    send_discover(f, &fake_scope);
+    assert_int_equal(rc_pg_peer_count(f->s), 2);
+    assert_int_equal(f->rec.n, 0); /* no answer, no monitor */
+    assert_int_equal(stats(f)->foreign_scope, 4);
+
+    /* PEER's own sync may list pids of any node: only its own count, and
+     * the others' node names are not kept */
+    erlang_pid mixed[] = {epid(PEER, 50, 5), epid("ghost1@h", 1, 1), epid("ghost2@h", 2, 1)};
+    int three[] = {3};
+    send_sync(f, &f->peer, &g, three, 1, mixed);
+    f->via = NULL;
+    rc_cpid c50 = cp(f, &mixed[0]);
+    rc_cpid want[] = {cq[0], cq[1], cq[2], cq[3], cq[4], c50};
+    assert_view(f, &k, want, 6);
+    assert_int_equal(rc_nodetab_find(f->nodes, "ghost1@h", 8), RC_NODE_NONE);
+    assert_int_equal(rc_nodetab_find(f->nodes, "ghost2@h", 8), RC_NODE_NONE);
+    assert_int_equal(stats(f)->foreign_pids, 2);
+
+    /* on its own connection PEER2 still changes its view */
+    send_leave(f, &f->peer2, q, 2, 1, &g, 1);
+    rc_cpid left[] = {cq[2], cq[3], cq[4], c50};
+    assert_view(f, &k, left, 4);
+    assert_int_equal(stats(f)->foreign_scope, 4);
+}
+
 /* (7) connection loss: the process layer's noconnection DOWN, then the
  * scope's nodedown; or the nodedown alone. */
 static void test_connection_down(void **state)
@@ -2132,6 +2219,7 @@ int main(void)
         T(test_peer_down),
         T(test_subscriber_joins_during_peer_down),
         T(test_spoofed_discover),
+        T(test_spoofed_sync),
         T(test_connection_down),
         T(test_shutdown),
         T(test_notifications),

@@ -5,6 +5,7 @@
 #include "rec_frame.h"
 #include "codec/ctrl.h"
 #include "proc/procs.h"
+#include "util/err.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -436,6 +437,92 @@ static void test_remote_down_delivered(void **state)
     ei_x_free(&c);
 }
 
+/* Feeds one control message on the connection of node `conn`; returns what
+ * rc_procs_on_frame says. */
+static int feed_on(rc_procs *ps, const char *conn, const ei_x_buff *ctrl)
+{
+    size_t len = 1 + (size_t)ctrl->index;
+    char *p = malloc(len);
+    assert_non_null(p);
+    p[0] = (char)112;
+    memcpy(p + 1, ctrl->buff, (size_t)ctrl->index);
+    int rc = rc_procs_on_frame(ps, conn, p, len);
+    free(p);
+    return rc;
+}
+
+/* Links, monitors and exits are about their sender's own node: on PEER's
+ * connection, one whose sender (or monitor reference) is of another node
+ * is refused for the caller to close the connection, as the BEAM does. It
+ * leaves nothing behind: no monitor, no link, no exit delivered, no
+ * answer, and the named node is never interned (so never dialled). A DOWN
+ * for our monitor of PEER's process counts only from PEER. */
+static void test_foreign_from_refused(void **state)
+{
+    fixture *f = *state;
+    inbox in = {0};
+    rc_proc *p = rc_proc_spawn(f->ps, record, &in, NULL);
+    assert_int_equal(rc_proc_register(f->ps, p, "svc"), 0);
+    const erlang_pid *me = rc_proc_pid(p);
+    erlang_pid other = remote_pid(21);
+    strcpy(other.node, "other@h");
+    erlang_pid w = remote_pid(22);
+    erlang_ref r_other = remote_ref(3);
+    strcpy(r_other.node, "other@h");
+    erlang_ref r = remote_ref(4);
+    ei_x_buff c;
+    ei_x_new(&c);
+    int refused = 0;
+
+    ctrl_encode_link(&c, CTRL_LINK, &other, me);
+    assert_int_equal(feed_on(f->ps, PEER, &c), RC_EBADARG);
+    refused++;
+    c.index = 0;
+    ctrl_encode_monitor(&c, CTRL_MONITOR_P, &other, me, NULL, &r);
+    assert_int_equal(feed_on(f->ps, PEER, &c), RC_EBADARG);
+    refused++;
+    c.index = 0;
+    ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, NULL, "svc", &r_other);
+    assert_int_equal(feed_on(f->ps, PEER, &c), RC_EBADARG);
+    refused++;
+    c.index = 0;
+    ctrl_encode_monitor(&c, CTRL_DEMONITOR_P, &other, me, NULL, &r);
+    assert_int_equal(feed_on(f->ps, PEER, &c), RC_EBADARG);
+    refused++;
+    c.index = 0;
+    ctrl_encode_exit(&c, CTRL_EXIT2, &other, me, "kill");
+    assert_int_equal(feed_on(f->ps, PEER, &c), RC_EBADARG);
+    refused++;
+    c.index = 0;
+    ctrl_encode_unlink_id(&c, CTRL_UNLINK_ID, 9, &other, me);
+    assert_int_equal(feed_on(f->ps, PEER, &c), RC_EBADARG);
+    refused++;
+    assert_int_equal(rc_procs_remote_monitors(f->ps), 0);
+    assert_int_equal(in.exits, 0);
+    assert_int_equal(f->rec.n, 0);
+    assert_int_equal(rc_nodetab_find(f->rec.nodes, "other@h", 7), RC_NODE_NONE);
+    assert_int_equal(rc_procs_get_stats(f->ps)->err_foreign_from, (uint64_t)refused);
+
+    /* the same from the right node is taken */
+    c.index = 0;
+    ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, NULL, "svc", &r);
+    assert_int_equal(feed_on(f->ps, PEER, &c), 0);
+    assert_int_equal(rc_procs_remote_monitors(f->ps), 1);
+
+    /* our monitor of a process of PEER ends only by PEER's word */
+    erlang_pid target = remote_pid(17);
+    erlang_ref mref;
+    assert_int_equal(rc_proc_monitor(f->ps, p, &target, NULL, NULL, &mref), 0);
+    rec_clear(&f->rec);
+    c.index = 0;
+    ctrl_encode_monitor_exit(&c, &target, NULL, me, &mref, "killed");
+    assert_int_equal(feed_on(f->ps, "third@h", &c), 0);
+    assert_int_equal(in.downs, 0);
+    assert_int_equal(feed_on(f->ps, PEER, &c), 0);
+    assert_int_equal(in.downs, 1);
+    ei_x_free(&c);
+}
+
 /* Outgoing links: LINK goes out, the linked process's EXIT reaches the
  * handler, and unlinking sends UNLINK_ID (after which an EXIT is stale). */
 static void test_outgoing_link(void **state)
@@ -532,6 +619,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_send_does_not_reenter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_down_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_from_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_monitors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outgoing_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_call_answered_badarg, setup, teardown),

@@ -30,9 +30,10 @@
          remote_monitors_compact_capped_freed/1,
          departed_client_not_dialed_back/1,
          unreachable_subscriber_counted_and_forgotten/1,
-         debug_log_tells_what_happens/1]).
+         debug_log_tells_what_happens/1,
+         discovery_lies_bounded/1]).
 %% run on peers
--export([send_and_await_nodedown/3, start_monitor_holder/1]).
+-export([send_and_await_nodedown/3, start_monitor_holder/1, start_lying_rex/2]).
 
 suite() ->
     [{timetrap, {minutes, 2}}].
@@ -48,7 +49,8 @@ all() ->
      remote_monitors_compact_capped_freed,
      departed_client_not_dialed_back,
      unreachable_subscriber_counted_and_forgotten,
-     debug_log_tells_what_happens].
+     debug_log_tells_what_happens,
+     discovery_lies_bounded].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -450,4 +452,69 @@ debug_log_tells_what_happens(_Config) ->
                        lists:all(fun(W) -> binary:match(Text, list_to_binary(W)) =/= nomatch end,
                                  Want)
                end, 10000, debug_lines_logged),
+    ok.
+
+%%%===================================================================
+%%% A cookie holder that lies about the cluster
+%%%===================================================================
+
+%% On a peer: its rex replaced by a liar. Each nodes(connected) question is
+%% answered with the list it was last given ({names, L}, [] at first), and
+%% the asker first gets an unsolicited {Ref, Unasked} with a made-up
+%% reference. Tells Report of each answer.
+-spec start_lying_rex(pid(), [node()]) -> pid().
+start_lying_rex(Report, Unasked) ->
+    unregister(rex),
+    Pid = spawn(fun() -> lying_rex(Report, Unasked, []) end),
+    true = register(rex, Pid),
+    Pid.
+
+lying_rex(Report, Unasked, Names) ->
+    receive
+        {names, L} ->
+            lying_rex(Report, Unasked, L);
+        {'$gen_call', {From, Tag}, {call, erlang, nodes, [connected], _}} ->
+            From ! {make_ref(), Unasked},
+            From ! {Tag, Names},
+            Report ! {answered, length(Names)},
+            lying_rex(Report, Unasked, Names)
+    end.
+
+ghosts(Prefix, N) ->
+    [list_to_atom(Prefix ++ integer_to_list(I) ++ "@127.0.0.1") || I <- lists:seq(1, N)].
+
+%% A peer answers the C node's nodes(connected) question with 2,000 names
+%% nobody runs, and slips in an unsolicited list of 500 more. The
+%% unsolicited names are never learnt; the listed ones are dialled at a
+%% bounded rate (20/s, a burst of 20), not all at once and again and again.
+%% Before: the 500 were learnt and 2,000 dials were made in the first
+%% second (the issue saw 36,846 in 20 s).
+discovery_lies_bounded(_Config) ->
+    #{node := CNode} = start_cnode("rcn_lies", [], testcase),
+    Liar = start_peer("rcn_liar", testcase),
+    Self = self(),
+    Rex = pcall(Liar, ?MODULE, start_lying_rex, [Self, ghosts("rcn_unasked", 500)]),
+    K0 = maps:get(known_nodes, stats(CNode)),
+    ?assertEqual(pong, pcall(Liar, net_adm, ping, [CNode])),
+    receive {answered, 0} -> ok after 10000 -> ct:fail(no_question_asked) end,
+    %% the unsolicited list went in with the answer; the answer was []
+    wait_until(fun() -> maps:get(known_nodes, stats(CNode)) >= K0 + 1 end, 5000, liar_known),
+    timer:sleep(500),
+    Known1 = maps:get(known_nodes, stats(CNode)),
+    ct:log("known nodes: ~p before, ~p after the unsolicited list", [K0, Known1]),
+    ?assert(Known1 < K0 + 500),
+
+    Rex ! {names, ghosts("rcn_listed", 2000)},
+    F0 = maps:get(connect_failed, stats(CNode)),
+    %% the next question comes within the rediscovery period (5 s)
+    receive {answered, 2000} -> ok after 10000 -> ct:fail(no_second_question) end,
+    T0 = erlang:monotonic_time(millisecond),
+    timer:sleep(5000),
+    S = stats(CNode),
+    Dials = maps:get(connect_failed, S) - F0,
+    Secs = (erlang:monotonic_time(millisecond) - T0) / 1000,
+    ct:log("~p failed dials in ~.1f s after the list of 2,000; ~p nodes known; "
+           "stats ~p", [Dials, Secs, maps:get(known_nodes, S), S]),
+    %% 20 at once, then 20 a second (and a few of the liar's own)
+    ?assert(Dials =< 20 + 20 * (Secs + 1) + 10),
     ok.
