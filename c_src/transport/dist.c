@@ -27,6 +27,8 @@
 #include <uthash.h>
 
 #define MOD "dist"
+/* A name that may wait for its connection fits the waiting queue. */
+_Static_assert(HS_MAX_NODE <= RC_WAITQ_NODE_MAX, "node names longer than the waiting queue's");
 /* Read at most this much per connection per loop turn so one busy peer
  * cannot starve the others. */
 #define READ_BUDGET_PER_TURN (4u << 20)
@@ -1360,8 +1362,8 @@ static void on_tick_timer(uv_timer_t *t)
     /* A connect ends by its deadline and its frames go with it; this catches
      * a queue whose connect could not even start. */
     uint64_t wait_ms = 2u * (uint64_t)d->cfg.handshake_timeout_ms + 1000u;
-    const char *w;
-    while (now > wait_ms && (w = rc_waitq_oldest(d->waitq, now - wait_ms)) != NULL) {
+    char w[RC_WAITQ_NODE_MAX];
+    while (now > wait_ms && rc_waitq_oldest(d->waitq, now - wait_ms, w)) {
         if (rc_dist_is_connecting(d, w))
             break;
         drop_waiting(d, w, "no connection within the handshake time");
@@ -1578,8 +1580,8 @@ void rc_dist_stop(rc_dist *d)
     d->stopping = 1;
     while (d->conns != NULL)
         rc_dist_close(d, d->conns, "node stopping");
-    const char *w;
-    while ((w = rc_waitq_oldest(d->waitq, UINT64_MAX)) != NULL)
+    char w[RC_WAITQ_NODE_MAX];
+    while (rc_waitq_oldest(d->waitq, UINT64_MAX, w))
         drop_waiting(d, w, "the node is stopping");
     /* Inbound handshakes end at once; outbound connects by their deadline. */
     for (hs_job *j = d->in_head; j != NULL; j = j->in_next)

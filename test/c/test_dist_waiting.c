@@ -1,0 +1,141 @@
+/* Sends that wait for a connection which is never made, on a real transport
+ * (a loop, no epmd registration): what waited is dropped, counted and
+ * logged under the node's name, and the layer above is told that name; the
+ * name must still be readable when it is logged and handed on, after the
+ * waiting queue has let go of its own copy (run under ASan as well). The
+ * node's "epmd" is a socket that accepts nothing, so a connect hangs until
+ * its deadline. */
+#include "transport/dist.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#define GHOST "ghost@127.0.0.1"
+
+typedef struct fixture {
+    uv_loop_t loop;
+    rc_nodetab *nodes;
+    rc_logger lg;
+    rc_dist *dist;
+    int silent_epmd;
+    char unreachable[8][64]; /* names handed to on_unreachable, copied */
+    int nunreachable;
+} fixture;
+
+static void on_unreachable(void *ctx, const char *node)
+{
+    fixture *f = ctx;
+    if (f->nunreachable < 8)
+        snprintf(f->unreachable[f->nunreachable++], sizeof f->unreachable[0], "%s", node);
+}
+
+/* A listener that never accepts: connects to it complete, then hear nothing. */
+static int silent_listener(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sl), 0);
+    assert_int_equal(listen(fd, 64), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &sl), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void start(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    uint16_t port = 0;
+    f->silent_epmd = silent_listener(&port);
+    char env[16];
+    snprintf(env, sizeof env, "%u", port);
+    setenv("ERL_EPMD_PORT", env, 1);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->nodes = rc_nodetab_new();
+    assert_non_null(f->nodes);
+    rc_logger_init(&f->lg, RC_LOG_WARNING);
+    f->lg.out = tmpfile();
+    assert_non_null(f->lg.out);
+    rc_dist_config cfg = {.nodes = f->nodes, .alive = "waitq_test",
+                          .node_name = "waitq_test@127.0.0.1", .cookie = "cookie",
+                          .max_message_bytes = 1u << 20, .net_ticktime_s = 4,
+                          .handshake_timeout_ms = 400, .no_epmd = 1, .listen_addr = "127.0.0.1"};
+    rc_backpressure_defaults(&cfg.bp);
+    rc_dist_callbacks cb = {.ctx = f, .on_unreachable = on_unreachable};
+    char err[256];
+    if (rc_dist_start(&f->dist, &f->loop, &f->lg, &cfg, &cb, err, (int)sizeof err) != 0)
+        fail_msg("rc_dist_start: %s", err);
+}
+
+/* The log so far, NUL-terminated (the caller frees it). */
+static char *log_text(fixture *f)
+{
+    fflush(f->lg.out);
+    long n = ftell(f->lg.out);
+    assert_true(n >= 0);
+    char *s = calloc(1, (size_t)n + 1);
+    assert_non_null(s);
+    rewind(f->lg.out);
+    assert_int_equal(fread(s, 1, (size_t)n, f->lg.out), (size_t)n);
+    return s;
+}
+
+/* Stops the transport, lets the connects in flight end, frees all. */
+static void finish(fixture *f)
+{
+    rc_dist_stop(f->dist);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    rc_dist_free(f->dist);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    rc_nodetab_free(f->nodes);
+    fclose(f->lg.out);
+    close(f->silent_epmd);
+}
+
+static int send_to(fixture *f, const char *node)
+{
+    static const char body[] = "\x83h\x01a\x02";
+    struct iovec part = {.iov_base = (void *)body, .iov_len = sizeof body - 1};
+    uint32_t idx = rc_nodetab_intern(f->nodes, node, strlen(node));
+    assert_int_not_equal(idx, RC_NODE_NONE);
+    return rc_dist_send_node(f->dist, idx, &part, 1);
+}
+
+/* Frames still waiting when the node stops are dropped under the name
+ * they waited for (that name used to be read after its queue was freed). */
+static void test_dropped_at_stop_named(void **state)
+{
+    (void)state;
+    static fixture f;
+    start(&f);
+    assert_int_equal(send_to(&f, GHOST), 0);
+    assert_int_equal(send_to(&f, GHOST), 0);
+    assert_true(rc_dist_is_connecting(f.dist, GHOST));
+    rc_dist_stop(f.dist);
+    assert_int_equal(rc_dist_get_stats(f.dist)->dropped_unreachable, 2);
+    char *log = log_text(&f);
+    if (strstr(log, "2 message(s) to " GHOST " dropped: the node is stopping") == NULL)
+        fail_msg("no drop line naming the node in:\n%s", log);
+    free(log);
+    finish(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dropped_at_stop_named),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
