@@ -4,8 +4,10 @@
  * name must still be readable when it is logged and handed on, after the
  * waiting queue has let go of its own copy (run under ASan as well). The
  * node's "epmd" is a socket that accepts nothing, so a connect hangs until
- * its deadline. */
+ * its deadline. And the threads that handshakes and connects run on are
+ * bounded by what is in flight, read from /proc. */
 #include "transport/dist.h"
+#include "util/err.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -54,13 +57,13 @@ static int silent_listener(uint16_t *port)
     return fd;
 }
 
-static void start(fixture *f)
+static void start(fixture *f, size_t max_handshakes, size_t max_dials, uint16_t port)
 {
     memset(f, 0, sizeof *f);
-    uint16_t port = 0;
-    f->silent_epmd = silent_listener(&port);
+    uint16_t epmd = 0;
+    f->silent_epmd = silent_listener(&epmd);
     char env[16];
-    snprintf(env, sizeof env, "%u", port);
+    snprintf(env, sizeof env, "%u", epmd);
     setenv("ERL_EPMD_PORT", env, 1);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->nodes = rc_nodetab_new();
@@ -71,7 +74,9 @@ static void start(fixture *f)
     rc_dist_config cfg = {.nodes = f->nodes, .alive = "waitq_test",
                           .node_name = "waitq_test@127.0.0.1", .cookie = "cookie",
                           .max_message_bytes = 1u << 20, .net_ticktime_s = 4,
-                          .handshake_timeout_ms = 400, .no_epmd = 1, .listen_addr = "127.0.0.1"};
+                          .handshake_timeout_ms = 400, .no_epmd = 1, .listen_addr = "127.0.0.1",
+                          .port_min = port, .port_max = port, .max_handshakes = max_handshakes,
+                          .max_dials = max_dials};
     rc_backpressure_defaults(&cfg.bp);
     rc_dist_callbacks cb = {.ctx = f, .on_unreachable = on_unreachable};
     char err[256];
@@ -119,7 +124,7 @@ static void test_dropped_at_stop_named(void **state)
 {
     (void)state;
     static fixture f;
-    start(&f);
+    start(&f, 0, 0, 0);
     assert_int_equal(send_to(&f, GHOST), 0);
     assert_int_equal(send_to(&f, GHOST), 0);
     assert_true(rc_dist_is_connecting(f.dist, GHOST));
@@ -132,10 +137,133 @@ static void test_dropped_at_stop_named(void **state)
     finish(&f);
 }
 
+/* This process's threads, from /proc. */
+static int threads_now(void)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    assert_non_null(fp);
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, fp) != NULL)
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(fp);
+    assert_true(n > 0);
+    return n;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Runs the loop for ms milliseconds (or until the fixture saw `until`
+ * unreachable nodes); the most threads seen meanwhile. */
+static int pump(fixture *f, unsigned ms, int until)
+{
+    int most = threads_now();
+    uint64_t end = now_ms() + ms;
+    while (now_ms() < end && f->nunreachable < until) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        int t = threads_now();
+        if (t > most)
+            most = t;
+        usleep(2000);
+    }
+    return most;
+}
+
+/* Connects are bounded: one runs at a time here, four more wait (and count
+ * as connecting, so their frames wait too), the next is refused and its
+ * frames go at the tick timer's expiry, named. Waiting connects run in the
+ * order they were asked for. */
+static void test_dials_bounded(void **state)
+{
+    (void)state;
+    static fixture f;
+    start(&f, 0, 1, 0);
+    int base = threads_now();
+    char names[6][32];
+    for (int i = 0; i < 6; i++) {
+        snprintf(names[i], sizeof names[i], "ghost%d@127.0.0.1", i);
+        assert_int_equal(send_to(&f, names[i]), 0);
+    }
+    for (int i = 0; i < 5; i++)
+        assert_true(rc_dist_is_connecting(f.dist, names[i]));
+    assert_false(rc_dist_is_connecting(f.dist, names[5]));
+    assert_int_equal(rc_dist_get_stats(f.dist)->dials_refused, 1);
+    assert_int_equal(rc_dist_connect(f.dist, names[5]), RC_EFULL);
+    assert_int_equal(threads_now(), base + 1);
+    /* five connects of 400 ms each, one after the other, then the tick */
+    int most = pump(&f, 6000, 6);
+    assert_int_equal(f.nunreachable, 6);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(f.unreachable[i], names[i]);
+    if (most > base + 1)
+        fail_msg("%d connect threads at once for a cap of 1", most - base);
+    assert_int_equal(rc_dist_get_stats(f.dist)->dropped_unreachable, 6);
+    finish(&f);
+}
+
+/* A free loopback port, for the listener of the node under test. */
+static uint16_t free_port(void)
+{
+    uint16_t port = 0;
+    int fd = silent_listener(&port);
+    close(fd);
+    return port;
+}
+
+/* Fifty strangers that never say a word, against a cap of four: never more
+ * than four handshake threads (those cut off count until they have ended;
+ * they used to stay in the list and each newcomer got a thread anyway:
+ * fifty threads), the oldest cut off, and the threads all gone once the
+ * last handshakes reach their deadline. */
+static void test_inbound_threads_bounded(void **state)
+{
+    (void)state;
+    static fixture f;
+    uint16_t port = free_port();
+    start(&f, 4, 0, port);
+    int base = threads_now();
+    int socks[50];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons(port)};
+    int most = base;
+    for (int i = 0; i < 50; i++) {
+        socks[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(socks[i] >= 0);
+        assert_int_equal(connect(socks[i], (struct sockaddr *)&a, sizeof a), 0);
+        if (i % 10 == 9) {
+            int t = pump(&f, 20, 1);
+            if (t > most)
+                most = t;
+        }
+    }
+    int t = pump(&f, 300, 1);
+    if (t > most)
+        most = t;
+    if (most > base + 4)
+        fail_msg("%d handshake threads at once for a cap of 4", most - base);
+    assert_int_equal(rc_dist_get_stats(f.dist)->handshakes_evicted, 46);
+    /* the four newest are being handshaken: each ends at its deadline with
+     * nothing said, counted as a failed handshake */
+    pump(&f, 1000, 1);
+    assert_true(rc_dist_get_stats(f.dist)->err_handshake >= 4);
+    assert_int_equal(threads_now(), base);
+    for (int i = 0; i < 50; i++)
+        close(socks[i]);
+    finish(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dropped_at_stop_named),
+        cmocka_unit_test(test_dials_bounded),
+        cmocka_unit_test(test_inbound_threads_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
