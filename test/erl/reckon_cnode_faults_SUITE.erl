@@ -17,7 +17,9 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -import(rc_test_lib, [start_cnode/3, start_cnode_args/3, start_peer/2, pcall/4, cleanup/1,
-                      wait_until/3, os_kill/2, host/0, unique_name/1]).
+                      wait_until/3, os_kill/2, host/0, unique_name/1, dist_port/1,
+                      open_silent/2, close_silent/1, os_threads/1, start_thread_sampler/1,
+                      stop_thread_sampler/1]).
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
@@ -135,30 +137,6 @@ wrong_cookie_rejected(_Config) ->
 %%% An attacker without the cookie
 %%%===================================================================
 
-%% The C node's listening port, from epmd.
-dist_port(#{name := Name}) ->
-    {port, Port, _} = erl_epmd:port_please(Name, host()),
-    Port.
-
-%% N TCP connections that never say a word; owned by a helper process so
-%% they close when it is told to (or dies with the test case).
-open_silent(Port, N) ->
-    Parent = self(),
-    Pid = spawn(fun() ->
-                        Socks = [S || _ <- lists:seq(1, N),
-                                      {ok, S} <- [gen_tcp:connect({127, 0, 0, 1}, Port,
-                                                                  [binary, {active, false}],
-                                                                  2000)]],
-                        Parent ! {self(), opened, length(Socks)},
-                        receive close -> [gen_tcp:close(S) || S <- Socks] end,
-                        Parent ! {self(), closed}
-                end),
-    receive {Pid, opened, Got} -> {Pid, Got} after 30000 -> ct:fail(silent_open_timeout) end.
-
-close_silent(Pid) ->
-    Pid ! close,
-    receive {Pid, closed} -> ok after 10000 -> ct:fail(silent_close_timeout) end.
-
 %% Connects and hangs up in a loop until told to stop: a stranger that keeps
 %% the handshake machinery busy.
 start_reconnector(Port) ->
@@ -226,27 +204,6 @@ strangers_beyond_the_cap_are_cut_off(_Config) ->
     end,
     ok.
 
-%% Threads of an OS process, from /proc.
-threads(OsPid) ->
-    {ok, Status} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
-    {match, [N]} = re:run(Status, <<"\nThreads:\\s+(\\d+)">>, [{capture, all_but_first, binary}]),
-    binary_to_integer(N).
-
-%% Samples an OS process's threads every 5 ms until stopped; the most seen.
-start_thread_sampler(OsPid) ->
-    spawn_link(fun() -> sample_threads(OsPid, threads(OsPid)) end).
-
-sample_threads(OsPid, Most) ->
-    receive
-        {stop, From} -> From ! {threads, Most}
-    after 5 ->
-            sample_threads(OsPid, max(Most, threads(OsPid)))
-    end.
-
-stop_thread_sampler(Pid) ->
-    Pid ! {stop, self()},
-    receive {threads, N} -> N after 5000 -> ct:fail(thread_sampler_stuck) end.
-
 %% 1,000 strangers that connect and never say a word: the node's threads
 %% stay within the handshake cap (128) and a few, and a legitimate node's
 %% handshake completes meanwhile. (The cap used to count list entries, and
@@ -254,7 +211,7 @@ stop_thread_sampler(Pid) ->
 %% newcomer got a thread anyway, 1,000 of them.)
 silent_flood_threads_bounded(_Config) ->
     C = #{node := CNode, os_pid := OsPid} = start_cnode("rcn_flood", [], testcase),
-    Base = threads(OsPid),
+    Base = os_threads(OsPid),
     Sampler = start_thread_sampler(OsPid),
     {Silent, Opened} = open_silent(dist_port(C), 1000),
     try
