@@ -10,7 +10,10 @@
 #include "util/err.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +28,23 @@
 #include <cmocka.h>
 
 #define GHOST "ghost@127.0.0.1"
+
+/* While set, every thread the transport asks for is refused, as under a
+ * task limit (TasksMax, a container's pids limit). The definition here
+ * takes the place of the C library's for the whole program; the real one
+ * (or a sanitizer's) is found next in line. */
+static volatile int refuse_threads;
+
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    static create_fn real;
+    if (refuse_threads)
+        return EAGAIN;
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "pthread_create");
+    return real != NULL ? real(t, attr, fn, arg) : ENOSYS;
+}
 
 typedef struct fixture {
     uv_loop_t loop;
@@ -258,12 +278,72 @@ static void test_inbound_threads_bounded(void **state)
     finish(&f);
 }
 
+static int count_lines(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+/* No thread to be had: each connection fails on its own (the stranger sees
+ * its socket closed, a connect is reported failed and what waited for it
+ * dropped, named), the loop goes on, the line about it is rate-limited, and
+ * once threads can be had again handshakes run as before. */
+static void test_no_thread_fails_softly(void **state)
+{
+    (void)state;
+    static fixture f;
+    uint16_t port = free_port();
+    start(&f, 4, 0, port);
+    refuse_threads = 1;
+    assert_int_equal(send_to(&f, GHOST), 0);
+    int socks[40];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons(port)};
+    for (int i = 0; i < 40; i++) {
+        socks[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(socks[i] >= 0);
+        assert_int_equal(connect(socks[i], (struct sockaddr *)&a, sizeof a), 0);
+    }
+    pump(&f, 500, 1);
+    pump(&f, 200, 2);
+    assert_int_equal(f.nunreachable, 1);
+    assert_string_equal(f.unreachable[0], GHOST);
+    const rc_dist_stats *st = rc_dist_get_stats(f.dist);
+    assert_int_equal(st->connect_failed, 1);
+    assert_int_equal(st->dropped_unreachable, 1);
+    /* each failed or was cut off (one failing may be cut off too), the
+     * four newest at least got their turn */
+    assert_true(st->err_handshake + st->handshakes_evicted >= 40);
+    assert_true(st->err_handshake >= 4);
+    assert_true(st->handshakes_evicted >= 36);
+    assert_true(st->threads_unavailable >= 5);
+    char *log = log_text(&f);
+    int lines = count_lines(log, "] cannot start a handshake thread");
+    free(log);
+    if (lines > 5)
+        fail_msg("%d lines about refused threads", lines);
+    /* threads again: a newcomer's handshake runs (and ends at its deadline) */
+    refuse_threads = 0;
+    uint64_t failed = st->err_handshake;
+    int late = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(late, (struct sockaddr *)&a, sizeof a), 0);
+    pump(&f, 1000, 99);
+    assert_int_equal(st->err_handshake, failed + 1);
+    close(late);
+    for (int i = 0; i < 40; i++)
+        close(socks[i]);
+    finish(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dropped_at_stop_named),
         cmocka_unit_test(test_dials_bounded),
         cmocka_unit_test(test_inbound_threads_bounded),
+        cmocka_unit_test(test_no_thread_fails_softly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
