@@ -184,8 +184,9 @@ test-san: $(SAN_TESTS)
 	@set -e; for t in $(SAN_TESTS); do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
-# ThreadSanitizer for the tests that run producer threads against the loop.
-TSAN_TESTS := test_broadcast_threads test_http
+# ThreadSanitizer for the tests that run producer threads against the loop,
+# and handshake threads against it.
+TSAN_TESTS := test_broadcast_threads test_http test_dist_waiting
 TSAN_BUILD := build/tsan
 $(TSAN_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

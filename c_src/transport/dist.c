@@ -27,6 +27,8 @@
 #include <uthash.h>
 
 #define MOD "dist"
+/* A name that may wait for its connection fits the waiting queue. */
+_Static_assert(HS_MAX_NODE <= RC_WAITQ_NODE_MAX, "node names longer than the waiting queue's");
 /* Read at most this much per connection per loop turn so one busy peer
  * cannot starve the others. */
 #define READ_BUDGET_PER_TURN (4u << 20)
@@ -82,11 +84,15 @@ typedef struct name_set {
 
 /* An outbound connect or inbound handshake, each on a thread of its own:
  * nothing one peer does (a silent socket, a slow epmd) holds a resource
- * another peer's handshake needs. The job goes back to the loop through the
- * done list; only the loop frees it. */
+ * another peer's handshake needs. Threads are bounded by what is in flight:
+ * a job waits in its list until a thread is free for it. The job goes back
+ * to the loop through the done list; only the loop frees it. */
 typedef struct hs_job {
     rc_dist *dist;
     int outbound;
+    int started;   /* has its thread (or its failure to get one is on the done list) */
+    int listed;    /* in its job_list */
+    int no_thread; /* no thread could be made for it: err says why */
     int fd;
     rc_tls *tls; /* the session once TLS is up, handed to the connection */
     int tls_failed; /* the TLS handshake itself failed: a certificate or
@@ -96,9 +102,14 @@ typedef struct hs_job {
     int ok;
     char err[256];
     struct hs_job *next;              /* done list */
-    struct hs_job *in_prev, *in_next; /* inbound in flight, oldest first */
+    struct hs_job *in_prev, *in_next; /* its job_list, oldest first */
     UT_hash_handle hh; /* outbound jobs by node, to avoid duplicate connects */
 } hs_job;
+
+typedef struct job_list {
+    hs_job *head, *tail;
+    size_t n;
+} job_list;
 
 struct rc_dist {
     uv_loop_t *loop;
@@ -122,12 +133,20 @@ struct rc_dist {
     rc_conn *conns;
     size_t nconns;
     rc_conn *dirty_head; /* connections with output to flush this turn */
-    hs_job *connecting;  /* outbound jobs by node */
-    size_t jobs_in_flight;
-    /* Inbound handshakes in flight, oldest first; beyond the cap the oldest
-     * is cut off (its socket shut down), so strangers cannot pile up. */
-    hs_job *in_head, *in_tail;
-    size_t in_count;
+    hs_job *connecting;  /* outbound jobs by node, waiting or dialling */
+    size_t jobs_in_flight; /* threads not yet reaped by the loop */
+    /* Inbound handshakes, running or waiting for a thread, oldest first.
+     * Beyond the cap the oldest is cut off (its socket shut down, or closed
+     * if it never had a thread) and leaves the list at once, so strangers
+     * cannot pile up; its thread still counts in in_threads until the loop
+     * reaps it, and no new one starts while in_threads is at the cap. */
+    job_list inbound;
+    size_t in_threads;
+    /* Outbound connects waiting for one of cfg.max_dials threads; beyond
+     * DIAL_QUEUE_FACTOR times that many waiting, a connect is refused. */
+    job_list dials;
+    size_t dials_running;
+    rc_ratelimit thread_log; /* lines about threads that could not be made */
     /* Finished jobs, handed from their threads to the loop. */
     uv_async_t done_async;
     pthread_mutex_t done_mu;
@@ -175,6 +194,8 @@ static void conn_read(rc_dist *d, rc_conn *c);
 static void unblock_waiters(rc_dist *d, rc_conn *dest);
 static void after_failed_handshake(rc_dist *d, const hs_job *j);
 static void drop_waiting(rc_dist *d, const char *node, const char *why);
+static void start_inbound(rc_dist *d);
+static void start_dials(rc_dist *d);
 
 static int set_index(const name_set *s, const char *node)
 {
@@ -409,18 +430,44 @@ static int stranger_may_log(rc_dist *d)
     return ok;
 }
 
-static void inbound_unlink(rc_dist *d, hs_job *j)
+static void list_append(job_list *l, hs_job *j)
+{
+    j->in_prev = l->tail;
+    j->in_next = NULL;
+    if (l->tail)
+        l->tail->in_next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n++;
+    j->listed = 1;
+}
+
+static void list_unlink(job_list *l, hs_job *j)
 {
     if (j->in_prev)
         j->in_prev->in_next = j->in_next;
     else
-        d->in_head = j->in_next;
+        l->head = j->in_next;
     if (j->in_next)
         j->in_next->in_prev = j->in_prev;
     else
-        d->in_tail = j->in_prev;
+        l->tail = j->in_prev;
     j->in_prev = j->in_next = NULL;
-    d->in_count--;
+    l->n--;
+    j->listed = 0;
+}
+
+/* A dial still waiting for a thread, made moot by a connection to its node. */
+static void forget_waiting_dial(rc_dist *d, const char *node)
+{
+    hs_job *j = NULL;
+    HASH_FIND_STR(d->connecting, node, j);
+    if (j == NULL || j->started)
+        return;
+    list_unlink(&d->dials, j);
+    HASH_DEL(d->connecting, j);
+    free(j);
 }
 
 /* Frames wait as pass-through frames (the connection's flags were not
@@ -464,11 +511,14 @@ static void hs_after(hs_job *j, int status)
     rc_dist *d = j->dist;
     d->jobs_in_flight--;
     if (!j->outbound) {
-        inbound_unlink(d, j);
+        d->in_threads--;
+        if (j->listed)
+            list_unlink(&d->inbound, j);
         if (j->result.peer_node[0] != '\0')
             set_put(d, &d->accepting, j->result.peer_node, 0);
     }
     if (j->outbound) {
+        d->dials_running--;
         HASH_DEL(d->connecting, j);
         pending_set(d, j->node, 0);
     }
@@ -486,7 +536,9 @@ static void hs_after(hs_job *j, int status)
             d->stats.connect_failed++;
         else
             d->stats.err_handshake++;
-        if (j->outbound && j->result.missing_flags != 0)
+        if (j->no_thread)
+            ; /* logged, at a bounded rate, when the thread was refused */
+        else if (j->outbound && j->result.missing_flags != 0)
             LOG_W(d->lg, MOD, "%s", j->err); /* a version mismatch: the user must act */
         else if (j->outbound && j->tls_failed)
             LOG_W(d->lg, MOD, "connect to %s failed: %s", j->node, j->err);
@@ -525,6 +577,7 @@ static void hs_after(hs_job *j, int status)
     } else {
         LOG_I(d->lg, MOD, "connected to %s (%s)", c->peer, j->outbound ? "outbound" : "inbound");
     }
+    forget_waiting_dial(d, c->peer);
     /* What sends queued while it was being made goes first, in order. */
     uint64_t waited = take_waiting(d, c);
     if (waited > 0) {
@@ -598,78 +651,176 @@ static void on_done_async(uv_async_t *a)
         list = j->next;
         hs_after(j, 0);
     }
+    if (!d->stopping) {
+        /* The threads that ended make room for jobs that wait. */
+        start_inbound(d);
+        start_dials(d);
+    }
     close_done_async_if_idle(d);
 }
 
-static int queue_job(rc_dist *d, hs_job *j)
+/* 0, or the error of pthread_create. */
+static int start_thread(rc_dist *d, hs_job *j)
 {
-    j->dist = d;
-    if (!j->outbound) {
-        if (d->in_count >= d->cfg.max_handshakes && d->in_head != NULL) {
-            /* Cut off the oldest stranger: its thread sees the socket end. */
-            d->stats.handshakes_evicted++;
-            shutdown(d->in_head->fd, SHUT_RDWR);
-        }
-        j->in_prev = d->in_tail;
-        if (d->in_tail)
-            d->in_tail->in_next = j;
-        else
-            d->in_head = j;
-        d->in_tail = j;
-        d->in_count++;
-    }
     pthread_attr_t attr;
     pthread_t t;
     int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        (void)pthread_attr_setstacksize(&attr, 512u << 10); /* getaddrinfo included */
+    if (rc != 0)
+        return rc;
+    (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    (void)pthread_attr_setstacksize(&attr, 512u << 10); /* getaddrinfo included */
+    rc = pthread_create(&t, &attr, hs_thread, j);
+    pthread_attr_destroy(&attr);
+    if (rc == 0)
         d->jobs_in_flight++;
-        rc = pthread_create(&t, &attr, hs_thread, j);
-        pthread_attr_destroy(&attr);
-        if (rc != 0)
-            d->jobs_in_flight--;
-    }
-    if (rc != 0) {
-        if (!j->outbound)
-            inbound_unlink(d, j);
-        LOG_W(d->lg, MOD, "cannot start a handshake thread: %s", strerror(rc));
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
-void rc_dist_connect(rc_dist *d, const char *node)
+#define THREAD_LOG_WINDOW_MS 10000u
+#define THREAD_LOG_LINES 5u
+
+/* A task limit (TasksMax, a container's pids limit) or memory refused a
+ * thread: counted, and said at a bounded rate, since every stranger's
+ * connect can cause it. */
+static void thread_refused(rc_dist *d, int err)
 {
-    if (d->stopping || strcmp(node, d->node_name) == 0 || rc_dist_find(d, node) != NULL ||
-        rc_dist_is_connecting(d, node) || strlen(node) >= HS_MAX_NODE)
+    d->stats.threads_unavailable++;
+    unsigned left_out = 0;
+    int ok = rc_ratelimit_allow(&d->thread_log, uv_now(d->loop), THREAD_LOG_WINDOW_MS,
+                                THREAD_LOG_LINES, &left_out);
+    if (left_out > 0)
+        LOG_W(d->lg, MOD, "%u more lines about handshake threads left out in the last %u s",
+              left_out, THREAD_LOG_WINDOW_MS / 1000u);
+    if (ok)
+        LOG_W(d->lg, MOD,
+              "cannot start a handshake thread: %s (%zu inbound, %zu outbound running); "
+              "connections wait for a running one to end (raise the task limit?)",
+              strerror(err), d->in_threads, d->dials_running);
+}
+
+/* No thread of ours is running to make room for j later: j fails on its
+ * own, through the done list as if its thread had ended, so the loop's one
+ * path for a failed handshake (and nothing reentrant) deals with it. */
+static void fail_without_thread(rc_dist *d, hs_job *j, int err)
+{
+    j->no_thread = 1;
+    snprintf(j->err, sizeof j->err, "cannot start a handshake thread: %s", strerror(err));
+    d->jobs_in_flight++;
+    pthread_mutex_lock(&d->done_mu);
+    j->next = d->done;
+    d->done = j;
+    pthread_mutex_unlock(&d->done_mu);
+    uv_async_send(&d->done_async);
+}
+
+/* Threads for the oldest inbound handshakes waiting, while fewer than the
+ * cap run (cut-off ones until they end included). */
+static void start_inbound(rc_dist *d)
+{
+    for (hs_job *j = d->inbound.head; j != NULL && d->in_threads < d->cfg.max_handshakes;
+         j = j->in_next) {
+        if (j->started)
+            continue;
+        int rc = start_thread(d, j);
+        if (rc != 0) {
+            thread_refused(d, rc);
+            if (d->in_threads > 0)
+                return; /* tried again when one of them ends */
+            fail_without_thread(d, j, rc);
+        }
+        j->started = 1;
+        d->in_threads++;
+    }
+}
+
+/* The oldest stranger is cut off: a running one sees its socket end (its
+ * thread is reaped as usual), one still waiting just goes. */
+static void evict_oldest(rc_dist *d)
+{
+    hs_job *j = d->inbound.head;
+    list_unlink(&d->inbound, j);
+    d->stats.handshakes_evicted++;
+    if (j->started) {
+        shutdown(j->fd, SHUT_RDWR);
         return;
+    }
+    close(j->fd);
+    free(j);
+}
+
+/* Dials waiting, oldest first, while fewer than cfg.max_dials run. */
+static void start_dials(rc_dist *d)
+{
+    hs_job *j;
+    while ((j = d->dials.head) != NULL && d->dials_running < d->cfg.max_dials) {
+        /* Acceptors must see the dial before it runs; and no dialling a
+         * peer that is up or whose own connection to us we are accepting
+         * right now (either may have happened while it waited). */
+        pthread_mutex_lock(&d->pending_mu);
+        int busy = set_index(&d->accepting, j->node) >= 0 || set_index(&d->up, j->node) >= 0;
+        if (!busy)
+            set_put_locked(&d->pending, j->node, 1);
+        pthread_mutex_unlock(&d->pending_mu);
+        if (busy) {
+            list_unlink(&d->dials, j);
+            HASH_DEL(d->connecting, j);
+            free(j);
+            continue;
+        }
+        int rc = start_thread(d, j);
+        if (rc != 0) {
+            thread_refused(d, rc);
+            if (d->dials_running > 0) {
+                pending_set(d, j->node, 0);
+                return; /* tried again when one of them ends */
+            }
+            fail_without_thread(d, j, rc);
+        }
+        list_unlink(&d->dials, j);
+        j->started = 1;
+        d->dials_running++;
+        LOG_D(d->lg, MOD, "connecting to %s", j->node);
+    }
+}
+
+/* Dials that may wait for a thread, as a multiple of cfg.max_dials. */
+#define DIAL_QUEUE_FACTOR 4u
+
+int rc_dist_connect(rc_dist *d, const char *node)
+{
+    if (d->stopping)
+        return RC_ESTOPPED;
+    if (strlen(node) >= HS_MAX_NODE || strcmp(node, d->node_name) == 0)
+        return RC_EBADARG;
+    if (rc_dist_find(d, node) != NULL || rc_dist_is_connecting(d, node))
+        return RC_OK;
+    if (d->dials_running >= d->cfg.max_dials &&
+        d->dials.n >= DIAL_QUEUE_FACTOR * d->cfg.max_dials) {
+        /* A peer listing thousands of names must not make us dial them
+         * all at once; the caller tries again later. */
+        d->stats.dials_refused++;
+        LOG_D(d->lg, MOD, "not connecting to %s now: %zu connects running, %zu waiting", node,
+              d->dials_running, d->dials.n);
+        return RC_EFULL;
+    }
+    pthread_mutex_lock(&d->pending_mu);
+    int busy = set_index(&d->accepting, node) >= 0 || set_index(&d->up, node) >= 0;
+    pthread_mutex_unlock(&d->pending_mu);
+    if (busy)
+        return RC_OK; /* its own connection to us is being made */
     hs_job *j = calloc(1, sizeof *j);
     if (j == NULL) {
         LOG_E(d->lg, MOD, "out of memory connecting to %s", node);
-        return;
+        return RC_ENOMEM;
     }
+    j->dist = d;
     j->outbound = 1;
     j->fd = -1;
     strcpy(j->node, node);
-    /* Before the job runs, acceptors must see it; and no dialling a peer
-     * whose own connection to us we are accepting right now. */
-    pthread_mutex_lock(&d->pending_mu);
-    int busy = set_index(&d->accepting, node) >= 0 || set_index(&d->up, node) >= 0;
-    if (!busy)
-        set_put_locked(&d->pending, node, 1);
-    pthread_mutex_unlock(&d->pending_mu);
-    if (busy) {
-        free(j);
-        return;
-    }
-    if (queue_job(d, j) != 0) {
-        pending_set(d, node, 0);
-        free(j);
-        return;
-    }
     HASH_ADD_STR(d->connecting, node, j);
-    LOG_D(d->lg, MOD, "connecting to %s", node);
+    list_append(&d->dials, j);
+    start_dials(d);
+    return RC_OK;
 }
 
 int rc_dist_is_connecting(const rc_dist *d, const char *node)
@@ -741,12 +892,16 @@ static void on_listen(uv_poll_t *h, int status, int events)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hs_job *j = calloc(1, sizeof *j);
-        if (j != NULL)
-            j->fd = fd;
-        if (j == NULL || queue_job(d, j) != 0) {
-            free(j);
+        if (j == NULL) {
             close(fd);
+            continue;
         }
+        j->dist = d;
+        j->fd = fd;
+        list_append(&d->inbound, j);
+        if (d->inbound.n > d->cfg.max_handshakes)
+            evict_oldest(d);
+        start_inbound(d);
     }
 }
 
@@ -1360,8 +1515,8 @@ static void on_tick_timer(uv_timer_t *t)
     /* A connect ends by its deadline and its frames go with it; this catches
      * a queue whose connect could not even start. */
     uint64_t wait_ms = 2u * (uint64_t)d->cfg.handshake_timeout_ms + 1000u;
-    const char *w;
-    while (now > wait_ms && (w = rc_waitq_oldest(d->waitq, now - wait_ms)) != NULL) {
+    char w[RC_WAITQ_NODE_MAX];
+    while (now > wait_ms && rc_waitq_oldest(d->waitq, now - wait_ms, w)) {
         if (rc_dist_is_connecting(d, w))
             break;
         drop_waiting(d, w, "no connection within the handshake time");
@@ -1508,6 +1663,8 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     d->listen_fd = d->epmd_fd = -1;
     if (d->cfg.max_handshakes == 0)
         d->cfg.max_handshakes = 128;
+    if (d->cfg.max_dials == 0)
+        d->cfg.max_dials = 16;
     pthread_mutex_init(&d->pending_mu, NULL);
     pthread_mutex_init(&d->done_mu, NULL);
     if (strlen(cfg->alive) >= sizeof d->alive || strlen(cfg->node_name) >= sizeof d->node_name ||
@@ -1578,12 +1735,26 @@ void rc_dist_stop(rc_dist *d)
     d->stopping = 1;
     while (d->conns != NULL)
         rc_dist_close(d, d->conns, "node stopping");
-    const char *w;
-    while ((w = rc_waitq_oldest(d->waitq, UINT64_MAX)) != NULL)
+    char w[RC_WAITQ_NODE_MAX];
+    while (rc_waitq_oldest(d->waitq, UINT64_MAX, w))
         drop_waiting(d, w, "the node is stopping");
-    /* Inbound handshakes end at once; outbound connects by their deadline. */
-    for (hs_job *j = d->in_head; j != NULL; j = j->in_next)
-        shutdown(j->fd, SHUT_RDWR);
+    /* Inbound handshakes end at once; outbound connects by their deadline;
+     * jobs that never had a thread go now. */
+    for (hs_job *j = d->inbound.head, *next; j != NULL; j = next) {
+        next = j->in_next;
+        if (j->started) {
+            shutdown(j->fd, SHUT_RDWR);
+            continue;
+        }
+        list_unlink(&d->inbound, j);
+        close(j->fd);
+        free(j);
+    }
+    for (hs_job *j; (j = d->dials.head) != NULL;) {
+        list_unlink(&d->dials, j);
+        HASH_DEL(d->connecting, j);
+        free(j);
+    }
     close_done_async_if_idle(d);
     uv_poll_stop(&d->listen_poll);
     uv_close((uv_handle_t *)&d->listen_poll, NULL);

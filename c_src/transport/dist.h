@@ -4,7 +4,8 @@
  * buffer, 4-byte framing, ticks sent when idle and peers silent for
  * net_ticktime dropped, and output appended to a per-connection buffer that
  * is flushed with one writev per loop turn. Handshakes and outbound connects
- * (DNS, epmd lookup) run on libuv's thread pool. The layer above sees frames
+ * (DNS, epmd lookup) each run on a thread of their own, at most
+ * max_handshakes and max_dials of them at once. The layer above sees frames
  * and connection up/down through callbacks only. */
 #ifndef RC_DIST_H
 #define RC_DIST_H
@@ -62,7 +63,12 @@ typedef struct rc_dist_config {
     int no_epmd; /* do not register: reachable only by peers told our port */
     const char *listen_addr; /* NULL: every interface */
     unsigned port_min, port_max; /* 0, 0: an ephemeral port */
-    size_t max_handshakes;   /* inbound handshakes in flight; 0: 128 */
+    /* Inbound handshakes running at once, and so their threads (one cut
+     * off counts until its thread has ended); 0: 128. */
+    size_t max_handshakes;
+    /* Outbound connects running at once (their threads); 0: 16. Four times
+     * as many more may wait; beyond that rc_dist_connect refuses. */
+    size_t max_dials;
     /* NULL: plain TCP. Else every connection, both ways, is TLS from its
      * first byte, as with a BEAM's -proto_dist inet_tls; epmd stays plain. */
     const rc_tls_config *tls;
@@ -77,6 +83,8 @@ typedef struct rc_dist_stats {
     uint64_t busy_destinations; /* times a connection's output passed the busy mark */
     uint64_t connect_failed; /* outbound attempts (e.g. to departed nodes) */
     uint64_t handshakes_evicted; /* strangers cut off to make room */
+    uint64_t threads_unavailable; /* a handshake thread the system refused */
+    uint64_t dials_refused;       /* connects refused: too many running and waiting */
     uint64_t accepts_shed;       /* refused at the descriptor limit */
     uint64_t send_connects;      /* connections started by a send */
     uint64_t dropped_unreachable; /* frames for a node that could not be reached */
@@ -91,8 +99,12 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
 uint32_t rc_dist_creation(const rc_dist *d);
 const char *rc_dist_node_name(const rc_dist *d);
 
-/* Starts connecting to `node` unless connected or already connecting. */
-void rc_dist_connect(rc_dist *d, const char *node);
+/* Starts connecting to `node` unless connected or already connecting; the
+ * connect may wait for one of the cfg.max_dials threads (it counts as
+ * connecting meanwhile). RC_OK; RC_EFULL if too many connects run and wait
+ * already (try later); RC_EBADARG for this node or a name too long;
+ * RC_ESTOPPED; RC_ENOMEM. */
+int rc_dist_connect(rc_dist *d, const char *node);
 int rc_dist_is_connecting(const rc_dist *d, const char *node);
 /* The connection to a node, by its index in the node table, or NULL. */
 rc_conn *rc_dist_conn(const rc_dist *d, uint32_t node);

@@ -72,7 +72,9 @@ int rc_waitq_put(rc_waitq *q, const char *node, uint64_t now_ms, const uint8_t *
     if (first) {
         if (HASH_COUNT(q->by_node) >= q->max_nodes)
             return RC_ESYSTEM_LIMIT;
-        size_t nlen = strlen(node);
+        size_t nlen = strnlen(node, RC_WAITQ_NODE_MAX);
+        if (nlen >= RC_WAITQ_NODE_MAX)
+            return RC_EBADARG;
         w = calloc(1, sizeof *w + nlen + 1);
         if (w == NULL)
             return RC_ENOMEM;
@@ -143,7 +145,11 @@ size_t rc_waitq_bytes(const rc_waitq *q, const char *node)
 size_t rc_waitq_total_bytes(const rc_waitq *q) { return q->total; }
 size_t rc_waitq_nodes(const rc_waitq *q) { return HASH_COUNT(q->by_node); }
 
-const char *rc_waitq_oldest(const rc_waitq *q, uint64_t before_ms)
+int rc_waitq_oldest(const rc_waitq *q, uint64_t before_ms, char node[RC_WAITQ_NODE_MAX])
 {
-    return q->oldest != NULL && q->oldest->since_ms < before_ms ? q->oldest->node : NULL;
+    if (q->oldest == NULL || q->oldest->since_ms >= before_ms)
+        return 0;
+    /* put kept the name shorter than RC_WAITQ_NODE_MAX */
+    memcpy(node, q->oldest->node, strlen(q->oldest->node) + 1);
+    return 1;
 }

@@ -17,9 +17,12 @@
 
 typedef struct rc_waitq rc_waitq;
 
+/* The longest node name a queue keeps, its terminating NUL included. */
+#define RC_WAITQ_NODE_MAX 256
+
 /* rc_waitq_put's results besides the errors (RC_EFULL: that node's queue
  * holds max_bytes already; RC_ESYSTEM_LIMIT: max_nodes nodes are waiting;
- * RC_ENOMEM). */
+ * RC_EBADARG: a name of RC_WAITQ_NODE_MAX bytes or more; RC_ENOMEM). */
 enum {
     WAITQ_QUEUED = 0, /* appended behind earlier frames of that node */
     WAITQ_FIRST = 1   /* appended; the node had nothing waiting (connect now) */
@@ -41,7 +44,9 @@ size_t rc_waitq_bytes(const rc_waitq *q, const char *node);
 size_t rc_waitq_total_bytes(const rc_waitq *q);
 size_t rc_waitq_nodes(const rc_waitq *q);
 /* The node that has waited longest, if it has waited since before
- * `before_ms`; NULL otherwise (the name stays valid until the queue goes). */
-const char *rc_waitq_oldest(const rc_waitq *q, uint64_t before_ms);
+ * `before_ms`: its name copied into `node`, and 1; 0 if there is none. A
+ * copy, because the usual next step drops that node's queue, and with it
+ * the queue's own copy of the name. */
+int rc_waitq_oldest(const rc_waitq *q, uint64_t before_ms, char node[RC_WAITQ_NODE_MAX]);
 
 #endif

@@ -62,29 +62,56 @@ static void bounded(void **state)
     rc_waitq_free(q); /* frees what still waits (valgrind checks) */
 }
 
+/* The oldest is named by a copy: it stays readable after that queue is
+ * dropped, which is what a caller does next. */
 static void oldest(void **state)
 {
     (void)state;
     rc_waitq *q = rc_waitq_new(8, 1024);
-    assert_null(rc_waitq_oldest(q, 100));
+    char node[RC_WAITQ_NODE_MAX];
+    assert_int_equal(rc_waitq_oldest(q, 100, node), 0);
     put(q, "a@h", 10, "x");
     put(q, "b@h", 20, "x");
     put(q, "c@h", 30, "x");
-    assert_null(rc_waitq_oldest(q, 10));
-    assert_string_equal(rc_waitq_oldest(q, 11), "a@h");
+    assert_int_equal(rc_waitq_oldest(q, 10, node), 0);
+    assert_int_equal(rc_waitq_oldest(q, 11, node), 1);
+    assert_string_equal(node, "a@h");
     put(q, "a@h", 40, "x"); /* more frames do not make a queue younger */
-    assert_string_equal(rc_waitq_oldest(q, 11), "a@h");
-    rc_waitq_drop(q, "a@h");
-    assert_null(rc_waitq_oldest(q, 20));
-    assert_string_equal(rc_waitq_oldest(q, 21), "b@h");
+    assert_int_equal(rc_waitq_oldest(q, 11, node), 1);
+    assert_string_equal(node, "a@h");
+    assert_int_equal(rc_waitq_drop(q, node), 2);
+    assert_string_equal(node, "a@h");
+    assert_int_equal(rc_waitq_oldest(q, 20, node), 0);
+    assert_int_equal(rc_waitq_oldest(q, 21, node), 1);
+    assert_string_equal(node, "b@h");
     bytebuf out;
     bytebuf_init(&out, 0);
-    rc_waitq_take(q, "b@h", &out);
-    assert_string_equal(rc_waitq_oldest(q, 100), "c@h");
-    rc_waitq_drop(q, "c@h");
-    assert_null(rc_waitq_oldest(q, 100));
+    rc_waitq_take(q, node, &out);
+    assert_string_equal(node, "b@h");
+    assert_int_equal(rc_waitq_oldest(q, 100, node), 1);
+    assert_string_equal(node, "c@h");
+    rc_waitq_drop(q, node);
+    assert_int_equal(rc_waitq_oldest(q, 100, node), 0);
     assert_int_equal(rc_waitq_total_bytes(q), 0);
     bytebuf_free(&out);
+    rc_waitq_free(q);
+}
+
+/* A name too long to be copied out whole is refused, never cut. */
+static void long_names_refused(void **state)
+{
+    (void)state;
+    rc_waitq *q = rc_waitq_new(8, 1024);
+    char name[RC_WAITQ_NODE_MAX + 1];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    name[1] = '@';
+    assert_int_equal(put(q, name, 1, "x"), RC_EBADARG);
+    name[RC_WAITQ_NODE_MAX - 1] = '\0'; /* the longest that fits */
+    assert_int_equal(put(q, name, 1, "x"), WAITQ_FIRST);
+    char node[RC_WAITQ_NODE_MAX];
+    assert_int_equal(rc_waitq_oldest(q, 2, node), 1);
+    assert_string_equal(node, name);
     rc_waitq_free(q);
 }
 
@@ -94,6 +121,7 @@ int main(void)
         cmocka_unit_test(order_and_handover),
         cmocka_unit_test(bounded),
         cmocka_unit_test(oldest),
+        cmocka_unit_test(long_names_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,9 @@
 -export([node_of/1, ccall/2, ccall/3, ccall_retry/2, cnode_stats/1, cnode_stats/2,
          idle/1, store_sub/1, scope_pids/2, assert_scope_pids/3,
          assert_exactly_once/2, event_ids/1, count_by/2]).
+%% strangers without the cookie, and what they cost the node's process
+-export([dist_port/1, open_silent/2, close_silent/1, os_threads/1,
+         start_thread_sampler/1, stop_thread_sampler/1]).
 %% helpers
 -export([run_calls/2, wait_until/3, await_value/4, await_value/5,
          unique_name/1, host/0, now_ms/0]).
@@ -640,3 +643,60 @@ host() ->
 -spec now_ms() -> integer().
 now_ms() ->
     erlang:monotonic_time(millisecond).
+
+%%%===================================================================
+%%% Strangers without the cookie
+%%%===================================================================
+
+%% A C node's listening port, from epmd.
+-spec dist_port(cnode()) -> inet:port_number().
+dist_port(#{name := Name}) ->
+    {port, Port, _} = erl_epmd:port_please(Name, host()),
+    Port.
+
+%% N TCP connections that never say a word; owned by a helper process so
+%% they close when it is told to (or dies with the test case).
+-spec open_silent(inet:port_number(), non_neg_integer()) -> {pid(), non_neg_integer()}.
+open_silent(Port, N) ->
+    Parent = self(),
+    Pid = spawn(fun() ->
+                        Socks = [S || _ <- lists:seq(1, N),
+                                      {ok, S} <- [gen_tcp:connect({127, 0, 0, 1}, Port,
+                                                                  [binary, {active, false}],
+                                                                  2000)]],
+                        Parent ! {self(), opened, length(Socks)},
+                        receive close -> [gen_tcp:close(S) || S <- Socks] end,
+                        Parent ! {self(), closed}
+                end),
+    receive {Pid, opened, Got} -> {Pid, Got} after 30000 -> ct:fail(silent_open_timeout) end.
+
+-spec close_silent(pid()) -> ok.
+close_silent(Pid) ->
+    Pid ! close,
+    receive {Pid, closed} -> ok after 10000 -> ct:fail(silent_close_timeout) end.
+
+%% Threads of an OS process, from /proc.
+-spec os_threads(non_neg_integer()) -> pos_integer().
+os_threads(OsPid) ->
+    {ok, Status} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
+    {match, [N]} = re:run(Status, <<"\nThreads:\\s+(\\d+)">>,
+                          [{capture, all_but_first, binary}]),
+    binary_to_integer(N).
+
+%% Samples an OS process's threads every 5 ms until stopped, which gives
+%% the most seen.
+-spec start_thread_sampler(non_neg_integer()) -> pid().
+start_thread_sampler(OsPid) ->
+    spawn_link(fun() -> sample_threads(OsPid, os_threads(OsPid)) end).
+
+sample_threads(OsPid, Most) ->
+    receive
+        {stop, From} -> From ! {self(), threads, Most}
+    after 5 ->
+            sample_threads(OsPid, max(Most, os_threads(OsPid)))
+    end.
+
+-spec stop_thread_sampler(pid()) -> pos_integer().
+stop_thread_sampler(Pid) ->
+    Pid ! {stop, self()},
+    receive {Pid, threads, N} -> N after 5000 -> ct:fail(thread_sampler_stuck) end.

@@ -4,7 +4,8 @@
 %%% dropped after `--net-ticktime'; a wrong cookie is rejected; and, tried
 %%% as an attacker without the cookie would: silent sockets and a stream of
 %%% reconnects do not delay a legitimate handshake, strangers beyond the cap
-%%% are cut off, the descriptor limit makes the node back off (no busy loop,
+%%% are cut off and a flood of them costs a bounded number of threads, the
+%%% descriptor limit makes the node back off (no busy loop,
 %%% bounded log lines) and let peers in once descriptors free, and the
 %%% listener can be held to one address and a port range. Every wait is
 %%% bounded; nothing sleeps where an event can be awaited (the one sampling
@@ -16,7 +17,9 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -import(rc_test_lib, [start_cnode/3, start_cnode_args/3, start_peer/2, pcall/4, cleanup/1,
-                      wait_until/3, os_kill/2, host/0, unique_name/1]).
+                      wait_until/3, os_kill/2, host/0, unique_name/1, dist_port/1,
+                      open_silent/2, close_silent/1, os_threads/1, start_thread_sampler/1,
+                      stop_thread_sampler/1]).
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
@@ -25,11 +28,13 @@
          wrong_cookie_rejected/1,
          silent_strangers_do_not_delay_handshakes/1,
          strangers_beyond_the_cap_are_cut_off/1,
+         silent_flood_threads_bounded/1,
          descriptor_limit_backs_off/1,
          listen_address_and_port_range/1,
          remote_monitors_compact_capped_freed/1,
          departed_client_not_dialed_back/1,
          unreachable_subscriber_counted_and_forgotten/1,
+         sends_waiting_at_stop_dropped_cleanly/1,
          debug_log_tells_what_happens/1,
          discovery_lies_bounded/1]).
 %% run on peers
@@ -44,11 +49,13 @@ all() ->
      wrong_cookie_rejected,
      silent_strangers_do_not_delay_handshakes,
      strangers_beyond_the_cap_are_cut_off,
+     silent_flood_threads_bounded,
      descriptor_limit_backs_off,
      listen_address_and_port_range,
      remote_monitors_compact_capped_freed,
      departed_client_not_dialed_back,
      unreachable_subscriber_counted_and_forgotten,
+     sends_waiting_at_stop_dropped_cleanly,
      debug_log_tells_what_happens,
      discovery_lies_bounded].
 
@@ -132,30 +139,6 @@ wrong_cookie_rejected(_Config) ->
 %%% An attacker without the cookie
 %%%===================================================================
 
-%% The C node's listening port, from epmd.
-dist_port(#{name := Name}) ->
-    {port, Port, _} = erl_epmd:port_please(Name, host()),
-    Port.
-
-%% N TCP connections that never say a word; owned by a helper process so
-%% they close when it is told to (or dies with the test case).
-open_silent(Port, N) ->
-    Parent = self(),
-    Pid = spawn(fun() ->
-                        Socks = [S || _ <- lists:seq(1, N),
-                                      {ok, S} <- [gen_tcp:connect({127, 0, 0, 1}, Port,
-                                                                  [binary, {active, false}],
-                                                                  2000)]],
-                        Parent ! {self(), opened, length(Socks)},
-                        receive close -> [gen_tcp:close(S) || S <- Socks] end,
-                        Parent ! {self(), closed}
-                end),
-    receive {Pid, opened, Got} -> {Pid, Got} after 30000 -> ct:fail(silent_open_timeout) end.
-
-close_silent(Pid) ->
-    Pid ! close,
-    receive {Pid, closed} -> ok after 10000 -> ct:fail(silent_close_timeout) end.
-
 %% Connects and hangs up in a loop until told to stop: a stranger that keeps
 %% the handshake machinery busy.
 start_reconnector(Port) ->
@@ -218,6 +201,32 @@ strangers_beyond_the_cap_are_cut_off(_Config) ->
         #{errors := #{handshakes_evicted := Evicted}} = stats(CNode),
         ct:log("strangers cut off: ~p", [Evicted]),
         ?assert(Evicted >= 200 - 128)
+    after
+        close_silent(Silent)
+    end,
+    ok.
+
+%% 1,000 strangers that connect and never say a word: the node's threads
+%% stay within the handshake cap (128) and a few, and a legitimate node's
+%% handshake completes meanwhile. (The cap used to count list entries, and
+%% a stranger cut off stayed in the list until its thread was reaped: each
+%% newcomer got a thread anyway, 1,000 of them.)
+silent_flood_threads_bounded(_Config) ->
+    C = #{node := CNode, os_pid := OsPid} = start_cnode("rcn_flood", [], testcase),
+    Base = os_threads(OsPid),
+    Sampler = start_thread_sampler(OsPid),
+    {Silent, Opened} = open_silent(dist_port(C), 1000),
+    try
+        Peer = start_peer("rcn_flood_legit", testcase),
+        {Result, Ms} = timed_ping(Peer, CNode),
+        Most = stop_thread_sampler(Sampler),
+        #{errors := #{handshakes_evicted := Evicted}} = stats(CNode),
+        ct:log("~p silent strangers: threads ~p before, ~p at most; ~p cut off; "
+               "legitimate handshake: ~p in ~p ms", [Opened, Base, Most, Evicted, Result, Ms]),
+        ?assertEqual(1000, Opened),
+        ?assertEqual(pong, Result),
+        ?assert(Most =< Base + 128 + 8),
+        ?assert(Evicted >= 1000 - 128)
     after
         close_silent(Silent)
     end,
@@ -426,6 +435,49 @@ unreachable_subscriber_counted_and_forgotten(_Config) ->
                                   5000, emitter_took_event),
                        maps:get(events_out, stats(CNode)) =:= maps:get(events_out, S0)
                end, 15000, emitter_forgot_unreachable_subscriber),
+    ok.
+
+%% Registers Name with this run's epmd at Port, as a starting node does; the
+%% name stays registered while the returned socket is open.
+epmd_register(Name, Port) ->
+    EpmdPort = list_to_integer(os:getenv("ERL_EPMD_PORT", "4369")),
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, EpmdPort, [binary, {active, false}], 5000),
+    N = list_to_binary(Name),
+    Req = <<$x, Port:16, $M, 0, 6:16, 6:16, (byte_size(N)):16, N/binary, 0:16>>,
+    ok = gen_tcp:send(S, <<(byte_size(Req)):16, Req/binary>>),
+    {ok, <<Tag, 0, _/binary>>} = gen_tcp:recv(S, 0, 5000),
+    ?assert(Tag =:= $v orelse Tag =:= $y),
+    S.
+
+%% A C emitter's subscriber is on a node that epmd knows but that never
+%% answers (its port accepts nothing), so the emitter's sends wait for a
+%% connection when the node is told to stop: they are dropped under that
+%% node's name, and the node exits 0. (That name used to be read after the
+%% waiting queue had freed it: heap-use-after-free under ASan.)
+sends_waiting_at_stop_dropped_cleanly(_Config) ->
+    C = #{node := CNode, os_pid := OsPid, log := Log} = start_cnode("rcn_stopwait", [], testcase),
+    pong = net_adm:ping(CNode),
+    {ok, Silent} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}, {backlog, 8}]),
+    {ok, SilentPort} = inet:port(Silent),
+    Mute = unique_name("rcn_mute"),
+    Reg = epmd_register(Mute, SilentPort),
+    try
+        Sub = ghost_pid(list_to_atom(Mute ++ "@127.0.0.1")),
+        Call = fun(Req) -> gen_server:call({reckon_cnode, CNode}, Req, 5000) end,
+        {ok, [_]} = Call({start_emitter_pool, rcn_stopwait_store, <<"sub">>, 1, Sub}),
+        {ok, ok} = Call({broadcast, rcn_stopwait_store, <<"sub">>, {ev, 1}}),
+        wait_until(fun() -> maps:get(send_connects, stats(CNode)) >= 1 end, 5000,
+                   send_waits_for_connection),
+        os_kill("TERM", OsPid),
+        ?assertEqual({exited, 0}, rc_test_lib:wait_cnode_exit(C, 15000)),
+        {ok, Text} = file:read_file(Log),
+        ?assertEqual(nomatch, binary:match(Text, <<"Sanitizer">>)),
+        Line = list_to_binary(" to " ++ Mute ++ "@127.0.0.1 dropped: the node is stopping"),
+        ?assertNotEqual(nomatch, binary:match(Text, Line))
+    after
+        gen_tcp:close(Reg),
+        gen_tcp:close(Silent)
+    end,
     ok.
 
 %% A pid of a node that is not running (its name unknown to epmd).

@@ -19,7 +19,9 @@
 
 -import(rc_test_lib,
         [start_cnode/3, start_peer/3, pcall/4, start_shim_on/2, wait_connected/1,
-         wait_until/3, unique_name/1, host/0, cleanup/1, track/2]).
+         wait_until/3, unique_name/1, host/0, cleanup/1, track/2, dist_port/1,
+         open_silent/2, close_silent/1, os_threads/1, start_thread_sampler/1,
+         stop_thread_sampler/1]).
 
 -export([all/0, suite/0, groups/0,
          init_per_suite/1, end_per_suite/1,
@@ -39,6 +41,7 @@
          cnode_to_plaintext_node_fails/1,
          plain_cnode_refuses_tls_peer/1,
          bad_tls_flags/1,
+         silent_flood_threads_bounded/1,
          shim_spawn_mode_tls/1,
          shim_spawn_mode_tls_from_optfile/1]).
 
@@ -48,7 +51,8 @@ suite() ->
     [{timetrap, {minutes, 5}}].
 
 all() ->
-    [{group, cluster}, {group, refusals}, bad_tls_flags, shim_spawn_mode_tls,
+    [{group, cluster}, {group, refusals}, bad_tls_flags, silent_flood_threads_bounded,
+     shim_spawn_mode_tls,
      shim_spawn_mode_tls_from_optfile].
 
 groups() ->
@@ -271,6 +275,36 @@ plain_cnode_refuses_tls_peer(Config) ->
     ?assertEqual(pang, pcall(P, net_adm, ping, [maps:get(node, C)])),
     await_log(C, <<"the peer speaks TLS">>),
     ok.
+
+%% 1,000 strangers that open a connection to the TLS port and never send a
+%% client hello: the node's threads stay within the handshake cap (128) and
+%% a few (they used to grow with the strangers: 1,006 threads, RSS 13 -> 134
+%% MB), and a TLS node's handshake completes meanwhile.
+silent_flood_threads_bounded(Config) ->
+    C = #{node := CNode, os_pid := OsPid} =
+        start_cnode(unique_name("rcn_tls_flood"), tls_args(Config), testcase),
+    Base = os_threads(OsPid),
+    Rss0 = rss_kb(OsPid),
+    Sampler = start_thread_sampler(OsPid),
+    {Silent, Opened} = open_silent(dist_port(C), 1000),
+    try
+        P = start_tls_peer("rcn_tls_legit", good, Config, testcase),
+        Result = pcall(P, net_adm, ping, [CNode]),
+        Most = stop_thread_sampler(Sampler),
+        ct:log("~p silent strangers on the TLS port: threads ~p before, ~p at most; RSS ~p -> ~p "
+               "kB; a TLS node's ping: ~p", [Opened, Base, Most, Rss0, rss_kb(OsPid), Result]),
+        ?assertEqual(1000, Opened),
+        ?assertEqual(pong, Result),
+        ?assert(Most =< Base + 128 + 8)
+    after
+        close_silent(Silent)
+    end,
+    ok.
+
+rss_kb(OsPid) ->
+    {ok, Status} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
+    {match, [N]} = re:run(Status, <<"VmRSS:\\s+(\\d+)">>, [{capture, all_but_first, binary}]),
+    binary_to_integer(N).
 
 %% Start-up errors name the file or the flag.
 bad_tls_flags(Config) ->
