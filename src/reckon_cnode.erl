@@ -28,7 +28,9 @@
 %%% to `reckon_cnode_names' on the C node, which sends the whole table and
 %%% then every change as it happens), so `retrieve_emitters/2' for a
 %%% persisted subscription is a local read. The copy is emptied when the
-%%% connection goes and filled again when it comes back.
+%%% connection goes and filled again when it comes back, and likewise when
+%%% the C node stops sending changes to a connection that was busy. Only
+%%% messages carrying the token of the current subscription change it.
 %%%
 %%% Errors raised by the functions that call the C node:
 %%% <ul>
@@ -117,8 +119,10 @@
           disconnects = 0 :: non_neg_integer(),
           restarts = 0 :: non_neg_integer(),
           last_error :: term(),
-          %% the pending subscription to the C node's name table
-          names_req :: undefined | gen_server:request_id()
+          %% the pending subscription to the C node's name table, and the
+          %% token its pushes carry (anything else is not from the C node)
+          names_req :: undefined | gen_server:request_id(),
+          names_token :: undefined | reference()
          }).
 
 -type spawn_cfg() :: #{exe := file:filename(),
@@ -194,10 +198,10 @@ stats() ->
 %% Returns `{error, already_started}' if the C node already runs (or is
 %% starting) a pool for `S'/`Sub' that is in its group; a pool whose
 %% subscriber is gone is replaced, so a subscription that reckon-db
-%% restarted with a new subscriber gets its C pool back with one call. Raises `badarg' for arguments of the
-%% wrong type (non-atom `S', non-binary `Sub', `PoolSize' not a positive
-%% integer, `Subscriber' neither a pid nor `undefined') or a store id with a
-%% character above 255, and `system_limit' for emitter names over 255
+%% restarted with a new subscriber gets its C pool back with one call.
+%% Raises `badarg' for arguments of the wrong type (non-atom `S',
+%% non-binary `Sub', `PoolSize' not a positive integer, `Subscriber' neither
+%% a pid nor `undefined') or a store id with a character above 255, and `system_limit' for emitter names over 255
 %% characters, as the naming functions do.
 -spec start_emitter_pool(reckon_cnode_emitter_group:store_id(),
                          reckon_cnode_emitter_group:subscription_id(),
@@ -483,8 +487,25 @@ handle_cast(_Msg, State) ->
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 %% The C node's name table: its changes, and the answer to our subscription.
-handle_info({'$reckon_names', Key, Names}, State) ->
+%% Only what carries the token of our current subscription is the C node's
+%% feed: anything else could come from any process of the cluster.
+handle_info({'$reckon_names', Token, Key, Names},
+            #state{names_token = Token, connected = true} = State)
+  when is_reference(Token), is_list(Names) ->
     true = ets:insert(?NAMES, {Key, Names}),
+    {noreply, State};
+handle_info({'$reckon_names_dropped', Token},
+            #state{names_token = Token, connected = true} = State)
+  when is_reference(Token) ->
+    %% the C node stopped sending us changes (our connection was busy): the
+    %% copy is stale, so empty it and ask for a fresh one
+    ?LOG_WARNING("reckon_cnode: the copy of the C node's name table fell behind "
+                 "(the connection was busy); refilling it", []),
+    true = ets:delete_all_objects(?NAMES),
+    {noreply, subscribe_names(State)};
+handle_info({'$reckon_names', _, _, _}, State) ->
+    {noreply, State};
+handle_info({'$reckon_names_dropped', _}, State) ->
     {noreply, State};
 handle_info(Msg, #state{names_req = Req} = State) when Req =/= undefined ->
     case gen_server:check_response(Msg, Req) of
@@ -519,7 +540,8 @@ handle_other_info({'DOWN', Ref, process, Pid, Crash},
 handle_other_info({nodedown, CNode}, #state{cnode = CNode, connected = true} = State) ->
     ?LOG_WARNING("reckon_cnode: lost connection to C node ~s", [CNode]),
     true = ets:delete_all_objects(?NAMES),
-    {noreply, next_step(State#state{names_req = undefined, connected = false, since = wall_ms(),
+    {noreply, next_step(State#state{names_req = undefined, names_token = undefined,
+                                    connected = false, since = wall_ms(),
                                     disconnects = State#state.disconnects + 1,
                                     last_error = nodedown})};
 handle_other_info({nodedown, _}, State) ->
@@ -548,7 +570,8 @@ handle_other_info({Port, {data, {Eol, Part}}}, #state{port = Port} = State) ->
 handle_other_info({Port, {exit_status, Status}}, #state{port = Port} = State0) ->
     ?LOG_WARNING("reckon_cnode: C node ~s (os pid ~p) exited with status ~p",
                  [State0#state.cnode, State0#state.os_pid, Status]),
-    State1 = stop_connector(cancel_timer(State0#state{names_req = undefined})),
+    State1 = stop_connector(cancel_timer(State0#state{names_req = undefined,
+                                                      names_token = undefined})),
     true = ets:delete_all_objects(?NAMES),
     State2 = case State1#state.connected of
                  true -> State1#state{connected = false, since = wall_ms(),
@@ -666,9 +689,14 @@ explain(_CNode, Reason) ->
 mark_connected(#state{cnode = CNode} = State) ->
     true = erlang:monitor_node(CNode, true),
     ?LOG_INFO("reckon_cnode: connected to C node ~s", [CNode]),
-    Req = gen_server:send_request({?NAMES, CNode}, {subscribe, self()}),
-    State#state{connected = true, since = wall_ms(), backoff = ?MIN_BACKOFF,
-                connects = State#state.connects + 1, names_req = Req}.
+    subscribe_names(State#state{connected = true, since = wall_ms(), backoff = ?MIN_BACKOFF,
+                                connects = State#state.connects + 1}).
+
+%% Asks the C node's feed for its table and its changes, under a new token.
+subscribe_names(#state{cnode = CNode} = State) ->
+    Token = make_ref(),
+    Req = gen_server:send_request({?NAMES, CNode}, {subscribe, self(), Token}),
+    State#state{names_req = Req, names_token = Token}.
 
 probe(CNode, Scope, Timeout) ->
     case net_kernel:connect_node(CNode) of

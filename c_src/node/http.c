@@ -16,7 +16,7 @@
 
 #define MOD "http"
 
-/* More than the stats table holds (NODE_STATS_MAX), so none is cut off. */
+/* As many as the stats table holds (NODE_STATS_MAX), so none is cut off. */
 enum { HTTP_STATS_CAP = 64 };
 
 struct rc_http {

@@ -103,6 +103,11 @@ static void cluster_foreach(void *ctx, void (*fn)(const char *node, void *arg), 
 
 /* -------------------------------------------------------------- stopping */
 
+static int dist_busy(void *dist, uint32_t node, size_t bytes)
+{
+    return rc_dist_would_wait(dist, node, bytes);
+}
+
 static void do_stop(rc_node *n)
 {
     if (n->stopping)
@@ -127,6 +132,7 @@ static void do_stop(rc_node *n)
     /* Ending the processes first tells remote monitors and links (DOWN and
      * EXIT go out) while the connections are still there; rc_dist_stop then
      * flushes them before closing. */
+    rc_names_feed_close(n->feed);
     rc_procs_exit_all(n->procs, "shutdown");
     rc_dist_stop(n->dist);
     if (n->handle_signals) {
@@ -309,7 +315,8 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         return -1;
     }
     /* The process layer sends straight into the connections. */
-    rc_procs_transport tr = {.ctx = n->dist, .sendv = rc_dist_sendv_cb, .sendm = rc_dist_sendm_cb};
+    rc_procs_transport tr = {.ctx = n->dist, .sendv = rc_dist_sendv_cb, .sendm = rc_dist_sendm_cb,
+                             .busy = dist_busy};
     n->procs = rc_procs_new(&n->lg, &tr, n->nodes, n->node_name, rc_dist_creation(n->dist));
     rc_cluster_config cc = {.rediscover_ms = 5000, .backoff_min_ms = 100,
                             .backoff_max_ms = 10000, .forget_after = 8};
@@ -348,7 +355,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||
         (n->server = rc_request_server_start(n->procs, n->names, n->persist, node_stats_map, n)) ==
             NULL ||
-        (n->feed = rc_names_feed_start(n->procs, n->names)) == NULL) {
+        (n->feed = rc_names_feed_start(n->procs, n->names, &n->loop)) == NULL) {
         if (scopes_ok)
             snprintf(err, errlen, "cannot start the node's processes");
         n->handle_signals = 0;

@@ -18,7 +18,7 @@ typedef struct node_stat {
 #define G RC_STAT_GAUGE
 #define C RC_STAT_COUNTER
 
-enum { NODE_STATS_MAX = 48 };
+enum { NODE_STATS_MAX = 64 };
 
 static size_t collect(rc_node *n, node_stat *out)
 {
@@ -66,6 +66,8 @@ static size_t collect(rc_node *n, node_stat *out)
          "Emitter pools whose subscriber is gone: out of their group, taking no events."},
         {"names_subscribers", rc_names_feed_subscribers(n->feed), 0, G,
          "Attached BEAM nodes holding a copy of the emitter-name table."},
+        {"names_subscribers_dropped", rc_names_feed_dropped(n->feed), 0, C,
+         "Copies of the emitter-name table dropped for a busy connection (they refill)."},
         {"messages_in", ps->msgs_in, 0, C,
          "Messages received by C processes."},
         {"messages_out", ps->msgs_out, 0, C,

@@ -426,6 +426,15 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
     return rc_proc_send_parts(ps, from, to, &part, 1);
 }
 
+int rc_proc_dest_busy(rc_procs *ps, const erlang_pid *to, size_t bytes)
+{
+    if (ps->tr.busy == NULL || rc_procs_is_local(ps, to))
+        return 0;
+    uint32_t node = rc_nodetab_find(ps->nodes, to->node, strlen(to->node));
+    /* the frame's head and control term come on top of the message */
+    return node != RC_NODE_NONE && ps->tr.busy(ps->tr.ctx, node, bytes + 256);
+}
+
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
                        const struct iovec *parts, int nparts)
 {

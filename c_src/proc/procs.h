@@ -62,6 +62,9 @@ typedef struct rc_procs_transport {
     int (*sendv)(void *ctx, uint32_t node, const struct iovec *parts, int nparts);
     /* Optional: the message prepared for many sends (see rc_proc_send_msg). */
     int (*sendm)(void *ctx, uint32_t node, const erlang_pid *to, struct dist_hdr_msg *m);
+    /* Optional: 1 if sending `bytes` more to the node would make the
+     * sender wait (its connection at or past the busy mark). */
+    int (*busy)(void *ctx, uint32_t node, size_t bytes);
 } rc_procs_transport;
 
 /* nodes: the node's table, shared with the layers that keep compact pids;
@@ -102,6 +105,10 @@ const rc_logger *rc_procs_logger(const rc_procs *ps);
  * transport starts; what cannot be delivered is dropped and counted, as
  * the BEAM drops it after a failed auto-connect. 0 if queued, -1 if dropped. */
 int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *msg, int len);
+/* 1 if sending a message of `bytes` to `to` would make the sender wait on a
+ * busy connection (never for a pid of this node), so a sender that must not
+ * wait can skip it. */
+int rc_proc_dest_busy(rc_procs *ps, const erlang_pid *to, size_t bytes);
 /* The same with the message given in parts (concatenated = one term with
  * its version byte), so a large payload such as an event is copied once. */
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,

@@ -1141,6 +1141,15 @@ uint32_t rc_dist_take_busy_hit(rc_dist *d)
     return node != RC_NODE_NONE && rc_dist_is_busy(d, node) ? node : RC_NODE_NONE;
 }
 
+int rc_dist_would_wait(rc_dist *d, uint32_t node, size_t bytes)
+{
+    rc_conn *c = rc_dist_conn(d, node);
+    if (c != NULL)
+        return c->busy || bytebuf_pending(&c->out) + bytes > d->cfg.bp.busy_above;
+    const char *name = rc_nodetab_name(d->cfg.nodes, node);
+    return name != NULL && rc_waitq_bytes(d->waitq, name) + bytes > d->cfg.bp.busy_above;
+}
+
 int rc_dist_is_busy(rc_dist *d, uint32_t node)
 {
     rc_conn *c = rc_dist_conn(d, node);

@@ -151,6 +151,9 @@ size_t rc_dist_output_pending(const rc_dist *d);
  * (rc_dist_is_busy), as a BEAM process waits on a busy distribution port. */
 uint32_t rc_dist_take_busy_hit(rc_dist *d);
 int rc_dist_is_busy(rc_dist *d, uint32_t node);
+/* 1 if sending `bytes` more to node now would make the sender wait: its
+ * connection (or what waits for one) is busy or would pass the busy mark. */
+int rc_dist_would_wait(rc_dist *d, uint32_t node, size_t bytes);
 const char *rc_conn_peer(const rc_conn *c);
 uint32_t rc_conn_node(const rc_conn *c);
 uint32_t rc_conn_peer_creation(const rc_conn *c);

@@ -26,7 +26,7 @@
 %% logger handler used by connect_errors_explained
 -export([log/2]).
 %% run on peers
--export([persist_then_read/2]).
+-export([persist_then_read/2, persist_many/3]).
 -export([all/0, groups/0, suite/0,
          init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2,
@@ -40,6 +40,8 @@
          shipped_node_has_no_test_hooks/1,
          join_leave_function_clause/1,
          app_pg_scope/1,
+         names_feed_busy_copy_dropped/1,
+         names_feed_forgeries_ignored/1,
          ping_pong/1,
          hidden_node/1,
          request_server_protocol/1,
@@ -80,6 +82,8 @@ all() ->
      shipped_node_has_no_test_hooks,
      join_leave_function_clause,
      app_pg_scope,
+     names_feed_busy_copy_dropped,
+     names_feed_forgeries_ignored,
      {group, cnode},
      {group, faults},
      {group, spawn}].
@@ -420,6 +424,108 @@ names_copy_read_locally(Config) ->
     {ok, #{names_subscribers := Subscribers}} =
         gen_server:call({reckon_cnode, CNode}, stats, 5000),
     ?assertEqual(3, Subscribers),
+    ok.
+
+%% A node whose connection is busy (SIGSTOPped) holds a copy of the names
+%% table. Persists from another node never wait on it (before: one persist
+%% waited 24.6 s behind the stalled node's connection, and every change
+%% queued for it): its copy is dropped from the feed instead (counted,
+%% logged), and once it runs again it is told, empties its copy and
+%% refills it from a fresh one, which then has every name.
+names_feed_busy_copy_dropped(_Config) ->
+    C = #{node := CNode} = rc_test_lib:start_cnode(unique_name("rcn_feed"), testcase),
+    %% -connect_all false: global on the writer must not disconnect nodes
+    %% while the stalled one does not answer
+    Isolated = #{args => ["-connect_all", "false"]},
+    Writer = rc_test_lib:start_peer("rcn_feedw", Isolated, testcase),
+    Stalled = rc_test_lib:start_peer("rcn_feeds", Isolated, testcase),
+    [begin
+         rc_test_lib:start_shim_on(P, #{cnode => CNode, call_timeout => 10000}),
+         wait_connected(P)
+     end || P <- [Writer, Stalled]],
+    wait_until(fun() -> maps:get(names_subscribers, rc_test_lib:cnode_stats(C)) =:= 2 end,
+               5000, two_copies),
+    OsPid = rc_test_lib:pcall(Stalled, os, getpid, []),
+    Store = feed_store,
+    %% 40 persists of ~30,000 names (~1 MB each): far past the busy mark
+    %% (4 MB) and the socket buffers of a stalled reader (one subscription,
+    %% its size changing, so the writer's atom table does not fill up)
+    Last = <<"feed">>,
+    Sizes = [30000 - I rem 2 || I <- lists:seq(1, 40)],
+    os_kill("STOP", list_to_integer(OsPid)),
+    Result = try rc_test_lib:pcall(Writer, ?MODULE, persist_many, [Store, Last, Sizes], 60000)
+             after os_kill("CONT", list_to_integer(OsPid))
+             end,
+    ?assertEqual(ok, Result),
+    Stats = rc_test_lib:cnode_stats(C),
+    ct:log("stats after the persists: ~p", [Stats]),
+    ?assert(maps:get(names_subscribers_dropped, Stats) >= 1),
+    %% the stalled node's copy refills and has the last names
+    wait_until(fun() ->
+                       case rc_test_lib:pcall(Stalled, reckon_cnode, cached_emitters,
+                                              [Store, Last]) of
+                           {ok, Names} -> length(Names) =:= 30000;
+                           _ -> false
+                       end
+               end, 30000, copy_refilled),
+    wait_until(fun() -> maps:get(names_subscribers, rc_test_lib:cnode_stats(C)) =:= 2 end,
+               10000, both_copies_fed_again),
+    %% and it is kept current again
+    Names2 = rc_test_lib:pcall(Writer, reckon_cnode_emitter_group, persist_emitters,
+                               [Store, Last, 2]),
+    wait_until(fun() -> rc_test_lib:pcall(Stalled, reckon_cnode, cached_emitters,
+                                          [Store, Last]) =:= {ok, Names2} end,
+               5000, copy_current),
+    {ok, Log} = file:read_file(maps:get(log, C)),
+    ?assertNotEqual(nomatch, binary:match(Log, <<"its connection is busy">>)),
+    ok.
+
+%% On a peer: persists, each answered (a persist that waited on another
+%% node's busy connection would fail the call after call_timeout).
+-spec persist_many(atom(), binary(), [pos_integer()]) -> ok.
+persist_many(Store, Sub, Sizes) ->
+    lists:foreach(fun(Size) ->
+                          [_ | _] = reckon_cnode_emitter_group:persist_emitters(Store, Sub, Size)
+                  end, Sizes).
+
+%% The names copy takes changes only from the C node's feed, under the
+%% token of its subscription: a forged push sent to the shim from another
+%% node changes nothing, and the feed refuses a subscription for a process
+%% of another node than the caller's connection.
+names_feed_forgeries_ignored(_Config) ->
+    C = #{node := CNode} = rc_test_lib:start_cnode(unique_name("rcn_forge"), testcase),
+    Victim = rc_test_lib:start_peer("rcn_forgev", testcase),
+    Evil = rc_test_lib:start_peer("rcn_forgee", testcase),
+    rc_test_lib:start_shim_on(Victim, #{cnode => CNode}),
+    wait_connected(Victim),
+    Names = rc_test_lib:pcall(Victim, reckon_cnode_emitter_group, persist_emitters,
+                              [forge, <<"s">>, 2]),
+    Key = {forge, <<"s">>, emitters},
+    Shim = rc_test_lib:pcall(Victim, erlang, whereis, [reckon_cnode]),
+    Forged = [{'$reckon_names', Key, [evil]},
+              {'$reckon_names', make_ref(), Key, [evil]},
+              {'$reckon_names_dropped', make_ref()}]
+        ++ [{'$reckon_names', make_ref(), {forge, integer_to_binary(I), emitters}, [evil]}
+            || I <- lists:seq(1, 1000)],
+    %% then a call from the same process: once the shim answers it, the
+    %% forgeries before it have been handled
+    #{connected := true} =
+        rc_test_lib:pcall(Evil, erlang, apply,
+                          [fun() ->
+                                   lists:foreach(fun(M) -> Shim ! M end, Forged),
+                                   gen_server:call(Shim, status)
+                           end, []]),
+    ?assertEqual({ok, Names}, rc_test_lib:pcall(Victim, reckon_cnode, cached_emitters,
+                                                [forge, <<"s">>])),
+    ?assertEqual(error, rc_test_lib:pcall(Victim, reckon_cnode, cached_emitters,
+                                          [forge, <<"1">>])),
+    %% a subscription for another node's process is refused
+    VictimPid = rc_test_lib:pcall(Victim, erlang, whereis, [init]),
+    ?assertEqual({error, system_limit},
+                 rc_test_lib:pcall(Evil, gen_server, call,
+                                   [{reckon_cnode_names, CNode},
+                                    {subscribe, VictimPid, make_ref()}, 5000])),
+    ?assertEqual(1, maps:get(names_subscribers, rc_test_lib:cnode_stats(C))),
     ok.
 
 %% On a peer: each persist_emitters/3 is followed at once by a read of this
