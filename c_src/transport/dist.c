@@ -93,6 +93,8 @@ typedef struct hs_job {
     int started;   /* has its thread (or its failure to get one is on the done list) */
     int listed;    /* in its job_list */
     int no_thread; /* no thread could be made for it: err says why */
+    int joinable;  /* its thread is joined when the job comes back */
+    pthread_t thread;
     int fd;
     rc_tls *tls; /* the session once TLS is up, handed to the connection */
     int tls_failed; /* the TLS handshake itself failed: a certificate or
@@ -322,8 +324,9 @@ static void hs_work(hs_job *j)
     }
     hs_io io = {.write_all = fd_write_all, .read_exact = fd_read_exact, .ctx = &j->fd};
     if (d->tls_ctx != NULL) {
-        j->tls = rc_tls_handshake(d->tls_ctx, j->fd, !j->outbound, deadline, j->err,
-                                  (int)sizeof j->err);
+        const char *at = j->outbound ? strchr(j->node, '@') : NULL;
+        j->tls = rc_tls_handshake(d->tls_ctx, j->fd, !j->outbound, at != NULL ? at + 1 : NULL,
+                                  deadline, j->err, (int)sizeof j->err);
         if (j->tls == NULL) {
             j->tls_failed = 1;
             return;
@@ -649,6 +652,12 @@ static void on_done_async(uv_async_t *a)
     while (list != NULL) {
         hs_job *j = list;
         list = j->next;
+        /* The thread is past its last use of the job: joining it (a few
+         * instructions from its end) before its slot is given to another
+         * keeps the threads alive, not only the jobs, within the caps. */
+        if (j->joinable)
+            (void)pthread_join(j->thread, NULL);
+        j->joinable = 0;
         hs_after(j, 0);
     }
     if (!d->stopping) {
@@ -667,12 +676,14 @@ static int start_thread(rc_dist *d, hs_job *j)
     int rc = pthread_attr_init(&attr);
     if (rc != 0)
         return rc;
-    (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     (void)pthread_attr_setstacksize(&attr, 512u << 10); /* getaddrinfo included */
     rc = pthread_create(&t, &attr, hs_thread, j);
     pthread_attr_destroy(&attr);
-    if (rc == 0)
+    if (rc == 0) {
+        j->thread = t;
+        j->joinable = 1;
         d->jobs_in_flight++;
+    }
     return rc;
 }
 
