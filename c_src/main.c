@@ -42,8 +42,9 @@ static void usage(FILE *f)
           "--tls-cert: join clusters that run -proto_dist inet_tls: every connection\n"
           "  is TLS, with this PEM certificate (and --tls-key, if the key is apart);\n"
           "  peers must present a certificate issued by a CA in --tls-cacert unless\n"
-          "  --tls-verify none; --tls-server-name: the name servers' certificates must\n"
-          "  carry; --tls-min-version: 1.2 (default) or 1.3.\n",
+          "  --tls-verify none; a server's certificate must carry the host of the node\n"
+          "  dialled (DNS name or IP), or --tls-server-name NAME if given;\n"
+          "  --tls-min-version: 1.2 (default) or 1.3.\n",
           f);
 }
 

@@ -2,6 +2,7 @@
 
 #include "transport/sockio.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -19,7 +20,7 @@
 
 struct rc_tls_ctx {
     SSL_CTX *ssl_ctx;
-    char server_name[256]; /* empty: no name check */
+    char server_name[256]; /* empty: the dialled node's host is checked */
 };
 
 struct rc_tls {
@@ -156,7 +157,10 @@ static const char *verify_hint(long v)
         return "unknown CA: not issued by a CA in --tls-cacert";
     case X509_V_ERR_CERT_HAS_EXPIRED: return "expired";
     case X509_V_ERR_CERT_NOT_YET_VALID: return "not yet valid";
-    case X509_V_ERR_HOSTNAME_MISMATCH: return "name mismatch: not issued for --tls-server-name";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+        return "name mismatch: not issued for the host of the node dialled (or --tls-server-name)";
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return "IP address mismatch: not issued for the address of the node dialled";
     default: return "bad certificate";
     }
 }
@@ -222,8 +226,19 @@ static int wait_for_session(rc_tls *t, int rc, uint64_t deadline_ms, const char 
     return -1;
 }
 
-rc_tls *rc_tls_handshake(rc_tls_ctx *ctx, int fd, int server, uint64_t deadline_ms, char *err,
-                         int errlen)
+/* The name a client expects on the server's certificate: an IP address
+ * is matched against the certificate's IP entries, a DNS name against its
+ * DNS entries (and sent as SNI). 1 on success. */
+static int expect_name(SSL *ssl, const char *name)
+{
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
+    return SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+}
+
+rc_tls *rc_tls_handshake(rc_tls_ctx *ctx, int fd, int server, const char *peer_host,
+                         uint64_t deadline_ms, char *err, int errlen)
 {
     size_t el = (size_t)errlen;
     int fl = fcntl(fd, F_GETFL);
@@ -260,10 +275,11 @@ rc_tls *rc_tls_handshake(rc_tls_ctx *ctx, int fd, int server, uint64_t deadline_
     t->fd = fd;
     ERR_clear_error();
     t->ssl = SSL_new(ctx->ssl_ctx);
+    const char *expect = server                        ? NULL
+                         : ctx->server_name[0] != '\0' ? ctx->server_name
+                                                       : peer_host;
     if (t->ssl == NULL || SSL_set_app_data(t->ssl, t) != 1 || SSL_set_fd(t->ssl, fd) != 1 ||
-        (!server && ctx->server_name[0] != '\0' &&
-         (SSL_set_tlsext_host_name(t->ssl, ctx->server_name) != 1 ||
-          SSL_set1_host(t->ssl, ctx->server_name) != 1))) {
+        (expect != NULL && !expect_name(t->ssl, expect))) {
         char why[160];
         openssl_reason(why, sizeof why);
         snprintf(err, el, "TLS session: %s", why);

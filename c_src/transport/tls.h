@@ -25,8 +25,9 @@ typedef struct rc_tls_config {
     const char *keyfile;    /* PEM; NULL: the key is in certfile */
     const char *cacertfile; /* PEM bundle the peer's certificate must chain to */
     int verify_peer;        /* 1 (default): refuse a peer without a valid certificate */
-    const char *server_name; /* NULL: no name check; else the name a server's certificate
-                              * must carry when we connect (also sent as SNI) */
+    const char *server_name; /* NULL: the host of the node name we dial; else the
+                              * name a server's certificate must carry when we
+                              * connect (also sent as SNI) */
     int min_version;        /* 12 or 13 (TLS 1.2 / 1.3); 0: 1.2 */
 } rc_tls_config;
 
@@ -39,11 +40,15 @@ int rc_tls_ctx_new(rc_tls_ctx **out, const rc_tls_config *cfg, char *err, int er
 void rc_tls_ctx_free(rc_tls_ctx *ctx);
 
 /* Handshake thread. Runs the TLS handshake on fd as server (accepting) or
- * client. NULL with a reason in err: the peer's certificate and why it was
- * refused, a peer that refused ours, a peer that does not speak TLS. fd is
- * left non-blocking and is not closed. */
-rc_tls *rc_tls_handshake(rc_tls_ctx *ctx, int fd, int server, uint64_t deadline_ms, char *err,
-                         int errlen);
+ * client. A client checks the server's certificate against peer_host (the
+ * host part of the node name it dials: a DNS name or an IP address), as
+ * OTP's inet_tls_dist does, unless the config names the server
+ * (server_name), when it checks that name instead, or peer_host is NULL.
+ * NULL with a reason in err: the peer's certificate and why it was refused,
+ * a peer that refused ours, a peer that does not speak TLS. fd is left
+ * non-blocking and is not closed. */
+rc_tls *rc_tls_handshake(rc_tls_ctx *ctx, int fd, int server, const char *peer_host,
+                         uint64_t deadline_ms, char *err, int errlen);
 /* Handshake thread; 0, or -1 with errno set (ETIMEDOUT at the deadline). */
 int rc_tls_write_all(rc_tls *t, const void *buf, size_t n, uint64_t deadline_ms);
 int rc_tls_read_exact(rc_tls *t, void *buf, size_t n, uint64_t deadline_ms);

@@ -103,6 +103,7 @@ typedef struct side {
     int fd;
     int server;
     int dist; /* also run the distribution handshake */
+    const char *peer_host; /* a client's: the host of the node it dials */
     rc_tls *tls;
     int rc;
     hs_result res;
@@ -130,7 +131,8 @@ static void *run_side(void *arg)
 {
     side *s = arg;
     uint64_t dl = sockio_now_ms() + 5000;
-    s->tls = rc_tls_handshake(s->ctx, s->fd, s->server, dl, s->err, (int)sizeof s->err);
+    s->tls = rc_tls_handshake(s->ctx, s->fd, s->server, s->peer_host, dl, s->err,
+                              (int)sizeof s->err);
     if (s->tls == NULL) {
         s->rc = -1;
         shutdown(s->fd, SHUT_RDWR); /* the other side sees the end at once */
@@ -309,6 +311,32 @@ static void test_name_mismatch_refused(void **state)
     close_pair(&srv, &cli);
 }
 
+/* Dialling a node, the client checks the server's certificate against the
+ * host of the node name (DNS or IP), as OTP's inet_tls_dist does; a
+ * configured server name checks that name instead. node.pem is for
+ * node.test only. */
+static void dial(const char *host, const char *server_name, int ok, const char *why)
+{
+    side srv = {.ctx = ctx_for("node.pem", "ca.pem", NULL)};
+    side cli = {.ctx = ctx_for("node.pem", "ca.pem", server_name), .peer_host = host};
+    run_pair(&srv, &cli);
+    if (ok)
+        assert_int_equal(cli.rc, 0);
+    else
+        assert_refused(&cli, why);
+    close_pair(&srv, &cli);
+}
+
+static void test_dialled_host_checked(void **state)
+{
+    (void)state;
+    NEED_PKI();
+    dial("node.test", NULL, 1, NULL);
+    dial("other.example", NULL, 0, "name mismatch");
+    dial("127.0.0.1", NULL, 0, "mismatch");
+    dial("other.example", "node.test", 1, NULL);
+}
+
 /* A plain distribution handshake arriving on the TLS side. */
 static void test_plaintext_refused(void **state)
 {
@@ -320,7 +348,7 @@ static void test_plaintext_refused(void **state)
     static const uint8_t name_msg[] = {0, 8, 'N', 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(write(sv[1], name_msg, sizeof name_msg), (ssize_t)sizeof name_msg);
     char err[256];
-    rc_tls *t = rc_tls_handshake(ctx, sv[0], 1, sockio_now_ms() + 2000, err, (int)sizeof err);
+    rc_tls *t = rc_tls_handshake(ctx, sv[0], 1, NULL, sockio_now_ms() + 2000, err, (int)sizeof err);
     assert_null(t);
     assert_non_null(strstr(err, "plaintext"));
     /* a peer that goes away before saying anything */
@@ -328,7 +356,7 @@ static void test_plaintext_refused(void **state)
     close(sv[0]);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     close(sv[1]);
-    t = rc_tls_handshake(ctx, sv[0], 1, sockio_now_ms() + 2000, err, (int)sizeof err);
+    t = rc_tls_handshake(ctx, sv[0], 1, NULL, sockio_now_ms() + 2000, err, (int)sizeof err);
     assert_null(t);
     assert_non_null(strstr(err, "closed"));
     close(sv[0]);
@@ -345,7 +373,7 @@ static void test_silent_server_times_out(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     char err[256];
     uint64_t t0 = sockio_now_ms();
-    rc_tls *t = rc_tls_handshake(ctx, sv[0], 0, t0 + 300, err, (int)sizeof err);
+    rc_tls *t = rc_tls_handshake(ctx, sv[0], 0, NULL, t0 + 300, err, (int)sizeof err);
     assert_null(t);
     assert_true(sockio_now_ms() - t0 >= 300);
     assert_non_null(strstr(err, "no answer to our client hello"));
@@ -392,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_other_ca_refused),
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_name_mismatch_refused),
+        cmocka_unit_test(test_dialled_host_checked),
         cmocka_unit_test(test_plaintext_refused),
         cmocka_unit_test(test_silent_server_times_out),
         cmocka_unit_test(test_config_errors),

@@ -34,6 +34,7 @@
          pool_and_broadcast/1,
          big_messages/1,
          other_ca_refused/1,
+         dialled_host_checked/1,
          cnode_refuses_other_ca/1,
          expired_refused/1,
          name_mismatch_refused/1,
@@ -61,6 +62,7 @@ groups() ->
        pool_and_broadcast, big_messages]},
      {refusals, [],
       [other_ca_refused, cnode_refuses_other_ca, expired_refused, name_mismatch_refused,
+       dialled_host_checked,
        plaintext_peer_refused, cnode_to_plaintext_node_fails,
        plain_cnode_refuses_tls_peer]}].
 
@@ -249,6 +251,25 @@ name_mismatch_refused(Config) ->
                     ["--seed", atom_to_list(PNode), "--tls-server-name", "not-this.example"
                      | tls_args(Config)], testcase),
     await_log(C, <<"refused: name mismatch">>),
+    ok.
+
+%% Without --tls-server-name the C node checks the certificate of the node
+%% it dials against that node's host, as OTP's inet_tls_dist client does: a
+%% certificate the cluster's CA issued for other.example is refused for
+%% ...@<this host> (it used to be accepted); --tls-server-name other.example
+%% accepts it.
+dialled_host_checked(Config) ->
+    P = start_tls_peer("rcn_elsewhere", elsewhere, Config, testcase),
+    PNode = pcall(P, erlang, node, []),
+    C = start_cnode(unique_name("rcn_tls_host"), ["--seed", atom_to_list(PNode)
+                                                  | tls_args(Config)], testcase),
+    await_log(C, <<"refused: name mismatch: not issued for the host of the node dialled">>),
+    ?assertEqual([], pcall(P, erlang, nodes, [hidden])),
+    C2 = start_cnode(unique_name("rcn_tls_host2"),
+                     ["--seed", atom_to_list(PNode), "--tls-server-name", "other.example"
+                      | tls_args(Config)], testcase),
+    wait_until(fun() -> lists:member(maps:get(node, C2), pcall(P, erlang, nodes, [hidden])) end,
+               20000, override_accepted),
     ok.
 
 %% A node without TLS distribution knocking on the TLS port.
@@ -440,6 +461,14 @@ make_pki(Config) ->
     CA("ca2", "another-ca"),
     Cert("node", "ca", "2"),
     Cert("other", "ca2", "2"),
+    %% the cluster's CA, but for another host only
+    ok = file:write_file(filename:join(Dir, "elsewhere.cnf"),
+                         ["subjectAltName=DNS:other.example\n",
+                          "extendedKeyUsage=serverAuth,clientAuth\n"]),
+    Sh("openssl req -newkey rsa:2048 -nodes -keyout elsewhere.key -out elsewhere.csr "
+       "-subj /CN=elsewhere"),
+    Sh("openssl x509 -req -in elsewhere.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+       "-out elsewhere.pem -days 2 -extfile elsewhere.cnf"),
     %% `openssl ca' takes explicit dates on every OpenSSL 3 (x509 -days -1
     %% works on 3.0 only)
     ok = file:write_file(filename:join(Dir, "ca.cnf"),
@@ -453,7 +482,8 @@ make_pki(Config) ->
        "-out expired.pem -startdate 20200101000000Z -enddate 20200102000000Z "
        "-extfile ext.cnf -notext"),
     [write_optfile(Dir, Name, Ca) ||
-        {Name, Ca} <- [{"good", "ca"}, {"expired", "ca"}, {"other", "ca2"}]],
+        {Name, Ca} <- [{"good", "ca"}, {"expired", "ca"}, {"other", "ca2"},
+                       {"elsewhere", "ca"}]],
     [{pki, Dir} | Config].
 
 write_optfile(Dir, Name, Ca) ->

@@ -128,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = stranger(data, size);
     if (fd >= 0) {
         uint64_t dl = sockio_now_ms() + 1000;
-        rc_tls *t = rc_tls_handshake(ctx, fd, 1, dl, err, (int)sizeof err);
+        rc_tls *t = rc_tls_handshake(ctx, fd, 1, NULL, dl, err, (int)sizeof err);
         if (t != NULL) {
             hs_io io = {.len_bytes = 4, .write_all = io_write, .read_exact = io_read, .ctx = t};
             (void)handshake_accept_io(&io, &hc, &res, dl, err, (int)sizeof err);
