@@ -15,6 +15,13 @@
 %%% send directly again; events that were still in its mailbox are lost
 %%% with it (the supervisor restarts it).
 %%%
+%%% The relay also watches this node's nodeups: when a node connects here
+%%% (a new node joining the cluster through this one), it tells every C
+%%% node connected to this node (`{reckon_cnode_cluster, CNode} !
+%%% {'$reckon_cnode_nodeup', Node}'), which then asks this node for its
+%%% connections at once instead of at its next periodic round, and so
+%%% connects to the new node and sees its members as soon as `pg' does.
+%%%
 %%% It is started by {@link reckon_cnode_sup} unless the application env
 %%% `relay' is `false'. With env `mode' set to `relay', the application
 %%% runs the scope and the relay only (no C node is attached): that is how
@@ -46,6 +53,7 @@ init(Scope) ->
     %% the relay copy its whole mailbox.
     process_flag(message_queue_data, off_heap),
     ok = pg:join(Scope, ?GROUP, self()),
+    ok = net_kernel:monitor_nodes(true),
     {ok, Scope}.
 
 %% @private
@@ -65,6 +73,12 @@ handle_cast(_Msg, Scope) ->
 handle_info({'$reckon_relay', {Store, Topic, subscribers} = Group, {events, Events} = Msg}, Scope)
   when is_atom(Store), is_binary(Topic), is_list(Events) ->
     deliver(pg:get_local_members(Scope, Group), Msg),
+    {noreply, Scope};
+handle_info({nodeup, Node}, Scope) ->
+    %% C nodes are hidden; a hidden node that is not one has no process of
+    %% that name, and the message is dropped there
+    _ = [erlang:send({reckon_cnode_cluster, H}, {'$reckon_cnode_nodeup', Node}, [noconnect])
+         || H <- nodes(hidden)],
     {noreply, Scope};
 handle_info(_Other, Scope) ->
     {noreply, Scope}.

@@ -46,6 +46,7 @@ typedef struct aside_node {
 typedef struct asked_node {
     char name[NODE_MAX];
     erlang_ref ref;
+    int again; /* told of a nodeup while the question was out: ask once more */
     UT_hash_handle hh;
 } asked_node;
 
@@ -238,6 +239,26 @@ static void refuse_answer(rc_cluster *cl, const char *peer, const char *why)
 
 static void dial_due(rc_cluster *cl);
 
+/* {'$reckon_cnode_nodeup', _} from a connected node (the relay of the
+ * reckon_cnode application sends it when a node comes up there): that node
+ * is asked for its nodes now rather than at the next periodic round, so a
+ * node joining the cluster is seen as soon as pg sees it. It names no node
+ * to dial: what is learnt still comes only from the answer to our own
+ * question, and a flood of these costs one question in flight and one
+ * more after it per peer. */
+static void told_nodeup(rc_cluster *cl, const char *peer)
+{
+    if (peer == NULL || cl->stopped)
+        return;
+    cl->stats.nodeups++;
+    asked_node *q = NULL;
+    HASH_FIND_STR(cl->asked, peer, q);
+    if (q != NULL)
+        q->again = 1;
+    else
+        ask_nodes(cl, peer);
+}
+
 /* The answer {Ref, [Node]} to our question; anything else (e.g. a badrpc)
  * is ignored. It is read only from the node asked, with the reference of
  * the question still outstanding there, and once. */
@@ -249,6 +270,14 @@ static void on_message(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         return;
     int idx = 0, v = 0, arity = 0, n = 0;
     erlang_ref ref;
+    char tag[MAXATOMLEN];
+    if (ei_decode_version(sig->buf, &idx, &v) == 0 &&
+        ei_decode_tuple_header(sig->buf, &idx, &arity) == 0 && arity == 2 &&
+        ei_decode_atom(sig->buf, &idx, tag) == 0 && strcmp(tag, "$reckon_cnode_nodeup") == 0) {
+        told_nodeup(cl, sig->peer);
+        return;
+    }
+    idx = 0;
     if (ei_decode_version(sig->buf, &idx, &v) != 0 ||
         ei_decode_tuple_header(sig->buf, &idx, &arity) != 0 || arity != 2 ||
         ei_decode_ref(sig->buf, &idx, &ref) != 0) {
@@ -262,7 +291,10 @@ static void on_message(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         refuse_answer(cl, sig->peer, "no such question outstanding on that connection");
         return;
     }
+    int again = q->again;
     forget_question(cl, sig->peer);
+    if (again)
+        ask_nodes(cl, sig->peer);
     if (ei_decode_list_header(sig->buf, &idx, &n) != 0)
         return;
     cl->stats.answers++;
@@ -384,7 +416,7 @@ rc_cluster *rc_cluster_new(uv_loop_t *loop, const rc_logger *lg, const rc_cluste
     if (cl->cfg.quarantine_min_ms == 0)
         cl->cfg.quarantine_min_ms = 30000;
     cl->tokens_milli = (uint64_t)cl->cfg.dial_burst * 1000u;
-    cl->self = rc_proc_spawn(ps, on_message, cl, NULL);
+    cl->self = rc_proc_spawn_registered(ps, on_message, cl, NULL, "reckon_cnode_cluster");
     if (cl->self == NULL) {
         free(cl);
         return NULL;

@@ -13,7 +13,12 @@
  * with a small burst, nodes that were connected before and seeds first);
  * and a name that failed forget_after times in a row is set aside for a
  * quarantine that doubles each time it fails again, whatever peers keep
- * listing, until it connects. */
+ * listing, until it connects.
+ *
+ * The layer's process is registered `reckon_cnode_cluster`: a connected
+ * node that sends it {'$reckon_cnode_nodeup', Node} (the reckon_cnode
+ * application's relay does, on every nodeup) is asked at once, so a node
+ * joining the cluster is seen without waiting for the periodic round. */
 #ifndef RC_CLUSTER_H
 #define RC_CLUSTER_H
 
@@ -53,6 +58,7 @@ typedef struct rc_cluster_stats {
     uint64_t answers_refused;   /* unasked, stale, or from another node than asked */
     uint64_t set_aside;         /* names put in quarantine after failing */
     uint64_t listings_ignored;  /* names a peer listed while in quarantine */
+    uint64_t nodeups;           /* nodeups a peer told of (each asks it again) */
 } rc_cluster_stats;
 
 /* loop NULL: no timer (the caller drives rc_cluster_tick). */

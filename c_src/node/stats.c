@@ -44,6 +44,8 @@ static size_t collect(rc_node *n, node_stat *out)
          "Nodes the cluster layer knows of (seeds and discovered)."},
         {"cluster_dials", rc_cluster_get_stats(n->cluster)->dials, 0, C,
          "Connects the cluster layer started (seeds, discovered nodes, reconnects)."},
+        {"cluster_nodeups", rc_cluster_get_stats(n->cluster)->nodeups, 0, C,
+         "Nodeups peers told of (each makes the C node ask that peer for its nodes)."},
         {"cluster_set_aside", rc_cluster_get_stats(n->cluster)->set_aside, 0, C,
          "Discovered nodes set aside for a while after failing to connect repeatedly."},
         {"cluster_lists_refused", rc_cluster_get_stats(n->cluster)->answers_refused, 1, C,

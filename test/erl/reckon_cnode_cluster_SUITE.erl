@@ -46,7 +46,8 @@
          broadcast_everywhere/1,
          kill9_sidecar/1,
          subscriber_on_unconnected_node/1,
-         subscriber_on_hidden_node/1]).
+         subscriber_on_hidden_node/1,
+         joining_node_seen_at_once/1]).
 
 %% run on peers
 -export([await_count/3]).
@@ -78,7 +79,8 @@ all() ->
      broadcast_everywhere,
      kill9_sidecar,
      subscriber_on_unconnected_node,
-     subscriber_on_hidden_node].
+     subscriber_on_hidden_node,
+     joining_node_seen_at_once].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -254,6 +256,50 @@ kill9_sidecar(_Config) ->
 %% controlled over standard_io, -connect_all false); N events broadcast to
 %% each pool (from BEAM node I, through its shim): every one reaches the
 %% subscriber, in order.
+%% A BEAM node that joins the cluster after the C node, connected to one
+%% existing node only (as a new reckon-db node joins): the relay of that
+%% existing node tells the C node of the nodeup, and the C node asks it for
+%% its nodes at once, connects to the new node and syncs with its scope. So
+%% the C node sees the new node's members well before its periodic
+%% discovery (every 5 s) would have found the node, as an existing BEAM
+%% node's pg sees them; both times are logged.
+joining_node_seen_at_once(_Config) ->
+    Alone = #{connection => standard_io, args => ["-connect_all", "false"]},
+    Old = start_peer("rcn_old", Alone, testcase),
+    OldNode = node_of(Old),
+    C = start_cnode(unique_name("rcn_join"), ["--seed", atom_to_list(OldNode)], testcase),
+    CNode = node_of(C),
+    start_shim_on(Old, #{cnode => CNode}),
+    wait_connected(Old),
+    New = start_peer("rcn_new", Alone, testcase),
+    NewNode = node_of(New),
+    _ = rc_test_lib:start_pg_scope(New, ?SCOPE),
+    Group = {rcn_join_store, <<"joined">>, emitters},
+    Member = pcall(New, rc_test_emitter, start_recorder, []),
+    ok = pcall(New, pg, join, [?SCOPE, Group, Member]),
+    Nodeups0 = maps:get(cluster_nodeups, rc_test_lib:cnode_stats(C)),
+    T0 = now_ms(),
+    true = pcall(New, net_kernel, connect_node, [OldNode]),
+    SeenBy = fun(See) -> await_member(See, Member, T0) end,
+    BeamMs = SeenBy(fun() -> pcall(Old, pg, get_members, [?SCOPE, Group]) end),
+    CMs = SeenBy(fun() ->
+                         case rc_test_lib:ccall(C, {pg_members, ?SCOPE, Group}) of
+                             {ok, Pids} -> Pids;
+                             _ -> []
+                         end
+                 end),
+    ct:pal("a joining node's member seen by an existing BEAM node's pg after ~b ms, "
+           "by the C node after ~b ms (periodic discovery: every 5,000 ms)", [BeamMs, CMs]),
+    ?assert(maps:get(cluster_nodeups, rc_test_lib:cnode_stats(C)) > Nodeups0),
+    %% told, not found by the periodic round
+    ?assert(CMs < 2500),
+    ok.
+
+%% ms after T0 when See() first lists Member (fails after 10 s).
+await_member(See, Member, T0) ->
+    wait_until(fun() -> lists:member(Member, See()) end, 10000, {member_seen, Member}),
+    now_ms() - T0.
+
 subscriber_on_unconnected_node(_Config) ->
     subscriber_elsewhere(["-connect_all", "false"]).
 
