@@ -8,8 +8,10 @@
  * The server thread reads the node only through node_call_timed, so the
  * loop's state is touched on the loop thread alone, and a loop that does not
  * answer within call_timeout_ms gets 503 "node not answering" rather than a
- * hung server. It has no authentication: bind it to loopback or a
- * management network.
+ * hung server. Slow clients cannot keep it from answering: each
+ * connection has a deadline, and one that has not sent its request makes
+ * room for a newcomer (see request_timeout_ms and max_connections). It has
+ * no authentication: bind it to loopback or a management network.
  *
  * Threading: rc_http_start and rc_http_stop are called from the thread that
  * owns the node, outside the loop (before rc_node_run, after it returned);
@@ -26,8 +28,13 @@ typedef struct rc_http rc_http;
 typedef struct rc_http_config {
     const char *addr;         /* "IPv4:PORT" or "[IPv6]:PORT"; port 0 = any free */
     int need_peer;            /* /health is 503 while the node has no connection */
-    unsigned max_connections; /* open HTTP connections at once; 0: 16 */
-    unsigned timeout_s;       /* an idle connection is closed after this; 0: 10 */
+    /* Connections held at once; past it a new one cuts off the oldest that
+     * has not sent its request yet (of the address holding most); 0: 16,
+     * at most 256. */
+    unsigned max_connections;
+    /* A connection has this long to send its whole request, however it
+     * trickles, and as long again to take its answer; 0: 5000. */
+    unsigned request_timeout_ms;
     unsigned call_timeout_ms; /* how long a request waits for the loop; 0: 2000 */
     int log_level;            /* as rc_node_config.log_level */
 } rc_http_config;

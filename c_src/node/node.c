@@ -5,6 +5,7 @@
 #include "transport/dist_hdr.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,41 @@ static int make_node_name(const rc_node_config *cfg, char *out, size_t cap, char
     return 0;
 }
 
+/* libuv 1.45 and later (Debian 13 has 1.50) give every loop an io_uring
+ * ring on Linux, made in uv_loop_init. The kernel ties a ring to the thread
+ * that made it: when the ring is closed (rc_node_destroy), its teardown
+ * interrupts that thread's blocking system call in progress, and a socket
+ * read or write with a timeout fails with EINTR instead of resuming. The
+ * caller of rc_node_create is the application's thread, seldom the loop's
+ * (examples/producer.c runs the loop on a thread of its own), and it must
+ * not be interrupted for the node's sake: the loop is made on a thread that
+ * ends at once and takes its tie to the ring with it. (The thread that runs
+ * the loop submits to the ring and so has a tie of its own; it is the
+ * node's, and has normally ended by the time the ring is closed.) */
+typedef struct loop_init_job {
+    uv_loop_t *loop;
+    int rc;
+} loop_init_job;
+
+static void *loop_init_thread(void *arg)
+{
+    loop_init_job *j = arg;
+    j->rc = uv_loop_init(j->loop);
+    return NULL;
+}
+
+static int init_loop(uv_loop_t *loop)
+{
+    loop_init_job j = {.loop = loop, .rc = UV_EINVAL};
+    pthread_t t;
+    /* Without a thread to spare, the loop is made here: the node works the
+     * same, and only its creator may see that one EINTR. */
+    if (pthread_create(&t, NULL, loop_init_thread, &j) != 0)
+        return uv_loop_init(loop);
+    pthread_join(t, NULL);
+    return j.rc;
+}
+
 /* What rc_node_create made before the transport started, on a failure
  * there (each part may be missing). */
 static void release_unstarted(rc_node *n)
@@ -304,7 +340,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     /* Handshakes and connects run on libuv's pool; a few slow peers must not
      * hold up the rest. Must be set before the pool's first use. */
     setenv("UV_THREADPOOL_SIZE", "8", 0);
-    if (uv_loop_init(&n->loop) != 0) {
+    if (init_loop(&n->loop) != 0) {
         snprintf(err, errlen, "uv_loop_init failed");
         free(n);
         return -1;

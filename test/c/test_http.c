@@ -1,14 +1,19 @@
 /* The management endpoint: its address parsing, the metrics page's text,
  * and a real node (no epmd) serving /metrics and /health to a plain socket
  * client while its loop runs on another thread; also built under TSan,
- * since the server thread and the loop meet only in rc_node_call. */
+ * since the server thread and the loop meet only in rc_node_call; and
+ * slow clients that trickle their requests, which must not keep /health
+ * from answering. */
 #include "node/http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,8 +93,11 @@ static char *http_get(unsigned port, const char *request)
         return NULL;
     }
     ssize_t r;
-    while (len < cap - 1 && (r = read(fd, buf + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
+    /* EINTR is not the end of the answer: a client that took it for one
+     * would report a server that did answer as silent. */
+    while (len < cap - 1 && ((r = read(fd, buf + len, cap - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0)
+            len += (size_t)r;
     close(fd);
     buf[len] = '\0';
     return buf;
@@ -101,15 +109,24 @@ static void *run_loop(void *arg)
     return NULL;
 }
 
-static void expect(unsigned port, const char *path, const char *status, const char *body_has)
+/* 1 if GET path answers with that status and body; else says what came. */
+static int answers(unsigned port, const char *path, const char *status, const char *body_has)
 {
     char req[128];
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
     char *resp = http_get(port, req);
-    assert_non_null(resp);
-    if (strncmp(resp, status, strlen(status)) != 0 || strstr(resp, body_has) == NULL)
-        fail_msg("GET %s: want %s with '%s', got:\n%s", path, status, body_has, resp);
+    int ok = resp != NULL && strncmp(resp, status, strlen(status)) == 0 && strstr(resp, body_has) != NULL;
+    if (!ok)
+        print_message("GET %s: want %s with '%s', got:\n%s\n", path, status, body_has,
+                      resp != NULL ? resp : "(no connection)");
     free(resp);
+    return ok;
+}
+
+static void expect(unsigned port, const char *path, const char *status, const char *body_has)
+{
+    if (!answers(port, path, status, body_has))
+        fail_msg("GET %s: no %s", path, status);
 }
 
 static void test_serves_a_running_node(void **state)
@@ -253,6 +270,224 @@ static void test_stalled_loop(void **state)
     pthread_mutex_destroy(&sc.mu);
 }
 
+/* ------------------------------------------------------------ helpers */
+
+static rc_node *start_node(const char *sname)
+{
+    rc_node_config cfg;
+    rc_node_config_init(&cfg);
+    cfg.sname = sname;
+    cfg.cookie = "test";
+    cfg.no_epmd = 1;
+    cfg.handle_signals = 0;
+    cfg.log_level = 0;
+    char err[256];
+    rc_node *n = NULL;
+    assert_int_equal(rc_node_create(&n, &cfg, err, sizeof err), 0);
+    return n;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ------------------------------------------------ the creating thread */
+
+typedef struct late_writer {
+    int fd;
+} late_writer;
+
+static void *write_late(void *arg)
+{
+    late_writer *w = arg;
+    pause_ms(300);
+    ssize_t r = write(w->fd, "x", 1);
+    (void)r;
+    return NULL;
+}
+
+/* A node created on this thread, run on another, stopped and destroyed:
+ * this thread's own blocking read (with a timeout, as an HTTP client's) is
+ * not cut short by the node's teardown. With libuv's io_uring (1.45 and
+ * later) the ring's teardown interrupts the thread that made the loop,
+ * which once was rc_node_create's caller, and the read failed with EINTR a
+ * few milliseconds later. */
+static void test_destroy_leaves_the_creator_alone(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        rc_node *n = start_node("http_creator");
+        pthread_t loop;
+        assert_int_equal(pthread_create(&loop, NULL, run_loop, n), 0);
+        rc_node_stop(n);
+        pthread_join(loop, NULL);
+        rc_node_destroy(n);
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        struct timeval tv = {.tv_sec = 5};
+        assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+        late_writer w = {.fd = sv[1]};
+        pthread_t writer;
+        assert_int_equal(pthread_create(&writer, NULL, write_late, &w), 0);
+        char c = 0;
+        ssize_t r = read(sv[0], &c, 1);
+        int e = errno;
+        pthread_join(writer, NULL);
+        close(sv[0]);
+        close(sv[1]);
+        if (r != 1)
+            fail_msg("round %d: read after rc_node_destroy: %s", round, r < 0 ? strerror(e) : "end of stream");
+    }
+}
+
+/* ---------------------------------------------------------- slow clients */
+
+/* A connection that has sent a request line and no end of headers: the
+ * start of a slowloris request. */
+static int open_slow(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char line[] = "GET /health HTTP/1.1\r\n";
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        send(fd, line, sizeof line - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof line - 1)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One more header line, as a slowloris client sends now and then; 0 while
+ * the server keeps the connection, -1 once it has closed it. */
+static int trickle_one(int fd)
+{
+    char b[64];
+    ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        return -1;
+    static const char hdr[] = "X-Slow: 1\r\n";
+    return send(fd, hdr, sizeof hdr - 1, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)(sizeof hdr - 1) ? 0 : -1;
+}
+
+enum { SLOW_CONNS = 12 };
+
+/* A slowloris attacker: SLOW_CONNS connections, each sending a header line
+ * every 50 ms and never the end of its headers; one the server closes is
+ * opened again at once, so the attacker holds every slot it can. */
+typedef struct slowloris {
+    unsigned port;
+    int fds[SLOW_CONNS];
+    atomic_int stop;
+    atomic_int closed; /* connections the server closed */
+} slowloris;
+
+static void *slowloris_run(void *arg)
+{
+    slowloris *s = arg;
+    while (!atomic_load(&s->stop)) {
+        for (int i = 0; i < SLOW_CONNS; i++) {
+            if (s->fds[i] >= 0 && trickle_one(s->fds[i]) != 0) {
+                close(s->fds[i]);
+                s->fds[i] = -1;
+                atomic_fetch_add(&s->closed, 1);
+            }
+            if (s->fds[i] < 0)
+                s->fds[i] = open_slow(s->port);
+        }
+        pause_ms(50);
+    }
+    for (int i = 0; i < SLOW_CONNS; i++)
+        if (s->fds[i] >= 0)
+            close(s->fds[i]);
+    return NULL;
+}
+
+/* Three times as many trickling connections as the server holds, and an
+ * attacker that reopens each one it loses: every probe of /health is still
+ * answered, and the attacker's connections are cut off, not held. */
+static void test_slow_clients_do_not_silence_health(void **state)
+{
+    (void)state;
+    rc_node *n = start_node("http_slow");
+    char err[256];
+    rc_http_config hc = {.addr = "127.0.0.1:0", .max_connections = 4, .request_timeout_ms = 1000,
+                         .log_level = 0};
+    rc_http *h = rc_http_start(n, &hc, err, sizeof err);
+    assert_non_null(h);
+    pthread_t loop, attacker;
+    assert_int_equal(pthread_create(&loop, NULL, run_loop, n), 0);
+    slowloris s = {.port = rc_http_port(h)};
+    atomic_init(&s.stop, 0);
+    atomic_init(&s.closed, 0);
+    for (int i = 0; i < SLOW_CONNS; i++) {
+        s.fds[i] = open_slow(s.port);
+        assert_true(s.fds[i] >= 0);
+    }
+    assert_int_equal(pthread_create(&attacker, NULL, slowloris_run, &s), 0);
+    /* Probes for two deadlines' worth, so that the attacker's reopened
+     * connections are in play too; each must be answered (http_get waits
+     * 5 s at most). */
+    int answered = 0;
+    for (int i = 0; i < 12; i++) {
+        answered += answers(rc_http_port(h), "/health", "HTTP/1.1 200", "\r\n\r\nok\n");
+        pause_ms(200);
+    }
+    /* Every connection the attacker opened first is cut off, by the budget
+     * or by its deadline (10 s at most). */
+    for (int i = 0; i < 200 && atomic_load(&s.closed) < SLOW_CONNS; i++)
+        pause_ms(50);
+    int closed = atomic_load(&s.closed);
+    atomic_store(&s.stop, 1);
+    pthread_join(attacker, NULL);
+    print_message("/health answered %d of 12 probes; the server closed %d slow connections\n",
+                  answered, closed);
+    assert_int_equal(answered, 12);
+    assert_true(closed >= SLOW_CONNS);
+    expect(rc_http_port(h), "/metrics", "HTTP/1.1 200", "reckon_cnode_connections 0\n");
+    rc_node_stop(n);
+    pthread_join(loop, NULL);
+    rc_http_stop(h);
+    rc_node_destroy(n);
+}
+
+/* One client alone, well within the budget, trickling a header line every
+ * 50 ms: the bytes keep it from ever being idle, and the deadline still
+ * closes it (waited for 10 s at most). */
+static void test_request_deadline(void **state)
+{
+    (void)state;
+    rc_node *n = start_node("http_deadline");
+    char err[256];
+    rc_http_config hc = {.addr = "127.0.0.1:0", .request_timeout_ms = 500, .log_level = 0};
+    rc_http *h = rc_http_start(n, &hc, err, sizeof err);
+    assert_non_null(h);
+    pthread_t loop;
+    assert_int_equal(pthread_create(&loop, NULL, run_loop, n), 0);
+    int fd = open_slow(rc_http_port(h));
+    assert_true(fd >= 0);
+    int closed = 0;
+    for (int i = 0; i < 200 && !closed; i++) {
+        closed = trickle_one(fd) != 0;
+        if (!closed) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            (void)poll(&p, 1, 50);
+        }
+    }
+    close(fd);
+    assert_true(closed);
+    expect(rc_http_port(h), "/health", "HTTP/1.1 200", "\r\n\r\nok\n");
+    rc_node_stop(n);
+    pthread_join(loop, NULL);
+    rc_http_stop(h);
+    rc_node_destroy(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +495,9 @@ int main(void)
         cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_serves_a_running_node),
         cmocka_unit_test(test_stalled_loop),
+        cmocka_unit_test(test_destroy_leaves_the_creator_alone),
+        cmocka_unit_test(test_slow_clients_do_not_silence_health),
+        cmocka_unit_test(test_request_deadline),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }

@@ -14,7 +14,8 @@
 # eunit), rebar3 and elixir, the libraries of priv/reckon_cnode, and gcc and
 # make: the host's executable runs inside the root unchanged where the root's
 # C library is as new as the host's, and is built inside the root where it is
-# older (a Debian 13 host testing OTP 25 in a Debian 12 root).
+# older (a Debian 13 host testing OTP 25 in a Debian 12 root). cmocka, so
+# that the C unit tests build and run there too (test/c/in_root.sh).
 set -u
 
 # shellcheck source=test/lib/mkroot_common.sh
@@ -23,4 +24,4 @@ set -u
 SUITE=${1:?usage: mkroot.sh SUITE}
 mkroot "$SUITE" "$SUITE" "the BEAM" \
     "erlang-nox erlang-common-test erlang-proper erlang-proper-dev erlang-eunit erlang-dev \
-rebar3 elixir libuv1-dev liblmdb-dev libmd-dev libmicrohttpd-dev uthash-dev libssl-dev openssl gcc libc6-dev make procps"
+rebar3 elixir libuv1-dev liblmdb-dev libmd-dev libmicrohttpd-dev uthash-dev libssl-dev openssl gcc libc6-dev make procps libcmocka-dev"
