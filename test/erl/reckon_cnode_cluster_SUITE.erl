@@ -272,7 +272,6 @@ joining_node_seen_at_once(_Config) ->
     start_shim_on(Old, #{cnode => CNode}),
     wait_connected(Old),
     New = start_peer("rcn_new", Alone, testcase),
-    NewNode = node_of(New),
     _ = rc_test_lib:start_pg_scope(New, ?SCOPE),
     Group = {rcn_join_store, <<"joined">>, emitters},
     Member = pcall(New, rc_test_emitter, start_recorder, []),
@@ -291,6 +290,7 @@ joining_node_seen_at_once(_Config) ->
     ct:pal("a joining node's member seen by an existing BEAM node's pg after ~b ms, "
            "by the C node after ~b ms (periodic discovery: every 5,000 ms)", [BeamMs, CMs]),
     ?assert(maps:get(cluster_nodeups, rc_test_lib:cnode_stats(C)) > Nodeups0),
+    ?assert(lists:member(CNode, pcall(New, erlang, nodes, [hidden]))),
     %% told, not found by the periodic round
     ?assert(CMs < 2500),
     ok.
