@@ -30,6 +30,7 @@ typedef struct known_node {
     uint64_t next_attempt_ms;
     unsigned failures; /* in a row; only a connection clears it */
     unsigned quarantine_ms; /* the last one it served, 0 if none */
+    int last_cause; /* of its last failure, as said at warning level; 0: none */
     UT_hash_handle hh;
 } known_node;
 
@@ -441,6 +442,9 @@ void rc_cluster_on_up(rc_cluster *cl, const char *node)
         drop_aside(cl, a);
     known_node *k = learn(cl, node, 0);
     if (k != NULL) {
+        if (k->last_cause != 0)
+            LOG_W(cl->lg, MOD, "connected to %s again", node);
+        k->last_cause = 0;
         k->failures = 0;
         k->quarantine_ms = 0;
         k->was_up = 1;
@@ -467,11 +471,34 @@ void rc_cluster_on_down(rc_cluster *cl, const char *node)
     }
 }
 
-void rc_cluster_on_connect_failed(rc_cluster *cl, const char *node)
+/* The kind of a connect failure, so that a line is said once per change. */
+static int cause_of(const char *why)
+{
+    if (why == NULL)
+        return 1;
+    if (strstr(why, "cookie") != NULL)
+        return 2;
+    if (strstr(why, "epmd") != NULL)
+        return 3;
+    if (strstr(why, "TLS") != NULL)
+        return 4;
+    if (strncmp(why, "connect:", 8) == 0)
+        return 5;
+    return 6;
+}
+
+void rc_cluster_on_connect_failed(rc_cluster *cl, const char *node, const char *why)
 {
     known_node *k = find_known(cl, node);
     if (k == NULL)
         return;
+    int cause = cause_of(why);
+    if ((k->is_seed || k->was_up) && cause != k->last_cause) {
+        k->last_cause = cause;
+        LOG_W(cl->lg, MOD, "cannot connect to %s%s: %s%s", node, k->is_seed ? " (a seed)" : "",
+              why != NULL && why[0] != '\0' ? why : "no reason given",
+              cause == 2 ? "; this node's cookie must be the cluster's" : "");
+    }
     k->failures++;
     if (!k->is_seed && k->failures >= cl->cfg.forget_after) {
         set_aside(cl, k);

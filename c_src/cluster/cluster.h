@@ -67,7 +67,11 @@ rc_cluster *rc_cluster_new(uv_loop_t *loop, const rc_logger *lg, const rc_cluste
 int rc_cluster_add_seed(rc_cluster *cl, const char *node);
 void rc_cluster_on_up(rc_cluster *cl, const char *node);
 void rc_cluster_on_down(rc_cluster *cl, const char *node);
-void rc_cluster_on_connect_failed(rc_cluster *cl, const char *node);
+/* why: the transport's reason. A seed, or a node that was connected
+ * before, that cannot be reached is said at warning level once per change
+ * of cause (a wrong cookie, no such node in epmd, refused or unreachable,
+ * TLS), so an operator at the default level sees why the node never joins. */
+void rc_cluster_on_connect_failed(rc_cluster *cl, const char *node, const char *why);
 /* The periodic work as of now_ms (its timer does it every 100 ms): dials
  * that are due and within the budget, and the periodic nodes() question. */
 void rc_cluster_tick(rc_cluster *cl, uint64_t now_ms);

@@ -61,11 +61,11 @@ static void on_frame(void *ctx, rc_conn *c, const char *payload, size_t len)
         rc_dist_close(n->dist, c, "invalid distribution message");
 }
 
-static void on_connect_failed(void *ctx, const char *node)
+static void on_connect_failed(void *ctx, const char *node, const char *why)
 {
     rc_node *n = ctx;
     if (n->cluster)
-        rc_cluster_on_connect_failed(n->cluster, node);
+        rc_cluster_on_connect_failed(n->cluster, node, why);
 }
 
 /* Sends to `node` waited for a connection that was never made: what they

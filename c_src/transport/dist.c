@@ -564,7 +564,7 @@ static void hs_after(hs_job *j, int status)
         if (j->fd >= 0)
             close(j->fd);
         if (j->outbound && !d->stopping && d->cb.on_connect_failed)
-            d->cb.on_connect_failed(d->cb.ctx, j->node);
+            d->cb.on_connect_failed(d->cb.ctx, j->node, j->err);
         after_failed_handshake(d, j);
         free(j);
         return;

@@ -31,7 +31,7 @@ typedef struct rc_dist_callbacks {
      * that came with a distribution header is handed on in that form). */
     void (*on_frame)(void *ctx, rc_conn *c, const char *payload, size_t len);
     /* An outbound connect to `node` failed (after logging). */
-    void (*on_connect_failed)(void *ctx, const char *node);
+    void (*on_connect_failed)(void *ctx, const char *node, const char *why);
     /* Frames sent to `node` while its connection was being made were
      * dropped: it could not be reached (monitors of it are now void). */
     void (*on_unreachable)(void *ctx, const char *node);

@@ -37,6 +37,10 @@ typedef struct fx {
     int nfailing;
     int fail_dials;      /* fail what is dialled */
     int member_up;       /* MEMBER is connected */
+    rc_logger lg;        /* the cluster's lines, at warning level */
+    FILE *logf;
+    char *log;
+    size_t loglen;
 } fx;
 
 #define GHOST "ghost@h"
@@ -88,7 +92,7 @@ static void fake_foreach(void *ctx, void (*fn)(const char *node, void *arg), voi
 static void fail_pending(fx *f)
 {
     for (int i = 0; i < f->nfailing; i++)
-        rc_cluster_on_connect_failed(f->cl, f->failing[i]);
+        rc_cluster_on_connect_failed(f->cl, f->failing[i], "connect: Connection refused");
     f->nfailing = 0;
 }
 
@@ -109,7 +113,11 @@ static fx *make(const rc_cluster_config *cfg)
     assert_non_null(f->ps);
     rc_cluster_ops ops = {.ctx = f, .connect = fake_connect, .busy = fake_busy,
                           .foreach_connected = fake_foreach};
-    f->cl = rc_cluster_new(NULL, NULL, &ops, f->ps, cfg);
+    f->logf = open_memstream(&f->log, &f->loglen);
+    assert_non_null(f->logf);
+    rc_logger_init(&f->lg, RC_LOG_WARNING);
+    f->lg.out = f->logf;
+    f->cl = rc_cluster_new(NULL, &f->lg, &ops, f->ps, cfg);
     assert_non_null(f->cl);
     f->fail_dials = 1;
     return f;
@@ -123,6 +131,8 @@ static int teardown(void **state)
     rc_procs_free(f->ps);
     rc_nodetab_free(f->nodes);
     free(f->asked);
+    fclose(f->logf);
+    free(f->log);
     free(f);
     return 0;
 }
@@ -309,6 +319,42 @@ static void test_failing_name_set_aside_despite_relisting(void **state)
     assert_true(f->ghost_dials >= 9 + 3);
 }
 
+/* Lines of the cluster's log that contain text. */
+static int log_count(fx *f, const char *text)
+{
+    fflush(f->logf);
+    int n = 0;
+    for (const char *p = f->log; p != NULL && (p = strstr(p, text)) != NULL; p += strlen(text))
+        n++;
+    return n;
+}
+
+/* A seed that cannot be reached is said at warning level once per change of
+ * cause, so an operator at the shipped level sees a wrong cookie; a
+ * stranger's failures are not. */
+static void test_seed_failures_said_once_per_cause(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(rc_cluster_add_seed(f->cl, "seed@h"), 0);
+    for (int i = 0; i < 3; i++)
+        rc_cluster_on_connect_failed(f->cl, "seed@h", "connect: Connection refused");
+    assert_int_equal(log_count(f, "cannot connect to seed@h (a seed): connect: Connection "
+                                  "refused"), 1);
+    for (int i = 0; i < 3; i++)
+        rc_cluster_on_connect_failed(f->cl, "seed@h", "no challenge ack from seed@h (wrong "
+                                                      "cookie?)");
+    assert_int_equal(log_count(f, "cannot connect to seed@h (a seed)"), 2);
+    assert_int_equal(log_count(f, "this node's cookie must be the cluster's"), 1);
+    rc_cluster_on_up(f->cl, "seed@h");
+    assert_int_equal(log_count(f, "connected to seed@h again"), 1);
+    rc_cluster_on_down(f->cl, "seed@h");
+    rc_cluster_on_connect_failed(f->cl, "seed@h", "no challenge ack from seed@h (wrong cookie?)");
+    assert_int_equal(log_count(f, "cannot connect to seed@h (a seed)"), 3);
+    /* a name nobody connected to before: not at warning level */
+    rc_cluster_on_connect_failed(f->cl, GHOST, "connect: Connection refused");
+    assert_int_equal(log_count(f, GHOST), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +362,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dials_bounded_members_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_name_set_aside_despite_relisting, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_seed_failures_said_once_per_cause, setup, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

@@ -36,7 +36,8 @@
          unreachable_subscriber_counted_and_forgotten/1,
          sends_waiting_at_stop_dropped_cleanly/1,
          debug_log_tells_what_happens/1,
-         discovery_lies_bounded/1]).
+         discovery_lies_bounded/1,
+         wrong_own_cookie_said_at_warning/1]).
 %% run on peers
 -export([send_and_await_nodedown/3, start_monitor_holder/1, start_lying_rex/2]).
 
@@ -57,7 +58,8 @@ all() ->
      unreachable_subscriber_counted_and_forgotten,
      sends_waiting_at_stop_dropped_cleanly,
      debug_log_tells_what_happens,
-     discovery_lies_bounded].
+     discovery_lies_bounded,
+     wrong_own_cookie_said_at_warning].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -566,4 +568,24 @@ discovery_lies_bounded(_Config) ->
            "stats ~p", [Dials, Secs, maps:get(known_nodes, S), S]),
     %% 20 at once, then 20 a second (and a few of the liar's own)
     ?assert(Dials =< 20 + 20 * (Secs + 1) + 10),
+    ok.
+
+%% The sidecar's own cookie is wrong for its seed, at the log level the
+%% shipped unit runs at (warning): the log says so, naming the seed and the
+%% cookie (it said nothing at all: the failures were at info level).
+wrong_own_cookie_said_at_warning(_Config) ->
+    Seed = rc_test_lib:start_peer("rcn_cookieseed", testcase),
+    SeedNode = atom_to_list(rc_test_lib:node_of(Seed)),
+    #{log := Log} = start_cnode("rcn_badcookie", ["--seed", SeedNode, "--cookie", "not-ours",
+                                                  "--log-level", "warning"], testcase),
+    Want = list_to_binary("cannot connect to " ++ SeedNode ++ " (a seed)"),
+    wait_until(fun() ->
+                       {ok, Text} = file:read_file(Log),
+                       binary:match(Text, Want) =/= nomatch andalso
+                           binary:match(Text, <<"cookie">>) =/= nomatch
+               end, 15000, wrong_cookie_said),
+    {ok, Text} = file:read_file(Log),
+    ct:log("the sidecar's log at warning level:~n~s", [Text]),
+    %% once per cause, not once per attempt
+    ?assertEqual(1, length(binary:matches(Text, Want))),
     ok.
