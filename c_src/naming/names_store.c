@@ -282,26 +282,25 @@ int names_store_put(names_store *s, const uint8_t *store, size_t store_len, cons
 }
 
 /* Every record into t; malformed ones counted in *bad. With touch, every
- * byte of each key and value is read first, so a record that reaches past
- * what is mapped faults here even where decoding would stop early. */
-static int walk(MDB_txn *txn, MDB_dbi dbi, names_table *t, int touch, size_t *ok, size_t *bad)
+ * byte of each key and value is read first (folded into *touch, so the
+ * reads are not optimised away), so a record that reaches past what is
+ * mapped faults here even where decoding would stop early. */
+static int walk(MDB_txn *txn, MDB_dbi dbi, names_table *t, uint8_t *touch, size_t *ok,
+                size_t *bad)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != 0)
         return rc;
     MDB_val k, v;
-    volatile uint8_t sink = 0;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
         const uint8_t *kb = k.mv_data;
         size_t store_len;
-        if (touch) {
-            uint8_t x = 0;
+        if (touch != NULL) {
             for (size_t i = 0; i < k.mv_size; i++)
-                x ^= kb[i];
+                *touch ^= kb[i];
             for (size_t i = 0; i < v.mv_size; i++)
-                x ^= ((const uint8_t *)v.mv_data)[i];
-            sink ^= x;
+                *touch ^= ((const uint8_t *)v.mv_data)[i];
         }
         if (k.mv_size < KEY_HEADER || kb[0] != KEY_VERSION) {
             (*bad)++;
@@ -330,7 +329,7 @@ static int walk(MDB_txn *txn, MDB_dbi dbi, names_table *t, int touch, size_t *ok
 }
 
 /* In a child process: the same walk over its own read-only environment,
- * then one byte down the pipe. The child dies quietly on a fault (no core,
+ * then one byte (any value) down the pipe. The child dies quietly on a fault (no core,
  * no inherited crash handler): its death is the answer. */
 static void walk_child(const char *dir, size_t mapsize, int fd)
 {
@@ -347,6 +346,7 @@ static void walk_child(const char *dir, size_t mapsize, int fd)
     MDB_dbi dbi;
     names_table *t = names_table_new();
     size_t ok = 0, bad = 0;
+    uint8_t touched = 0;
     /* Same map size as the parent's, so a record reaching past the map's
      * end does so here too. */
     if (t != NULL && mdb_env_create(&env) == 0) {
@@ -354,7 +354,7 @@ static void walk_child(const char *dir, size_t mapsize, int fd)
             mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) == 0 &&
             mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
             if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0)
-                (void)walk(txn, dbi, t, 1, &ok, &bad);
+                (void)walk(txn, dbi, t, &touched, &ok, &bad);
             mdb_txn_abort(txn);
         }
         mdb_env_close(env);
@@ -364,7 +364,7 @@ static void walk_child(const char *dir, size_t mapsize, int fd)
     /* Errors other than faults are the parent's to find and report. */
     ssize_t w;
     do
-        w = write(fd, "k", 1);
+        w = write(fd, &touched, 1);
     while (w < 0 && errno == EINTR);
     _exit(0);
 }
@@ -417,7 +417,7 @@ int names_store_load(names_store *s, names_table *t, size_t *loaded, size_t *ski
     if (rc == 0)
         rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc == 0) {
-        rc = walk(txn, s->dbi, t, 0, &n_ok, &n_bad);
+        rc = walk(txn, s->dbi, t, NULL, &n_ok, &n_bad);
         mdb_txn_abort(txn);
     }
     pthread_mutex_unlock(&s->lock);
