@@ -64,6 +64,9 @@ const char *names_store_strerror(int err)
         return "data.mdb is damaged (MDB_PAGE_NOTFOUND)" RESTORE_HINT;
     case MDB_INVALID:
         return "data.mdb is not an LMDB file or is damaged (MDB_INVALID)" RESTORE_HINT;
+    case NAMES_STORE_ESHORT:
+        return "no space left on device: a write to data.mdb was cut short (LMDB: Input/output "
+               "error) on a full file system";
     case ENOSPC:
         return "no space left on device: free space on the data directory's file system";
 #ifdef EDQUOT
@@ -83,7 +86,7 @@ static int name_cause(const char *dir, int rc)
     if (rc != EIO || dir == NULL || statvfs(dir, &fs) != 0)
         return rc;
     if ((unsigned long long)fs.f_bavail * fs.f_frsize < ROOM_MIN)
-        return ENOSPC;
+        return NAMES_STORE_ESHORT;
     return rc;
 }
 

@@ -21,7 +21,7 @@
  * then puts from one worker thread is the intended use). Errors are returned
  * as 0 / errno / LMDB codes / the NAMES_STORE_E* codes below;
  * names_store_strerror describes them, for a damaged file with what to do.
- * A write cut short by a full file system is ENOSPC (LMDB says EIO). */
+ * ENOSPC, EDQUOT and NAMES_STORE_ESHORT all read "no space left on device". */
 #ifndef RC_NAMES_STORE_H
 #define RC_NAMES_STORE_H
 
@@ -37,6 +37,8 @@ typedef struct names_store names_store;
 #define NAMES_STORE_ETRUNCATED (-30600) /* data.mdb shorter than its meta pages say */
 #define NAMES_STORE_EEMPTY (-30601)     /* data.mdb empty, or gone beside lock.mdb */
 #define NAMES_STORE_EFAULT (-30602)     /* reading data.mdb faulted (SIGSEGV/SIGBUS) */
+/* A write LMDB calls EIO that was a short write on a full file system. */
+#define NAMES_STORE_ESHORT (-30603)
 
 /* Opens (creating DIR itself if missing, mode 0700) the store. 0 or an
  * error code; *out is set only on success. A directory with neither

@@ -323,8 +323,12 @@ static void test_full_disk_is_no_space(void **st)
     names_store_close(s);
     assert_int_equal(umount(dir), 0);
     store_dir_remove(dir);
-    assert_int_equal(rc, ENOSPC);
-    assert_non_null(strstr(names_store_strerror(rc), "no space left on device"));
+    /* LMDB's EIO for the short write, named for what it was */
+    assert_int_equal(rc, NAMES_STORE_ESHORT);
+    assert_ptr_equal(strstr(names_store_strerror(rc), "no space left on device"),
+                     names_store_strerror(rc));
+    assert_ptr_equal(strstr(names_store_strerror(ENOSPC), "no space left on device"),
+                     names_store_strerror(ENOSPC));
 }
 
 /* The node as shipped, started on a damaged directory: it must exit with a
