@@ -19,7 +19,9 @@
  * Threads: a store may be used from any thread, one call at a time per
  * thread; calls are serialised by a mutex inside the store (load at start,
  * then puts from one worker thread is the intended use). Errors are returned
- * as 0 / errno / LMDB codes; names_store_strerror describes them. */
+ * as 0 / errno / LMDB codes / the NAMES_STORE_E* codes below;
+ * names_store_strerror describes them, for a damaged file with what to do.
+ * ENOSPC, EDQUOT and NAMES_STORE_ESHORT all read "no space left on device". */
 #ifndef RC_NAMES_STORE_H
 #define RC_NAMES_STORE_H
 
@@ -30,8 +32,19 @@
 
 typedef struct names_store names_store;
 
+/* A damaged store, refused rather than loaded (outside errno's range and
+ * LMDB's MDB_KEYEXIST..MDB_LAST_ERRCODE). */
+#define NAMES_STORE_ETRUNCATED (-30600) /* data.mdb shorter than its meta pages say */
+#define NAMES_STORE_EEMPTY (-30601)     /* data.mdb empty, or gone beside lock.mdb */
+#define NAMES_STORE_EFAULT (-30602)     /* reading data.mdb faulted (SIGSEGV/SIGBUS) */
+/* A write LMDB calls EIO that was a short write on a full file system. */
+#define NAMES_STORE_ESHORT (-30603)
+
 /* Opens (creating DIR itself if missing, mode 0700) the store. 0 or an
- * error code; *out is set only on success. */
+ * error code; *out is set only on success. A directory with neither
+ * data.mdb nor lock.mdb is a new, empty store; an existing one whose
+ * data.mdb is empty, missing or shorter than its meta pages say is refused
+ * (NAMES_STORE_EEMPTY, NAMES_STORE_ETRUNCATED), never started empty. */
 int names_store_open(const char *dir, names_store **out);
 
 /* NULL is fine. Must not race with other calls on the same store. */
@@ -39,7 +52,12 @@ void names_store_close(names_store *s);
 
 /* Inserts every record into t (replacing entries with equal keys). Records
  * whose key or value is malformed are skipped and counted, so one damaged
- * record does not stop a node from starting. loaded/skipped may be NULL. */
+ * record does not stop a node from starting. loaded/skipped may be NULL.
+ * Damaged pages that would make the walk fault are found by walking once
+ * in a forked child first: NAMES_STORE_EFAULT, and t is left untouched.
+ * The child only allocates and reads LMDB, so other threads of the caller
+ * are no hazard with a fork-safe malloc (glibc's). On other errors t may
+ * hold what was read before the error. */
 int names_store_load(names_store *s, names_table *t, size_t *loaded, size_t *skipped);
 
 /* Writes (replacing) one record and syncs it to disk before returning.

@@ -267,8 +267,10 @@ static int open_names(rc_node *n, const rc_node_config *cfg, char *err, size_t e
                  names_store_strerror(e));
         return -1;
     }
-    LOG_I(&n->lg, MOD, "loaded %zu emitter-name entries from %s (%zu damaged, skipped)", loaded,
-          cfg->data_dir, skipped);
+    rc_log(&n->lg, skipped > 0 ? RC_LOG_WARNING : RC_LOG_INFO, MOD,
+           "loaded %zu emitter-name entries from %s (%zu damaged, skipped%s)", loaded,
+           cfg->data_dir, skipped,
+           skipped > 0 ? ": restore data.mdb from a backup to keep them" : "");
     n->persist = names_persist_new(&n->loop, &n->lg, n->store, n->names);
     if (n->persist == NULL) {
         snprintf(err, errlen, "out of memory");
