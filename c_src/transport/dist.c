@@ -1453,12 +1453,6 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
             if (d->cb.on_frame)
                 d->cb.on_frame(d->cb.ctx, c, payload, plen);
             d->dispatching = outer;
-            if (c->plain.cap > TRIM_KEEP) {
-                /* A big decoded frame (a pg sync) is not kept until the
-                 * next tick: its size would sit on the heap twice. */
-                c->plain.off = c->plain.len = 0;
-                bytebuf_trim(&c->plain, TRIM_KEEP);
-            }
             if (c->closing)
                 return -1;
         }
@@ -1523,10 +1517,19 @@ static void conn_read(rc_dist *d, rc_conn *c)
     }
     if (c->tls != NULL && !c->closing && rc_tls_has_pending(c->tls))
         come_back(d, c);
-    /* A big frame's buffer goes as soon as it is handled, not at the next
-     * tick; a steady stream of ordinary frames keeps its buffer. */
-    if (!c->closing && bytebuf_pending(&c->in) == 0 && c->in.cap > 4 * TRIM_KEEP)
-        bytebuf_trim(&c->in, TRIM_KEEP);
+    /* A big frame's buffers go as soon as nothing more is buffered, not at
+     * the next tick (a pg sync's size would sit on the heap twice); a
+     * steady stream keeps them. The decoded one was given back after every
+     * big frame: growing it afresh for each of a burst (a page fault every
+     * few kilobytes) cost ten times the decoding itself. */
+    if (!c->closing && bytebuf_pending(&c->in) == 0) {
+        if (c->in.cap > 4 * TRIM_KEEP)
+            bytebuf_trim(&c->in, TRIM_KEEP);
+        if (c->plain.cap > TRIM_KEEP) {
+            c->plain.off = c->plain.len = 0;
+            bytebuf_trim(&c->plain, TRIM_KEEP);
+        }
+    }
 }
 
 static void conn_on_poll(uv_poll_t *h, int status, int events)
