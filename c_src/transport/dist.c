@@ -1431,7 +1431,17 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
         if (fr == FRAME_DATA && c->hdr_in != NULL) {
             const char *why = NULL;
             c->plain.off = c->plain.len = 0;
-            if (dist_hdr_decode(c->hdr_in, (const uint8_t *)payload, plen, &c->plain, &why) != 0) {
+            int rc = dist_hdr_decode(c->hdr_in, (const uint8_t *)payload, plen, &c->plain, &why);
+            if (rc == RC_EFULL) {
+                /* the same limit as on the wire: a frame is as big as what
+                 * it hands up, however few bytes its atoms took to send */
+                d->stats.err_frame_too_big++;
+                LOG_E(d->lg, MOD, "frame from %s exceeds --max-message-bytes %zu with its "
+                      "cached atoms written out", c->peer, d->cfg.max_message_bytes);
+                rc_dist_close(d, c, "frame too big");
+                return -1;
+            }
+            if (rc != RC_OK) {
                 d->stats.err_dist_header++;
                 LOG_E(d->lg, MOD, "frame from %s: %s", c->peer, why);
                 rc_dist_close(d, c, why);

@@ -5,7 +5,8 @@
  * timed. The flood must go on (every frame is still handed up, in order)
  * without costing the bystander more than a bounded delay. The bound
  * asserted is loose (a shared machine, sanitizer builds); the figures are
- * printed. */
+ * printed. And a frame that expands past --max-message-bytes is refused as
+ * an oversized one is. */
 #include "transport/dist.h"
 #include "transport/handshake.h"
 #include "transport/sockio.h"
@@ -78,7 +79,7 @@ static uint16_t free_port(void)
     return ntohs(a.sin_port);
 }
 
-static void start(fixture *f)
+static void start(fixture *f, size_t max_message_bytes)
 {
     memset(f, 0, sizeof *f);
     f->port = free_port();
@@ -89,7 +90,7 @@ static void start(fixture *f)
     f->lg.out = tmpfile();
     assert_non_null(f->lg.out);
     rc_dist_config cfg = {.nodes = f->nodes, .alive = "budget_test", .node_name = NODE,
-                          .cookie = "cookie", .max_message_bytes = 64u << 20,
+                          .cookie = "cookie", .max_message_bytes = max_message_bytes,
                           .net_ticktime_s = 60, .handshake_timeout_ms = 5000, .no_epmd = 1,
                           .listen_addr = "127.0.0.1", .port_min = f->port,
                           .port_max = f->port};
@@ -272,6 +273,8 @@ static void *run_flood(void *arg)
 typedef struct pinger {
     fixture *f;
     int fd;
+    int pings;       /* round trips to time */
+    int after_flood; /* timed only once the flood is being decoded */
     unsigned worst_ms, total_ms, answered;
     atomic_int finished;
 } pinger;
@@ -286,11 +289,10 @@ static uint64_t now_us(void)
 static void *run_pings(void *arg)
 {
     pinger *p = arg;
-    /* timed only once the flood is being decoded */
-    while (atomic_load(&p->f->flood_frames) < 3)
+    while (p->after_flood && atomic_load(&p->f->flood_frames) < 3)
         usleep(1000);
     static const uint8_t ping[] = {0, 0, 0, 7, 131, 68, 0, 104, 1, 97, 1};
-    for (int k = 0; k < PINGS; k++) {
+    for (int k = 0; k < p->pings; k++) {
         uint64_t t0 = now_us();
         if (write_all(p->fd, ping, sizeof ping) != 0)
             break;
@@ -319,11 +321,11 @@ static void test_expanding_flood_does_not_stall_others(void **state)
 {
     (void)state;
     static fixture f;
-    start(&f);
+    start(&f, 64u << 20);
     client fc, pc;
     connect_two(&f, &fc, &pc);
     flooder fl = {.fd = fc.fd};
-    pinger pg = {.f = &f, .fd = pc.fd};
+    pinger pg = {.f = &f, .fd = pc.fd, .pings = PINGS, .after_flood = 1};
     pthread_t tf, tp;
     uint64_t t0 = sockio_now_ms();
     assert_int_equal(pthread_create(&tf, NULL, run_flood, &fl), 0);
@@ -354,10 +356,61 @@ static void test_expanding_flood_does_not_stall_others(void **state)
     finish(&f);
 }
 
+static char *log_text(fixture *f)
+{
+    fflush(f->lg.out);
+    long n = ftell(f->lg.out);
+    assert_true(n >= 0);
+    char *s = calloc(1, (size_t)n + 1);
+    assert_non_null(s);
+    rewind(f->lg.out);
+    assert_int_equal(fread(s, 1, (size_t)n, f->lg.out), (size_t)n);
+    return s;
+}
+
+/* Under --max-message-bytes of 1 MiB the same frame (120 KB on the wire)
+ * is refused as an oversized one is: counted, logged, that connection
+ * closed; the other one answers on. */
+static void test_expansion_past_the_limit_refused(void **state)
+{
+    (void)state;
+    static fixture f;
+    start(&f, 1u << 20);
+    client fc, pc;
+    connect_two(&f, &fc, &pc);
+    size_t n;
+    uint8_t *frame = flood_frame(1, &n);
+    assert_int_equal(write_all(fc.fd, frame, n), 0);
+    free(frame);
+    uint64_t end = sockio_now_ms() + 10000;
+    while (rc_dist_connection_count(f.dist) > 1 && sockio_now_ms() < end)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    assert_int_equal(rc_dist_connection_count(f.dist), 1);
+    assert_int_equal(rc_dist_get_stats(f.dist)->err_frame_too_big, 1);
+    assert_int_equal(rc_dist_get_stats(f.dist)->err_dist_header, 0);
+    assert_int_equal(atomic_load(&f.flood_frames), 0);
+    char *log = log_text(&f);
+    if (strstr(log, "frame from " FLOODER " exceeds --max-message-bytes 1048576 with its "
+                    "cached atoms written out") == NULL)
+        fail_msg("no line about the refused frame in:\n%s", log);
+    free(log);
+    pinger pg = {.f = &f, .fd = pc.fd, .pings = 1};
+    pthread_t tp;
+    assert_int_equal(pthread_create(&tp, NULL, run_pings, &pg), 0);
+    atomic_int *flags[] = {&pg.finished};
+    pump_until(&f, flags, 1);
+    pthread_join(tp, NULL);
+    assert_int_equal(pg.answered, 1);
+    close(fc.fd);
+    close(pc.fd);
+    finish(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expanding_flood_does_not_stall_others),
+        cmocka_unit_test(test_expansion_past_the_limit_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
