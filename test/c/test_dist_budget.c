@@ -215,7 +215,7 @@ static int read_all(int fd, uint8_t *p, size_t n)
  * 5 when `define`), the control term {6}, and a list of REFS references. */
 static uint8_t *flood_frame(int define, size_t *len)
 {
-    size_t cap = 4 + 3 + 1 + 1 + 2 + ATOM_BYTES + 3 + 5 + 2 * (size_t)REFS + 1;
+    size_t cap = 4 + 3 + 1 + 1 + 2 + ATOM_BYTES + 4 + 5 + 2 * (size_t)REFS + 1;
     uint8_t *f = malloc(cap);
     assert_non_null(f);
     size_t i = 4;
