@@ -80,6 +80,9 @@ static size_t collect(rc_node *n, node_stat *out)
          "Bytes written to distribution connections."},
         {"read_pauses", ds->read_pauses, 0, C,
          "Times a connection was not read while its sends waited on a busy one."},
+        {"dispatch_budget_spent", ds->dispatch_budget_spent, 0, C,
+         "Times a connection's turn ended with its share of decoded bytes handed up; "
+         "its further frames waited for the next turn."},
         {"busy_destinations", ds->busy_destinations, 0, C,
          "Times a connection's output passed the busy mark."},
         {"connect_failed", ds->connect_failed, 0, C,

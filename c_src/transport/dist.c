@@ -32,6 +32,13 @@ _Static_assert(HS_MAX_NODE <= RC_WAITQ_NODE_MAX, "node names longer than the wai
 /* Read at most this much per connection per loop turn so one busy peer
  * cannot starve the others. */
 #define READ_BUDGET_PER_TURN (4u << 20)
+/* And hand up at most this much per connection per loop turn, counted in
+ * what the layers above are given: with the atom cache a 2-byte reference
+ * stands for up to 1,023 bytes of atom, so a budget of wire bytes alone let
+ * one peer hold the loop for seconds with frames that expand a thousandfold.
+ * A frame is never split, so one turn can go over by one frame, itself
+ * bounded by max_message_bytes. */
+#define DISPATCH_BUDGET_PER_TURN (4u << 20)
 #define READ_CHUNK (64u << 10)
 /* Back-pressure per destination, as the BEAM's busy_dist_port (the marks
  * are in cfg.bp): the connection whose frame was being dispatched when a
@@ -71,6 +78,8 @@ struct rc_conn {
     int busy;             /* output above bp.busy_above, until below bp.busy_below */
     rc_conn *blocked_on;  /* not read until this busy connection drains */
     int resume;           /* unblocked: dispatch what is buffered at the next check */
+    uint64_t budget_turn; /* the loop turn `spent` counts for */
+    size_t spent;         /* handed up in that turn (DISPATCH_BUDGET_PER_TURN) */
     rc_conn *next_dirty;
     uint32_t node;           /* the peer's index in the node table */
     rc_conn *prev, *next;    /* every connection, for the walks */
@@ -163,9 +172,12 @@ struct rc_dist {
      * window, then one line saying how many were left out. */
     rc_ratelimit stranger_log;
     rc_tls_ctx *tls_ctx; /* NULL: plain TCP */
-    /* Keeps the loop from sleeping while a TLS session holds decrypted
-     * bytes that a read budget or a pause left unread. */
-    uv_idle_t tls_spin;
+    /* Keeps the loop from sleeping while a connection has input it did not
+     * get to in its turn: frames past its dispatch budget, or decrypted
+     * bytes a TLS session holds. Stopped by the first check that finds
+     * nothing left to come back for. */
+    uv_idle_t spin;
+    uint64_t turn; /* loop turns, counted at each check */
     int stopping;
     rc_dist_stats stats;
     size_t out_pending; /* sum of every connection's unwritten output */
@@ -1343,6 +1355,28 @@ static void conn_flush(rc_dist *d, rc_conn *c)
 
 static int dispatch_frames(rc_dist *d, rc_conn *c);
 
+static void on_spin(uv_idle_t *h) { (void)h; }
+
+/* Input the socket will not signal again (frames already buffered, bytes
+ * already decrypted): handled at a check, and the loop kept from sleeping
+ * until then. */
+static void come_back(rc_dist *d, rc_conn *c)
+{
+    c->resume = 1;
+    d->any_resume = 1;
+    uv_idle_start(&d->spin, on_spin);
+}
+
+/* What c may still have handed up in this loop turn. */
+static size_t dispatch_left(rc_dist *d, rc_conn *c)
+{
+    if (c->budget_turn != d->turn) {
+        c->budget_turn = d->turn;
+        c->spent = 0;
+    }
+    return c->spent >= DISPATCH_BUDGET_PER_TURN ? 0 : DISPATCH_BUDGET_PER_TURN - c->spent;
+}
+
 static void on_flush_check(uv_check_t *h)
 {
     rc_dist *d = h->data;
@@ -1369,6 +1403,12 @@ static void on_flush_check(uv_check_t *h)
                 conn_read(d, c);
         }
     }
+    if (!d->any_resume)
+        uv_idle_stop(&d->spin);
+    /* The turn ends here: what a connection was given to handle in it is
+     * counted afresh from the next poll on, so a connection that came
+     * back above has let every other connection be read first. */
+    d->turn++;
 }
 
 /* Dispatches every whole frame buffered for c; a partial one stays. Stops
@@ -1381,6 +1421,10 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
     for (;;) {
         if (c->blocked_on != NULL)
             return 0;
+        if (dispatch_left(d, c) == 0) {
+            come_back(d, c);
+            return 0;
+        }
         frame_view fv;
         frame_result fr = frame_next(c->in.data + c->in.off, bytebuf_pending(&c->in),
                                      d->cfg.max_message_bytes, &fv);
@@ -1398,7 +1442,17 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
         if (fr == FRAME_DATA && c->hdr_in != NULL) {
             const char *why = NULL;
             c->plain.off = c->plain.len = 0;
-            if (dist_hdr_decode(c->hdr_in, (const uint8_t *)payload, plen, &c->plain, &why) != 0) {
+            int rc = dist_hdr_decode(c->hdr_in, (const uint8_t *)payload, plen, &c->plain, &why);
+            if (rc == RC_EFULL) {
+                /* the same limit as on the wire: a frame is as big as what
+                 * it hands up, however few bytes its atoms took to send */
+                d->stats.err_frame_too_big++;
+                LOG_E(d->lg, MOD, "frame from %s exceeds --max-message-bytes %zu with its "
+                      "cached atoms written out", c->peer, d->cfg.max_message_bytes);
+                rc_dist_close(d, c, "frame too big");
+                return -1;
+            }
+            if (rc != RC_OK) {
                 d->stats.err_dist_header++;
                 LOG_E(d->lg, MOD, "frame from %s: %s", c->peer, why);
                 rc_dist_close(d, c, why);
@@ -1407,6 +1461,10 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
             payload = (const char *)c->plain.data + c->plain.off;
             plen = bytebuf_pending(&c->plain);
         }
+        size_t cost = plen > fv.consumed ? plen : fv.consumed;
+        if (cost >= dispatch_left(d, c))
+            d->stats.dispatch_budget_spent++;
+        c->spent += cost;
         if (fr == FRAME_TICK) {
             d->stats.ticks_in++;
         } else {
@@ -1416,12 +1474,6 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
             if (d->cb.on_frame)
                 d->cb.on_frame(d->cb.ctx, c, payload, plen);
             d->dispatching = outer;
-            if (c->plain.cap > TRIM_KEEP) {
-                /* A big decoded frame (a pg sync) is not kept until the
-                 * next tick: its size would sit on the heap twice. */
-                c->plain.off = c->plain.len = 0;
-                bytebuf_trim(&c->plain, TRIM_KEEP);
-            }
             if (c->closing)
                 return -1;
         }
@@ -1429,21 +1481,16 @@ static int dispatch_frames(rc_dist *d, rc_conn *c)
     }
 }
 
-static void on_tls_spin(uv_idle_t *h) { uv_idle_stop(h); }
-
-/* Bytes already decrypted do not make the socket readable: read c again at
- * the next check, and keep the loop from sleeping until then. */
-static void tls_come_back(rc_dist *d, rc_conn *c)
-{
-    c->resume = 1;
-    d->any_resume = 1;
-    uv_idle_start(&d->tls_spin, on_tls_spin);
-}
 
 static void conn_read(rc_dist *d, rc_conn *c)
 {
+    /* Frames left from an earlier turn go first: reading behind them would
+     * only grow the buffer. */
+    if (!c->closing && c->blocked_on == NULL && bytebuf_pending(&c->in) > 0 &&
+        dispatch_frames(d, c) != 0)
+        return;
     size_t budget = READ_BUDGET_PER_TURN;
-    while (budget > 0 && !c->closing && c->blocked_on == NULL) {
+    while (budget > 0 && !c->closing && c->blocked_on == NULL && dispatch_left(d, c) > 0) {
         if (bytebuf_reserve(&c->in, READ_CHUNK) != 0) {
             rc_dist_close(d, c, "out of memory for input");
             return;
@@ -1490,11 +1537,20 @@ static void conn_read(rc_dist *d, rc_conn *c)
             return;
     }
     if (c->tls != NULL && !c->closing && rc_tls_has_pending(c->tls))
-        tls_come_back(d, c);
-    /* A big frame's buffer goes as soon as it is handled, not at the next
-     * tick; a steady stream of ordinary frames keeps its buffer. */
-    if (!c->closing && bytebuf_pending(&c->in) == 0 && c->in.cap > 4 * TRIM_KEEP)
-        bytebuf_trim(&c->in, TRIM_KEEP);
+        come_back(d, c);
+    /* A big frame's buffers go as soon as nothing more is buffered, not at
+     * the next tick (a pg sync's size would sit on the heap twice); a
+     * steady stream keeps them. The decoded one was given back after every
+     * big frame: growing it afresh for each of a burst (a page fault every
+     * few kilobytes) cost ten times the decoding itself. */
+    if (!c->closing && bytebuf_pending(&c->in) == 0) {
+        if (c->in.cap > 4 * TRIM_KEEP)
+            bytebuf_trim(&c->in, TRIM_KEEP);
+        if (c->plain.cap > TRIM_KEEP) {
+            c->plain.off = c->plain.len = 0;
+            bytebuf_trim(&c->plain, TRIM_KEEP);
+        }
+    }
 }
 
 static void conn_on_poll(uv_poll_t *h, int status, int events)
@@ -1730,8 +1786,8 @@ int rc_dist_start(rc_dist **out, uv_loop_t *loop, const rc_logger *lg, const rc_
     uv_poll_init(loop, &d->listen_poll, fd);
     d->listen_poll.data = d;
     uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
-    uv_idle_init(loop, &d->tls_spin);
-    d->tls_spin.data = d;
+    uv_idle_init(loop, &d->spin);
+    d->spin.data = d;
     uv_check_init(loop, &d->flush_check);
     d->flush_check.data = d;
     uv_check_start(&d->flush_check, on_flush_check);
@@ -1781,8 +1837,8 @@ void rc_dist_stop(rc_dist *d)
     uv_timer_stop(&d->accept_timer);
     uv_close((uv_handle_t *)&d->accept_timer, NULL);
     uv_close((uv_handle_t *)&d->flush_check, NULL);
-    uv_idle_stop(&d->tls_spin);
-    uv_close((uv_handle_t *)&d->tls_spin, NULL);
+    uv_idle_stop(&d->spin);
+    uv_close((uv_handle_t *)&d->spin, NULL);
     uv_timer_stop(&d->tick_timer);
     uv_close((uv_handle_t *)&d->tick_timer, NULL);
     if (d->epmd_fd >= 0) {

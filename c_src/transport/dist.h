@@ -80,6 +80,9 @@ typedef struct rc_dist_stats {
     uint64_t err_handshake, err_frame_too_big, err_output_overflow, err_tick_timeout, err_io;
     uint64_t err_dist_header; /* a frame whose distribution header could not be decoded */
     uint64_t read_pauses;       /* a connection not read while its sends wait on a busy one */
+    /* a connection's turn ended early: it was handed its whole share of
+     * decoded bytes (frames left wait for the next turn) */
+    uint64_t dispatch_budget_spent;
     uint64_t busy_destinations; /* times a connection's output passed the busy mark */
     uint64_t connect_failed; /* outbound attempts (e.g. to departed nodes) */
     uint64_t handshakes_evicted; /* strangers cut off to make room */

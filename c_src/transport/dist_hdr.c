@@ -773,5 +773,5 @@ int dist_hdr_decode(dist_hdr_in *h, const uint8_t *p, size_t len, bytebuf *out, 
     }
     for (int k = 0; k < ndead; k++)
         free(dead[k]);
-    return rc;
+    return rc == 0 ? RC_OK : *why == TOO_BIG ? RC_EFULL : RC_EFAIL;
 }

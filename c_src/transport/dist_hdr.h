@@ -125,10 +125,11 @@ int dist_hdr_encode_send(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, con
 /* Decodes one frame payload (131 68 ...) into its pass-through form,
  * appended to out: 112, 131, control, and 131, message when there is one.
  * A message whose terms cannot be read is passed on as it came, for the
- * layer above to refuse as it refuses a bad pass-through message. 0, or -1
- * with a static reason in *why: the header or the control term is broken,
- * or the frame would grow past out's limit; the connection cannot go on
- * (the peer's cache and ours may disagree from here). */
+ * layer above to refuse as it refuses a bad pass-through message. 0, or,
+ * with a static reason in *why, RC_EFULL when the frame would grow past
+ * out's limit (its cached atoms written out make it too big) and RC_EFAIL
+ * when the header or the control term is broken; either way the connection
+ * cannot go on (the peer's cache and ours may disagree from here). */
 int dist_hdr_decode(dist_hdr_in *h, const uint8_t *payload, size_t len, bytebuf *out,
                     const char **why);
 

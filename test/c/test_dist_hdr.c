@@ -544,7 +544,7 @@ static void test_growth_is_bounded(void **state)
     }
     f[i++] = 106;
     dist_hdr_in *in = dist_hdr_in_new();
-    assert_int_equal(decode_raw(in, f, i, 64 << 10, &why), -1);
+    assert_int_equal(decode_raw(in, f, i, 64 << 10, &why), RC_EFULL);
     assert_non_null(strstr(why, "too big"));
     free(f);
     dist_hdr_in_free(in);
