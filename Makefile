@@ -26,7 +26,17 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # on first use (after the packages are installed), not once per compile.
 EI_DIR = $(eval EI_DIR := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)])' -s init stop 2>/dev/null))$(EI_DIR)
 INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include
-LIBS     = -L$(EI_DIR)/lib -lei -luv -llmdb -lmd -lmicrohttpd -lssl -lcrypto -lpthread
+EI_LIBS  = -L$(EI_DIR)/lib -lei
+SYS_LIBS := -luv -llmdb -lmd -lmicrohttpd -lssl -lcrypto -lpthread
+LIBS     = $(EI_LIBS) $(SYS_LIBS)
+
+# libei built from the installed release's sources (erlang-src) with the
+# sanitizers, for the builds that look for memory errors, so a read past a
+# buffer inside ei_* is reported where it happens (tools/libei.mk). Without
+# the sources each falls back to the installed libei and says so (an error
+# under CI). Plain builds link the installed libei.
+LIBEI_SAN  := build/libei/san/libei.a
+LIBEI_FUZZ := build/libei/fuzz/libei.a
 
 LIB_SRCS  := $(filter-out c_src/main.c,$(shell find c_src -name '*.c' | sort))
 TEST_SRCS := $(sort $(wildcard test/c/test_*.c))
@@ -37,7 +47,7 @@ SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: all build deps deps-test run test test-all c-tests test-c test-c-trixie test-san test-tsan test-elixir \
+.PHONY: FORCE all build deps deps-test run test test-all c-tests test-c test-c-trixie test-san test-tsan test-elixir \
         test-valgrind test-clang test-erl test-otp test-dep test-readme test-node test-systemd install asan-node test-asan-node bench bench-all bench-tls clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
@@ -71,8 +81,9 @@ $(SAN_BUILD)/libreckon_cnode.a: $(SAN_LIB_OBJS)
 
 # The executable; another path (with another BUILD) builds it for an OTP
 # root whose C library is older than the host's (test/otp/with_otp.sh).
-$(BUILD)/reckon_cnode: $(BUILD)/obj/c_src/main.o $(BUILD)/libreckon_cnode.a
-	$(CC) $(OPT) -o $@ $^ $(LIBS)
+# (EI_LIB_DEP: the instrumented libei an ASan build links instead, asan-node.)
+$(BUILD)/reckon_cnode: $(BUILD)/obj/c_src/main.o $(BUILD)/libreckon_cnode.a $(EI_LIB_DEP)
+	$(CC) $(OPT) -o $@ $(filter-out $(EI_LIB_DEP),$^) $(LIBS)
 
 priv/reckon_cnode: $(BUILD)/obj/c_src/main.o $(BUILD)/libreckon_cnode.a
 	@mkdir -p priv
@@ -86,22 +97,35 @@ $(SAN_BUILD)/tests/%: test/c/%.c $(TEST_HDRS) $(SAN_BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 
+# The two instrumented libei builds: with the flags of the ASan builds (the
+# compiler is theirs too: one sanitizer runtime per program), and with the
+# fuzzer's coverage for the fuzz targets.
+$(LIBEI_SAN): FORCE
+	@$(MAKE) --no-print-directory -f tools/libei.mk OUT=$(@D) EI_DIR=$(EI_DIR) \
+	  LIBEI_CC='$(CC)' LIBEI_CFLAGS='-O1 -g $(SANFLAGS)'
+
+$(LIBEI_FUZZ): FORCE
+	@$(MAKE) --no-print-directory -f tools/libei.mk OUT=$(@D) EI_DIR=$(EI_DIR) \
+	  LIBEI_CC=clang LIBEI_CFLAGS='$(FUZZ_LIBEI_FLAGS)'
+
 # libFuzzer over inbound frames and message dispatch, over the decoders on
-# their own (with libei's reads bounded by unreadable pages, test/fuzz/guard.h),
-# and over what a stranger sends before the handshakes are done (clang only).
+# their own (with libei's reads also bounded by unreadable pages,
+# test/fuzz/guard.h), and over what a stranger sends before the handshakes
+# are done (clang only), linked with the instrumented libei.
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
-build/fuzz/fuzz_frames: test/fuzz/fuzz_frames.c test/fuzz/guard.h $(LIB_SRCS)
+FUZZ_LIBEI_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g -O1
+build/fuzz/fuzz_frames: test/fuzz/fuzz_frames.c test/fuzz/guard.h $(LIB_SRCS) $(LIBEI_FUZZ)
 	@mkdir -p $(dir $@)
-	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
+	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBEI_FUZZ) $(SYS_LIBS)
 
-build/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c test/fuzz/guard.h $(LIB_SRCS)
+build/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c test/fuzz/guard.h $(LIB_SRCS) $(LIBEI_FUZZ)
 	@mkdir -p $(dir $@)
-	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
+	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBEI_FUZZ) $(SYS_LIBS)
 
-build/fuzz/fuzz_tls_accept: test/fuzz/fuzz_tls_accept.c $(LIB_SRCS)
+build/fuzz/fuzz_tls_accept: test/fuzz/fuzz_tls_accept.c $(LIB_SRCS) $(LIBEI_FUZZ)
 	@mkdir -p $(dir $@)
-	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBS)
+	clang $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCLUDES) -o $@ $< $(LIB_SRCS) $(LIBEI_FUZZ) $(SYS_LIBS)
 
 # The fuzzer's progress lines go to a log; its verdict (and any finding)
 # is printed.
@@ -159,11 +183,13 @@ test-node:
 # The interop suites once more against the test build under AddressSanitizer
 # and UndefinedBehaviorSanitizer (leak check at exit included), on the host's
 # OTP: an invalid read or a use-after-free anywhere on the node's paths ends
-# it and fails the case. The pg scale suite (a timing-bound 100k sync) and
-# the memory-figure case are left to the plain build.
-asan-node:
+# it and fails the case (libei's reads included: it links the instrumented
+# libei). The pg scale suite (a timing-bound 100k sync) and the memory-figure
+# case are left to the plain build.
+asan-node: $(LIBEI_SAN)
 	@$(MAKE) --no-print-directory BUILD=build/asan-node OPT="-O1 -g $(SANFLAGS)" \
-	  EXTRA_CFLAGS=-DRC_TEST_HOOKS build/asan-node/reckon_cnode
+	  EXTRA_CFLAGS=-DRC_TEST_HOOKS EI_LIBS=$(LIBEI_SAN) EI_LIB_DEP=$(LIBEI_SAN) \
+	  build/asan-node/reckon_cnode
 
 test-asan-node: priv/reckon_cnode asan-node
 	@echo "== interop suites against the ASan+UBSan build of the node"

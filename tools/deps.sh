@@ -5,6 +5,9 @@
 #   tools/deps.sh run     building and running the sidecar and the shim
 #   tools/deps.sh test    everything make test and make bench use
 #
+# erlang-src carries libei's C sources for the installed release: the
+# sanitizer and fuzzer builds compile libei from them (tools/libei.mk).
+#
 # The lists hold for Debian 12 and 13. Where clang ships its fuzzer and
 # sanitizer runtimes apart (libclang-rt-N-dev, from Debian 13 on), the one
 # matching the installed clang is added.
@@ -12,7 +15,8 @@ set -u
 
 RUN="gcc make erlang-nox erlang-dev rebar3 libuv1-dev uthash-dev liblmdb-dev libmd-dev libmicrohttpd-dev libssl-dev"
 TEST="$RUN clang erlang-common-test erlang-dialyzer erlang-proper erlang-proper-dev erlang-eunit \
-elixir libcmocka-dev valgrind debootstrap util-linux systemd-container pkgconf openssl curl"
+elixir libcmocka-dev valgrind debootstrap util-linux systemd-container pkgconf openssl curl \
+erlang-src"
 
 case "${1:-}" in
     run) WANT=$RUN ;;

@@ -1,7 +1,7 @@
 /* libFuzzer target: the decoders a peer's bytes meet, each run twice on
  * the same bytes: once ending at an unreadable page and once starting right
- * after one (guard.h), so that libei, which the sanitizers do not see into,
- * crashes when it reads past either end. The decoders: the bounded term
+ * after one (guard.h), so that libei, instrumented or not, crashes when it
+ * reads past either end. The decoders: the bounded term
  * walker (and, where it accepts a term, libei's own skip, which must agree
  * on where the term ends), a gen_server call's shape, the control message
  * decoder, term normalisation, and distribution header decoding. */

@@ -10,8 +10,8 @@
  * second and does the timers' work at once (the pg scope's discovery). The same bytes also go out as a
  * message, through the header encoder both ways, and must decode back.
  * Each frame is decoded from a copy that ends at an unreadable page, so
- * that libei (not instrumented) reading past it crashes too. Crashes,
- * sanitizer reports and leaks are findings. */
+ * that libei reading past it crashes even where it is not instrumented.
+ * Crashes, sanitizer reports and leaks are findings. */
 #include "emitter/broadcast.h"
 #include "emitter/emitter_pool.h"
 #include "naming/names_table.h"
@@ -33,7 +33,7 @@
  * (guard.h): the frame as received, and what its header decoding made of
  * it. Neither is copied again before it is decoded (a message to a C
  * process is handled from the frame itself), so a read by libei past a
- * frame's end faults even though libei itself is not instrumented. */
+ * frame's end faults, whether libei is instrumented or not. */
 static guard_arena g_frame, g_plain;
 
 /* As the transport hands a frame up: decoded first when it has a header. */

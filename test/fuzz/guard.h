@@ -1,8 +1,11 @@
-/* Guarded buffers for the fuzz targets. libei is a prebuilt archive that
- * the sanitizers do not see into: a read of its past the end of a buffer
- * lands in a heap redzone unnoticed. Bytes copied here end exactly where a
- * PROT_NONE page begins (or start exactly where one ends), so such a read
- * faults, and the fault is a finding like any sanitizer report.
+/* Guarded buffers for the fuzz targets. The fuzz targets link a libei
+ * built with the sanitizers from the release's sources (tools/libei.mk),
+ * but where those sources are missing they link the installed archive,
+ * which the sanitizers do not see into; and either way AddressSanitizer has
+ * no redzone at the edge of a copy it did not allocate. Bytes copied here
+ * end exactly where a PROT_NONE page begins (or start exactly where one
+ * ends), so a read past them faults, instrumented or not, and the fault is
+ * a finding like any sanitizer report.
  *
  *   [PROT_NONE page][cap bytes, readable and writable][PROT_NONE page]
  *
