@@ -93,9 +93,9 @@ $(BUILD)/tests/%: test/c/%.c $(TEST_HDRS) $(BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(OPT) $(INCLUDES) -o $@ $< $(BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
 
-$(SAN_BUILD)/tests/%: test/c/%.c $(TEST_HDRS) $(SAN_BUILD)/libreckon_cnode.a
+$(SAN_BUILD)/tests/%: test/c/%.c $(TEST_HDRS) $(SAN_BUILD)/libreckon_cnode.a $(LIBEI_SAN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBS) -lcmocka
+	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCLUDES) -o $@ $< $(SAN_BUILD)/libreckon_cnode.a $(LIBEI_SAN) $(SYS_LIBS) -lcmocka
 
 # The two instrumented libei builds: with the flags of the ASan builds (the
 # compiler is theirs too: one sanitizer runtime per program), and with the
