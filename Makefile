@@ -25,7 +25,10 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # erl_interface is located by asking erl, never by a fixed path; asked once,
 # on first use (after the packages are installed), not once per compile.
 EI_DIR = $(eval EI_DIR := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)])' -s init stop 2>/dev/null))$(EI_DIR)
-INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include
+# The OTP release built against, for /metrics' build information.
+OTP_RELEASE = $(eval OTP_RELEASE := $(shell erl -noshell -eval 'io:format("~s",[erlang:system_info(otp_release)])' -s init stop 2>/dev/null))$(OTP_RELEASE)
+INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include \
+           -DRC_BUILD_EI='"$(notdir $(EI_DIR))"' -DRC_BUILD_OTP='"$(OTP_RELEASE)"'
 EI_LIBS  = -L$(EI_DIR)/lib -lei
 SYS_LIBS := -luv -llmdb -lmd -lmicrohttpd -lssl -lcrypto -lpthread
 LIBS     = $(EI_LIBS) $(SYS_LIBS)
@@ -146,8 +149,9 @@ fuzz: build/fuzz/fuzz_frames build/fuzz/fuzz_decode build/fuzz/fuzz_tls_accept
 	  build/fuzz/corpus_tls test/fuzz/seeds_tls > build/fuzz/fuzz_tls.log 2>&1 || { tail -60 build/fuzz/fuzz_tls.log; exit 1; }
 	@tail -1 build/fuzz/fuzz_tls.log
 
+# Plain text: rebar3's colours would be escape sequences among make's lines.
 erl:
-	RECKON_CNODE_NO_HOOK=1 rebar3 compile
+	RECKON_CNODE_NO_HOOK=1 REBAR_COLOR=none rebar3 compile
 
 run: deps
 	@$(MAKE) --no-print-directory build
@@ -300,7 +304,8 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RC_VERSION)|' -e 's|@LIBS@|$(LIBS)|' \
 	  deploy/reckon_cnode.pc.in > $(BUILD)/reckon_cnode.pc
 	install -D -m 644 $(BUILD)/reckon_cnode.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/reckon_cnode.pc
-	install -D -m 644 deploy/reckon_cnode.service $(DESTDIR)$(PREFIX)/lib/systemd/system/reckon_cnode.service
+	sed -e 's|/usr/local/|$(PREFIX)/|g' deploy/reckon_cnode.service > $(BUILD)/reckon_cnode.service
+	install -D -m 644 $(BUILD)/reckon_cnode.service $(DESTDIR)$(PREFIX)/lib/systemd/system/reckon_cnode.service
 	install -D -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/reckon_cnode/README.md
 
 clean:

@@ -292,12 +292,24 @@ static enum MHD_Result serve_metrics(rc_http *h, struct MHD_Connection *c)
     if (r == NULL)
         return reply_text(c, status, why);
     size_t len = 0;
-    char *text = rc_http_metrics_text(r->st, r->n, &len);
+    char *counters = rc_http_metrics_text(r->st, r->n, &len);
     free(r);
-    if (text == NULL) {
+    char *text = NULL;
+    /* Which build answers: a series of labels, always 1, as exporters do. */
+    int w = counters == NULL ? -1
+                             : asprintf(&text,
+                                        "# HELP reckon_cnode_build_info The node's version and the "
+                                        "Erlang/OTP it was built against.\n"
+                                        "# TYPE reckon_cnode_build_info gauge\n"
+                                        "reckon_cnode_build_info{version=\"%s\",otp_release=\"%s\","
+                                        "erl_interface=\"%s\"} 1\n%s",
+                                        RC_VERSION, RC_BUILD_OTP, RC_BUILD_EI, counters);
+    free(counters);
+    if (w < 0) {
         LOG_E(&h->lg, MOD, "cannot build the metrics page");
         return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
     }
+    len = (size_t)w;
     return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
                  MHD_RESPMEM_MUST_FREE);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MOD "node"
@@ -333,6 +334,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         return -1;
     }
     rc_logger_init(&n->lg, (rc_log_level)cfg->log_level);
+    n->started_unix_s = (uint64_t)time(NULL);
     char alive[256];
     if (make_node_name(cfg, n->node_name, sizeof n->node_name, alive, sizeof alive) != 0) {
         snprintf(err, errlen, "bad node name");

@@ -37,6 +37,7 @@
 struct rc_node {
     uv_loop_t loop;
     rc_logger lg;
+    uint64_t started_unix_s; /* wall-clock time of rc_node_create */
     char node_name[256];
     rc_dist *dist;
     rc_procs *procs;

@@ -105,6 +105,8 @@ static size_t collect(rc_node *n, node_stat *out)
          "Times an emitter pool lost its subscriber and left its group."},
         {"heap_bytes", (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd, 0, G,
          "Bytes in use on the C heap."},
+        {"start_time_seconds", n->started_unix_s, 0, G,
+         "When the node started, in seconds since the Unix epoch."},
         {"pg_malformed", malformed, 1, C,
          "Malformed pg messages ignored."},
         {"handshake", ds->err_handshake, 1, C,
@@ -150,7 +152,7 @@ static size_t collect(rc_node *n, node_stat *out)
          "Frames dropped for a node that could not be reached."},
         {"dropped_queue_full", ds->dropped_queue_full, 1, C,
          "Frames refused while waiting for a connection."},
-        {"ticks_in", ds->ticks_in, 1, C,
+        {"ticks_in", ds->ticks_in, 0, C,
          "Ticks received from peers."},
     };
     _Static_assert(sizeof all / sizeof all[0] <= NODE_STATS_MAX, "raise NODE_STATS_MAX");

@@ -186,6 +186,18 @@ else
     echo "dependency: make install did not stage everything"
     FAILED=$((FAILED + 1))
 fi
+# make install PREFIX=... writes that prefix into the unit it installs.
+if make -s install DESTDIR="$TMP/stage2" PREFIX=/opt/rcn >"$TMP/install2.log" 2>&1 &&
+        grep -q '^ExecStart=/opt/rcn/bin/reckon_cnode ' \
+            "$TMP/stage2/opt/rcn/lib/systemd/system/reckon_cnode.service" &&
+        ! grep -q '/usr/local' "$TMP/stage2/opt/rcn/lib/systemd/system/reckon_cnode.service"; then
+    echo "dependency: make install PREFIX=/opt/rcn writes that prefix into the systemd unit"
+    PASSED=$((PASSED + 1))
+else
+    tail -20 "$TMP/install2.log"
+    echo "dependency: the installed unit does not follow PREFIX"
+    FAILED=$((FAILED + 1))
+fi
 # A program of the user's own, built against the staged header and library
 # with nothing but what pkg-config says (--define-prefix: the staging root
 # stands in for the prefix). It links the whole node and runs.

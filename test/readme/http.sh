@@ -77,7 +77,10 @@ metrics() {
     curl -s "http://127.0.0.1:$HPORT/metrics" >"$TMP/metrics" &&
         grep -qx '# TYPE reckon_cnode_connections gauge' "$TMP/metrics" &&
         grep -Eq '^# TYPE reckon_cnode_[a-z_]+_total counter$' "$TMP/metrics" &&
-        grep -Eq '^# TYPE reckon_cnode_errors_[a-z_]+_total counter$' "$TMP/metrics" ||
+        grep -Eq '^# TYPE reckon_cnode_errors_[a-z_]+_total counter$' "$TMP/metrics" &&
+        grep -Eq '^reckon_cnode_build_info\{version="[^"]+",otp_release="[0-9]+",erl_interface="erl_interface-[0-9.]+"\} 1$' "$TMP/metrics" &&
+        grep -Eq '^reckon_cnode_start_time_seconds [0-9]{10}$' "$TMP/metrics" &&
+        ! grep -q 'errors_ticks_in' "$TMP/metrics" ||
         { cat "$TMP/metrics"; return 1; }
 }
 check "/metrics: gauges, counters and error counters named as the README says" metrics
