@@ -9,7 +9,8 @@
 %%%   and this child stays `ignore'd. Local BEAM pids join their groups
 %%%   through this scope, and the C node peers with it.</li>
 %%% <li>`relay': the fan-out relay {@link reckon_cnode_relay}, unless
-%%%   the application env `relay' is `false'.</li>
+%%%   the application env `relay' is `false'. The supervisor owns the
+%%%   relay's table of handled counts, which must outlive the relay.</li>
 %%% <li>the {@link reckon_cnode} shim, unless the application env `mode'
 %%%   is `relay' (a node that only hosts subscribers: scope and relay
 %%%   only, no C node attached).</li>
@@ -49,6 +50,9 @@ start_scope(_Scope) ->
 %% @private
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
+    %% The relay's handled counts live here so that they outlive the relay:
+    %% C nodes read them once it died.
+    ok = reckon_cnode_relay:new_table(),
     SupFlags = #{strategy => one_for_one, intensity => 5, period => 10},
     Scope = application:get_env(reckon_cnode, scope, reckon_db_pg),
     PgScope = #{id => pg_scope,

@@ -86,7 +86,7 @@ rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes
     e->nodes = nodes;
     e->names = names;
     e->persist = persist;
-    e->relays = rc_relays_new(scope);
+    e->relays = rc_relays_new(scope, ps, nodes);
     if (e->relays == NULL) {
         free(e);
         return NULL;
@@ -121,6 +121,10 @@ void rc_emitters_free(rc_emitters *e)
 size_t rc_emitters_pool_count(const rc_emitters *e) { return HASH_COUNT(e->pools) - e->starting; }
 size_t rc_emitters_detached_count(const rc_emitters *e) { return e->detached; }
 const rc_emitters_stats *rc_emitters_get_stats(const rc_emitters *e) { return &e->stats; }
+const rc_relays_stats *rc_emitters_relay_stats(const rc_emitters *e)
+{
+    return rc_relays_get_stats(e->relays);
+}
 
 static void emitter_free(void *ctx)
 {
@@ -238,18 +242,26 @@ static void subscriber_gone(emitter *em, rc_proc *self)
     }
 }
 
-/* {'$reckon_relay', {S, Topic, subscribers}, {events, [Event]}} */
-static void send_to_relay(rc_emitters *e, rc_proc *self, const erlang_pid *to, const emitter *em,
+/* {'$reckon_relay', Sender, {S, Topic, subscribers}, {events, [Event]}} */
+static void send_to_relay(rc_emitters *e, rc_proc *self, const rc_cpid *relay, const emitter *em,
                           const char *event, int len)
 {
+    size_t hlen = 0;
+    const uint8_t *head = rc_relays_head(e->relays, &hlen);
+    erlang_pid to;
+    if (head == NULL || rc_cpid_to_ei(e->nodes, relay, &to) != 0)
+        return;
     struct iovec parts[5] = {
-        {.iov_base = (void *)RC_RELAY_HEAD, .iov_len = RC_RELAY_HEAD_LEN},
+        {.iov_base = (void *)head, .iov_len = hlen},
         {.iov_base = em->subs_key.buff, .iov_len = (size_t)em->subs_key.index},
         {.iov_base = (void *)(EVENTS_HEAD + 1), .iov_len = sizeof EVENTS_HEAD - 1},
         {.iov_base = (void *)event, .iov_len = (size_t)len},
         {.iov_base = (void *)EVENTS_TAIL, .iov_len = sizeof EVENTS_TAIL}};
-    if (rc_proc_send_parts(e->ps, self, to, parts, 5) == 0)
+    if (rc_proc_send_parts(e->ps, self, &to, parts, 5) == 0) {
         e->stats.relay_sends++;
+        rc_relays_sent(e->relays, relay, (const uint8_t *)em->subs_key.buff,
+                       (size_t)em->subs_key.index);
+    }
 }
 
 static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t tlen,
@@ -315,9 +327,8 @@ static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t
         int first = 0;
         const rc_cpid *relay = relays > 0 ? rc_relays_route(e->relays, m[i].node, &first) : NULL;
         if (relay != NULL) {
-            erlang_pid to;
-            if (first && rc_cpid_to_ei(e->nodes, relay, &to) == 0)
-                send_to_relay(e, self, &to, em, event, elen);
+            if (first)
+                send_to_relay(e, self, relay, em, event, elen);
             e->stats.events_out++;
             em->pool->info.delivered++;
             continue;

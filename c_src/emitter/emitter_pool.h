@@ -22,6 +22,7 @@
 
 #include "naming/names_persist.h"
 #include "naming/names_table.h"
+#include "emitter/relay.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
 #include "util/err.h"
@@ -88,5 +89,7 @@ int rc_emitters_pool_info(const rc_emitters *e, const uint8_t *store, size_t sto
 size_t rc_emitters_pool_count(const rc_emitters *e);
 size_t rc_emitters_detached_count(const rc_emitters *e);
 const rc_emitters_stats *rc_emitters_get_stats(const rc_emitters *e);
+/* Events relays died with (relay.h). */
+const rc_relays_stats *rc_emitters_relay_stats(const rc_emitters *e);
 
 #endif

@@ -26,6 +26,7 @@ static size_t collect(rc_node *n, node_stat *out)
     const rc_procs_stats *ps = rc_procs_get_stats(n->procs);
     const rc_bcast_stats *bs = rc_bcast_get_stats(n->bcast);
     const rc_emitters_stats *es = rc_emitters_get_stats(n->emitters);
+    const rc_relays_stats *rs = rc_emitters_relay_stats(n->emitters);
     uint64_t peers = 0, groups = 0, members = 0, malformed = 0, foreign_scope = 0;
     for (size_t i = 0; i < n->nscopes; i++) {
         peers += rc_pg_peer_count(n->scopes[i]);
@@ -148,6 +149,10 @@ static size_t collect(rc_node *n, node_stat *out)
          "Messages from C processes dropped."},
         {"no_subscriber", es->no_subscriber, 1, C,
          "Events C emitters dropped for want of a subscriber."},
+        {"relay_lost", rs->lost, 1, C,
+         "Events sent to a BEAM node's relay that died before handling them."},
+        {"relay_unaccounted", rs->unaccounted, 1, C,
+         "Events sent to a relay that died on a node that could not say how many it handled."},
         {"dropped_unreachable", ds->dropped_unreachable, 1, C,
          "Frames dropped for a node that could not be reached."},
         {"dropped_queue_full", ds->dropped_queue_full, 1, C,

@@ -49,6 +49,7 @@
          c_subscriber_exits/1,
          fan_out_through_relays/1,
          relay_killed_mid_stream/1,
+         relay_lost_counted/1,
          relay_members_change_mid_stream/1,
          relay_posts_only_subscriber_events/1,
          pool_stop_leaves_group/1,
@@ -84,6 +85,7 @@ all() ->
      c_subscriber_exits,
      fan_out_through_relays,
      relay_killed_mid_stream,
+     relay_lost_counted,
      relay_members_change_mid_stream,
      relay_posts_only_subscriber_events,
      pool_stop_leaves_group,
@@ -612,6 +614,71 @@ relay_killed_mid_stream(Config) ->
                          assert_increasing(Tag, Ids),
                          ?assertEqual({Tag, []}, {Tag, Last -- Ids})
                  end, ByTag),
+    %% What the dead relay never handled is counted as relay-lost. Killed
+    %% amid the posting of one event, the relay leaves that one counted as
+    %% lost while some subscribers got it: the counter equals the most any
+    %% subscriber missed, and each missed at least one fewer.
+    Missing = [N + 200 - length(Ids) || Ids <- maps:values(ByTag)],
+    wait_until(fun() -> counter(relay_lost, errors(C)) =:= lists:max(Missing) end,
+               ?PROPAGATE, {relay_lost, lists:max(Missing)}),
+    ?assert(lists:min(Missing) >= lists:max(Missing) - 1),
+    ct:log("relay killed mid-stream: relay_lost ~b, missed per subscriber ~w",
+           [counter(relay_lost, errors(C)), lists:usort(Missing)]),
+    ?assertEqual(0, counter(relay_unaccounted, errors(C))),
+    assert_scopes(Config).
+
+%% A relay that dies with events in its mailbox: the relay is suspended
+%% after it handled the first 50 events, the next 100 queue in its mailbox,
+%% and it is killed. Every subscriber misses exactly those 100, 50 more
+%% sent later arrive, and the C node counts relay_lost = 100 (of the 150 it
+%% sent that relay) and says so once, naming the node, the count and the
+%% store and topic.
+relay_lost_counted(Config) ->
+    [P1, P2, P3] = ?config(peers, Config),
+    C = #{log := Log} = ?config(cnode, Config),
+    {S, Sub} = store_sub(),
+    Topic = seed_topic(S, Sub),
+    SubsGroup = {S, Topic, subscribers},
+    R2 = relay_of(P2),
+    await_c_group(C, ?RELAYS, [relay_of(P) || P <- [P1, P2, P3]]),
+    Rec = recorder(P1),
+    Tags = [list_to_atom("l" ++ integer_to_list(I)) || I <- lists:seq(1, 5)],
+    Subs = collectors(P2, Rec, Tags),
+    join_subscribers(C, SubsGroup, [{P2, Subs}]),
+    start_fan_out_pool(P1, S, Sub),
+    ok = await_stream(start_stream(P1, S, Sub, lists:seq(1, 50))),
+    ok = rc_test_emitter:recorder_await(Rec, 50 * length(Tags), ?DELIVER),
+    ok = pcall(P2, sys, suspend, [R2]),
+    Sends0 = counter(relay_sends, stats(C)),
+    ok = await_stream(start_stream(P1, S, Sub, lists:seq(51, 150))),
+    wait_until(fun() -> counter(relay_sends, stats(C)) - Sends0 =:= 100 andalso
+                            pcall(P2, erlang, process_info, [R2, message_queue_len])
+                                =:= {message_queue_len, 100}
+               end, ?PROPAGATE, relay_mailbox_filled),
+    ?assertEqual(0, counter(relay_lost, errors(C))),
+    true = pcall(P2, erlang, exit, [R2, kill]),
+    wait_until(fun() -> R = pcall(P2, erlang, whereis, [reckon_cnode_relay]),
+                        is_pid(R) andalso R =/= R2 end, ?PROPAGATE, relay_restarted),
+    await_c_group(C, ?RELAYS, [relay_of(P) || P <- [P1, P2, P3]]),
+    ok = await_stream(start_stream(P1, S, Sub, lists:seq(151, 200))),
+    ByTag = await_probe_everywhere(P1, S, Sub, Rec, Tags),
+    ?assertEqual(lists:sort(Tags), lists:sort(maps:keys(ByTag))),
+    Lost = lists:seq(51, 150),
+    maps:foreach(fun(Tag, Ids) ->
+                         ?assertEqual({Tag, lists:seq(1, 50) ++ lists:seq(151, 200)},
+                                      {Tag, Ids})
+                 end, ByTag),
+    wait_until(fun() -> counter(relay_lost, errors(C)) > 0 end, ?PROPAGATE, relay_lost),
+    ?assertEqual(length(Lost), counter(relay_lost, errors(C))),
+    ?assertEqual(0, counter(relay_unaccounted, errors(C))),
+    Line = iolist_to_binary(
+             io_lib:format("the relay on ~s died with 100 of the 150 event(s) this node sent it "
+                           "unhandled (counted in relay_lost); the last of them for store ~s, "
+                           "topic \"~s\"", [node_of(P2), S, Topic])),
+    {ok, LogText} = file:read_file(Log),
+    ?assertMatch({1, _}, {length(binary:matches(LogText, Line)), Line}),
+    ct:log("relay_lost ~b; events missed by each of ~b subscribers: ~b",
+           [counter(relay_lost, errors(C)), length(Tags), length(Lost)]),
     assert_scopes(Config).
 
 %% Subscribers join and leave while a stream fans out through the relay:
