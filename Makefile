@@ -50,7 +50,7 @@ SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: FORCE all build deps deps-test run test test-all c-tests test-c test-c-trixie test-san test-tsan test-elixir \
+.PHONY: FORCE all build deps deps-test run test test-all test-erl-static c-tests test-c test-c-trixie test-san test-tsan test-elixir \
         test-valgrind test-clang test-erl test-otp test-dep test-readme test-node test-systemd install asan-node test-asan-node bench bench-all bench-tls clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
@@ -161,7 +161,7 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-all
 
-test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang test-c-trixie fuzz test-dep test-readme test-systemd test-asan-node test-otp
+test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang test-c-trixie fuzz test-dep test-readme test-systemd test-asan-node test-erl-static test-otp
 
 # The README's commands as written (test/readme/run.sh): the Erlang session
 # against a sidecar started by make run, the C program and pkg-config build,
@@ -260,7 +260,12 @@ test-elixir: priv/reckon_cnode test-node
 	bash test/elixir/run.sh
 
 dialyzer:
-	RECKON_CNODE_NO_HOOK=1 rebar3 dialyzer
+	RECKON_CNODE_NO_HOOK=1 REBAR_COLOR=none rebar3 dialyzer
+
+# The shim's static checks: dialyzer (its PLT is built once, under _build)
+# and xref.
+test-erl-static: dialyzer
+	RECKON_CNODE_NO_HOOK=1 REBAR_COLOR=none rebar3 xref
 
 $(BUILD)/bench/bench_naming: bench/bench_naming.c $(BUILD)/libreckon_cnode.a
 	@mkdir -p $(dir $@)
