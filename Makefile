@@ -2,9 +2,10 @@
 #   make run    build and start the sidecar C node (prints its node name)
 #   make test   every test: C units (plain, ASan/UBSan, TSan, valgrind), clang
 #               build, the C units again on Debian 13 (in a trixie root),
-#               libFuzzer, the systemd unit booted under systemd (a
-#               container), then the Erlang suites and the Elixir check on
-#               OTP 25, 27 and 29 (the OTP matrix)
+#               libFuzzer, the dependency and README checks, the systemd
+#               unit booted under systemd (a container), dialyzer and xref,
+#               then the Erlang suites, the releases with reckon-db and the
+#               Elixir check on OTP 25, 27 and 29 (the OTP matrix)
 # Missing Debian packages are installed when run as root; otherwise the exact
 # apt-get line is printed (tools/deps.sh). `make run` needs only what building
 # and running need.
