@@ -172,16 +172,6 @@ size_t rc_cluster_known_count(const rc_cluster *cl) { return HASH_COUNT(cl->know
 int rc_cluster_knows(const rc_cluster *cl, const char *node) { return find_known(cl, node) != NULL; }
 const rc_cluster_stats *rc_cluster_get_stats(const rc_cluster *cl) { return &cl->stats; }
 
-static int ref_eq(const erlang_ref *a, const erlang_ref *b)
-{
-    if (a->len != b->len || a->creation != b->creation || strcmp(a->node, b->node) != 0)
-        return 0;
-    for (int i = 0; i < a->len && i < 5; i++)
-        if (a->n[i] != b->n[i])
-            return 0;
-    return 1;
-}
-
 static void ask_nodes(rc_cluster *cl, const char *node)
 {
     if (strlen(node) >= NODE_MAX)
@@ -288,7 +278,7 @@ static void on_message(rc_procs *ps, rc_proc *self, const rc_signal *sig)
     asked_node *q = NULL;
     if (sig->peer != NULL)
         HASH_FIND_STR(cl->asked, sig->peer, q);
-    if (q == NULL || !ref_eq(&q->ref, &ref)) {
+    if (q == NULL || !rc_ref_equal(&q->ref, &ref)) {
         refuse_answer(cl, sig->peer, "no such question outstanding on that connection");
         return;
     }

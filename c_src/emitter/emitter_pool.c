@@ -674,8 +674,10 @@ void rc_emitters_shutdown(rc_emitters *e)
         e->stopped = 1;
 }
 
-int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
-                          const uint8_t *sub, size_t sub_len)
+/* The running pool of (store, sub) into *out: RC_OK, RC_ENOT_FOUND (none,
+ * or still starting) or RC_ENOMEM. */
+static int running_pool(const rc_emitters *e, const uint8_t *store, size_t store_len,
+                        const uint8_t *sub, size_t sub_len, pool **out)
 {
     if (store_len > 0xffff)
         return RC_ENOT_FOUND;
@@ -683,10 +685,21 @@ int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len
     size_t klen = 0;
     if (key == NULL)
         return RC_ENOMEM;
-    pool *p = find_pool(e, store, store_len, sub, sub_len, key, &klen);
+    pool *p = find_pool((rc_emitters *)e, store, store_len, sub, sub_len, key, &klen);
     free(key);
     if (p == NULL || p->starting)
         return RC_ENOT_FOUND;
+    *out = p;
+    return RC_OK;
+}
+
+int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len,
+                          const uint8_t *sub, size_t sub_len)
+{
+    pool *p = NULL;
+    int rc = running_pool(e, store, store_len, sub, sub_len, &p);
+    if (rc != RC_OK)
+        return rc;
     pool_stop(e, p);
     return RC_OK;
 }
@@ -694,16 +707,10 @@ int rc_emitters_stop_pool(rc_emitters *e, const uint8_t *store, size_t store_len
 int rc_emitters_pool_info(const rc_emitters *e, const uint8_t *store, size_t store_len,
                           const uint8_t *sub, size_t sub_len, rc_emitter_pool_info *out)
 {
-    if (store_len > 0xffff)
-        return RC_ENOT_FOUND;
-    uint8_t *key = malloc(store_len + sub_len + 2);
-    size_t klen = 0;
-    if (key == NULL)
-        return RC_ENOMEM;
-    const pool *p = find_pool((rc_emitters *)e, store, store_len, sub, sub_len, key, &klen);
-    free(key);
-    if (p == NULL || p->starting)
-        return RC_ENOT_FOUND;
+    pool *p = NULL;
+    int rc = running_pool(e, store, store_len, sub, sub_len, &p);
+    if (rc != RC_OK)
+        return rc;
     *out = p->info;
     out->joined = p->joined;
     return RC_OK;

@@ -72,16 +72,6 @@ static int log_allowed(rc_relays *r)
     return ok;
 }
 
-static int ref_eq(const erlang_ref *a, const erlang_ref *b)
-{
-    if (a->len != b->len || a->creation != b->creation || strcmp(a->node, b->node) != 0)
-        return 0;
-    for (int i = 0; i < a->len && i < 5; i++)
-        if (a->n[i] != b->n[i])
-            return 0;
-    return 1;
-}
-
 static void forget(rc_relays *r, tracked *t)
 {
     HASH_DEL(r->tab, t);
@@ -225,7 +215,7 @@ static void on_down(rc_relays *r, const rc_signal *sig)
         return;
     tracked *t, *tmp;
     HASH_ITER(hh, r->tab, t, tmp) {
-        if (t->asked_seq == 0 && ref_eq(&t->mon, sig->ref))
+        if (t->asked_seq == 0 && rc_ref_equal(&t->mon, sig->ref))
             break;
     }
     if (t == NULL)
@@ -257,7 +247,7 @@ static void on_answer(rc_relays *r, const rc_signal *sig)
         return;
     tracked *t, *tmp;
     HASH_ITER(hh, r->tab, t, tmp) {
-        if (t->asked_seq != 0 && ref_eq(&t->q, &ref))
+        if (t->asked_seq != 0 && rc_ref_equal(&t->q, &ref))
             break;
     }
     erlang_pid relay;

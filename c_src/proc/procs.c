@@ -93,7 +93,7 @@ struct rc_procs {
 
 static uint64_t pid_key(const erlang_pid *p) { return ((uint64_t)p->num << 32) | p->serial; }
 
-static int ref_eq(const erlang_ref *a, const erlang_ref *b)
+int rc_ref_equal(const erlang_ref *a, const erlang_ref *b)
 {
     if (a->len != b->len || a->creation != b->creation || strcmp(a->node, b->node) != 0)
         return 0;
@@ -294,7 +294,7 @@ static void reap(rc_procs *ps);
 static int take_out_monitor(rc_proc *p, const erlang_ref *ref)
 {
     for (size_t i = 0; i < p->nomons; i++) {
-        if (ref_eq(&p->omons[i].ref, ref)) {
+        if (rc_ref_equal(&p->omons[i].ref, ref)) {
             p->omons[i] = p->omons[--p->nomons];
             return 1;
         }
@@ -741,7 +741,7 @@ void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
 {
     for (size_t i = 0; i < self->nomons; i++) {
         out_monitor *om = &self->omons[i];
-        if (!ref_eq(&om->ref, ref))
+        if (!rc_ref_equal(&om->ref, ref))
             continue;
         if (strcmp(om->target.node, ps->node_name) == 0) {
             rc_proc *target = rc_procs_lookup(ps, &om->target);
@@ -1080,7 +1080,7 @@ int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_
             /* Only the node of the monitored process ends its monitor: our
              * references are easy to guess, and another peer must not make
              * us believe a third node's process died. */
-            if (ref_eq(&p->omons[i].ref, &m.ref) && strcmp(p->omons[i].target.node, peer) == 0) {
+            if (rc_ref_equal(&p->omons[i].ref, &m.ref) && strcmp(p->omons[i].target.node, peer) == 0) {
                 p->omons[i] = p->omons[--p->nomons];
                 rc_signal sig = {.kind = RC_SIG_DOWN, .from = m.has_from ? &m.from : NULL,
                                  .buf = m.reason, .len = m.reason_len, .ref = &m.ref,

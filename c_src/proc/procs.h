@@ -154,5 +154,7 @@ void rc_procs_set_exit_hook(rc_procs *ps, rc_proc_exit_hook fn, void *ctx);
 
 /* A fresh reference, unique on this node. */
 void rc_procs_make_ref(rc_procs *ps, erlang_ref *ref);
+/* 1 if two references are the same (node, creation and every word). */
+int rc_ref_equal(const erlang_ref *a, const erlang_ref *b);
 
 #endif
