@@ -247,7 +247,8 @@ test-tsan: $(patsubst %,$(TSAN_BUILD)/tests/%,$(TSAN_TESTS))
 # valgrind also sees reads inside libei, which the sanitizers do not instrument.
 test-valgrind: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t (valgrind)"; \
-	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite $$t; done
+	  RC_TEST_UNDER_VALGRIND=1 valgrind -q --error-exitcode=9 --leak-check=full \
+	  --errors-for-leak-kinds=definite $$t; done
 
 # The same sources must build warning-free under clang too.
 test-clang:

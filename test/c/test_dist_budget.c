@@ -349,7 +349,9 @@ static void test_expanding_flood_does_not_stall_others(void **state)
     assert_int_equal(f.flood_out_of_order, 0);
     assert_true(frames >= 3);
     assert_true(st->dispatch_budget_spent > 0);
-    if (pg.worst_ms > WORST_RTT_MS)
+    /* Under valgrind every instruction is ~50 times slower: the bound says
+     * nothing there, and the run is for memory errors. */
+    if (pg.worst_ms > WORST_RTT_MS && getenv("RC_TEST_UNDER_VALGRIND") == NULL)
         fail_msg("a bystander's round trip took %u ms behind the flood", pg.worst_ms);
     close(fc.fd);
     close(pc.fd);
