@@ -7,27 +7,29 @@
 %%% its members with duplicates. Commands, chosen at random:
 %%% <ul>
 %%% <li>`spawn_proc(Slot)': a new idle process on that node;</li>
-%%% <li>`join(Slot, G, PidOrPids)' / `leave(Slot, G, PidOrPids)': through
+%%% <li>`join(Slot, G, PidOrPids, W)' / `leave(Slot, G, PidOrPids, W)': through
 %%%   `pg' on a BEAM node, through the C node's request server for C
 %%%   processes; a pid may join many times, a list may name a pid twice;</li>
-%%% <li>`kill_proc(Slot, Pid)': a BEAM process killed, or a C process
+%%% <li>`kill_proc(Slot, Pid, W)': a BEAM process killed, or a C process
 %%%   ended;</li>
 %%% <li>`restart_node(Slot, stop | kill)': a BEAM node stopped (`peer:stop')
 %%%   or its OS process killed, then a new node under a new name, connected
 %%%   to the other BEAM node and to the C node, with a new scope;</li>
-%%% <li>`reconnect(Slot)': `erlang:disconnect_node/1' from a BEAM node to the
-%%%   C node, then the C node reconnects by itself;</li>
+%%% <li>`reconnect(Slot, W)': `erlang:disconnect_node/1' from a BEAM node to
+%%%   the C node, then the C node reconnects by itself;</li>
 %%% <li>`restart_scope(Slot)': the scope process of a BEAM node killed and
 %%%   started again (its local members are gone with it).</li>
 %%% </ul>
-%%% After each command, every view (each BEAM node's `pg:get_members/2' and
-%%% the C node's `pg_members') must equal the model for every group, as
-%%% sorted lists, within a bounded time (polled); and the scope process of
-%%% each BEAM node must be the one the run started or restarted: OTP 25's
-%%% `pg' crashes on a message it does not expect. At the end of a run each
-%%% node joins a fresh process to a barrier group; once every view has all
-%%% three, every message sent before them has been applied, and the views
-%%% are checked once more.
+%%% After each command (but those whose `W' is `nowait': then the next
+%%% command follows at once and meets the change still on its way), every
+%%% view (each BEAM node's `pg:get_members/2' and the C node's `pg_members')
+%%% must equal the model for every group, as sorted lists, within a bounded
+%%% time (polled); and the scope process of each BEAM node must be the one
+%%% the run started or restarted: OTP 25's `pg' crashes on a message it does
+%%% not expect. At the end of a run the views settle, then each node joins
+%%% a fresh process to a barrier group; once every view has all three,
+%%% every message sent before them has been applied, and the views must
+%%% equal the model at once.
 %%%
 %%% The property runs in the calling process, which holds the cluster of
 %%% the current run in its process dictionary; everything it starts is
@@ -42,7 +44,7 @@
 %% proper_statem callbacks
 -export([initial_state/0, command/1, precondition/2, postcondition/3, next_state/3]).
 %% commands
--export([spawn_proc/1, join/3, leave/3, kill_proc/2, restart_node/2, reconnect/1,
+-export([spawn_proc/1, join/4, leave/4, kill_proc/3, restart_node/2, reconnect/2,
          restart_scope/1]).
 %% run on the BEAM nodes
 -export([remote_views/2, remote_disconnect/1, remote_restart_scope/1]).
@@ -130,20 +132,27 @@ command(#{procs := Procs} = S) ->
     frequency(
       [{3, {call, ?MODULE, spawn_proc, [elements(?SLOTS)]}}] ++
       [{6, ?LET(Slot, elements(Slots),
-                {call, ?MODULE, join, [Slot, elements(?GROUPS), pids(procs_of(Slot, Procs))]})}
+                {call, ?MODULE, join, [Slot, elements(?GROUPS), pids(procs_of(Slot, Procs)),
+                                       wait()]})}
        || Slots =/= []] ++
       [{4, ?LET({Slot, G, Pid}, elements(Memberships),
-                {call, ?MODULE, leave, [Slot, G, oneof([Pid, [Pid], [Pid, Pid]])]})}
+                {call, ?MODULE, leave, [Slot, G, oneof([Pid, [Pid], [Pid, Pid]]), wait()]})}
        || Memberships =/= []] ++
       [{1, ?LET(Slot, elements(Slots),
-                {call, ?MODULE, leave, [Slot, elements(?GROUPS), pids(procs_of(Slot, Procs))]})}
+                {call, ?MODULE, leave, [Slot, elements(?GROUPS), pids(procs_of(Slot, Procs)),
+                                        wait()]})}
        || Slots =/= []] ++
       [{2, ?LET(Slot, elements(Slots),
-                {call, ?MODULE, kill_proc, [Slot, elements(procs_of(Slot, Procs))]})}
+                {call, ?MODULE, kill_proc, [Slot, elements(procs_of(Slot, Procs)), wait()]})}
        || Slots =/= []] ++
       [{1, {call, ?MODULE, restart_node, [elements(?BEAMS), elements([stop, kill])]}},
-       {1, {call, ?MODULE, reconnect, [elements(?BEAMS)]}},
+       {1, {call, ?MODULE, reconnect, [elements(?BEAMS), wait()]}},
        {1, {call, ?MODULE, restart_scope, [elements(?BEAMS)]}}]).
+
+%% Mostly the views are checked after the command; sometimes the next
+%% command follows at once, so it meets a change still on its way.
+wait() ->
+    frequency([{3, wait}, {1, nowait}]).
 
 %% A pid, a list of one, or a list of two (perhaps the same twice).
 pids(Ps) ->
@@ -152,10 +161,10 @@ pids(Ps) ->
 -spec precondition(state(), term()) -> boolean().
 precondition(#{procs := Procs}, {call, _, spawn_proc, [Slot]}) ->
     length(procs_of(Slot, Procs)) < ?MAX_PROCS;
-precondition(#{procs := Procs}, {call, _, F, [Slot, _G, PidOrPids]})
+precondition(#{procs := Procs}, {call, _, F, [Slot, _G, PidOrPids, _Wait]})
   when F =:= join; F =:= leave ->
     lists:all(fun(P) -> lists:member({Slot, P}, Procs) end, as_list(PidOrPids));
-precondition(#{procs := Procs}, {call, _, kill_proc, [Slot, Pid]}) ->
+precondition(#{procs := Procs}, {call, _, kill_proc, [Slot, Pid, _Wait]}) ->
     lists:member({Slot, Pid}, Procs);
 precondition(_S, {call, _, _, _}) ->
     true.
@@ -163,28 +172,30 @@ precondition(_S, {call, _, _, _}) ->
 -spec next_state(state(), term(), term()) -> state().
 next_state(#{procs := Procs} = S, Pid, {call, _, spawn_proc, [Slot]}) ->
     S#{procs := Procs ++ [{Slot, Pid}]};
-next_state(#{members := M} = S, _Res, {call, _, join, [_Slot, G, PidOrPids]}) ->
+next_state(#{members := M} = S, _Res, {call, _, join, [_Slot, G, PidOrPids, _Wait]}) ->
     S#{members := M#{G => maps:get(G, M, []) ++ as_list(PidOrPids)}};
-next_state(#{members := M} = S, _Res, {call, _, leave, [_Slot, G, PidOrPids]}) ->
+next_state(#{members := M} = S, _Res, {call, _, leave, [_Slot, G, PidOrPids, _Wait]}) ->
     S#{members := M#{G => maps:get(G, M, []) -- as_list(PidOrPids)}};
-next_state(#{procs := Procs} = S, _Res, {call, _, kill_proc, [Slot, Pid]}) ->
+next_state(#{procs := Procs} = S, _Res, {call, _, kill_proc, [Slot, Pid, _Wait]}) ->
     drop_members([Pid], S#{procs := Procs -- [{Slot, Pid}]});
 next_state(#{procs := Procs} = S, _Res, {call, _, restart_node, [Slot, _How]}) ->
     Gone = procs_of(Slot, Procs),
     drop_members(Gone, S#{procs := [E || {Sl, _} = E <- Procs, Sl =/= Slot]});
-next_state(S, _Res, {call, _, reconnect, [_Slot]}) ->
+next_state(S, _Res, {call, _, reconnect, [_Slot, _Wait]}) ->
     S;
 next_state(#{procs := Procs} = S, _Res, {call, _, restart_scope, [Slot]}) ->
     drop_members(procs_of(Slot, Procs), S).
 
-%% The command's own result is as expected, then every view settles on the
-%% model of the state after it.
+%% The command's own result is as expected, then (unless the command says
+%% nowait) every view settles on the model of the state after it.
 -spec postcondition(state(), term(), term()) -> boolean().
-postcondition(S, Call, Res) ->
-    case result_ok(S, Call, Res) of
-        true ->
+postcondition(S, {call, _, _, Args} = Call, Res) ->
+    case {result_ok(S, Call, Res), lists:last([wait | Args])} of
+        {true, nowait} ->
+            true;
+        {true, _} ->
             settled(next_state(S, Res, Call), Call);
-        false ->
+        {false, _} ->
             ct:log("~p returned ~p", [Call, Res]),
             false
     end.
@@ -193,7 +204,7 @@ result_ok(_S, {call, _, spawn_proc, _}, Res) ->
     is_pid(Res);
 result_ok(_S, {call, _, F, [c | _]}, Res) when F =:= join; F =:= leave; F =:= kill_proc ->
     Res =:= {ok, ok};
-result_ok(#{members := M}, {call, _, leave, [_Slot, G, PidOrPids]}, Res) ->
+result_ok(#{members := M}, {call, _, leave, [_Slot, G, PidOrPids, _Wait]}, Res) ->
     Was = maps:get(G, M, []),
     case [P || P <- as_list(PidOrPids), lists:member(P, Was)] of
         [] -> Res =:= not_joined;
@@ -228,22 +239,22 @@ spawn_proc(c) ->
 spawn_proc(Slot) ->
     rc_test_lib:idle(peer(Slot)).
 
--spec join(slot(), atom(), pid() | [pid()]) -> term().
-join(c, G, PidOrPids) ->
+-spec join(slot(), atom(), pid() | [pid()], wait | nowait) -> term().
+join(c, G, PidOrPids, _Wait) ->
     rc_test_lib:ccall(cnode(), {pg_join, ?SCOPE, group(G), PidOrPids});
-join(Slot, G, PidOrPids) ->
+join(Slot, G, PidOrPids, _Wait) ->
     pcall(peer(Slot), pg, join, [?SCOPE, group(G), PidOrPids]).
 
--spec leave(slot(), atom(), pid() | [pid()]) -> term().
-leave(c, G, PidOrPids) ->
+-spec leave(slot(), atom(), pid() | [pid()], wait | nowait) -> term().
+leave(c, G, PidOrPids, _Wait) ->
     rc_test_lib:ccall(cnode(), {pg_leave, ?SCOPE, group(G), PidOrPids});
-leave(Slot, G, PidOrPids) ->
+leave(Slot, G, PidOrPids, _Wait) ->
     pcall(peer(Slot), pg, leave, [?SCOPE, group(G), PidOrPids]).
 
--spec kill_proc(slot(), pid()) -> term().
-kill_proc(c, Pid) ->
+-spec kill_proc(slot(), pid(), wait | nowait) -> term().
+kill_proc(c, Pid, _Wait) ->
     rc_test_lib:ccall(cnode(), {exit_process, Pid, shutdown});
-kill_proc(_Slot, Pid) ->
+kill_proc(_Slot, Pid, _Wait) ->
     true = exit(Pid, kill),
     ok.
 
@@ -275,14 +286,17 @@ restart_node(Slot, How) ->
     ok.
 
 %% The BEAM node drops its connection to the C node; the C node connects
-%% again by itself.
--spec reconnect(b1 | b2) -> ok.
-reconnect(Slot) ->
+%% again by itself (awaited unless nowait).
+-spec reconnect(b1 | b2, wait | nowait) -> ok.
+reconnect(Slot, Wait) ->
     P = peer(Slot),
     CNode = rc_test_lib:node_of(cnode()),
     ok = pcall(P, ?MODULE, remote_disconnect, [CNode]),
-    rc_test_lib:wait_until(fun() -> lists:member(CNode, pcall(P, erlang, nodes, [hidden])) end,
-                           ?RECONNECT_MS, {reconnected, Slot}).
+    Wait =:= nowait orelse
+        rc_test_lib:wait_until(
+          fun() -> lists:member(CNode, pcall(P, erlang, nodes, [hidden])) end,
+          ?RECONNECT_MS, {reconnected, Slot}),
+    ok.
 
 %% The scope process is killed and a new one started.
 -spec restart_scope(b1 | b2) -> ok.
@@ -304,14 +318,19 @@ remote_views(Scope, Groups) ->
     catch error:badarg -> no_scope
     end.
 
-%% @doc Disconnects from Node and returns once the node is down here (the
-%% scope's monitors of that node have fired by then).
+%% @doc Disconnects from Node, if connected, and returns once the node is
+%% down here (the scope's monitors of that node have fired by then).
 -spec remote_disconnect(node()) -> ok.
 remote_disconnect(Node) ->
-    true = erlang:monitor_node(Node, true),
-    true = erlang:disconnect_node(Node),
-    receive {nodedown, Node} -> ok
-    after 5000 -> exit({no_nodedown, Node})
+    case lists:member(Node, nodes(hidden)) of
+        true ->
+            true = erlang:monitor_node(Node, true),
+            true = erlang:disconnect_node(Node),
+            receive {nodedown, Node} -> ok
+            after 5000 -> exit({no_nodedown, Node})
+            end;
+        false ->
+            ok
     end.
 
 %% @doc Kills the scope process, waits for it to be gone, starts a new one
@@ -421,12 +440,20 @@ c_members(C, G) ->
         Other -> Other
     end.
 
-%% Each node joins a fresh process to a barrier group; once every view has
+%% Once the views have settled (the last commands may not have waited),
+%% each node joins a fresh process to a barrier group; once every view has
 %% all three, what each node sent before is applied everywhere: the views
-%% must still equal the model.
+%% must equal the model at once.
 final_check(S) ->
+    case settled(S, final) of
+        true -> barrier_check(S);
+        false -> {views_differ, expected(S, ?GROUPS)}
+    end.
+
+barrier_check(S) ->
     Barrier = [spawn_proc(Slot) || Slot <- ?SLOTS],
-    [ok, ok, {ok, ok}] = [join(Slot, barrier, Pid) || {Slot, Pid} <- lists:zip(?SLOTS, Barrier)],
+    [ok, ok, {ok, ok}] = [join(Slot, barrier, Pid, wait)
+                          || {Slot, Pid} <- lists:zip(?SLOTS, Barrier)],
     Deadline = rc_test_lib:now_ms() + ?SETTLE_MS,
     case await_views([{group(barrier), lists:sort(Barrier)}], [barrier], Deadline) of
         ok ->
