@@ -12,12 +12,12 @@
 %%%   processes; a pid may join many times, a list may name a pid twice;</li>
 %%% <li>`kill_proc(Slot, Pid, W)': a BEAM process killed, or a C process
 %%%   ended;</li>
-%%% <li>`restart_node(Slot, stop | kill)': a BEAM node stopped (`peer:stop')
+%%% <li>`restart_node(Slot, stop | kill, W)': a BEAM node stopped (`peer:stop')
 %%%   or its OS process killed, then a new node under a new name, connected
 %%%   to the other BEAM node and to the C node, with a new scope;</li>
 %%% <li>`reconnect(Slot, W)': `erlang:disconnect_node/1' from a BEAM node to
 %%%   the C node, then the C node reconnects by itself;</li>
-%%% <li>`restart_scope(Slot)': the scope process of a BEAM node killed and
+%%% <li>`restart_scope(Slot, W)': the scope process of a BEAM node killed and
 %%%   started again (its local members are gone with it).</li>
 %%% </ul>
 %%% After each command (but those whose `W' is `nowait': then the next
@@ -44,8 +44,8 @@
 %% proper_statem callbacks
 -export([initial_state/0, command/1, precondition/2, postcondition/3, next_state/3]).
 %% commands
--export([spawn_proc/1, join/4, leave/4, kill_proc/3, restart_node/2, reconnect/2,
-         restart_scope/1]).
+-export([spawn_proc/1, join/4, leave/4, kill_proc/3, restart_node/3, reconnect/2,
+         restart_scope/2]).
 %% run on the BEAM nodes
 -export([remote_views/2, remote_disconnect/1, remote_restart_scope/1]).
 
@@ -145,9 +145,9 @@ command(#{procs := Procs} = S) ->
       [{2, ?LET(Slot, elements(Slots),
                 {call, ?MODULE, kill_proc, [Slot, elements(procs_of(Slot, Procs)), wait()]})}
        || Slots =/= []] ++
-      [{1, {call, ?MODULE, restart_node, [elements(?BEAMS), elements([stop, kill])]}},
+      [{1, {call, ?MODULE, restart_node, [elements(?BEAMS), elements([stop, kill]), wait()]}},
        {1, {call, ?MODULE, reconnect, [elements(?BEAMS), wait()]}},
-       {1, {call, ?MODULE, restart_scope, [elements(?BEAMS)]}}]).
+       {1, {call, ?MODULE, restart_scope, [elements(?BEAMS), wait()]}}]).
 
 %% Mostly the views are checked after the command; sometimes the next
 %% command follows at once, so it meets a change still on its way.
@@ -178,12 +178,12 @@ next_state(#{members := M} = S, _Res, {call, _, leave, [_Slot, G, PidOrPids, _Wa
     S#{members := M#{G => maps:get(G, M, []) -- as_list(PidOrPids)}};
 next_state(#{procs := Procs} = S, _Res, {call, _, kill_proc, [Slot, Pid, _Wait]}) ->
     drop_members([Pid], S#{procs := Procs -- [{Slot, Pid}]});
-next_state(#{procs := Procs} = S, _Res, {call, _, restart_node, [Slot, _How]}) ->
+next_state(#{procs := Procs} = S, _Res, {call, _, restart_node, [Slot, _How, _Wait]}) ->
     Gone = procs_of(Slot, Procs),
     drop_members(Gone, S#{procs := [E || {Sl, _} = E <- Procs, Sl =/= Slot]});
 next_state(S, _Res, {call, _, reconnect, [_Slot, _Wait]}) ->
     S;
-next_state(#{procs := Procs} = S, _Res, {call, _, restart_scope, [Slot]}) ->
+next_state(#{procs := Procs} = S, _Res, {call, _, restart_scope, [Slot, _Wait]}) ->
     drop_members(procs_of(Slot, Procs), S).
 
 %% The command's own result is as expected, then (unless the command says
@@ -261,8 +261,8 @@ kill_proc(_Slot, Pid, _Wait) ->
 %% The node goes (stopped, or its OS process killed), and a new one under a
 %% new name takes its slot: connected to the other BEAM node and to the C
 %% node, with a new scope.
--spec restart_node(b1 | b2, stop | kill) -> ok.
-restart_node(Slot, How) ->
+-spec restart_node(b1 | b2, stop | kill, wait | nowait) -> ok.
+restart_node(Slot, How, _Wait) ->
     Old = peer(Slot),
     OldNode = rc_test_lib:node_of(Old),
     true = erlang:monitor_node(OldNode, true),
@@ -299,8 +299,8 @@ reconnect(Slot, Wait) ->
     ok.
 
 %% The scope process is killed and a new one started.
--spec restart_scope(b1 | b2) -> ok.
-restart_scope(Slot) ->
+-spec restart_scope(b1 | b2, wait | nowait) -> ok.
+restart_scope(Slot, _Wait) ->
     P = peer(Slot),
     {ok, New} = pcall(P, ?MODULE, remote_restart_scope, [?SCOPE]),
     #{scopes := Scopes} = Env = env(),
