@@ -130,7 +130,7 @@ command(#{procs := Procs} = S) ->
     Slots = [Slot || Slot <- ?SLOTS, procs_of(Slot, Procs) =/= []],
     Memberships = memberships(S),
     frequency(
-      [{3, {call, ?MODULE, spawn_proc, [elements(?SLOTS)]}}] ++
+      [{2, {call, ?MODULE, spawn_proc, [elements(?SLOTS)]}}] ++
       [{6, ?LET(Slot, elements(Slots),
                 {call, ?MODULE, join, [Slot, elements(?GROUPS), pids(procs_of(Slot, Procs)),
                                        wait()]})}
@@ -145,9 +145,17 @@ command(#{procs := Procs} = S) ->
       [{2, ?LET(Slot, elements(Slots),
                 {call, ?MODULE, kill_proc, [Slot, elements(procs_of(Slot, Procs)), wait()]})}
        || Slots =/= []] ++
-      [{1, {call, ?MODULE, restart_node, [elements(?BEAMS), elements([stop, kill]), wait()]}},
-       {1, {call, ?MODULE, reconnect, [elements(?BEAMS), wait()]}},
-       {1, {call, ?MODULE, restart_scope, [elements(?BEAMS), wait()]}}]).
+      [{1, {call, ?MODULE, restart_node, [beam(Memberships), elements([stop, kill]), wait()]}},
+       {1, {call, ?MODULE, reconnect, [beam(Memberships), wait()]}},
+       {1, {call, ?MODULE, restart_scope, [beam(Memberships), wait()]}}]).
+
+%% A BEAM node for a node or scope event, mostly one with members: what it
+%% loses must disappear everywhere.
+beam(Memberships) ->
+    case lists:usort([Slot || {Slot, _, _} <- Memberships, Slot =/= c]) of
+        [] -> elements(?BEAMS);
+        WithMembers -> frequency([{3, elements(WithMembers)}, {1, elements(?BEAMS)}])
+    end.
 
 %% Mostly the views are checked after the command; sometimes the next
 %% command follows at once, so it meets a change still on its way.
