@@ -26,7 +26,8 @@
 -export([property/1,
          c_duplicate_join_across_scope_restart/1,
          leaves_while_disconnected/1,
-         node_killed_with_duplicates/1]).
+         node_killed_with_duplicates/1,
+         beam_member_node_killed/1]).
 
 -define(M, prop_pg_model).
 
@@ -37,6 +38,7 @@ all() ->
     [c_duplicate_join_across_scope_restart,
      leaves_while_disconnected,
      node_killed_with_duplicates,
+     beam_member_node_killed,
      property].
 
 init_per_suite(Config) ->
@@ -113,6 +115,14 @@ node_killed_with_duplicates(_Config) ->
          {spawn_proc, [b1]},
          {join, [b1, g1, {var, 7}, wait]},
          {restart_node, [b2, stop, wait]}]).
+
+%% What the property shrank to against a C node that kept a lost peer's
+%% members (its members were dropped only by a later sync): a BEAM member's
+%% node is killed; its member must go from the C node's view at once.
+beam_member_node_killed(_Config) ->
+    run([{spawn_proc, [b2]},
+         {join, [b2, g1, {var, 1}, wait]},
+         {restart_node, [b2, kill, wait]}]).
 
 %% Runs [{Command, Args}] as the property runs a command list.
 run(Calls) ->
