@@ -86,8 +86,9 @@ health(Port) ->
     end.
 
 %% Parses the exposition text: #{Name => {Type, Value}}. Fails on any line
-%% that is not a HELP, a TYPE or a `name value' sample, on a sample without
-%% HELP and TYPE before it, and on a name given twice.
+%% that is not a HELP, a TYPE or a `name value' sample (`name{labels} value'
+%% for the build information), on a sample without HELP and TYPE before it,
+%% and on a name given twice.
 parse_metrics(Text) ->
     Lines = string:split(string:trim(Text, trailing, "\n"), "\n", all),
     parse_lines(Lines, #{}, #{}, #{}).
@@ -102,7 +103,8 @@ parse_lines(["# TYPE " ++ Rest | Ls], Help, Type, Acc) ->
     ?assert(lists:member(T, ["counter", "gauge"])),
     parse_lines(Ls, Help, Type#{Name => T}, Acc);
 parse_lines([Line | Ls], Help, Type, Acc) ->
-    case re:run(Line, "^([a-zA-Z_:][a-zA-Z0-9_:]*) ([0-9]+)$", [{capture, all_but_first, list}]) of
+    case re:run(Line, "^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\\{[a-z_]+=\"[^\"]*\"(?:,[a-z_]+=\"[^\"]*\")*\\})? ([0-9]+)$",
+                [{capture, all_but_first, list}]) of
         {match, [Name, Value]} ->
             ?assert(maps:is_key(Name, Help), {no_help, Name}),
             ?assert(maps:is_key(Name, Type), {no_type, Name}),
@@ -126,8 +128,13 @@ metrics_match_stats(_Config) ->
     Stats = stats(CNode),
     {200, Headers, Body} = http_get(Port, "/metrics"),
     ?assertMatch("text/plain; version=0.0.4" ++ _, proplists:get_value("content-type", Headers)),
-    Metrics = parse_metrics(Body),
+    Metrics0 = parse_metrics(Body),
     ct:log("/metrics:~n~s", [Body]),
+    %% which build answers: the one series that is not a counter of stats/0
+    {{"gauge", 1}, Metrics} = maps:take("reckon_cnode_build_info", Metrics0),
+    ?assertMatch({match, _}, re:run(Body, "^reckon_cnode_build_info\\{version=\"[^\"]+\","
+                                          "otp_release=\"[0-9]+\",erl_interface=\"erl_interface-"
+                                          "[0-9.]+\"\\} 1$", [multiline])),
     {Errors, Plain} = maps:take(errors, Stats),
     Expected = [{K, V, false} || {K, V} <- maps:to_list(Plain)]
         ++ [{K, V, true} || {K, V} <- maps:to_list(Errors)],
