@@ -2,6 +2,7 @@
 #include "node/node.h"
 
 #include "naming/naming.h"
+#include "server/net_kernel.h"
 #include "transport/dist_hdr.h"
 
 #include <errno.h>

@@ -1,8 +1,7 @@
 /* request_server: the process registered `reckon_cnode` on the C node. It
  * answers the shim's gen_server calls with the naming functions and the
  * emitter-name table ({ok, Result} | {error, Reason}); a request of a wrong
- * shape or type gets {error, badarg}, never a crash or a hang. Also holds the
- * tiny `net_kernel` stand-in that makes net_adm:ping/1 answer pong. */
+ * shape or type gets {error, badarg}, never a crash or a hang. */
 #ifndef RC_REQUEST_SERVER_H
 #define RC_REQUEST_SERVER_H
 
@@ -33,7 +32,6 @@ void rc_request_server_set_scopes(rc_request_server *rs, rc_pg_scope *const *sco
 void rc_request_server_set_emitters(rc_request_server *rs, rc_emitters *e, rc_bcast *b);
 /* Releases what is left after the loop has ended. */
 void rc_request_server_free(rc_request_server *rs);
-int rc_net_kernel_start(rc_procs *ps);
 uint64_t rc_request_server_count(const rc_request_server *rs);
 
 #endif
