@@ -1,83 +1,10 @@
-#include "pg/pg_scope.h"
+#include "pg/pg_internal.h"
 
 #include "codec/term_norm.h"
 #include "proc/gen_server.h"
-#include "util/bytebuf.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
-
-#define MOD "pg"
-#define DISCOVER_MIN_MS 250u
-#define DISCOVER_MAX_MS 5000u
-#define TIMER_MS 100u
-#define MAX_SUBSCRIBERS 16
-
-/* A discovered BEAM scope. */
-typedef struct peer {
-    rc_cpid pid; /* key */
-    erlang_ref mref;
-    int monitored;
-    int synced; /* we sent it our sync: only then may join/leave follow */
-    UT_hash_handle hh;
-} peer;
-
-/* A connected node and whether its scope has been found yet. */
-typedef struct node_state {
-    uint32_t node; /* key */
-    int up;
-    int has_peer;
-    /* Scope pids of that node we know: one, or briefly two while a
-     * restarted scope overlaps the DOWN of its predecessor. A pid that
-     * merely claims to be a scope (a spoofed discover) adds one more, and
-     * its DOWN must not take the real scope's members with it. */
-    unsigned npeers;
-    uint64_t next_ms;
-    unsigned backoff_ms;
-    UT_hash_handle hh;
-} node_state;
-
-/* A local C process that is a member: its groups, one entry per join. */
-typedef struct local_member {
-    rc_cpid pid; /* key */
-    pgm_group **groups;
-    uint32_t n, cap;
-    UT_hash_handle hh;
-} local_member;
-
-typedef struct subscriber {
-    rc_pg_notify_fn fn;
-    void *ctx;
-} subscriber;
-
-struct rc_pg_scope {
-    uv_loop_t *loop;
-    const rc_logger *lg;
-    rc_procs *ps;
-    rc_nodetab *nodes;
-    char name[MAXATOMLEN_UTF8];
-    uint32_t self_node;
-    rc_proc *proc;
-    rc_cpid self;
-    pgm_table *table;
-    local_member *locals;
-    peer *peers;
-    node_state *node_states;
-    uv_timer_t timer;
-    subscriber subs[MAX_SUBSCRIBERS];
-    int nsubs;
-    ei_x_buff key; /* scratch for canonical group keys */
-    /* Leaves found while the member table is being walked, told to
-     * subscribers once the walk is over: a subscriber (a C API callback)
-     * may join or leave, which must not change the table mid-walk. Records:
-     * key length, pid count (u32 each), key bytes, pids. */
-    bytebuf deferred;
-    rc_pg_stats stats;
-    int warned_malformed;
-    rc_ratelimit foreign_log;
-    int stopping;
-};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -97,7 +24,7 @@ static void notify(rc_pg_scope *s, rc_pg_event ev, const uint8_t *g, size_t glen
         s->subs[i].fn(s->subs[i].ctx, s, ev, g, glen, pids, n);
 }
 
-static void notify_group(rc_pg_scope *s, rc_pg_event ev, const pgm_group *g, const rc_cpid *pids,
+void pgs_notify_group(rc_pg_scope *s, rc_pg_event ev, const pgm_group *g, const rc_cpid *pids,
                          size_t n)
 {
     if (s->nsubs == 0 || n == 0)
@@ -109,7 +36,7 @@ static void notify_group(rc_pg_scope *s, rc_pg_event ev, const pgm_group *g, con
 
 /* Records a leave for subscribers, told by tell_leaves once the table is
  * no longer being changed. */
-static void defer_leave(rc_pg_scope *s, const uint8_t *k, size_t klen, const rc_cpid *pids,
+void pgs_defer_leave(rc_pg_scope *s, const uint8_t *k, size_t klen, const rc_cpid *pids,
                         size_t n)
 {
     if (s->nsubs == 0 || n == 0 || n > UINT32_MAX || klen > UINT32_MAX)
@@ -129,10 +56,10 @@ static void on_removed(void *ctx, const pgm_group *g, const rc_cpid *pids, size_
 {
     size_t klen;
     const uint8_t *k = pgm_group_key(g, &klen);
-    defer_leave(ctx, k, klen, pids, n);
+    pgs_defer_leave(ctx, k, klen, pids, n);
 }
 
-static void tell_leaves(rc_pg_scope *s)
+void pgs_tell_leaves(rc_pg_scope *s)
 {
     bytebuf todo = s->deferred; /* a subscriber may cause another walk */
     bytebuf_init(&s->deferred, 0);
@@ -155,14 +82,14 @@ static void tell_leaves(rc_pg_scope *s)
 }
 
 /* Every member of `node` leaves; subscribers hear of it afterwards. */
-static size_t remove_node(rc_pg_scope *s, uint32_t node)
+size_t pgs_remove_node(rc_pg_scope *s, uint32_t node)
 {
     size_t gone = pgm_remove_node(s->table, node, on_removed, s);
-    tell_leaves(s);
+    pgs_tell_leaves(s);
     return gone;
 }
 
-static void malformed(rc_pg_scope *s, const char *what)
+void pgs_malformed(rc_pg_scope *s, const char *what)
 {
     s->stats.malformed++;
     if (!s->warned_malformed++)
@@ -172,7 +99,7 @@ static void malformed(rc_pg_scope *s, const char *what)
         LOG_D(s->lg, MOD, "scope %s: ignored %s", s->name, what);
 }
 
-static int send_to(rc_pg_scope *s, const rc_cpid *to, const ei_x_buff *msg)
+int pgs_send_to(rc_pg_scope *s, const rc_cpid *to, const ei_x_buff *msg)
 {
     erlang_pid epid;
     if (rc_cpid_to_ei(s->nodes, to, &epid) != 0)
@@ -185,7 +112,7 @@ static void broadcast_peers(rc_pg_scope *s, const ei_x_buff *msg)
     peer *p, *tmp;
     HASH_ITER(hh, s->peers, p, tmp) {
         if (p->synced)
-            (void)send_to(s, &p->pid, msg);
+            (void)pgs_send_to(s, &p->pid, msg);
     }
 }
 
@@ -204,7 +131,7 @@ static node_state *node_state_get(rc_pg_scope *s, uint32_t node, int create)
 }
 
 /* {discover, Self} */
-static int encode_discover(rc_pg_scope *s, ei_x_buff *x)
+int pgs_encode_discover(rc_pg_scope *s, ei_x_buff *x)
 {
     return ei_x_encode_version(x) || ei_x_encode_tuple_header(x, 2) ||
            ei_x_encode_atom(x, "discover") || rc_cpid_write(s->nodes, x, &s->self);
@@ -216,7 +143,7 @@ static void send_discover_named(rc_pg_scope *s, uint32_t node)
     ei_x_buff x;
     if (nodename == NULL || ei_x_new(&x) != 0)
         return;
-    if (encode_discover(s, &x) == 0 &&
+    if (pgs_encode_discover(s, &x) == 0 &&
         rc_proc_send_named(s->ps, s->proc, s->name, nodename, x.buff, x.index) == 0)
         s->stats.discovers_out++;
     ei_x_free(&x);
@@ -252,22 +179,21 @@ static int encode_sync(rc_pg_scope *s, ei_x_buff *x)
     return ei_x_encode_empty_list(x);
 }
 
-static peer *find_peer(rc_pg_scope *s, const rc_cpid *pid);
 
-static void send_sync(rc_pg_scope *s, const rc_cpid *to)
+void pgs_send_sync(rc_pg_scope *s, const rc_cpid *to)
 {
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return;
-    peer *p = find_peer(s, to);
-    if (encode_sync(s, &x) == 0 && send_to(s, to, &x) == 0 && p != NULL)
+    peer *p = pgs_find_peer(s, to);
+    if (encode_sync(s, &x) == 0 && pgs_send_to(s, to, &x) == 0 && p != NULL)
         p->synced = 1;
     else
         LOG_E(s->lg, MOD, "scope %s: cannot encode sync (out of memory)", s->name);
     ei_x_free(&x);
 }
 
-static peer *find_peer(rc_pg_scope *s, const rc_cpid *pid)
+peer *pgs_find_peer(rc_pg_scope *s, const rc_cpid *pid)
 {
     peer *p = NULL;
     HASH_FIND(hh, s->peers, pid, sizeof *pid, p);
@@ -277,7 +203,7 @@ static peer *find_peer(rc_pg_scope *s, const rc_cpid *pid)
 /* More scope pids than this on one node are strangers' inventions. */
 #define MAX_PEERS_PER_NODE 4u
 
-static peer *add_peer(rc_pg_scope *s, const rc_cpid *pid)
+peer *pgs_add_peer(rc_pg_scope *s, const rc_cpid *pid)
 {
     node_state *known = node_state_get(s, pid->node, 0);
     if (known != NULL && known->npeers >= MAX_PEERS_PER_NODE) {
@@ -309,7 +235,7 @@ static peer *add_peer(rc_pg_scope *s, const rc_cpid *pid)
 
 /* Drops a peer; with the last scope pid of its node, all members of that
  * node go too. */
-static void drop_peer(rc_pg_scope *s, peer *p, const char *why)
+void pgs_drop_peer(rc_pg_scope *s, peer *p, const char *why)
 {
     uint32_t node = p->pid.node;
     HASH_DEL(s->peers, p);
@@ -325,7 +251,7 @@ static void drop_peer(rc_pg_scope *s, peer *p, const char *why)
               s->name, rc_nodetab_name(s->nodes, node), why);
         return;
     }
-    size_t gone = remove_node(s, node);
+    size_t gone = pgs_remove_node(s, node);
     LOG_I(s->lg, MOD, "scope %s: peer %s gone (%s), %zu members dropped", s->name,
           rc_nodetab_name(s->nodes, node), why, gone);
     node_state *ns = node_state_get(s, node, 0);
@@ -333,329 +259,6 @@ static void drop_peer(rc_pg_scope *s, peer *p, const char *why)
         ns->has_peer = 0;
         ns->backoff_ms = DISCOVER_MIN_MS;
         ns->next_ms = uv_now(s->loop);
-    }
-}
-
-/* ---------------------------------------------------- incoming messages */
-
-/* Reads a pid or a list of pids at *idx into a growable array. */
-typedef struct pidvec {
-    rc_cpid *v;
-    size_t n, cap;
-    size_t foreign; /* pids of another node than the sender's, left out */
-} pidvec;
-
-static int pidvec_push(pidvec *pv, const rc_cpid *p)
-{
-    if (pv->n == pv->cap) {
-        size_t ncap = pv->cap ? pv->cap * 2 : 16;
-        rc_cpid *nv = realloc(pv->v, ncap * sizeof *nv);
-        if (nv == NULL)
-            return -1;
-        pv->v = nv;
-        pv->cap = ncap;
-    }
-    pv->v[pv->n++] = *p;
-    return 0;
-}
-
-/* Reads a pid or a list of pids of `node` at *idx into pv. pg only ever
- * sends its own node's members, and removal on peer loss relies on it:
- * pids of other nodes are left out (counted), and their node names are
- * never interned. */
-static int read_pids(rc_pg_scope *s, uint32_t node, const char *buf, int len, int *idx,
-                     pidvec *pv)
-{
-    int type = 0, size = 0;
-    pv->n = pv->foreign = 0;
-    if (ei_get_type(buf, idx, &type, &size) != 0)
-        return -1;
-    if (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT) {
-        rc_cpid p;
-        int r = rc_cpid_read_of(s->nodes, node, buf, len, idx, &p);
-        if (r == 1)
-            pv->foreign++;
-        return r == 0 ? pidvec_push(pv, &p) : r == 1 ? 0 : -1;
-    }
-    /* A proper list, possibly as a chain of LIST_EXT (a tail that is itself
-     * a list, as encode_sync writes); anything but [] at the end is bad. */
-    for (;;) {
-        int arity = 0;
-        if (ei_decode_list_header(buf, idx, &arity) != 0)
-            return -1;
-        if (arity == 0)
-            return 0;
-        for (int i = 0; i < arity; i++) {
-            rc_cpid p;
-            int r = rc_cpid_read_of(s->nodes, node, buf, len, idx, &p);
-            if (r < 0 || (r == 0 && pidvec_push(pv, &p) != 0))
-                return -1;
-            pv->foreign += r == 1;
-        }
-    }
-}
-
-/* Steps through a proper list of any encoding: call with *left = 0 first;
- * returns 1 when an element is next at *idx, 0 at the end (the [] read),
- * -1 if the list is not proper. */
-static int list_next(const char *buf, int *idx, int *left)
-{
-    if (*left > 0) {
-        (*left)--;
-        return 1;
-    }
-    int arity = 0;
-    if (ei_decode_list_header(buf, idx, &arity) != 0)
-        return -1;
-    if (arity == 0)
-        return 0;
-    *left = arity - 1;
-    return 1;
-}
-
-/* Canonical key of the group term at *idx into s->key, advancing *idx. */
-static int read_group(rc_pg_scope *s, const char *buf, int len, int *idx)
-{
-    s->key.index = 0;
-    return term_norm_encode(buf, len, idx, &s->key);
-}
-
-static void handle_discover(rc_pg_scope *s, const rc_cpid *from)
-{
-    s->stats.discovers_in++;
-    if (from->node == s->self_node)
-        return;
-    int fresh = find_peer(s, from) == NULL;
-    if (fresh && add_peer(s, from) == NULL)
-        return;
-    send_sync(s, from);
-    if (fresh) {
-        ei_x_buff x;
-        if (ei_x_new(&x) == 0) {
-            if (encode_discover(s, &x) == 0 && send_to(s, from, &x) == 0)
-                s->stats.discovers_out++;
-            ei_x_free(&x);
-        }
-    }
-}
-
-static void handle_sync(rc_pg_scope *s, const char *buf, int len, int idx, const rc_cpid *from)
-{
-    s->stats.syncs_in++;
-    if (from->node == s->self_node)
-        return;
-    /* Validate the whole sync before touching the view or the peers, so a
-     * malformed one changes nothing and gets no answer. */
-    pidvec pv = {0};
-    int probe = idx, left = 0, more;
-    while ((more = list_next(buf, &probe, &left)) == 1) {
-        int arity = 0;
-        if (ei_decode_tuple_header(buf, &probe, &arity) != 0 || arity != 2 ||
-            read_group(s, buf, len, &probe) != 0 || read_pids(s, from->node, buf, len, &probe, &pv) != 0)
-            break;
-    }
-    if (more != 0) {
-        malformed(s, "malformed sync");
-        free(pv.v);
-        return;
-    }
-    if (find_peer(s, from) == NULL) {
-        /* A scope that syncs to us has us in its view (pg only syncs in
-         * answer to a discover, after recording the asker): answer with our
-         * own sync so join/leave can follow at once. */
-        if (add_peer(s, from) == NULL) {
-            free(pv.v);
-            return;
-        }
-        send_sync(s, from);
-    }
-    (void)remove_node(s, from->node);
-    probe = idx;
-    left = 0;
-    while (list_next(buf, &probe, &left) == 1) {
-        int arity = 0;
-        (void)ei_decode_tuple_header(buf, &probe, &arity);
-        (void)read_group(s, buf, len, &probe);
-        (void)read_pids(s, from->node, buf, len, &probe, &pv);
-        s->stats.foreign_pids += pv.foreign;
-        if (pv.n == 0)
-            continue;
-        pgm_group *g = pgm_add(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index,
-                               pv.v, pv.n, 0);
-        if (g == NULL) {
-            LOG_E(s->lg, MOD, "scope %s: out of memory applying a sync", s->name);
-            break;
-        }
-        notify_group(s, RC_PG_JOINED, g, pv.v, pv.n);
-    }
-    LOG_D(s->lg, MOD, "scope %s: sync from %s applied", s->name,
-          rc_nodetab_name(s->nodes, from->node));
-    free(pv.v);
-}
-
-static void handle_join(rc_pg_scope *s, const char *buf, int len, int idx, const rc_cpid *from)
-{
-    s->stats.joins_in++;
-    if (find_peer(s, from) == NULL) {
-        s->stats.ignored_unknown_peer++;
-        return;
-    }
-    pidvec pv = {0};
-    if (read_group(s, buf, len, &idx) != 0 || read_pids(s, from->node, buf, len, &idx, &pv) != 0) {
-        malformed(s, "malformed join");
-    } else {
-        s->stats.foreign_pids += pv.foreign;
-        if (pv.n > 0) {
-            pgm_group *g = pgm_add(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index,
-                                   pv.v, pv.n, 0);
-            if (g != NULL)
-                notify_group(s, RC_PG_JOINED, g, pv.v, pv.n);
-            LOG_D(s->lg, MOD, "scope %s: %zu member(s) of %s joined a group", s->name, pv.n,
-                  rc_nodetab_name(s->nodes, from->node));
-        }
-    }
-    free(pv.v);
-}
-
-static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, const rc_cpid *from)
-{
-    s->stats.leaves_in++;
-    if (find_peer(s, from) == NULL) {
-        s->stats.ignored_unknown_peer++;
-        return;
-    }
-    pidvec pv = {0};
-    int probe, left = 0, more;
-    if (read_pids(s, from->node, buf, len, &idx, &pv) != 0) {
-        malformed(s, "malformed leave");
-        free(pv.v);
-        return;
-    }
-    /* Validate every group before removing anything. */
-    probe = idx;
-    while ((more = list_next(buf, &probe, &left)) == 1)
-        if (read_group(s, buf, len, &probe) != 0)
-            break;
-    if (more != 0) {
-        malformed(s, "malformed group list in leave");
-        free(pv.v);
-        return;
-    }
-    s->stats.foreign_pids += pv.foreign;
-    LOG_D(s->lg, MOD, "scope %s: %zu member(s) of %s leave", s->name, pv.n,
-          rc_nodetab_name(s->nodes, from->node));
-    while (pv.n > 0 && list_next(buf, &idx, &left) == 1) {
-        (void)read_group(s, buf, len, &idx);
-        pgm_group *g = pgm_find(s->table, (const uint8_t *)s->key.buff, (size_t)s->key.index);
-        for (size_t k = 0; k < pv.n && g != NULL; k++) {
-            pgm_group *gp = g;
-            size_t klen;
-            const uint8_t *key = pgm_group_key(g, &klen);
-            /* Recorded before removal may free the group (and its key); told
-             * after the loop, so a subscriber that joins or leaves cannot
-             * change (or free) the group this loop holds. */
-            int member = 0;
-            size_t mn;
-            const rc_cpid *m = pgm_group_members(g, &mn);
-            for (size_t j = 0; j < mn && !member; j++)
-                member = rc_cpid_eq(&m[j], &pv.v[k]);
-            if (!member)
-                continue;
-            defer_leave(s, key, klen, &pv.v[k], 1);
-            pgm_remove_one(s->table, &gp, &pv.v[k]);
-            g = gp;
-        }
-    }
-    free(pv.v);
-    tell_leaves(s);
-}
-
-#define FOREIGN_WINDOW_MS 10000u
-#define FOREIGN_LINES 3u
-
-/* Reads the scope pid a discover, sync, join or leave speaks for. A
- * process cannot send as another node's process, so what a connection
- * says changes only what its own node owns: a scope pid of any other node
- * (or a message from no connection) is refused, counted and logged at a
- * bounded rate, and its node name is not interned. 0 and *out if the pid
- * is of the sender's node, 1 if refused, -1 if malformed. */
-static int read_scope_pid(rc_pg_scope *s, const rc_signal *sig, const char *buf, int len,
-                          int *idx, rc_cpid *out)
-{
-    uint32_t conn = sig->peer != NULL ? rc_nodetab_intern(s->nodes, sig->peer, strlen(sig->peer))
-                                      : RC_NODE_NONE;
-    int r = conn == RC_NODE_NONE ? 1 : rc_cpid_read_of(s->nodes, conn, buf, len, idx, out);
-    if (r != 1)
-        return r;
-    s->stats.foreign_scope++;
-    unsigned left_out = 0;
-    int ok = rc_ratelimit_allow(&s->foreign_log, uv_now(s->loop), FOREIGN_WINDOW_MS,
-                                FOREIGN_LINES, &left_out);
-    if (left_out > 0)
-        LOG_W(s->lg, MOD, "scope %s: %u more messages for another node's scope ignored",
-              s->name, left_out);
-    if (ok)
-        LOG_W(s->lg, MOD, "scope %s: %s sent a message for another node's scope: ignored",
-              s->name, sig->peer != NULL ? sig->peer : "a local process");
-    return 1;
-}
-
-static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
-{
-    (void)ps;
-    rc_pg_scope *s = rc_proc_ctx(self);
-    if (sig->kind == RC_SIG_DOWN) {
-        peer *p, *tmp;
-        HASH_ITER(hh, s->peers, p, tmp) {
-            if (p->monitored && sig->ref && p->mref.len == sig->ref->len &&
-                memcmp(p->mref.n, sig->ref->n, sizeof(unsigned) * (size_t)p->mref.len) == 0 &&
-                p->mref.creation == sig->ref->creation) {
-                drop_peer(s, p, "down");
-                return;
-            }
-        }
-        return;
-    }
-    if (sig->kind != RC_SIG_MSG)
-        return;
-    const char *buf = sig->buf;
-    int len = sig->len, idx = 0, v = 0, arity = 0;
-    char tag[MAXATOMLEN];
-    if (ei_decode_version(buf, &idx, &v) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0 ||
-        arity < 1 || ei_decode_atom(buf, &idx, tag) != 0) {
-        malformed(s, "message that is not a tagged tuple");
-        return;
-    }
-    rc_cpid from;
-    int r;
-    if (strcmp(tag, "discover") == 0 && (arity == 2 || arity == 3)) {
-        if ((r = read_scope_pid(s, sig, buf, len, &idx, &from)) == 0)
-            handle_discover(s, &from);
-        else if (r < 0)
-            malformed(s, "discover without a pid");
-    } else if (strcmp(tag, "$gen_cast") == 0 && arity == 2) {
-        int a2 = 0;
-        char t2[MAXATOMLEN];
-        if (ei_decode_tuple_header(buf, &idx, &a2) == 0 && a2 == 3 &&
-            ei_decode_atom(buf, &idx, t2) == 0 && strcmp(t2, "sync") == 0 &&
-            (r = read_scope_pid(s, sig, buf, len, &idx, &from)) >= 0) {
-            if (r == 0)
-                handle_sync(s, buf, len, idx, &from);
-        } else {
-            malformed(s, "unexpected cast");
-        }
-    } else if (strcmp(tag, "join") == 0 && arity == 4) {
-        if ((r = read_scope_pid(s, sig, buf, len, &idx, &from)) == 0)
-            handle_join(s, buf, len, idx, &from);
-        else if (r < 0)
-            malformed(s, "join without a peer pid");
-    } else if (strcmp(tag, "leave") == 0 && arity == 4) {
-        if ((r = read_scope_pid(s, sig, buf, len, &idx, &from)) == 0)
-            handle_leave(s, buf, len, idx, &from);
-        else if (r < 0)
-            malformed(s, "leave without a peer pid");
-    } else {
-        malformed(s, "unexpected message");
     }
 }
 
@@ -703,7 +306,7 @@ void rc_pg_scope_nodedown(rc_pg_scope *s, const char *node)
     peer *p, *tmp;
     HASH_ITER(hh, s->peers, p, tmp) {
         if (p->pid.node == idx)
-            drop_peer(s, p, "down");
+            pgs_drop_peer(s, p, "down");
     }
 }
 
@@ -784,7 +387,7 @@ int rc_pg_join(rc_pg_scope *s, const char *group, int glen, const rc_cpid *pids,
         if (pids[i].node != s->self_node || rc_cpid_to_ei(s->nodes, &pids[i], &epid) != 0 ||
             rc_procs_lookup(s->ps, &epid) == NULL)
             continue;
-        if (pidvec_push(&live, &pids[i]) != 0) {
+        if (pgs_pidvec_push(&live, &pids[i]) != 0) {
             free(live.v);
             return -1;
         }
@@ -805,7 +408,7 @@ int rc_pg_join(rc_pg_scope *s, const char *group, int glen, const rc_cpid *pids,
     size_t klen;
     const uint8_t *key = pgm_group_key(g, &klen);
     send_change(s, 1, key, klen, live.v, live.n);
-    notify_group(s, RC_PG_JOINED, g, live.v, live.n);
+    pgs_notify_group(s, RC_PG_JOINED, g, live.v, live.n);
     free(live.v);
     return 0;
 }
@@ -840,7 +443,7 @@ int rc_pg_leave(rc_pg_scope *s, const char *group, int glen, const rc_cpid *pids
             continue;
         for (uint32_t gi = 0; gi < lm->n; gi++) {
             if (lm->groups[gi] == g) {
-                (void)pidvec_push(&left, &pids[i]);
+                (void)pgs_pidvec_push(&left, &pids[i]);
                 break;
             }
         }
@@ -926,7 +529,7 @@ rc_pg_scope *rc_pg_scope_start(uv_loop_t *loop, const rc_logger *lg, rc_procs *p
         free(s);
         return NULL;
     }
-    s->proc = rc_proc_spawn_registered(ps, on_signal, s, NULL, scope_name);
+    s->proc = rc_proc_spawn_registered(ps, pgs_on_signal, s, NULL, scope_name);
     if (s->proc == NULL || rc_cpid_from_ei(nodes, rc_proc_pid(s->proc), &s->self) != 0) {
         if (s->proc)
             rc_proc_exit(ps, s->proc, "normal");
