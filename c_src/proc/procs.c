@@ -1,8 +1,7 @@
-#include "proc/procs.h"
+#include "proc/procs_internal.h"
 
 #include "codec/ctrl.h"
 #include "codec/term_read.h"
-#include "proc/rmon.h"
 #include "transport/dist_hdr.h"
 #include "util/err.h"
 
@@ -10,86 +9,6 @@
 #include <sys/uio.h>
 #include <string.h>
 #include <time.h>
-#include <uthash.h>
-
-#define MOD "procs"
-#define PID_NUM_MAX 0x7fffu
-#define PID_SERIAL_MAX 0x1fffu
-#define MAX_NAME_BYTES (MAXATOMLEN_UTF8 - 1)
-
-typedef struct out_monitor {
-    erlang_ref ref;
-    erlang_pid target; /* when !by_name */
-    char name[MAXATOMLEN_UTF8];
-    int by_name;
-} out_monitor;
-
-struct rc_proc {
-    uint64_t key;
-    erlang_pid pid;
-    char *name;
-    rc_proc_handler fn;
-    void *ctx;
-    void (*free_ctx)(void *);
-    rc_cpid *links; /* compact: 16 bytes a link */
-    size_t nlinks, caplinks;
-    size_t nmons; /* remote monitors on this process, held in ps->rmons */
-    out_monitor *omons;
-    size_t nomons, capomons;
-    int dead;
-    rc_proc *next_zombie;
-    UT_hash_handle hh;
-};
-
-typedef struct name_entry {
-    char *name;
-    rc_proc *proc;
-    UT_hash_handle hh;
-} name_entry;
-
-/* A signal between C processes of this node: a message, or the DOWN of a
- * local monitor (ref set). */
-typedef struct local_msg {
-    uint64_t to_key;
-    int has_from;
-    erlang_pid from;
-    erlang_ref *ref;
-    char *msg;
-    int len;
-    struct local_msg *next;
-} local_msg;
-
-struct rc_procs {
-    const rc_logger *lg;
-    rc_procs_transport tr;
-    char node_name[MAXATOMLEN_UTF8];
-    uint32_t creation;
-    unsigned next_num, next_serial;
-    uint64_t ref_counter;
-    uint64_t unlink_id;
-    rc_proc *by_key;
-    name_entry *names;
-    size_t live;
-    int depth; /* > 0 while a handler runs */
-    local_msg *q_head, *q_tail;
-    rc_proc *zombies;
-    rc_procs_stats stats;
-    int warned_malformed, warned_unknown_op;
-    rc_ratelimit foreign_log;
-    rc_proc_exit_hook exit_hook;
-    void *exit_hook_ctx;
-    /* The node's table (not owned): sends name their node by index, and
-     * remote monitors and links keep indexes, not node names. */
-    rc_nodetab *nodes;
-    uint32_t self_node;
-    rmon_table *rmons;
-};
-
-/* What one peer node may hold: monitors on this node's processes in all,
- * and links on one process. Beyond, a monitor gets DOWN and a link EXIT
- * with reason system_limit at once (counted, logged once per node). */
-#define MAX_MONITORS_PER_NODE (1u << 17)
-#define MAX_LINKS_PER_PROC 10000u
 
 static uint64_t pid_key(const erlang_pid *p) { return ((uint64_t)p->num << 32) | p->serial; }
 
@@ -278,17 +197,14 @@ static int send_to_node(rc_procs *ps, const char *node, const struct iovec *part
     return 0;
 }
 
-static int send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *msg, int len)
+int prc_send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *msg, int len)
 {
     struct iovec v[2] = {{.iov_base = ctrl->buff, .iov_len = (size_t)ctrl->index},
                          {.iov_base = (void *)msg, .iov_len = msg ? (size_t)len : 0}};
     return send_to_node(ps, node, v, msg ? 2 : 1);
 }
 
-static void deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig);
 static rc_proc *proc_by_key(rc_procs *ps, uint64_t key);
-static void drain_local(rc_procs *ps);
-static void reap(rc_procs *ps);
 
 /* 1 if p had a monitor with that reference (now removed). */
 static int take_out_monitor(rc_proc *p, const erlang_ref *ref)
@@ -353,12 +269,12 @@ void rc_procs_flush(rc_procs *ps)
     if (ps->depth != 0)
         return;
     ps->depth++;
-    drain_local(ps);
+    prc_drain_local(ps);
     ps->depth--;
-    reap(ps);
+    prc_reap(ps);
 }
 
-static void drain_local(rc_procs *ps)
+void prc_drain_local(rc_procs *ps)
 {
     while (ps->q_head != NULL) {
         local_msg *m = ps->q_head;
@@ -369,13 +285,13 @@ static void drain_local(rc_procs *ps)
         if (p != NULL && !p->dead && m->ref == NULL) {
             rc_signal sig = {.kind = RC_SIG_MSG, .from = m->has_from ? &m->from : NULL,
                              .buf = m->msg, .len = m->len};
-            deliver(ps, p, &sig);
+            prc_deliver(ps, p, &sig);
         } else if (m->ref != NULL && p != NULL && !p->dead && take_out_monitor(p, m->ref)) {
             /* Only while the monitor stands: a demonitor before delivery
              * means no DOWN, as on the BEAM with the flush option. */
             rc_signal sig = {.kind = RC_SIG_DOWN, .from = m->has_from ? &m->from : NULL,
                              .buf = m->msg, .len = m->len, .ref = m->ref};
-            deliver(ps, p, &sig);
+            prc_deliver(ps, p, &sig);
         }
         free(m->ref);
         free(m->msg);
@@ -383,7 +299,7 @@ static void drain_local(rc_procs *ps)
     }
 }
 
-static void reap(rc_procs *ps)
+void prc_reap(rc_procs *ps)
 {
     while (ps->zombies != NULL) {
         rc_proc *p = ps->zombies;
@@ -395,7 +311,7 @@ static void reap(rc_procs *ps)
 
 /* Runs a handler; when the outermost handler returns, queued local messages
  * are delivered and ended processes are freed. */
-static void deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig)
+void prc_deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig)
 {
     if (p->dead)
         return;
@@ -404,9 +320,9 @@ static void deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig)
     ps->depth--;
     if (ps->depth == 0) {
         ps->depth++;
-        drain_local(ps);
+        prc_drain_local(ps);
         ps->depth--;
-        reap(ps);
+        prc_reap(ps);
     }
 }
 
@@ -503,7 +419,7 @@ int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return -1;
-    int rc = ctrl_encode_reg_send(&x, &from->pid, name) == 0 ? send_ctrl(ps, node, &x, msg, len) : -1;
+    int rc = ctrl_encode_reg_send(&x, &from->pid, name) == 0 ? prc_send_ctrl(ps, node, &x, msg, len) : -1;
     ei_x_free(&x);
     return rc;
 }
@@ -511,7 +427,7 @@ int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char
 /* ------------------------------------------------------------ links/monitors */
 
 /* 0 added (or already there), 1 refused (the cap), -1 no memory. */
-static int add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
+int prc_add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
 {
     rc_cpid c;
     if (rc_cpid_from_ei(ps->nodes, other, &c) != 0)
@@ -533,7 +449,7 @@ static int add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
     return 0;
 }
 
-static void shrink_links(rc_proc *p)
+void prc_shrink_links(rc_proc *p)
 {
     if (p->caplinks > 8 && p->nlinks < p->caplinks / 4) {
         rc_cpid *n = realloc(p->links, (p->caplinks / 2) * sizeof *n);
@@ -544,7 +460,7 @@ static void shrink_links(rc_proc *p)
     }
 }
 
-static int remove_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
+int prc_remove_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
 {
     rc_cpid c;
     if (rc_cpid_from_ei(ps->nodes, other, &c) != 0)
@@ -552,7 +468,7 @@ static int remove_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
     for (size_t i = 0; i < p->nlinks; i++) {
         if (rc_cpid_eq(&p->links[i], &c)) {
             p->links[i] = p->links[--p->nlinks];
-            shrink_links(p);
+            prc_shrink_links(p);
             return 1;
         }
     }
@@ -585,8 +501,8 @@ static void rmon_ref(const rc_procs *ps, const rmon_entry *e, erlang_ref *ref)
 }
 
 /* 0 added, 1 refused (the watcher's node is at its cap), -1 failed. */
-static int add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
-                              const erlang_ref *ref, int by_name)
+int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
+                           const erlang_ref *ref, int by_name)
 {
     rmon_entry e;
     if (rmon_key(ps, ref, &e) != 0 || rc_cpid_from_ei(ps->nodes, watcher, &e.watcher) != 0)
@@ -606,7 +522,7 @@ static rc_proc *proc_by_key(rc_procs *ps, uint64_t key)
     return p;
 }
 
-static void remove_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_ref *ref)
+void prc_remove_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_ref *ref)
 {
     rmon_entry key, got;
     if (rmon_key(ps, ref, &key) == 0 && rmon_remove(ps->rmons, &key, &got) == 1 &&
@@ -623,26 +539,26 @@ int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other)
         return -1;
     int rc = ctrl_encode_link(&x, CTRL_LINK, &self->pid, other);
     if (rc == 0)
-        rc = send_ctrl(ps, other->node, &x, NULL, 0);
+        rc = prc_send_ctrl(ps, other->node, &x, NULL, 0);
     ei_x_free(&x);
     if (rc == 0)
-        rc = add_link(ps, self, other) == 0 ? 0 : -1;
+        rc = prc_add_link(ps, self, other) == 0 ? 0 : -1;
     return rc;
 }
 
 void rc_proc_unlink(rc_procs *ps, rc_proc *self, const erlang_pid *other)
 {
-    if (!remove_link(ps, self, other))
+    if (!prc_remove_link(ps, self, other))
         return;
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return;
     if (ctrl_encode_unlink_id(&x, CTRL_UNLINK_ID, ++ps->unlink_id, &self->pid, other) == 0)
-        (void)send_ctrl(ps, other->node, &x, NULL, 0);
+        (void)prc_send_ctrl(ps, other->node, &x, NULL, 0);
     ei_x_free(&x);
 }
 
-static void encode_reason_atom(char *buf, int cap, const char *atom, int *len)
+void prc_encode_reason_atom(char *buf, int cap, const char *atom, int *len)
 {
     int idx = 0;
     (void)cap;
@@ -652,21 +568,21 @@ static void encode_reason_atom(char *buf, int cap, const char *atom, int *len)
 
 /* A monitor that ends as it is made: the target is missing (noproc) or the
  * watcher's node holds too many (system_limit). */
-static void refused(rc_procs *ps, uint64_t *counter, const char *peer, const char *what)
+void prc_refused(rc_procs *ps, uint64_t *counter, const char *peer, const char *what)
 {
     if ((*counter)++ == 0)
         LOG_W(ps->lg, MOD, "%s holds too many %s on this node's processes: refusing more "
               "(system_limit; counted, logged once)", peer, what);
 }
 
-static void send_monitor_exit_now(rc_procs *ps, const ctrl_msg *m, const char *reason)
+void prc_send_monitor_exit_now(rc_procs *ps, const ctrl_msg *m, const char *reason)
 {
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return;
     if (ctrl_encode_monitor_exit(&x, m->to_is_name ? NULL : &m->to, m->to_is_name ? m->to_name : NULL,
                                  &m->from, &m->ref, reason) == 0)
-        (void)send_ctrl(ps, m->from.node, &x, NULL, 0);
+        (void)prc_send_ctrl(ps, m->from.node, &x, NULL, 0);
     ei_x_free(&x);
 }
 
@@ -681,7 +597,7 @@ static int monitor_local(rc_procs *ps, rc_proc *self, out_monitor *om)
         return 0;
     }
     erlang_ref ref = om->ref;
-    int rc = add_remote_monitor(ps, target, &self->pid, &ref, om->by_name);
+    int rc = prc_add_remote_monitor(ps, target, &self->pid, &ref, om->by_name);
     if (rc != 0) {
         self->nomons--; /* om is the last entry */
         return -1;
@@ -727,7 +643,7 @@ int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const ch
     if (ei_x_new(&x) != 0)
         return -1;
     int rc = ctrl_encode_monitor(&x, CTRL_MONITOR_P, &self->pid, pid, name, &om->ref);
-    if (rc == 0 && send_ctrl(ps, target_node, &x, NULL, 0) != 0) {
+    if (rc == 0 && prc_send_ctrl(ps, target_node, &x, NULL, 0) != 0) {
         /* Not connected: no DOWN will ever come for this ref; the caller is
          * told now instead (a DOWN delivered from here would re-enter it). */
         self->nomons--;
@@ -746,7 +662,7 @@ void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
         if (strcmp(om->target.node, ps->node_name) == 0) {
             rc_proc *target = rc_procs_lookup(ps, &om->target);
             if (target != NULL)
-                remove_remote_monitor(ps, target, &om->ref);
+                prc_remove_remote_monitor(ps, target, &om->ref);
             self->omons[i] = self->omons[--self->nomons];
             return;
         }
@@ -754,7 +670,7 @@ void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
         if (ei_x_new(&x) == 0) {
             if (ctrl_encode_monitor(&x, CTRL_DEMONITOR_P, &self->pid, om->by_name ? NULL : &om->target,
                                     om->by_name ? om->name : NULL, &om->ref) == 0)
-                (void)send_ctrl(ps, om->target.node, &x, NULL, 0);
+                (void)prc_send_ctrl(ps, om->target.node, &x, NULL, 0);
             ei_x_free(&x);
         }
         self->omons[i] = self->omons[--self->nomons];
@@ -797,7 +713,7 @@ static void tell_monitor_exit(void *ctx, const rmon_entry *e)
     ec->x->index = 0;
     if (ctrl_encode_monitor_exit(ec->x, as_name ? NULL : &ec->p->pid, as_name, &watcher, &ref,
                                  ec->reason) == 0)
-        (void)send_ctrl(ec->ps, watcher.node, ec->x, NULL, 0);
+        (void)prc_send_ctrl(ec->ps, watcher.node, ec->x, NULL, 0);
 }
 
 void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
@@ -817,7 +733,7 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
                 rc_cpid_to_ei(ps->nodes, &p->links[i], &other) != 0)
                 continue; /* C-to-C links are not created by anything yet */
             if (ctrl_encode_exit(&x, CTRL_EXIT, &p->pid, &other, reason) == 0)
-                (void)send_ctrl(ps, other.node, &x, NULL, 0);
+                (void)prc_send_ctrl(ps, other.node, &x, NULL, 0);
         }
         if (p->nmons > 0) {
             exit_ctx ec = {.ps = ps, .p = p, .x = &x, .reason = reason};
@@ -845,14 +761,14 @@ void rc_procs_exit_all(rc_procs *ps, const char *reason)
         rc_proc_exit(ps, p, reason);
     }
     ps->depth--;
-    reap(ps);
+    prc_reap(ps);
 }
 
 void rc_procs_free(rc_procs *ps)
 {
     if (ps == NULL)
         return;
-    reap(ps);
+    prc_reap(ps);
     rc_proc *p, *tmp;
     HASH_ITER(hh, ps->by_key, p, tmp) {
         HASH_DEL(ps->by_key, p);
@@ -875,292 +791,3 @@ void rc_procs_free(rc_procs *ps)
     free(ps);
 }
 
-/* --------------------------------------------------------------- dispatching */
-
-/* A message that failed validation (too deep, lying sizes) may still be a
- * gen_server call whose caller would otherwise wait for its timeout: read,
- * bounded, only {'$gen_call', {Pid, Tag}, _} and answer {Tag, {error,
- * badarg}} from the target. Nothing past the From is read. */
-static void answer_invalid_call(rc_procs *ps, rc_proc *target, const char *buf, int len)
-{
-    if (len < 3 || (unsigned char)buf[0] != 131 || (unsigned char)buf[1] != ERL_SMALL_TUPLE_EXT ||
-        (unsigned char)buf[2] != 3)
-        return;
-    int idx = 3, end = 3, from_arity = 0;
-    char atom[MAXATOMLEN];
-    erlang_pid caller;
-    if (term_skip(buf, len, &end) != 0 || ei_decode_atom(buf, &idx, atom) != 0 ||
-        strcmp(atom, "$gen_call") != 0)
-        return;
-    int from_end = idx;
-    if (term_skip(buf, len, &from_end) != 0 || ei_decode_tuple_header(buf, &idx, &from_arity) != 0 ||
-        from_arity != 2 || ei_decode_pid(buf, &idx, &caller) != 0)
-        return;
-    ei_x_buff x;
-    if (ei_x_new_with_version(&x) != 0)
-        return;
-    if (ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_append_buf(&x, buf + idx, from_end - idx) == 0 &&
-        ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_encode_atom(&x, "error") == 0 &&
-        ei_x_encode_atom(&x, "badarg") == 0)
-        (void)rc_proc_send(ps, target, &caller, x.buff, x.index);
-    ei_x_free(&x);
-}
-
-static rc_proc *resolve_target(rc_procs *ps, const ctrl_msg *m)
-{
-    return m->to_is_name ? rc_procs_whereis(ps, m->to_name) : rc_procs_lookup(ps, &m->to);
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Link, monitor and exit signals are made by a process of the sending node
- * about itself; a peer that names another node in them would have this node
- * hold state for (and dial) a node it never spoke to. The BEAM closes such
- * a connection; so does the caller of rc_procs_on_frame. */
-static int speaks_for_other_node(const ctrl_msg *m, const char *peer)
-{
-    switch (m->op) {
-    case CTRL_LINK:
-    case CTRL_UNLINK:
-    case CTRL_UNLINK_ID:
-    case CTRL_UNLINK_ID_ACK:
-    case CTRL_EXIT:
-    case CTRL_EXIT_TT:
-    case CTRL_EXIT2:
-    case CTRL_EXIT2_TT:
-        return !m->has_from || strcmp(m->from.node, peer) != 0;
-    case CTRL_MONITOR_P:
-    case CTRL_DEMONITOR_P:
-        /* A monitor's reference is made by the watcher's node too; one of
-         * another node would be interned and kept for as long as the
-         * monitor stands. */
-        return !m->has_from || strcmp(m->from.node, peer) != 0 || !m->has_ref ||
-               strcmp(m->ref.node, peer) != 0;
-    default:
-        return 0;
-    }
-}
-
-#define FOREIGN_WINDOW_MS 10000u
-#define FOREIGN_LINES 5u
-
-static void refuse_foreign(rc_procs *ps, const ctrl_msg *m, const char *peer)
-{
-    ps->stats.err_foreign_from++;
-    unsigned left_out = 0;
-    int ok = rc_ratelimit_allow(&ps->foreign_log, mono_ms(), FOREIGN_WINDOW_MS, FOREIGN_LINES,
-                                &left_out);
-    if (left_out > 0)
-        LOG_W(ps->lg, MOD, "%u more control messages speaking for another node were refused",
-              left_out);
-    if (ok)
-        LOG_W(ps->lg, MOD, "control message %d from %s names node %s as its sender: refused, "
-              "connection closed", m->op, peer, m->has_from ? m->from.node : "(none)");
-}
-
-int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len)
-{
-    ctrl_msg m;
-    if (ctrl_decode(payload, len, &m) != 0) {
-        ps->stats.err_malformed++;
-        if (!ps->warned_malformed++)
-            LOG_W(ps->lg, MOD, "malformed frame from %s ignored (further ones logged at debug)",
-                  peer);
-        else
-            LOG_D(ps->lg, MOD, "malformed frame from %s ignored", peer);
-        return 0;
-    }
-    if (speaks_for_other_node(&m, peer)) {
-        refuse_foreign(ps, &m, peer);
-        return RC_EBADARG;
-    }
-    ps->stats.msgs_in++;
-    rc_proc *p = NULL;
-    ei_x_buff x;
-    if (ctrl_is_send(m.op)) {
-        p = resolve_target(ps, &m); /* ctrl_decode ensured a message body */
-        if (p == NULL) {
-            ps->stats.err_unknown_target++;
-            LOG_D(ps->lg, MOD, "message from %s to unknown %s dropped", peer,
-                  m.to_is_name ? m.to_name : "pid");
-        } else if (m.msg_invalid) {
-            ps->stats.err_malformed++;
-            LOG_D(ps->lg, MOD, "invalid message from %s dropped", peer);
-            answer_invalid_call(ps, p, m.msg, m.msg_len);
-        } else {
-            rc_signal sig = {.kind = RC_SIG_MSG, .from = m.has_from ? &m.from : NULL,
-                             .buf = m.msg, .len = m.msg_len, .peer = peer};
-            deliver(ps, p, &sig);
-        }
-        return 0;
-    }
-    switch (m.op) {
-    case CTRL_LINK:
-        p = rc_procs_lookup(ps, &m.to);
-        if (p != NULL) {
-            int rc = add_link(ps, p, &m.from);
-            if (rc == 0)
-                return 0;
-            if (rc == 1) {
-                refused(ps, &ps->stats.err_link_limit, peer, "links");
-                if (ei_x_new(&x) == 0) {
-                    if (ctrl_encode_exit(&x, CTRL_EXIT, &m.to, &m.from, "system_limit") == 0)
-                        (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
-                    ei_x_free(&x);
-                }
-                return 0;
-            }
-        }
-        /* Linking to a process that does not exist: the linker gets noproc. */
-        if (ei_x_new(&x) == 0) {
-            if (ctrl_encode_exit(&x, CTRL_EXIT, &m.to, &m.from, "noproc") == 0)
-                (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
-            ei_x_free(&x);
-        }
-        return 0;
-    case CTRL_UNLINK:
-        p = rc_procs_lookup(ps, &m.to);
-        if (p)
-            remove_link(ps, p, &m.from);
-        return 0;
-    case CTRL_UNLINK_ID:
-        p = rc_procs_lookup(ps, &m.to);
-        if (p)
-            remove_link(ps, p, &m.from);
-        if (ei_x_new(&x) == 0) {
-            if (ctrl_encode_unlink_id(&x, CTRL_UNLINK_ID_ACK, m.unlink_id, &m.to, &m.from) == 0)
-                (void)send_ctrl(ps, m.from.node, &x, NULL, 0);
-            ei_x_free(&x);
-        }
-        return 0;
-    case CTRL_UNLINK_ID_ACK:
-        return 0;
-    case CTRL_EXIT:
-    case CTRL_EXIT_TT:
-    case CTRL_EXIT2:
-    case CTRL_EXIT2_TT:
-        p = rc_procs_lookup(ps, &m.to);
-        if (p == NULL)
-            return 0;
-        if ((m.op == CTRL_EXIT || m.op == CTRL_EXIT_TT) && !remove_link(ps, p, &m.from))
-            return 0; /* an EXIT for a link we do not have is stale */
-        {
-            rc_signal sig = {.kind = RC_SIG_EXIT, .from = &m.from, .buf = m.reason,
-                             .len = m.reason_len, .peer = peer};
-            deliver(ps, p, &sig);
-        }
-        return 0;
-    case CTRL_MONITOR_P:
-        p = resolve_target(ps, &m);
-        if (p == NULL) {
-            send_monitor_exit_now(ps, &m, "noproc");
-        } else {
-            int rc = add_remote_monitor(ps, p, &m.from, &m.ref, m.to_is_name);
-            if (rc == 1)
-                refused(ps, &ps->stats.err_monitor_limit, peer, "monitors");
-            if (rc != 0)
-                send_monitor_exit_now(ps, &m, rc == 1 ? "system_limit" : "noproc");
-        }
-        return 0;
-    case CTRL_DEMONITOR_P:
-        p = resolve_target(ps, &m);
-        if (p)
-            remove_remote_monitor(ps, p, &m.ref);
-        return 0;
-    case CTRL_MONITOR_P_EXIT:
-        p = rc_procs_lookup(ps, &m.to);
-        if (p == NULL)
-            return 0;
-        for (size_t i = 0; i < p->nomons; i++) {
-            /* Only the node of the monitored process ends its monitor: our
-             * references are easy to guess, and another peer must not make
-             * us believe a third node's process died. */
-            if (rc_ref_equal(&p->omons[i].ref, &m.ref) && strcmp(p->omons[i].target.node, peer) == 0) {
-                p->omons[i] = p->omons[--p->nomons];
-                rc_signal sig = {.kind = RC_SIG_DOWN, .from = m.has_from ? &m.from : NULL,
-                                 .buf = m.reason, .len = m.reason_len, .ref = &m.ref,
-                                 .peer = peer};
-                deliver(ps, p, &sig);
-                return 0;
-            }
-        }
-        return 0;
-    default:
-        ps->stats.err_unknown_op++;
-        if (!ps->warned_unknown_op++)
-            LOG_W(ps->lg, MOD, "unsupported control message %d from %s dropped", m.op,
-                  peer);
-        else
-            LOG_D(ps->lg, MOD, "unsupported control message %d from %s dropped", m.op,
-                  peer);
-        return 0;
-    }
-}
-
-typedef struct down_ctx {
-    rc_procs *ps;
-    uint32_t node;
-} down_ctx;
-
-static int monitor_from_node(void *ctx, const rmon_entry *e)
-{
-    return e->watcher.node == ((down_ctx *)ctx)->node;
-}
-
-static void forget_monitor(void *ctx, const rmon_entry *e)
-{
-    rc_proc *p = NULL;
-    HASH_FIND(hh, ((down_ctx *)ctx)->ps->by_key, &e->target, sizeof e->target, p);
-    if (p != NULL && p->nmons > 0)
-        p->nmons--;
-}
-
-void rc_procs_on_down(rc_procs *ps, const char *peer)
-{
-    const char *node = peer;
-    char reason[32];
-    int rlen = 0;
-    encode_reason_atom(reason, sizeof reason, "noconnection", &rlen);
-    uint32_t idx = rc_nodetab_intern(ps->nodes, node, strlen(node));
-    /* Their monitors on our processes go with the connection. */
-    down_ctx dc = {.ps = ps, .node = idx};
-    rmon_remove_if(ps->rmons, monitor_from_node, forget_monitor, &dc);
-    rc_proc *p, *tmp;
-    ps->depth++;
-    HASH_ITER(hh, ps->by_key, p, tmp) {
-        if (p->dead)
-            continue;
-        for (size_t i = 0; i < p->nomons && !p->dead;) {
-            if (strcmp(p->omons[i].target.node, node) == 0) {
-                out_monitor om = p->omons[i];
-                p->omons[i] = p->omons[--p->nomons];
-                rc_signal sig = {.kind = RC_SIG_DOWN, .from = om.by_name ? NULL : &om.target,
-                                 .buf = reason, .len = rlen, .ref = &om.ref, .peer = peer};
-                deliver(ps, p, &sig);
-            } else {
-                i++;
-            }
-        }
-        for (size_t i = 0; i < p->nlinks && !p->dead;) {
-            erlang_pid other;
-            if (p->links[i].node == idx && rc_cpid_to_ei(ps->nodes, &p->links[i], &other) == 0) {
-                p->links[i] = p->links[--p->nlinks];
-                rc_signal sig = {.kind = RC_SIG_EXIT, .from = &other, .buf = reason, .len = rlen,
-                                 .peer = peer};
-                deliver(ps, p, &sig);
-            } else {
-                i++;
-            }
-        }
-        if (!p->dead)
-            shrink_links(p);
-    }
-    ps->depth--;
-    drain_local(ps);
-    reap(ps);
-}

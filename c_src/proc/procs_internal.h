@@ -1,0 +1,107 @@
+/* procs_internal: what the files of the process layer share (procs.c:
+ * processes, names, sends, links and monitors, exits; procs_dispatch.c:
+ * frames from peers turned into signals). Not for use outside c_src/proc. */
+#ifndef RC_PROCS_INTERNAL_H
+#define RC_PROCS_INTERNAL_H
+
+#include "codec/ctrl.h"
+#include "proc/procs.h"
+#include "proc/rmon.h"
+
+#include <uthash.h>
+
+#define MOD "procs"
+#define PID_NUM_MAX 0x7fffu
+#define PID_SERIAL_MAX 0x1fffu
+#define MAX_NAME_BYTES (MAXATOMLEN_UTF8 - 1)
+
+typedef struct out_monitor {
+    erlang_ref ref;
+    erlang_pid target; /* when !by_name */
+    char name[MAXATOMLEN_UTF8];
+    int by_name;
+} out_monitor;
+
+struct rc_proc {
+    uint64_t key;
+    erlang_pid pid;
+    char *name;
+    rc_proc_handler fn;
+    void *ctx;
+    void (*free_ctx)(void *);
+    rc_cpid *links; /* compact: 16 bytes a link */
+    size_t nlinks, caplinks;
+    size_t nmons; /* remote monitors on this process, held in ps->rmons */
+    out_monitor *omons;
+    size_t nomons, capomons;
+    int dead;
+    rc_proc *next_zombie;
+    UT_hash_handle hh;
+};
+
+typedef struct name_entry {
+    char *name;
+    rc_proc *proc;
+    UT_hash_handle hh;
+} name_entry;
+
+/* A signal between C processes of this node: a message, or the DOWN of a
+ * local monitor (ref set). */
+typedef struct local_msg {
+    uint64_t to_key;
+    int has_from;
+    erlang_pid from;
+    erlang_ref *ref;
+    char *msg;
+    int len;
+    struct local_msg *next;
+} local_msg;
+
+struct rc_procs {
+    const rc_logger *lg;
+    rc_procs_transport tr;
+    char node_name[MAXATOMLEN_UTF8];
+    uint32_t creation;
+    unsigned next_num, next_serial;
+    uint64_t ref_counter;
+    uint64_t unlink_id;
+    rc_proc *by_key;
+    name_entry *names;
+    size_t live;
+    int depth; /* > 0 while a handler runs */
+    local_msg *q_head, *q_tail;
+    rc_proc *zombies;
+    rc_procs_stats stats;
+    int warned_malformed, warned_unknown_op;
+    rc_ratelimit foreign_log;
+    rc_proc_exit_hook exit_hook;
+    void *exit_hook_ctx;
+    /* The node's table (not owned): sends name their node by index, and
+     * remote monitors and links keep indexes, not node names. */
+    rc_nodetab *nodes;
+    uint32_t self_node;
+    rmon_table *rmons;
+};
+
+/* What one peer node may hold: monitors on this node's processes in all,
+ * and links on one process. Beyond, a monitor gets DOWN and a link EXIT
+ * with reason system_limit at once (counted, logged once per node). */
+#define MAX_MONITORS_PER_NODE (1u << 17)
+#define MAX_LINKS_PER_PROC 10000u
+
+/* procs.c, for the dispatcher. */
+int prc_add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other);
+int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
+                           const erlang_ref *ref, int by_name);
+void prc_deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig);
+void prc_drain_local(rc_procs *ps);
+void prc_encode_reason_atom(char *buf, int cap, const char *atom, int *len);
+void prc_reap(rc_procs *ps);
+void prc_refused(rc_procs *ps, uint64_t *counter, const char *peer, const char *what);
+int prc_remove_link(rc_procs *ps, rc_proc *p, const erlang_pid *other);
+void prc_remove_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_ref *ref);
+int prc_send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *msg, int len);
+void prc_send_monitor_exit_now(rc_procs *ps, const ctrl_msg *m, const char *reason);
+void prc_shrink_links(rc_proc *p);
+
+#endif
