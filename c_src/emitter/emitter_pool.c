@@ -41,7 +41,7 @@ struct pool {
     int starting; /* its names are being written: no emitters yet */
     size_t joined;  /* emitters in the group */
     int detach_logged;
-    rc_emitter_pool_info info;
+    uint64_t events_in, delivered, no_subscriber; /* its account */
     UT_hash_handle hh;
 };
 
@@ -157,11 +157,18 @@ static int subscribers_key(emitter *em, const uint8_t *topic, size_t tlen)
     return 0;
 }
 
+/* One delivery (or one subscriber's share of a relayed event), for the node
+ * and the pool. */
+static void count_delivery(emitter *em)
+{
+    em->owner->stats.events_out++;
+    em->pool->delivered++;
+}
+
 static void send_events(emitter *em, rc_proc *self, const rc_cpid *to, dist_hdr_msg *m)
 {
     if (rc_proc_send_msg(em->owner->ps, self, to, m) == 0) {
-        em->owner->stats.events_out++;
-        em->pool->info.delivered++;
+        count_delivery(em);
     }
 }
 
@@ -182,7 +189,7 @@ static const char *pool_name(const pool *p, char *out)
 static void drop_event(emitter *em, const char *why)
 {
     rc_emitters *e = em->owner;
-    uint64_t n = ++em->pool->info.no_subscriber;
+    uint64_t n = ++em->pool->no_subscriber;
     e->stats.no_subscriber++;
     if ((n & (n - 1)) == 0) {
         char name[POOL_NAME_CAP];
@@ -329,8 +336,7 @@ static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t
         if (relay != NULL) {
             if (first)
                 send_to_relay(e, self, relay, em, event, elen);
-            e->stats.events_out++;
-            em->pool->info.delivered++;
+            count_delivery(em);
             continue;
         }
         send_events(em, self, &m[i], msg);
@@ -398,18 +404,17 @@ static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         if (term_skip(buf, len, &idx) != 0)
             return;
         em->owner->stats.events_in++;
-        em->pool->info.events_in++;
+        em->pool->events_in++;
         fan_out(em, self, topic, tlen, buf + ev, idx - ev);
     } else if (arity == 2 && strcmp(tag, "events") == 0) {
         em->owner->stats.events_in++;
-        em->pool->info.events_in++;
+        em->pool->events_in++;
         erlang_pid to;
         if (!em->has_subscriber) {
             drop_event(em, "it has no subscriber for {events, Events}");
         } else if (rc_cpid_to_ei(em->owner->nodes, &em->subscriber, &to) == 0 &&
                    rc_proc_send(em->owner->ps, self, &to, buf, len) == 0) {
-            em->owner->stats.events_out++;
-            em->pool->info.delivered++;
+            count_delivery(em);
         }
     } else if (arity == 2 && strcmp(tag, "$gen_cast") == 0) {
         int a2 = 0;
@@ -539,7 +544,6 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     free(procs);
     p->n = (size_t)count;
     p->joined = (size_t)count;
-    p->info.size = p->n;
     HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
     /* p may be stopped from inside done: nothing of it is used after. */
     done(ctx, RC_OK, 0, p->pids, cpids, p->n);
@@ -711,7 +715,8 @@ int rc_emitters_pool_info(const rc_emitters *e, const uint8_t *store, size_t sto
     int rc = running_pool(e, store, store_len, sub, sub_len, &p);
     if (rc != RC_OK)
         return rc;
-    *out = p->info;
-    out->joined = p->joined;
+    *out = (rc_emitter_pool_info){.events_in = p->events_in, .delivered = p->delivered,
+                                  .no_subscriber = p->no_subscriber, .size = p->n,
+                                  .joined = p->joined};
     return RC_OK;
 }
