@@ -49,6 +49,31 @@ report_of() {
     fi
     return 1
 }
+# check_release KIND: build_KIND builds the release (its output in
+# $TMP/KIND.log), which must print no warning about either application;
+# boot_KIND boots it and the scenario inside writes $TMP/KIND.report.
+check_release() {
+    if "build_$1" >"$TMP/$1.log" 2>&1; then
+        # systools warns of every OTP application whose sources the host
+        # lacks (Debian's erlang-src) and of sasl; nothing may concern these two
+        if our_warnings "$TMP/$1.log" >"$TMP/$1.warn"; then
+            cat "$TMP/$1.warn"
+            fail "$1 release of reckon_db + reckon_cnode printed warnings"
+        else
+            pass "$1 release of reckon_db + reckon_cnode built, no exclusions, no warnings"
+        fi
+        if "boot_$1" >>"$TMP/$1.log" 2>&1 && FIG=$(report_of "$TMP/$1.report"); then
+            pass "$1 release booted; reckon-db's broadcast reached both kinds of emitter: $FIG"
+        else
+            strip "$TMP/$1.log" | tail -30
+            cat "$TMP/$1.report" 2>/dev/null
+            fail "$1 release: the integration failed"
+        fi
+    else
+        strip "$TMP/$1.log" | tail -30
+        fail "$1 release of reckon_db + reckon_cnode did not build"
+    fi
+}
 start_private_epmd
 [ -n "$EPMD_PORT" ] || { echo "release: could not start epmd"; echo "release: 0 passed, 1 failed"; exit 1; }
 
@@ -82,28 +107,12 @@ init([]) -> {ok, {#{}, []}}.
 ERL
 echo '[{reckon_cnode, [{spawn, true}]}].' >"$APP/config/sys.config"
 printf -- '-sname myapp_%s\n-setcookie rel_%s\n' "$$" "$(rnd)" >"$APP/config/vm.args"
-if (cd "$APP" && rebar3 release) >"$TMP/rebar3.log" 2>&1; then
-    # systools warns of every OTP application whose sources the host lacks
-    # (Debian's erlang-src) and of sasl; nothing may concern these two
-    if our_warnings "$TMP/rebar3.log" >"$TMP/rebar3.warn"; then
-        cat "$TMP/rebar3.warn"
-        fail "rebar3 release of reckon_db + reckon_cnode printed warnings"
-    else
-        pass "rebar3 release of reckon_db + reckon_cnode built, no exclusions, no warnings"
-    fi
-    if ERL_EPMD_PORT=$EPMD_PORT RDB_REPORT="$TMP/rebar3.report" \
-            timeout 120 "$APP/_build/default/rel/myapp/bin/myapp" foreground \
-            >>"$TMP/rebar3.log" 2>&1 && FIG=$(report_of "$TMP/rebar3.report"); then
-        pass "rebar3 release booted; reckon-db's broadcast reached both kinds of emitter: $FIG"
-    else
-        strip "$TMP/rebar3.log" | tail -30
-        cat "$TMP/rebar3.report" 2>/dev/null
-        fail "rebar3 release: the integration failed"
-    fi
-else
-    strip "$TMP/rebar3.log" | tail -30
-    fail "rebar3 release of reckon_db + reckon_cnode did not build"
-fi
+build_rebar3() { (cd "$APP" && rebar3 release); }
+boot_rebar3() {
+    ERL_EPMD_PORT=$EPMD_PORT RDB_REPORT="$TMP/rebar3.report" \
+        timeout 120 "$APP/_build/default/rel/myapp/bin/myapp" foreground
+}
+check_release rebar3
 
 # --- mix ------------------------------------------------------------------
 if command -v mix >/dev/null 2>&1; then
@@ -133,28 +142,16 @@ defmodule MyApp do
 end
 EX
     printf 'import Config\nconfig :reckon_cnode, spawn: true\n' >"$MIXAPP/config/config.exs"
-    if (cd "$MIXAPP" && MIX_ENV=prod MIX_REBAR3=$(command -v rebar3) HEX_OFFLINE=1 \
-            mix do deps.compile, release --overwrite) >"$TMP/mix.log" 2>&1; then
-        if our_warnings "$TMP/mix.log" >"$TMP/mix.warn"; then
-            cat "$TMP/mix.warn"
-            fail "mix release of reckon_db + reckon_cnode printed warnings"
-        else
-            pass "mix release of reckon_db + reckon_cnode built, no exclusions, no warnings"
-        fi
-        if ERL_EPMD_PORT=$EPMD_PORT RELEASE_DISTRIBUTION=sname RELEASE_NODE="mymix_$$" \
-                RELEASE_COOKIE="rel_$(rnd)" RDB_REPORT="$TMP/mix.report" \
-                timeout 120 "$MIXAPP/_build/prod/rel/myapp/bin/myapp" start \
-                >>"$TMP/mix.log" 2>&1 && FIG=$(report_of "$TMP/mix.report"); then
-            pass "mix release booted; reckon-db's broadcast reached both kinds of emitter: $FIG"
-        else
-            strip "$TMP/mix.log" | tail -30
-            cat "$TMP/mix.report" 2>/dev/null
-            fail "mix release: the integration failed"
-        fi
-    else
-        strip "$TMP/mix.log" | tail -30
-        fail "mix release of reckon_db + reckon_cnode did not build"
-    fi
+    build_mix() {
+        (cd "$MIXAPP" && MIX_ENV=prod MIX_REBAR3=$(command -v rebar3) HEX_OFFLINE=1 \
+            mix do deps.compile, release --overwrite)
+    }
+    boot_mix() {
+        ERL_EPMD_PORT=$EPMD_PORT RELEASE_DISTRIBUTION=sname RELEASE_NODE="mymix_$$" \
+            RELEASE_COOKIE="rel_$(rnd)" RDB_REPORT="$TMP/mix.report" \
+            timeout 120 "$MIXAPP/_build/prod/rel/myapp/bin/myapp" start
+    }
+    check_release mix
 else
     fail "mix not installed"
 fi
