@@ -23,23 +23,9 @@
 #define PEER3 "beam3@h"
 #define SCOPE "test_scope"
 #define MY_CREATION 77
-#define MAX_SENT 256
 #define MAX_EV 64
 
 /* ------------------------------------------------------------ recorder */
-
-typedef struct sent {
-    char node[64];
-    char *payload; /* 112 + ctrl + msg, as ctrl_decode reads it */
-    size_t len;
-} sent;
-
-typedef struct recorder {
-    sent s[MAX_SENT];
-    int n;
-    char refuse_msgs_to[64]; /* frames with a message to this node fail */
-    rc_nodetab *nodes;
-} recorder;
 
 static int rec_send(void *ctx, uint32_t to, const struct iovec *parts, int nparts)
 {
@@ -48,20 +34,8 @@ static int rec_send(void *ctx, uint32_t to, const struct iovec *parts, int npart
     assert_non_null(node);
     if (rec_frame_has_msg(parts, nparts) && strcmp(node, r->refuse_msgs_to) == 0)
         return -1;
-    assert_true(r->n < MAX_SENT);
-    assert_true(strlen(node) < sizeof r->s[0].node);
-    sent *s = &r->s[r->n++];
-    strcpy(s->node, node);
-    s->payload = rec_frame_join(parts, nparts, &s->len);
-    assert_non_null(s->payload);
+    assert_int_equal(rec_put(r, node, parts, nparts), 0);
     return 0;
-}
-
-static void rec_clear(recorder *r)
-{
-    for (int i = 0; i < r->n; i++)
-        free(r->s[i].payload);
-    r->n = 0;
 }
 
 /* ------------------------------------------------------------ terms */
@@ -1657,7 +1631,7 @@ static void test_local_join(void **state)
     assert_view(f, &k2, &c2, 1);
     rec_clear(&f->rec);
 
-    /* a bad group term: -1, nothing joined or sent */
+    /* a bad group term: -1, nothing joined or rec_sent */
     static const char bad[] = {104, 2, 100};
     assert_int_equal(rc_pg_join(f->s, bad, sizeof bad, &c1, 1), -1);
     char trailing[64];
@@ -1697,7 +1671,7 @@ static void test_local_leave(void **state)
     assert_view(f, &k1, want, 2);
     rec_clear(&f->rec);
 
-    /* not (or no longer) a member: nothing is sent */
+    /* not (or no longer) a member: nothing is rec_sent */
     assert_int_equal(rc_pg_leave(f->s, g1.b, g1.n, &c2, 1), 0); /* left already */
     assert_int_equal(rc_pg_leave(f->s, g1.b, g1.n, &c3, 1), 0); /* never joined */
     assert_int_equal(rc_pg_leave(f->s, g2.b, g2.n, &c1, 1), 0); /* group exists, not in it */

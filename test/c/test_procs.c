@@ -17,20 +17,6 @@
 
 #define ME "c@h"
 #define PEER "beam@h"
-#define MAX_SENT 64
-
-typedef struct sent {
-    char node[64];
-    char *payload; /* 112 + ctrl + msg, so ctrl_decode can read it back */
-    size_t len;
-} sent;
-
-typedef struct recorder {
-    sent s[MAX_SENT];
-    int n;
-    int connected;
-    rc_nodetab *nodes;
-} recorder;
 
 static int rec_send(void *ctx, uint32_t to, const struct iovec *parts, int nparts)
 {
@@ -38,19 +24,8 @@ static int rec_send(void *ctx, uint32_t to, const struct iovec *parts, int npart
     const char *node = rc_nodetab_name(r->nodes, to);
     if (!r->connected || node == NULL || strcmp(node, PEER) != 0)
         return -1;
-    assert_true(r->n < MAX_SENT);
-    sent *s = &r->s[r->n++];
-    strcpy(s->node, node);
-    s->payload = rec_frame_join(parts, nparts, &s->len);
-    assert_non_null(s->payload);
+    assert_int_equal(rec_put(r, node, parts, nparts), 0);
     return 0;
-}
-
-static void rec_clear(recorder *r)
-{
-    for (int i = 0; i < r->n; i++)
-        free(r->s[i].payload);
-    r->n = 0;
 }
 
 static ctrl_msg *decode_sent(recorder *r, int i)

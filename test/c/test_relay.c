@@ -22,39 +22,14 @@
 #define ME "c@h"
 #define PEER "beam@h"
 #define PEER2 "beam2@h"
-#define MAX_SENT 32
-
-typedef struct sent {
-    char node[64];
-    char *payload;
-    size_t len;
-} sent;
-
-typedef struct recorder {
-    sent s[MAX_SENT];
-    int n;
-    rc_nodetab *nodes;
-} recorder;
 
 static int rec_send(void *ctx, uint32_t to, const struct iovec *parts, int nparts)
 {
     recorder *r = ctx;
     const char *node = rc_nodetab_name(r->nodes, to);
     assert_non_null(node);
-    assert_true(r->n < MAX_SENT);
-    assert_true(strlen(node) < sizeof r->s[0].node);
-    sent *s = &r->s[r->n++];
-    strcpy(s->node, node);
-    s->payload = rec_frame_join(parts, nparts, &s->len);
-    assert_non_null(s->payload);
+    assert_int_equal(rec_put(r, node, parts, nparts), 0);
     return 0;
-}
-
-static void rec_clear(recorder *r)
-{
-    for (int i = 0; i < r->n; i++)
-        free(r->s[i].payload);
-    r->n = 0;
 }
 
 typedef struct fx {
