@@ -374,8 +374,7 @@ static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 {
     emitter *em = rc_proc_ctx(self);
     if (sig->kind == RC_SIG_DOWN) {
-        if (em->monitoring && sig->ref != NULL && sig->ref->len == em->sub_mon.len &&
-            memcmp(sig->ref->n, em->sub_mon.n, sizeof(unsigned) * (size_t)em->sub_mon.len) == 0)
+        if (em->monitoring && sig->ref != NULL && rc_ref_equal(sig->ref, &em->sub_mon))
             subscriber_gone(em, self);
         return;
     }

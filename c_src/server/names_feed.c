@@ -207,8 +207,7 @@ static int subscribe(rc_names_feed *f, const erlang_pid *pid, const erlang_pid *
 static void forget(rc_names_feed *f, const erlang_ref *ref)
 {
     for (size_t i = 0; i < f->n; i++) {
-        if (f->subs[i].mon.len == ref->len && f->subs[i].mon.creation == ref->creation &&
-            memcmp(f->subs[i].mon.n, ref->n, sizeof(unsigned) * (size_t)ref->len) == 0) {
+        if (rc_ref_equal(&f->subs[i].mon, ref)) {
             remove_at(f, i);
             return;
         }
