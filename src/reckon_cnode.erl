@@ -237,14 +237,16 @@ stop_emitter_pool(S, Sub) ->
 %% (emitters), `joined' (emitters in `{S, Sub, emitters}'; 0 once the
 %% subscriber is gone), `events_in' (events its emitters received, i.e.
 %% the share of the subscription's broadcasts it took), `delivered'
-%% (deliveries, one per subscriber) and `no_subscriber' (events dropped
-%% for want of a subscriber). Returns `{error, not_found}' if there is no
+%% (deliveries, one per subscriber), `no_subscriber' (events dropped for
+%% want of a subscriber) and `subscriber_node_gone' (events dropped because
+%% the subscriber went with its node). Returns `{error, not_found}' if there is no
 %% such pool; raises `badarg' for arguments of the wrong type.
 -spec emitter_pool_info(reckon_cnode_emitter_group:store_id(),
                         reckon_cnode_emitter_group:subscription_id()) ->
           {ok, #{size := non_neg_integer(), joined := non_neg_integer(),
                  events_in := non_neg_integer(), delivered := non_neg_integer(),
-                 no_subscriber := non_neg_integer()}} | {error, not_found}.
+                 no_subscriber := non_neg_integer(),
+                 subscriber_node_gone := non_neg_integer()}} | {error, not_found}.
 emitter_pool_info(S, Sub) ->
     case request({emitter_pool_info, S, Sub}) of
         {ok, Info} when is_map(Info) -> {ok, Info};

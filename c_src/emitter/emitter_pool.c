@@ -25,6 +25,7 @@ typedef struct emitter {
      * emitter has left its group and drops what still reaches it. */
     int bound;
     int joined; /* a member of {Store, Sub, emitters} */
+    int node_gone; /* the subscriber went with its node (noconnection) */
     int monitoring;
     erlang_ref sub_mon;
     /* {Store, Topic, subscribers} for the last topic seen, canonical. */
@@ -41,7 +42,7 @@ struct pool {
     int starting; /* its names are being written: no emitters yet */
     size_t joined;  /* emitters in the group */
     int detach_logged;
-    uint64_t events_in, delivered, no_subscriber; /* its account */
+    uint64_t events_in, delivered, no_subscriber, node_gone; /* its account */
     UT_hash_handle hh;
 };
 
@@ -184,18 +185,25 @@ static const char *pool_name(const pool *p, char *out)
 }
 
 /* An event that reached an emitter with nobody to give it to: counted for
- * the node and the pool, and logged at the 1st, 2nd, 4th, 8th... drop of
- * the pool, so a steady loss stays visible at a bounded cost. */
+ * the node and the pool under its cause, and logged at the 1st, 2nd, 4th,
+ * 8th... drop of the pool for that cause, so a steady loss stays visible
+ * at a bounded cost. */
 static void drop_event(emitter *em, const char *why)
 {
     rc_emitters *e = em->owner;
-    uint64_t n = ++em->pool->no_subscriber;
-    e->stats.no_subscriber++;
+    int gone = em->bound && em->node_gone;
+    uint64_t n = gone ? ++em->pool->node_gone : ++em->pool->no_subscriber;
+    if (gone)
+        e->stats.subscriber_node_gone++;
+    else
+        e->stats.no_subscriber++;
     if ((n & (n - 1)) == 0) {
         char name[POOL_NAME_CAP];
         LOG_W(rc_procs_logger(e->ps), MOD,
-              "emitter pool of %s: %llu event(s) dropped so far, %s (counted in no_subscriber)",
-              pool_name(em->pool, name), (unsigned long long)n, why);
+              "emitter pool of %s: %llu event(s) dropped so far, %s (counted in %s)",
+              pool_name(em->pool, name), (unsigned long long)n,
+              gone ? "its subscriber's node is gone" : why,
+              gone ? "subscriber_node_gone" : "no_subscriber");
     }
 }
 
@@ -219,15 +227,16 @@ static int group_op(emitter *em, rc_proc *self, int join)
     return rc;
 }
 
-/* The subscriber of a bound emitter is gone: the emitter leaves the group
- * so that broadcasts (reckon-db's own, from every node's pg view) stop
- * picking it; the pool says so once. */
-static void subscriber_gone(emitter *em, rc_proc *self)
+/* The subscriber of a bound emitter is gone (with its node when
+ * node_gone): the emitter leaves the group so that broadcasts (reckon-db's
+ * own, from every node's pg view) stop picking it; the pool says so once. */
+static void subscriber_gone(emitter *em, rc_proc *self, int node_gone)
 {
     rc_emitters *e = em->owner;
     pool *p = em->pool;
     em->has_subscriber = 0;
     em->monitoring = 0;
+    em->node_gone = node_gone;
     if (!em->bound || !em->joined)
         return;
     char name[POOL_NAME_CAP];
@@ -243,9 +252,10 @@ static void subscriber_gone(emitter *em, rc_proc *self)
     if (!p->detach_logged) {
         p->detach_logged = 1;
         e->stats.pools_detached++;
-        LOG_W(rc_procs_logger(e->ps), MOD, "emitter pool of %s: its subscriber is gone; the "
+        LOG_W(rc_procs_logger(e->ps), MOD, "emitter pool of %s: its subscriber is gone%s; the "
               "pool leaves the emitters group and takes no more events (start it again with the "
-              "new subscriber, or stop it)", pool_name(p, name));
+              "new subscriber, or stop it)", pool_name(p, name),
+              node_gone ? " with its node" : "");
     }
 }
 
@@ -350,6 +360,7 @@ static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
         rc_proc_demonitor(ps, self, &em->sub_mon);
     em->has_subscriber = rc_cpid_from_ei(em->owner->nodes, pid, &em->subscriber) == 0;
     em->bound = 1;
+    em->node_gone = 0;
     if (!em->has_subscriber) {
         em->monitoring = 0;
         LOG_W(rc_procs_logger(ps), MOD, "out of memory: an emitter keeps no subscriber");
@@ -370,19 +381,29 @@ static int is_subscriber(const emitter *em, const erlang_pid *p)
            rc_nodetab_find(em->owner->nodes, p->node, strlen(p->node)) == em->subscriber.node;
 }
 
+/* The reason of a DOWN or EXIT is noconnection: the process went with the
+ * connection to its node. */
+static int is_noconnection(const rc_signal *sig)
+{
+    char atom[MAXATOMLEN_UTF8];
+    int idx = 0;
+    return sig->buf != NULL && ei_decode_atom(sig->buf, &idx, atom) == 0 && idx == sig->len &&
+           strcmp(atom, "noconnection") == 0;
+}
+
 static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 {
     emitter *em = rc_proc_ctx(self);
     if (sig->kind == RC_SIG_DOWN) {
         if (em->monitoring && sig->ref != NULL && rc_ref_equal(sig->ref, &em->sub_mon))
-            subscriber_gone(em, self);
+            subscriber_gone(em, self, is_noconnection(sig));
         return;
     }
     if (sig->kind == RC_SIG_EXIT) { /* a subscriber that linked to us */
         if (is_subscriber(em, sig->from)) {
             if (em->monitoring)
                 rc_proc_demonitor(ps, self, &em->sub_mon);
-            subscriber_gone(em, self);
+            subscriber_gone(em, self, is_noconnection(sig));
         }
         return;
     }
@@ -715,7 +736,8 @@ int rc_emitters_pool_info(const rc_emitters *e, const uint8_t *store, size_t sto
     if (rc != RC_OK)
         return rc;
     *out = (rc_emitter_pool_info){.events_in = p->events_in, .delivered = p->delivered,
-                                  .no_subscriber = p->no_subscriber, .size = p->n,
+                                  .no_subscriber = p->no_subscriber,
+                                  .subscriber_node_gone = p->node_gone, .size = p->n,
                                   .joined = p->joined};
     return RC_OK;
 }

@@ -10,7 +10,8 @@
  *   {'$gen_cast', {update_subscriber, Pid}} -> new subscriber (monitored);
  *   the subscriber's DOWN (or EXIT, if it linked to us) -> the emitter
  *       leaves {Store, Sub, emitters}, so broadcasts stop picking it; what
- *       still reaches it is dropped and counted (no_subscriber), and the
+ *       still reaches it is dropped and counted (no_subscriber, or
+ *       subscriber_node_gone when its node went), and the
  *       pool says so in the log, once when it detaches and then at
  *       doubling counts of drops. A start of a pool whose emitters have all
  *       left replaces it; update_subscriber brings an emitter back.
@@ -37,15 +38,18 @@ typedef struct rc_emitters_stats {
     /* events_out: deliveries (one per subscriber, relayed ones included);
      * relay_sends: messages to relays, each for all of a node's subscribers;
      * no_subscriber: events dropped for want of a subscriber;
+     * subscriber_node_gone: dropped because the subscriber's node went
+     *     (its monitor fired with noconnection);
      * pools_detached: times a pool lost its subscriber and left its group */
-    uint64_t events_in, events_out, no_subscriber, relay_sends, pools_detached;
+    uint64_t events_in, events_out, no_subscriber, subscriber_node_gone, relay_sends,
+        pools_detached;
 } rc_emitters_stats;
 
 /* One pool's account: events its emitters received, deliveries made (one
- * per subscriber), events dropped for want of a subscriber; emitters in
- * all and in the group. */
+ * per subscriber), events dropped for want of a subscriber and because the
+ * subscriber's node went; emitters in all and in the group. */
 typedef struct rc_emitter_pool_info {
-    uint64_t events_in, delivered, no_subscriber;
+    uint64_t events_in, delivered, no_subscriber, subscriber_node_gone;
     size_t size, joined;
 } rc_emitter_pool_info;
 

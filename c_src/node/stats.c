@@ -80,7 +80,7 @@ static size_t collect(rc_node *n, node_stat *out)
         {"bytes_out", ds->bytes_out, 0, C,
          "Bytes written to distribution connections."},
         {"read_pauses", ds->read_pauses, 0, C,
-         "Times a connection was not read while its sends waited on a busy one."},
+         "Times a connection was not read while its sends waited on another, busy one."},
         {"dispatch_budget_spent", ds->dispatch_budget_spent, 0, C,
          "Times a connection's turn ended with its share of decoded bytes handed up; "
          "its further frames waited for the next turn."},
@@ -149,6 +149,8 @@ static size_t collect(rc_node *n, node_stat *out)
          "Messages from C processes dropped."},
         {"no_subscriber", es->no_subscriber, 1, C,
          "Events C emitters dropped for want of a subscriber."},
+        {"subscriber_node_gone", es->subscriber_node_gone, 1, C,
+         "Events C emitters dropped because their subscriber went with its node."},
         {"relay_lost", rs->lost, 1, C,
          "Events sent to a BEAM node's relay that died before handling them."},
         {"relay_unaccounted", rs->unaccounted, 1, C,

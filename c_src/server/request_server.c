@@ -621,7 +621,8 @@ static int do_pool_info(rc_request_server *rs, const char *buf, int len, int idx
         uint64_t value;
     } kv[] = {{"size", in.size},           {"joined", in.joined},
               {"events_in", in.events_in}, {"delivered", in.delivered},
-              {"no_subscriber", in.no_subscriber}};
+              {"no_subscriber", in.no_subscriber},
+              {"subscriber_node_gone", in.subscriber_node_gone}};
     int r = encode_ok_header(x) || ei_x_encode_map_header(x, (long)(sizeof kv / sizeof kv[0]));
     for (size_t i = 0; i < sizeof kv / sizeof kv[0] && !r; i++)
         r = ei_x_encode_atom(x, kv[i].key) || ei_x_encode_ulonglong(x, kv[i].value);

@@ -38,9 +38,9 @@ typedef struct rc_dist_callbacks {
 } rc_dist_callbacks;
 
 /* Back-pressure, every setting in one place. A connection is busy (its
- * senders wait, as on the BEAM's busy_dist_port) once more than busy_above
- * bytes are unwritten, until it drains below busy_below, and is dropped as
- * too slow past max_output_bytes. Frames for a node whose connection a send
+ * senders wait, as on the BEAM's busy_dist_port, but its own peer is read
+ * on) once more than busy_above bytes are unwritten, until it drains below
+ * busy_below, and is dropped as too slow past max_output_bytes. Frames for a node whose connection a send
  * is making wait up to wait_max_bytes per node, for at most wait_max_nodes
  * nodes. Producer threads (rc_broadcast) wait once producer_queue_bytes are
  * queued for the loop. */

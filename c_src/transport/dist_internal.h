@@ -55,8 +55,9 @@ _Static_assert(HS_MAX_NODE <= RC_WAITQ_NODE_MAX, "node names longer than the wai
 #define READ_CHUNK (64u << 10)
 /* Back-pressure per destination, as the BEAM's busy_dist_port (the marks
  * are in cfg.bp): the connection whose frame was being dispatched when a
- * send hit a busy destination stops being read (its peer is the sender)
- * until that destination drains; every other connection keeps flowing. */
+ * send hit another busy destination stops being read (its peer is the
+ * sender) until that destination drains; every other connection keeps
+ * flowing. A connection is never paused on its own busy output. */
 /* Buffer capacity a connection keeps when empty at a tick. */
 #define TRIM_KEEP ((size_t)256 << 10)
 /* How long the listener rests when descriptors run out. */

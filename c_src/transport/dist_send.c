@@ -90,6 +90,12 @@ static int sent(rc_dist *d, rc_conn *c, size_t added)
         rc_conn *src = d->dispatching;
         if (src == NULL) {
             d->busy_hit = c->node;
+        } else if (src == c) {
+            /* Its own output is busy: it is read on. A peer that paused the
+             * same way (another C node) would wait on us while we wait on
+             * it, and a BEAM peer's pg scope and net_kernel would suspend on
+             * their busy port to us. What it makes us answer is bounded by
+             * max_output_bytes, past which it is dropped as too slow. */
         } else if (src->blocked_on == NULL && !src->closing) {
             src->blocked_on = c;
             d->stats.read_pauses++;

@@ -47,6 +47,7 @@
          update_subscriber/1,
          subscriber_exits/1,
          c_subscriber_exits/1,
+         subscriber_node_gone/1,
          fan_out_through_relays/1,
          relay_killed_mid_stream/1,
          relay_lost_counted/1,
@@ -83,6 +84,7 @@ all() ->
      update_subscriber,
      subscriber_exits,
      c_subscriber_exits,
+     subscriber_node_gone,
      fan_out_through_relays,
      relay_killed_mid_stream,
      relay_lost_counted,
@@ -441,7 +443,8 @@ subscriber_exits(Config) ->
     ?assertEqual([bs, sb], lists:sort(maps:keys(Share0))),
     %% the pool's account: its share of the broadcasts, all delivered
     ?assertEqual({ok, #{size => 1, joined => 1, events_in => maps:get(sb, Share0),
-                        delivered => maps:get(sb, Share0), no_subscriber => 0}},
+                        delivered => maps:get(sb, Share0), no_subscriber => 0,
+                        subscriber_node_gone => 0}},
                  pcall(P1, reckon_cnode, emitter_pool_info, [S, Sub])),
     Stats0 = stats(C),
     %% Sb ends normally: the emitter leaves the group on every node
@@ -519,6 +522,41 @@ c_subscriber_exits(Config) ->
     ?assertMatch({ok, #{joined := 0, delivered := 20, no_subscriber := 0}},
                  pcall(P1, reckon_cnode, emitter_pool_info, [S, Sub])),
     assert_scopes(Config).
+
+%% The subscriber of a C emitter goes with its node (the OS process
+%% killed): the monitor fires with noconnection, the pool leaves its group
+%% and says that the subscriber went with its node; an event that still
+%% reaches the emitter is counted under subscriber_node_gone (stats and
+%% the pool's account), not under no_subscriber, and logged with its cause.
+subscriber_node_gone(Config) ->
+    [P1, P2, P3] = ?config(peers, Config),
+    C = ?config(cnode, Config),
+    {S, Sub} = store_sub(),
+    Topic = seed_topic(S, Sub),
+    Rec = recorder(P3),
+    [Sn] = collectors(P3, Rec, [sn]),
+    {ok, [X]} = start_pool(P1, S, Sub, 1, Sn),
+    await_beam_members([P1, P2, P3], S, Sub, [X]),
+    Stats0 = maps:get(errors, stats(C)),
+    rc_test_lib:os_kill("KILL", list_to_integer(pcall(P3, os, getpid, []))),
+    await_beam_members([P1, P2], S, Sub, []),
+    await_c_members(C, S, Sub, []),
+    Pool = "emitter pool of store " ++ atom_to_list(S) ++ ", subscription \""
+        ++ binary_to_list(Sub) ++ "\": ",
+    wait_until(fun() -> log_count(C, Pool ++ "its subscriber is gone with its node; the pool "
+                                  "leaves") =:= 1 end, ?PROPAGATE, detach_logged),
+    X ! {broadcast, Topic, small_event(1)},
+    wait_until(fun() -> counter(subscriber_node_gone, errors(C)) =:=
+                            counter(subscriber_node_gone, Stats0) + 1 end,
+               ?PROPAGATE, drop_counted),
+    ?assertEqual(counter(no_subscriber, Stats0), counter(no_subscriber, errors(C))),
+    ?assertMatch({ok, #{joined := 0, events_in := 1, delivered := 0, no_subscriber := 0,
+                        subscriber_node_gone := 1}},
+                 pcall(P1, reckon_cnode, emitter_pool_info, [S, Sub])),
+    wait_until(fun() -> log_count(C, Pool ++ "1 event(s) dropped so far, its subscriber's node "
+                                  "is gone (counted in subscriber_node_gone)") =:= 1 end,
+               ?PROPAGATE, drop_logged),
+    rc_test_lib:assert_scope_pids([P1, P2], ?SCOPE, lists:sublist(?config(scopes, Config), 2)).
 
 %% Relayed fan-out. Every peer runs the application's relay; P3's is
 %% stopped. With 100 subscribers on P2 and 20 on P3, each event goes once to
