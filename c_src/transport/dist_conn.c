@@ -53,8 +53,7 @@ const char *rc_dist_node_name(const rc_dist *d) { return d->node_name; }
 static void conn_on_closed(uv_handle_t *h)
 {
     rc_conn *c = h->data;
-    rc_tls_free(c->tls);
-    close(c->fd);
+    conn_io_free(c->io);
     bytebuf_free(&c->in);
     bytebuf_free(&c->out);
     bytebuf_free(&c->plain);
@@ -82,8 +81,7 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
     /* Best effort: push what is queued (e.g. leave messages on shutdown). */
     if (bytebuf_pending(&c->out) > 0)
         dist_conn_flush(d, c);
-    if (c->tls != NULL)
-        rc_tls_shutdown(c->tls);
+    conn_io_shutdown(c->io);
     d->out_pending -= bytebuf_pending(&c->out); /* what never left is gone */
     if (d->dispatching == c)
         d->dispatching = NULL;
@@ -101,8 +99,9 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
 void dist_update_poll(rc_dist *d, rc_conn *c)
 {
     (void)d;
-    int events = (c->blocked_on != NULL && !c->tls_write_wants_read ? 0 : UV_READABLE) |
-                 (bytebuf_pending(&c->out) > 0 || c->tls_read_wants_write ? UV_WRITABLE : 0);
+    int events =
+        (c->blocked_on != NULL && !conn_io_write_wants_read(c->io) ? 0 : UV_READABLE) |
+        (bytebuf_pending(&c->out) > 0 || conn_io_read_wants_write(c->io) ? UV_WRITABLE : 0);
     if (c->poll_events == events || c->closing)
         return;
     c->poll_events = events;
@@ -112,60 +111,21 @@ void dist_update_poll(rc_dist *d, rc_conn *c)
         uv_poll_start(&c->poll, events, dist_conn_on_poll);
 }
 
-/* Writes what the session takes of c's output: bytes written (maybe 0 when
- * the session must wait), or -1 if the connection was closed. */
-static ssize_t tls_flush(rc_dist *d, rc_conn *c, size_t pending)
-{
-    size_t done = 0;
-    c->tls_write_wants_read = 0;
-    while (done < pending) {
-        char why[192];
-        ssize_t w = rc_tls_write(c->tls, c->out.data + c->out.off + done, pending - done, why,
-                                 (int)sizeof why);
-        if (w > 0) {
-            done += (size_t)w;
-            continue;
-        }
-        if (w == RC_TLS_WANT_READ) {
-            c->tls_write_wants_read = 1;
-        } else if (w != RC_TLS_WANT_WRITE) {
-            d->stats.err_io++;
-            if (!c->closing)
-                rc_dist_close(d, c, w == RC_TLS_EOF ? "peer closed" : why);
-            return -1;
-        }
-        break;
-    }
-    return (ssize_t)done;
-}
-
 void dist_conn_flush(rc_dist *d, rc_conn *c)
 {
     size_t pending = bytebuf_pending(&c->out);
     if (pending == 0)
         return;
-    ssize_t w;
-    if (c->tls != NULL) {
-        w = tls_flush(d, c, pending);
-        if (w < 0)
-            return;
-    } else {
-        struct iovec iov = {.iov_base = c->out.data + c->out.off, .iov_len = pending};
-        do {
-            w = writev(c->fd, &iov, 1);
-        } while (w < 0 && errno == EINTR);
+    char why[192];
+    ssize_t w = conn_io_write(c->io, c->out.data + c->out.off, pending, why, (int)sizeof why);
+    if (w == CONN_IO_AGAIN) {
+        dist_update_poll(d, c);
+        return;
     }
     if (w < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            dist_update_poll(d, c);
-            return;
-        }
         d->stats.err_io++;
-        if (!c->closing) {
-            char why[128];
-            snprintf(why, sizeof why, "write: %s", strerror(errno));
+        if (!c->closing)
             rc_dist_close(d, c, why);
-        }
         return;
     }
     d->stats.bytes_out += (uint64_t)w;
@@ -226,8 +186,7 @@ void dist_on_flush_check(uv_check_t *h)
             if (!c->closing && c->blocked_on == NULL && bytebuf_pending(&c->in) > 0 &&
                 dispatch_frames(d, c) != 0)
                 continue;
-            if (c->tls != NULL && !c->closing && c->blocked_on == NULL &&
-                rc_tls_has_pending(c->tls))
+            if (!c->closing && c->blocked_on == NULL && conn_io_has_pending(c->io))
                 dist_conn_read(d, c);
         }
     }
@@ -324,36 +283,18 @@ void dist_conn_read(rc_dist *d, rc_conn *c)
             return;
         }
         size_t room = c->in.cap - c->in.len;
-        ssize_t r;
-        if (c->tls != NULL) {
-            char why[192];
-            c->tls_read_wants_write = 0;
-            r = rc_tls_read(c->tls, c->in.data + c->in.len, room, why, (int)sizeof why);
-            if (r == RC_TLS_WANT_READ || r == RC_TLS_WANT_WRITE) {
-                c->tls_read_wants_write = r == RC_TLS_WANT_WRITE;
-                dist_update_poll(d, c);
-                break;
-            }
-            if (r == RC_TLS_ERROR) {
-                d->stats.err_io++;
-                rc_dist_close(d, c, why);
-                return;
-            }
-        } else {
-            r = read(c->fd, c->in.data + c->in.len, room);
+        char why[192];
+        ssize_t r = conn_io_read(c->io, c->in.data + c->in.len, room, why, (int)sizeof why);
+        if (r == CONN_IO_AGAIN) {
+            dist_update_poll(d, c);
+            break;
         }
-        if (r == 0) {
+        if (r == CONN_IO_EOF) {
             rc_dist_close(d, c, "peer closed");
             return;
         }
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
             d->stats.err_io++;
-            char why[128];
-            snprintf(why, sizeof why, "read: %s", strerror(errno));
             rc_dist_close(d, c, why);
             return;
         }
@@ -364,7 +305,7 @@ void dist_conn_read(rc_dist *d, rc_conn *c)
         if (dispatch_frames(d, c) != 0)
             return;
     }
-    if (c->tls != NULL && !c->closing && rc_tls_has_pending(c->tls))
+    if (!c->closing && conn_io_has_pending(c->io))
         come_back(d, c);
     /* A big frame's buffers go as soon as nothing more is buffered, not at
      * the next tick (a pg sync's size would sit on the heap twice); a
@@ -400,11 +341,11 @@ void dist_conn_on_poll(uv_poll_t *h, int status, int events)
         rc_dist_close(d, c, why);
         return;
     }
-    if ((events & UV_WRITABLE) && c->tls_read_wants_write)
+    if ((events & UV_WRITABLE) && conn_io_read_wants_write(c->io))
         dist_conn_read(d, c);
     if ((events & UV_WRITABLE) && !c->closing)
         dist_conn_flush(d, c);
-    if ((events & UV_READABLE) && c->tls_write_wants_read && !c->closing)
+    if ((events & UV_READABLE) && !c->closing && conn_io_write_wants_read(c->io))
         dist_conn_flush(d, c);
     if ((events & (UV_READABLE | UV_DISCONNECT)) && !c->closing)
         dist_conn_read(d, c);
@@ -433,9 +374,7 @@ void dist_on_tick_timer(uv_timer_t *t)
             continue;
         if (c->blocked_on != NULL) {
             /* Not reading is our doing: a peer with unread input is alive. */
-            int avail = 0;
-            if ((ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0) ||
-                (c->tls != NULL && rc_tls_has_pending(c->tls)))
+            if (conn_io_has_input(c->io))
                 c->last_read_ms = now;
         }
         if (now - c->last_read_ms > dead_ms) {

@@ -5,6 +5,7 @@
  *   dist_listen.c  the listening socket and accepting
  *   dist_conn.c    one connection: read, frames, flush, close, ticks
  *   dist_send.c    sends, busy marks, frames waiting for a connection
+ *   conn_io.c      (conn_io.h) a connection's byte stream, plain or TLS
  * Threads: a handshake thread owns its hs_job until it puts the job on the
  * done list (done_mu); the sets `pending` and `accepting` are shared under
  * pending_mu; everything else belongs to the loop thread. */
@@ -13,6 +14,7 @@
 
 #include "transport/dist.h"
 
+#include "transport/conn_io.h"
 #include "codec/ctrl.h"
 #include "codec/term_read.h"
 #include "transport/dist_hdr.h"
@@ -67,12 +69,8 @@ _Static_assert(HS_MAX_NODE <= RC_WAITQ_NODE_MAX, "node names longer than the wai
 
 struct rc_conn {
     rc_dist *dist;
-    int fd;
-    /* NULL on plain TCP. A TLS session can need the socket the other way
-     * round: a read that must first write, a write that must first read. */
-    rc_tls *tls;
-    int tls_read_wants_write;
-    int tls_write_wants_read;
+    int fd;      /* the socket, for the poll handle; io owns it */
+    conn_io *io; /* its byte stream: plain TCP or TLS */
     uv_poll_t poll;
     int poll_events;
     char peer[HS_MAX_NODE];

@@ -179,6 +179,7 @@ static int grow_by_node(rc_dist *d, uint32_t node)
     return 0;
 }
 
+/* Takes fd and tls once it returns a connection. */
 static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
 {
     rc_conn *c = calloc(1, sizeof *c);
@@ -186,7 +187,6 @@ static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
         return NULL;
     c->dist = d;
     c->fd = fd;
-    c->tls = tls;
     memcpy(c->peer, r->peer_node, sizeof c->peer);
     c->peer_creation = r->peer_creation;
     c->peer_flags = r->peer_flags;
@@ -203,7 +203,8 @@ static rc_conn *conn_new(rc_dist *d, int fd, rc_tls *tls, const hs_result *r)
     if ((r->peer_flags & RC_DIST_FLAGS & DFLAG_DIST_HDR_ATOM_CACHE &&
          (c->hdr_out == NULL || c->hdr_in == NULL)) ||
         c->node == RC_NODE_NONE || grow_by_node(d, c->node) != 0 ||
-        uv_poll_init(d->loop, &c->poll, fd) != 0) {
+        (c->io = conn_io_new(fd, tls)) == NULL || uv_poll_init(d->loop, &c->poll, fd) != 0) {
+        conn_io_forget(c->io); /* the socket and the session stay the caller's */
         dist_hdr_out_free(c->hdr_out);
         dist_hdr_in_free(c->hdr_in);
         free(c);
@@ -377,13 +378,10 @@ static void hs_after(hs_job *j, int status)
         d->stats.conns_connected++;
     else
         d->stats.conns_accepted++;
-    if (c->tls != NULL) {
-        char desc[96];
-        LOG_I(d->lg, MOD, "connected to %s (%s, %s)", c->peer, j->outbound ? "outbound" : "inbound",
-              rc_tls_describe(c->tls, desc, sizeof desc));
-    } else {
-        LOG_I(d->lg, MOD, "connected to %s (%s)", c->peer, j->outbound ? "outbound" : "inbound");
-    }
+    char desc[96];
+    const char *tls = conn_io_describe(c->io, desc, sizeof desc);
+    LOG_I(d->lg, MOD, "connected to %s (%s%s%s)", c->peer, j->outbound ? "outbound" : "inbound",
+          tls != NULL ? ", " : "", tls != NULL ? tls : "");
     forget_waiting_dial(d, c->peer);
     /* What sends queued while it was being made goes first, in order. */
     uint64_t waited = take_waiting(d, c);
