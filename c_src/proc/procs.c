@@ -426,27 +426,26 @@ int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char
 
 /* ------------------------------------------------------------ links/monitors */
 
-/* 0 added (or already there), 1 refused (the cap), -1 no memory. */
 int prc_add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other)
 {
     rc_cpid c;
     if (rc_cpid_from_ei(ps->nodes, other, &c) != 0)
-        return -1;
+        return RC_ENOMEM;
     for (size_t i = 0; i < p->nlinks; i++)
         if (rc_cpid_eq(&p->links[i], &c))
-            return 0;
+            return RC_OK;
     if (p->nlinks >= MAX_LINKS_PER_PROC)
-        return 1;
+        return RC_ESYSTEM_LIMIT;
     if (p->nlinks == p->caplinks) {
         size_t ncap = p->caplinks ? p->caplinks * 2 : 2;
         rc_cpid *n = realloc(p->links, ncap * sizeof *n);
         if (n == NULL)
-            return -1;
+            return RC_ENOMEM;
         p->links = n;
         p->caplinks = ncap;
     }
     p->links[p->nlinks++] = c;
-    return 0;
+    return RC_OK;
 }
 
 void prc_shrink_links(rc_proc *p)
@@ -500,17 +499,18 @@ static void rmon_ref(const rc_procs *ps, const rmon_entry *e, erlang_ref *ref)
         ref->n[i] = e->ref[i];
 }
 
-/* 0 added, 1 refused (the watcher's node is at its cap), -1 failed. */
 int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
                            const erlang_ref *ref, int by_name)
 {
     rmon_entry e;
-    if (rmon_key(ps, ref, &e) != 0 || rc_cpid_from_ei(ps->nodes, watcher, &e.watcher) != 0)
-        return -1;
+    if (rmon_key(ps, ref, &e) != 0)
+        return RC_EBADARG;
+    if (rc_cpid_from_ei(ps->nodes, watcher, &e.watcher) != 0)
+        return RC_ENOMEM;
     e.by_name = (uint8_t)(by_name != 0);
     e.target = p->key;
     int rc = rmon_add(ps->rmons, &e, MAX_MONITORS_PER_NODE);
-    if (rc == 0)
+    if (rc == RC_OK)
         p->nmons++;
     return rc;
 }
@@ -542,7 +542,7 @@ int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other)
         rc = prc_send_ctrl(ps, other->node, &x, NULL, 0);
     ei_x_free(&x);
     if (rc == 0)
-        rc = prc_add_link(ps, self, other) == 0 ? 0 : -1;
+        rc = prc_add_link(ps, self, other) == RC_OK ? 0 : -1;
     return rc;
 }
 
@@ -598,7 +598,7 @@ static int monitor_local(rc_procs *ps, rc_proc *self, out_monitor *om)
     }
     erlang_ref ref = om->ref;
     int rc = prc_add_remote_monitor(ps, target, &self->pid, &ref, om->by_name);
-    if (rc != 0) {
+    if (rc != RC_OK) {
         self->nomons--; /* om is the last entry */
         return -1;
     }

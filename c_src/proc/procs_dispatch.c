@@ -143,9 +143,9 @@ int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_
         p = rc_procs_lookup(ps, &m.to);
         if (p != NULL) {
             int rc = prc_add_link(ps, p, &m.from);
-            if (rc == 0)
+            if (rc == RC_OK)
                 return 0;
-            if (rc == 1) {
+            if (rc == RC_ESYSTEM_LIMIT) {
                 prc_refused(ps, &ps->stats.err_link_limit, peer, "links");
                 if (ei_x_new(&x) == 0) {
                     if (ctrl_encode_exit(&x, CTRL_EXIT, &m.to, &m.from, "system_limit") == 0)
@@ -200,10 +200,10 @@ int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_
             prc_send_monitor_exit_now(ps, &m, "noproc");
         } else {
             int rc = prc_add_remote_monitor(ps, p, &m.from, &m.ref, m.to_is_name);
-            if (rc == 1)
+            if (rc == RC_ESYSTEM_LIMIT)
                 prc_refused(ps, &ps->stats.err_monitor_limit, peer, "monitors");
-            if (rc != 0)
-                prc_send_monitor_exit_now(ps, &m, rc == 1 ? "system_limit" : "noproc");
+            if (rc != RC_OK)
+                prc_send_monitor_exit_now(ps, &m, rc == RC_ESYSTEM_LIMIT ? "system_limit" : "noproc");
         }
         return 0;
     case CTRL_DEMONITOR_P:

@@ -89,7 +89,10 @@ struct rc_procs {
 #define MAX_MONITORS_PER_NODE (1u << 17)
 #define MAX_LINKS_PER_PROC 10000u
 
-/* procs.c, for the dispatcher. */
+/* procs.c, for the dispatcher. Adding a link or a monitor: RC_OK (a link
+ * already there included), RC_ESYSTEM_LIMIT past the cap per process /
+ * per watcher's node, RC_ENOMEM, RC_EBADARG for a reference of a wrong
+ * shape. */
 int prc_add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other);
 int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
                            const erlang_ref *ref, int by_name);

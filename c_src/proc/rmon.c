@@ -157,15 +157,15 @@ int rmon_add(rmon_table *t, const rmon_entry *e, uint32_t cap_per_node)
     }
     uint32_t *cnt = node_counter(t, e->watcher.node, 1);
     if (cnt == NULL)
-        return -1;
+        return RC_ENOMEM;
     if (*cnt >= cap_per_node)
-        return 1;
+        return RC_ESYSTEM_LIMIT;
     if ((t->n + 1) * 4 > t->cap * 3 && resize(t, t->cap ? t->cap * 2 : RMON_MIN_CAP) != 0)
-        return -1;
+        return RC_ENOMEM;
     place(t, e);
     t->n++;
     (*cnt)++;
-    return 0;
+    return RC_OK;
 }
 
 int rmon_remove(rmon_table *t, const rmon_entry *key, rmon_entry *out)

@@ -9,6 +9,7 @@
 #define RC_RMON_H
 
 #include "proc/cpid.h"
+#include "util/err.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,8 +29,9 @@ typedef struct rmon_table rmon_table;
 
 rmon_table *rmon_new(void);
 void rmon_free(rmon_table *t);
-/* 0 added; 1 refused (the watcher's node holds cap_per_node already);
- * -1 out of memory. A reference already present is replaced. */
+/* RC_OK added; RC_ESYSTEM_LIMIT refused (the watcher's node holds
+ * cap_per_node already); RC_ENOMEM. A reference already present is
+ * replaced. */
 int rmon_add(rmon_table *t, const rmon_entry *e, uint32_t cap_per_node);
 /* Removes the monitor of that reference (ref, ref_len, ref_creation,
  * ref_node of key); 1 and a copy in *out if there was one, else 0. */

@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads PidOrPids as C-node pids. 0 ok; 1 = a pid of another node (its term
- * bytes in *bad, *bad_len); -1 = not pids. */
+/* Reads PidOrPids as C-node pids: RC_OK; RC_ENOT_FOUND for a pid of another
+ * node (its term bytes in *bad, *bad_len); RC_EBADARG if they are not pids;
+ * RC_ENOMEM. */
 static int read_local_pids(rc_request_server *rs, const char *buf, int len, int *idx,
                            rc_cpid **out, size_t *n, const char **bad, int *bad_len)
 {
@@ -18,41 +19,42 @@ static int read_local_pids(rc_request_server *rs, const char *buf, int len, int 
     *out = NULL;
     *n = 0;
     if (ei_get_type(buf, idx, &type, &size) != 0)
-        return -1;
+        return RC_EBADARG;
     if (type == ERL_LIST_EXT || type == ERL_NIL_EXT) {
-        if (ei_decode_list_header(buf, idx, &count) != 0)
-            return -1;
+        /* each pid takes more than a byte: a longer count is a lie */
+        if (ei_decode_list_header(buf, idx, &count) != 0 || count > len - *idx)
+            return RC_EBADARG;
         is_list = 1;
     } else if (type != ERL_PID_EXT && type != ERL_NEW_PID_EXT) {
-        return -1;
+        return RC_EBADARG;
     }
     rc_cpid *v = malloc(sizeof *v * (size_t)(count > 0 ? count : 1));
     if (v == NULL)
-        return -1;
+        return RC_ENOMEM;
     uint32_t self = rc_pg_self_node(rs->scopes[0]);
     for (int i = 0; i < count; i++) {
         int start = *idx;
         if (rc_cpid_read(rs->nodes, buf, len, idx, &v[i]) != 0) {
             free(v);
-            return -1;
+            return RC_EBADARG;
         }
         if (v[i].node != self) {
             *bad = buf + start;
             *bad_len = *idx - start;
             free(v);
-            return 1;
+            return RC_ENOT_FOUND;
         }
     }
     if (is_list && count > 0) {
         int tail = 0;
         if (ei_decode_list_header(buf, idx, &tail) != 0 || tail != 0) {
             free(v);
-            return -1;
+            return RC_EBADARG;
         }
     }
     *out = v;
     *n = (size_t)count;
-    return 0;
+    return RC_OK;
 }
 
 static rc_pg_scope *scope_named(rc_request_server *rs, const char *name)
@@ -104,9 +106,11 @@ static int pg_change(rc_request_server *rs, rc_pg_scope *sc, const char *group, 
     const char *bad = NULL;
     int bad_len = 0;
     int r = read_local_pids(rs, buf, len, &idx, &pids, &n, &bad, &bad_len);
-    if (r < 0)
+    if (r == RC_ENOMEM)
+        return -1;
+    if (r == RC_EBADARG)
         return rqs_encode_error(x, "badarg");
-    if (r == 1) {
+    if (r == RC_ENOT_FOUND) {
         return ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "error") ||
                ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "nolocal") ||
                ei_x_append_buf(x, bad, bad_len);

@@ -62,7 +62,7 @@ static void test_cap_per_node(void **st)
     rmon_table *t = rmon_new();
     for (uint32_t k = 0; k < 10; k++) {
         rmon_entry e = mon(k, 4, 1);
-        assert_int_equal(rmon_add(t, &e, 5), k < 5 ? 0 : 1);
+        assert_int_equal(rmon_add(t, &e, 5), k < 5 ? RC_OK : RC_ESYSTEM_LIMIT);
     }
     rmon_entry other = mon(100, 5, 1);
     assert_int_equal(rmon_add(t, &other, 5), 0); /* another node has its own budget */

@@ -500,7 +500,7 @@ debug_log_tells_what_happens(_Config) ->
             "request start_emitter_pool/5 from " ++ Me,
             "an emitter's subscriber is now a process on rcn_ghost",
             "wait while a connection is made",
-            "its subscriber is gone; the pool leaves"],
+            "its subscriber is gone with its node; the pool leaves"],
     wait_until(fun() ->
                        {ok, Text} = file:read_file(Log),
                        lists:all(fun(W) -> binary:match(Text, list_to_binary(W)) =/= nomatch end,
