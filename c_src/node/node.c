@@ -35,7 +35,7 @@ static void on_up(void *ctx, rc_conn *c)
     rc_node *n = ctx;
     rc_cluster_on_up(n->cluster, rc_conn_peer(c));
     for (size_t i = 0; i < n->nscopes; i++)
-        rc_pg_scope_nodeup(n->scopes[i], rc_conn_peer(c));
+        rc_pg_scope_nodeup(n->scopes[i], rc_conn_node(c));
 }
 
 static void on_proc_exit(void *ctx, const erlang_pid *pid)
@@ -49,9 +49,9 @@ static void on_down(void *ctx, rc_conn *c, const char *why)
 {
     rc_node *n = ctx;
     (void)why;
-    rc_procs_on_down(n->procs, rc_conn_peer(c));
+    rc_procs_on_down(n->procs, rc_conn_node(c));
     for (size_t i = 0; i < n->nscopes; i++)
-        rc_pg_scope_nodedown(n->scopes[i], rc_conn_peer(c));
+        rc_pg_scope_nodedown(n->scopes[i], rc_conn_node(c));
     if (n->cluster)
         rc_cluster_on_down(n->cluster, rc_conn_peer(c));
 }
@@ -59,7 +59,7 @@ static void on_down(void *ctx, rc_conn *c, const char *why)
 static void on_frame(void *ctx, rc_conn *c, const char *payload, size_t len)
 {
     rc_node *n = ctx;
-    if (rc_procs_on_frame(n->procs, rc_conn_peer(c), payload, len) == RC_EBADARG)
+    if (rc_procs_on_frame(n->procs, rc_conn_node(c), payload, len) == RC_EBADARG)
         rc_dist_close(n->dist, c, "invalid distribution message");
 }
 
@@ -75,8 +75,9 @@ static void on_connect_failed(void *ctx, const char *node, const char *why)
 static void on_unreachable(void *ctx, const char *node)
 {
     rc_node *n = ctx;
-    if (rc_dist_find(n->dist, node) == NULL)
-        rc_procs_on_down(n->procs, node);
+    uint32_t idx = rc_nodetab_intern(n->nodes, node, strlen(node));
+    if (idx != RC_NODE_NONE && rc_dist_conn(n->dist, idx) == NULL)
+        rc_procs_on_down(n->procs, idx);
 }
 
 /* The cluster layer's view of the transport. */

@@ -248,8 +248,7 @@ static void handle_leave(rc_pg_scope *s, const char *buf, int len, int idx, cons
 static int read_scope_pid(rc_pg_scope *s, const rc_signal *sig, const char *buf, int len,
                           int *idx, rc_cpid *out)
 {
-    uint32_t conn = sig->peer != NULL ? rc_nodetab_intern(s->nodes, sig->peer, strlen(sig->peer))
-                                      : RC_NODE_NONE;
+    uint32_t conn = sig->peer != NULL ? sig->peer_node : RC_NODE_NONE;
     int r = conn == RC_NODE_NONE ? 1 : rc_cpid_read_of(s->nodes, conn, buf, len, idx, out);
     if (r != 1)
         return r;

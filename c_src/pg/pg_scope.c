@@ -282,12 +282,11 @@ static void on_timer(uv_timer_t *t)
     rc_pg_scope_tick(s, uv_now(s->loop));
 }
 
-void rc_pg_scope_nodeup(rc_pg_scope *s, const char *node)
+void rc_pg_scope_nodeup(rc_pg_scope *s, uint32_t idx)
 {
     if (s->stopping)
         return;
-    uint32_t idx = rc_nodetab_intern(s->nodes, node, strlen(node));
-    node_state *ns = idx == UINT32_MAX ? NULL : node_state_get(s, idx, 1);
+    node_state *ns = idx == RC_NODE_NONE ? NULL : node_state_get(s, idx, 1);
     if (ns == NULL)
         return;
     ns->up = 1;
@@ -297,10 +296,9 @@ void rc_pg_scope_nodeup(rc_pg_scope *s, const char *node)
         send_discover_named(s, idx);
 }
 
-void rc_pg_scope_nodedown(rc_pg_scope *s, const char *node)
+void rc_pg_scope_nodedown(rc_pg_scope *s, uint32_t idx)
 {
-    uint32_t idx = rc_nodetab_intern(s->nodes, node, strlen(node));
-    node_state *ns = idx == UINT32_MAX ? NULL : node_state_get(s, idx, 0);
+    node_state *ns = idx == RC_NODE_NONE ? NULL : node_state_get(s, idx, 0);
     if (ns != NULL)
         ns->up = 0;
     peer *p, *tmp;

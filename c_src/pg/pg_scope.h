@@ -56,9 +56,9 @@ const char *rc_pg_scope_name(const rc_pg_scope *s);
 /* The scope process's pid. Always 0. */
 int rc_pg_scope_pid(const rc_pg_scope *s, rc_cpid *out);
 
-/* Connection events from the node. */
-void rc_pg_scope_nodeup(rc_pg_scope *s, const char *node);
-void rc_pg_scope_nodedown(rc_pg_scope *s, const char *node);
+/* Connection events from the node: the node's index in the node table. */
+void rc_pg_scope_nodeup(rc_pg_scope *s, uint32_t node);
+void rc_pg_scope_nodedown(rc_pg_scope *s, uint32_t node);
 /* The scope's periodic work as of now_ms (its timer does it every 100 ms):
  * discover is sent again, with backoff, to each connected node whose scope
  * has not answered yet. */

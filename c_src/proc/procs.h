@@ -33,8 +33,10 @@ typedef struct rc_signal {
     /* The node whose connection brought the signal, or NULL for one from a
      * C process of this node. Unlike `from` it cannot be claimed: what a
      * message says about other nodes is believed only from their own
-     * connection. */
+     * connection. peer_node: its index in the node table (when peer is not
+     * NULL). */
     const char *peer;
+    uint32_t peer_node;
 } rc_signal;
 
 typedef void (*rc_proc_handler)(rc_procs *ps, rc_proc *self, const rc_signal *sig);
@@ -75,13 +77,14 @@ void rc_procs_free(rc_procs *ps);
 /* Ends every process (monitors/links notified while connections still exist). */
 void rc_procs_exit_all(rc_procs *ps, const char *reason);
 
-/* Distribution callbacks, to be wired into rc_dist_callbacks by the node.
- * on_frame: 0, or RC_EBADARG when the peer sent a control message that
- * speaks for another node (a LINK, MONITOR_P, EXIT... whose sender or
- * reference is not of `peer`): it was dropped and the caller should close
- * the connection, as the BEAM does. */
-int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len);
-void rc_procs_on_down(rc_procs *ps, const char *peer);
+/* Distribution callbacks, to be wired into rc_dist_callbacks by the node;
+ * `peer` is the connection's node index in the node table. on_frame: 0,
+ * or RC_EBADARG when the peer sent a control message that speaks for
+ * another node (a LINK, MONITOR_P, EXIT... whose sender or reference is
+ * not of `peer`, or a peer the table does not know): it was dropped and
+ * the caller should close the connection, as the BEAM does. */
+int rc_procs_on_frame(rc_procs *ps, uint32_t peer, const char *payload, size_t len);
+void rc_procs_on_down(rc_procs *ps, uint32_t peer);
 
 rc_proc *rc_proc_spawn(rc_procs *ps, rc_proc_handler fn, void *ctx, void (*free_ctx)(void *));
 /* 0, or -1 if the name is taken or too long. */

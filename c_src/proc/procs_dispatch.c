@@ -102,8 +102,11 @@ static void refuse_foreign(rc_procs *ps, const ctrl_msg *m, const char *peer)
               "connection closed", m->op, peer, m->has_from ? m->from.node : "(none)");
 }
 
-int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_t len)
+int rc_procs_on_frame(rc_procs *ps, uint32_t peer_node, const char *payload, size_t len)
 {
+    const char *peer = rc_nodetab_name(ps->nodes, peer_node);
+    if (peer == NULL)
+        return RC_EBADARG;
     ctrl_msg m;
     if (ctrl_decode(payload, len, &m) != 0) {
         ps->stats.err_malformed++;
@@ -133,7 +136,7 @@ int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_
             answer_invalid_call(ps, p, m.msg, m.msg_len);
         } else {
             rc_signal sig = {.kind = RC_SIG_MSG, .from = m.has_from ? &m.from : NULL,
-                             .buf = m.msg, .len = m.msg_len, .peer = peer};
+                             .buf = m.msg, .len = m.msg_len, .peer = peer, .peer_node = peer_node};
             prc_deliver(ps, p, &sig);
         }
         return 0;
@@ -190,7 +193,7 @@ int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_
             return 0; /* an EXIT for a link we do not have is stale */
         {
             rc_signal sig = {.kind = RC_SIG_EXIT, .from = &m.from, .buf = m.reason,
-                             .len = m.reason_len, .peer = peer};
+                             .len = m.reason_len, .peer = peer, .peer_node = peer_node};
             prc_deliver(ps, p, &sig);
         }
         return 0;
@@ -223,7 +226,7 @@ int rc_procs_on_frame(rc_procs *ps, const char *peer, const char *payload, size_
                 p->omons[i] = p->omons[--p->nomons];
                 rc_signal sig = {.kind = RC_SIG_DOWN, .from = m.has_from ? &m.from : NULL,
                                  .buf = m.reason, .len = m.reason_len, .ref = &m.ref,
-                                 .peer = peer};
+                                 .peer = peer, .peer_node = peer_node};
                 prc_deliver(ps, p, &sig);
                 return 0;
             }
@@ -259,13 +262,14 @@ static void forget_monitor(void *ctx, const rmon_entry *e)
         p->nmons--;
 }
 
-void rc_procs_on_down(rc_procs *ps, const char *peer)
+void rc_procs_on_down(rc_procs *ps, uint32_t idx)
 {
-    const char *node = peer;
+    const char *node = rc_nodetab_name(ps->nodes, idx), *peer = node;
+    if (node == NULL)
+        return;
     char reason[32];
     int rlen = 0;
     prc_encode_reason_atom(reason, sizeof reason, "noconnection", &rlen);
-    uint32_t idx = rc_nodetab_intern(ps->nodes, node, strlen(node));
     /* Their monitors on our processes go with the connection. */
     down_ctx dc = {.ps = ps, .node = idx};
     rmon_remove_if(ps->rmons, monitor_from_node, forget_monitor, &dc);
@@ -279,7 +283,8 @@ void rc_procs_on_down(rc_procs *ps, const char *peer)
                 out_monitor om = p->omons[i];
                 p->omons[i] = p->omons[--p->nomons];
                 rc_signal sig = {.kind = RC_SIG_DOWN, .from = om.by_name ? NULL : &om.target,
-                                 .buf = reason, .len = rlen, .ref = &om.ref, .peer = peer};
+                                 .buf = reason, .len = rlen, .ref = &om.ref, .peer = peer,
+                                 .peer_node = idx};
                 prc_deliver(ps, p, &sig);
             } else {
                 i++;
@@ -290,7 +295,7 @@ void rc_procs_on_down(rc_procs *ps, const char *peer)
             if (p->links[i].node == idx && rc_cpid_to_ei(ps->nodes, &p->links[i], &other) == 0) {
                 p->links[i] = p->links[--p->nlinks];
                 rc_signal sig = {.kind = RC_SIG_EXIT, .from = &other, .buf = reason, .len = rlen,
-                                 .peer = peer};
+                                 .peer = peer, .peer_node = idx};
                 prc_deliver(ps, p, &sig);
             } else {
                 i++;

@@ -11,6 +11,12 @@
 
 #include "transport/nodetab.h"
 
+/* The index of a node's connection: its name's in the node table. */
+static inline uint32_t rec_node(rc_nodetab *t, const char *name)
+{
+    return rc_nodetab_intern(t, name, strlen(name));
+}
+
 static inline char *rec_frame_join(const struct iovec *parts, int nparts, size_t *len)
 {
     size_t n = 1;

@@ -188,7 +188,7 @@ static void answer(fx *f, const char *conn, const erlang_pid *to, const erlang_r
     p[0] = (char)112;
     memcpy(p + 1, c.buff, (size_t)c.index);
     memcpy(p + 1 + c.index, x.buff, (size_t)x.index);
-    rc_procs_on_frame(f->ps, conn, p, len);
+    rc_procs_on_frame(f->ps, rec_node(f->nodes, conn), p, len);
     free(p);
     ei_x_free(&c);
     ei_x_free(&x);

@@ -250,7 +250,7 @@ static void feed_bytes(fx *f, const char *msg, int mlen)
     p[0] = (char)CTRL_PASS_THROUGH;
     memcpy(p + 1, c.buff, (size_t)c.index);
     memcpy(p + 1 + c.index, msg, (size_t)mlen);
-    rc_procs_on_frame(f->ps, conn, p, len);
+    rc_procs_on_frame(f->ps, rec_node(f->nodes, conn), p, len);
     free(p);
     ei_x_free(&c);
 }
@@ -267,7 +267,7 @@ static void feed_ctrl(fx *f, const ei_x_buff *c)
     ctrl_msg m;
     assert_int_equal(ctrl_decode(p, len, &m), 0);
     const char *conn = f->via != NULL ? f->via : m.has_from ? m.from.node : PEER;
-    rc_procs_on_frame(f->ps, conn, p, len);
+    rc_procs_on_frame(f->ps, rec_node(f->nodes, conn), p, len);
     free(p);
 }
 
@@ -1574,7 +1574,7 @@ static void test_local_join(void **state)
     (void)check_monitor(f, 0, &f->peer2);
     rec_clear(&f->rec);
     /* peer3's node is up but its scope has not answered yet */
-    rc_pg_scope_nodeup(f->s, PEER3);
+    rc_pg_scope_nodeup(f->s, rec_node(f->nodes, PEER3));
     assert_int_equal(f->rec.n, 1);
     {
         ctrl_msg m;
@@ -2009,24 +2009,24 @@ static void test_connection_down(void **state)
     assert_int_equal(nmembers(f, &k1), 2);
     assert_int_equal(rc_pg_subscribe(f->s, on_event, f), 0);
 
-    rc_procs_on_down(f->ps, PEER);
+    rc_procs_on_down(f->ps, rec_node(f->nodes, PEER));
     assert_int_equal(rc_pg_peer_count(f->s), 1);
     assert_view(f, &k1, &cq1, 1);
-    rc_pg_scope_nodedown(f->s, PEER);
+    rc_pg_scope_nodedown(f->s, rec_node(f->nodes, PEER));
     assert_int_equal(rc_pg_peer_count(f->s), 1);
     assert_view(f, &k1, &cq1, 1);
     assert_int_equal(f->ev.n, 1);
     assert_int_equal(f->rec.n, 0);
 
     /* nodedown alone */
-    rc_pg_scope_nodedown(f->s, PEER2);
+    rc_pg_scope_nodedown(f->s, rec_node(f->nodes, PEER2));
     assert_int_equal(rc_pg_peer_count(f->s), 0);
     assert_int_equal(ngroups(f), 0);
     assert_int_equal(nmemb(f), 0);
     assert_int_equal(f->ev.n, 2);
     check_event(&f->ev.e[1], RC_PG_LEFT, &k1, &cq1, 1);
     /* the process layer's DOWN that may follow finds no peer */
-    rc_procs_on_down(f->ps, PEER2);
+    rc_procs_on_down(f->ps, rec_node(f->nodes, PEER2));
     assert_int_equal(f->ev.n, 2);
     assert_int_equal(f->rec.n, 0);
     send_join(f, &f->peer2, &g1, &q1, 1, 0);
@@ -2084,7 +2084,7 @@ static void test_shutdown(void **state)
 
     /* stopped: no more discovery, a second shutdown is a no-op, and the
      * processes ending later send nothing */
-    rc_pg_scope_nodeup(f->s, PEER3);
+    rc_pg_scope_nodeup(f->s, rec_node(f->nodes, PEER3));
     rc_pg_scope_shutdown(f->s);
     rc_proc_exit(f->ps, l1, "shutdown");
     assert_int_equal(f->rec.n, 0);

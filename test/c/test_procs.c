@@ -41,12 +41,16 @@ typedef struct fixture {
     rc_procs *ps;
 } fixture;
 
+/* The node table of the running case, for the feeds. */
+static rc_nodetab *case_nodes;
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     f->rec.connected = 1;
     f->rec.nodes = rc_nodetab_new();
     assert_non_null(f->rec.nodes);
+    case_nodes = f->rec.nodes;
     rc_procs_transport tr = {.ctx = &f->rec, .sendv = rec_send};
     f->ps = rc_procs_new(NULL, &tr, f->rec.nodes, ME, 77);
     assert_non_null(f->ps);
@@ -131,7 +135,7 @@ static void feed(rc_procs *ps, ei_x_buff *ctrl, const char *msg_atom)
     memcpy(p + 1, ctrl->buff, (size_t)ctrl->index);
     if (msg_atom)
         memcpy(p + 1 + ctrl->index, m.buff, (size_t)m.index);
-    rc_procs_on_frame(ps, PEER, p, len);
+    rc_procs_on_frame(ps, rec_node(case_nodes, PEER), p, len);
     free(p);
     ei_x_free(&m);
 }
@@ -297,7 +301,7 @@ static void test_messages_delivered(void **state)
     assert_int_equal(rc_procs_get_stats(f->ps)->err_unknown_target, 1);
     /* garbage is counted as malformed, nothing delivered */
     char junk[] = {112, (char)131, 104, 9};
-    rc_procs_on_frame(f->ps, PEER, junk, sizeof junk);
+    rc_procs_on_frame(f->ps, rec_node(case_nodes, PEER), junk, sizeof junk);
     assert_int_equal(rc_procs_get_stats(f->ps)->err_malformed, 1);
     ei_x_free(&c);
 }
@@ -336,7 +340,7 @@ static void test_connection_loss(void **state)
     assert_int_equal(rc_proc_monitor(f->ps, p, &w, NULL, NULL, &mref), 0);
     assert_int_equal(f->rec.n, 1);
     assert_int_equal(decode_sent(&f->rec, 0)->op, CTRL_MONITOR_P);
-    rc_procs_on_down(f->ps, PEER);
+    rc_procs_on_down(f->ps, rec_node(case_nodes, PEER));
     assert_int_equal(in.exits, 1);
     assert_int_equal(in.downs, 1);
     assert_string_equal(in.last_atom, "noconnection");
@@ -421,7 +425,7 @@ static int feed_on(rc_procs *ps, const char *conn, const ei_x_buff *ctrl)
     assert_non_null(p);
     p[0] = (char)112;
     memcpy(p + 1, ctrl->buff, (size_t)ctrl->index);
-    int rc = rc_procs_on_frame(ps, conn, p, len);
+    int rc = rc_procs_on_frame(ps, rec_node(case_nodes, conn), p, len);
     free(p);
     return rc;
 }
@@ -557,7 +561,7 @@ static void test_invalid_call_answered_badarg(void **state)
     frame[0] = (char)112;
     memcpy(frame + 1, c.buff, (size_t)c.index);
     memcpy(frame + 1 + c.index, m.buff, (size_t)m.index);
-    rc_procs_on_frame(f->ps, PEER, frame, len);
+    rc_procs_on_frame(f->ps, rec_node(case_nodes, PEER), frame, len);
     free(frame);
     assert_int_equal(in.msgs, 0); /* never delivered */
     assert_int_equal(rc_procs_get_stats(f->ps)->err_malformed, 1);

@@ -138,7 +138,7 @@ static void feed(fx *f, const char *conn, const ei_x_buff *ctrl, const ei_x_buff
     memcpy(p + 1, ctrl->buff, (size_t)ctrl->index);
     if (msg)
         memcpy(p + 1 + ctrl->index, msg->buff, (size_t)msg->index);
-    (void)rc_procs_on_frame(f->ps, conn, p, len);
+    (void)rc_procs_on_frame(f->ps, rec_node(f->nodes, conn), p, len);
     free(p);
 }
 

@@ -147,13 +147,16 @@ static void idle(rc_procs *ps, rc_proc *self, const rc_signal *sig)
     (void)sig;
 }
 
+/* The node table of the running case, for feed. */
+static rc_nodetab *case_nodes;
+
 static void feed(rc_procs *ps, const ei_x_buff *ctrl)
 {
     size_t len = 1 + (size_t)ctrl->index;
     char *p = malloc(len);
     p[0] = (char)CTRL_PASS_THROUGH;
     memcpy(p + 1, ctrl->buff, (size_t)ctrl->index);
-    rc_procs_on_frame(ps, PEER, p, len);
+    rc_procs_on_frame(ps, rec_node(case_nodes, PEER), p, len);
     free(p);
 }
 
@@ -163,6 +166,7 @@ static void test_monitor_and_link_from_v4_pid(void **st)
     nsent = 0;
     rc_nodetab *nodes = rc_nodetab_new();
     assert_non_null(nodes);
+    case_nodes = nodes;
     rc_procs_transport tr = {.ctx = nodes, .sendv = rec_send};
     rc_procs *ps = rc_procs_new(NULL, &tr, nodes, "c@h", 77);
     assert_non_null(ps);

@@ -37,20 +37,21 @@
 static guard_arena g_frame, g_plain;
 
 /* As the transport hands a frame up: decoded first when it has a header. */
-static void frame_up(rc_procs *ps, dist_hdr_in *hin, bytebuf *plain, const uint8_t *raw, size_t n)
+static void frame_up(rc_procs *ps, uint32_t peer, dist_hdr_in *hin, bytebuf *plain,
+                     const uint8_t *raw, size_t n)
 {
     const uint8_t *p = guard_at_end(&g_frame, raw, n);
     if (n >= 2 && p[0] == 131 && p[1] == 68) {
         const char *why = NULL;
         plain->off = plain->len = 0;
         if (dist_hdr_decode(hin, p, n, plain, &why) == 0)
-            rc_procs_on_frame(ps, "peer@host",
+            rc_procs_on_frame(ps, peer,
                               (const char *)guard_at_end(&g_plain, plain->data + plain->off,
                                                          bytebuf_pending(plain)),
                               bytebuf_pending(plain));
         return;
     }
-    rc_procs_on_frame(ps, "peer@host", (const char *)p, n);
+    rc_procs_on_frame(ps, peer, (const char *)p, n);
 }
 
 static int drop_send(void *ctx, uint32_t node, const struct iovec *parts, int nparts)
@@ -184,6 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rc_nodetab *nodes = rc_nodetab_new();
     rc_nodetab_intern(nodes, "fuzz@host", 9);
+    uint32_t peer = rc_nodetab_intern(nodes, "peer@host", 9);
     rc_procs_transport tr = {.ctx = NULL, .sendv = drop_send};
     rc_procs *ps = rc_procs_new(NULL, &tr, nodes, "fuzz@host", 1);
     names_table *names = names_table_new();
@@ -200,7 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)rc_emitters_start_pool(emitters, (const uint8_t *)"fz", 2, (const uint8_t *)"sub", 3, 2,
                                  NULL, pool_started, NULL);
     /* the peer is connected: the scope discovers it */
-    rc_pg_scope_nodeup(scope, "peer@host");
+    rc_pg_scope_nodeup(scope, peer);
     dist_hdr_in *hin = dist_hdr_in_new();
     bytebuf plain;
     bytebuf_init(&plain, (1u << 20) + 2);
@@ -212,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == FRAME_NEED_MORE || r == FRAME_TOO_BIG)
             break;
         if (r == FRAME_DATA) {
-            frame_up(ps, hin, &plain, data + off + fv.payload_off, fv.payload_len);
+            frame_up(ps, peer, hin, &plain, data + off + fv.payload_off, fv.payload_len);
             uv_run(&loop, UV_RUN_NOWAIT);
         } else if (r == FRAME_TICK) {
             /* A tick stands for time passing: the timers' work is done as
@@ -224,12 +226,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += fv.consumed;
     }
     /* A raw frame body without the length prefix, too: most inputs are. */
-    frame_up(ps, hin, &plain, data, size);
+    frame_up(ps, peer, hin, &plain, data, size);
     encode_round_trip(data, size);
     dist_hdr_in_free(hin);
     bytebuf_free(&plain);
-    rc_procs_on_down(ps, "peer@host");
-    rc_pg_scope_nodedown(scope, "peer@host");
+    rc_procs_on_down(ps, peer);
+    rc_pg_scope_nodedown(scope, peer);
     rc_pg_scope_shutdown(scope);
     rc_procs_exit_all(ps, "shutdown");
     rc_procs_free(ps);
