@@ -775,7 +775,7 @@ spawn_config(Exe, Scope) ->
            end,
     Extra = env(spawn_args, []),
     StartTimeout = env(spawn_timeout, 10000),
-    case tls_args(env(tls, undefined)) of
+    case reckon_cnode_tls:args(env(tls, undefined)) of
         {ok, TlsArgs} ->
             Args = ["--name", Name ++ "@" ++ Host,
                     "--scope", atom_to_list(Scope)]
@@ -789,63 +789,6 @@ spawn_config(Exe, Scope) ->
         {error, _} = Error ->
             Error
     end.
-
-%% The C node's TLS flags from the application env `tls': `undefined' (plain
-%% TCP), `dist' (this node's own -ssl_dist_optfile: its server options, as
-%% the C node uses one certificate both ways) or a map with the optfile's
-%% keys: certfile (required), keyfile, cacertfile, verify (verify_peer, the
-%% default, or verify_none), server_name (a name servers' certificates must
-%% carry) and versions (the lowest one is the C node's minimum).
-tls_args(undefined) ->
-    {ok, []};
-tls_args(dist) ->
-    case init:get_argument(ssl_dist_optfile) of
-        {ok, [[File] | _]} ->
-            case file:consult(File) of
-                {ok, [Opts]} when is_list(Opts) ->
-                    Server = proplists:get_value(server, Opts, []),
-                    Keys = [certfile, keyfile, cacertfile, verify, versions],
-                    tls_args(maps:from_list([{K, V} || {K, V} <- Server,
-                                                       lists:member(K, Keys)]));
-                Other ->
-                    {error, {bad_env, tls, {ssl_dist_optfile, File, Other}}}
-            end;
-        error ->
-            {error, {bad_env, tls, {dist, no_ssl_dist_optfile}}}
-    end;
-tls_args(#{certfile := Cert} = M) when is_list(Cert) ->
-    try
-        Str = fun(K, Flag) ->
-                      case maps:get(K, M, undefined) of
-                          undefined -> [];
-                          V when is_list(V) -> [Flag, V];
-                          V when is_binary(V) -> [Flag, binary_to_list(V)];
-                          V -> throw({K, V})
-                      end
-              end,
-        Verify = case maps:get(verify, M, verify_peer) of
-                     verify_peer -> [];
-                     verify_none -> ["--tls-verify", "none"];
-                     V -> throw({verify, V})
-                 end,
-        Min = case maps:get(versions, M, undefined) of
-                  undefined -> [];
-                  Vs when is_list(Vs), Vs =/= [] ->
-                      case lists:member('tlsv1.2', Vs) of
-                          true -> ["--tls-min-version", "1.2"];
-                          false when Vs =:= ['tlsv1.3'] -> ["--tls-min-version", "1.3"];
-                          false -> throw({versions, Vs})
-                      end;
-                  Vs -> throw({versions, Vs})
-              end,
-        {ok, ["--tls-cert", Cert] ++ Str(keyfile, "--tls-key")
-             ++ Str(cacertfile, "--tls-cacert") ++ Verify
-             ++ Str(server_name, "--tls-server-name") ++ Min}
-    catch
-        throw:Bad -> {error, {bad_env, tls, Bad}}
-    end;
-tls_args(Other) ->
-    {error, {bad_env, tls, Other}}.
 
 ticktime_args() ->
     case net_kernel:get_net_ticktime() of
