@@ -1,7 +1,7 @@
 %%% @doc The spawned C node's TLS command-line flags, from the application
 %%% environment key `tls' of `reckon_cnode'.
 %%%
-%%% Used by {@link reckon_cnode} when it builds the C node's command
+%%% Used by {@link reckon_cnode_port} when it builds the C node's command
 %%% line in spawn mode. The value of `tls' is one of:
 %%% <ul>
 %%% <li>`undefined' (the default): plain TCP, no flags;</li>
