@@ -1,7 +1,8 @@
 %%% @doc OTP application callback of `reckon_cnode'.
 %%%
 %%% Starts {@link reckon_cnode_sup}. On stop it removes the configuration
-%%% that {@link reckon_cnode} published in `persistent_term', so that
+%%% that the shim's connection watcher ({@link reckon_cnode_conn}) published
+%%% in `persistent_term', so that
 %%% {@link reckon_cnode_emitter_group} reports `reckon_cnode_not_started'
 %%% instead of calling a C node nobody looks after any more.
 %%% @end

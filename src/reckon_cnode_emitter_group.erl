@@ -9,8 +9,9 @@
 %%% Requests go straight from the calling process to the C node's request
 %%% server (`gen_server:call({reckon_cnode, CNode},
 %%% Request, CallTimeout)'); the C node's name, the timeout and the local
-%%% `pg' scope are read from `persistent_term' (published by {@link
-%%% reckon_cnode}), so no local process sits on the request path.
+%%% `pg' scope are read from `persistent_term' (published by the shim's
+%%% connection watcher, {@link reckon_cnode_conn}), so no local process
+%%% sits on the request path.
 %%%
 %%% Group membership (`join/3', `leave/3') follows OTP `pg' in scope
 %%% `reckon_db_pg' (application env `scope'), group `group_key(S, Sub)':

@@ -11,9 +11,11 @@
 %%% <li>`relay': the fan-out relay {@link reckon_cnode_relay}, unless
 %%%   the application env `relay' is `false'. The supervisor owns the
 %%%   relay's table of handled counts, which must outlive the relay.</li>
-%%% <li>the {@link reckon_cnode} shim, unless the application env `mode'
-%%%   is `relay' (a node that only hosts subscribers: scope and relay
-%%%   only, no C node attached).</li>
+%%% <li>the {@link reckon_cnode} shim's one process, the connection
+%%%   watcher {@link reckon_cnode_conn} (registered as `reckon_cnode';
+%%%   in spawn mode it also owns the C node's port), unless the
+%%%   application env `mode' is `relay' (a node that only hosts
+%%%   subscribers: scope and relay only, no C node attached).</li>
 %%% </ol>
 %%% @end
 -module(reckon_cnode_sup).
@@ -73,7 +75,7 @@ init([]) ->
              %% terminate/2 may wait ~2 s for a spawned C node to exit
              shutdown => 5000,
              type => worker,
-             modules => [reckon_cnode]},
+             modules => [reckon_cnode_conn]},
     WithRelay = application:get_env(reckon_cnode, relay, true) =/= false
         andalso is_atom(Scope),
     RelayOnly = application:get_env(reckon_cnode, mode, attached) =:= relay,
