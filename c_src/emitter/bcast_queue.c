@@ -25,7 +25,7 @@ struct bcast_queue {
     uv_async_t async;
     uv_check_t resume_check;
     rc_bcast *bcast;
-    rc_dist *dist;
+    rc_procs *ps;
     /* The busy destination producers wait on (RC_NODE_NONE: none). */
     uint32_t waits_on;
 };
@@ -41,7 +41,7 @@ static int send_one(bcast_queue *q, const void *target, const uint8_t *event, si
         return 1;
     /* Asked by this node: a member that is a C process here gets forward_to_local. */
     (void)rc_bcast_send(q->bcast, target, 0, event, len);
-    q->waits_on = rc_dist_take_busy_hit(q->dist);
+    q->waits_on = rc_procs_take_busy_hit(q->ps);
     return 0;
 }
 
@@ -110,14 +110,14 @@ static void on_async(uv_async_t *a)
 static void on_resume_check(uv_check_t *h)
 {
     bcast_queue *q = h->data;
-    if (q->waits_on == RC_NODE_NONE || rc_dist_is_busy(q->dist, q->waits_on))
+    if (q->waits_on == RC_NODE_NONE || rc_procs_still_busy(q->ps, q->waits_on))
         return;
     q->waits_on = RC_NODE_NONE;
     if (q->paused)
         drain(q);
 }
 
-bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, rc_bcast *b, rc_dist *d)
+bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, rc_bcast *b, rc_procs *ps)
 {
     bcast_queue *q = calloc(1, sizeof *q);
     if (q == NULL)
@@ -133,7 +133,7 @@ bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, rc_bcast *b, rc_
     bytebuf_init(&q->work, 0);
     q->max_bytes = max_bytes;
     q->bcast = b;
-    q->dist = d;
+    q->ps = ps;
     q->waits_on = RC_NODE_NONE;
     if (uv_async_init(loop, &q->async, on_async) != 0) {
         bcast_queue_free(q);

@@ -7,12 +7,13 @@
  * `max_bytes`, producers wait (back-pressure, nothing dropped) until the
  * loop has drained it or the queue is closed. An event that went to a busy
  * connection pauses the draining until that connection alone is below its
- * low mark (rc_dist_is_busy), as a BEAM sender waits on a busy port. */
+ * low mark (rc_procs_still_busy, the transport's answer through the process
+ * layer), as a BEAM sender waits on a busy port. */
 #ifndef RC_BCAST_QUEUE_H
 #define RC_BCAST_QUEUE_H
 
 #include "emitter/broadcast.h"
-#include "transport/dist.h"
+#include "proc/procs.h"
 #include "util/err.h"
 
 #include <stddef.h>
@@ -22,7 +23,7 @@
 typedef struct bcast_queue bcast_queue;
 
 /* Targets are the bcast_target pointers producers push. */
-bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, rc_bcast *b, rc_dist *d);
+bcast_queue *bcast_queue_new(uv_loop_t *loop, size_t max_bytes, rc_bcast *b, rc_procs *ps);
 /* Any thread. RC_OK queued; RC_ESTOPPED closed, RC_ESYSTEM_LIMIT bigger
  * than the queue, or RC_ENOMEM. */
 int bcast_queue_push(bcast_queue *q, const void *target, const uint8_t *event, size_t len);

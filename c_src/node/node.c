@@ -112,6 +112,9 @@ static int dist_busy(void *dist, uint32_t node, size_t bytes)
     return rc_dist_would_wait(dist, node, bytes);
 }
 
+static uint32_t dist_take_busy_hit(void *dist) { return rc_dist_take_busy_hit(dist); }
+static int dist_still_busy(void *dist, uint32_t node) { return rc_dist_is_busy(dist, node); }
+
 static void do_stop(rc_node *n)
 {
     if (n->stopping)
@@ -358,7 +361,8 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
     }
     /* The process layer sends straight into the connections. */
     rc_procs_transport tr = {.ctx = n->dist, .sendv = rc_dist_sendv_cb, .sendm = rc_dist_sendm_cb,
-                             .busy = dist_busy};
+                             .busy = dist_busy, .take_busy_hit = dist_take_busy_hit,
+                             .still_busy = dist_still_busy};
     n->procs = rc_procs_new(&n->lg, &tr, n->nodes, n->node_name, rc_dist_creation(n->dist));
     rc_cluster_config cc = {.rediscover_ms = 5000, .backoff_min_ms = 100,
                             .backoff_max_ms = 10000, .forget_after = 8};
@@ -391,7 +395,7 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         n->bcast = rc_bcast_new(n->procs, n->scopes[0], n->nodes);
         n->emitters = rc_emitters_new(n->procs, n->scopes[0], n->nodes, n->names, n->persist);
         if (n->bcast != NULL)
-            n->queue = bcast_queue_new(&n->loop, n->bp.producer_queue_bytes, n->bcast, n->dist);
+            n->queue = bcast_queue_new(&n->loop, n->bp.producer_queue_bytes, n->bcast, n->procs);
     }
     if (!scopes_ok || n->procs == NULL || n->cluster == NULL || n->bcast == NULL ||
         n->emitters == NULL || n->queue == NULL || rc_net_kernel_start(n->procs) != 0 ||

@@ -1,11 +1,11 @@
 /* cpid: compact pids for tables that hold many of them. A pid is 16 bytes:
- * an interned node index (transport/nodetab.h) and the three numbers. Readers and writers go straight between external-format
+ * an interned node index (util/nodetab.h) and the three numbers. Readers and writers go straight between external-format
  * bytes and cpids (PID_EXT and NEW_PID_EXT in, NEW_PID_EXT out), bounded by
  * the buffer length. */
 #ifndef RC_CPID_H
 #define RC_CPID_H
 
-#include "transport/nodetab.h"
+#include "util/nodetab.h"
 
 #include <ei.h>
 #include <stddef.h>

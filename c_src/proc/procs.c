@@ -351,6 +351,16 @@ int rc_proc_dest_busy(rc_procs *ps, const erlang_pid *to, size_t bytes)
     return node != RC_NODE_NONE && ps->tr.busy(ps->tr.ctx, node, bytes + 256);
 }
 
+uint32_t rc_procs_take_busy_hit(rc_procs *ps)
+{
+    return ps->tr.take_busy_hit != NULL ? ps->tr.take_busy_hit(ps->tr.ctx) : RC_NODE_NONE;
+}
+
+int rc_procs_still_busy(rc_procs *ps, uint32_t node)
+{
+    return ps->tr.still_busy != NULL && ps->tr.still_busy(ps->tr.ctx, node);
+}
+
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
                        const struct iovec *parts, int nparts)
 {

@@ -67,6 +67,11 @@ typedef struct rc_procs_transport {
     /* Optional: 1 if sending `bytes` more to the node would make the
      * sender wait (its connection at or past the busy mark). */
     int (*busy)(void *ctx, uint32_t node, size_t bytes);
+    /* Optional, for senders outside a peer's frame (the producer queue):
+     * the busy destination the last sends met (RC_NODE_NONE: none), taken
+     * once; and whether that node is still busy (above its low mark). */
+    uint32_t (*take_busy_hit)(void *ctx);
+    int (*still_busy)(void *ctx, uint32_t node);
 } rc_procs_transport;
 
 /* nodes: the node's table, shared with the layers that keep compact pids;
@@ -112,6 +117,10 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
  * busy connection (never for a pid of this node), so a sender that must not
  * wait can skip it. */
 int rc_proc_dest_busy(rc_procs *ps, const erlang_pid *to, size_t bytes);
+/* The transport's take_busy_hit and still_busy; RC_NODE_NONE and 0
+ * without them. */
+uint32_t rc_procs_take_busy_hit(rc_procs *ps);
+int rc_procs_still_busy(rc_procs *ps, uint32_t node);
 /* The same with the message given in parts (concatenated = one term with
  * its version byte), so a large payload such as an event is copied once. */
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,

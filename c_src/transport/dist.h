@@ -10,7 +10,7 @@
 #ifndef RC_DIST_H
 #define RC_DIST_H
 
-#include "transport/nodetab.h"
+#include "util/nodetab.h"
 #include "transport/tls.h"
 #include "util/log.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "transport/nodetab.h"
+#include "util/nodetab.h"
 
 /* The index of a node's connection: its name's in the node table. */
 static inline uint32_t rec_node(rc_nodetab *t, const char *name)

@@ -1,7 +1,7 @@
 /* The one result convention and the node table under it: every code has a
  * name of its own and the Erlang error a reply carries; node names intern
  * to stable indexes, and a lookup never adds one. */
-#include "transport/nodetab.h"
+#include "util/nodetab.h"
 #include "util/err.h"
 
 #include <stdarg.h>

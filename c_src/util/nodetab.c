@@ -1,4 +1,4 @@
-#include "transport/nodetab.h"
+#include "util/nodetab.h"
 
 #include <stdlib.h>
 #include <string.h>
