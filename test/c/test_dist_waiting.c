@@ -157,6 +157,39 @@ static void test_dropped_at_stop_named(void **state)
     finish(&f);
 }
 
+/* Frames for a node whose connection is being made wait up to 8 MiB
+ * (wait_max_bytes); the next one is refused: counted under
+ * dropped_queue_full and logged with the node and the cause, while those
+ * already waiting stay (they are dropped at the stop, counted apart). */
+static void test_queue_full_counted_named(void **state)
+{
+    (void)state;
+    static fixture f;
+    start(&f, 0, 0, 0);
+    size_t n = 512u << 10;
+    char *body = calloc(1, n);
+    assert_non_null(body);
+    memcpy(body, "\x83m", 2);
+    struct iovec part = {.iov_base = body, .iov_len = n};
+    uint32_t idx = rc_nodetab_intern(f.nodes, GHOST, strlen(GHOST));
+    int sent = 0;
+    while (sent < 64 && rc_dist_send_node(f.dist, idx, &part, 1) == 0)
+        sent++;
+    free(body);
+    const rc_dist_stats *st = rc_dist_get_stats(f.dist);
+    assert_int_equal(sent, 15); /* 15 x (512 KiB + its head) fit in 8 MiB */
+    assert_int_equal(st->dropped_queue_full, 1);
+    assert_int_equal(st->dropped_unreachable, 0);
+    char *log = log_text(&f);
+    if (strstr(log, "1 message(s) to " GHOST " dropped: too much already waiting for its "
+                    "connection") == NULL)
+        fail_msg("no line naming the node and the cause in:\n%s", log);
+    free(log);
+    rc_dist_stop(f.dist);
+    assert_int_equal(st->dropped_unreachable, 15);
+    finish(&f);
+}
+
 /* This process's threads, from /proc. */
 static int threads_now(void)
 {
@@ -341,6 +374,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dropped_at_stop_named),
+        cmocka_unit_test(test_queue_full_counted_named),
         cmocka_unit_test(test_dials_bounded),
         cmocka_unit_test(test_inbound_threads_bounded),
         cmocka_unit_test(test_no_thread_fails_softly),
