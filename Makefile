@@ -1,5 +1,7 @@
 # reckon_cnode — build, run, test, bench.
 #   make run    build and start the sidecar C node (prints its node name)
+#   make check  the fast subset between commits (C units, dialyzer, xref,
+#               the Erlang suites on the host's OTP)
 #   make test   every test: C units (plain, ASan/UBSan, TSan, valgrind), clang
 #               build, the C units again on Debian 13 (in a trixie root),
 #               libFuzzer, the dependency and README checks, the systemd
@@ -51,7 +53,7 @@ SAN_TESTS := $(patsubst test/c/%.c,$(SAN_BUILD)/tests/%,$(TEST_SRCS))
 LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
-.PHONY: FORCE all build deps deps-test run test test-all test-erl-static c-tests test-c test-c-trixie test-san test-tsan test-elixir \
+.PHONY: FORCE all build deps deps-test run test check test-all test-erl-static c-tests test-c test-c-trixie test-san test-tsan test-elixir \
         test-valgrind test-clang test-erl test-otp test-dep test-readme test-node test-systemd install asan-node test-asan-node bench bench-all bench-tls clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
@@ -161,6 +163,13 @@ run: deps
 
 test: deps-test
 	@$(MAKE) --no-print-directory test-all
+
+# The fast subset to run between commits: the C units (plain build),
+# dialyzer and xref, and the Erlang suites on the host's OTP. make test
+# runs all of it and much more before anything lands.
+check: deps-test
+	@$(MAKE) --no-print-directory priv/reckon_cnode test-node test-c test-erl-static
+	@sh test/erl/run_ct.sh
 
 test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang test-c-trixie fuzz test-dep test-readme test-systemd test-asan-node test-erl-static test-otp
 
