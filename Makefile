@@ -31,6 +31,9 @@ OTP_RELEASE = $(eval OTP_RELEASE := $(shell erl -noshell -eval 'io:format("~s",[
 INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include \
            -DRC_BUILD_EI='"$(notdir $(EI_DIR))"' -DRC_BUILD_OTP='"$(OTP_RELEASE)"'
 EI_LIBS  = -L$(EI_DIR)/lib -lei
+# The installation's root: its usr/lib holds the same libei under a path
+# that survives an upgrade of erl_interface, so the installed .pc names it.
+ERL_ROOT = $(eval ERL_ROOT := $(shell erl -noshell -eval 'io:format("~s",[code:root_dir()])' -s init stop 2>/dev/null))$(ERL_ROOT)
 SYS_LIBS := -luv -llmdb -lmd -lmicrohttpd -lssl -lcrypto -lpthread
 LIBS     = $(EI_LIBS) $(SYS_LIBS)
 
@@ -308,8 +311,8 @@ install: all
 	install -D -m 644 $(BUILD)/libreckon_cnode.a $(DESTDIR)$(PREFIX)/lib/libreckon_cnode.a
 	install -D -m 644 include/reckon_cnode.h $(DESTDIR)$(PREFIX)/include/reckon_cnode.h
 	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RC_VERSION)|' -e 's|@LIBS@|$(LIBS)|' \
-	  deploy/reckon_cnode.pc.in > $(BUILD)/reckon_cnode.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RC_VERSION)|' -e 's|@SYS_LIBS@|$(SYS_LIBS)|' \
+	  -e 's|@ERL_ROOT@|$(ERL_ROOT)|' deploy/reckon_cnode.pc.in > $(BUILD)/reckon_cnode.pc
 	install -D -m 644 $(BUILD)/reckon_cnode.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/reckon_cnode.pc
 	sed -e 's|/usr/local/|$(PREFIX)/|g' deploy/reckon_cnode.service > $(BUILD)/reckon_cnode.service
 	install -D -m 644 $(BUILD)/reckon_cnode.service $(DESTDIR)$(PREFIX)/lib/systemd/system/reckon_cnode.service
