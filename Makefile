@@ -167,9 +167,10 @@ test: deps-test
 
 test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang test-c-trixie fuzz test-dep test-readme test-systemd test-asan-node test-erl-static test-otp
 
-# The README's commands as written (test/readme/run.sh): the Erlang session
-# against a sidecar started by make run, the C program and pkg-config build,
-# the --http curl examples, the TLS walk-through.
+# The README's commands as written (test/readme/run.sh): the three quick
+# starts (Erlang, Elixir with a new mix project and its release, C against
+# the one-line emitter node), the reckon-db session, the --http curl
+# examples, the TLS walk-through.
 test-readme: priv/reckon_cnode
 	@sh test/readme/run.sh
 # deploy/reckon_cnode.service under a real systemd: a trixie container booted
@@ -304,7 +305,8 @@ bench-tls: priv/reckon_cnode bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/tls.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the executable, the C
-# library, its header and pkg-config file, the systemd unit and the README.
+# library, its header and pkg-config file, the systemd unit, the README and
+# the docs/ it links to.
 PREFIX ?= /usr/local
 install: all
 	install -D -m 755 priv/reckon_cnode $(DESTDIR)$(PREFIX)/bin/reckon_cnode
@@ -317,6 +319,7 @@ install: all
 	sed -e 's|/usr/local/|$(PREFIX)/|g' deploy/reckon_cnode.service > $(BUILD)/reckon_cnode.service
 	install -D -m 644 $(BUILD)/reckon_cnode.service $(DESTDIR)$(PREFIX)/lib/systemd/system/reckon_cnode.service
 	install -D -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/reckon_cnode/README.md
+	for f in docs/*.md; do install -D -m 644 $$f $(DESTDIR)$(PREFIX)/share/doc/reckon_cnode/$$f || exit 1; done
 
 clean:
 	rm -rf build _build priv/reckon_cnode bench/cnode_producer examples/producer
