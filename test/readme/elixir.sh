@@ -15,11 +15,12 @@
 # does that). Own epmd port; stops what it starts.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-ROOT=$(pwd)
 . test/private_epmd.sh
 . test/readme/lib.sh
 readme_on_exit() {
     # a release left running by a failed check: stop it by its OS pid
+    [ -z "${REL_PID:-}" ] && [ -x "${P:-}/${BIN:-none}" ] &&
+        REL_PID=$(cd "$P" && timeout 10 "$BIN" pid 2>/dev/null)
     if [ -n "${REL_PID:-}" ] && kill -0 "$REL_PID" 2>/dev/null; then
         kill -TERM "$REL_PID" 2>/dev/null
         i=0
@@ -33,7 +34,10 @@ ME=me_$$
 RECKON_CNODE_NO_HOOK=1
 RELEASE_NODE=myapp_$$
 export RECKON_CNODE_NO_HOOK RELEASE_NODE
-unset MIX_REBAR3 REBAR_BASE_DIR
+# a new user's shell: mix's state lives under this HOME, nothing of the
+# caller's mix or rebar3 settings applies
+unset MIX_REBAR3 MIX_HOME MIX_ARCHIVES MIX_ENV MIX_BUILD_PATH MIX_DEPS_PATH MIX_TARGET \
+    HEX_HOME REBAR_BASE_DIR
 T0=$(date +%s)
 
 # the clone, as a fresh copy of the files git knows of, and its C node
