@@ -33,6 +33,9 @@ OTP_RELEASE = $(eval OTP_RELEASE := $(shell erl -noshell -eval 'io:format("~s",[
 INCLUDES = -Ic_src -Iinclude -I$(EI_DIR)/include \
            -DRC_BUILD_EI='"$(notdir $(EI_DIR))"' -DRC_BUILD_OTP='"$(OTP_RELEASE)"'
 EI_LIBS  = -L$(EI_DIR)/lib -lei
+# The installation's root: its usr/lib holds the same libei under a path
+# that survives an upgrade of erl_interface, so the installed .pc names it.
+ERL_ROOT = $(eval ERL_ROOT := $(shell erl -noshell -eval 'io:format("~s",[code:root_dir()])' -s init stop 2>/dev/null))$(ERL_ROOT)
 SYS_LIBS := -luv -llmdb -lmd -lmicrohttpd -lssl -lcrypto -lpthread
 LIBS     = $(EI_LIBS) $(SYS_LIBS)
 
@@ -173,9 +176,10 @@ check: deps-test
 
 test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang test-c-trixie fuzz test-dep test-readme test-systemd test-asan-node test-erl-static test-otp
 
-# The README's commands as written (test/readme/run.sh): the Erlang session
-# against a sidecar started by make run, the C program and pkg-config build,
-# the --http curl examples, the TLS walk-through.
+# The README's commands as written (test/readme/run.sh): the three quick
+# starts (Erlang, Elixir with a new mix project and its release, C against
+# the one-line emitter node), the reckon-db session, the --http curl
+# examples, the TLS walk-through.
 test-readme: priv/reckon_cnode
 	@sh test/readme/run.sh
 # deploy/reckon_cnode.service under a real systemd: a trixie container booted
@@ -310,19 +314,21 @@ bench-tls: priv/reckon_cnode bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/tls.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the executable, the C
-# library, its header and pkg-config file, the systemd unit and the README.
+# library, its header and pkg-config file, the systemd unit, the README and
+# the docs/ it links to.
 PREFIX ?= /usr/local
 install: all
 	install -D -m 755 priv/reckon_cnode $(DESTDIR)$(PREFIX)/bin/reckon_cnode
 	install -D -m 644 $(BUILD)/libreckon_cnode.a $(DESTDIR)$(PREFIX)/lib/libreckon_cnode.a
 	install -D -m 644 include/reckon_cnode.h $(DESTDIR)$(PREFIX)/include/reckon_cnode.h
 	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RC_VERSION)|' -e 's|@LIBS@|$(LIBS)|' \
-	  deploy/reckon_cnode.pc.in > $(BUILD)/reckon_cnode.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(RC_VERSION)|' -e 's|@SYS_LIBS@|$(SYS_LIBS)|' \
+	  -e 's|@ERL_ROOT@|$(ERL_ROOT)|' deploy/reckon_cnode.pc.in > $(BUILD)/reckon_cnode.pc
 	install -D -m 644 $(BUILD)/reckon_cnode.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/reckon_cnode.pc
 	sed -e 's|/usr/local/|$(PREFIX)/|g' deploy/reckon_cnode.service > $(BUILD)/reckon_cnode.service
 	install -D -m 644 $(BUILD)/reckon_cnode.service $(DESTDIR)$(PREFIX)/lib/systemd/system/reckon_cnode.service
 	install -D -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/reckon_cnode/README.md
+	for f in docs/*.md; do install -D -m 644 $$f $(DESTDIR)$(PREFIX)/share/doc/reckon_cnode/$$f || exit 1; done
 
 clean:
 	rm -rf build _build priv/reckon_cnode bench/cnode_producer examples/producer

@@ -44,7 +44,11 @@ int main(int argc, char **argv)
     }
     printf("running as %s\n", rc_node_name(node));
     pthread_t loop;
-    pthread_create(&loop, NULL, run_loop, node);
+    if (pthread_create(&loop, NULL, run_loop, node) != 0) {
+        fprintf(stderr, "cannot start the loop thread\n");
+        rc_node_destroy(node);
+        return 1;
+    }
 
     const uint8_t store[] = "orders", sub[] = "created";
     char group[128];
@@ -52,11 +56,19 @@ int main(int argc, char **argv)
     rc_group_key_term(store, 6, sub, 7, group, sizeof group, &glen);
     /* the node connects and syncs after start: up to 10 s for an emitter */
     long emitters = rc_await_members(node, NULL, group, glen, 1, 10000);
+    /* Every failure is said on stderr and ends in exit status 1: a run that
+     * delivered nothing must never look like one that did. */
+    int failed = 1;
+    rc_target *target = NULL;
     if (emitters < 1) {
-        fprintf(stderr, "no emitter joined {orders, <<\"created\">>, emitters}\n");
+        fprintf(stderr, "no emitter joined {orders, <<\"created\">>, emitters} within 10 s "
+                        "(is %s up, with that cookie and an emitter?)\n", seed);
+    } else if ((target = rc_target_new(store, 6, sub, 7)) == NULL) {
+        fprintf(stderr, "rc_target_new: out of memory\n");
     } else {
-        rc_target *target = rc_target_new(store, 6, sub, 7);
-        for (long i = 0; i < count; i++) {
+        int rc = RC_OK;
+        long sent = 0;
+        for (long i = 0; i < count && rc == RC_OK; i++) {
             char id[32], data[64];
             snprintf(id, sizeof id, "event-%ld", i);
             int dlen = snprintf(data, sizeof data, "{\"order\": %ld}", i);
@@ -65,7 +77,11 @@ int main(int argc, char **argv)
             size_t mlens[] = {17};
             uint8_t *meta, *event;
             size_t meta_len, len;
-            rc_encode_binary_map(mkeys, mvals, mlens, 1, &meta, &meta_len);
+            rc = rc_encode_binary_map(mkeys, mvals, mlens, 1, &meta, &meta_len);
+            if (rc != RC_OK) {
+                fprintf(stderr, "rc_encode_binary_map: %s\n", rc_strerror(rc));
+                break;
+            }
             rc_event_fields f;
             memset(&f, 0, sizeof f);
             f.event_id = (const uint8_t *)id;
@@ -86,18 +102,29 @@ int main(int argc, char **argv)
             f.data_content_type_len = 16;
             f.metadata_content_type = (const uint8_t *)"application/erlang-term";
             f.metadata_content_type_len = 23;
-            if (rc_event_build(&f, &event, &len) == 0) {
-                rc_broadcast(node, target, event, len);
-                free(event);
-            }
+            rc = rc_event_build(&f, &event, &len);
             free(meta);
+            if (rc != RC_OK) {
+                fprintf(stderr, "rc_event_build: %s\n", rc_strerror(rc));
+                break;
+            }
+            rc = rc_broadcast(node, target, event, len);
+            free(event);
+            if (rc != RC_OK)
+                fprintf(stderr, "rc_broadcast of event-%ld: %s\n", i, rc_strerror(rc));
+            else
+                sent++;
         }
-        rc_broadcast_flush(node, 5000);
-        printf("published %ld events to %ld emitter(s)\n", count, emitters);
+        if (rc == RC_OK && (rc = rc_broadcast_flush(node, 5000)) != RC_OK)
+            fprintf(stderr, "rc_broadcast_flush: %s (events still queued)\n", rc_strerror(rc));
+        if (rc == RC_OK) {
+            printf("published %ld events to %ld emitter(s)\n", sent, emitters);
+            failed = 0;
+        }
         rc_target_free(target);
     }
     rc_node_stop(node);
     pthread_join(loop, NULL);
     rc_node_destroy(node);
-    return emitters > 0 ? 0 : 1;
+    return failed;
 }

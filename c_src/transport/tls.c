@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The first byte of every TLS handshake record. A distribution handshake
  * message starts with the high byte of a 2-byte length, and none is
@@ -46,6 +48,62 @@ static void openssl_reason(char *out, size_t len)
     snprintf(out, len, "%s", r != NULL ? r : "unknown TLS error");
 }
 
+/* OpenSSL reports a file it could not use as "system lib" or "PEM lib",
+ * which tells an operator neither what is wrong nor what to fix: name the
+ * cause in the file's own terms (missing, unreadable, not PEM, encrypted,
+ * another certificate's key). WHAT is what the file should hold; CERTFILE
+ * is the certificate a key must belong to. */
+static void file_reason(const char *file, const char *what, const char *certfile, char *out,
+                        size_t len)
+{
+    struct stat st;
+    FILE *f = NULL;
+    if (stat(file, &st) != 0 || (!S_ISDIR(st.st_mode) && (f = fopen(file, "r")) == NULL)) {
+        snprintf(out, len, "%s", strerror(errno));
+        ERR_clear_error();
+        return;
+    }
+    if (f != NULL)
+        fclose(f);
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(out, len, "is a directory, not a PEM file");
+        ERR_clear_error();
+        return;
+    }
+    unsigned long code;
+    int none = 0, encrypted = 0, mismatch = 0;
+    while ((code = ERR_get_error()) != 0) {
+        int lib = ERR_GET_LIB(code), r = ERR_GET_REASON(code);
+        if ((lib == ERR_LIB_PEM && r == PEM_R_NO_START_LINE) ||
+            (lib == ERR_LIB_X509 && r == X509_R_NO_CERTIFICATE_OR_CRL_FOUND) ||
+            (lib == ERR_LIB_OSSL_DECODER && r == ERR_R_UNSUPPORTED))
+            none = 1;
+        else if (lib == ERR_LIB_PEM && (r == PEM_R_BAD_DECRYPT || r == PEM_R_BAD_PASSWORD_READ ||
+                                        r == PEM_R_PROBLEMS_GETTING_PASSWORD))
+            encrypted = 1;
+        else if (lib == ERR_LIB_X509 && r == X509_R_KEY_VALUES_MISMATCH)
+            mismatch = 1;
+    }
+    if (encrypted)
+        snprintf(out, len, "an encrypted private key (not supported: give it without a passphrase)");
+    else if (mismatch)
+        snprintf(out, len, "not the key of the certificate in %s", certfile);
+    else if (none && file == certfile && strcmp(what, "private key") == 0)
+        snprintf(out, len, "holds no PEM private key (give the key with --tls-key)");
+    else if (none)
+        snprintf(out, len, "holds no PEM %s", what);
+    else
+        snprintf(out, len, "not a usable PEM %s", what);
+}
+
+/* The sidecar runs unattended: an encrypted key must fail at start with a
+ * reason, not stop to ask for a passphrase on a terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
 static const char *verify_hint(long v);
 
 static int verify_cb(int ok, X509_STORE_CTX *store)
@@ -69,7 +127,7 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
 int rc_tls_ctx_new(rc_tls_ctx **out, const rc_tls_config *cfg, char *err, int errlen)
 {
     size_t el = (size_t)errlen;
-    char why[160];
+    char why[PATH_MAX + 96]; /* may name the certificate file */
     if (cfg->certfile == NULL || cfg->certfile[0] == '\0') {
         snprintf(err, el, "TLS needs --tls-cert");
         return -1;
@@ -98,23 +156,34 @@ int rc_tls_ctx_new(rc_tls_ctx **out, const rc_tls_config *cfg, char *err, int er
         return -1;
     }
     SSL_CTX *s = c->ssl_ctx;
-    const char *bad = NULL, *file = NULL;
+    SSL_CTX_set_default_passwd_cb(s, no_passphrase);
+    const char *keyfile = cfg->keyfile ? cfg->keyfile : cfg->certfile;
+    const char *bad = NULL, *file = NULL, *holds = NULL;
     if (SSL_CTX_set_min_proto_version(s, cfg->min_version == 13 ? TLS1_3_VERSION
                                                                   : TLS1_2_VERSION) != 1)
         bad = "minimum version";
     else if (SSL_CTX_use_certificate_chain_file(s, cfg->certfile) != 1)
-        bad = "certificate", file = cfg->certfile;
-    else if (SSL_CTX_use_PrivateKey_file(s, cfg->keyfile ? cfg->keyfile : cfg->certfile,
-                                         SSL_FILETYPE_PEM) != 1)
-        bad = "private key", file = cfg->keyfile ? cfg->keyfile : cfg->certfile;
-    else if (SSL_CTX_check_private_key(s) != 1)
-        bad = "private key (does not match the certificate)", file = cfg->keyfile;
-    else if (cfg->cacertfile != NULL && cfg->cacertfile[0] != '\0' &&
-             SSL_CTX_load_verify_locations(s, cfg->cacertfile, NULL) != 1)
-        bad = "CA bundle", file = cfg->cacertfile;
+        bad = "certificate file", file = cfg->certfile, holds = "certificate";
+    else if (SSL_CTX_use_PrivateKey_file(s, keyfile, SSL_FILETYPE_PEM) != 1)
+        bad = "private key file", file = keyfile, holds = "private key";
+    else if (SSL_CTX_check_private_key(s) != 1) {
+        ERR_clear_error();
+        snprintf(err, el, "TLS private key file %s: not the key of the certificate in %s",
+                 keyfile, cfg->certfile);
+        SSL_CTX_free(s);
+        free(c);
+        return -1;
+    } else if (cfg->cacertfile != NULL && cfg->cacertfile[0] != '\0' &&
+               SSL_CTX_load_verify_locations(s, cfg->cacertfile, NULL) != 1)
+        bad = "CA file", file = cfg->cacertfile, holds = "CA certificate";
     if (bad != NULL) {
-        openssl_reason(why, sizeof why);
-        snprintf(err, el, "TLS %s%s%s: %s", bad, file ? " " : "", file ? file : "", why);
+        if (file != NULL) {
+            file_reason(file, holds, cfg->certfile, why, sizeof why);
+            snprintf(err, el, "TLS %s %s: %s", bad, file, why);
+        } else {
+            openssl_reason(why, sizeof why);
+            snprintf(err, el, "TLS %s: %s", bad, why);
+        }
         SSL_CTX_free(s);
         free(c);
         return -1;

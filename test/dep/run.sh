@@ -232,5 +232,16 @@ else
     echo "dependency: no working program from the staged pkg-config file"
     FAILED=$((FAILED + 1))
 fi
+# The .pc names no erl_interface-<version> directory: an upgrade of
+# Erlang/OTP must not break the flags it gives.
+if [ -f "$PC/reckon_cnode.pc" ] && ! grep -q 'erl_interface-' "$PC/reckon_cnode.pc" &&
+        PKG_CONFIG_PATH="$PC" pkg-config --libs reckon_cnode | grep -q -- ' -lei '; then
+    echo "dependency: the pkg-config file finds libei without an erl_interface version in its path"
+    PASSED=$((PASSED + 1))
+else
+    cat "$PC/reckon_cnode.pc" 2>/dev/null
+    echo "dependency: the pkg-config file hard-codes the erl_interface version"
+    FAILED=$((FAILED + 1))
+fi
 echo "dependency: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -339,7 +339,7 @@ bad_tls_flags(Config) ->
           end,
     Out1 = Run(["--tls-cert", filename:join(Dir, "missing.pem"),
                 "--tls-cacert", filename:join(Dir, "ca.pem")]),
-    ?assertMatch({match, _}, re:run(Out1, "TLS certificate .*missing.pem")),
+    ?assertMatch({match, _}, re:run(Out1, "TLS certificate file .*missing.pem: No such file or directory")),
     ?assertMatch({match, _}, re:run(Out1, "rc=1")),
     Out2 = Run(["--tls-cacert", filename:join(Dir, "ca.pem")]),
     ?assertMatch({match, _}, re:run(Out2, "need --tls-cert")),
@@ -348,7 +348,7 @@ bad_tls_flags(Config) ->
     Out4 = Run(["--tls-cert", filename:join(Dir, "node.pem"),
                 "--tls-key", filename:join(Dir, "other.key"),
                 "--tls-cacert", filename:join(Dir, "ca.pem")]),
-    ?assertMatch({match, _}, re:run(Out4, "TLS private key .*other.key: key values mismatch")),
+    ?assertMatch({match, _}, re:run(Out4, "TLS private key file .*other.key: not the key of the certificate in .*node.pem")),
     Out5 = Run(["--tls-cert", filename:join(Dir, "node.pem")]),
     ?assertMatch({match, _}, re:run(Out5, "needs --tls-cacert")),
     ok.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The README's "Using it from Erlang" as a new user does it: the sidecar
+# The README's "Quick start: Erlang" as a new user does it: the sidecar
 # started with `make run` (default name, ~/.erlang.cookie), then the erl
 # session typed as written (test/readme/session.escript). Own epmd port and
 # HOME (with its own cookie), unique shell node name; stops what it starts.
@@ -45,4 +45,4 @@ until grep -qx "reckon_cnode@$HOST" "$TMP/run.out" 2>/dev/null; do
     fi
     sleep 0.1
 done
-escript test/readme/session.escript README.md "me_$$"
+escript test/readme/session.escript README.md "me_$$" "## Quick start: Erlang"

@@ -1,7 +1,7 @@
 #!/bin/sh
-# The README's `--http` examples as written: the sh block under "The
-# sidecar's command line" (its two curl commands must print what the README
-# shows after it, `...` standing for any lines) and the health probe of
+# The README's `--http` examples as written: the sh block of "Metrics and
+# health" (its two curl commands must print what the README shows after it,
+# `...` standing for any lines) and the health probe of
 # "Deployment" (exit 0 printing ok on a healthy node; 22 printing the reason
 # on one whose seed is unreachable). The one substitution: port 9464 becomes
 # a free port, so that the test never meets a sidecar already serving 9464.
@@ -25,8 +25,8 @@ in_order() {
 
 # 1. The --http walk-through, run by bash from the repository's top.
 PORT=$(free_port)
-readme_block "## The sidecar's command line" sh 1 | sed "s/9464/$PORT/g" >"$TMP/http.sh"
-readme_block "## The sidecar's command line" "" 2 >"$TMP/want"
+readme_block "## Metrics and health" sh 1 | sed "s/9464/$PORT/g" >"$TMP/http.sh"
+readme_block "## Metrics and health" "" 1 >"$TMP/want"
 walkthrough() {
     grep -q "127.0.0.1:$PORT/health" "$TMP/http.sh" || { echo "no curl block found"; return 1; }
     setsid bash "$TMP/http.sh" >"$TMP/http.out" 2>"$TMP/http.err" </dev/null &
