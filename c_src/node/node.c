@@ -346,9 +346,6 @@ int rc_node_create(rc_node **out, const rc_node_config *cfg, char *err, size_t e
         free(n);
         return -1;
     }
-    /* Handshakes and connects run on libuv's pool; a few slow peers must not
-     * hold up the rest. Must be set before the pool's first use. */
-    setenv("UV_THREADPOOL_SIZE", "8", 0);
     if (init_loop(&n->loop) != 0) {
         snprintf(err, errlen, "uv_loop_init failed");
         free(n);
