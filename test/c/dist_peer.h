@@ -37,7 +37,7 @@ typedef struct dp_fixture {
     void *user;
 } dp_fixture;
 
-static void dp_on_wake(uv_timer_t *t) { (void)t; }
+static inline void dp_on_wake(uv_timer_t *t) { (void)t; }
 
 static inline uint16_t dp_free_port(void)
 {
@@ -92,18 +92,20 @@ static inline void dp_finish(dp_fixture *f)
     fclose(f->lg.out);
 }
 
-/* The whole log so far; the caller frees it. */
-static inline char *dp_log_text(dp_fixture *f)
+/* Everything a test's logger wrote to out so far; the caller frees it. */
+static inline char *dp_read_log(FILE *out)
 {
-    fflush(f->lg.out);
-    long n = ftell(f->lg.out);
+    fflush(out);
+    long n = ftell(out);
     assert_true(n >= 0);
     char *s = calloc(1, (size_t)n + 1);
     assert_non_null(s);
-    rewind(f->lg.out);
-    assert_int_equal(fread(s, 1, (size_t)n, f->lg.out), (size_t)n);
+    rewind(out);
+    assert_int_equal(fread(s, 1, (size_t)n, out), (size_t)n);
     return s;
 }
+
+static inline char *dp_log_text(dp_fixture *f) { return dp_read_log(f->lg.out); }
 
 /* Runs the loop until every flag is set; fails with the log after
  * timeout_ms. */

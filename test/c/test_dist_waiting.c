@@ -6,7 +6,7 @@
  * node's "epmd" is a socket that accepts nothing, so a connect hangs until
  * its deadline. And the threads that handshakes and connects run on are
  * bounded by what is in flight, read from /proc. */
-#include "transport/dist.h"
+#include "dist_peer.h"
 #include "util/err.h"
 
 #include <arpa/inet.h>
@@ -104,18 +104,7 @@ static void start(fixture *f, size_t max_handshakes, size_t max_dials, uint16_t 
         fail_msg("rc_dist_start: %s", err);
 }
 
-/* The log so far, NUL-terminated (the caller frees it). */
-static char *log_text(fixture *f)
-{
-    fflush(f->lg.out);
-    long n = ftell(f->lg.out);
-    assert_true(n >= 0);
-    char *s = calloc(1, (size_t)n + 1);
-    assert_non_null(s);
-    rewind(f->lg.out);
-    assert_int_equal(fread(s, 1, (size_t)n, f->lg.out), (size_t)n);
-    return s;
-}
+static char *log_text(fixture *f) { return dp_read_log(f->lg.out); }
 
 /* Stops the transport, lets the connects in flight end, frees all. */
 static void finish(fixture *f)
