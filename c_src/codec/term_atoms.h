@@ -10,7 +10,9 @@
  * references turned back into atoms. Bounded like term_skip: any term that
  * is malformed, truncated, nested deeper than TERM_MAX_DEPTH or of a kind
  * the distribution never carries is refused with -1, whatever its bytes say.
- * Pure: no I/O; the output buffer's limit bounds what a term can grow to. */
+ * Pure: no I/O; the output buffer's limit bounds what a term can grow to.
+ * (codec/term_walk.c: one walker with term_skip, so both accept exactly
+ * the same terms, cache references aside.) */
 #ifndef RC_TERM_ATOMS_H
 #define RC_TERM_ATOMS_H
 

@@ -32,6 +32,7 @@ int term_write_atom_utf8(ei_x_buff *x, const uint8_t *utf8, size_t n);
  * Every frame is validated with this before ei's decoders, which trust the
  * lengths they read, are let loose on it. */
 #define TERM_MAX_DEPTH 512
+/* (codec/term_walk.c: the same walker as term_copy_atoms.) */
 int term_skip(const char *buf, int len, int *idx);
 
 #endif

@@ -1,17 +1,28 @@
+/* term_walk: the one walker of the external term format's grammar, bounded
+ * against hostile input, with two uses: validating (term_skip, term_read.h)
+ * and copying with every atom handed to a visitor (term_copy_atoms,
+ * term_atoms.h). A rule about what a term may hold (a fun's fields, a
+ * float's text, a bitstring's last byte) is written here once and holds for
+ * both. */
 #include "codec/term_atoms.h"
-
 #include "codec/term_read.h"
+
 #include "util/be.h"
 
 #include <ei.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct walk {
     const uint8_t *b;
-    size_t copied; /* input before this offset is already in out */
+    /* Copying: out receives the term, atoms through fn. Validating: out
+     * and fn are NULL, and atom cache references are refused (they never
+     * reach the layers above the transport). */
     bytebuf *out;
     term_atom_fn fn;
     void *ctx;
-    int full; /* out could not grow */
+    size_t copied; /* input before this offset is already in out */
+    int full;      /* out could not grow */
 } walk;
 
 static int fits(size_t end, size_t at, size_t n) { return at <= end && n <= end - at; }
@@ -19,6 +30,8 @@ static int fits(size_t end, size_t at, size_t n) { return at <= end && n <= end 
 /* Bytes between atoms go out in one piece: binaries are not looked into. */
 static int flush(walk *w, size_t upto)
 {
+    if (w->out == NULL)
+        return 0;
     if (upto > w->copied && bytebuf_append(w->out, w->b + w->copied, upto - w->copied) != 0) {
         w->full = 1;
         return -1;
@@ -36,7 +49,7 @@ static int atom_at(walk *w, size_t end, size_t *i)
     size_t hdr;
     switch (a.tag) {
     case TERM_ATOM_CACHE_REF:
-        if (!fits(end, *i, 2))
+        if (w->fn == NULL || !fits(end, *i, 2))
             return -1;
         a.cache_ref = b[*i + 1];
         hdr = 2;
@@ -64,6 +77,10 @@ static int atom_at(walk *w, size_t end, size_t *i)
     a.text = b + *i + hdr;
     a.raw = b + *i;
     a.raw_len = hdr + a.len;
+    if (w->fn == NULL) {
+        *i += a.raw_len;
+        return 0;
+    }
     if (flush(w, *i) != 0 || w->fn(w->ctx, &a, w->out) != 0)
         return -1;
     *i += a.raw_len;
@@ -132,8 +149,10 @@ static int small_int_at(const uint8_t *b, size_t end, size_t *i)
 }
 
 /* NEW_FUN_EXT: Size(4, counting itself) Arity Uniq(16) Index(4) NumFree(4)
- * Module OldIndex OldUniq Pid FreeVars. Its atoms may change length, so
- * Size is written anew once the fun is copied. */
+ * Module OldIndex OldUniq Pid FreeVars. Every field is checked and must lie
+ * within Size, and Size must end exactly after the last free variable: ei's
+ * own skip trusts each of them. Its atoms may change length when copied,
+ * so Size is then written anew. */
 static int walk_fun(walk *w, size_t end, size_t *i, int depth)
 {
     const uint8_t *b = w->b;
@@ -146,7 +165,7 @@ static int walk_fun(walk *w, size_t end, size_t *i, int depth)
     size_t fun_end = at + size;
     if (flush(w, at + 4) != 0)
         return -1;
-    size_t size_pos = bytebuf_pending(w->out) - 4;
+    size_t size_pos = w->out != NULL ? bytebuf_pending(w->out) - 4 : 0;
     uint32_t nfree = rc_get32(b + at + 4 + 1 + 16 + 4);
     size_t j = at + 4 + 1 + 16 + 4 + 4;
     if (atom_at(w, fun_end, &j) != 0 || small_int_at(b, fun_end, &j) != 0 ||
@@ -157,6 +176,10 @@ static int walk_fun(walk *w, size_t end, size_t *i, int depth)
         return -1;
     if (walk_n(w, fun_end, &j, nfree, depth + 1) != 0 || j != fun_end || flush(w, fun_end) != 0)
         return -1;
+    if (w->out == NULL) {
+        *i = fun_end;
+        return 0;
+    }
     size_t new_size = bytebuf_pending(w->out) - size_pos;
     if (new_size > UINT32_MAX)
         return -1;
@@ -164,6 +187,22 @@ static int walk_fun(walk *w, size_t end, size_t *i, int depth)
     rc_put32(p, (uint32_t)new_size);
     *i = fun_end;
     return 0;
+}
+
+/* FLOAT_EXT's 31 bytes of text. ei reads them with sscanf, which runs on to
+ * the text's NUL (past the 31 bytes, and the buffer, when there is none)
+ * and, when the text is no number, fails without moving on (ei's skip of a
+ * tuple or list then goes on from the wrong place). Both are refused: every
+ * encoder writes "%.20e" padded with NULs. */
+static int float_text_ok(const uint8_t *p)
+{
+    char txt[31];
+    if (memchr(p, 0, sizeof txt) == NULL)
+        return 0;
+    memcpy(txt, p, sizeof txt);
+    char *end;
+    (void)strtod(txt, &end);
+    return end != txt;
 }
 
 /* Skips n bytes of fixed data after position at. */
@@ -185,7 +224,8 @@ static int walk_rec(walk *w, size_t end, size_t *i, int depth)
     switch (tag) {
     case ERL_SMALL_INTEGER_EXT: return fixed(end, at, 1, i);
     case ERL_INTEGER_EXT: return fixed(end, at, 4, i);
-    case ERL_FLOAT_EXT: return fixed(end, at, 31, i);
+    case ERL_FLOAT_EXT:
+        return fits(end, at, 31) && float_text_ok(b + at) ? fixed(end, at, 31, i) : -1;
     case NEW_FLOAT_EXT: return fixed(end, at, 8, i);
     case ERL_ATOM_EXT:
     case ERL_SMALL_ATOM_EXT:
@@ -201,10 +241,16 @@ static int walk_rec(walk *w, size_t end, size_t *i, int depth)
         if (!fits(end, at, 4))
             return -1;
         return fixed(end, at + 4, rc_get32(b + at), i);
-    case ERL_BIT_BINARY_EXT:
+    case ERL_BIT_BINARY_EXT: {
         if (!fits(end, at, 5))
             return -1;
-        return fixed(end, at + 5, rc_get32(b + at), i);
+        uint32_t n = rc_get32(b + at);
+        /* the bits used in the last byte: 1 to 8, or 0 with no bytes, as
+         * ei has them (ei's skip stops without moving on at any other) */
+        if (b[at + 4] > 8 || (b[at + 4] == 0) != (n == 0))
+            return -1;
+        return fixed(end, at + 5, n, i);
+    }
     case ERL_SMALL_BIG_EXT:
         if (!fits(end, at, 2))
             return -1;
@@ -278,6 +324,18 @@ static int walk_rec(walk *w, size_t end, size_t *i, int depth)
     default:
         return -1;
     }
+}
+
+int term_skip(const char *buf, int len, int *idx)
+{
+    if (*idx < 0 || len < 0 || *idx > len)
+        return -1;
+    walk w = {.b = (const uint8_t *)buf};
+    size_t i = (size_t)*idx;
+    if (walk_rec(&w, (size_t)len, &i, 0) != 0)
+        return -1;
+    *idx = (int)i;
+    return 0;
 }
 
 int term_copy_atoms(const uint8_t *buf, size_t len, size_t *idx, bytebuf *out, term_atom_fn fn,
