@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -51,9 +52,9 @@ static inline uint16_t dp_free_port(void)
     return ntohs(a.sin_port);
 }
 
-/* max_output_bytes 0 keeps the default. on_frame's context is f. */
-static inline void dp_start(dp_fixture *f, void (*on_frame)(void *, rc_conn *, const char *, size_t),
-                            void *user, size_t max_message_bytes, size_t max_output_bytes)
+/* max_output_bytes 0 keeps the default. Every callback's context is f. */
+static inline void dp_start_cb(dp_fixture *f, rc_dist_callbacks cb, void *user,
+                               size_t max_message_bytes, size_t max_output_bytes)
 {
     memset(f, 0, sizeof *f);
     f->user = user;
@@ -72,13 +73,20 @@ static inline void dp_start(dp_fixture *f, void (*on_frame)(void *, rc_conn *, c
     rc_backpressure_defaults(&cfg.bp);
     if (max_output_bytes != 0)
         cfg.bp.max_output_bytes = max_output_bytes;
-    rc_dist_callbacks cb = {.ctx = f, .on_frame = on_frame};
+    cb.ctx = f;
     char err[256];
     if (rc_dist_start(&f->dist, &f->loop, &f->lg, &cfg, &cb, err, (int)sizeof err) != 0)
         fail_msg("rc_dist_start: %s", err);
     /* the loop is run a turn at a time; this makes every turn end soon */
     uv_timer_init(&f->loop, &f->wake);
     uv_timer_start(&f->wake, dp_on_wake, 5, 5);
+}
+
+static inline void dp_start(dp_fixture *f, void (*on_frame)(void *, rc_conn *, const char *, size_t),
+                            void *user, size_t max_message_bytes, size_t max_output_bytes)
+{
+    rc_dist_callbacks cb = {.on_frame = on_frame};
+    dp_start_cb(f, cb, user, max_message_bytes, max_output_bytes);
 }
 
 static inline void dp_finish(dp_fixture *f)
