@@ -432,8 +432,10 @@ void rc_cluster_on_up(rc_cluster *cl, const char *node)
         drop_aside(cl, a);
     known_node *k = learn(cl, node, 0);
     if (k != NULL) {
+        /* the warning about its failures is answered at the same level */
         if (k->last_cause != 0)
-            LOG_W(cl->lg, MOD, "connected to %s again", node);
+            LOG_W(cl->lg, MOD, "connected to %s%s after %u failed attempt%s", node,
+                  k->was_up ? " again" : "", k->failures, k->failures == 1 ? "" : "s");
         k->last_cause = 0;
         k->failures = 0;
         k->quarantine_ms = 0;

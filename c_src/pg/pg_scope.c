@@ -252,8 +252,8 @@ void pgs_drop_peer(rc_pg_scope *s, peer *p, const char *why)
         return;
     }
     size_t gone = pgs_remove_node(s, node);
-    LOG_I(s->lg, MOD, "scope %s: peer %s gone (%s), %zu members dropped", s->name,
-          rc_nodetab_name(s->nodes, node), why, gone);
+    LOG_I(s->lg, MOD, "scope %s: peer %s gone (%s), %zu member%s dropped", s->name,
+          rc_nodetab_name(s->nodes, node), why, gone, gone == 1 ? "" : "s");
     node_state *ns = node_state_get(s, node, 0);
     if (ns != NULL) {
         ns->has_peer = 0;

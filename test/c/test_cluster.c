@@ -345,11 +345,14 @@ static void test_seed_failures_said_once_per_cause(void **state)
                                                       "cookie?)");
     assert_int_equal(log_count(f, "cannot connect to seed@h (a seed)"), 2);
     assert_int_equal(log_count(f, "this node's cookie must be the cluster's"), 1);
+    /* the first connection is not called a reconnection */
     rc_cluster_on_up(f->cl, "seed@h");
-    assert_int_equal(log_count(f, "connected to seed@h again"), 1);
+    assert_int_equal(log_count(f, "connected to seed@h after 6 failed attempts"), 1);
     rc_cluster_on_down(f->cl, "seed@h");
     rc_cluster_on_connect_failed(f->cl, "seed@h", "no challenge ack from seed@h (wrong cookie?)");
     assert_int_equal(log_count(f, "cannot connect to seed@h (a seed)"), 3);
+    rc_cluster_on_up(f->cl, "seed@h");
+    assert_int_equal(log_count(f, "connected to seed@h again after 1 failed attempt"), 1);
     /* a name nobody connected to before: not at warning level */
     rc_cluster_on_connect_failed(f->cl, GHOST, "connect: Connection refused");
     assert_int_equal(log_count(f, GHOST), 0);
