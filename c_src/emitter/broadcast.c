@@ -3,7 +3,7 @@
 #include "codec/term_read.h"
 #include "naming/group_key.h"
 #include "naming/naming.h"
-#include "transport/dist_hdr.h"
+#include "codec/pmsg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +31,7 @@ struct rc_bcast {
     uint64_t rng;
     rc_bcast_stats stats;
     /* reused from event to event, so its buffers are allocated once */
-    dist_hdr_msg msg;
+    rc_pmsg msg;
     int msg_busy;
 };
 
@@ -125,7 +125,7 @@ rc_bcast *rc_bcast_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes)
     b->nodes = nodes;
     if (getrandom(&b->rng, sizeof b->rng, 0) != (ssize_t)sizeof b->rng || b->rng == 0)
         b->rng = 0x9e3779b97f4a7c15ull;
-    dist_hdr_msg_init(&b->msg);
+    pmsg_init(&b->msg);
     return b;
 }
 
@@ -133,7 +133,7 @@ void rc_bcast_free(rc_bcast *b)
 {
     if (b == NULL)
         return;
-    dist_hdr_msg_free(&b->msg);
+    pmsg_free(&b->msg);
     free(b);
 }
 
@@ -166,8 +166,8 @@ int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, cons
     uint8_t *head = local ? t->head_local : t->head_bcast;
     size_t head_len = local ? t->head_local_len : t->head_bcast_len;
     size_t atom_end = local ? t->local_atom_end : t->bcast_atom_end;
-    static const uint8_t kinds[4] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
-                                     DIST_PART_TERM};
+    static const uint8_t kinds[4] = {PMSG_PART_PLAIN, PMSG_PART_TERM, PMSG_PART_PLAIN,
+                                     PMSG_PART_TERM};
     struct iovec parts[4] = {
         {.iov_base = head, .iov_len = HEAD_TUPLE},
         {.iov_base = head + HEAD_TUPLE, .iov_len = atom_end - HEAD_TUPLE},
@@ -176,16 +176,16 @@ int rc_bcast_send(rc_bcast *b, const bcast_target *t, uint32_t asking_node, cons
     b->stats.broadcasts++;
     /* A send to a local member runs its handler, which may broadcast in
      * turn: that one gets a message of its own. */
-    dist_hdr_msg own, *msg = b->msg_busy ? &own : &b->msg;
+    rc_pmsg own, *msg = b->msg_busy ? &own : &b->msg;
     if (msg == &own)
-        dist_hdr_msg_init(&own);
-    dist_hdr_msg_set(msg, parts, kinds, 4);
+        pmsg_init(&own);
+    pmsg_set(msg, parts, kinds, 4);
     msg->fixed = 2; /* the tuple head and the atom: the same for every event */
     b->msg_busy++;
     int rc = rc_proc_send_msg(b->ps, NULL, member, msg);
     b->msg_busy--;
     if (msg == &own)
-        dist_hdr_msg_free(&own);
+        pmsg_free(&own);
     if (rc != 0) {
         b->stats.send_failed++;
         return RC_EFAIL;

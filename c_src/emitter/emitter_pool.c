@@ -4,7 +4,7 @@
 #include "emitter/relay.h"
 #include "naming/group_key.h"
 #include "proc/gen_server.h"
-#include "transport/dist_hdr.h"
+#include "codec/pmsg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +59,7 @@ struct rc_emitters {
     int stopped;
     rc_emitters_stats stats;
     /* one event's message, reused from event to event (see fan_out) */
-    dist_hdr_msg msg;
+    rc_pmsg msg;
     int msg_busy;
 };
 
@@ -73,8 +73,8 @@ static const uint8_t EVENTS_TAIL[] = {106};
 #define EVENTS_ATOM_END 11
 _Static_assert(sizeof EVENTS_HEAD == EVENTS_ATOM_END + 5,
                "EVENTS_HEAD cut at the wrong places");
-static const uint8_t EVENTS_KINDS[5] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
-                                        DIST_PART_TERM, DIST_PART_PLAIN};
+static const uint8_t EVENTS_KINDS[5] = {PMSG_PART_PLAIN, PMSG_PART_TERM, PMSG_PART_PLAIN,
+                                        PMSG_PART_TERM, PMSG_PART_PLAIN};
 
 rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes,
                              names_table *names, names_persist *persist)
@@ -92,7 +92,7 @@ rc_emitters *rc_emitters_new(rc_procs *ps, rc_pg_scope *scope, rc_nodetab *nodes
         free(e);
         return NULL;
     }
-    dist_hdr_msg_init(&e->msg);
+    pmsg_init(&e->msg);
     return e;
 }
 
@@ -115,7 +115,7 @@ void rc_emitters_free(rc_emitters *e)
         pool_free(p);
     }
     rc_relays_free(e->relays);
-    dist_hdr_msg_free(&e->msg);
+    pmsg_free(&e->msg);
     free(e);
 }
 
@@ -166,7 +166,7 @@ static void count_delivery(emitter *em)
     em->pool->delivered++;
 }
 
-static void send_events(emitter *em, rc_proc *self, const rc_cpid *to, dist_hdr_msg *m)
+static void send_events(emitter *em, rc_proc *self, const rc_cpid *to, rc_pmsg *m)
 {
     if (rc_proc_send_msg(em->owner->ps, self, to, m) == 0) {
         count_delivery(em);
@@ -282,7 +282,7 @@ static void send_to_relay(rc_emitters *e, rc_proc *self, const rc_cpid *relay, c
 }
 
 static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t tlen,
-                        const char *event, int elen, dist_hdr_msg *msg);
+                        const char *event, int elen, rc_pmsg *msg);
 
 /* {events, [Event]}, one message for every subscriber of this event: on a
  * connection with distribution headers it is encoded once, not per copy. */
@@ -300,20 +300,20 @@ static void fan_out(emitter *em, rc_proc *self, const uint8_t *topic, size_t tle
         {.iov_base = (void *)EVENTS_TAIL, .iov_len = sizeof EVENTS_TAIL}};
     /* A local subscriber's handler runs during a send and may make an
      * emitter fan out in turn: that one gets a message of its own. */
-    dist_hdr_msg own, *m = e->msg_busy ? &own : &e->msg;
+    rc_pmsg own, *m = e->msg_busy ? &own : &e->msg;
     if (m == &own)
-        dist_hdr_msg_init(&own);
-    dist_hdr_msg_set(m, parts, EVENTS_KINDS, 5);
+        pmsg_init(&own);
+    pmsg_set(m, parts, EVENTS_KINDS, 5);
     m->fixed = 3; /* {events, [ : the same for every event */
     e->msg_busy++;
     fan_out_msg(em, self, topic, tlen, event, elen, m);
     e->msg_busy--;
     if (m == &own)
-        dist_hdr_msg_free(&own);
+        pmsg_free(&own);
 }
 
 static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t tlen,
-                        const char *event, int elen, dist_hdr_msg *msg)
+                        const char *event, int elen, rc_pmsg *msg)
 {
     rc_emitters *e = em->owner;
     if (em->has_subscriber) {

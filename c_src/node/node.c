@@ -3,7 +3,6 @@
 
 #include "naming/naming.h"
 #include "server/net_kernel.h"
-#include "transport/dist_hdr.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -2,7 +2,7 @@
 
 #include "codec/ctrl.h"
 #include "codec/term_read.h"
-#include "transport/dist_hdr.h"
+#include "codec/pmsg.h"
 #include "util/err.h"
 
 #include <stdlib.h>
@@ -396,7 +396,7 @@ int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
     return rc;
 }
 
-int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const rc_cpid *to, dist_hdr_msg *m)
+int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const rc_cpid *to, rc_pmsg *m)
 {
     erlang_pid pid;
     if (rc_cpid_to_ei(ps->nodes, to, &pid) != 0) {

@@ -57,13 +57,13 @@ size_t rc_procs_remote_monitors(const rc_procs *ps);
  * which connect on demand, as a BEAM sender does); unit tests wire it to a
  * recorder. Each returns 0, or -1 when the frame was dropped (counted). */
 struct iovec;
-struct dist_hdr_msg;
+struct rc_pmsg;
 typedef struct rc_procs_transport {
     void *ctx;
     /* The frame body in parts: parts[0] the control term, then the message. */
     int (*sendv)(void *ctx, uint32_t node, const struct iovec *parts, int nparts);
     /* Optional: the message prepared for many sends (see rc_proc_send_msg). */
-    int (*sendm)(void *ctx, uint32_t node, const erlang_pid *to, struct dist_hdr_msg *m);
+    int (*sendm)(void *ctx, uint32_t node, const erlang_pid *to, struct rc_pmsg *m);
     /* Optional: 1 if sending `bytes` more to the node would make the
      * sender wait (its connection at or past the busy mark). */
     int (*busy)(void *ctx, uint32_t node, size_t bytes);
@@ -125,12 +125,12 @@ int rc_procs_still_busy(rc_procs *ps, uint32_t node);
  * its version byte), so a large payload such as an event is copied once. */
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
                        const struct iovec *parts, int nparts);
-/* The same with the message prepared once (dist_hdr_msg_set) for sending
+/* The same with the message prepared once (pmsg_set) for sending
  * to many: one event to each of a topic's subscribers, to a compact pid
  * (its connection found by node index). Its encoding for connections with
  * distribution headers is made at the first remote send and reused by the
  * next ones. */
-int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const rc_cpid *to, struct dist_hdr_msg *m);
+int rc_proc_send_msg(rc_procs *ps, rc_proc *from, const rc_cpid *to, struct rc_pmsg *m);
 /* Links `self` to a remote process (its exit arrives as RC_SIG_EXIT, with
  * `noconnection` if its node cannot be reached); -1 if the link could not
  * be sent. Unlink sends UNLINK_ID. */

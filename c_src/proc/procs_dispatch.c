@@ -6,7 +6,6 @@
 
 #include "codec/ctrl.h"
 #include "codec/term_read.h"
-#include "transport/dist_hdr.h"
 #include "util/err.h"
 
 #include <stdlib.h>

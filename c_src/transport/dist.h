@@ -137,13 +137,13 @@ int rc_dist_send_node(rc_dist *d, uint32_t node, const struct iovec *parts, int 
  * control term {2, '', To}) of a message prepared for sending to many (one
  * event fanned out): on connections with distribution headers its encoding
  * is made once and spliced into each frame. */
-struct dist_hdr_msg;
+struct rc_pmsg;
 int rc_dist_send_msg_node(rc_dist *d, uint32_t node, const erlang_pid *to,
-                          struct dist_hdr_msg *m);
+                          struct rc_pmsg *m);
 /* The two sends above shaped as the process layer's transport callbacks
  * (dist: the rc_dist), so that layer reaches the connections directly. */
 int rc_dist_sendv_cb(void *dist, uint32_t node, const struct iovec *parts, int nparts);
-int rc_dist_sendm_cb(void *dist, uint32_t node, const erlang_pid *to, struct dist_hdr_msg *m);
+int rc_dist_sendm_cb(void *dist, uint32_t node, const erlang_pid *to, struct rc_pmsg *m);
 void rc_dist_close(rc_dist *d, rc_conn *c, const char *why);
 
 /* Bytes queued on all connections and not yet written to their sockets. */

@@ -14,7 +14,6 @@
 #define PASS_THROUGH 112
 #define NEW_ENTRY 8u
 #define LONG_ATOMS 1u
-#define MSG_KEEP (64u * 1024u)
 
 typedef struct slot {
     uint8_t *text; /* NULL: never defined; at least one byte allocated */
@@ -83,37 +82,13 @@ static int slot_is(const slot *s, const uint8_t *text, size_t len)
 
 /* ------------------------------------------------------------------ sending */
 
-/* The slot an atom lives in is a function of its text, so an atom that is
- * sent again finds itself there and goes out as a one-byte reference.
- * Eight bytes a step: every atom of every frame is hashed (a node name of
- * 20 bytes byte by byte cost more than the rest of its control term). */
-static unsigned slot_of(const uint8_t *text, size_t len)
-{
-    uint64_t x = 0x9e3779b97f4a7c15ull * (len + 1), w;
-    size_t i = 0;
-    for (; len - i >= 8; i += 8) {
-        memcpy(&w, text + i, 8);
-        x = (x ^ w) * 0xff51afd7ed558ccdull;
-        x ^= x >> 32;
-    }
-    if (len >= 8 && i < len) { /* the last 8 bytes, overlapping the ones hashed */
-        memcpy(&w, text + len - 8, 8);
-    } else {
-        for (w = 0; i < len; i++)
-            w = (w << 8) | text[i];
-    }
-    x = (x ^ w) * 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 29;
-    return (unsigned)(x >> 40) & (DIST_HDR_CACHE_SLOTS - 1);
-}
-
 /* This frame's reference for an atom, the slot taken over (a new entry)
  * when it holds another atom. -1: the atom goes out in full (its slot is
  * used by another atom of this frame, 255 references are made already, or
  * no memory for its text). */
 static int ref_for(dist_hdr_out *h, const uint8_t *text, size_t len)
 {
-    unsigned s = slot_of(text, len);
+    unsigned s = pmsg_slot_of(text, len);
     slot *sl = &h->slots[s];
     if (h->stamp[s] == h->frame)
         return slot_is(sl, text, len) ? h->ref_of[s] : -1;
@@ -136,14 +111,6 @@ static int ref_for(dist_hdr_out *h, const uint8_t *text, size_t len)
     return h->nrefs++;
 }
 
-static int ascii(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] >= 0x80)
-            return 0;
-    return 1;
-}
-
 static int out_atom(void *ctx, const term_atom *a, bytebuf *out)
 {
     dist_hdr_out *h = ctx;
@@ -151,9 +118,7 @@ static int out_atom(void *ctx, const term_atom *a, bytebuf *out)
      * references: one here would mean a frame we cannot describe. */
     if (a->tag == TERM_ATOM_CACHE_REF)
         return -1;
-    int utf8 = a->tag == ERL_SMALL_ATOM_UTF8_EXT || a->tag == ERL_ATOM_UTF8_EXT ||
-               ascii(a->text, a->len);
-    int ref = utf8 && a->len <= 255 ? ref_for(h, a->text, a->len) : -1;
+    int ref = pmsg_atom_cacheable(a) ? ref_for(h, a->text, a->len) : -1;
     if (ref < 0)
         return bytebuf_append(out, a->raw, a->raw_len);
     uint8_t r[2] = {TERM_ATOM_CACHE_REF, (uint8_t)ref};
@@ -299,182 +264,10 @@ int dist_hdr_encode(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const st
     return rc;
 }
 
-/* ------------------------------------------------------ prepared messages */
-
-void dist_hdr_msg_init(dist_hdr_msg *m)
-{
-    memset(m, 0, sizeof *m);
-    bytebuf_init(&m->body, 0);
-    bytebuf_init(&m->texts, 0);
-}
-
-void dist_hdr_msg_set(dist_hdr_msg *m, const struct iovec *parts, const uint8_t *kinds,
-                      int nparts)
-{
-    m->parts = parts;
-    m->kinds = kinds;
-    m->nparts = nparts;
-    m->state = 0;
-    m->nrefs = 0;
-    m->fixed = 0;
-    reset(&m->body);
-    reset(&m->texts);
-    /* kept from message to message, but one huge event must not pin its
-     * size for good (the kept encoding goes with it) */
-    if (m->body.cap > MSG_KEEP || m->texts.cap > MSG_KEEP)
-        m->memo_len = 0;
-    bytebuf_trim(&m->body, MSG_KEEP);
-    bytebuf_trim(&m->texts, MSG_KEEP);
-}
-
-void dist_hdr_msg_free(dist_hdr_msg *m)
-{
-    bytebuf_free(&m->body);
-    bytebuf_free(&m->texts);
-    m->state = 0;
-    m->nrefs = 0;
-    m->memo_len = 0;
-}
-
-/* An atom of the message: a reference numbered in the message's own list
- * (one per slot; a second atom wanting a slot goes out in full, as within
- * a frame). Which slot texts a connection holds is not looked at here. */
-static int msg_atom(void *ctx, const term_atom *a, bytebuf *out)
-{
-    dist_hdr_msg *m = ctx;
-    if (a->tag == TERM_ATOM_CACHE_REF)
-        return -1;
-    int utf8 = a->tag == ERL_SMALL_ATOM_UTF8_EXT || a->tag == ERL_ATOM_UTF8_EXT ||
-               ascii(a->text, a->len);
-    if (!utf8 || a->len > 255)
-        return bytebuf_append(out, a->raw, a->raw_len);
-    unsigned s = slot_of(a->text, a->len);
-    int ref = -1;
-    for (int j = 0; j < m->nrefs; j++)
-        if (m->slot[j] == s) {
-            if (m->text_len[j] == a->len &&
-                memcmp(m->texts.data + m->texts.off + m->text_off[j], a->text, a->len) == 0)
-                ref = j;
-            else
-                return bytebuf_append(out, a->raw, a->raw_len);
-            break;
-        }
-    if (ref < 0) {
-        if (m->nrefs >= DIST_HDR_MAX_REFS || bytebuf_pending(&m->texts) > UINT32_MAX - 255)
-            return bytebuf_append(out, a->raw, a->raw_len);
-        size_t off = bytebuf_pending(&m->texts);
-        if (bytebuf_append(&m->texts, a->text, a->len) != 0)
-            return -1;
-        ref = m->nrefs++;
-        m->slot[ref] = (uint16_t)s;
-        m->text_off[ref] = (uint32_t)off;
-        m->text_len[ref] = (uint8_t)a->len;
-    }
-    uint8_t r[2] = {TERM_ATOM_CACHE_REF, (uint8_t)ref};
-    return bytebuf_append(out, r, 2);
-}
-
-static int msg_walk(dist_hdr_msg *m, const uint8_t *t, size_t len, size_t from)
-{
-    size_t i = from;
-    return term_copy_atoms(t, len, &i, &m->body, msg_atom, m) == 0 && i == len ? 0 : -1;
-}
-
-/* The leading fixed parts' bytes, when they fit the memo; 0 otherwise. */
-static size_t fixed_len(const dist_hdr_msg *m)
-{
-    if (m->kinds == NULL || m->fixed <= 0 || m->fixed > m->nparts)
-        return 0;
-    size_t n = 0;
-    for (int i = 0; i < m->fixed; i++) {
-        if (m->parts[i].iov_len > DIST_HDR_MSG_MEMO - n)
-            return 0;
-        n += m->parts[i].iov_len;
-    }
-    return n;
-}
-
-static int fixed_same(const dist_hdr_msg *m, size_t n)
-{
-    if (n == 0 || m->memo_len != n)
-        return 0;
-    size_t at = 0;
-    for (int i = 0; i < m->fixed; i++) {
-        if (memcmp(m->memo_raw + at, m->parts[i].iov_base, m->parts[i].iov_len) != 0)
-            return 0;
-        at += m->parts[i].iov_len;
-    }
-    return 1;
-}
-
-static void fixed_keep(dist_hdr_msg *m, size_t n)
-{
-    size_t at = 0;
-    for (int i = 0; i < m->fixed; i++) {
-        memcpy(m->memo_raw + at, m->parts[i].iov_base, m->parts[i].iov_len);
-        at += m->parts[i].iov_len;
-    }
-    m->memo_len = n;
-    m->memo_body = bytebuf_pending(&m->body);
-    m->memo_texts = bytebuf_pending(&m->texts);
-    m->memo_nrefs = m->nrefs;
-}
-
-/* Makes m's encoding: each part in place when their kinds are known,
- * else the parts joined in s->flat first. state -1 when any of it cannot
- * be walked (the generic way then sends the message as given). */
-static void msg_prepare(dist_hdr_msg *m, dist_hdr_scratch *s)
-{
-    m->state = -1;
-    m->nrefs = 0;
-    size_t fixed = fixed_len(m);
-    int from = 0;
-    if (fixed_same(m, fixed)) {
-        /* the fixed parts' encoding is still there: only the rest is walked */
-        m->body.off = m->texts.off = 0;
-        m->body.len = m->memo_body;
-        m->texts.len = m->memo_texts;
-        m->nrefs = m->memo_nrefs;
-        from = m->fixed;
-    } else {
-        m->memo_len = 0;
-        reset(&m->body);
-        reset(&m->texts);
-    }
-    if (m->nparts < 1 || m->parts[0].iov_len < 1 ||
-        ((const uint8_t *)m->parts[0].iov_base)[0] != VERSION_MAGIC)
-        return;
-    if (m->kinds == NULL) {
-        reset(&s->flat);
-        for (int i = 0; i < m->nparts; i++)
-            if (bytebuf_append(&s->flat, m->parts[i].iov_base, m->parts[i].iov_len) != 0)
-                return;
-        int rc = msg_walk(m, s->flat.data + s->flat.off, bytebuf_pending(&s->flat), 1);
-        reset(&s->flat);
-        if (rc == 0)
-            m->state = 1;
-        return;
-    }
-    for (int i = from; i < m->nparts; i++) {
-        const uint8_t *p = m->parts[i].iov_base;
-        size_t n = m->parts[i].iov_len, skip = i == 0 ? 1 : 0;
-        if (m->kinds[i] == DIST_PART_TERM) {
-            if (n <= skip || msg_walk(m, p, n, skip) != 0)
-                return;
-        } else if (m->kinds[i] != DIST_PART_PLAIN ||
-                   bytebuf_append(&m->body, p + skip, n - skip) != 0) {
-            return;
-        }
-        if (i + 1 == m->fixed && fixed > 0)
-            fixed_keep(m, fixed);
-    }
-    m->state = 1;
-}
-
 /* This frame's references start with the message's, in its numbering:
  * its encoding then goes out as it is. 0, or -1 (no memory for a slot's
  * text: the frame is given up, the slots it defined forgotten). */
-static int take_msg_refs(dist_hdr_out *h, const dist_hdr_msg *m)
+static int take_msg_refs(dist_hdr_out *h, const rc_pmsg *m)
 {
     const uint8_t *texts = m->texts.data + m->texts.off;
     for (int j = 0; j < m->nrefs; j++) {
@@ -504,7 +297,7 @@ static int take_msg_refs(dist_hdr_out *h, const dist_hdr_msg *m)
 }
 
 static int encode_generic(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const uint8_t *ctrl,
-                          size_t ctrl_len, const dist_hdr_msg *m, size_t *appended)
+                          size_t ctrl_len, const rc_pmsg *m, size_t *appended)
 {
     struct iovec v[16];
     if (m->nparts > 15)
@@ -517,13 +310,13 @@ static int encode_generic(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, co
 }
 
 int dist_hdr_encode_msg(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const uint8_t *ctrl,
-                        size_t ctrl_len, dist_hdr_msg *m, size_t *appended)
+                        size_t ctrl_len, rc_pmsg *m, size_t *appended)
 {
     *appended = 0;
     if (ctrl_len < 2 || ctrl[0] != VERSION_MAGIC)
         return RC_EBADARG;
     if (m->state == 0)
-        msg_prepare(m, s);
+        pmsg_prepare(m, &s->flat);
     if (m->state < 0)
         return encode_generic(h, s, out, ctrl, ctrl_len, m, appended);
     begin_frame(h);
@@ -597,12 +390,12 @@ static size_t put_send_ctrl(dist_hdr_out *h, uint8_t *p, const erlang_pid *to, i
 }
 
 int dist_hdr_encode_send(dist_hdr_out *h, dist_hdr_scratch *s, bytebuf *out, const erlang_pid *to,
-                         dist_hdr_msg *m, size_t *appended)
+                         rc_pmsg *m, size_t *appended)
 {
     *appended = 0;
     uint8_t ctrl[SEND_CTRL_MAX];
     if (m->state == 0)
-        msg_prepare(m, s);
+        pmsg_prepare(m, &s->flat);
     if (m->state > 0) {
         begin_frame(h);
         if (take_msg_refs(h, m) == 0) {

@@ -108,7 +108,7 @@ static int sent(rc_dist *d, rc_conn *c, size_t added)
 /* A connection without headers, or none yet (the frame waits as a
  * pass-through one): the message goes in its parts. */
 static int send_msg_parts(rc_dist *d, uint32_t node, rc_conn *c, const erlang_pid *to,
-                          const dist_hdr_msg *m)
+                          const rc_pmsg *m)
 {
     char ctrl[MAXATOMLEN_UTF8 + 64];
     struct iovec v[16];
@@ -123,7 +123,7 @@ static int send_msg_parts(rc_dist *d, uint32_t node, rc_conn *c, const erlang_pi
                      : rc_dist_send_node(d, node, v, m->nparts + 1);
 }
 
-int rc_dist_send_msg_node(rc_dist *d, uint32_t node, const erlang_pid *to, dist_hdr_msg *m)
+int rc_dist_send_msg_node(rc_dist *d, uint32_t node, const erlang_pid *to, rc_pmsg *m)
 {
     rc_conn *c = rc_dist_conn(d, node);
     if (c == NULL || c->hdr_out == NULL)
@@ -140,7 +140,7 @@ int rc_dist_sendv_cb(void *dist, uint32_t node, const struct iovec *parts, int n
     return rc_dist_send_node(dist, node, parts, nparts);
 }
 
-int rc_dist_sendm_cb(void *dist, uint32_t node, const erlang_pid *to, dist_hdr_msg *m)
+int rc_dist_sendm_cb(void *dist, uint32_t node, const erlang_pid *to, rc_pmsg *m)
 {
     return rc_dist_send_msg_node(dist, node, to, m);
 }

@@ -166,7 +166,7 @@ static void round_trip(conn *k, const ei_x_buff *m, const uint8_t *want, size_t 
 
 /* Encodes the prepared message pm sent to `to` as the only frame in
  * k's buffer, and checks the frame's length. */
-static void encode_send(conn *k, const erlang_pid *to, dist_hdr_msg *pm)
+static void encode_send(conn *k, const erlang_pid *to, rc_pmsg *pm)
 {
     size_t added = 0;
     k->enc.off = k->enc.len = 0;
@@ -598,8 +598,8 @@ static void test_walker_bounds(void **state)
 
 /* {events, [{event, <<"e">>, ok, Pid}]} cut as the emitter cuts it: version
  * and tuple head, the atom, the list head, the event, the tail. */
-static const uint8_t PREP_KINDS[5] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
-                                      DIST_PART_TERM, DIST_PART_PLAIN};
+static const uint8_t PREP_KINDS[5] = {PMSG_PART_PLAIN, PMSG_PART_TERM, PMSG_PART_PLAIN,
+                                      PMSG_PART_TERM, PMSG_PART_PLAIN};
 
 static void cut_events(const ei_x_buff *m, struct iovec parts[5])
 {
@@ -632,9 +632,9 @@ static void test_prepared_message_to_many(void **state)
     struct iovec parts[5];
     cut_events(&m, parts);
     for (int kinds = 0; kinds < 2; kinds++) {
-        dist_hdr_msg pm;
-        dist_hdr_msg_init(&pm);
-        dist_hdr_msg_set(&pm, kinds ? parts : &parts[0], kinds ? PREP_KINDS : NULL, 5);
+        rc_pmsg pm;
+        pmsg_init(&pm);
+        pmsg_set(&pm, kinds ? parts : &parts[0], kinds ? PREP_KINDS : NULL, 5);
         const uint8_t *body = NULL;
         for (int round = 0; round < 3; round++)
             for (int k = 0; k < 2; k++) {
@@ -665,7 +665,7 @@ static void test_prepared_message_to_many(void **state)
                 decode_expect(in[k], &enc, want, wlen);
                 ei_x_free(&c);
             }
-        dist_hdr_msg_free(&pm);
+        pmsg_free(&pm);
         /* the next pass starts from caches that know every atom: forget them */
         for (int k = 0; k < 2; k++) {
             dist_hdr_out_free(o[k]);
@@ -696,16 +696,16 @@ static void test_prepared_message_shares_atoms_with_control(void **state)
     ei_x_encode_atom(&k.m, "");
     ei_x_encode_pid(&k.m, &to);
     struct iovec part = {.iov_base = k.m.buff, .iov_len = (size_t)k.m.index};
-    static const uint8_t kind = DIST_PART_TERM;
-    dist_hdr_msg pm;
-    dist_hdr_msg_init(&pm);
-    dist_hdr_msg_set(&pm, &part, &kind, 1);
+    static const uint8_t kind = PMSG_PART_TERM;
+    rc_pmsg pm;
+    pmsg_init(&pm);
+    pmsg_set(&pm, &part, &kind, 1);
     uint8_t want[512];
     size_t wlen = pass_through(&k.c, &k.m, want);
     encode_send(&k, &to, &pm);
     assert_int_equal(k.enc.data[6], 2);
     decode_expect(k.in, &k.enc, want, wlen);
-    dist_hdr_msg_free(&pm);
+    pmsg_free(&pm);
     conn_close(&k);
 }
 
@@ -718,13 +718,13 @@ static void test_prepared_message_unreadable(void **state)
     conn_open(&k, 0);
     erlang_pid to = some_pid("receiver@host");
     static const uint8_t bad[] = {131, 104, 2, 119, 2, 'o', 'k', 250, 1, 2};
-    static const uint8_t kinds[3] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_TERM};
+    static const uint8_t kinds[3] = {PMSG_PART_PLAIN, PMSG_PART_TERM, PMSG_PART_TERM};
     struct iovec parts[3] = {{.iov_base = (void *)bad, .iov_len = 3},
                              {.iov_base = (void *)(bad + 3), .iov_len = 4},
                              {.iov_base = (void *)(bad + 7), .iov_len = 3}};
-    dist_hdr_msg pm;
-    dist_hdr_msg_init(&pm);
-    dist_hdr_msg_set(&pm, parts, kinds, 3);
+    rc_pmsg pm;
+    pmsg_init(&pm);
+    pmsg_set(&pm, parts, kinds, 3);
     uint8_t want[512];
     want[0] = 112;
     memcpy(want + 1, k.c.buff, (size_t)k.c.index);
@@ -732,7 +732,7 @@ static void test_prepared_message_unreadable(void **state)
     encode_send(&k, &to, &pm);
     assert_int_equal(pm.state, -1);
     decode_expect(k.in, &k.enc, want, 1 + (size_t)k.c.index + sizeof bad);
-    dist_hdr_msg_free(&pm);
+    pmsg_free(&pm);
     conn_close(&k);
 }
 
@@ -749,9 +749,9 @@ static void test_frame_given_up_defines_nothing(void **state)
     msg_events(&k.m);
     struct iovec parts[5];
     cut_events(&k.m, parts);
-    dist_hdr_msg pm;
-    dist_hdr_msg_init(&pm);
-    dist_hdr_msg_set(&pm, parts, PREP_KINDS, 5);
+    rc_pmsg pm;
+    pmsg_init(&pm);
+    pmsg_set(&pm, parts, PREP_KINDS, 5);
     size_t added = 0;
     assert_int_equal(dist_hdr_encode_send(k.o, &k.s, &small, &to, &pm, &added), RC_EFULL);
     struct iovec whole[2] = {{.iov_base = k.c.buff, .iov_len = (size_t)k.c.index},
@@ -763,7 +763,7 @@ static void test_frame_given_up_defines_nothing(void **state)
     assert_int_equal(dist_hdr_encode_send(k.o, &k.s, &k.enc, &to, &pm, &added), RC_OK);
     check_new_entries(&k.enc, k.enc.data[6], 8);
     decode_expect(k.in, &k.enc, want, wlen);
-    dist_hdr_msg_free(&pm);
+    pmsg_free(&pm);
     bytebuf_free(&small);
     conn_close(&k);
 }
@@ -777,12 +777,12 @@ static void test_prepared_message_fixed_head(void **state)
     conn k;
     conn_open(&k, 0);
     erlang_pid to = some_pid("receiver@host");
-    static const uint8_t kinds[4] = {DIST_PART_PLAIN, DIST_PART_TERM, DIST_PART_PLAIN,
-                                     DIST_PART_TERM};
+    static const uint8_t kinds[4] = {PMSG_PART_PLAIN, PMSG_PART_TERM, PMSG_PART_PLAIN,
+                                     PMSG_PART_TERM};
     const char *tags[5] = {"broadcast", "broadcast", "forward_to_local", "broadcast", "ok"};
     const char *inner[5] = {"event", "other", "event", "ok", "broadcast"};
-    dist_hdr_msg pm;
-    dist_hdr_msg_init(&pm);
+    rc_pmsg pm;
+    pmsg_init(&pm);
     for (int i = 0; i < 5; i++) {
         ei_x_buff m;
         ei_x_new_with_version(&m);
@@ -799,7 +799,7 @@ static void test_prepared_message_fixed_head(void **state)
             {.iov_base = m.buff + 3, .iov_len = (size_t)atom_end - 3},
             {.iov_base = m.buff + atom_end, .iov_len = (size_t)(bin_end - atom_end)},
             {.iov_base = m.buff + bin_end, .iov_len = (size_t)(m.index - bin_end)}};
-        dist_hdr_msg_set(&pm, parts, kinds, 4);
+        pmsg_set(&pm, parts, kinds, 4);
         pm.fixed = 2;
         uint8_t want[512];
         size_t wlen = pass_through(&k.c, &m, want);
@@ -808,7 +808,7 @@ static void test_prepared_message_fixed_head(void **state)
         decode_expect(k.in, &k.enc, want, wlen);
         ei_x_free(&m);
     }
-    dist_hdr_msg_free(&pm);
+    pmsg_free(&pm);
     conn_close(&k);
 }
 

@@ -121,18 +121,18 @@ static void encode_round_trip(const uint8_t *data, size_t size)
     struct iovec two[2] = {{.iov_base = msg, .iov_len = cut},
                            {.iov_base = msg + cut, .iov_len = size + 1 - cut}};
     struct iovec one = {.iov_base = msg, .iov_len = size + 1};
-    static const uint8_t kinds[2] = {DIST_PART_TERM, DIST_PART_TERM};
-    dist_hdr_msg pm;
-    dist_hdr_msg_init(&pm);
+    static const uint8_t kinds[2] = {PMSG_PART_TERM, PMSG_PART_TERM};
+    rc_pmsg pm;
+    pmsg_init(&pm);
     for (int round = 0; round < 5 && out != NULL && in != NULL; round++) {
         /* the first part fixed from round 1 on: rounds 2 and 4 find the
          * encoding rounds 1 and 3 kept (when it was kept) */
         if (round == 0)
-            dist_hdr_msg_set(&pm, two, NULL, 2);
+            pmsg_set(&pm, two, NULL, 2);
         else if (round <= 2)
-            dist_hdr_msg_set(&pm, &one, kinds, 1);
+            pmsg_set(&pm, &one, kinds, 1);
         else
-            dist_hdr_msg_set(&pm, two, kinds, 2);
+            pmsg_set(&pm, two, kinds, 2);
         pm.fixed = round > 0;
         for (unsigned k = 0; k < 2; k++) {
             erlang_pid to;
@@ -158,7 +158,7 @@ static void encode_round_trip(const uint8_t *data, size_t size)
             decode_check(in, &enc, (const uint8_t *)ctrl, (size_t)clen);
         }
     }
-    dist_hdr_msg_free(&pm);
+    pmsg_free(&pm);
     bytebuf_free(&enc);
     dist_hdr_scratch_free(&s);
     dist_hdr_out_free(out);
