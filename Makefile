@@ -174,7 +174,13 @@ check: deps-test
 	@$(MAKE) --no-print-directory priv/reckon_cnode test-node test-c test-erl-static
 	@sh test/erl/run_ct.sh
 
-test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer test-c test-san test-tsan test-valgrind test-clang test-c-trixie fuzz test-dep test-readme test-systemd test-asan-node test-erl-static test-otp
+# The C stages share nothing but their inputs: they run two at a time,
+# each stage's lines printed whole when it ends. The stages with real BEAM
+# nodes (timing-bound waits, epmd, peers) run one after another.
+C_STAGES := test-c test-san test-tsan test-valgrind test-clang test-c-trixie fuzz
+test-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer examples/producer
+	@$(MAKE) --no-print-directory -j2 --output-sync=target $(C_STAGES)
+	@$(MAKE) --no-print-directory test-dep test-readme test-systemd test-asan-node test-erl-static test-otp
 
 # The README's commands as written (test/readme/run.sh): the three quick
 # starts (Erlang, Elixir with a new mix project and its release, C against
