@@ -7,7 +7,7 @@
 # a private mount namespace that vanishes with the run, and built there into
 # build/root-SUITE-c. Prints one line:
 #
-#   C units on Debian 13 (trixie): 172 passed, 0 failed (20 programs)
+#   C units on Debian 13 (trixie): N passed, 0 failed (M programs)
 #   C units on Debian 13 (trixie): SKIPPED (why)
 #
 #   test/c/in_root.sh [SUITE]       SUITE: trixie (default), forky, bookworm
