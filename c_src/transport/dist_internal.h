@@ -7,8 +7,8 @@
  *   dist_send.c    sends, busy marks, frames waiting for a connection
  *   conn_io.c      (conn_io.h) a connection's byte stream, plain or TLS
  * Threads: a handshake thread owns its hs_job until it puts the job on the
- * done list (done_mu); the sets `pending` and `accepting` are shared under
- * pending_mu; everything else belongs to the loop thread. */
+ * done list (done_mu); the sets `pending`, `up` and `accepting` are shared
+ * under pending_mu; struct rc_dist groups its fields so. */
 #ifndef RC_DIST_INTERNAL_H
 #define RC_DIST_INTERNAL_H
 
@@ -135,6 +135,8 @@ typedef struct job_list {
 } job_list;
 
 struct rc_dist {
+    /* ---- Set by rc_dist_start, read-only after: the handshake threads
+     * read them too. */
     uv_loop_t *loop;
     const rc_logger *lg;
     rc_dist_config cfg;
@@ -143,19 +145,64 @@ struct rc_dist {
     char cookie[1024];
     rc_dist_callbacks cb;
     uint32_t creation;
+    rc_tls_ctx *tls_ctx; /* NULL: plain TCP */
+
+    /* ---- Shared with the handshake threads, under done_mu. */
+    /* Finished jobs, handed from their threads to the loop. */
+    uv_async_t done_async;
+    pthread_mutex_t done_mu;
+    hs_job *done;
+
+    /* ---- Shared with the handshake threads, under pending_mu. */
+    pthread_mutex_t pending_mu;
+    /* Outbound connects in flight, by node name (the `connecting` hash
+     * below belongs to the loop). */
+    name_set pending;
+    /* Connected peers, for the same readers (an acceptor answers alive). */
+    name_set up;
+    /* Peers whose inbound handshake we said ok to and that are not up yet:
+     * we do not dial them meanwhile (net_kernel makes the same decisions in
+     * one process; here they are made under pending_mu). */
+    name_set accepting;
+
+    /* ---- The loop thread's alone. */
+    /* The listener (dist_listen.c). At the descriptor limit: a spare
+     * descriptor to accept-and-close with, the listener paused for a
+     * while, and a log line per period at most. */
     int listen_fd;
     uint16_t listen_port;
     int epmd_fd;
     uv_poll_t listen_poll;
-    uv_check_t flush_check;
-    uv_timer_t tick_timer;
-    /* Connections by the peer's node index (cfg.nodes): a send indexes an
-     * array. The list holds the same connections for the walks. */
+    int reserve_fd;
+    uv_timer_t accept_timer;
+    int accept_paused;
+    uint64_t shed_since_log, last_shed_log_ms;
+    /* Connections (dist_conn.c), by the peer's node index (cfg.nodes): a
+     * send indexes an array. The list holds the same connections for the
+     * walks. */
     rc_conn **by_node;
     uint32_t by_node_cap;
     rc_conn *conns;
     size_t nconns;
+    uv_check_t flush_check;
+    uv_timer_t tick_timer;
     rc_conn *dirty_head; /* connections with output to flush this turn */
+    /* Keeps the loop from sleeping while a connection has input it did not
+     * get to in its turn: frames past its dispatch budget, or decrypted
+     * bytes a TLS session holds. Stopped by the first check that finds
+     * nothing left to come back for. */
+    uv_idle_t spin;
+    int any_resume;
+    uint64_t turn; /* loop turns, counted at each check */
+    rc_conn *dispatching; /* whose frame is being handled right now */
+    /* Sends (dist_send.c). */
+    size_t out_pending; /* sum of every connection's unwritten output */
+    /* Busy destination hit by a send outside dispatch (a node index). */
+    uint32_t busy_hit;
+    rc_waitq *waitq;       /* frames for nodes a send is connecting to */
+    dist_hdr_scratch hdr_scratch;
+    rc_ratelimit drop_log; /* lines about frames dropped for unreachable nodes */
+    /* Handshake jobs (dist_jobs.c). */
     hs_job *connecting;  /* outbound jobs by node, waiting or dialling */
     size_t jobs_in_flight; /* threads not yet reaped by the loop */
     /* Inbound handshakes, running or waiting for a thread, oldest first.
@@ -170,46 +217,11 @@ struct rc_dist {
     job_list dials;
     size_t dials_running;
     rc_ratelimit thread_log; /* lines about threads that could not be made */
-    /* Finished jobs, handed from their threads to the loop. */
-    uv_async_t done_async;
-    pthread_mutex_t done_mu;
-    hs_job *done;
-    /* At the descriptor limit: a spare descriptor to accept-and-close with,
-     * the listener paused for a while, and a log line per period at most. */
-    int reserve_fd;
-    uv_timer_t accept_timer;
-    int accept_paused;
-    uint64_t shed_since_log, last_shed_log_ms;
     /* Lines that strangers can cause (failed handshakes): a budget per
      * window, then one line saying how many were left out. */
     rc_ratelimit stranger_log;
-    rc_tls_ctx *tls_ctx; /* NULL: plain TCP */
-    /* Keeps the loop from sleeping while a connection has input it did not
-     * get to in its turn: frames past its dispatch budget, or decrypted
-     * bytes a TLS session holds. Stopped by the first check that finds
-     * nothing left to come back for. */
-    uv_idle_t spin;
-    uint64_t turn; /* loop turns, counted at each check */
     int stopping;
     rc_dist_stats stats;
-    size_t out_pending; /* sum of every connection's unwritten output */
-    rc_conn *dispatching; /* whose frame is being handled right now */
-    /* Busy destination hit by a send outside dispatch (a node index). */
-    uint32_t busy_hit;
-    rc_waitq *waitq;       /* frames for nodes a send is connecting to */
-    dist_hdr_scratch hdr_scratch;
-    rc_ratelimit drop_log; /* lines about frames dropped for unreachable nodes */
-    int any_resume;
-    /* Outbound connects in flight, by node name, readable from the
-     * handshake threads (the `connecting` hash belongs to the loop). */
-    pthread_mutex_t pending_mu;
-    name_set pending;
-    /* Connected peers, for the same readers (an acceptor answers alive). */
-    name_set up;
-    /* Peers whose inbound handshake we said ok to and that are not up yet:
-     * we do not dial them meanwhile (net_kernel makes the same decisions in
-     * one process; here they are made under pending_mu). */
-    name_set accepting;
 };
 
 /* dist_conn.c */
