@@ -212,10 +212,10 @@ typedef struct pool_start {
     void *ctx;
 } pool_start;
 
-static void pool_started(void *ctx, int rc, int store_err, const erlang_pid *pids,
+static void pool_started(void *ctx, int rc, const char *cause, const erlang_pid *pids,
                          const rc_cpid *cpids, size_t n)
 {
-    (void)store_err; /* logged by the names layer */
+    (void)cause; /* logged by the names layer */
     (void)pids;
     pool_start ps = *(pool_start *)ctx;
     free(ctx);

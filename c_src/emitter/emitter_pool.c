@@ -558,7 +558,7 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
         free(procs);
         pool_free(p);
         free(cpids);
-        done(ctx, rc, 0, NULL, NULL, 0);
+        done(ctx, rc, NULL, NULL, NULL, 0);
         return;
     }
     free(procs);
@@ -566,7 +566,7 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     p->joined = (size_t)count;
     HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
     /* p may be stopped from inside done: nothing of it is used after. */
-    done(ctx, RC_OK, 0, p->pids, cpids, p->n);
+    done(ctx, RC_OK, NULL, p->pids, cpids, p->n);
     free(cpids);
 }
 
@@ -582,7 +582,8 @@ typedef struct start_req {
     void *ctx;
 } start_req;
 
-static void names_written(void *ctx, int err, const uint8_t *enc, size_t enc_len)
+static void names_written(void *ctx, int rc, const char *cause, const uint8_t *enc,
+                          size_t enc_len)
 {
     start_req *r = ctx;
     rc_emitters *e = r->e;
@@ -590,9 +591,9 @@ static void names_written(void *ctx, int err, const uint8_t *enc, size_t enc_len
     HASH_DEL(e->pools, p);
     e->starting--;
     p->starting = 0;
-    if (err != 0 || e->stopped) {
+    if (rc != RC_OK || e->stopped) {
         pool_free(p);
-        r->done(r->ctx, err != 0 ? RC_ESTORAGE : RC_ESTOPPED, err, NULL, NULL, 0);
+        r->done(r->ctx, rc != RC_OK ? rc : RC_ESTOPPED, cause, NULL, NULL, 0);
     } else {
         launch(e, p, r->klen, enc, enc_len, r->pool_size,
                r->has_subscriber ? &r->subscriber : NULL, r->done, r->ctx);

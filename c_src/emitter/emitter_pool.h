@@ -61,10 +61,10 @@ void rc_emitters_free(rc_emitters *e);
 /* The outcome of a start, on the loop thread: RC_OK with the emitters'
  * pids in the order of their names, as erlang_pids and as compact pids (n of
  * each, valid during the call only), or an error: RC_ESTORAGE with the
- * names store's error code in store_err (names_store_strerror), else as
- * below, RC_ESTOPPED if the node stopped while the names were written. */
-typedef void (*rc_emitters_started_fn)(void *ctx, int rc, int store_err, const erlang_pid *pids,
-                                       const rc_cpid *cpids, size_t n);
+ * names store's words in cause (valid during the call), else as below,
+ * RC_ESTOPPED if the node stopped while the names were written. */
+typedef void (*rc_emitters_started_fn)(void *ctx, int rc, const char *cause,
+                                       const erlang_pid *pids, const rc_cpid *cpids, size_t n);
 
 /* Starts the pool of (store, sub): pool_size emitters registered under the
  * names persist_emitters(store, sub, pool_size) gives. Those names are stored

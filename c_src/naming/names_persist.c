@@ -99,7 +99,8 @@ static void finish(names_persist *q, job *j)
     if (j->err != 0)
         log_failure(q, j);
     q->pending--;
-    j->done(j->ctx, j->err, enc, enc_len);
+    j->done(j->ctx, j->err == 0 ? RC_OK : RC_ESTORAGE,
+            j->err == 0 ? NULL : names_store_strerror(j->err), enc, enc_len);
     job_free(j);
 }
 

@@ -25,12 +25,14 @@
 
 typedef struct names_persist names_persist;
 
-/* Called once per submitted write, on the loop thread. err is 0 when the list
- * is on disk and in the table (enc/enc_len: the table's copy, valid until the
- * key is next replaced); otherwise a names_store error code (describe it with
- * names_store_strerror), ENOMEM if the table could not take the entry (it is
- * on disk, so a restart loads it) or ECANCELED if the write never ran. */
-typedef void (*names_persist_fn)(void *ctx, int err, const uint8_t *enc, size_t enc_len);
+/* Called once per submitted write, on the loop thread. rc is RC_OK when the
+ * list is on disk and in the table (enc/enc_len: the table's copy, valid
+ * until the key is next replaced); otherwise RC_ESTORAGE, with the cause in
+ * the store's own words (valid during the call; already logged): a failed
+ * write, no memory for the table's entry (it is on disk, so a restart loads
+ * it), or a write that never ran. The store's own codes stay in naming/. */
+typedef void (*names_persist_fn)(void *ctx, int rc, const char *cause, const uint8_t *enc,
+                                 size_t enc_len);
 
 /* NULL if out of memory. The store and table must outlive the queue. */
 names_persist *names_persist_new(uv_loop_t *loop, const rc_logger *lg, names_store *store,

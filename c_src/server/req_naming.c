@@ -76,7 +76,8 @@ int rqs_emitter_name(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
 }
 
 typedef struct written {
-    int err;
+    int rc;
+    const char *cause;
     const uint8_t *enc;
     size_t enc_len;
 } written;
@@ -84,14 +85,14 @@ typedef struct written {
 static int put_persisted(ei_x_buff *x, const void *arg)
 {
     const written *w = arg;
-    if (w->err != 0)
-        return rqs_encode_storage_error(x, w->err);
+    if (w->rc != RC_OK)
+        return rqs_encode_storage_error(x, w->cause);
     return rqs_encode_ok_header(x) || ei_x_append_buf(x, (const char *)w->enc, (int)w->enc_len);
 }
 
-static void persisted(void *ctx, int err, const uint8_t *enc, size_t enc_len)
+static void persisted(void *ctx, int rc, const char *cause, const uint8_t *enc, size_t enc_len)
 {
-    const written w = {.err = err, .enc = enc, .enc_len = enc_len};
+    const written w = {.rc = rc, .cause = cause, .enc = enc, .enc_len = enc_len};
     rqs_later_send(ctx, put_persisted, &w);
 }
 

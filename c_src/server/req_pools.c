@@ -8,7 +8,8 @@
 #include <string.h>
 
 typedef struct pool_outcome {
-    int rc, store_err;
+    int rc;
+    const char *cause; /* RC_ESTORAGE: the store's words */
     const erlang_pid *pids;
     size_t n;
 } pool_outcome;
@@ -22,7 +23,7 @@ static int put_pool_outcome(ei_x_buff *x, const void *arg)
     case RC_EEXISTS: return rqs_encode_error(x, "already_started");
     case RC_ESYSTEM_LIMIT:
     case RC_ENOMEM: return rqs_encode_error(x, "system_limit");
-    case RC_ESTORAGE: return rqs_encode_storage_error(x, o->store_err);
+    case RC_ESTORAGE: return rqs_encode_storage_error(x, o->cause);
     case RC_ESTOPPED: return rqs_encode_error(x, "stopping");
     default: return rqs_encode_error(x, "badarg");
     }
@@ -32,11 +33,11 @@ static int put_pool_outcome(ei_x_buff *x, const void *arg)
     return r || ei_x_encode_empty_list(x);
 }
 
-static void pool_started(void *ctx, int rc, int store_err, const erlang_pid *pids,
+static void pool_started(void *ctx, int rc, const char *cause, const erlang_pid *pids,
                          const rc_cpid *cpids, size_t n)
 {
     (void)cpids;
-    const pool_outcome o = {.rc = rc, .store_err = store_err, .pids = pids, .n = n};
+    const pool_outcome o = {.rc = rc, .cause = cause, .pids = pids, .n = n};
     rqs_later_send(ctx, put_pool_outcome, &o);
 }
 

@@ -60,7 +60,7 @@ int rqs_encode_ok_header(ei_x_buff *x);
 /* {error, Atom} for an RC_E* code */
 int rqs_encode_naming_error(ei_x_buff *x, int st);
 /* {error, {storage, Cause}}: the names store's own words. */
-int rqs_encode_storage_error(ei_x_buff *x, int err);
+int rqs_encode_storage_error(ei_x_buff *x, const char *cause);
 int rqs_read_store_sub(const char *buf, int len, int *idx, req_args *a);
 
 /* A reply sent after the handler has returned (once a durable write is

@@ -47,11 +47,11 @@ int rqs_encode_ok_header(ei_x_buff *x)
 
 int rqs_encode_naming_error(ei_x_buff *x, int st) { return rqs_encode_error(x, rc_err_atom(st)); }
 
-int rqs_encode_storage_error(ei_x_buff *x, int err)
+int rqs_encode_storage_error(ei_x_buff *x, const char *cause)
 {
     return ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "error") ||
            ei_x_encode_tuple_header(x, 2) || ei_x_encode_atom(x, "storage") ||
-           ei_x_encode_string(x, names_store_strerror(err));
+           ei_x_encode_string(x, cause != NULL ? cause : "unknown");
 }
 
 int rqs_read_store_sub(const char *buf, int len, int *idx, req_args *a)

@@ -114,19 +114,21 @@ static void queue_close(queue *f)
 
 typedef struct outcome {
     int calls;
-    int err;
+    int rc;
+    char cause[128];
     int order; /* position among all callbacks of the test */
     size_t enc_len;
 } outcome;
 
 static int callbacks_seen;
 
-static void record(void *ctx, int err, const uint8_t *enc, size_t enc_len)
+static void record(void *ctx, int rc, const char *cause, const uint8_t *enc, size_t enc_len)
 {
     outcome *o = ctx;
     (void)enc;
     o->calls++;
-    o->err = err;
+    o->rc = rc;
+    snprintf(o->cause, sizeof o->cause, "%s", cause != NULL ? cause : "");
     o->enc_len = enc_len;
     o->order = callbacks_seen++;
 }
@@ -156,7 +158,7 @@ static void test_queue_order_and_table(void **st)
     assert_int_equal(names_persist_pending(f.q), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(o[i].calls, 1);
-        assert_int_equal(o[i].err, 0);
+        assert_int_equal(o[i].rc, RC_OK);
         assert_int_equal(o[i].order, i);
     }
 
@@ -208,10 +210,11 @@ static void test_queue_failure(void **st)
     uv_run(&f.loop, UV_RUN_DEFAULT);
 
     assert_int_equal(bad.calls, 1);
-    assert_int_equal(bad.err, EINVAL);
+    assert_int_equal(bad.rc, RC_ESTORAGE);
+    assert_string_equal(bad.cause, names_store_strerror(EINVAL));
     assert_int_equal(bad.enc_len, 0);
     assert_int_equal(good.calls, 1);
-    assert_int_equal(good.err, 0);
+    assert_int_equal(good.rc, RC_OK);
     assert_int_equal(good.order, 1);
     assert_int_equal(names_table_count(f.t), 1);
     assert_int_equal(names_store_count(f.store), 1);

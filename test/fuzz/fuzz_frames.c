@@ -64,12 +64,12 @@ static int drop_send(void *ctx, uint32_t node, const struct iovec *parts, int np
 }
 
 /* Without a persist queue the pool starts before rc_emitters_start_pool returns. */
-static void pool_started(void *ctx, int rc, int store_err, const erlang_pid *pids,
+static void pool_started(void *ctx, int rc, const char *cause, const erlang_pid *pids,
                          const rc_cpid *cpids, size_t n)
 {
     (void)ctx;
     (void)rc;
-    (void)store_err;
+    (void)cause;
     (void)pids;
     (void)cpids;
     (void)n;
