@@ -6,6 +6,7 @@
  * one, a name mismatch, plaintext on the TLS side, and configuration errors.
  * The certificates are made with the openssl command in a temporary
  * directory; without it the tests are skipped. */
+#include "transport/conn_io.h"
 #include "transport/handshake.h"
 #include "transport/sockio.h"
 #include "transport/tls.h"
@@ -280,6 +281,83 @@ static void test_session_both_ways(void **state)
     close_pair(&srv, &cli);
 }
 
+/* The same session behind the connection code's stream interface
+ * (conn_io): a writer that meets a full socket gets CONN_IO_AGAIN and
+ * comes back, a reader with nothing yet gets CONN_IO_AGAIN, bytes arrive
+ * intact, and close_notify is CONN_IO_EOF. The "wants the socket the other
+ * way" predicates are asked at every turn, as dist_update_poll does. */
+static void test_session_as_conn_io(void **state)
+{
+    (void)state;
+    NEED_PKI();
+    side srv, cli;
+    tls_pair(&srv, &cli, "node.pem", "ca.pem", "node.test", 1);
+    assert_int_equal(srv.rc, 0);
+    assert_int_equal(cli.rc, 0);
+    set_nonblocking(srv.fd);
+    set_nonblocking(cli.fd);
+    int small = 4096;
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? srv.fd : cli.fd;
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    }
+    conn_io *a = conn_io_new(cli.fd, cli.tls), *b = conn_io_new(srv.fd, srv.tls);
+    assert_non_null(a);
+    assert_non_null(b);
+    char desc[96];
+    assert_non_null(conn_io_describe(a, desc, sizeof desc));
+    size_t n = 2u << 20, sent = 0, recvd = 0;
+    uint8_t *data = malloc(n), *got = malloc(n);
+    assert_non_null(data);
+    assert_non_null(got);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 7u + (i >> 11));
+    char why[192];
+    int again_w = 0, again_r = 0, turns = 0;
+    while (recvd < n) {
+        if (sent < n) {
+            ssize_t w = conn_io_write(a, data + sent, n - sent, why, (int)sizeof why);
+            if (w > 0)
+                sent += (size_t)w;
+            else if (w == CONN_IO_AGAIN)
+                again_w++;
+            else
+                fail_msg("write: %zd %s", w, why);
+        }
+        ssize_t r = conn_io_read(b, got + recvd, n - recvd, why, (int)sizeof why);
+        if (r > 0)
+            recvd += (size_t)r;
+        else if (r == CONN_IO_AGAIN)
+            again_r++;
+        else
+            fail_msg("read: %zd %s", r, why);
+        if (++turns > 10000000)
+            fail_msg("no progress");
+        short aev = (short)(POLLOUT | (conn_io_write_wants_read(a) ? POLLIN : 0));
+        short bev = (short)(POLLIN | (conn_io_read_wants_write(b) ? POLLOUT : 0));
+        struct pollfd p[2] = {{.fd = cli.fd, .events = aev}, {.fd = srv.fd, .events = bev}};
+        (void)poll(p, 2, 10);
+    }
+    assert_memory_equal(got, data, n);
+    assert_true(again_w > 0);
+    assert_true(again_r > 0);
+    free(data);
+    free(got);
+    conn_io_shutdown(a); /* close_notify */
+    ssize_t r;
+    int waits = 0;
+    uint8_t c;
+    while ((r = conn_io_read(b, &c, 1, why, (int)sizeof why)) == CONN_IO_AGAIN && waits++ < 100)
+        (void)poll(&(struct pollfd){.fd = srv.fd, .events = POLLIN}, 1, 100);
+    assert_int_equal(r, CONN_IO_EOF);
+    assert_false(conn_io_has_pending(b));
+    /* the sessions and sockets go with close_pair */
+    conn_io_forget(a);
+    conn_io_forget(b);
+    close_pair(&srv, &cli);
+}
+
 static void test_other_ca_refused(void **state)
 {
     (void)state;
@@ -441,6 +519,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_session_both_ways),
+        cmocka_unit_test(test_session_as_conn_io),
         cmocka_unit_test(test_other_ca_refused),
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_name_mismatch_refused),
