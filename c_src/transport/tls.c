@@ -452,7 +452,12 @@ ssize_t rc_tls_write(rc_tls *t, const void *buf, size_t n, char *why, int whylen
     return loop_result(t, rc, w, why, whylen);
 }
 
-int rc_tls_has_pending(const rc_tls *t) { return SSL_has_pending(t->ssl); }
+/* Decrypted bytes only. SSL_has_pending also counts a record received in
+ * part: the rest comes through the socket, which will signal it, and
+ * counting it kept the loop spinning until it came (each piece of a 16 KiB
+ * record on a slow link). Reads are not read-ahead, so no whole record
+ * waits unprocessed behind the one being read. */
+int rc_tls_has_pending(const rc_tls *t) { return SSL_pending(t->ssl) > 0; }
 
 void rc_tls_shutdown(rc_tls *t)
 {
