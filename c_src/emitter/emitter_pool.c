@@ -27,7 +27,7 @@ typedef struct emitter {
     int joined; /* a member of {Store, Sub, emitters} */
     int node_gone; /* the subscriber went with its node (noconnection) */
     int monitoring;
-    erlang_ref sub_mon;
+    rc_cref sub_mon; /* compact: libei's reference is 1 KB */
     /* {Store, Topic, subscribers} for the last topic seen, canonical. */
     uint8_t *topic;
     size_t topic_len;
@@ -37,7 +37,7 @@ typedef struct emitter {
 struct pool {
     uint8_t *key; /* pool_key(): store length, store bytes, sub bytes */
     size_t store_len, sub_len;
-    erlang_pid *pids;
+    rc_cpid *pids; /* its emitters, compact: libei's pid is 1 KB */
     size_t n;
     int starting; /* its names are being written: no emitters yet */
     size_t joined;  /* emitters in the group */
@@ -353,11 +353,18 @@ static void fan_out_msg(emitter *em, rc_proc *self, const uint8_t *topic, size_t
     }
 }
 
+static void demonitor_subscriber(emitter *em, rc_proc *self)
+{
+    erlang_ref ref;
+    if (rc_cref_to_ei(em->owner->nodes, &em->sub_mon, &ref) == 0)
+        rc_proc_demonitor(em->owner->ps, self, &ref);
+}
+
 static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
 {
     rc_procs *ps = em->owner->ps;
     if (em->monitoring)
-        rc_proc_demonitor(ps, self, &em->sub_mon);
+        demonitor_subscriber(em, self);
     em->has_subscriber = rc_cpid_from_ei(em->owner->nodes, pid, &em->subscriber) == 0;
     em->bound = 1;
     em->node_gone = 0;
@@ -369,7 +376,14 @@ static void set_subscriber(emitter *em, rc_proc *self, const erlang_pid *pid)
     /* Monitored, not linked: its exit clears it (a C process of this node
      * included), and stopping the pool (or losing the node) never takes the
      * subscriber down with the emitters. */
-    em->monitoring = rc_proc_monitor(ps, self, pid, NULL, NULL, &em->sub_mon) == 0;
+    erlang_ref ref;
+    em->monitoring = 0;
+    if (rc_proc_monitor(ps, self, pid, NULL, NULL, &ref) == 0) {
+        if (rc_cref_from_ei(em->owner->nodes, &ref, &em->sub_mon) == 0)
+            em->monitoring = 1;
+        else
+            rc_proc_demonitor(ps, self, &ref);
+    }
     LOG_D(rc_procs_logger(ps), MOD, "an emitter's subscriber is now a process on %s%s",
           pid->node, em->monitoring ? "" : " (not monitored)");
 }
@@ -393,16 +407,18 @@ static int is_noconnection(const rc_signal *sig)
 
 static void emitter_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 {
+    (void)ps;
     emitter *em = rc_proc_ctx(self);
     if (sig->kind == RC_SIG_DOWN) {
-        if (em->monitoring && sig->ref != NULL && rc_ref_equal(sig->ref, &em->sub_mon))
+        if (em->monitoring && sig->ref != NULL &&
+            rc_cref_matches(em->owner->nodes, &em->sub_mon, sig->ref))
             subscriber_gone(em, self, is_noconnection(sig));
         return;
     }
     if (sig->kind == RC_SIG_EXIT) { /* a subscriber that linked to us */
         if (is_subscriber(em, sig->from)) {
             if (em->monitoring)
-                rc_proc_demonitor(ps, self, &em->sub_mon);
+                demonitor_subscriber(em, self);
             subscriber_gone(em, self, is_noconnection(sig));
         }
         return;
@@ -513,8 +529,11 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     rc_proc **procs = rc == RC_OK ? calloc((size_t)count, sizeof *procs) : NULL;
     if (rc == RC_OK && procs == NULL)
         rc = RC_ENOMEM;
+    /* The outcome, for the start's caller only, in copies: done may stop
+     * the pool (and free p->pids) before it has read them. */
+    erlang_pid *eipids = rc == RC_OK ? calloc((size_t)count, sizeof *eipids) : NULL;
     rc_cpid *cpids = rc == RC_OK ? calloc((size_t)count, sizeof *cpids) : NULL;
-    if (rc == RC_OK && cpids == NULL)
+    if (rc == RC_OK && (eipids == NULL || cpids == NULL))
         rc = RC_ENOMEM;
     int made = 0;
     for (; rc == RC_OK && made < count; made++) {
@@ -533,8 +552,9 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
             break;
         }
         (void)rc_proc_register(e->ps, procs[made], names[made]);
-        p->pids[made] = *rc_proc_pid(procs[made]);
-        (void)rc_cpid_from_ei(e->nodes, &p->pids[made], &cpids[made]);
+        eipids[made] = *rc_proc_pid(procs[made]);
+        (void)rc_cpid_from_ei(e->nodes, &eipids[made], &p->pids[made]);
+        cpids[made] = p->pids[made];
         if (subscriber != NULL)
             set_subscriber(em, procs[made], subscriber);
     }
@@ -543,7 +563,7 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
         rc = ei_x_new(&g) != 0 ? RC_ENOMEM : RC_OK;
         if (rc == RC_OK) {
             if (group_key_encode(&g, store, p->store_len, sub, p->sub_len) ||
-                rc_pg_join(e->scope, g.buff, g.index, cpids, (size_t)count) != 0)
+                rc_pg_join(e->scope, g.buff, g.index, p->pids, (size_t)count) != 0)
                 rc = RC_ENOMEM;
             ei_x_free(&g);
         }
@@ -557,6 +577,7 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
                 rc_proc_exit(e->ps, procs[i], "shutdown");
         free(procs);
         pool_free(p);
+        free(eipids);
         free(cpids);
         done(ctx, rc, NULL, NULL, NULL, 0);
         return;
@@ -566,7 +587,8 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     p->joined = (size_t)count;
     HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
     /* p may be stopped from inside done: nothing of it is used after. */
-    done(ctx, RC_OK, NULL, p->pids, cpids, p->n);
+    done(ctx, RC_OK, NULL, eipids, cpids, (size_t)count);
+    free(eipids);
     free(cpids);
 }
 
@@ -686,7 +708,10 @@ static void pool_stop(rc_emitters *e, pool *p)
         e->detached--;
     /* Ending each emitter makes it leave its group (the pg exit hook). */
     for (size_t i = 0; i < p->n; i++) {
-        rc_proc *proc = rc_procs_lookup(e->ps, &p->pids[i]);
+        erlang_pid pid;
+        rc_proc *proc = rc_cpid_to_ei(e->nodes, &p->pids[i], &pid) == 0
+                            ? rc_procs_lookup(e->ps, &pid)
+                            : NULL;
         if (proc != NULL)
             rc_proc_exit(e->ps, proc, "shutdown");
     }

@@ -140,3 +140,42 @@ int rc_cpid_to_ei(const rc_nodetab *t, const rc_cpid *in, erlang_pid *out)
     out->creation = in->creation;
     return 0;
 }
+
+int rc_cref_from_ei(rc_nodetab *t, const erlang_ref *in, rc_cref *out)
+{
+    uint32_t node = rc_nodetab_intern(t, in->node, strlen(in->node));
+    if (node == RC_NODE_NONE || in->len < 1 || in->len > 5)
+        return -1;
+    memset(out, 0, sizeof *out);
+    out->node = node;
+    out->creation = in->creation;
+    out->len = (uint8_t)in->len;
+    for (int i = 0; i < in->len; i++)
+        out->n[i] = in->n[i];
+    return 0;
+}
+
+int rc_cref_to_ei(const rc_nodetab *t, const rc_cref *in, erlang_ref *out)
+{
+    const char *name = rc_nodetab_name(t, in->node);
+    size_t len = rc_nodetab_name_len(t, in->node);
+    if (name == NULL || len >= sizeof out->node)
+        return -1;
+    memset(out, 0, sizeof *out);
+    memcpy(out->node, name, len + 1);
+    out->creation = in->creation;
+    out->len = in->len;
+    for (int i = 0; i < in->len; i++)
+        out->n[i] = in->n[i];
+    return 0;
+}
+
+int rc_cref_matches(const rc_nodetab *t, const rc_cref *c, const erlang_ref *ref)
+{
+    if (ref->len != c->len || ref->creation != c->creation)
+        return 0;
+    for (int i = 0; i < c->len; i++)
+        if ((uint32_t)ref->n[i] != c->n[i])
+            return 0;
+    return rc_nodetab_find(t, ref->node, strlen(ref->node)) == c->node;
+}

@@ -39,4 +39,18 @@ int rc_cpid_write(const rc_nodetab *t, ei_x_buff *x, const rc_cpid *p);
 int rc_cpid_from_ei(rc_nodetab *t, const erlang_pid *in, rc_cpid *out);
 int rc_cpid_to_ei(const rc_nodetab *t, const rc_cpid *in, erlang_pid *out);
 
+/* A compact reference, 28 bytes where ei's erlang_ref is 1 KB: for what
+ * keeps a monitor's reference for long (an emitter's of its subscriber). */
+typedef struct rc_cref {
+    uint32_t node; /* index in the node table */
+    uint32_t creation;
+    uint32_t n[5];
+    uint8_t len;
+} rc_cref;
+
+int rc_cref_from_ei(rc_nodetab *t, const erlang_ref *in, rc_cref *out);
+int rc_cref_to_ei(const rc_nodetab *t, const rc_cref *in, erlang_ref *out);
+/* 1 if ref is the reference c stands for. */
+int rc_cref_matches(const rc_nodetab *t, const rc_cref *c, const erlang_ref *ref);
+
 #endif

@@ -626,7 +626,9 @@ int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const ch
     if (target_node == NULL)
         return -1;
     if (self->nomons == self->capomons) {
-        size_t ncap = self->capomons ? self->capomons * 2 : 2;
+        /* Room for one first: an emitter monitors its one subscriber, and
+         * an out_monitor (libei's ref and pid) is 3 KB. */
+        size_t ncap = self->capomons ? self->capomons * 2 : 1;
         out_monitor *n = realloc(self->omons, ncap * sizeof *n);
         if (n == NULL)
             return -1;
