@@ -5,6 +5,8 @@
  * output (leave messages on a stop), so the peer reads it before EOF. */
 #include "dist_peer.h"
 
+#include <poll.h>
+
 #define PEER "closer@127.0.0.1"
 
 typedef struct seen {
@@ -98,9 +100,13 @@ static void test_our_close_pushes_queued_output(void **state)
     assert_int_equal(s.downs, 1);
     assert_string_equal(s.why, "going away");
     assert_int_equal(rc_dist_connection_count(f.dist), 0);
-    /* the socket is closed when the loop completes the handle's close */
-    for (int i = 0; i < 5; i++)
-        uv_run(&f.loop, UV_RUN_NOWAIT);
+    /* the socket is closed when the loop completes the handle's close: the
+     * peer sees the hang-up */
+    struct pollfd hup = {.fd = cl.fd, .events = POLLRDHUP};
+    end = sockio_now_ms() + 10000;
+    while (poll(&hup, 1, 0) == 0 && sockio_now_ms() < end)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    assert_true(hup.revents & POLLRDHUP);
     /* the peer gets the frame, then EOF */
     int64_t len = dp_next_frame_len(cl.fd);
     assert_true(len > 0);

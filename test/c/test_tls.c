@@ -239,27 +239,34 @@ static void set_nonblocking(int fd)
     assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
 }
 
+/* A session made on a socketpair with the node certificate, both ends
+ * non-blocking, as the loop runs them; with small socket buffers when
+ * `small` is set, so that a writer meets a full socket. */
+static void open_session(side *srv, side *cli, int small)
+{
+    tls_pair(srv, cli, "node.pem", "ca.pem", "node.test", 1);
+    assert_int_equal(srv->rc, 0);
+    assert_int_equal(cli->rc, 0);
+    set_nonblocking(srv->fd);
+    set_nonblocking(cli->fd);
+    int bytes = 4096;
+    for (int i = 0; small && i < 2; i++) {
+        int fd = i ? srv->fd : cli->fd;
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes), 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes), 0);
+    }
+}
+
 static void test_session_both_ways(void **state)
 {
     (void)state;
     NEED_PKI();
     side srv, cli;
-    tls_pair(&srv, &cli, "node.pem", "ca.pem", "node.test", 1);
-    assert_int_equal(srv.rc, 0);
-    assert_int_equal(cli.rc, 0);
+    open_session(&srv, &cli, 1);
     assert_string_equal(srv.res.peer_node, "con@host");
     assert_string_equal(cli.res.peer_node, "acc@host");
     char desc[96];
     assert_non_null(strstr(rc_tls_describe(cli.tls, desc, sizeof desc), "TLSv1."));
-    set_nonblocking(srv.fd);
-    set_nonblocking(cli.fd);
-    /* small socket buffers: the writer must meet a full socket */
-    int small = 4096;
-    for (int i = 0; i < 2; i++) {
-        int fd = i ? srv.fd : cli.fd;
-        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-    }
     size_t n = 3u << 20;
     uint8_t *data = malloc(n);
     assert_non_null(data);
@@ -291,17 +298,7 @@ static void test_session_as_conn_io(void **state)
     (void)state;
     NEED_PKI();
     side srv, cli;
-    tls_pair(&srv, &cli, "node.pem", "ca.pem", "node.test", 1);
-    assert_int_equal(srv.rc, 0);
-    assert_int_equal(cli.rc, 0);
-    set_nonblocking(srv.fd);
-    set_nonblocking(cli.fd);
-    int small = 4096;
-    for (int i = 0; i < 2; i++) {
-        int fd = i ? srv.fd : cli.fd;
-        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-    }
+    open_session(&srv, &cli, 1);
     conn_io *a = conn_io_new(cli.fd, cli.tls), *b = conn_io_new(srv.fd, srv.tls);
     assert_non_null(a);
     assert_non_null(b);
@@ -367,11 +364,7 @@ static void test_partial_record_not_pending(void **state)
     (void)state;
     NEED_PKI();
     side srv, cli;
-    tls_pair(&srv, &cli, "node.pem", "ca.pem", "node.test", 1);
-    assert_int_equal(srv.rc, 0);
-    assert_int_equal(cli.rc, 0);
-    set_nonblocking(srv.fd);
-    set_nonblocking(cli.fd);
+    open_session(&srv, &cli, 0);
     conn_io *a = conn_io_new(cli.fd, cli.tls), *b = conn_io_new(srv.fd, srv.tls);
     assert_non_null(a);
     assert_non_null(b);
