@@ -23,13 +23,11 @@ typedef struct c_process {
 
 static void c_process_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
 {
-    (void)ps;
     c_process *cp = rc_proc_ctx(self);
     if (sig->kind != RC_SIG_MSG || cp->fn == NULL)
         return;
-    rc_cpid me;
-    if (rc_cpid_from_ei(cp->node->nodes, rc_proc_pid(self), &me) == 0)
-        cp->fn(cp->ctx, (const rc_pid *)&me, sig->buf, (size_t)sig->len);
+    const rc_cpid me = rc_proc_cpid(ps, self);
+    cp->fn(cp->ctx, (const rc_pid *)&me, sig->buf, (size_t)sig->len);
 }
 
 int rc_process_spawn(rc_node *n, rc_process_fn fn, void *ctx, rc_pid *out)
@@ -45,7 +43,8 @@ int rc_process_spawn(rc_node *n, rc_process_fn fn, void *ctx, rc_pid *out)
         free(cp);
         return -1;
     }
-    return rc_cpid_from_ei(n->nodes, rc_proc_pid(p), (rc_cpid *)out);
+    *(rc_cpid *)out = rc_proc_cpid(n->procs, p);
+    return 0;
 }
 
 int rc_process_exit(rc_node *n, const rc_pid *pid, const char *reason_atom)

@@ -190,7 +190,8 @@ static void ask_nodes(rc_cluster *cl, const char *node)
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return;
-    const erlang_pid *self = rc_proc_pid(cl->self);
+    erlang_pid me, *self = &me;
+    rc_proc_get_pid(cl->ps, cl->self, &me);
     /* rex serves {call, M, F, A, GroupLeader} as a gen_server call. The
      * question is erlang:nodes(connected): hidden nodes included, so that
      * sidecars of one cluster (all hidden) find each other. */

@@ -15,35 +15,42 @@
 
 typedef struct pool pool;
 
+/* An emitter and its pool are what a subscription costs the node (reckon-db
+ * runs thousands, most with one emitter): pids and references are compact,
+ * flags are bits, and what only the subscriber-less path needs is made on
+ * its first use. */
 typedef struct emitter {
     rc_emitters *owner;
     pool *pool;
-    int has_subscriber;
     rc_cpid subscriber;
+    rc_cref sub_mon; /* compact: libei's reference is 1 KB */
+    unsigned has_subscriber : 1;
     /* Delivers to a subscriber pid (given at start or by update_subscriber)
      * rather than to the subscribers group; once that pid is gone the
      * emitter has left its group and drops what still reaches it. */
-    int bound;
-    int joined; /* a member of {Store, Sub, emitters} */
-    int node_gone; /* the subscriber went with its node (noconnection) */
-    int monitoring;
-    rc_cref sub_mon; /* compact: libei's reference is 1 KB */
-    /* {Store, Topic, subscribers} for the last topic seen, canonical. */
+    unsigned bound : 1;
+    unsigned joined : 1; /* a member of {Store, Sub, emitters} */
+    unsigned node_gone : 1; /* the subscriber went with its node (noconnection) */
+    unsigned monitoring : 1;
+    /* {Store, Topic, subscribers} for the last topic seen, canonical; its
+     * buffer is made at the first broadcast without a subscriber. */
     uint8_t *topic;
     size_t topic_len;
     ei_x_buff subs_key;
 } emitter;
 
 struct pool {
-    uint8_t *key; /* pool_key(): store length, store bytes, sub bytes */
-    size_t store_len, sub_len;
-    rc_cpid *pids; /* its emitters, compact: libei's pid is 1 KB */
-    size_t n;
-    int starting; /* its names are being written: no emitters yet */
-    size_t joined;  /* emitters in the group */
-    int detach_logged;
-    uint64_t events_in, delivered, no_subscriber, node_gone; /* its account */
     UT_hash_handle hh;
+    rc_cpid *pids; /* its emitters: `one` for a pool of one, else allocated */
+    rc_cpid one;
+    uint32_t n;
+    uint16_t store_len;
+    unsigned starting : 1; /* its names are being written: no emitters yet */
+    unsigned detach_logged : 1;
+    size_t sub_len;
+    size_t joined;  /* emitters in the group */
+    uint64_t events_in, delivered, no_subscriber, node_gone; /* its account */
+    uint8_t key[]; /* pool_key(): store length, store bytes, sub bytes */
 };
 
 struct rc_emitters {
@@ -100,9 +107,21 @@ static void pool_stop(rc_emitters *e, pool *p);
 
 static void pool_free(pool *p)
 {
-    free(p->key);
-    free(p->pids);
+    if (p->pids != &p->one)
+        free(p->pids);
     free(p);
+}
+
+/* A pool of the key (klen bytes), not in the table yet. */
+static pool *pool_new(const uint8_t *key, size_t klen, size_t store_len, size_t sub_len)
+{
+    pool *p = calloc(1, sizeof *p + klen);
+    if (p == NULL)
+        return NULL;
+    memcpy(p->key, key, klen);
+    p->store_len = (uint16_t)store_len;
+    p->sub_len = sub_len;
+    return p;
 }
 
 void rc_emitters_free(rc_emitters *e)
@@ -140,6 +159,8 @@ static int subscribers_key(emitter *em, const uint8_t *topic, size_t tlen)
 {
     if (em->topic != NULL && em->topic_len == tlen && memcmp(em->topic, topic, tlen) == 0)
         return 0;
+    if (em->subs_key.buff == NULL && ei_x_new(&em->subs_key) != 0)
+        return -1;
     ei_x_buff g;
     if (ei_x_new(&g) != 0)
         return -1;
@@ -212,10 +233,8 @@ static int group_op(emitter *em, rc_proc *self, int join)
 {
     rc_emitters *e = em->owner;
     const pool *p = em->pool;
-    rc_cpid me;
+    rc_cpid me = rc_proc_cpid(e->ps, self);
     ei_x_buff g;
-    if (rc_cpid_from_ei(e->nodes, rc_proc_pid(self), &me) != 0)
-        return RC_ENOMEM;
     if (ei_x_new(&g) != 0)
         return RC_ENOMEM;
     int rc = group_key_encode(&g, p->key + 2, p->store_len, p->key + 2 + p->store_len,
@@ -523,7 +542,7 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
         if (rc_procs_whereis(e->ps, names[i]) != NULL)
             rc = RC_EEXISTS;
     }
-    p->pids = rc == RC_OK ? calloc((size_t)count, sizeof *p->pids) : NULL;
+    p->pids = rc != RC_OK ? NULL : count == 1 ? &p->one : calloc((size_t)count, sizeof *p->pids);
     if (rc == RC_OK && p->pids == NULL)
         rc = RC_ENOMEM;
     rc_proc **procs = rc == RC_OK ? calloc((size_t)count, sizeof *procs) : NULL;
@@ -538,8 +557,7 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     int made = 0;
     for (; rc == RC_OK && made < count; made++) {
         emitter *em = calloc(1, sizeof *em);
-        if (em == NULL || ei_x_new(&em->subs_key) != 0) {
-            free(em);
+        if (em == NULL) {
             rc = RC_ENOMEM;
             break;
         }
@@ -552,8 +570,8 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
             break;
         }
         (void)rc_proc_register(e->ps, procs[made], names[made]);
-        eipids[made] = *rc_proc_pid(procs[made]);
-        (void)rc_cpid_from_ei(e->nodes, &eipids[made], &p->pids[made]);
+        rc_proc_get_pid(e->ps, procs[made], &eipids[made]);
+        p->pids[made] = rc_proc_cpid(e->ps, procs[made]);
         cpids[made] = p->pids[made];
         if (subscriber != NULL)
             set_subscriber(em, procs[made], subscriber);
@@ -599,7 +617,7 @@ typedef struct start_req {
     size_t klen;
     int64_t pool_size;
     int has_subscriber;
-    erlang_pid subscriber;
+    rc_cpid subscriber; /* compact: many starts may wait at once */
     rc_emitters_started_fn done;
     void *ctx;
 } start_req;
@@ -617,8 +635,9 @@ static void names_written(void *ctx, int rc, const char *cause, const uint8_t *e
         pool_free(p);
         r->done(r->ctx, rc != RC_OK ? rc : RC_ESTOPPED, cause, NULL, NULL, 0);
     } else {
-        launch(e, p, r->klen, enc, enc_len, r->pool_size,
-               r->has_subscriber ? &r->subscriber : NULL, r->done, r->ctx);
+        erlang_pid sub;
+        int has = r->has_subscriber && rc_cpid_to_ei(e->nodes, &r->subscriber, &sub) == 0;
+        launch(e, p, r->klen, enc, enc_len, r->pool_size, has ? &sub : NULL, r->done, r->ctx);
     }
     free(r);
 }
@@ -650,14 +669,10 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
               "subscriber is gone", pool_name(old, name));
         pool_stop(e, old);
     }
-    pool *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        free(key);
+    pool *p = pool_new(key, klen, store_len, sub_len);
+    free(key);
+    if (p == NULL)
         return RC_ENOMEM;
-    }
-    p->key = key;
-    p->store_len = store_len;
-    p->sub_len = sub_len;
     if (e->persist == NULL) {
         const uint8_t *enc;
         size_t enc_len;
@@ -678,15 +693,23 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
     int st = names_table_build(store, store_len, sub, sub_len, pool_size, &enc,
                                          &enc_len);
     start_req *r = st == RC_OK ? calloc(1, sizeof *r) : NULL;
+    if (r != NULL && subscriber != NULL &&
+        rc_cpid_from_ei(e->nodes, subscriber, &r->subscriber) != 0) {
+        free(r);
+        r = NULL;
+    }
     if (r == NULL) {
         free(enc);
         pool_free(p);
         return st != RC_OK ? (st == RC_ESYSTEM_LIMIT || st == RC_EBADARG ? st : RC_ENOMEM) : RC_ENOMEM;
     }
-    *r = (start_req){.e = e, .p = p, .klen = klen, .pool_size = pool_size,
-                     .has_subscriber = subscriber != NULL, .done = done, .ctx = ctx};
-    if (subscriber != NULL)
-        r->subscriber = *subscriber;
+    r->e = e;
+    r->p = p;
+    r->klen = klen;
+    r->pool_size = pool_size;
+    r->has_subscriber = subscriber != NULL;
+    r->done = done;
+    r->ctx = ctx;
     p->starting = 1;
     HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
     e->starting++;

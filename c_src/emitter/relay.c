@@ -192,7 +192,8 @@ static void ask(rc_relays *r, tracked *t)
         settle(r, t, 0, 0, "this node ran out of memory to ask");
         return;
     }
-    const erlang_pid *me = rc_proc_pid(r->self);
+    erlang_pid mine, *me = &mine;
+    rc_proc_get_pid(r->ps, r->self, &mine);
     rc_procs_make_ref(r->ps, &t->q);
     int rc = rc_gen_call_begin(&x, me, &t->q) || ei_x_encode_tuple_header(&x, 5) ||
              ei_x_encode_atom(&x, "call") || ei_x_encode_atom(&x, "reckon_cnode_relay") ||
@@ -318,9 +319,11 @@ rc_relays *rc_relays_new(rc_pg_scope *scope, rc_procs *ps, rc_nodetab *nodes)
         /* Without the process no relay is used: its pid is in every relay
          * message, so that relays count per sender and incarnation. */
         r->self = rc_proc_spawn(ps, relays_signal, r, relays_proc_gone);
+        rc_cpid me;
+        if (r->self != NULL)
+            me = rc_proc_cpid(ps, r->self);
         if (r->self == NULL || ei_x_encode_tuple_header(&r->head, 4) ||
-            ei_x_encode_atom(&r->head, "$reckon_relay") ||
-            ei_x_encode_pid(&r->head, rc_proc_pid(r->self)))
+            ei_x_encode_atom(&r->head, "$reckon_relay") || rc_cpid_write(nodes, &r->head, &me))
             r->head.index = 0;
     }
     return r;

@@ -37,7 +37,7 @@ static void on_up(void *ctx, rc_conn *c)
         rc_pg_scope_nodeup(n->scopes[i], rc_conn_node(c));
 }
 
-static void on_proc_exit(void *ctx, const erlang_pid *pid)
+static void on_proc_exit(void *ctx, const rc_cpid *pid)
 {
     rc_node *n = ctx;
     for (size_t i = 0; i < n->nscopes; i++)

@@ -378,7 +378,9 @@ static int group_reserve(pgm_table *t, pgm_group *g, size_t need)
     if (need > UINT32_MAX)
         return -1;
     /* Grow by half: doubling would waste up to half of every large group. */
-    size_t ncap = g->cap ? (size_t)g->cap + g->cap / 2 + 1 : 2;
+    /* A new group gets room for what it is given: many groups (an
+     * emitter pool's) keep one member. */
+    size_t ncap = g->cap ? (size_t)g->cap + g->cap / 2 + 1 : 1;
     if (ncap < need)
         ncap = need;
     if (ncap > UINT32_MAX)

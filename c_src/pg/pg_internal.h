@@ -42,7 +42,8 @@ typedef struct node_state {
 /* A local C process that is a member: its groups, one entry per join. */
 typedef struct local_member {
     rc_cpid pid; /* key */
-    pgm_group **groups;
+    pgm_group **groups; /* &one while it has room for one */
+    pgm_group *one;
     uint32_t n, cap;
     UT_hash_handle hh;
 } local_member;

@@ -327,11 +327,17 @@ static int local_add_group(rc_pg_scope *s, const rc_cpid *pid, pgm_group *g)
         lm->pid = *pid;
         HASH_ADD(hh, s->locals, pid, sizeof lm->pid, lm);
     }
-    if (lm->n == lm->cap) {
-        uint32_t ncap = lm->cap ? lm->cap * 2 : 2;
-        pgm_group **ng = realloc(lm->groups, ncap * sizeof *ng);
+    if (lm->cap == 0) { /* most members (emitters) join one group */
+        lm->groups = &lm->one;
+        lm->cap = 1;
+    } else if (lm->n == lm->cap) {
+        uint32_t ncap = lm->cap * 2;
+        pgm_group **ng = malloc(ncap * sizeof *ng);
         if (ng == NULL)
             return -1;
+        memcpy(ng, lm->groups, lm->n * sizeof *ng);
+        if (lm->groups != &lm->one)
+            free(lm->groups);
         lm->groups = ng;
         lm->cap = ncap;
     }
@@ -342,7 +348,8 @@ static int local_add_group(rc_pg_scope *s, const rc_cpid *pid, pgm_group *g)
 static void local_free(rc_pg_scope *s, local_member *lm)
 {
     HASH_DEL(s->locals, lm);
-    free(lm->groups);
+    if (lm->groups != &lm->one)
+        free(lm->groups);
     free(lm);
 }
 
@@ -469,11 +476,9 @@ int rc_pg_leave(rc_pg_scope *s, const char *group, int glen, const rc_cpid *pids
     return 0;
 }
 
-void rc_pg_scope_proc_exit(rc_pg_scope *s, const erlang_pid *pid)
+void rc_pg_scope_proc_exit(rc_pg_scope *s, const rc_cpid *pid)
 {
-    rc_cpid cp;
-    if (rc_cpid_from_ei(s->nodes, pid, &cp) != 0)
-        return;
+    const rc_cpid cp = *pid;
     local_member *lm = find_local(s, &cp);
     if (lm == NULL)
         return;
@@ -528,9 +533,9 @@ rc_pg_scope *rc_pg_scope_start(uv_loop_t *loop, const rc_logger *lg, rc_procs *p
         return NULL;
     }
     s->proc = rc_proc_spawn_registered(ps, pgs_on_signal, s, NULL, scope_name);
-    if (s->proc == NULL || rc_cpid_from_ei(nodes, rc_proc_pid(s->proc), &s->self) != 0) {
-        if (s->proc)
-            rc_proc_exit(ps, s->proc, "normal");
+    if (s->proc != NULL)
+        s->self = rc_proc_cpid(ps, s->proc);
+    if (s->proc == NULL) {
         ei_x_free(&s->key);
         pgm_free(s->table);
         free(s);
@@ -554,9 +559,7 @@ void rc_pg_scope_shutdown(rc_pg_scope *s)
      * the connection closes. */
     local_member *lm, *tmp;
     HASH_ITER(hh, s->locals, lm, tmp) {
-        erlang_pid epid;
-        if (rc_cpid_to_ei(s->nodes, &lm->pid, &epid) == 0)
-            rc_pg_scope_proc_exit(s, &epid);
+        rc_pg_scope_proc_exit(s, &lm->pid);
     }
 }
 

@@ -64,7 +64,7 @@ void rc_pg_scope_nodedown(rc_pg_scope *s, uint32_t node);
  * has not answered yet. */
 void rc_pg_scope_tick(rc_pg_scope *s, uint64_t now_ms);
 /* A local C process ended: it leaves all its groups. */
-void rc_pg_scope_proc_exit(rc_pg_scope *s, const erlang_pid *pid);
+void rc_pg_scope_proc_exit(rc_pg_scope *s, const rc_cpid *pid);
 
 /* Canonical key of an encoded group term (no version byte) into x. */
 int rc_pg_group_key(const char *term, int len, ei_x_buff *x);

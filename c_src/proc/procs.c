@@ -51,7 +51,24 @@ const rc_procs_stats *rc_procs_get_stats(const rc_procs *ps) { return &ps->stats
 const rc_logger *rc_procs_logger(const rc_procs *ps) { return ps->lg; }
 size_t rc_procs_remote_monitors(const rc_procs *ps) { return rmon_count(ps->rmons); }
 size_t rc_procs_count(const rc_procs *ps) { return ps->live; }
-const erlang_pid *rc_proc_pid(const rc_proc *p) { return &p->pid; }
+rc_cpid rc_proc_cpid(const rc_procs *ps, const rc_proc *p)
+{
+    return (rc_cpid){.node = ps->self_node, .num = (uint32_t)(p->key >> 32),
+                     .serial = (uint32_t)p->key, .creation = ps->creation};
+}
+
+void prc_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out)
+{
+    strcpy(out->node, ps->node_name);
+    out->num = (unsigned)(p->key >> 32);
+    out->serial = (unsigned)p->key;
+    out->creation = ps->creation;
+}
+
+void rc_proc_get_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out)
+{
+    prc_pid(ps, p, out);
+}
 void *rc_proc_ctx(const rc_proc *p) { return p->ctx; }
 
 int rc_procs_is_local(const rc_procs *ps, const erlang_pid *pid)
@@ -81,11 +98,21 @@ rc_proc *rc_procs_lookup(rc_procs *ps, const erlang_pid *pid)
     return (p != NULL && !p->dead) ? p : NULL;
 }
 
+rc_proc *rc_procs_find(rc_procs *ps, const rc_cpid *pid)
+{
+    if (pid->node != ps->self_node || pid->creation != ps->creation)
+        return NULL;
+    uint64_t key = ((uint64_t)pid->num << 32) | pid->serial;
+    rc_proc *p = NULL;
+    HASH_FIND(hh, ps->by_key, &key, sizeof key, p);
+    return (p != NULL && !p->dead) ? p : NULL;
+}
+
 rc_proc *rc_procs_whereis(rc_procs *ps, const char *name)
 {
-    name_entry *e = NULL;
-    HASH_FIND_STR(ps->names, name, e);
-    return (e != NULL && !e->proc->dead) ? e->proc : NULL;
+    rc_proc *p = NULL;
+    HASH_FIND(hh_name, ps->names, name, strlen(name), p);
+    return (p != NULL && !p->dead) ? p : NULL;
 }
 
 rc_proc *rc_proc_spawn(rc_procs *ps, rc_proc_handler fn, void *ctx, void (*free_ctx)(void *))
@@ -106,10 +133,6 @@ rc_proc *rc_proc_spawn(rc_procs *ps, rc_proc_handler fn, void *ctx, void (*free_
         HASH_FIND(hh, ps->by_key, &key, sizeof key, existing);
         if (existing == NULL) {
             p->key = key;
-            strcpy(p->pid.node, ps->node_name);
-            p->pid.num = num;
-            p->pid.serial = serial;
-            p->pid.creation = ps->creation;
             p->fn = fn;
             p->ctx = ctx;
             p->free_ctx = free_ctx;
@@ -127,25 +150,18 @@ int rc_proc_register(rc_procs *ps, rc_proc *p, const char *name)
     size_t n = strlen(name);
     if (n == 0 || n > MAX_NAME_BYTES || p->name != NULL || rc_procs_whereis(ps, name) != NULL)
         return -1;
-    name_entry *e = calloc(1, sizeof *e);
     char *copy = strdup(name);
-    if (e == NULL || copy == NULL) {
-        free(e);
-        free(copy);
+    if (copy == NULL)
         return -1;
-    }
-    name_entry *stale = NULL;
-    HASH_FIND_STR(ps->names, name, stale);
+    rc_proc *stale = NULL;
+    HASH_FIND(hh_name, ps->names, name, n, stale);
     if (stale != NULL) { /* a dead process's name, not yet reaped */
-        HASH_DEL(ps->names, stale);
-        stale->proc->name = NULL;
+        HASH_DELETE(hh_name, ps->names, stale);
         free(stale->name);
-        free(stale);
+        stale->name = NULL;
     }
-    e->name = copy;
-    e->proc = p;
     p->name = copy;
-    HASH_ADD_KEYPTR(hh, ps->names, e->name, n, e);
+    HASH_ADD_KEYPTR(hh_name, ps->names, p->name, n, p);
     return 0;
 }
 
@@ -164,13 +180,8 @@ static void unregister(rc_procs *ps, rc_proc *p)
 {
     if (p->name == NULL)
         return;
-    name_entry *e = NULL;
-    HASH_FIND_STR(ps->names, p->name, e);
-    if (e != NULL && e->proc == p) {
-        HASH_DEL(ps->names, e);
-        free(e->name);
-        free(e);
-    }
+    HASH_DELETE(hh_name, ps->names, p);
+    free(p->name);
     p->name = NULL;
 }
 
@@ -179,8 +190,17 @@ static void proc_free(rc_proc *p)
     if (p->free_ctx)
         p->free_ctx(p->ctx);
     free(p->links);
+    free(p->name);
+    for (size_t i = 0; i < p->nomons; i++)
+        free(p->omons[i].name);
     free(p->omons);
     free(p);
+}
+
+void prc_drop_out_monitor(rc_proc *p, size_t i)
+{
+    free(p->omons[i].name);
+    p->omons[i] = p->omons[--p->nomons];
 }
 
 /* ------------------------------------------------------------- low-level send */
@@ -206,16 +226,22 @@ int prc_send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *m
 
 static rc_proc *proc_by_key(rc_procs *ps, uint64_t key);
 
-/* 1 if p had a monitor with that reference (now removed). */
-static int take_out_monitor(rc_proc *p, const erlang_ref *ref)
+long prc_find_out_monitor(const rc_procs *ps, const rc_proc *p, const erlang_ref *ref)
 {
-    for (size_t i = 0; i < p->nomons; i++) {
-        if (rc_ref_equal(&p->omons[i].ref, ref)) {
-            p->omons[i] = p->omons[--p->nomons];
-            return 1;
-        }
-    }
-    return 0;
+    for (size_t i = 0; i < p->nomons; i++)
+        if (rc_cref_matches(ps->nodes, &p->omons[i].ref, ref))
+            return (long)i;
+    return -1;
+}
+
+/* 1 if p had a monitor with that reference (now removed). */
+static int take_out_monitor(const rc_procs *ps, rc_proc *p, const erlang_ref *ref)
+{
+    long i = prc_find_out_monitor(ps, p, ref);
+    if (i < 0)
+        return 0;
+    prc_drop_out_monitor(p, (size_t)i);
+    return 1;
 }
 
 /* Queues a signal to a C process of this node; it is delivered once the
@@ -286,7 +312,7 @@ void prc_drain_local(rc_procs *ps)
             rc_signal sig = {.kind = RC_SIG_MSG, .from = m->has_from ? &m->from : NULL,
                              .buf = m->msg, .len = m->len};
             prc_deliver(ps, p, &sig);
-        } else if (m->ref != NULL && p != NULL && !p->dead && take_out_monitor(p, m->ref)) {
+        } else if (m->ref != NULL && p != NULL && !p->dead && take_out_monitor(ps, p, m->ref)) {
             /* Only while the monitor stands: a demonitor before delivery
              * means no DOWN, as on the BEAM with the flush option. */
             rc_signal sig = {.kind = RC_SIG_DOWN, .from = m->has_from ? &m->from : NULL,
@@ -330,7 +356,10 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
 {
     if (rc_procs_is_local(ps, to)) {
         rc_proc *p = rc_procs_lookup(ps, to);
-        if (p == NULL || queue_local(ps, p->key, from ? &from->pid : NULL, NULL, msg, len) != 0) {
+        erlang_pid fpid;
+        if (from != NULL)
+            prc_pid(ps, from, &fpid);
+        if (p == NULL || queue_local(ps, p->key, from ? &fpid : NULL, NULL, msg, len) != 0) {
             ps->stats.msgs_dropped++;
             return -1;
         }
@@ -422,14 +451,18 @@ int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char
             ps->stats.msgs_dropped++;
             return -1;
         }
-        return rc_proc_send(ps, from, &p->pid, msg, len);
+        erlang_pid to;
+        prc_pid(ps, p, &to);
+        return rc_proc_send(ps, from, &to, msg, len);
     }
     if (from == NULL)
         return -1;
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return -1;
-    int rc = ctrl_encode_reg_send(&x, &from->pid, name) == 0 ? prc_send_ctrl(ps, node, &x, msg, len) : -1;
+    erlang_pid fpid;
+    prc_pid(ps, from, &fpid);
+    int rc = ctrl_encode_reg_send(&x, &fpid, name) == 0 ? prc_send_ctrl(ps, node, &x, msg, len) : -1;
     ei_x_free(&x);
     return rc;
 }
@@ -509,6 +542,17 @@ static void rmon_ref(const rc_procs *ps, const rmon_entry *e, erlang_ref *ref)
         ref->n[i] = e->ref[i];
 }
 
+/* Records the monitor e (its ref and watcher set) on p. */
+static int add_monitor(rc_procs *ps, rc_proc *p, rmon_entry *e, int by_name)
+{
+    e->by_name = (uint8_t)(by_name != 0);
+    e->target = p->key;
+    int rc = rmon_add(ps->rmons, e, MAX_MONITORS_PER_NODE);
+    if (rc == RC_OK)
+        p->nmons++;
+    return rc;
+}
+
 int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
                            const erlang_ref *ref, int by_name)
 {
@@ -517,12 +561,7 @@ int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
         return RC_EBADARG;
     if (rc_cpid_from_ei(ps->nodes, watcher, &e.watcher) != 0)
         return RC_ENOMEM;
-    e.by_name = (uint8_t)(by_name != 0);
-    e.target = p->key;
-    int rc = rmon_add(ps->rmons, &e, MAX_MONITORS_PER_NODE);
-    if (rc == RC_OK)
-        p->nmons++;
-    return rc;
+    return add_monitor(ps, p, &e, by_name);
 }
 
 static rc_proc *proc_by_key(rc_procs *ps, uint64_t key)
@@ -547,7 +586,9 @@ int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other)
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return -1;
-    int rc = ctrl_encode_link(&x, CTRL_LINK, &self->pid, other);
+    erlang_pid me;
+    prc_pid(ps, self, &me);
+    int rc = ctrl_encode_link(&x, CTRL_LINK, &me, other);
     if (rc == 0)
         rc = prc_send_ctrl(ps, other->node, &x, NULL, 0);
     ei_x_free(&x);
@@ -563,7 +604,9 @@ void rc_proc_unlink(rc_procs *ps, rc_proc *self, const erlang_pid *other)
     ei_x_buff x;
     if (ei_x_new(&x) != 0)
         return;
-    if (ctrl_encode_unlink_id(&x, CTRL_UNLINK_ID, ++ps->unlink_id, &self->pid, other) == 0)
+    erlang_pid me;
+    prc_pid(ps, self, &me);
+    if (ctrl_encode_unlink_id(&x, CTRL_UNLINK_ID, ++ps->unlink_id, &me, other) == 0)
         (void)prc_send_ctrl(ps, other->node, &x, NULL, 0);
     ei_x_free(&x);
 }
@@ -599,21 +642,28 @@ void prc_send_monitor_exit_now(rc_procs *ps, const ctrl_msg *m, const char *reas
 /* A monitor on a C process of this node: held in the same table as remote
  * monitors (so the target's exit finds it the same way); a missing target
  * gets a DOWN noproc, queued like any local signal. */
-static int monitor_local(rc_procs *ps, rc_proc *self, out_monitor *om)
+static int monitor_local(rc_procs *ps, rc_proc *self, out_monitor *om, const erlang_ref *ref)
 {
-    rc_proc *target = om->by_name ? rc_procs_whereis(ps, om->name) : rc_procs_lookup(ps, &om->target);
+    rc_proc *target = om->name ? rc_procs_whereis(ps, om->name) : rc_procs_find(ps, &om->target);
     if (target == NULL) {
-        queue_down(ps, self->key, om->by_name ? NULL : &om->target, &om->ref, "noproc");
+        erlang_pid t;
+        int known = !om->name && rc_cpid_to_ei(ps->nodes, &om->target, &t) == 0;
+        queue_down(ps, self->key, known ? &t : NULL, ref, "noproc");
         return 0;
     }
-    erlang_ref ref = om->ref;
-    int rc = prc_add_remote_monitor(ps, target, &self->pid, &ref, om->by_name);
-    if (rc != RC_OK) {
-        self->nomons--; /* om is the last entry */
+    rmon_entry e;
+    memset(&e, 0, sizeof e); /* the table hashes whole keys */
+    e.ref_node = om->ref.node;
+    e.ref_creation = om->ref.creation;
+    e.ref_len = om->ref.len;
+    memcpy(e.ref, om->ref.n, sizeof om->ref.n);
+    e.watcher = rc_proc_cpid(ps, self);
+    if (add_monitor(ps, target, &e, om->name != NULL) != RC_OK) {
+        prc_drop_out_monitor(self, self->nomons - 1); /* om is the last entry */
         return -1;
     }
-    if (om->by_name)
-        om->target = target->pid; /* for the demonitor */
+    if (om->name)
+        om->target = rc_proc_cpid(ps, target); /* for the demonitor */
     return 0;
 }
 
@@ -623,11 +673,10 @@ int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const ch
     if ((pid == NULL) == (name == NULL) || self->dead)
         return -1;
     const char *target_node = pid ? pid->node : node;
-    if (target_node == NULL)
+    if (target_node == NULL || (name && strlen(name) > MAX_NAME_BYTES))
         return -1;
     if (self->nomons == self->capomons) {
-        /* Room for one first: an emitter monitors its one subscriber, and
-         * an out_monitor (libei's ref and pid) is 3 KB. */
+        /* Room for one first: an emitter monitors its one subscriber. */
         size_t ncap = self->capomons ? self->capomons * 2 : 1;
         out_monitor *n = realloc(self->omons, ncap * sizeof *n);
         if (n == NULL)
@@ -635,59 +684,79 @@ int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const ch
         self->omons = n;
         self->capomons = ncap;
     }
-    out_monitor *om = &self->omons[self->nomons];
-    memset(om, 0, sizeof *om);
-    rc_procs_make_ref(ps, &om->ref);
-    if (pid) {
-        om->target = *pid;
-    } else {
-        if (strlen(name) >= sizeof om->name || strlen(node) >= sizeof om->target.node)
-            return -1;
-        strcpy(om->name, name);
-        strcpy(om->target.node, node);
-        om->by_name = 1;
-    }
-    self->nomons++;
-    *ref_out = om->ref;
-    if (strcmp(target_node, ps->node_name) == 0)
-        return monitor_local(ps, self, om);
-    ei_x_buff x;
-    if (ei_x_new(&x) != 0)
+    out_monitor om = {0};
+    erlang_ref ref;
+    rc_procs_make_ref(ps, &ref);
+    if (rc_cref_from_ei(ps->nodes, &ref, &om.ref) != 0)
         return -1;
-    int rc = ctrl_encode_monitor(&x, CTRL_MONITOR_P, &self->pid, pid, name, &om->ref);
-    if (rc == 0 && prc_send_ctrl(ps, target_node, &x, NULL, 0) != 0) {
+    if (pid) {
+        if (rc_cpid_from_ei(ps->nodes, pid, &om.target) != 0)
+            return -1;
+    } else {
+        om.target.node = rc_nodetab_intern(ps->nodes, node, strlen(node));
+        om.name = strdup(name);
+        if (om.target.node == RC_NODE_NONE || om.name == NULL) {
+            free(om.name);
+            return -1;
+        }
+    }
+    self->omons[self->nomons++] = om;
+    *ref_out = ref;
+    if (om.target.node == ps->self_node)
+        return monitor_local(ps, self, &self->omons[self->nomons - 1], &ref);
+    ei_x_buff x;
+    if (ei_x_new(&x) != 0) {
+        prc_drop_out_monitor(self, self->nomons - 1);
+        return -1;
+    }
+    erlang_pid me;
+    prc_pid(ps, self, &me);
+    int rc = ctrl_encode_monitor(&x, CTRL_MONITOR_P, &me, pid, name, &ref);
+    if (rc != 0 || prc_send_ctrl(ps, target_node, &x, NULL, 0) != 0) {
         /* Not connected: no DOWN will ever come for this ref; the caller is
          * told now instead (a DOWN delivered from here would re-enter it). */
-        self->nomons--;
+        prc_drop_out_monitor(self, self->nomons - 1);
         rc = -1;
     }
     ei_x_free(&x);
     return rc;
 }
 
-void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
+/* Ends self's monitor i: a local target forgets it, a remote one is told. */
+static void demonitor_at(rc_procs *ps, rc_proc *self, size_t i)
 {
-    for (size_t i = 0; i < self->nomons; i++) {
-        out_monitor *om = &self->omons[i];
-        if (!rc_ref_equal(&om->ref, ref))
-            continue;
-        if (strcmp(om->target.node, ps->node_name) == 0) {
-            rc_proc *target = rc_procs_lookup(ps, &om->target);
-            if (target != NULL)
-                prc_remove_remote_monitor(ps, target, &om->ref);
-            self->omons[i] = self->omons[--self->nomons];
-            return;
-        }
-        ei_x_buff x;
-        if (ei_x_new(&x) == 0) {
-            if (ctrl_encode_monitor(&x, CTRL_DEMONITOR_P, &self->pid, om->by_name ? NULL : &om->target,
-                                    om->by_name ? om->name : NULL, &om->ref) == 0)
-                (void)prc_send_ctrl(ps, om->target.node, &x, NULL, 0);
-            ei_x_free(&x);
-        }
-        self->omons[i] = self->omons[--self->nomons];
+    out_monitor *om = &self->omons[i];
+    erlang_ref ref;
+    if (rc_cref_to_ei(ps->nodes, &om->ref, &ref) != 0) {
+        prc_drop_out_monitor(self, i);
         return;
     }
+    if (om->target.node == ps->self_node) {
+        rc_proc *target = rc_procs_find(ps, &om->target);
+        if (target != NULL)
+            prc_remove_remote_monitor(ps, target, &ref);
+        prc_drop_out_monitor(self, i);
+        return;
+    }
+    ei_x_buff x;
+    erlang_pid me, target;
+    const char *node = rc_nodetab_name(ps->nodes, om->target.node);
+    if (node != NULL && ei_x_new(&x) == 0) {
+        prc_pid(ps, self, &me);
+        int ok = om->name != NULL || rc_cpid_to_ei(ps->nodes, &om->target, &target) == 0;
+        if (ok && ctrl_encode_monitor(&x, CTRL_DEMONITOR_P, &me, om->name ? NULL : &target,
+                                      om->name, &ref) == 0)
+            (void)prc_send_ctrl(ps, node, &x, NULL, 0);
+        ei_x_free(&x);
+    }
+    prc_drop_out_monitor(self, i);
+}
+
+void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
+{
+    long i = prc_find_out_monitor(ps, self, ref);
+    if (i >= 0)
+        demonitor_at(ps, self, (size_t)i);
 }
 
 void rc_procs_set_exit_hook(rc_procs *ps, rc_proc_exit_hook fn, void *ctx)
@@ -717,13 +786,15 @@ static void tell_monitor_exit(void *ctx, const rmon_entry *e)
     if (rc_cpid_to_ei(ec->ps->nodes, &e->watcher, &watcher) != 0)
         return;
     rmon_ref(ec->ps, e, &ref);
-    if (rc_procs_is_local(ec->ps, &watcher)) {
-        queue_down(ec->ps, pid_key(&watcher), &ec->p->pid, &ref, ec->reason);
+    erlang_pid self;
+    prc_pid(ec->ps, ec->p, &self);
+    if (e->watcher.node == ec->ps->self_node) {
+        queue_down(ec->ps, pid_key(&watcher), &self, &ref, ec->reason);
         return;
     }
     const char *as_name = (e->by_name && ec->p->name) ? ec->p->name : NULL;
     ec->x->index = 0;
-    if (ctrl_encode_monitor_exit(ec->x, as_name ? NULL : &ec->p->pid, as_name, &watcher, &ref,
+    if (ctrl_encode_monitor_exit(ec->x, as_name ? NULL : &self, as_name, &watcher, &ref,
                                  ec->reason) == 0)
         (void)prc_send_ctrl(ec->ps, watcher.node, ec->x, NULL, 0);
 }
@@ -734,17 +805,21 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
         return;
     p->dead = 1;
     ps->live--;
-    if (ps->exit_hook)
-        ps->exit_hook(ps->exit_hook_ctx, &p->pid);
+    if (ps->exit_hook) {
+        rc_cpid self = rc_proc_cpid(ps, p);
+        ps->exit_hook(ps->exit_hook_ctx, &self);
+    }
     ei_x_buff x;
     if (ei_x_new(&x) == 0) {
+        erlang_pid self;
+        prc_pid(ps, p, &self);
         for (size_t i = 0; i < p->nlinks; i++) {
             x.index = 0;
             erlang_pid other;
             if (p->links[i].node == ps->self_node ||
                 rc_cpid_to_ei(ps->nodes, &p->links[i], &other) != 0)
                 continue; /* C-to-C links are not created by anything yet */
-            if (ctrl_encode_exit(&x, CTRL_EXIT, &p->pid, &other, reason) == 0)
+            if (ctrl_encode_exit(&x, CTRL_EXIT, &self, &other, reason) == 0)
                 (void)prc_send_ctrl(ps, other.node, &x, NULL, 0);
         }
         if (p->nmons > 0) {
@@ -754,7 +829,7 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
         ei_x_free(&x);
     }
     while (p->nomons > 0)
-        rc_proc_demonitor(ps, p, &p->omons[p->nomons - 1].ref);
+        demonitor_at(ps, p, p->nomons - 1);
     p->nlinks = p->nmons = 0;
     free(p->links);
     p->links = NULL;
@@ -781,16 +856,11 @@ void rc_procs_free(rc_procs *ps)
     if (ps == NULL)
         return;
     prc_reap(ps);
+    HASH_CLEAR(hh_name, ps->names);
     rc_proc *p, *tmp;
     HASH_ITER(hh, ps->by_key, p, tmp) {
         HASH_DEL(ps->by_key, p);
         proc_free(p);
-    }
-    name_entry *e, *et;
-    HASH_ITER(hh, ps->names, e, et) {
-        HASH_DEL(ps->names, e);
-        free(e->name);
-        free(e);
     }
     rmon_free(ps->rmons);
     while (ps->q_head) {

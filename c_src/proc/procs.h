@@ -98,10 +98,13 @@ int rc_proc_register(rc_procs *ps, rc_proc *p, const char *name);
  * fails, in which case nothing is left behind. */
 rc_proc *rc_proc_spawn_registered(rc_procs *ps, rc_proc_handler fn, void *ctx,
                                   void (*free_ctx)(void *), const char *name);
-const erlang_pid *rc_proc_pid(const rc_proc *p);
+/* A process's pid: compact, or as libei's (1 KB: for encoding). */
+rc_cpid rc_proc_cpid(const rc_procs *ps, const rc_proc *p);
+void rc_proc_get_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out);
 void *rc_proc_ctx(const rc_proc *p);
 rc_proc *rc_procs_whereis(rc_procs *ps, const char *name);
 rc_proc *rc_procs_lookup(rc_procs *ps, const erlang_pid *pid);
+rc_proc *rc_procs_find(rc_procs *ps, const rc_cpid *pid);
 size_t rc_procs_count(const rc_procs *ps);
 int rc_procs_is_local(const rc_procs *ps, const erlang_pid *pid);
 const char *rc_procs_node_name(const rc_procs *ps);
@@ -161,7 +164,7 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason);
 
 /* Called for every process that ends, before its links and monitors are
  * told (the pg layer uses it to make the process leave its groups). */
-typedef void (*rc_proc_exit_hook)(void *ctx, const erlang_pid *pid);
+typedef void (*rc_proc_exit_hook)(void *ctx, const rc_cpid *pid);
 void rc_procs_set_exit_hook(rc_procs *ps, rc_proc_exit_hook fn, void *ctx);
 
 /* A fresh reference, unique on this node. */

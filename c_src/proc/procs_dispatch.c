@@ -217,18 +217,16 @@ int rc_procs_on_frame(rc_procs *ps, uint32_t peer_node, const char *payload, siz
         p = rc_procs_lookup(ps, &m.to);
         if (p == NULL)
             return 0;
-        for (size_t i = 0; i < p->nomons; i++) {
-            /* Only the node of the monitored process ends its monitor: our
-             * references are easy to guess, and another peer must not make
-             * us believe a third node's process died. */
-            if (rc_ref_equal(&p->omons[i].ref, &m.ref) && strcmp(p->omons[i].target.node, peer) == 0) {
-                p->omons[i] = p->omons[--p->nomons];
-                rc_signal sig = {.kind = RC_SIG_DOWN, .from = m.has_from ? &m.from : NULL,
-                                 .buf = m.reason, .len = m.reason_len, .ref = &m.ref,
-                                 .peer = peer, .peer_node = peer_node};
-                prc_deliver(ps, p, &sig);
-                return 0;
-            }
+        long i = prc_find_out_monitor(ps, p, &m.ref);
+        /* Only the node of the monitored process ends its monitor: our
+         * references are easy to guess, and another peer must not make us
+         * believe a third node's process died. */
+        if (i >= 0 && p->omons[i].target.node == peer_node) {
+            prc_drop_out_monitor(p, (size_t)i);
+            rc_signal sig = {.kind = RC_SIG_DOWN, .from = m.has_from ? &m.from : NULL,
+                             .buf = m.reason, .len = m.reason_len, .ref = &m.ref,
+                             .peer = peer, .peer_node = peer_node};
+            prc_deliver(ps, p, &sig);
         }
         return 0;
     default:
@@ -278,11 +276,17 @@ void rc_procs_on_down(rc_procs *ps, uint32_t idx)
         if (p->dead)
             continue;
         for (size_t i = 0; i < p->nomons && !p->dead;) {
-            if (strcmp(p->omons[i].target.node, node) == 0) {
-                out_monitor om = p->omons[i];
-                p->omons[i] = p->omons[--p->nomons];
-                rc_signal sig = {.kind = RC_SIG_DOWN, .from = om.by_name ? NULL : &om.target,
-                                 .buf = reason, .len = rlen, .ref = &om.ref, .peer = peer,
+            if (p->omons[i].target.node == idx) {
+                const out_monitor *om = &p->omons[i];
+                erlang_ref ref;
+                erlang_pid target;
+                int ok = rc_cref_to_ei(ps->nodes, &om->ref, &ref) == 0;
+                int by_pid = om->name == NULL && rc_cpid_to_ei(ps->nodes, &om->target, &target) == 0;
+                prc_drop_out_monitor(p, i);
+                if (!ok)
+                    continue;
+                rc_signal sig = {.kind = RC_SIG_DOWN, .from = by_pid ? &target : NULL,
+                                 .buf = reason, .len = rlen, .ref = &ref, .peer = peer,
                                  .peer_node = idx};
                 prc_deliver(ps, p, &sig);
             } else {

@@ -15,35 +15,35 @@
 #define PID_SERIAL_MAX 0x1fffu
 #define MAX_NAME_BYTES (MAXATOMLEN_UTF8 - 1)
 
+/* A monitor a C process holds, compact (libei's ref and pid would make it
+ * 3 KB, and every emitter holds one on its subscriber): target.node is
+ * always set; the rest of target once known (by pid, or a local target found
+ * by name); name only for a monitor by name. */
 typedef struct out_monitor {
-    erlang_ref ref;
-    erlang_pid target; /* when !by_name */
-    char name[MAXATOMLEN_UTF8];
-    int by_name;
+    rc_cref ref;
+    rc_cpid target;
+    char *name;
 } out_monitor;
 
+/* A process's pid is implied: this node, its creation, and (num, serial)
+ * from key, so a process carries no libei pid (1 KB with its node name). */
 struct rc_proc {
-    uint64_t key;
-    erlang_pid pid;
+    uint64_t key; /* num << 32 | serial */
     char *name;
     rc_proc_handler fn;
     void *ctx;
     void (*free_ctx)(void *);
     rc_cpid *links; /* compact: 16 bytes a link */
-    size_t nlinks, caplinks;
-    size_t nmons; /* remote monitors on this process, held in ps->rmons */
-    out_monitor *omons;
-    size_t nomons, capomons;
+    uint32_t nlinks, caplinks;
+    uint32_t nmons; /* remote monitors on this process, held in ps->rmons */
+    uint32_t nomons, capomons;
     int dead;
+    out_monitor *omons;
     rc_proc *next_zombie;
-    UT_hash_handle hh;
+    UT_hash_handle hh;      /* in ps->by_key */
+    UT_hash_handle hh_name; /* in ps->names, when registered */
 };
 
-typedef struct name_entry {
-    char *name;
-    rc_proc *proc;
-    UT_hash_handle hh;
-} name_entry;
 
 /* A signal between C processes of this node: a message, or the DOWN of a
  * local monitor (ref set). */
@@ -66,7 +66,7 @@ struct rc_procs {
     uint64_t ref_counter;
     uint64_t unlink_id;
     rc_proc *by_key;
-    name_entry *names;
+    rc_proc *names; /* registered processes, by name (hh_name) */
     size_t live;
     int depth; /* > 0 while a handler runs */
     local_msg *q_head, *q_tail;
@@ -97,7 +97,13 @@ int prc_add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other);
 int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
                            const erlang_ref *ref, int by_name);
 void prc_deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig);
+/* p's pid, for encoders that take libei's. */
+void prc_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out);
 void prc_drain_local(rc_procs *ps);
+/* Index of p's monitor with that reference, or -1; removing monitor i
+ * (its name freed). */
+long prc_find_out_monitor(const rc_procs *ps, const rc_proc *p, const erlang_ref *ref);
+void prc_drop_out_monitor(rc_proc *p, size_t i);
 void prc_encode_reason_atom(char *buf, int cap, const char *atom, int *len);
 void prc_reap(rc_procs *ps);
 void prc_refused(rc_procs *ps, uint64_t *counter, const char *peer, const char *what);

@@ -134,7 +134,10 @@ static int op_spawn_idle(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
         return -1;
     for (int64_t i = 0; i < n; i++) {
         rc_proc *p = rc_proc_spawn(rs->ps, idle_signal, (void *)&IDLE_MARK, NULL);
-        if (p == NULL || ei_x_encode_pid(x, rc_proc_pid(p)) != 0)
+        rc_cpid pid;
+        if (p != NULL)
+            pid = rc_proc_cpid(rs->ps, p);
+        if (p == NULL || rc_cpid_write(rs->nodes, x, &pid) != 0)
             return -1;
     }
     return ei_x_encode_empty_list(x);

@@ -8,6 +8,7 @@
 #include "codec/term_norm.h"
 #include "pg/pg_scope.h"
 #include "proc/procs.h"
+#include "proc_pid.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -137,7 +138,7 @@ typedef struct fx {
     evlog ev;
 } fx;
 
-static void exit_hook(void *ctx, const erlang_pid *pid) { rc_pg_scope_proc_exit(ctx, pid); }
+static void exit_hook(void *ctx, const rc_cpid *pid) { rc_pg_scope_proc_exit(ctx, pid); }
 
 static int setup(void **state)
 {
@@ -156,7 +157,7 @@ static int setup(void **state)
     rc_procs_set_exit_hook(f->ps, exit_hook, f->s);
     rc_proc *sp = rc_procs_whereis(f->ps, SCOPE);
     assert_non_null(sp);
-    f->self_e = *rc_proc_pid(sp);
+    f->self_e = *test_pid(f->ps, sp);
     assert_int_equal(rc_pg_scope_pid(f->s, &f->self), 0);
     assert_int_equal(f->self.node, 0);
     assert_int_equal(rc_pg_self_node(f->s), 0);
@@ -206,7 +207,7 @@ static rc_proc *spawn_local(fx *f)
     return p;
 }
 
-static rc_cpid lcp(fx *f, rc_proc *p) { return cp(f, rc_proc_pid(p)); }
+static rc_cpid lcp(fx *f, rc_proc *p) { return cp(f, test_pid(f->ps, p)); }
 
 /* ------------------------------------------------------------ feeding */
 
@@ -1612,7 +1613,7 @@ static void test_local_join(void **state)
     rc_proc_exit(f->ps, l3, "normal");
     assert_int_equal(f->rec.n, 0);
     erlang_pid ghost_e = epid(ME, 30000, MY_CREATION);
-    erlang_pid old_e = *rc_proc_pid(l2);
+    erlang_pid old_e = *test_pid(f->ps, l2);
     old_e.creation = MY_CREATION + 1; /* an earlier incarnation of the node */
     erlang_pid remote_e = epid(PEER, 11, 5);
     rc_cpid ghost = cp(f, &ghost_e), old = cp(f, &old_e), remote = cp(f, &remote_e);
@@ -1751,7 +1752,7 @@ static void test_proc_exit(void **state)
     rec_clear(&f->rec);
 
     /* called directly */
-    erlang_pid e2 = *rc_proc_pid(l2);
+    rc_cpid e2 = rc_proc_cpid(f->ps, l2);
     rc_pg_scope_proc_exit(f->s, &e2);
     assert_int_equal(f->rec.n, 2);
     keybuf kb = check_leave(f, find_kind(f, K_LEAVE, PEER), &f->peer, &c2, 1);
@@ -1761,7 +1762,8 @@ static void test_proc_exit(void **state)
     rec_clear(&f->rec);
     rc_pg_scope_proc_exit(f->s, &e2); /* not a member any more */
     rc_proc_exit(f->ps, l3, "normal"); /* never was */
-    erlang_pid remote = epid(PEER, 11, 5);
+    erlang_pid remote_e = epid(PEER, 11, 5);
+    rc_cpid remote = cp(f, &remote_e);
     rc_pg_scope_proc_exit(f->s, &remote);
     assert_int_equal(f->rec.n, 0);
     assert_int_equal(nmemb(f), 0);

@@ -5,6 +5,7 @@
 #include "rec_frame.h"
 #include "codec/ctrl.h"
 #include "proc/procs.h"
+#include "proc_pid.h"
 #include "util/err.h"
 
 #include <setjmp.h>
@@ -90,7 +91,7 @@ static void record(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         ei_decode_version(sig->buf, &idx, &v);
         ei_decode_atom(sig->buf, &idx, in->last_atom);
         if (in->forward_to)
-            rc_proc_send(ps, self, rc_proc_pid(in->forward_to), sig->buf, sig->len);
+            rc_proc_send(ps, self, test_pid(ps, in->forward_to), sig->buf, sig->len);
     } else {
         if (sig->kind == RC_SIG_EXIT)
             in->exits++;
@@ -148,11 +149,11 @@ static void test_pids_and_names(void **state)
     for (int i = 0; i < N; i++) {
         procs[i] = rc_proc_spawn(f->ps, record, NULL, NULL);
         assert_non_null(procs[i]);
-        assert_ptr_equal(rc_procs_lookup(f->ps, rc_proc_pid(procs[i])), procs[i]);
+        assert_ptr_equal(rc_procs_lookup(f->ps, test_pid(f->ps, procs[i])), procs[i]);
     }
     assert_int_equal(rc_procs_count(f->ps), N);
     for (int i = 1; i < N; i++) {
-        const erlang_pid *a = rc_proc_pid(procs[i - 1]), *b = rc_proc_pid(procs[i]);
+        const erlang_pid *a = test_pid(f->ps, procs[i - 1]), *b = test_pid(f->ps, procs[i]);
         assert_false(a->num == b->num && a->serial == b->serial);
         assert_int_equal(b->creation, 77);
         assert_string_equal(b->node, ME);
@@ -160,7 +161,7 @@ static void test_pids_and_names(void **state)
     assert_int_equal(rc_proc_register(f->ps, procs[0], "svc"), 0);
     assert_int_equal(rc_proc_register(f->ps, procs[1], "svc"), -1);
     assert_ptr_equal(rc_procs_whereis(f->ps, "svc"), procs[0]);
-    erlang_pid dead = *rc_proc_pid(procs[0]);
+    erlang_pid dead = *test_pid(f->ps, procs[0]);
     rc_proc_exit(f->ps, procs[0], "normal");
     assert_null(rc_procs_whereis(f->ps, "svc"));
     assert_null(rc_procs_lookup(f->ps, &dead));
@@ -202,7 +203,7 @@ static void test_monitor_and_link_notified_on_exit(void **state)
     ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, NULL, "svc", &r);
     feed(f->ps, &c, NULL);
     c.index = 0;
-    ctrl_encode_link(&c, CTRL_LINK, &w, rc_proc_pid(p));
+    ctrl_encode_link(&c, CTRL_LINK, &w, test_pid(f->ps, p));
     feed(f->ps, &c, NULL);
     assert_int_equal(f->rec.n, 0); /* accepted silently */
     rc_proc_exit(f->ps, p, "shutdown");
@@ -234,16 +235,16 @@ static void test_demonitor_and_unlink_id(void **state)
     erlang_ref r = remote_ref(3);
     ei_x_buff c;
     ei_x_new(&c);
-    ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, rc_proc_pid(p), NULL, &r);
+    ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, test_pid(f->ps, p), NULL, &r);
     feed(f->ps, &c, NULL);
     c.index = 0;
-    ctrl_encode_monitor(&c, CTRL_DEMONITOR_P, &w, rc_proc_pid(p), NULL, &r);
+    ctrl_encode_monitor(&c, CTRL_DEMONITOR_P, &w, test_pid(f->ps, p), NULL, &r);
     feed(f->ps, &c, NULL);
     c.index = 0;
-    ctrl_encode_link(&c, CTRL_LINK, &w, rc_proc_pid(p));
+    ctrl_encode_link(&c, CTRL_LINK, &w, test_pid(f->ps, p));
     feed(f->ps, &c, NULL);
     c.index = 0;
-    ctrl_encode_unlink_id(&c, CTRL_UNLINK_ID, 99, &w, rc_proc_pid(p));
+    ctrl_encode_unlink_id(&c, CTRL_UNLINK_ID, 99, &w, test_pid(f->ps, p));
     feed(f->ps, &c, NULL);
     assert_int_equal(f->rec.n, 1);
     ctrl_msg *m = decode_sent(&f->rec, 0);
@@ -289,7 +290,7 @@ static void test_messages_delivered(void **state)
     assert_int_equal(in.msgs, 1);
     assert_string_equal(in.last_atom, "hello");
     c.index = 0;
-    ctrl_encode_send(&c, rc_proc_pid(p));
+    ctrl_encode_send(&c, test_pid(f->ps, p));
     feed(f->ps, &c, "again");
     assert_int_equal(in.msgs, 2);
     assert_string_equal(in.last_atom, "again");
@@ -334,7 +335,7 @@ static void test_connection_loss(void **state)
     erlang_pid w = remote_pid(16);
     ei_x_buff c;
     ei_x_new(&c);
-    ctrl_encode_link(&c, CTRL_LINK, &w, rc_proc_pid(p));
+    ctrl_encode_link(&c, CTRL_LINK, &w, test_pid(f->ps, p));
     feed(f->ps, &c, NULL);
     erlang_ref mref;
     assert_int_equal(rc_proc_monitor(f->ps, p, &w, NULL, NULL, &mref), 0);
@@ -361,7 +362,7 @@ static void test_local_monitors(void **state)
     inbox w = {0}, t = {0}, t2 = {0};
     rc_proc *pw = rc_proc_spawn(f->ps, record, &w, NULL);
     rc_proc *pt = rc_proc_spawn(f->ps, record, &t, NULL);
-    erlang_pid tpid = *rc_proc_pid(pt);
+    erlang_pid tpid = *test_pid(f->ps, pt);
     erlang_ref r1, r2, r3;
     assert_int_equal(rc_proc_monitor(f->ps, pw, &tpid, NULL, NULL, &r1), 0);
     assert_int_equal(rc_procs_remote_monitors(f->ps), 1);
@@ -389,7 +390,7 @@ static void test_local_monitors(void **state)
     /* a watcher that ends first leaves nothing behind */
     inbox t3 = {0};
     rc_proc *pt3 = rc_proc_spawn(f->ps, record, &t3, NULL);
-    assert_int_equal(rc_proc_monitor(f->ps, pw, rc_proc_pid(pt3), NULL, NULL, &r1), 0);
+    assert_int_equal(rc_proc_monitor(f->ps, pw, test_pid(f->ps, pt3), NULL, NULL, &r1), 0);
     rc_proc_exit(f->ps, pw, "normal");
     assert_int_equal(rc_procs_remote_monitors(f->ps), 0);
     rc_proc_exit(f->ps, pt3, "normal");
@@ -406,7 +407,7 @@ static void test_remote_down_delivered(void **state)
     assert_int_equal(rc_proc_monitor(f->ps, p, NULL, "rex", PEER, &mref), 0);
     ei_x_buff c;
     ei_x_new(&c);
-    ctrl_encode_monitor_exit(&c, &target, NULL, rc_proc_pid(p), &mref, "killed");
+    ctrl_encode_monitor_exit(&c, &target, NULL, test_pid(f->ps, p), &mref, "killed");
     feed(f->ps, &c, NULL);
     assert_int_equal(in.downs, 1);
     assert_string_equal(in.last_atom, "killed");
@@ -442,7 +443,7 @@ static void test_foreign_from_refused(void **state)
     inbox in = {0};
     rc_proc *p = rc_proc_spawn(f->ps, record, &in, NULL);
     assert_int_equal(rc_proc_register(f->ps, p, "svc"), 0);
-    const erlang_pid *me = rc_proc_pid(p);
+    const erlang_pid me_pid = *test_pid(f->ps, p), *me = &me_pid;
     erlang_pid other = remote_pid(21);
     strcpy(other.node, "other@h");
     erlang_pid w = remote_pid(22);
@@ -517,7 +518,7 @@ static void test_outgoing_link(void **state)
     assert_int_equal(m->to.num, 18);
     ei_x_buff c;
     ei_x_new(&c);
-    ctrl_encode_exit(&c, CTRL_EXIT, &other, rc_proc_pid(p), "boom");
+    ctrl_encode_exit(&c, CTRL_EXIT, &other, test_pid(f->ps, p), "boom");
     feed(f->ps, &c, NULL);
     assert_int_equal(in.exits, 1);
     assert_string_equal(in.last_atom, "boom");

@@ -12,6 +12,7 @@
 #include "proc/cpid.h"
 #include "pg/membership.h"
 #include "proc/procs.h"
+#include "proc_pid.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -179,7 +180,7 @@ static void test_monitor_and_link_from_v4_pid(void **st)
     assert_int_equal(ctrl_encode_monitor(&c, CTRL_MONITOR_P, &w, NULL, "svc", &r), 0);
     feed(ps, &c);
     c.index = 0;
-    assert_int_equal(ctrl_encode_link(&c, CTRL_LINK, &w, rc_proc_pid(p)), 0);
+    assert_int_equal(ctrl_encode_link(&c, CTRL_LINK, &w, test_pid(ps, p)), 0);
     feed(ps, &c);
     assert_int_equal(nsent, 0);
     rc_proc_exit(ps, p, "shutdown");
