@@ -8,10 +8,11 @@
 #define MOD "names"
 /* Enough of a subscription id to recognise it in a log line. */
 #define LOG_SUB_MAX 64
+/* Writes queued while one is on disk go together in the next transaction
+ * (one fsync for many pool starts), up to this many. */
+#define BATCH_MAX 256
 
 typedef struct job {
-    uv_work_t req;
-    names_persist *q;
     uint8_t *key; /* store bytes then sub bytes */
     size_t store_len, sub_len;
     uint8_t *enc;
@@ -30,6 +31,12 @@ struct names_persist {
     job *head, *tail;
     size_t pending;
     int writing;
+    /* The transaction on the pool: its jobs in queue order, and their
+     * records (read by the worker only). */
+    uv_work_t req;
+    job *batch[BATCH_MAX];
+    names_store_rec recs[BATCH_MAX];
+    size_t nbatch;
 };
 
 names_persist *names_persist_new(uv_loop_t *loop, const rc_logger *lg, names_store *store,
@@ -73,11 +80,15 @@ static void log_failure(const names_persist *q, const job *j)
 
 static void start_next(names_persist *q);
 
+/* One transaction for the batch; if it fails and holds more than one
+ * write, each is tried alone, so one bad write does not fail the rest. */
 static void work(uv_work_t *req)
 {
-    job *j = req->data;
-    j->err = names_store_put(j->q->store, j->key, j->store_len, j->key + j->store_len, j->sub_len,
-                             j->enc, j->enc_len);
+    names_persist *q = req->data;
+    int err = names_store_put_many(q->store, q->recs, q->nbatch);
+    for (size_t i = 0; i < q->nbatch; i++)
+        q->batch[i]->err =
+            err == 0 || q->nbatch == 1 ? err : names_store_put_many(q->store, &q->recs[i], 1);
 }
 
 /* Runs the callback and releases the job; the table is updated first so the
@@ -106,29 +117,48 @@ static void finish(names_persist *q, job *j)
 
 static void after_work(uv_work_t *req, int status)
 {
-    job *j = req->data;
-    names_persist *q = j->q;
+    names_persist *q = req->data;
+    /* Still marked writing while the callbacks run: a write they submit
+     * waits in the queue instead of reusing the batch being finished. */
+    for (size_t i = 0; i < q->nbatch; i++) {
+        if (status != 0)
+            q->batch[i]->err = ECANCELED;
+        finish(q, q->batch[i]);
+    }
+    q->nbatch = 0;
     q->writing = 0;
-    if (status != 0)
-        j->err = ECANCELED;
-    finish(q, j);
     start_next(q);
 }
 
 static void start_next(names_persist *q)
 {
     while (!q->writing && q->head != NULL) {
-        job *j = q->head;
-        q->head = j->next;
+        size_t n = 0;
+        while (q->head != NULL && n < BATCH_MAX) {
+            job *j = q->head;
+            q->head = j->next;
+            q->batch[n] = j;
+            q->recs[n] = (names_store_rec){.store = j->key, .store_len = j->store_len,
+                                           .sub = j->key + j->store_len,
+                                           .sub_len = j->sub_len, .enc = j->enc,
+                                           .enc_len = j->enc_len};
+            n++;
+        }
         if (q->head == NULL)
             q->tail = NULL;
-        j->req.data = j;
-        if (uv_queue_work(q->loop, &j->req, work, after_work) == 0) {
+        q->nbatch = n;
+        q->req.data = q;
+        if (uv_queue_work(q->loop, &q->req, work, after_work) == 0) {
             q->writing = 1;
             return;
         }
-        j->err = ECANCELED;
-        finish(q, j);
+        q->writing = 1; /* as in after_work */
+        for (size_t i = 0; i < n; i++) {
+            q->batch[i]->err = ECANCELED;
+            finish(q, q->batch[i]);
+        }
+        q->nbatch = 0;
+        q->writing = 0;
     }
 }
 
@@ -148,7 +178,6 @@ int names_persist_submit(names_persist *q, const uint8_t *store, size_t store_le
         memcpy(key, store, store_len);
     if (sub_len > 0)
         memcpy(key + store_len, sub, sub_len);
-    j->q = q;
     j->key = key;
     j->store_len = store_len;
     j->sub_len = sub_len;

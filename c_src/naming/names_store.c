@@ -241,13 +241,23 @@ static int make_key(uint8_t *key, size_t *key_len, const uint8_t *store, size_t 
     return 0;
 }
 
-static int put_once(names_store *s, MDB_val *k, MDB_val *v)
+/* The records in one transaction: all or none. */
+static int put_once(names_store *s, const names_store_rec *recs, size_t n)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return rc;
-    rc = mdb_put(txn, s->dbi, k, v, 0);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t key[KEY_MAX];
+        size_t key_len;
+        rc = make_key(key, &key_len, recs[i].store, recs[i].store_len, recs[i].sub,
+                      recs[i].sub_len);
+        MDB_val k = {key_len, key};
+        MDB_val v = {recs[i].enc_len, (void *)recs[i].enc};
+        if (rc == 0)
+            rc = mdb_put(txn, s->dbi, &k, &v, 0);
+    }
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -257,21 +267,17 @@ static int put_once(names_store *s, MDB_val *k, MDB_val *v)
     return mdb_txn_commit(txn);
 }
 
-int names_store_put(names_store *s, const uint8_t *store, size_t store_len, const uint8_t *sub,
-                    size_t sub_len, const uint8_t *enc, size_t enc_len)
+int names_store_put_many(names_store *s, const names_store_rec *recs, size_t n)
 {
-    uint8_t key[KEY_MAX];
-    size_t key_len;
-    if (s == NULL || enc == NULL || enc_len == 0)
+    if (s == NULL || n == 0)
         return EINVAL;
-    int rc = make_key(key, &key_len, store, store_len, sub, sub_len);
-    if (rc != 0)
-        return rc;
-    MDB_val k = {key_len, key};
-    MDB_val v = {enc_len, (void *)enc};
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].enc == NULL || recs[i].enc_len == 0)
+            return EINVAL;
+    int rc;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        rc = put_once(s, &k, &v);
+        rc = put_once(s, recs, n);
         if (rc != MDB_MAP_FULL || s->mapsize >= MAP_LIMIT)
             break;
         /* Safe: the mutex guarantees no transaction of ours is open. */
@@ -282,6 +288,14 @@ int names_store_put(names_store *s, const uint8_t *store, size_t store_len, cons
     }
     pthread_mutex_unlock(&s->lock);
     return name_cause(s->dir, rc);
+}
+
+int names_store_put(names_store *s, const uint8_t *store, size_t store_len, const uint8_t *sub,
+                    size_t sub_len, const uint8_t *enc, size_t enc_len)
+{
+    const names_store_rec r = {.store = store, .store_len = store_len, .sub = sub,
+                               .sub_len = sub_len, .enc = enc, .enc_len = enc_len};
+    return names_store_put_many(s, &r, 1);
 }
 
 /* Every record into t; malformed ones counted in *bad. With touch, every

@@ -65,6 +65,18 @@ int names_store_load(names_store *s, names_table *t, size_t *loaded, size_t *ski
 int names_store_put(names_store *s, const uint8_t *store, size_t store_len, const uint8_t *sub,
                     size_t sub_len, const uint8_t *enc, size_t enc_len);
 
+/* Writes several records in one transaction, synced once: all or none
+ * (the first error found, EINVAL for a key that cannot be stored). */
+typedef struct names_store_rec {
+    const uint8_t *store;
+    size_t store_len;
+    const uint8_t *sub;
+    size_t sub_len;
+    const uint8_t *enc;
+    size_t enc_len;
+} names_store_rec;
+int names_store_put_many(names_store *s, const names_store_rec *recs, size_t n);
+
 /* Number of records on disk, or 0 on error (for tests and stats). */
 size_t names_store_count(names_store *s);
 

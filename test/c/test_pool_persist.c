@@ -234,6 +234,47 @@ static void test_queue_failure(void **st)
     queue_close(&f);
 }
 
+/* Writes queued while one is on disk share the next transaction; past the
+ * batch size they take several; order, the table and the disk hold as for
+ * single writes. A refused write inside a batch fails alone: the writes
+ * beside it are retried one by one and land. */
+static void test_queue_batches(void **st)
+{
+    (void)st;
+    queue f;
+    queue_open(&f, "/tmp/names_persist_batch.XXXXXX", NULL);
+    enum { N = 700 };
+    static outcome o[N];
+    memset(o, 0, sizeof o);
+    callbacks_seen = 0;
+    uint8_t bad_sub[600];
+    memset(bad_sub, 'y', sizeof bad_sub);
+    for (int i = 0; i < N; i++) {
+        char sub[16];
+        snprintf(sub, sizeof sub, "s%d", i);
+        size_t len;
+        uint8_t *enc = expected_list("st", sub, 1 + i % 3, &len);
+        /* i == 1 is queued behind the first write, inside the first batch */
+        int rc = i == 1 ? names_persist_submit(f.q, STR("st"), bad_sub, sizeof bad_sub, enc,
+                                               len, record, &o[i])
+                        : names_persist_submit(f.q, STR("st"), STR(sub), enc, len, record,
+                                               &o[i]);
+        assert_int_equal(rc, 0);
+    }
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(o[i].calls, 1);
+        assert_int_equal(o[i].order, i);
+        assert_int_equal(o[i].rc, i == 1 ? RC_ESTORAGE : RC_OK);
+    }
+    assert_int_equal(names_table_count(f.t), N - 1);
+    assert_int_equal(names_store_count(f.store), N - 1);
+    queue_stop(&f);
+    expect_on_disk(f.dir, "st", "s699", 1 + 699 % 3);
+    expect_on_disk(f.dir, "st", "s2", 3);
+    queue_close(&f);
+}
+
 /* ---- pools through the C API of a node with a data_dir ------------------ */
 
 typedef struct starter {
@@ -436,6 +477,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_order_and_table),
         cmocka_unit_test(test_queue_failure),
+        cmocka_unit_test(test_queue_batches),
         cmocka_unit_test(test_pool_names_on_disk_when_reported),
         cmocka_unit_test(test_pool_write_failure_leaves_nothing),
     };
