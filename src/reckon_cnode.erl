@@ -59,6 +59,7 @@
          status/0,
          stats/0,
          start_emitter_pool/4,
+         start_emitter_pools/1,
          stop_emitter_pool/2,
          emitter_pool_info/2,
          broadcast_via_cnode/3]).
@@ -70,6 +71,9 @@
 
 %% Registered name of the request server on the C node.
 -define(CNODE_SERVER, reckon_cnode).
+%% start_emitter_pools/1: starts per request, and requests in flight.
+-define(STARTS_PER_REQUEST, 1000).
+-define(STARTS_IN_FLIGHT, 4).
 
 -type mode() :: attach | spawn.
 
@@ -178,6 +182,37 @@ start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
         {error, {storage, Reason}} = Error when is_list(Reason) -> Error;
         Reply -> raise_reply(Reply, Args)
     end.
+
+%% @doc Starts many C-hosted emitter pools at once: for each `{S, Sub,
+%% PoolSize, Subscriber}' of `Starts', in order, what {@link
+%% start_emitter_pool/4} would return, except that where it would raise
+%% `badarg' or `system_limit' for that start (e.g. emitter names over 255
+%% characters) the element is `{error, badarg}' or `{error, system_limit}',
+%% so one refused start does not hide the others' outcomes. A start of a
+%% pool already started earlier in the list is `{error, already_started}'.
+%%
+%% The starts go to the C node in requests of up to 1,000, several in
+%% flight at once, so a caller that sets up thousands of subscriptions does
+%% not wait a round trip for each; with `--data-dir' the names of the starts
+%% that arrive together are written in one transaction. Like
+%% `start_emitter_pool/4' it returns once every new emitter is in this
+%% node's `pg' view.
+%%
+%% Raises `badarg', before anything starts, if `Starts' is not a proper list
+%% of 4-tuples whose elements have the types `start_emitter_pool/4' takes.
+-spec start_emitter_pools([{reckon_cnode_emitter_group:store_id(),
+                            reckon_cnode_emitter_group:subscription_id(),
+                            pos_integer(), pid() | undefined}]) ->
+          [{ok, [pid()]} |
+           {error, already_started | {storage, string()} | badarg | system_limit}].
+start_emitter_pools(Starts) ->
+    _ = valid_starts(Starts) orelse erlang:error(badarg, [Starts]),
+    {CNode, Timeout} = target(),
+    Results = pipeline(chunks(Starts, ?STARTS_PER_REQUEST), CNode, Timeout, [], 0, []),
+    _ = [await_visible({S, Sub, emitters}, Pids)
+         || {{S, Sub, _, _}, {ok, Pids}} <- lists:zip(Starts, Results)],
+    ok = names_applied(),
+    Results.
 
 %% @doc Stops the C-hosted emitter pool of `S'/`Sub': its emitters leave the
 %% group (every BEAM scope the C node peers with drops them) and end, so
@@ -291,14 +326,69 @@ request(Request) ->
             erlang:error({reckon_cnode_unavailable, CNode})
     end.
 
+%% Types as start_emitter_pool/4 takes them (the C node checks the rest).
+-spec valid_starts(term()) -> boolean().
+valid_starts(L) when is_list(L) ->
+    try lists:all(fun({S, Sub, N, P}) ->
+                          is_atom(S) andalso is_binary(Sub) andalso is_integer(N) andalso
+                              N > 0 andalso (is_pid(P) orelse P =:= undefined);
+                     (_) -> false
+                  end, L)
+    catch error:function_clause -> false % an improper list
+    end;
+valid_starts(_) ->
+    false.
+
+chunks([], _N) -> [];
+chunks(L, N) when length(L) =< N -> [L];
+chunks(L, N) ->
+    {H, T} = lists:split(N, L),
+    [H | chunks(T, N)].
+
+%% Requests to the C node with up to ?STARTS_IN_FLIGHT of them awaiting
+%% their replies; the replies' lists concatenated in order. On a failure the
+%% requests still in flight are awaited (each until its own timeout) and
+%% dropped, so no late reply is left in the caller's mailbox.
+pipeline([], _CNode, _Timeout, [], _N, Acc) ->
+    lists:append(lists:reverse(Acc));
+pipeline([C | Cs], CNode, Timeout, Flight, N, Acc) when N < ?STARTS_IN_FLIGHT ->
+    Req = gen_server:send_request({?CNODE_SERVER, CNode}, {start_emitter_pools, C}),
+    Sent = erlang:monotonic_time(millisecond),
+    pipeline(Cs, CNode, Timeout, Flight ++ [{Req, Sent, C}], N + 1, Acc);
+pipeline(Cs, CNode, Timeout, [{Req, Sent, C} | Flight], N, Acc) ->
+    case gen_server:receive_response(Req, time_left(Timeout, Sent)) of
+        {reply, {ok, Results}} when is_list(Results), length(Results) =:= length(C) ->
+            pipeline(Cs, CNode, Timeout, Flight, N - 1, [Results | Acc]);
+        {reply, Reply} ->
+            drop_replies(Flight, Timeout),
+            raise_reply(Reply, [C]);
+        _ -> % timeout, or {error, {Reason, _}} for noproc, noconnection...
+            drop_replies(Flight, Timeout),
+            erlang:error({reckon_cnode_unavailable, CNode})
+    end.
+
+drop_replies(Flight, Timeout) ->
+    _ = [gen_server:receive_response(R, time_left(Timeout, Sent)) || {R, Sent, _} <- Flight],
+    ok.
+
+time_left(infinity, _Sent) -> infinity;
+time_left(Timeout, Sent) -> max(0, Sent + Timeout - erlang:monotonic_time(millisecond)).
+
 %% The C node sends its scope's join before its reply, on the same
 %% connection, but this node's pg scope may not have applied the join yet
 %% when the reply arrives: wait (up to call_timeout) until the local view
 %% holds every new emitter, so that a broadcast/3 right after finds them.
 -spec await_visible(tuple(), [pid()]) -> ok.
 await_visible(Group, Pids) ->
-    {_CNode, Timeout} = target(),
     Scope = scope(),
+    %% Mostly applied by the time the reply is read: then no monitor.
+    case Pids -- pg:get_members(Scope, Group) of
+        [] -> ok;
+        _ -> await_visible(Scope, Group, Pids)
+    end.
+
+await_visible(Scope, Group, Pids) ->
+    {_CNode, Timeout} = target(),
     {Ref, Members} = pg:monitor(Scope, Group),
     Deadline = erlang:monotonic_time(millisecond) + timeout_ms(Timeout),
     try

@@ -87,6 +87,7 @@ int rqs_pg_join(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
 int rqs_pg_leave(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
 int rqs_scope_pid(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
 int rqs_start_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
+int rqs_start_pools(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
 int rqs_stop_pool(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
 int rqs_pool_info(rc_request_server *rs, const rs_req *r, ei_x_buff *x);
 int rqs_broadcast(rc_request_server *rs, const rs_req *r, ei_x_buff *x);

@@ -199,6 +199,7 @@ static const struct rs_op {
     /* C emitter pools and broadcasts (req_pools.c) */
     {"broadcast", 4, rqs_broadcast},
     {"start_emitter_pool", 5, rqs_start_pool},
+    {"start_emitter_pools", 2, rqs_start_pools},
     {"stop_emitter_pool", 3, rqs_stop_pool},
     {"emitter_pool_info", 3, rqs_pool_info},
     /* pg, in any scope the node serves (req_pg.c) */

@@ -58,9 +58,10 @@
          pools_with_same_concatenation/1,
          topic_bit_exact/1,
          stalled_subscriber_node_spares_bystanders/1,
-         broadcast_right_after_pool_start/1]).
+         broadcast_right_after_pool_start/1,
+         batch_starts/1]).
 %% run on peers
--export([pool_then_broadcast/2]).
+-export([pool_then_broadcast/2, batch_then_broadcast/2]).
 
 -define(SCOPE, reckon_db_pg).
 -define(PROPAGATE, 10000).
@@ -95,7 +96,8 @@ all() ->
      pools_with_same_concatenation,
      topic_bit_exact,
      stalled_subscriber_node_spares_bystanders,
-     broadcast_right_after_pool_start].
+     broadcast_right_after_pool_start,
+     batch_starts].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -1236,6 +1238,58 @@ pool_then_broadcast(S, Rounds) ->
          ok = reckon_cnode:stop_emitter_pool(S, Sub),
          {R, Got}
      end || I <- lists:seq(1, Rounds)].
+
+%% start_emitter_pools/1 from a peer: N starts of pools of one (more than one
+%% request's worth, so several requests are in flight), each with the
+%% caller as subscriber; returns the outcomes and, for each started pool,
+%% whether a broadcast right after reached the caller.
+batch_then_broadcast(S, N) ->
+    Subs = [<<"b-", (integer_to_binary(I))/binary>> || I <- lists:seq(1, N)],
+    Rs = reckon_cnode:start_emitter_pools([{S, Sub, 1, self()} || Sub <- Subs]),
+    Got = [begin
+               ok = reckon_cnode_emitter_group:broadcast(S, Sub, {event, Sub}),
+               receive {events, [{event, Sub}]} -> delivered after 5000 -> lost end
+           end || {Sub, {ok, [_]}} <- lists:zip(Subs, Rs)],
+    {Rs, Got}.
+
+%% start_emitter_pools/1: one outcome per start, in order, each as
+%% start_emitter_pool/4 gives it (a repeat of a key in the same list is
+%% already_started; names over 255 characters are system_limit for that
+%% element only); every started pool is in the caller's pg view on return;
+%% a malformed list starts nothing.
+batch_starts(Config) ->
+    [P1 | _] = ?config(peers, Config),
+    CNode = node_of(?config(cnode, Config)),
+    S = rcn_batch_store,
+    N = 2500,
+    {Rs, Got} = pcall(P1, ?MODULE, batch_then_broadcast, [S, N]),
+    ?assertEqual(N, length(Rs)),
+    ?assertEqual(N, length([ok || {ok, [X]} <- Rs, node(X) =:= CNode])),
+    ?assertEqual(N, length(lists:usort([X || {ok, [X]} <- Rs]))),
+    ?assertEqual([delivered], lists:usort(Got)),
+    ?assertEqual(N, pool_count(P1)),
+    Long = binary:copy(<<"x">>, 250),
+    ?assertMatch({ok, [{ok, [_, _]}, {error, already_started}, {error, system_limit},
+                       {error, already_started}]},
+                 on(P1, reckon_cnode, start_emitter_pools,
+                    [[{S, <<"fresh">>, 2, undefined}, {S, <<"fresh">>, 1, undefined},
+                      {S, Long, 1, undefined}, {S, <<"b-1">>, 1, undefined}]])),
+    ?assertEqual({ok, []}, on(P1, reckon_cnode, start_emitter_pools, [[]])),
+    [?assertEqual({raised, error, badarg}, on(P1, reckon_cnode, start_emitter_pools, [Bad]))
+     || Bad <- [[{S, <<"new1">>, 1, undefined}, {S, "sub", 1, undefined}],
+                [{S, <<"new2">>, 1, undefined} | {S, <<"new3">>, 1, undefined}],
+                [{S, <<"new4">>, 0, undefined}],
+                [{S, <<"new5">>, 1}],
+                not_a_list]],
+    ?assertEqual(N + 1, pool_count(P1)),
+    [?assertEqual({ok, ok}, on(P1, reckon_cnode, stop_emitter_pool, [S, Sub]))
+     || Sub <- [<<"fresh">> | [<<"b-", (integer_to_binary(I))/binary>> || I <- lists:seq(1, N)]]],
+    ?assertEqual(0, pool_count(P1)),
+    assert_scopes(Config).
+
+pool_count(P) ->
+    {ok, #{emitter_pools := Pools}} = on(P, reckon_cnode, stats, []),
+    Pools.
 
 %% start_emitter_pool returns once the caller's own pg view holds the new
 %% emitters, so a broadcast/3 right after finds them (it used to answer
