@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <uthash.h>
+#include "util/hash.h"
+#include "util/ptrtab.h"
 
 #define MOD "emitter"
 
@@ -40,7 +41,6 @@ typedef struct emitter {
 } emitter;
 
 struct pool {
-    UT_hash_handle hh;
     rc_cpid *pids; /* its emitters: `one` for a pool of one, else allocated */
     rc_cpid one;
     uint32_t n;
@@ -60,7 +60,7 @@ struct rc_emitters {
     names_table *names;
     names_persist *persist;
     rc_relays *relays;
-    pool *pools;
+    rc_ptrtab pools; /* by key, starting ones included */
     size_t starting;
     size_t detached; /* running pools with no emitter in the group */
     int stopped;
@@ -128,17 +128,19 @@ void rc_emitters_free(rc_emitters *e)
 {
     if (e == NULL)
         return;
-    pool *p, *tmp;
-    HASH_ITER(hh, e->pools, p, tmp) {
-        HASH_DEL(e->pools, p);
-        pool_free(p);
-    }
+    for (size_t i = 0; i < rc_ptrtab_slots(&e->pools); i++)
+        if (rc_ptrtab_at(&e->pools, i) != NULL)
+            pool_free(rc_ptrtab_at(&e->pools, i));
+    rc_ptrtab_free(&e->pools);
     rc_relays_free(e->relays);
     pmsg_free(&e->msg);
     free(e);
 }
 
-size_t rc_emitters_pool_count(const rc_emitters *e) { return HASH_COUNT(e->pools) - e->starting; }
+size_t rc_emitters_pool_count(const rc_emitters *e)
+{
+    return rc_ptrtab_count(&e->pools) - e->starting;
+}
 size_t rc_emitters_detached_count(const rc_emitters *e) { return e->detached; }
 const rc_emitters_stats *rc_emitters_get_stats(const rc_emitters *e) { return &e->stats; }
 const rc_relays_stats *rc_emitters_relay_stats(const rc_emitters *e)
@@ -502,19 +504,41 @@ static size_t pool_key(const uint8_t *store, size_t store_len, const uint8_t *su
     return 2 + store_len + sub_len;
 }
 
+typedef struct key_ref {
+    const uint8_t *b;
+    size_t n;
+} key_ref;
+
+static uint32_t key_hash(const uint8_t *key, size_t klen)
+{
+    uint64_t h = rc_hash_bytes(RC_HASH_SEED, key, klen);
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static int pool_has_key(const void *entry, const void *key)
+{
+    const pool *p = entry;
+    const key_ref *k = key;
+    return k->n == 2 + (size_t)p->store_len + p->sub_len && memcmp(p->key, k->b, k->n) == 0;
+}
+
+static uint32_t pool_hash(const pool *p)
+{
+    return key_hash(p->key, 2 + (size_t)p->store_len + p->sub_len);
+}
+
 static pool *find_pool(rc_emitters *e, const uint8_t *store, size_t store_len, const uint8_t *sub,
                        size_t sub_len, uint8_t *keybuf, size_t *klen)
 {
     *klen = pool_key(store, store_len, sub, sub_len, keybuf);
-    pool *p = NULL;
-    HASH_FIND(hh, e->pools, keybuf, *klen, p);
-    return p;
+    const key_ref k = {.b = keybuf, .n = *klen};
+    return rc_ptrtab_find(&e->pools, key_hash(keybuf, *klen), pool_has_key, &k);
 }
 
 /* Spawns, registers and joins the emitters of p (key set, no emitters yet)
  * under the names in enc, then reports to done. On success p goes into the
  * table of pools; otherwise nothing of it is left. */
-static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, size_t enc_len,
+static void launch(rc_emitters *e, pool *p, const uint8_t *enc, size_t enc_len,
                    int64_t pool_size, const erlang_pid *subscriber, rc_emitters_started_fn done,
                    void *ctx)
 {
@@ -576,6 +600,8 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
         if (subscriber != NULL)
             set_subscriber(em, procs[made], subscriber);
     }
+    if (rc == RC_OK)
+        rc = rc_ptrtab_add(&e->pools, pool_hash(p), p);
     if (rc == RC_OK) {
         ei_x_buff g;
         rc = ei_x_new(&g) != 0 ? RC_ENOMEM : RC_OK;
@@ -585,6 +611,8 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
                 rc = RC_ENOMEM;
             ei_x_free(&g);
         }
+        if (rc != RC_OK)
+            rc_ptrtab_remove(&e->pools, pool_hash(p), p);
         for (int i = 0; rc == RC_OK && i < count; i++)
             ((emitter *)rc_proc_ctx(procs[i]))->joined = 1;
     }
@@ -603,7 +631,6 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
     free(procs);
     p->n = (size_t)count;
     p->joined = (size_t)count;
-    HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
     /* p may be stopped from inside done: nothing of it is used after. */
     done(ctx, RC_OK, NULL, eipids, cpids, (size_t)count);
     free(eipids);
@@ -614,7 +641,6 @@ static void launch(rc_emitters *e, pool *p, size_t klen, const uint8_t *enc, siz
 typedef struct start_req {
     rc_emitters *e;
     pool *p; /* in the table of pools, marked starting */
-    size_t klen;
     int64_t pool_size;
     int has_subscriber;
     rc_cpid subscriber; /* compact: many starts may wait at once */
@@ -628,7 +654,7 @@ static void names_written(void *ctx, int rc, const char *cause, const uint8_t *e
     start_req *r = ctx;
     rc_emitters *e = r->e;
     pool *p = r->p;
-    HASH_DEL(e->pools, p);
+    rc_ptrtab_remove(&e->pools, pool_hash(p), p);
     e->starting--;
     p->starting = 0;
     if (rc != RC_OK || e->stopped) {
@@ -637,7 +663,7 @@ static void names_written(void *ctx, int rc, const char *cause, const uint8_t *e
     } else {
         erlang_pid sub;
         int has = r->has_subscriber && rc_cpid_to_ei(e->nodes, &r->subscriber, &sub) == 0;
-        launch(e, p, r->klen, enc, enc_len, r->pool_size, has ? &sub : NULL, r->done, r->ctx);
+        launch(e, p, enc, enc_len, r->pool_size, has ? &sub : NULL, r->done, r->ctx);
     }
     free(r);
 }
@@ -682,7 +708,7 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
             pool_free(p);
             return (st == RC_ESYSTEM_LIMIT || st == RC_EBADARG ? st : RC_ENOMEM);
         }
-        launch(e, p, klen, enc, enc_len, pool_size, subscriber, done, ctx);
+        launch(e, p, enc, enc_len, pool_size, subscriber, done, ctx);
         return RC_OK;
     }
     /* Durable: the names go to disk first, as persist_emitters' do, through
@@ -705,17 +731,21 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
     }
     r->e = e;
     r->p = p;
-    r->klen = klen;
     r->pool_size = pool_size;
     r->has_subscriber = subscriber != NULL;
     r->done = done;
     r->ctx = ctx;
     p->starting = 1;
-    HASH_ADD_KEYPTR(hh, e->pools, p->key, klen, p);
+    if (rc_ptrtab_add(&e->pools, pool_hash(p), p) != RC_OK) {
+        free(enc);
+        pool_free(p);
+        free(r);
+        return RC_ENOMEM;
+    }
     e->starting++;
     if (names_persist_submit(e->persist, store, store_len, sub, sub_len, enc, enc_len,
                              names_written, r) != 0) {
-        HASH_DEL(e->pools, p);
+        rc_ptrtab_remove(&e->pools, pool_hash(p), p);
         e->starting--;
         pool_free(p);
         free(r);
@@ -726,7 +756,7 @@ int rc_emitters_start_pool(rc_emitters *e, const uint8_t *store, size_t store_le
 
 static void pool_stop(rc_emitters *e, pool *p)
 {
-    HASH_DEL(e->pools, p);
+    rc_ptrtab_remove(&e->pools, pool_hash(p), p);
     if (p->joined == 0)
         e->detached--;
     /* Ending each emitter makes it leave its group (the pg exit hook). */

@@ -6,6 +6,7 @@
 
 #include "pg/pg_scope.h"
 #include "util/bytebuf.h"
+#include "util/ptrtab.h"
 
 #include <uthash.h>
 
@@ -45,7 +46,6 @@ typedef struct local_member {
     pgm_group **groups; /* &one while it has room for one */
     pgm_group *one;
     uint32_t n, cap;
-    UT_hash_handle hh;
 } local_member;
 
 typedef struct subscriber {
@@ -63,7 +63,7 @@ struct rc_pg_scope {
     rc_proc *proc;
     rc_cpid self;
     pgm_table *table;
-    local_member *locals;
+    rc_ptrtab locals; /* local_member by pid */
     peer *peers;
     node_state *node_states;
     uv_timer_t timer;

@@ -1,5 +1,8 @@
 #include "pg/pg_internal.h"
 
+#include "util/err.h"
+#include "util/hash.h"
+
 #include "codec/term_norm.h"
 #include "proc/gen_server.h"
 
@@ -310,11 +313,20 @@ void rc_pg_scope_nodedown(rc_pg_scope *s, uint32_t idx)
 
 /* --------------------------------------------------------- local members */
 
+static uint32_t pid_hash(const rc_cpid *pid)
+{
+    uint64_t h = rc_hash_bytes(RC_HASH_SEED, pid, sizeof *pid);
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static int member_is(const void *entry, const void *pid)
+{
+    return rc_cpid_eq(&((const local_member *)entry)->pid, pid);
+}
+
 static local_member *find_local(rc_pg_scope *s, const rc_cpid *pid)
 {
-    local_member *lm = NULL;
-    HASH_FIND(hh, s->locals, pid, sizeof *pid, lm);
-    return lm;
+    return rc_ptrtab_find(&s->locals, pid_hash(pid), member_is, pid);
 }
 
 static int local_add_group(rc_pg_scope *s, const rc_cpid *pid, pgm_group *g)
@@ -325,7 +337,10 @@ static int local_add_group(rc_pg_scope *s, const rc_cpid *pid, pgm_group *g)
         if (lm == NULL)
             return -1;
         lm->pid = *pid;
-        HASH_ADD(hh, s->locals, pid, sizeof lm->pid, lm);
+        if (rc_ptrtab_add(&s->locals, pid_hash(pid), lm) != RC_OK) {
+            free(lm);
+            return -1;
+        }
     }
     if (lm->cap == 0) { /* most members (emitters) join one group */
         lm->groups = &lm->one;
@@ -347,7 +362,7 @@ static int local_add_group(rc_pg_scope *s, const rc_cpid *pid, pgm_group *g)
 
 static void local_free(rc_pg_scope *s, local_member *lm)
 {
-    HASH_DEL(s->locals, lm);
+    rc_ptrtab_remove(&s->locals, pid_hash(&lm->pid), lm);
     if (lm->groups != &lm->one)
         free(lm->groups);
     free(lm);
@@ -557,9 +572,30 @@ void rc_pg_scope_shutdown(rc_pg_scope *s)
     uv_close((uv_handle_t *)&s->timer, NULL);
     /* Leave everything explicitly so peers drop our members now, not when
      * the connection closes. */
-    local_member *lm, *tmp;
-    HASH_ITER(hh, s->locals, lm, tmp) {
-        rc_pg_scope_proc_exit(s, &lm->pid);
+    /* Each leave removes its member (and may shrink the table): walk a
+     * copy of the pids, or without memory for one, the first entry each
+     * time. */
+    size_t n = rc_ptrtab_count(&s->locals), k = 0;
+    rc_cpid *pids = n > 0 ? malloc(n * sizeof *pids) : NULL;
+    if (pids != NULL) {
+        for (size_t i = 0; i < rc_ptrtab_slots(&s->locals); i++) {
+            const local_member *lm = rc_ptrtab_at(&s->locals, i);
+            if (lm != NULL)
+                pids[k++] = lm->pid;
+        }
+        for (size_t i = 0; i < k; i++)
+            rc_pg_scope_proc_exit(s, &pids[i]);
+        free(pids);
+    }
+    while (rc_ptrtab_count(&s->locals) > 0) {
+        for (size_t i = 0; i < rc_ptrtab_slots(&s->locals); i++) {
+            const local_member *lm = rc_ptrtab_at(&s->locals, i);
+            if (lm != NULL) {
+                const rc_cpid pid = lm->pid;
+                rc_pg_scope_proc_exit(s, &pid);
+                break;
+            }
+        }
     }
 }
 
@@ -567,10 +603,13 @@ void rc_pg_scope_free(rc_pg_scope *s)
 {
     if (s == NULL)
         return;
-    local_member *lm, *lt;
-    HASH_ITER(hh, s->locals, lm, lt) {
-        local_free(s, lm);
+    for (size_t i = 0; i < rc_ptrtab_slots(&s->locals); i++) {
+        local_member *lm = rc_ptrtab_at(&s->locals, i);
+        if (lm != NULL && lm->groups != &lm->one)
+            free(lm->groups);
+        free(lm);
     }
+    rc_ptrtab_free(&s->locals);
     peer *p, *pt;
     HASH_ITER(hh, s->peers, p, pt) {
         HASH_DEL(s->peers, p);

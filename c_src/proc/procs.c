@@ -4,6 +4,7 @@
 #include "codec/term_read.h"
 #include "codec/pmsg.h"
 #include "util/err.h"
+#include "util/hash.h"
 
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -11,6 +12,29 @@
 #include <time.h>
 
 static uint64_t pid_key(const erlang_pid *p) { return ((uint64_t)p->num << 32) | p->serial; }
+
+static uint32_t key_hash(uint64_t key) { return (uint32_t)(rc_hash_mix(RC_HASH_SEED, key) >> 32); }
+
+static uint32_t name_hash(const char *name, size_t n)
+{
+    uint64_t h = rc_hash_bytes(RC_HASH_SEED, name, n);
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static int key_eq(const void *entry, const void *key)
+{
+    return ((const rc_proc *)entry)->key == *(const uint64_t *)key;
+}
+
+static int name_eq(const void *entry, const void *key)
+{
+    return strcmp(((const rc_proc *)entry)->name, key) == 0;
+}
+
+rc_proc *prc_by_key(const rc_procs *ps, uint64_t key)
+{
+    return rc_ptrtab_find(&ps->by_key, key_hash(key), key_eq, &key);
+}
 
 int rc_ref_equal(const erlang_ref *a, const erlang_ref *b)
 {
@@ -92,9 +116,7 @@ rc_proc *rc_procs_lookup(rc_procs *ps, const erlang_pid *pid)
 {
     if (!rc_procs_is_local(ps, pid) || pid->creation != ps->creation)
         return NULL;
-    uint64_t key = pid_key(pid);
-    rc_proc *p = NULL;
-    HASH_FIND(hh, ps->by_key, &key, sizeof key, p);
+    rc_proc *p = prc_by_key(ps, pid_key(pid));
     return (p != NULL && !p->dead) ? p : NULL;
 }
 
@@ -102,16 +124,13 @@ rc_proc *rc_procs_find(rc_procs *ps, const rc_cpid *pid)
 {
     if (pid->node != ps->self_node || pid->creation != ps->creation)
         return NULL;
-    uint64_t key = ((uint64_t)pid->num << 32) | pid->serial;
-    rc_proc *p = NULL;
-    HASH_FIND(hh, ps->by_key, &key, sizeof key, p);
+    rc_proc *p = prc_by_key(ps, ((uint64_t)pid->num << 32) | pid->serial);
     return (p != NULL && !p->dead) ? p : NULL;
 }
 
 rc_proc *rc_procs_whereis(rc_procs *ps, const char *name)
 {
-    rc_proc *p = NULL;
-    HASH_FIND(hh_name, ps->names, name, strlen(name), p);
+    rc_proc *p = rc_ptrtab_find(&ps->names, name_hash(name, strlen(name)), name_eq, name);
     return (p != NULL && !p->dead) ? p : NULL;
 }
 
@@ -129,14 +148,13 @@ rc_proc *rc_proc_spawn(rc_procs *ps, rc_proc_handler fn, void *ctx, void (*free_
             ps->next_serial = (ps->next_serial + 1u) & PID_SERIAL_MAX;
         }
         uint64_t key = ((uint64_t)num << 32) | serial;
-        rc_proc *existing = NULL;
-        HASH_FIND(hh, ps->by_key, &key, sizeof key, existing);
-        if (existing == NULL) {
+        if (prc_by_key(ps, key) == NULL) {
             p->key = key;
             p->fn = fn;
             p->ctx = ctx;
             p->free_ctx = free_ctx;
-            HASH_ADD(hh, ps->by_key, key, sizeof p->key, p);
+            if (rc_ptrtab_add(&ps->by_key, key_hash(key), p) != RC_OK)
+                break;
             ps->live++;
             return p;
         }
@@ -153,15 +171,19 @@ int rc_proc_register(rc_procs *ps, rc_proc *p, const char *name)
     char *copy = strdup(name);
     if (copy == NULL)
         return -1;
-    rc_proc *stale = NULL;
-    HASH_FIND(hh_name, ps->names, name, n, stale);
+    uint32_t h = name_hash(name, n);
+    rc_proc *stale = rc_ptrtab_find(&ps->names, h, name_eq, name);
     if (stale != NULL) { /* a dead process's name, not yet reaped */
-        HASH_DELETE(hh_name, ps->names, stale);
+        rc_ptrtab_remove(&ps->names, h, stale);
         free(stale->name);
         stale->name = NULL;
     }
     p->name = copy;
-    HASH_ADD_KEYPTR(hh_name, ps->names, p->name, n, p);
+    if (rc_ptrtab_add(&ps->names, h, p) != RC_OK) {
+        p->name = NULL;
+        free(copy);
+        return -1;
+    }
     return 0;
 }
 
@@ -180,7 +202,7 @@ static void unregister(rc_procs *ps, rc_proc *p)
 {
     if (p->name == NULL)
         return;
-    HASH_DELETE(hh_name, ps->names, p);
+    rc_ptrtab_remove(&ps->names, name_hash(p->name, strlen(p->name)), p);
     free(p->name);
     p->name = NULL;
 }
@@ -224,7 +246,6 @@ int prc_send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *m
     return send_to_node(ps, node, v, msg ? 2 : 1);
 }
 
-static rc_proc *proc_by_key(rc_procs *ps, uint64_t key);
 
 long prc_find_out_monitor(const rc_procs *ps, const rc_proc *p, const erlang_ref *ref)
 {
@@ -307,7 +328,7 @@ void prc_drain_local(rc_procs *ps)
         ps->q_head = m->next;
         if (ps->q_head == NULL)
             ps->q_tail = NULL;
-        rc_proc *p = proc_by_key(ps, m->to_key);
+        rc_proc *p = prc_by_key(ps, m->to_key);
         if (p != NULL && !p->dead && m->ref == NULL) {
             rc_signal sig = {.kind = RC_SIG_MSG, .from = m->has_from ? &m->from : NULL,
                              .buf = m->msg, .len = m->len};
@@ -330,7 +351,7 @@ void prc_reap(rc_procs *ps)
     while (ps->zombies != NULL) {
         rc_proc *p = ps->zombies;
         ps->zombies = p->next_zombie;
-        HASH_DEL(ps->by_key, p);
+        rc_ptrtab_remove(&ps->by_key, key_hash(p->key), p);
         proc_free(p);
     }
 }
@@ -564,12 +585,6 @@ int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
     return add_monitor(ps, p, &e, by_name);
 }
 
-static rc_proc *proc_by_key(rc_procs *ps, uint64_t key)
-{
-    rc_proc *p = NULL;
-    HASH_FIND(hh, ps->by_key, &key, sizeof key, p);
-    return p;
-}
 
 void prc_remove_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_ref *ref)
 {
@@ -842,10 +857,12 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
 
 void rc_procs_exit_all(rc_procs *ps, const char *reason)
 {
-    rc_proc *p, *tmp;
+    /* No handler runs meanwhile (depth), so nothing is added mid-walk. */
     ps->depth++;
-    HASH_ITER(hh, ps->by_key, p, tmp) {
-        rc_proc_exit(ps, p, reason);
+    for (size_t i = 0; i < rc_ptrtab_slots(&ps->by_key); i++) {
+        rc_proc *p = rc_ptrtab_at(&ps->by_key, i);
+        if (p != NULL)
+            rc_proc_exit(ps, p, reason);
     }
     ps->depth--;
     prc_reap(ps);
@@ -856,12 +873,11 @@ void rc_procs_free(rc_procs *ps)
     if (ps == NULL)
         return;
     prc_reap(ps);
-    HASH_CLEAR(hh_name, ps->names);
-    rc_proc *p, *tmp;
-    HASH_ITER(hh, ps->by_key, p, tmp) {
-        HASH_DEL(ps->by_key, p);
-        proc_free(p);
-    }
+    rc_ptrtab_free(&ps->names);
+    for (size_t i = 0; i < rc_ptrtab_slots(&ps->by_key); i++)
+        if (rc_ptrtab_at(&ps->by_key, i) != NULL)
+            proc_free(rc_ptrtab_at(&ps->by_key, i));
+    rc_ptrtab_free(&ps->by_key);
     rmon_free(ps->rmons);
     while (ps->q_head) {
         local_msg *m = ps->q_head;

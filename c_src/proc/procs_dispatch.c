@@ -253,8 +253,7 @@ static int monitor_from_node(void *ctx, const rmon_entry *e)
 
 static void forget_monitor(void *ctx, const rmon_entry *e)
 {
-    rc_proc *p = NULL;
-    HASH_FIND(hh, ((down_ctx *)ctx)->ps->by_key, &e->target, sizeof e->target, p);
+    rc_proc *p = prc_by_key(((down_ctx *)ctx)->ps, e->target);
     if (p != NULL && p->nmons > 0)
         p->nmons--;
 }
@@ -270,9 +269,21 @@ void rc_procs_on_down(rc_procs *ps, uint32_t idx)
     /* Their monitors on our processes go with the connection. */
     down_ctx dc = {.ps = ps, .node = idx};
     rmon_remove_if(ps->rmons, monitor_from_node, forget_monitor, &dc);
-    rc_proc *p, *tmp;
+    /* Mark first, then deliver: a handler may spawn, and an add may move
+     * every entry of the table, so the walk starts over when it grew;
+     * the marks say who is still owed a signal. */
+    for (size_t i = 0; i < rc_ptrtab_slots(&ps->by_key); i++) {
+        rc_proc *p = rc_ptrtab_at(&ps->by_key, i);
+        if (p != NULL && !p->dead)
+            p->down_mark = (p->nomons > 0 || p->nlinks > 0);
+    }
     ps->depth++;
-    HASH_ITER(hh, ps->by_key, p, tmp) {
+    for (size_t at = 0; at < rc_ptrtab_slots(&ps->by_key); at++) {
+        rc_proc *p = rc_ptrtab_at(&ps->by_key, at);
+        if (p == NULL || !p->down_mark)
+            continue;
+        p->down_mark = 0;
+        const void *slots_before = ps->by_key.e;
         if (p->dead)
             continue;
         for (size_t i = 0; i < p->nomons && !p->dead;) {
@@ -306,6 +317,8 @@ void rc_procs_on_down(rc_procs *ps, uint32_t idx)
         }
         if (!p->dead)
             prc_shrink_links(p);
+        if (ps->by_key.e != slots_before)
+            at = (size_t)-1; /* moved: walk again, marked ones only */
     }
     ps->depth--;
     prc_drain_local(ps);

@@ -8,7 +8,7 @@
 #include "proc/procs.h"
 #include "proc/rmon.h"
 
-#include <uthash.h>
+#include "util/ptrtab.h"
 
 #define MOD "procs"
 #define PID_NUM_MAX 0x7fffu
@@ -37,11 +37,10 @@ struct rc_proc {
     uint32_t nlinks, caplinks;
     uint32_t nmons; /* remote monitors on this process, held in ps->rmons */
     uint32_t nomons, capomons;
-    int dead;
+    uint8_t dead;
+    uint8_t down_mark; /* owed a signal by rc_procs_on_down's walk */
     out_monitor *omons;
     rc_proc *next_zombie;
-    UT_hash_handle hh;      /* in ps->by_key */
-    UT_hash_handle hh_name; /* in ps->names, when registered */
 };
 
 
@@ -65,8 +64,8 @@ struct rc_procs {
     unsigned next_num, next_serial;
     uint64_t ref_counter;
     uint64_t unlink_id;
-    rc_proc *by_key;
-    rc_proc *names; /* registered processes, by name (hh_name) */
+    rc_ptrtab by_key; /* every process not yet reaped, by key */
+    rc_ptrtab names;  /* registered processes, by name */
     size_t live;
     int depth; /* > 0 while a handler runs */
     local_msg *q_head, *q_tail;
@@ -97,6 +96,8 @@ int prc_add_link(rc_procs *ps, rc_proc *p, const erlang_pid *other);
 int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
                            const erlang_ref *ref, int by_name);
 void prc_deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig);
+/* The process of that key, dead or alive (until reaped), or NULL. */
+rc_proc *prc_by_key(const rc_procs *ps, uint64_t key);
 /* p's pid, for encoders that take libei's. */
 void prc_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out);
 void prc_drain_local(rc_procs *ps);

@@ -1256,7 +1256,8 @@ batch_then_broadcast(S, N) ->
 %% start_emitter_pool/4 gives it (a repeat of a key in the same list is
 %% already_started; names over 255 characters are system_limit for that
 %% element only); every started pool is in the caller's pg view on return;
-%% a malformed list starts nothing.
+%% a malformed list starts nothing. (The batch's subscriber, the call's
+%% process, is gone afterwards: those pools are detached, still counted.)
 batch_starts(Config) ->
     [P1 | _] = ?config(peers, Config),
     CNode = node_of(?config(cnode, Config)),
@@ -1269,11 +1270,10 @@ batch_starts(Config) ->
     ?assertEqual([delivered], lists:usort(Got)),
     ?assertEqual(N, pool_count(P1)),
     Long = binary:copy(<<"x">>, 250),
-    ?assertMatch({ok, [{ok, [_, _]}, {error, already_started}, {error, system_limit},
-                       {error, already_started}]},
+    ?assertMatch({ok, [{ok, [_, _]}, {error, already_started}, {error, system_limit}]},
                  on(P1, reckon_cnode, start_emitter_pools,
                     [[{S, <<"fresh">>, 2, undefined}, {S, <<"fresh">>, 1, undefined},
-                      {S, Long, 1, undefined}, {S, <<"b-1">>, 1, undefined}]])),
+                      {S, Long, 1, undefined}]])),
     ?assertEqual({ok, []}, on(P1, reckon_cnode, start_emitter_pools, [[]])),
     [?assertEqual({raised, error, badarg}, on(P1, reckon_cnode, start_emitter_pools, [Bad]))
      || Bad <- [[{S, <<"new1">>, 1, undefined}, {S, "sub", 1, undefined}],
