@@ -24,6 +24,7 @@ struct conn_io {
     rc_tls *tls;
     int read_wants_write;
     int write_wants_read;
+    int drained;
 };
 
 /* ------------------------------------------------------------- plain TCP */
@@ -32,6 +33,7 @@ static ssize_t plain_read(conn_io *io, void *buf, size_t n, char *why, int whyle
 {
     for (;;) {
         ssize_t r = read(io->fd, buf, n);
+        io->drained = r > 0 && (size_t)r < n;
         if (r > 0)
             return r;
         if (r == 0)
@@ -165,6 +167,7 @@ ssize_t conn_io_write(conn_io *io, const void *buf, size_t n, char *why, int why
 int conn_io_read_wants_write(const conn_io *io) { return io->read_wants_write; }
 int conn_io_write_wants_read(const conn_io *io) { return io->write_wants_read; }
 int conn_io_has_pending(const conn_io *io) { return io->type->has_pending(io); }
+int conn_io_read_drained(const conn_io *io) { return io->drained; }
 
 int conn_io_has_input(const conn_io *io)
 {

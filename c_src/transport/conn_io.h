@@ -38,6 +38,10 @@ int conn_io_write_wants_read(const conn_io *io);
 /* Input is waiting inside the stream: the reader must come back without
  * waiting for the socket. */
 int conn_io_has_pending(const conn_io *io);
+/* The last read took less than asked because the socket held no more:
+ * reading again at once would only say AGAIN (never set on TLS, whose reads
+ * end with a record). */
+int conn_io_read_drained(const conn_io *io);
 /* Input is waiting, in the socket or inside the stream. */
 int conn_io_has_input(const conn_io *io);
 /* Says goodbye if the socket takes it now (TLS close_notify); never waits. */

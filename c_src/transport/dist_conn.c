@@ -99,9 +99,13 @@ void rc_dist_close(rc_dist *d, rc_conn *c, const char *why)
 void dist_update_poll(rc_dist *d, rc_conn *c)
 {
     (void)d;
+    /* Output of a connection marked dirty is written at this turn's check:
+     * asking for writability first would cost two epoll_ctl a turn. */
     int events =
         (c->blocked_on != NULL && !conn_io_write_wants_read(c->io) ? 0 : UV_READABLE) |
-        (bytebuf_pending(&c->out) > 0 || conn_io_read_wants_write(c->io) ? UV_WRITABLE : 0);
+        ((bytebuf_pending(&c->out) > 0 && !c->dirty) || conn_io_read_wants_write(c->io)
+             ? UV_WRITABLE
+             : 0);
     if (c->poll_events == events || c->closing)
         return;
     c->poll_events = events;
@@ -304,6 +308,8 @@ void dist_conn_read(rc_dist *d, rc_conn *c)
         c->last_read_ms = uv_now(d->loop);
         if (dispatch_frames(d, c) != 0)
             return;
+        if (conn_io_read_drained(c->io))
+            break; /* the poll says when more comes: no read just for EAGAIN */
     }
     if (!c->closing && conn_io_has_pending(c->io))
         come_back(d, c);

@@ -41,6 +41,12 @@ static void test_plain_round_trip(void **state)
     assert_false(conn_io_has_pending(b)); /* in the socket, not inside the stream */
     assert_int_equal(conn_io_read(b, buf, sizeof buf, why, (int)sizeof why), 5);
     assert_memory_equal(buf, "hello", 5);
+    assert_true(conn_io_read_drained(b)); /* less than asked: the socket is empty */
+    assert_int_equal(conn_io_write(a, "hello", 5, why, (int)sizeof why), 5);
+    assert_int_equal(conn_io_read(b, buf, 3, why, (int)sizeof why), 3);
+    assert_false(conn_io_read_drained(b)); /* all it asked for: more may wait */
+    assert_int_equal(conn_io_read(b, buf, sizeof buf, why, (int)sizeof why), 2);
+    assert_true(conn_io_read_drained(b));
     assert_false(conn_io_read_wants_write(b));
     assert_false(conn_io_write_wants_read(a));
     assert_null(conn_io_describe(a, buf, sizeof buf));
