@@ -2,9 +2,10 @@
 
 #include <string.h>
 
-rc_gen_kind rc_gen_classify(const char *buf, int len, rc_gen_from *from, int *req_index)
+rc_gen_kind rc_gen_classify(const rc_signal *sig, rc_gen_from *from, int *req_index)
 {
-    int idx = 0, v = 0, arity = 0;
+    const char *buf = sig->buf;
+    int len = sig->len, idx = 0, v = 0, arity = 0;
     char atom[MAXATOMLEN];
     /* arity first: the atom of an empty tuple would be read past it */
     if (ei_decode_version(buf, &idx, &v) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0 ||
@@ -27,6 +28,8 @@ rc_gen_kind rc_gen_classify(const char *buf, int len, rc_gen_from *from, int *re
         return RC_GEN_INFO;
     from->tag = buf + tag_start;
     from->tag_len = idx - tag_start;
+    from->node = sig->peer != NULL && strcmp(from->pid.node, sig->peer) == 0 ? sig->peer_node
+                                                                             : RC_NODE_NONE;
     *req_index = idx;
     return RC_GEN_CALL;
 }
@@ -40,6 +43,8 @@ int rc_gen_reply_begin(ei_x_buff *x, const rc_gen_from *from)
 
 int rc_gen_reply_send(rc_procs *ps, rc_proc *self, const rc_gen_from *from, const ei_x_buff *x)
 {
+    if (from->node != RC_NODE_NONE)
+        return rc_proc_send_node(ps, self, from->node, &from->pid, x->buff, x->index);
     return rc_proc_send(ps, self, &from->pid, x->buff, x->index);
 }
 

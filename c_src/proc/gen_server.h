@@ -14,14 +14,18 @@ typedef enum { RC_GEN_INFO = 0, RC_GEN_CALL, RC_GEN_CAST } rc_gen_kind;
 
 typedef struct rc_gen_from {
     erlang_pid pid;
+    /* The caller's node index when the call came on that node's own
+     * connection (the reply then needs no look-up), else RC_NODE_NONE. */
+    uint32_t node;
     const char *tag; /* encoded term, no version byte */
     int tag_len;
 } rc_gen_from;
 
-/* Classifies a message (buf includes the version byte). For CALL/CAST,
- * *req_index is where the request term starts in buf; for CALL, *from is
- * filled. Returns the kind; malformed '$gen_call' shapes are RC_GEN_INFO. */
-rc_gen_kind rc_gen_classify(const char *buf, int len, rc_gen_from *from, int *req_index);
+/* Classifies a message signal (its buf includes the version byte). For
+ * CALL/CAST, *req_index is where the request term starts in buf; for CALL,
+ * *from is filled. Returns the kind; malformed '$gen_call' shapes are
+ * RC_GEN_INFO. */
+rc_gen_kind rc_gen_classify(const rc_signal *sig, rc_gen_from *from, int *req_index);
 
 /* Starts a reply in x: version, {Tag, ...; append exactly one term next. */
 int rc_gen_reply_begin(ei_x_buff *x, const rc_gen_from *from);

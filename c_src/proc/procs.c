@@ -228,15 +228,19 @@ void prc_drop_out_monitor(rc_proc *p, size_t i)
 /* ------------------------------------------------------------- low-level send */
 
 /* One frame body (control term, then the message's parts) to a node. */
-static int send_to_node(rc_procs *ps, const char *node, const struct iovec *parts, int nparts)
+static int send_to_index(rc_procs *ps, uint32_t idx, const struct iovec *parts, int nparts)
 {
-    uint32_t idx = rc_nodetab_intern(ps->nodes, node, strlen(node));
     if (idx == RC_NODE_NONE || ps->tr.sendv(ps->tr.ctx, idx, parts, nparts) != 0) {
         ps->stats.msgs_dropped++;
         return -1;
     }
     ps->stats.msgs_out++;
     return 0;
+}
+
+static int send_to_node(rc_procs *ps, const char *node, const struct iovec *parts, int nparts)
+{
+    return send_to_index(ps, rc_nodetab_intern(ps->nodes, node, strlen(node)), parts, nparts);
 }
 
 int prc_send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *msg, int len)
@@ -411,6 +415,32 @@ int rc_procs_still_busy(rc_procs *ps, uint32_t node)
     return ps->tr.still_busy != NULL && ps->tr.still_busy(ps->tr.ctx, node);
 }
 
+/* A send to a pid of another node (idx): the control term in a stack
+ * buffer, the body's parts copied once into the connection's output. */
+static int send_remote(rc_procs *ps, uint32_t idx, const erlang_pid *to,
+                       const struct iovec *parts, int nparts)
+{
+    char ctrl[MAXATOMLEN_UTF8 + 64];
+    struct iovec v[8];
+    int len = ctrl_encode_send_fixed(ctrl, (int)sizeof ctrl, to);
+    if (len < 0 || nparts > 7)
+        return -1;
+    v[0].iov_base = ctrl;
+    v[0].iov_len = (size_t)len;
+    for (int i = 0; i < nparts; i++)
+        v[i + 1] = parts[i];
+    return send_to_index(ps, idx, v, nparts + 1);
+}
+
+int rc_proc_send_node(rc_procs *ps, rc_proc *from, uint32_t node, const erlang_pid *to,
+                      const char *msg, int len)
+{
+    if (node == ps->self_node || len < 0)
+        return rc_proc_send(ps, from, to, msg, len);
+    struct iovec part = {.iov_base = (void *)msg, .iov_len = (size_t)len};
+    return send_remote(ps, node, to, &part, 1);
+}
+
 int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
                        const struct iovec *parts, int nparts)
 {
@@ -419,20 +449,9 @@ int rc_proc_send_parts(rc_procs *ps, rc_proc *from, const erlang_pid *to,
         total += parts[i].iov_len;
     if (total > INT32_MAX)
         return -1;
-    if (!rc_procs_is_local(ps, to)) {
-        /* Control term in a stack buffer, body parts copied once into the
-         * connection's output buffer. */
-        char ctrl[MAXATOMLEN_UTF8 + 64];
-        struct iovec v[8];
-        int len = ctrl_encode_send_fixed(ctrl, (int)sizeof ctrl, to);
-        if (len < 0 || nparts > 7)
-            return -1;
-        v[0].iov_base = ctrl;
-        v[0].iov_len = (size_t)len;
-        for (int i = 0; i < nparts; i++)
-            v[i + 1] = parts[i];
-        return send_to_node(ps, to->node, v, nparts + 1);
-    }
+    if (!rc_procs_is_local(ps, to))
+        return send_remote(ps, rc_nodetab_intern(ps->nodes, to->node, strlen(to->node)), to,
+                           parts, nparts);
     char *flat = malloc(total ? total : 1);
     if (flat == NULL)
         return -1;

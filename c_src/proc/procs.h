@@ -116,6 +116,10 @@ const rc_logger *rc_procs_logger(const rc_procs *ps);
  * transport starts; what cannot be delivered is dropped and counted, as
  * the BEAM drops it after a failed auto-connect. 0 if queued, -1 if dropped. */
 int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *msg, int len);
+/* The same to a pid whose node's index the caller knows already (the
+ * connection a call came on): no look-up of the node's name. */
+int rc_proc_send_node(rc_procs *ps, rc_proc *from, uint32_t node, const erlang_pid *to,
+                      const char *msg, int len);
 /* 1 if sending a message of `bytes` to `to` would make the sender wait on a
  * busy connection (never for a pid of this node), so a sender that must not
  * wait can skip it. */

@@ -225,7 +225,7 @@ static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         return;
     rc_gen_from from;
     int idx = 0, arity = 0;
-    if (rc_gen_classify(sig->buf, sig->len, &from, &idx) != RC_GEN_CALL)
+    if (rc_gen_classify(sig, &from, &idx) != RC_GEN_CALL)
         return;
     ei_x_buff x;
     if (ei_x_new(&x) != 0)

@@ -12,7 +12,7 @@ static void net_kernel_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         return;
     rc_gen_from from;
     int req = 0;
-    if (rc_gen_classify(sig->buf, sig->len, &from, &req) != RC_GEN_CALL)
+    if (rc_gen_classify(sig, &from, &req) != RC_GEN_CALL)
         return;
     int arity = 0;
     char op[MAXATOMLEN];

@@ -12,6 +12,7 @@
 struct later_reply {
     rc_request_server *rs;
     erlang_pid caller;
+    uint32_t node;
     char *tag;
     int tag_len;
 };
@@ -71,7 +72,8 @@ later_reply *rqs_later_new(rc_request_server *rs, const rc_gen_from *from)
         return NULL;
     }
     memcpy(tag, from->tag, (size_t)from->tag_len);
-    *lr = (later_reply){.rs = rs, .caller = from->pid, .tag = tag, .tag_len = from->tag_len};
+    *lr = (later_reply){.rs = rs, .caller = from->pid, .node = from->node, .tag = tag,
+                        .tag_len = from->tag_len};
     return lr;
 }
 
@@ -85,7 +87,8 @@ void rqs_later_free(later_reply *lr)
 void rqs_later_send(later_reply *lr, int (*put)(ei_x_buff *x, const void *arg),
                        const void *arg)
 {
-    rc_gen_from from = {.pid = lr->caller, .tag = lr->tag, .tag_len = lr->tag_len};
+    rc_gen_from from = {.pid = lr->caller, .node = lr->node, .tag = lr->tag,
+                        .tag_len = lr->tag_len};
     ei_x_buff x;
     if (ei_x_new(&x) == 0) {
         int mark = 0;
@@ -248,7 +251,7 @@ static void on_signal(rc_procs *ps, rc_proc *self, const rc_signal *sig)
         return; /* a service process outlives exit signals and monitors */
     rc_gen_from from;
     int req = 0;
-    if (rc_gen_classify(sig->buf, sig->len, &from, &req) != RC_GEN_CALL) {
+    if (rc_gen_classify(sig, &from, &req) != RC_GEN_CALL) {
         rs->bad_requests++;
         LOG_D(rc_procs_logger(ps), MOD, "ignored a message that is not a gen_server call");
         return;

@@ -4,6 +4,7 @@
  * never re-enter a running handler. The transport is a recorder. */
 #include "rec_frame.h"
 #include "codec/ctrl.h"
+#include "proc/gen_server.h"
 #include "proc/procs.h"
 #include "proc_pid.h"
 #include "util/err.h"
@@ -587,10 +588,73 @@ static void test_invalid_call_answered_badarg(void **state)
     ei_x_free(&m);
 }
 
+/* A gen_server that answers `ok` and keeps the caller's node as classified. */
+static uint32_t served_node;
+static void serve_ok(rc_procs *ps, rc_proc *self, const rc_signal *sig)
+{
+    rc_gen_from from;
+    int req = 0;
+    if (sig->kind != RC_SIG_MSG || rc_gen_classify(sig, &from, &req) != RC_GEN_CALL)
+        return;
+    served_node = from.node;
+    ei_x_buff x;
+    ei_x_new(&x);
+    assert_int_equal(rc_gen_reply_begin(&x, &from), 0);
+    ei_x_encode_atom(&x, "ok");
+    (void)rc_gen_reply_send(ps, self, &from, &x);
+    ei_x_free(&x);
+}
+
+static void feed_call(fixture *f, const erlang_pid *caller, unsigned tag_n)
+{
+    erlang_ref tag = remote_ref(tag_n);
+    ei_x_buff c, m;
+    ei_x_new(&c);
+    ei_x_new_with_version(&m);
+    ctrl_encode_reg_send(&c, caller, "svc");
+    ei_x_encode_tuple_header(&m, 3);
+    ei_x_encode_atom(&m, "$gen_call");
+    ei_x_encode_tuple_header(&m, 2);
+    ei_x_encode_pid(&m, caller);
+    ei_x_encode_ref(&m, &tag);
+    ei_x_encode_atom(&m, "ping");
+    size_t len = 1 + (size_t)c.index + (size_t)m.index;
+    char *frame = malloc(len);
+    frame[0] = (char)112;
+    memcpy(frame + 1, c.buff, (size_t)c.index);
+    memcpy(frame + 1 + c.index, m.buff, (size_t)m.index);
+    rc_procs_on_frame(f->ps, rec_node(case_nodes, PEER), frame, len);
+    free(frame);
+    ei_x_free(&c);
+    ei_x_free(&m);
+}
+
+/* A call that came on its caller's own connection is answered by that
+ * connection's node index; one whose From names another node is answered
+ * by that node's name, as the BEAM would. */
+static void test_call_answered_on_its_connection(void **state)
+{
+    fixture *f = *state;
+    rc_proc *p = rc_proc_spawn(f->ps, serve_ok, NULL, NULL);
+    assert_int_equal(rc_proc_register(f->ps, p, "svc"), 0);
+    erlang_pid caller = remote_pid(31);
+    feed_call(f, &caller, 5);
+    assert_int_equal(served_node, rc_nodetab_find(case_nodes, PEER, strlen(PEER)));
+    assert_int_equal(f->rec.n, 1);
+    ctrl_msg *out = decode_sent(&f->rec, 0);
+    assert_int_equal(out->op, CTRL_SEND);
+    assert_int_equal(out->to.num, 31);
+    strcpy(caller.node, "other@h");
+    feed_call(f, &caller, 6);
+    assert_int_equal(served_node, RC_NODE_NONE);
+    assert_int_equal(f->rec.n, 1); /* sent to other@h: this recorder takes PEER only */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pids_and_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_answered_on_its_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_monitor_unknown_name_gets_noproc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_monitor_and_link_notified_on_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demonitor_and_unlink_id, setup, teardown),
