@@ -1,0 +1,354 @@
+%%% @doc common_test suite: C emitter pools under load, end to end.
+%%%
+%%% Group `concurrent': 20 processes on two `peer' BEAM nodes hammer
+%%% `reckon_cnode:start_emitter_pool/4' and `stop_emitter_pool/2' on the
+%%% same 5 keys, for a bounded number of rounds, against a C node without
+%%% and with `--data-dir' (where a start waits for its names' write). Then
+%%% every key has at most one pool, the one the starts and stops that
+%%% succeeded leave; its emitters are exactly the group's members in every
+%%% view (both peers' `pg', the C node's); its registered names, the seed's
+%%% names for its size, resolve to its pids in order; the C node runs no
+%%% other emitter process and counted no error.
+%%%
+%%% Real `peer' nodes and the real C node, private epmd (run with
+%%% `test/erl/run_ct.sh'); every wait is bounded.
+%%% @end
+-module(reckon_cnode_pools_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-import(rc_test_lib,
+        [start_cnode/3, cleanup/1, pcall/4, pcall/5, start_shim_on/2, wait_connected/1,
+         wait_until/3, unique_name/1, node_of/1, ccall/2, now_ms/0]).
+
+-export([all/0, groups/0, suite/0,
+         init_per_suite/1, end_per_suite/1,
+         init_per_group/2, end_per_group/2,
+         init_per_testcase/2, end_per_testcase/2]).
+
+-export([one_pool_per_key/1,
+         one_pool_per_key_data_dir/1]).
+
+%% run on peers
+-export([hammer/5, probe_names/3]).
+
+-define(SCOPE, reckon_db_pg).
+-define(PROPAGATE, 10000).
+-define(DELIVER, 30000).
+
+%% concurrent: processes, keys, operations per process, largest pool
+-define(WORKERS, 20).
+-define(KEYS, 5).
+-define(ROUNDS, 40).
+-define(MAX_SIZE, 3).
+
+%%%===================================================================
+%%% Structure
+%%%===================================================================
+
+suite() ->
+    [{timetrap, {minutes, 5}}].
+
+all() ->
+    [{group, concurrent}].
+
+groups() ->
+    [{concurrent, [], [one_pool_per_key, one_pool_per_key_data_dir]}].
+
+init_per_suite(Config) ->
+    rc_test_lib:suite_init(Config).
+
+end_per_suite(Config) ->
+    rc_test_lib:suite_end(Config, [testcase, group, suite]).
+
+init_per_group(_Group, Config) ->
+    Config.
+
+end_per_group(_Group, _Config) ->
+    cleanup([group]),
+    ok.
+
+%% concurrent: two meshed peers with the shim attached to a fresh C node
+%% (with --data-dir for the _data_dir case); the scope pids are recorded
+%% for the check at the end of the case.
+init_per_testcase(Case, Config) ->
+    Peers = [P1 | _] = rc_test_lib:start_meshed_peers("rcn_pl", 2, testcase),
+    DataDir = case Case of
+                  one_pool_per_key_data_dir ->
+                      ["--data-dir", filename:join(?config(priv_dir, Config),
+                                                   unique_name("rcn_pl_dd"))];
+                  _ ->
+                      []
+              end,
+    C = start_cnode(unique_name("rcn_plc"), ["--seed", atom_to_list(node_of(P1)) | DataDir],
+                    testcase),
+    %% 3 s, not the 10 s of the emitter suite: a start whose pool another
+    %% process stopped before the caller began to wait for its emitters
+    %% (its pg scope had applied the join and the leave by then) waits the
+    %% whole call_timeout for a join it has missed (await_visible/2 in
+    %% reckon_cnode), then answers {ok, Pids} of the stopped pool; the case
+    %% logs how many calls took over 1 s
+    [start_shim_on(P, #{cnode => node_of(C), call_timeout => 3000}) || P <- Peers],
+    [wait_connected(P) || P <- Peers],
+    Snap = rc_test_lib:scope_pids(Peers, ?SCOPE),
+    [{peers, Peers}, {cnode, C}, {scopes, Snap} | Config].
+
+end_per_testcase(_Case, _Config) ->
+    cleanup([testcase]),
+    ok.
+
+%%%===================================================================
+%%% concurrent
+%%%===================================================================
+
+%% 20 processes, 10 on each peer, each with a subscriber of its own, run
+%% 40 random starts (sizes 1 to 3) and stops on 5 keys, all released at
+%% once. Every start answers {ok, Pids} (as many as asked) or
+%% {error, already_started}, every stop ok or {error, not_found}. For
+%% each key, the successful starts less the successful stops is 0 or 1,
+%% and that is whether a pool runs. A running pool's account says all its
+%% emitters are joined; its members in the C node's view are the pids one
+%% successful start returned, and each peer's view converges to them;
+%% retrieve_emitters gives the seed's names for that size and each name
+%% resolves to the pid at its place (an update_subscriber cast to each name,
+%% then a message to each pid, tells which subscriber each pid has). The C
+%% node's processes are those it had before plus these emitters, its pool
+%% gauges agree, its error counters did not move; no event went anywhere.
+%% Stopping every key leaves the process count and every view as before.
+one_pool_per_key(Config) ->
+    hammer_case(Config).
+
+%% The same with --data-dir: a start waits for its names' write, during
+%% which a second start of the key is already_started and a stop finds
+%% nothing.
+one_pool_per_key_data_dir(Config) ->
+    hammer_case(Config).
+
+hammer_case(Config) ->
+    Peers = [P1, P2] = ?config(peers, Config),
+    C = ?config(cnode, Config),
+    Keys = [{rcn_pl_store, list_to_binary(unique_name("key"))} || _ <- lists:seq(1, ?KEYS)],
+    Rec = recorder(P1),
+    Workers = [{I, lists:nth(1 + I rem 2, Peers)} || I <- lists:seq(1, ?WORKERS)],
+    Subscribers = maps:from_list([{I, hd(collectors(P, Rec, [{worker, I}]))}
+                                  || {I, P} <- Workers]),
+    St0 = stats(C),
+    Seed = {erlang:unique_integer([positive]), erlang:phash2(make_ref()), 17},
+    ct:log("seed ~p", [Seed]),
+    T0 = now_ms(),
+    Ops = run_hammer(Workers, Keys, Subscribers, Seed),
+    ct:log("~b operations in ~b ms", [length(Ops), now_ms() - T0]),
+    log_durations(Ops),
+    %% every answer is one the API promises
+    Bad = [Op || {_K, Kind, Size, R, _Ms} = Op <- Ops, not valid(Kind, Size, R)],
+    ?assertEqual([], Bad),
+    ?assertEqual(?WORKERS * ?ROUNDS, length(Ops)),
+    Tally = maps:from_list([{K, tally(K, Ops)} || K <- Keys]),
+    ct:log("per key {ok starts, already_started, ok stops, not_found}: ~p", [Tally]),
+    %% the C node's view decides which start's pool runs; every view agrees
+    Running =
+        lists:flatmap(
+          fun({S, Sub} = K) ->
+                  #{started := Started, stopped := Stopped} = maps:get(K, Tally),
+                  Live = Started - Stopped,
+                  ?assert(Live =:= 0 orelse Live =:= 1, {K, maps:get(K, Tally)}),
+                  Members = c_members(C, K),
+                  case Live of
+                      0 ->
+                          ?assertEqual({K, []}, {K, Members}),
+                          ?assertEqual({ok, {error, not_found}},
+                                       on(P2, reckon_cnode, emitter_pool_info, [S, Sub])),
+                          [await_beam_group(P, K, []) || P <- Peers],
+                          [];
+                      1 ->
+                          Pids = winner(K, Members, Ops),
+                          N = length(Pids),
+                          ?assertMatch({ok, {ok, #{size := N, joined := N, events_in := 0,
+                                                   no_subscriber := 0}}},
+                                       on(P2, reckon_cnode, emitter_pool_info, [S, Sub])),
+                          [await_beam_group(P, K, Pids) || P <- Peers],
+                          [{K, Pids}]
+                  end
+          end, Keys),
+    ct:log("running after the hammer: ~p", [Running]),
+    %% names: the seed's for the size of whichever start stored them last
+    [begin
+         Names = pcall(P2, reckon_cnode_emitter_group, retrieve_emitters, [S, Sub]),
+         case lists:keyfind(K, 1, Running) of
+             {K, Pids} ->
+                 ?assertEqual({K, seed_names(S, Sub, length(Pids))}, {K, Names}),
+                 assert_names_resolve(P1, C, Rec, Names, Pids);
+             false ->
+                 ?assert(lists:member(Names, [seed_names(S, Sub, Sz)
+                                              || Sz <- lists:seq(1, ?MAX_SIZE)]), {K, Names})
+         end
+     end || {S, Sub} = K <- Keys],
+    %% no other emitter: the processes are those of before plus these
+    Emitters = lists:sum([length(Pids) || {_, Pids} <- Running]),
+    St1 = stats(C),
+    ?assertEqual(#{processes => maps:get(processes, St0) + Emitters,
+                   emitter_pools => length(Running), emitter_pools_detached => 0},
+                 maps:with([processes, emitter_pools, emitter_pools_detached], St1)),
+    ?assertEqual(maps:get(errors, St0), maps:get(errors, St1)),
+    %% every key stopped: nothing is left
+    [?assertEqual({K, {ok, case lists:keymember(K, 1, Running) of
+                               true -> ok;
+                               false -> {error, not_found}
+                           end}},
+                  {K, on(P1, reckon_cnode, stop_emitter_pool, [S, Sub])})
+     || {S, Sub} = K <- Keys],
+    [begin
+         ?assertEqual({K, []}, {K, c_members(C, K)}),
+         [await_beam_group(P, K, []) || P <- Peers]
+     end || K <- Keys],
+    St2 = stats(C),
+    ?assertEqual(#{processes => maps:get(processes, St0), emitter_pools => 0,
+                   emitter_pools_detached => 0},
+                 maps:with([processes, emitter_pools, emitter_pools_detached], St2)),
+    ?assertEqual(maps:get(errors, St0), maps:get(errors, St2)),
+    assert_no_more(Rec),
+    rc_test_lib:assert_scope_pids(Peers, ?SCOPE, ?config(scopes, Config)).
+
+%% Each worker runs hammer/5 on its peer; all are released together once
+%% every one is ready. [{Key, start | stop, Size, Result, Ms}].
+run_hammer(Workers, Keys, Subscribers, {A, B, C}) ->
+    Self = self(),
+    Runners = [spawn_link(
+                 fun() ->
+                         Seed = {A + I, B, C},
+                         R = pcall(P, ?MODULE, hammer,
+                                   [Self, Keys, ?ROUNDS, Seed, maps:get(I, Subscribers)],
+                                   120000),
+                         Self ! {hammered, self(), R}
+                 end) || {I, P} <- Workers],
+    Ready = [receive {ready, Pid} -> Pid after 30000 -> ct:fail(hammer_not_ready) end
+             || _ <- Runners],
+    [Pid ! go || Pid <- Ready],
+    lists:append([receive {hammered, R, Ops} -> Ops
+                  after 150000 -> ct:fail({hammer_timeout, R})
+                  end || R <- Runners]).
+
+%% On a peer: Rounds random operations on Keys, after the gate opens.
+-spec hammer(pid(), [{atom(), binary()}], pos_integer(), tuple(), pid()) -> [tuple()].
+hammer(Gate, Keys, Rounds, Seed, Subscriber) ->
+    _ = rand:seed(exsss, Seed),
+    Gate ! {ready, self()},
+    receive go -> ok after 30000 -> exit(no_go) end,
+    [hammer_op(lists:nth(rand:uniform(length(Keys)), Keys), rand:uniform(2), Subscriber)
+     || _ <- lists:seq(1, Rounds)].
+
+hammer_op({S, Sub} = K, 1, Subscriber) ->
+    Size = rand:uniform(?MAX_SIZE),
+    timed(K, start, Size, fun() -> reckon_cnode:start_emitter_pool(S, Sub, Size, Subscriber) end);
+hammer_op({S, Sub} = K, 2, _Subscriber) ->
+    timed(K, stop, 0, fun() -> reckon_cnode:stop_emitter_pool(S, Sub) end).
+
+timed(K, Kind, Size, F) ->
+    T0 = erlang:monotonic_time(millisecond),
+    R = try F() catch Class:Reason -> {raised, Class, Reason} end,
+    {K, Kind, Size, R, erlang:monotonic_time(millisecond) - T0}.
+
+valid(start, Size, {ok, Pids}) ->
+    is_list(Pids) andalso length(Pids) =:= Size andalso lists:all(fun is_pid/1, Pids);
+valid(start, _, {error, already_started}) -> true;
+valid(stop, _, ok) -> true;
+valid(stop, _, {error, not_found}) -> true;
+valid(_, _, _) -> false.
+
+tally(K, Ops) ->
+    Count = fun(P) -> length([x || {K1, Kind, _, R, _} <- Ops, K1 =:= K, P(Kind, R)]) end,
+    #{started => Count(fun(start, {ok, _}) -> true; (_, _) -> false end),
+      already_started => Count(fun(_, R) -> R =:= {error, already_started} end),
+      stopped => Count(fun(stop, ok) -> true; (_, _) -> false end),
+      not_found => Count(fun(_, R) -> R =:= {error, not_found} end)}.
+
+%% The one successful start of K whose pids are the members.
+winner(K, Members, Ops) ->
+    Want = lists:sort(Members),
+    case [Pids || {K1, start, _, {ok, Pids}, _} <- Ops, K1 =:= K, lists:sort(Pids) =:= Want] of
+        [Pids] -> Pids;
+        Other -> ct:fail({no_single_start_for_members, K, Members, Other})
+    end.
+
+log_durations(Ops) ->
+    Ms = lists:sort([T || {_, _, _, _, T} <- Ops]),
+    N = length(Ms),
+    ct:log("call durations: median ~b ms, p99 ~b ms, max ~b ms; over 1 s: ~p",
+           [lists:nth(max(1, N div 2), Ms), lists:nth(max(1, N * 99 div 100), Ms),
+            lists:last(Ms),
+            rc_test_lib:count_by(fun({_, Kind, _, R, _}) -> {Kind, outcome(R)} end,
+                                 [Op || {_, _, _, _, T} = Op <- Ops, T > 1000])]).
+
+outcome({ok, _}) -> ok;
+outcome({error, E}) -> E;
+outcome(R) -> R.
+
+%% Each name resolves to the pid at its place: from one process on P, an
+%% update_subscriber cast to {Name, CNode} (a collector tagged {name, Name}
+%% becomes that emitter's subscriber), then {events, [{which, Pid}]} to
+%% each pid, which its emitter passes to its subscriber. Messages from one
+%% process to one node arrive in order, so each pid's message reaches the
+%% collector of the name that resolves to it, or (no name does) the
+%% subscriber the pool was started with.
+assert_names_resolve(P, C, Rec, Names, Pids) ->
+    Collectors = collectors(P, Rec, [{name, N} || N <- Names]),
+    ok = pcall(P, ?MODULE, probe_names, [node_of(C), lists:zip(Names, Collectors), Pids]),
+    Got = await_events(Rec, length(Pids)),
+    ?assertEqual(lists:sort(lists:zip(Names, Pids)),
+                 lists:sort([case M of
+                                 {{name, N}, {events, [{which, X}]}} -> {N, X};
+                                 Other -> ct:fail({probe_went_elsewhere, Other})
+                             end || M <- Got])).
+
+-spec probe_names(node(), [{atom(), pid()}], [pid()]) -> ok.
+probe_names(CNode, NameCollectors, Pids) ->
+    [ok = gen_server:cast({N, CNode}, {update_subscriber, Coll}) || {N, Coll} <- NameCollectors],
+    [X ! {events, [{which, X}]} || X <- Pids],
+    ok.
+
+%%%===================================================================
+%%% Helpers
+%%%===================================================================
+
+%% The seed's persist_emitters(S, Sub, Size): emitter_name(S, Sub), then
+%% emitter_name(S, Sub, I) for I in 2..Size (the model in prop_naming).
+seed_names(S, Sub, Size) ->
+    {ok, Names} = prop_naming:model_persist(S, Sub, Size),
+    Names.
+
+stats(C) ->
+    rc_test_lib:cnode_stats(C).
+
+%% A call on a peer: {ok, Result} | {raised, Class, Reason}.
+on(P, M, F, A) ->
+    pcall(P, rc_test_emitter, apply_catch, [M, F, A]).
+
+recorder(P) ->
+    pcall(P, rc_test_emitter, start_recorder, []).
+
+collectors(P, Rec, Tags) ->
+    pcall(P, rc_test_emitter, start_collectors, [Rec, Tags]).
+
+await_events(Rec, N) ->
+    ok = rc_test_emitter:recorder_await(Rec, N, ?DELIVER),
+    rc_test_emitter:recorder_take(Rec).
+
+%% Nothing more arrived: a last message through the recorder itself is
+%% the only one.
+assert_no_more(Rec) ->
+    Rec ! {events, ['$last']},
+    ok = rc_test_emitter:recorder_await(Rec, 1, ?DELIVER),
+    ?assertEqual([{direct, {events, ['$last']}}], rc_test_emitter:recorder_take(Rec)).
+
+%% The C node's members of {S, Sub, emitters} (its own emitters join it
+%% before the start is answered, and leave it before a stop is).
+c_members(C, {S, Sub}) ->
+    {ok, Pids} = ccall(C, {pg_members, ?SCOPE, {S, Sub, emitters}}),
+    Pids.
+
+await_beam_group(P, {S, Sub}, Expected) ->
+    Want = lists:sort(Expected),
+    Group = {S, Sub, emitters},
+    wait_until(fun() -> lists:sort(pcall(P, pg, get_members, [?SCOPE, Group])) =:= Want end,
+               ?PROPAGATE, {beam_view, node_of(P), Group, Want}).
