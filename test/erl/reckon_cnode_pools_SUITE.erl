@@ -10,6 +10,14 @@
 %%% names for its size, resolve to its pids in order; the C node runs no
 %%% other emitter process and counted no error.
 %%%
+%%% Group `slow' (run by `make test' like the rest; `--group concurrent'
+%%% leaves it out): the emitter-name table after N pool starts with
+%%% `--data-dir' and a `kill -9' of the C node: the C node restarted on the
+%%% same directory returns, for every key, the names the seed's
+%%% `persist_emitters/3' gives, and holds exactly N keys. N is the group's
+%%% config value `pools' (?POOLS; RECKON_CNODE_POOLS in the environment
+%%% overrides it).
+%%%
 %%% Real `peer' nodes and the real C node, private epmd (run with
 %%% `test/erl/run_ct.sh'); every wait is bounded.
 %%% @end
@@ -20,7 +28,7 @@
 
 -import(rc_test_lib,
         [start_cnode/3, cleanup/1, pcall/4, pcall/5, start_shim_on/2, wait_connected/1,
-         wait_until/3, unique_name/1, node_of/1, ccall/2, now_ms/0]).
+         wait_until/3, await_value/4, unique_name/1, node_of/1, ccall/2, now_ms/0]).
 
 -export([all/0, groups/0, suite/0,
          init_per_suite/1, end_per_suite/1,
@@ -28,10 +36,11 @@
          init_per_testcase/2, end_per_testcase/2]).
 
 -export([one_pool_per_key/1,
-         one_pool_per_key_data_dir/1]).
+         one_pool_per_key_data_dir/1,
+         names_after_starts_and_kill/1]).
 
 %% run on peers
--export([hammer/5, probe_names/3]).
+-export([hammer/5, probe_names/3, start_pools/3, check_names/4]).
 
 -define(SCOPE, reckon_db_pg).
 -define(PROPAGATE, 10000).
@@ -43,6 +52,19 @@
 -define(ROUNDS, 40).
 -define(MAX_SIZE, 3).
 
+%% slow: pools started before the kill. The target is 100,000. With one
+%% start_emitter_pool call at a time, every start waits for its own LMDB
+%% commit with fsync (the names' write queue runs one write at a time). On
+%% the 2-core machine this was written on, shared with other work, that
+%% went from 110 to 1,500 starts a second with the disk's load: 100,000
+%% took 150 s in the quickest run, 30,000 took 175 s under load. 20,000
+%% fit in 2 minutes at the slowest rate seen over a whole run (170 a
+%% second). RECKON_CNODE_POOLS=100000 runs the target. When the shim has
+%% reckon_cnode:start_emitter_pools/1 (a batch call) the case uses it, in
+%% chunks of ?CHUNK.
+-define(POOLS, 20000).
+-define(CHUNK, 1000).
+
 %%%===================================================================
 %%% Structure
 %%%===================================================================
@@ -51,10 +73,11 @@ suite() ->
     [{timetrap, {minutes, 5}}].
 
 all() ->
-    [{group, concurrent}].
+    [{group, concurrent}, {group, slow}].
 
 groups() ->
-    [{concurrent, [], [one_pool_per_key, one_pool_per_key_data_dir]}].
+    [{concurrent, [], [one_pool_per_key, one_pool_per_key_data_dir]},
+     {slow, [], [names_after_starts_and_kill]}].
 
 init_per_suite(Config) ->
     rc_test_lib:suite_init(Config).
@@ -62,6 +85,13 @@ init_per_suite(Config) ->
 end_per_suite(Config) ->
     rc_test_lib:suite_end(Config, [testcase, group, suite]).
 
+init_per_group(slow, Config) ->
+    Pools = case os:getenv("RECKON_CNODE_POOLS") of
+                false -> ?POOLS;
+                "" -> ?POOLS;
+                V -> list_to_integer(V)
+            end,
+    [{pools, Pools} | Config];
 init_per_group(_Group, Config) ->
     Config.
 
@@ -72,6 +102,10 @@ end_per_group(_Group, _Config) ->
 %% concurrent: two meshed peers with the shim attached to a fresh C node
 %% (with --data-dir for the _data_dir case); the scope pids are recorded
 %% for the check at the end of the case.
+init_per_testcase(names_after_starts_and_kill, Config) ->
+    %% about 10 ms a pool at worst, twice: the start and the check
+    ct:timetrap({seconds, 120 + ?config(pools, Config) div 50}),
+    Config;
 init_per_testcase(Case, Config) ->
     Peers = [P1 | _] = rc_test_lib:start_meshed_peers("rcn_pl", 2, testcase),
     DataDir = case Case of
@@ -306,6 +340,143 @@ probe_names(CNode, NameCollectors, Pids) ->
     [ok = gen_server:cast({N, CNode}, {update_subscriber, Coll}) || {N, Coll} <- NameCollectors],
     [X ! {events, [{which, X}]} || X <- Pids],
     ok.
+
+%%%===================================================================
+%%% slow
+%%%===================================================================
+
+%% N pools of one emitter each (no subscriber), started with --data-dir on
+%% a C node that is then killed with SIGKILL right after the last start
+%% was answered (each answer comes once the names are synced to disk).
+%% Restarted on the same directory under the same name, the C node holds N
+%% keys (its gauge, and the shim's copy of its table once refilled), and
+%% retrieve_emitters/2 returns for every key the seed's persist_emitters
+%% names for a pool of one, both through the shim and asked of the C node
+%% directly; a key never started has none.
+names_after_starts_and_kill(Config) ->
+    N = ?config(pools, Config),
+    Dir = filename:join(?config(priv_dir, Config), unique_name("rcn_kill_dd")),
+    Name = unique_name("rcn_killc"),
+    P = rc_test_lib:start_peer("rcn_kill", testcase),
+    Args = ["--seed", atom_to_list(node_of(P)), "--data-dir", Dir],
+    #{node := CNode, os_pid := OsPid} = C1 = start_cnode(Name, Args, testcase),
+    start_shim_on(P, #{cnode => CNode, call_timeout => 30000}),
+    wait_connected(P),
+    S = rcn_kill_store,
+    Prefix = list_to_binary(unique_name("k")),
+    T0 = now_ms(),
+    {Mode, Started, Bad, Marks} = pcall(P, ?MODULE, start_pools, [S, Prefix, N], infinity),
+    Took = now_ms() - T0,
+    ct:log("~b pools started (~p) in ~b ms, ~.1f per second; [{Started, Ms}]: ~w",
+           [Started, Mode, Took, Started * 1000 / max(1, Took), Marks]),
+    ?assertEqual({N, []}, {Started, Bad}),
+    ?assertMatch(#{emitter_pools := N, emitter_name_tables := N}, stats(C1)),
+    rc_test_lib:os_kill("KILL", OsPid),
+    ?assertMatch({exited, St} when St =/= 0, rc_test_lib:wait_cnode_exit(C1, 10000)),
+    wait_until(fun() -> not maps:get(connected, pcall(P, reckon_cnode, status, [])) end,
+               ?PROPAGATE, shim_sees_kill),
+    %% the shim's copy went with the connection: what it holds later came
+    %% from the restarted node
+    ?assertEqual(0, pcall(P, ets, info, [reckon_cnode_names, size])),
+    wait_until(fun() -> not lists:keymember(Name, 1, epmd_names()) end,
+               ?PROPAGATE, epmd_forgot_killed_cnode),
+    T1 = now_ms(),
+    #{node := CNode} = C2 = start_cnode(Name, Args, testcase),
+    wait_connected(P),
+    ct:log("restarted and reconnected in ~b ms", [now_ms() - T1]),
+    ?assertMatch(#{connects := 2}, pcall(P, reckon_cnode, status, [])),
+    ?assertMatch(#{emitter_name_tables := N, emitter_pools := 0}, stats(C2)),
+    %% the shim's copy refills from the restarted node
+    await_value(fun() -> pcall(P, ets, info, [reckon_cnode_names, size]) end, N,
+                ?DELIVER, names_copy_refilled),
+    T2 = now_ms(),
+    ?assertEqual({0, []}, pcall(P, ?MODULE, check_names, [S, Prefix, N, shim], infinity)),
+    ?assertEqual({0, []}, pcall(P, ?MODULE, check_names, [S, Prefix, N, CNode], infinity)),
+    ct:log("names of ~b keys checked twice in ~b ms", [N, now_ms() - T2]),
+    ?assertEqual([], pcall(P, reckon_cnode_emitter_group, retrieve_emitters,
+                           [S, <<Prefix/binary, "-never">>])).
+
+key(Prefix, I) ->
+    <<Prefix/binary, "-", (integer_to_binary(I))/binary>>.
+
+%% On the peer: pools 1..N of one emitter, no subscriber, through
+%% reckon_cnode:start_emitter_pools/1 in chunks when the shim has it, else
+%% one start_emitter_pool call after another. {Mode, Started, first bad,
+%% [{Started, Ms}] every tenth of the way}.
+-spec start_pools(atom(), binary(), pos_integer()) ->
+          {batch | loop, non_neg_integer(), [{pos_integer(), term()}],
+           [{pos_integer(), non_neg_integer()}]}.
+start_pools(S, Prefix, N) ->
+    {module, reckon_cnode} = code:ensure_loaded(reckon_cnode),
+    put(rcn_progress, [{0, erlang:monotonic_time(millisecond)}]),
+    Results =
+        case erlang:function_exported(reckon_cnode, start_emitter_pools, 1) of
+            true ->
+                {batch, start_chunks(S, Prefix, 1, N, [])};
+            false ->
+                {loop, [{I, start_one(S, Prefix, I, N)} || I <- lists:seq(1, N)]}
+        end,
+    {Mode, Rs} = Results,
+    Ok = [I || {I, {ok, [Pid]}} <- Rs, is_pid(Pid)],
+    [{0, T0} | Marks] = lists:reverse(get(rcn_progress)),
+    {Mode, length(Ok), lists:sublist([R || {_, Res} = R <- Rs, not is_ok1(Res)], 10),
+     [{I, T - T0} || {I, T} <- Marks]}.
+
+%% progress/2 notes the time every tenth of the way (how the rate holds up).
+start_one(S, Prefix, I, N) ->
+    R = reckon_cnode:start_emitter_pool(S, key(Prefix, I), 1, undefined),
+    progress(I, N),
+    R.
+
+progress(I, N) ->
+    case I rem max(1, N div 10) of
+        0 -> put(rcn_progress, [{I, erlang:monotonic_time(millisecond)} | get(rcn_progress)]);
+        _ -> ok
+    end.
+
+is_ok1({ok, [Pid]}) -> is_pid(Pid);
+is_ok1(_) -> false.
+
+start_chunks(_S, _Prefix, From, N, Acc) when From > N ->
+    lists:append(lists:reverse(Acc));
+start_chunks(S, Prefix, From, N, Acc) ->
+    To = min(N, From + ?CHUNK - 1),
+    Is = lists:seq(From, To),
+    Rs = reckon_cnode:start_emitter_pools([{S, key(Prefix, I), 1, undefined} || I <- Is]),
+    progress(To, N),
+    Got = case length(Rs) =:= length(Is) of
+              true -> lists:zip(Is, Rs);
+              false -> [{From, {wrong_number_of_results, length(Rs), length(Is)}}]
+          end,
+    start_chunks(S, Prefix, To + 1, N, [Got | Acc]).
+
+%% On the peer: retrieve_emitters of keys 1..N through the shim, or the
+%% C node's own answer to the same request, against the seed's names for a
+%% pool of one. {Mismatches, first ten}.
+-spec check_names(atom(), binary(), pos_integer(), shim | node()) ->
+          {non_neg_integer(), list()}.
+check_names(S, Prefix, N, Via) ->
+    Bad = [{I, Got, Want}
+           || I <- lists:seq(1, N),
+              Sub <- [key(Prefix, I)],
+              Want <- [seed_names(S, Sub, 1)],
+              Got <- [retrieve(Via, S, Sub)],
+              Got =/= Want],
+    {length(Bad), lists:sublist(Bad, 10)}.
+
+retrieve(shim, S, Sub) ->
+    reckon_cnode_emitter_group:retrieve_emitters(S, Sub);
+retrieve(CNode, S, Sub) ->
+    case gen_server:call({reckon_cnode, CNode}, {retrieve_emitters, S, Sub}, 30000) of
+        {ok, Names} -> Names;
+        Other -> {reply, Other}
+    end.
+
+epmd_names() ->
+    case net_adm:names() of
+        {ok, Names} -> Names;
+        {error, _} -> []
+    end.
 
 %%%===================================================================
 %%% Helpers
