@@ -46,6 +46,7 @@
          fan_out_to_subscribers_group/1,
          update_subscriber/1,
          subscriber_exits/1,
+         subscriber_on_third_node/1,
          c_subscriber_exits/1,
          subscriber_node_gone/1,
          fan_out_through_relays/1,
@@ -84,6 +85,7 @@ all() ->
      fan_out_to_subscribers_group,
      update_subscriber,
      subscriber_exits,
+     subscriber_on_third_node,
      c_subscriber_exits,
      subscriber_node_gone,
      fan_out_through_relays,
@@ -495,6 +497,61 @@ subscriber_exits(Config) ->
     Got2 = await_events(Rec, 200),
     assert_exactly_once(Evs2, Got2),
     ?assertEqual([bs, sn], lists:sort(maps:keys(count_tags(Got2)))),
+    assert_no_more(Rec),
+    assert_scopes(Config).
+
+%% Three nodes, three roles: P1 starts a pool whose subscriber lives on P2,
+%% and P3 broadcasts through the shim (reckon_cnode_emitter_group:
+%% broadcast/3, the seed's algorithm on P3): every event reaches the
+%% subscriber on P2 exactly once as {events, [Event]}, each sent by P3 as
+%% {broadcast, Topic, Event} to the C emitter; the pool's account, asked
+%% from any of the three nodes, counts them. The subscriber exits on P2:
+%% the pool detaches (joined 0, out of every view, so P3 gets
+%% {error, no_emitters}), and an event that still reaches the emitter from
+%% P3 is dropped and counted under no_subscriber, not delivered.
+subscriber_on_third_node(Config) ->
+    Peers = [P1, P2, P3] = ?config(peers, Config),
+    C = ?config(cnode, Config),
+    {S, Sub} = store_sub(),
+    Topic = seed_topic(S, Sub),
+    Rec = recorder(P2),
+    [Sb] = collectors(P2, Rec, [sb]),
+    {ok, [X]} = start_pool(P1, S, Sub, 1, Sb),
+    ?assertEqual(node_of(C), node(X)),
+    await_beam_members(Peers, S, Sub, [X]),
+    await_c_members(C, S, Sub, [X]),
+    Stats0 = stats(C),
+    Evs = [small_event(I) || I <- lists:seq(1, 50)],
+    {Res, Sends} = pcall(P3, rc_test_emitter, broadcast_many, [shim, S, Sub, Evs, true]),
+    ?assertEqual([ok], lists:usort(Res)),
+    ?assertEqual([{broadcast, X, Topic}], lists:usort([{K, To, T} || {K, To, T, _} <- Sends])),
+    Got = await_events(Rec, length(Evs)),
+    ?assertEqual([sb], lists:usort([T || {T, _} <- Got])),
+    assert_exactly_once(Evs, Got),
+    Info = #{size => 1, joined => 1, events_in => 50, delivered => 50, no_subscriber => 0,
+             subscriber_node_gone => 0},
+    [?assertEqual({node_of(P), {ok, Info}},
+                  {node_of(P), pcall(P, reckon_cnode, emitter_pool_info, [S, Sub])})
+     || P <- Peers],
+    %% the subscriber ends on P2: the pool detaches
+    ok = pcall(P2, rc_test_emitter, stop_process, [Sb]),
+    await_beam_members(Peers, S, Sub, []),
+    await_c_members(C, S, Sub, []),
+    ?assertMatch({ok, #{size := 1, joined := 0, delivered := 50, no_subscriber := 0}},
+                 pcall(P3, reckon_cnode, emitter_pool_info, [S, Sub])),
+    ?assertMatch(#{emitter_pools_detached := 1}, stats(C)),
+    ?assertEqual(counter(pools_detached, Stats0) + 1, counter(pools_detached, stats(C))),
+    ?assertEqual({ok, {error, no_emitters}},
+                 on(P3, reckon_cnode_emitter_group, broadcast, [S, Sub, small_event(51)])),
+    %% what a broadcaster with a stale view would still send from P3
+    pcall(P3, erlang, send, [X, {broadcast, Topic, small_event(52)}]),
+    wait_until(fun() -> counter(no_subscriber, errors(C)) =:=
+                            counter(no_subscriber, maps:get(errors, Stats0)) + 1 end,
+               ?PROPAGATE, drop_counted),
+    [?assertMatch({_, {ok, #{joined := 0, events_in := 51, delivered := 50,
+                             no_subscriber := 1, subscriber_node_gone := 0}}},
+                  {node_of(P), pcall(P, reckon_cnode, emitter_pool_info, [S, Sub])})
+     || P <- Peers],
     assert_no_more(Rec),
     assert_scopes(Config).
 
