@@ -391,10 +391,15 @@ await_visible(Scope, Group, Pids) ->
     {_CNode, Timeout} = target(),
     {Ref, Members} = pg:monitor(Scope, Group),
     Deadline = erlang:monotonic_time(millisecond) + timeout_ms(Timeout),
+    %% An emitter that has ended (its pool stopped by another caller before
+    %% this view saw it join) will never show up: stop waiting for it.
+    %% Their DOWNs carry {Ref, down}: no other DOWN of the caller's is taken.
+    Missing = [{P, erlang:monitor(process, P, [{tag, {Ref, down}}])} || P <- Pids -- Members],
     try
-        await_joined(Ref, Group, Pids -- Members, Deadline)
+        await_joined(Ref, Group, Missing, Deadline)
     after
         _ = pg:demonitor(Scope, Ref),
+        [erlang:demonitor(M) || {_, M} <- Missing],
         flush_notifications(Ref)
     end.
 
@@ -404,9 +409,12 @@ await_joined(Ref, Group, Missing, Deadline) ->
     Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
     receive
         {Ref, join, Group, Joined} ->
-            await_joined(Ref, Group, Missing -- Joined, Deadline);
+            await_joined(Ref, Group, [PM || {P, _} = PM <- Missing,
+                                            not lists:member(P, Joined)], Deadline);
         {Ref, leave, Group, _} ->
-            await_joined(Ref, Group, Missing, Deadline)
+            await_joined(Ref, Group, Missing, Deadline);
+        {{Ref, down}, M, process, _, _} ->
+            await_joined(Ref, Group, lists:keydelete(M, 2, Missing), Deadline)
     after Left ->
             ?LOG_WARNING("emitter pool ~0p started, but ~b of its emitters are not in this "
                          "node's pg view within call_timeout (is this node a pg peer of the "
@@ -418,7 +426,8 @@ await_joined(Ref, Group, Missing, Deadline) ->
 %% before are in the mailbox already.
 flush_notifications(Ref) ->
     receive
-        {Ref, _, _, _} -> flush_notifications(Ref)
+        {Ref, _, _, _} -> flush_notifications(Ref);
+        {{Ref, down}, _, process, _, _} -> flush_notifications(Ref)
     after 0 ->
             ok
     end.

@@ -52,17 +52,12 @@
 -define(ROUNDS, 40).
 -define(MAX_SIZE, 3).
 
-%% slow: pools started before the kill. The target is 100,000. With one
-%% start_emitter_pool call at a time, every start waits for its own LMDB
-%% commit with fsync (the names' write queue runs one write at a time). On
-%% the 2-core machine this was written on, shared with other work, that
-%% went from 110 to 1,500 starts a second with the disk's load: 100,000
-%% took 150 s in the quickest run, 30,000 took 175 s under load. 20,000
-%% fit in 2 minutes at the slowest rate seen over a whole run (170 a
-%% second). RECKON_CNODE_POOLS=100000 runs the target. When the shim has
-%% reckon_cnode:start_emitter_pools/1 (a batch call) the case uses it, in
-%% chunks of ?CHUNK.
--define(POOLS, 20000).
+%% slow: pools started before the kill, through start_emitter_pools/1 in
+%% chunks of ?CHUNK (the starts of a chunk share a few LMDB transactions):
+%% 100,000 took 6 s on the 2-core machine this runs on. The loop of single
+%% calls is kept for a shim without the batch call (each start then waits
+%% for its own commit: 150 s for 100,000 at best).
+-define(POOLS, 100000).
 -define(CHUNK, 1000).
 
 %%%===================================================================
@@ -117,13 +112,11 @@ init_per_testcase(Case, Config) ->
               end,
     C = start_cnode(unique_name("rcn_plc"), ["--seed", atom_to_list(node_of(P1)) | DataDir],
                     testcase),
-    %% 3 s, not the 10 s of the emitter suite: a start whose pool another
-    %% process stopped before the caller began to wait for its emitters
-    %% (its pg scope had applied the join and the leave by then) waits the
-    %% whole call_timeout for a join it has missed (await_visible/2 in
-    %% reckon_cnode), then answers {ok, Pids} of the stopped pool; the case
-    %% logs how many calls took over 1 s
-    [start_shim_on(P, #{cnode => node_of(C), call_timeout => 3000}) || P <- Peers],
+    %% A start whose pool another process stops before the caller waits for
+    %% its emitters returns at once (it used to wait the whole
+    %% call_timeout for a join it had missed); the case logs how many calls
+    %% took over 1 s, for a reader (timings are never asserted)
+    [start_shim_on(P, #{cnode => node_of(C), call_timeout => 10000}) || P <- Peers],
     [wait_connected(P) || P <- Peers],
     Snap = rc_test_lib:scope_pids(Peers, ?SCOPE),
     [{peers, Peers}, {cnode, C}, {scopes, Snap} | Config].
