@@ -219,7 +219,7 @@ test-asan-node: priv/reckon_cnode asan-node
 	@echo "== interop suites against the ASan+UBSan build of the node"
 	@RECKON_CNODE_TEST_NODE=$(CURDIR)/build/asan-node/reckon_cnode RECKON_CNODE_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  sh test/erl/run_ct.sh --suite test/erl/reckon_cnode_SUITE,test/erl/reckon_cnode_pg_SUITE,test/erl/reckon_cnode_emitter_SUITE,test/erl/reckon_cnode_faults_SUITE,test/erl/reckon_cnode_http_SUITE,test/erl/reckon_cnode_tls_SUITE \
+	  sh test/erl/run_ct.sh --suite test/erl/reckon_cnode_SUITE,test/erl/reckon_cnode_pg_SUITE,test/erl/reckon_cnode_emitter_SUITE,test/erl/reckon_cnode_faults_SUITE,test/erl/reckon_cnode_http_SUITE,test/erl/reckon_cnode_tls_SUITE,test/erl/reckon_cnode_pools_SUITE \
 	  > build/asan-node/ct.log 2>&1; \
 	  status=$$?; sed 's/\x1b\[[0-9;]*m//g' build/asan-node/ct.log | grep -E "FAILED|SKIPPED|tests passed|Passed [0-9]+ tests" ; \
 	  [ $$status -eq 0 ] || { tail -40 build/asan-node/ct.log; exit 1; }
