@@ -125,20 +125,28 @@ static erlang_ref remote_ref(unsigned k)
 }
 
 /* Feeds one control message (+ optional atom message) as if from PEER. */
+/* One SEND-kind frame from PEER: the control term, then msg (with its
+ * version byte) if any. */
+static void feed_frame(rc_procs *ps, const ei_x_buff *ctrl, const ei_x_buff *msg)
+{
+    size_t len = 1 + (size_t)ctrl->index + (msg ? (size_t)msg->index : 0);
+    char *p = malloc(len);
+    assert_non_null(p);
+    p[0] = (char)112;
+    memcpy(p + 1, ctrl->buff, (size_t)ctrl->index);
+    if (msg)
+        memcpy(p + 1 + ctrl->index, msg->buff, (size_t)msg->index);
+    rc_procs_on_frame(ps, rec_node(case_nodes, PEER), p, len);
+    free(p);
+}
+
 static void feed(rc_procs *ps, ei_x_buff *ctrl, const char *msg_atom)
 {
     ei_x_buff m;
     ei_x_new_with_version(&m);
     if (msg_atom)
         ei_x_encode_atom(&m, msg_atom);
-    size_t len = 1 + (size_t)ctrl->index + (msg_atom ? (size_t)m.index : 0);
-    char *p = malloc(len);
-    p[0] = (char)112;
-    memcpy(p + 1, ctrl->buff, (size_t)ctrl->index);
-    if (msg_atom)
-        memcpy(p + 1 + ctrl->index, m.buff, (size_t)m.index);
-    rc_procs_on_frame(ps, rec_node(case_nodes, PEER), p, len);
-    free(p);
+    feed_frame(ps, ctrl, msg_atom ? &m : NULL);
     ei_x_free(&m);
 }
 
@@ -558,13 +566,7 @@ static void test_invalid_call_answered_badarg(void **state)
     for (int i = 0; i < 2000; i++)
         ei_x_encode_tuple_header(&m, 1);
     ei_x_encode_atom(&m, "x");
-    size_t len = 1 + (size_t)c.index + (size_t)m.index;
-    char *frame = malloc(len);
-    frame[0] = (char)112;
-    memcpy(frame + 1, c.buff, (size_t)c.index);
-    memcpy(frame + 1 + c.index, m.buff, (size_t)m.index);
-    rc_procs_on_frame(f->ps, rec_node(case_nodes, PEER), frame, len);
-    free(frame);
+    feed_frame(f->ps, &c, &m);
     assert_int_equal(in.msgs, 0); /* never delivered */
     assert_int_equal(rc_procs_get_stats(f->ps)->err_malformed, 1);
     assert_int_equal(f->rec.n, 1);
@@ -618,13 +620,7 @@ static void feed_call(fixture *f, const erlang_pid *caller, unsigned tag_n)
     ei_x_encode_pid(&m, caller);
     ei_x_encode_ref(&m, &tag);
     ei_x_encode_atom(&m, "ping");
-    size_t len = 1 + (size_t)c.index + (size_t)m.index;
-    char *frame = malloc(len);
-    frame[0] = (char)112;
-    memcpy(frame + 1, c.buff, (size_t)c.index);
-    memcpy(frame + 1 + c.index, m.buff, (size_t)m.index);
-    rc_procs_on_frame(f->ps, rec_node(case_nodes, PEER), frame, len);
-    free(frame);
+    feed_frame(f->ps, &c, &m);
     ei_x_free(&c);
     ei_x_free(&m);
 }

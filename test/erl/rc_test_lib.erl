@@ -23,7 +23,7 @@
 -export([start_peer/2, start_peer/3, stop_peer/1, pcall/4, pcall/5,
          start_meshed_peers/3, start_pg_scope/2,
          start_shim_on/2, start_local_shim/1, start_local_shim_remote/1,
-         stop_local_shim/0, wait_connected/1]).
+         stop_local_shim/0, wait_connected/1, start_attached/4]).
 %% calls to a C node's request server, views and events
 -export([node_of/1, ccall/2, ccall/3, ccall_retry/2, cnode_stats/1, cnode_stats/2,
          idle/1, store_sub/1, scope_pids/2, assert_scope_pids/3,
@@ -521,6 +521,17 @@ store_sub(Store) ->
 %% @doc `[{Node, ScopePid}]' of each peer (each must run the scope), for
 %% assert_scope_pids/3 at the end of a case: OTP 25's `pg' crashes on a
 %% message shape it does not expect.
+%% A C node seeded with the first peer, the shim on every peer attached to
+%% it (call_timeout 10 s) and connected; returns it with the peers'
+%% reckon_db_pg scope pids, for the check at the end of a case.
+-spec start_attached(string(), [peer(), ...], [string()], scope()) ->
+          {cnode(), [{node(), pid()}]}.
+start_attached(Prefix, [P1 | _] = Peers, Args, Scope) ->
+    C = start_cnode(unique_name(Prefix), ["--seed", atom_to_list(node_of(P1)) | Args], Scope),
+    [start_shim_on(P, #{cnode => node_of(C), call_timeout => 10000}) || P <- Peers],
+    [wait_connected(P) || P <- Peers],
+    {C, scope_pids(Peers, reckon_db_pg)}.
+
 -spec scope_pids([peer()], atom()) -> [{node(), pid()}].
 scope_pids(Peers, Scope) ->
     Snap = [{node_of(P), pcall(P, erlang, whereis, [Scope])} || P <- Peers],

@@ -31,9 +31,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -import(rc_test_lib,
-        [start_cnode/3, cleanup/1,
-         pcall/4, start_shim_on/2, wait_connected/1, wait_until/3,
-         unique_name/1, node_of/1, ccall/2, count_by/2, event_ids/1]).
+        [cleanup/1, pcall/4, wait_until/3, node_of/1, ccall/2, count_by/2, event_ids/1]).
 
 -export([all/0, suite/0,
          init_per_suite/1, end_per_suite/1,
@@ -110,12 +108,8 @@ end_per_suite(Config) ->
 %% Three peers with the shim attached to a fresh C node; the scope pids
 %% are recorded for the check at the end of the case.
 init_per_testcase(_Case, Config) ->
-    Peers = [P1 | _] = rc_test_lib:start_meshed_peers("rcn_em", 3, testcase),
-    C = start_cnode(unique_name("rcn_emc"), ["--seed", atom_to_list(node_of(P1))],
-                    testcase),
-    [start_shim_on(P, #{cnode => node_of(C), call_timeout => 10000}) || P <- Peers],
-    [wait_connected(P) || P <- Peers],
-    Snap = rc_test_lib:scope_pids(Peers, ?SCOPE),
+    Peers = rc_test_lib:start_meshed_peers("rcn_em", 3, testcase),
+    {C, Snap} = rc_test_lib:start_attached("rcn_emc", Peers, [], testcase),
     [{peers, Peers}, {cnode, C}, {scopes, Snap} | Config].
 
 end_per_testcase(_Case, _Config) ->
