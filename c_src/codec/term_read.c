@@ -3,6 +3,7 @@
 #include "codec/decimal.h"
 #include "util/be.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,28 @@ int term_read_integer(const char *buf, int len, int *idx, int64_t *v, int *fits6
     default:
         return -1;
     }
+}
+
+int term_x_reserve(ei_x_buff *x, size_t more)
+{
+    if (x->index < 0 || x->buffsz < x->index || more > (size_t)INT_MAX / 2 - (size_t)x->index)
+        return -1;
+    /* libei's own encoders grow the buffer unless ~100 bytes more than
+     * they write are free: keep that much on top */
+    size_t need = (size_t)x->index + more + 256;
+    if (need <= (size_t)x->buffsz)
+        return 0;
+    size_t cap = 2 * (size_t)x->buffsz;
+    if (cap < need)
+        cap = need;
+    if (cap > (size_t)INT_MAX)
+        cap = (size_t)INT_MAX;
+    char *b = realloc(x->buff, cap);
+    if (b == NULL)
+        return -1;
+    x->buff = b;
+    x->buffsz = (int)cap;
+    return 0;
 }
 
 int term_write_atom_utf8(ei_x_buff *x, const uint8_t *utf8, size_t n)

@@ -23,6 +23,12 @@ int term_read_binary(const char *buf, int len, int *idx, const uint8_t **data, s
 int term_read_integer(const char *buf, int len, int *idx, int64_t *v, int *fits64, char *dec,
                       size_t dec_cap);
 
+/* Room for `more` bytes after x's end, grown to at least twice its size:
+ * libei grows a buffer by ~200 bytes a step, so a message built from many
+ * appends (a pg sync, the names table's snapshot) would be copied over and
+ * over as it grows. 0 or -1. */
+int term_x_reserve(ei_x_buff *x, size_t more);
+
 /* Appends an atom given as UTF-8 bytes (<= 255 characters). */
 int term_write_atom_utf8(ei_x_buff *x, const uint8_t *utf8, size_t n);
 

@@ -4,6 +4,7 @@
 #include "util/hash.h"
 
 #include "codec/term_norm.h"
+#include "codec/term_read.h"
 #include "proc/gen_server.h"
 
 #include <stdlib.h>
@@ -169,7 +170,9 @@ static int encode_sync(rc_pg_scope *s, ei_x_buff *x)
             continue;
         size_t klen;
         const uint8_t *k = pgm_group_key(g, &klen);
-        if (ei_x_encode_list_header(x, 1) || ei_x_encode_tuple_header(x, 2) ||
+        /* a pid is at most 1,036 bytes (a 1,020-byte node name) */
+        if (term_x_reserve(x, klen + 16 + nlocal * 1040) != 0 ||
+            ei_x_encode_list_header(x, 1) || ei_x_encode_tuple_header(x, 2) ||
             ei_x_append_buf(x, (const char *)k, (int)klen) ||
             ei_x_encode_list_header(x, (long)nlocal))
             return -1;

@@ -141,7 +141,8 @@ static void add_entry(void *ctx, const uint8_t *store, size_t store_len, const u
                       size_t sub_len, const uint8_t *enc, size_t enc_len)
 {
     snapshot *sn = ctx;
-    if (sn->failed || ei_x_encode_list_header(sn->x, 1) != 0 ||
+    if (sn->failed || term_x_reserve(sn->x, store_len * 2 + sub_len + enc_len + 64) != 0 ||
+        ei_x_encode_list_header(sn->x, 1) != 0 ||
         ei_x_encode_tuple_header(sn->x, 2) != 0 ||
         group_key_encode(sn->x, store, store_len, sub, sub_len) != 0 ||
         ei_x_append_buf(sn->x, (const char *)enc, (int)enc_len) != 0)

@@ -77,7 +77,8 @@ static int encode_pids(rc_request_server *rs, ei_x_buff *x, const rc_cpid *m, si
     if (count > 0 && ei_x_encode_list_header(x, (long)count) != 0)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if ((!local_only || m[i].node == self) && rc_cpid_write(rs->nodes, x, &m[i]) != 0)
+        if ((!local_only || m[i].node == self) &&
+            (term_x_reserve(x, 1040) != 0 || rc_cpid_write(rs->nodes, x, &m[i]) != 0))
             return -1;
     return ei_x_encode_empty_list(x);
 }
@@ -213,7 +214,7 @@ int rqs_pg_which_groups(rc_request_server *rs, const rs_req *r, ei_x_buff *x)
     for (pgm_group *gr = pgm_next(t, NULL); gr != NULL; gr = pgm_next(t, gr)) {
         size_t klen;
         const uint8_t *k = pgm_group_key(gr, &klen);
-        if (ei_x_append_buf(x, (const char *)k, (int)klen) != 0)
+        if (term_x_reserve(x, klen) != 0 || ei_x_append_buf(x, (const char *)k, (int)klen) != 0)
             return -1;
     }
     return ei_x_encode_empty_list(x);

@@ -134,7 +134,7 @@ static void batch_outcome(struct batch_slot *s, const pool_outcome *o)
 {
     pools_batch *b = s->b;
     int at = b->out.index;
-    if (put_pool_outcome(&b->out, o) != 0) {
+    if (term_x_reserve(&b->out, 64 + o->n * 1040) != 0 || put_pool_outcome(&b->out, o) != 0) {
         b->out.index = at;
         (void)rqs_encode_error(&b->out, "system_limit");
     }

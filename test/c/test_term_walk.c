@@ -191,9 +191,41 @@ static void test_bitstring_bits(void **st)
     assert_int_equal(skip_bits(0, 3), -1);
 }
 
+/* term_x_reserve grows a buffer geometrically (a message built from many
+ * appends is not copied over and over), keeps its bytes and index, and
+ * refuses sizes an int cannot hold. */
+static void test_x_reserve(void **st)
+{
+    (void)st;
+    ei_x_buff x;
+    assert_int_equal(ei_x_new(&x), 0);
+    int grows = 0, last = x.buffsz;
+    for (int i = 0; i < 100000; i++) {
+        assert_int_equal(term_x_reserve(&x, 16), 0);
+        assert_true(x.buffsz - x.index >= 16);
+        assert_int_equal(ei_x_encode_long(&x, i), 0);
+        if (x.buffsz != last) {
+            grows++;
+            last = x.buffsz;
+        }
+    }
+    assert_true(grows < 30); /* doubling, not ~200 bytes at a time */
+    int idx = 0;
+    for (long i = 0; i < 100000; i++) {
+        long v = -1;
+        assert_int_equal(ei_decode_long(x.buff, &idx, &v), 0);
+        assert_int_equal(v, i);
+    }
+    int at = x.index;
+    assert_int_equal(term_x_reserve(&x, (size_t)1 << 40), -1);
+    assert_int_equal(x.index, at);
+    ei_x_free(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_x_reserve),
         cmocka_unit_test(test_honest_fun_accepted),
         cmocka_unit_test(test_lying_fun_rejected),
         cmocka_unit_test(test_fun_prefixes),
