@@ -57,7 +57,7 @@ LIB_OBJS     = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 SAN_LIB_OBJS = $(patsubst %.c,$(SAN_BUILD)/obj/%.o,$(LIB_SRCS))
 
 .PHONY: FORCE all build deps deps-test run test check test-all test-erl-static c-tests test-c test-c-trixie test-san test-tsan test-elixir \
-        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node test-systemd install asan-node test-asan-node bench bench-all bench-tls clean dialyzer fuzz erl
+        test-valgrind test-clang test-erl test-otp test-dep test-readme test-node test-systemd install asan-node test-asan-node bench bench-all bench-pools bench-tls clean dialyzer fuzz erl
 
 # The entry points install packages first, then build in a second make, so
 # that everything asked of the tool chain (EI_DIR) is asked after the install.
@@ -313,6 +313,13 @@ bench: deps-test
 
 bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
+
+# reckon-db's load shape: 5,000 and 100,000 subscriptions, each its own C
+# emitter pool of one emitter with one subscriber, against BEAM emitters in
+# the same run: start time, memory per pool, latency at 500 events/s, what
+# a new node absorbs (bench/pools.sh; about 10 minutes).
+bench-pools: priv/reckon_cnode test-node
+	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/pools.sh
 
 # TLS distribution vs plain TCP vs a BEAM node over TLS: call round trip
 # and C producer throughput, in one run (bench/tls.sh).
