@@ -4,6 +4,7 @@
 #ifndef RC_PG_INTERNAL_H
 #define RC_PG_INTERNAL_H
 
+#include "codec/pmsg.h"
 #include "pg/pg_scope.h"
 #include "util/bytebuf.h"
 #include "util/ptrtab.h"
@@ -70,6 +71,8 @@ struct rc_pg_scope {
     subscriber subs[MAX_SUBSCRIBERS];
     int nsubs;
     ei_x_buff key; /* scratch for canonical group keys */
+    rc_pmsg msg;   /* the message being sent, reused from message to message */
+    int msg_busy;  /* msg is in use (a send under way) */
     /* Leaves found while the member table is being walked, told to
      * subscribers once the walk is over: a subscriber (a C API callback)
      * may join or leave, which must not change the table mid-walk. Records:

@@ -103,21 +103,54 @@ void pgs_malformed(rc_pg_scope *s, const char *what)
         LOG_D(s->lg, MOD, "scope %s: ignored %s", s->name, what);
 }
 
+/* Scope messages go as prepared messages: their atoms (`$gen_cast`,
+ * `join`, `emitters`, a store's, node names in pids) become atom-cache
+ * references on connections that take them, as a BEAM scope's do, and a
+ * message to every peer is encoded once. */
+static void send_all(rc_pg_scope *s, rc_pmsg *m, const rc_cpid *to, int *rc)
+{
+    if (to != NULL) {
+        *rc = rc_proc_send_msg(s->ps, s->proc, to, m);
+        return;
+    }
+    peer *p, *tmp;
+    HASH_ITER(hh, s->peers, p, tmp) {
+        if (p->synced)
+            (void)rc_proc_send_msg(s->ps, s->proc, &p->pid, m);
+    }
+}
+
+/* to, or every synced peer when to is NULL. A send that closes a
+ * connection (its output over the limit) runs the node-down path at once,
+ * which may send from this scope again: that send gets a message of its
+ * own instead of the one being sent. */
+static int send_msg(rc_pg_scope *s, const rc_cpid *to, const ei_x_buff *msg)
+{
+    const struct iovec part = {.iov_base = msg->buff, .iov_len = (size_t)msg->index};
+    int rc = 0;
+    if (s->msg_busy) {
+        rc_pmsg own;
+        pmsg_init(&own);
+        pmsg_set(&own, &part, NULL, 1);
+        send_all(s, &own, to, &rc);
+        pmsg_free(&own);
+        return rc;
+    }
+    s->msg_busy = 1;
+    pmsg_set(&s->msg, &part, NULL, 1);
+    send_all(s, &s->msg, to, &rc);
+    s->msg_busy = 0;
+    return rc;
+}
+
 int pgs_send_to(rc_pg_scope *s, const rc_cpid *to, const ei_x_buff *msg)
 {
-    erlang_pid epid;
-    if (rc_cpid_to_ei(s->nodes, to, &epid) != 0)
-        return -1;
-    return rc_proc_send(s->ps, s->proc, &epid, msg->buff, msg->index);
+    return send_msg(s, to, msg);
 }
 
 static void broadcast_peers(rc_pg_scope *s, const ei_x_buff *msg)
 {
-    peer *p, *tmp;
-    HASH_ITER(hh, s->peers, p, tmp) {
-        if (p->synced)
-            (void)pgs_send_to(s, &p->pid, msg);
-    }
+    (void)send_msg(s, NULL, msg);
 }
 
 static node_state *node_state_get(rc_pg_scope *s, uint32_t node, int create)
@@ -545,6 +578,7 @@ rc_pg_scope *rc_pg_scope_start(uv_loop_t *loop, const rc_logger *lg, rc_procs *p
     s->nodes = nodes;
     strcpy(s->name, scope_name);
     s->table = pgm_new();
+    pmsg_init(&s->msg);
     if (s->table == NULL || ei_x_new(&s->key) != 0) {
         pgm_free(s->table);
         free(s);
@@ -555,6 +589,7 @@ rc_pg_scope *rc_pg_scope_start(uv_loop_t *loop, const rc_logger *lg, rc_procs *p
         s->self = rc_proc_cpid(ps, s->proc);
     if (s->proc == NULL) {
         ei_x_free(&s->key);
+        pmsg_free(&s->msg);
         pgm_free(s->table);
         free(s);
         return NULL;
@@ -625,6 +660,7 @@ void rc_pg_scope_free(rc_pg_scope *s)
     }
     pgm_free(s->table);
     ei_x_free(&s->key);
+    pmsg_free(&s->msg);
     bytebuf_free(&s->deferred);
     free(s);
 }
