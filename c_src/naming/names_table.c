@@ -4,13 +4,13 @@
 #include "codec/decimal.h"
 #include "util/be.h"
 #include "util/hash.h"
+#include "util/ptrtab.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* A key is a view of two byte strings. uthash compares keys with
- * HASH_KEYCMP, so pointing it at a view comparison lets a lookup use the
- * caller's bytes directly instead of first concatenating store and sub. */
+/* A key is a view of two byte strings, so a lookup uses the caller's bytes
+ * directly instead of first concatenating store and sub. */
 typedef struct {
     const uint8_t *store;
     size_t store_len;
@@ -23,34 +23,37 @@ static int bytes_eq(const uint8_t *a, const uint8_t *b, size_t n)
     return n == 0 || memcmp(a, b, n) == 0;
 }
 
-static int nt_key_cmp(const void *a, const void *b)
-{
-    const nt_key *x = a, *y = b;
-    return !(x->store_len == y->store_len && x->sub_len == y->sub_len &&
-             bytes_eq(x->store, y->store, x->store_len) &&
-             bytes_eq(x->sub, y->sub, x->sub_len));
-}
-
-#define HASH_KEYCMP(a, b, n) nt_key_cmp((a), (b))
-/* uthash must report allocation failure instead of calling exit(). */
-#define HASH_NONFATAL_OOM 1
-#include <uthash.h>
 
 #define TAG_NIL 106
 #define TAG_LIST 108
 #define TAG_ATOM_UTF8 118
 #define TAG_SMALL_ATOM_UTF8 119
 
+/* One allocation an entry (one per subscription), in a ptrtab: lengths,
+ * then store bytes, sub bytes and the encoding. */
 typedef struct nt_entry {
-    nt_key key;
-    const uint8_t *enc;
-    size_t enc_len;
-    UT_hash_handle hh;
-    uint8_t data[]; /* store bytes, sub bytes, encoding */
+    uint32_t store_len, sub_len, enc_len;
+    uint8_t data[];
 } nt_entry;
 
+static nt_key entry_key(const nt_entry *e)
+{
+    return (nt_key){e->data, e->store_len, e->data + e->store_len, e->sub_len};
+}
+
+static const uint8_t *entry_enc(const nt_entry *e) { return e->data + e->store_len + e->sub_len; }
+
+static int entry_has_key(const void *entry, const void *key)
+{
+    const nt_entry *e = entry;
+    const nt_key *k = key;
+    return e->store_len == k->store_len && e->sub_len == k->sub_len &&
+           bytes_eq(e->data, k->store, k->store_len) &&
+           bytes_eq(e->data + e->store_len, k->sub, k->sub_len);
+}
+
 struct names_table {
-    nt_entry *head;
+    rc_ptrtab entries;
     names_table_listener listener;
     void *listener_ctx;
 };
@@ -66,7 +69,6 @@ static unsigned key_hash(const nt_key *k)
     return rc_hash_fold(rc_hash_bytes(h, k->sub, k->sub_len));
 }
 
-static unsigned key_len(const nt_key *k) { return (unsigned)(k->store_len + k->sub_len); }
 
 names_table *names_table_new(void)
 {
@@ -77,18 +79,15 @@ void names_table_free(names_table *t)
 {
     if (t == NULL)
         return;
-    nt_entry *e, *tmp;
-    HASH_ITER(hh, t->head, e, tmp)
-    {
-        HASH_DELETE(hh, t->head, e);
-        free(e);
-    }
+    for (size_t i = 0; i < rc_ptrtab_slots(&t->entries); i++)
+        free(rc_ptrtab_at(&t->entries, i));
+    rc_ptrtab_free(&t->entries);
     free(t);
 }
 
 size_t names_table_count(const names_table *t)
 {
-    return t == NULL ? 0 : (size_t)HASH_COUNT(t->head);
+    return t == NULL ? 0 : rc_ptrtab_count(&t->entries);
 }
 
 void names_table_retrieve(const names_table *t, const uint8_t *store, size_t store_len,
@@ -96,11 +95,10 @@ void names_table_retrieve(const names_table *t, const uint8_t *store, size_t sto
                           size_t *enc_len)
 {
     nt_key k = {store, store_len, sub, sub_len};
-    nt_entry *e = NULL;
-    if (t != NULL && t->head != NULL)
-        HASH_FIND_BYHASHVALUE(hh, t->head, &k, key_len(&k), key_hash(&k), e);
+    const nt_entry *e = t != NULL ? rc_ptrtab_find(&t->entries, key_hash(&k), entry_has_key, &k)
+                                  : NULL;
     if (e != NULL) {
-        *enc = e->enc;
+        *enc = entry_enc(e);
         *enc_len = e->enc_len;
     } else {
         *enc = NIL_ENCODING;
@@ -112,23 +110,19 @@ void names_table_retrieve(const names_table *t, const uint8_t *store, size_t sto
 static nt_entry *entry_alloc(const uint8_t *store, size_t store_len, const uint8_t *sub,
                              size_t sub_len, size_t enc_len)
 {
-    if (store_len > SIZE_MAX / 4 || sub_len > SIZE_MAX / 4 || enc_len > SIZE_MAX / 4)
+    if (store_len > UINT32_MAX / 4 || sub_len > UINT32_MAX / 4 || enc_len > UINT32_MAX / 4)
         return NULL;
     nt_entry *e = malloc(sizeof *e + store_len + sub_len + enc_len);
     if (e == NULL)
         return NULL;
-    memset(e, 0, sizeof *e);
     uint8_t *p = e->data;
     if (store_len > 0)
         memcpy(p, store, store_len);
     if (sub_len > 0)
         memcpy(p + store_len, sub, sub_len);
-    e->key.store = p;
-    e->key.store_len = store_len;
-    e->key.sub = p + store_len;
-    e->key.sub_len = sub_len;
-    e->enc = p + store_len + sub_len;
-    e->enc_len = enc_len;
+    e->store_len = (uint32_t)store_len;
+    e->sub_len = (uint32_t)sub_len;
+    e->enc_len = (uint32_t)enc_len;
     return e;
 }
 
@@ -136,21 +130,20 @@ static nt_entry *entry_alloc(const uint8_t *store, size_t store_len, const uint8
  * exactly as it was. Takes ownership of e. */
 static int entry_put(names_table *t, nt_entry *e)
 {
-    unsigned hv = key_hash(&e->key);
-    nt_entry *old = NULL;
-    HASH_FIND_BYHASHVALUE(hh, t->head, &e->key, key_len(&e->key), hv, old);
-    HASH_ADD_KEYPTR_BYHASHVALUE(hh, t->head, &e->key, key_len(&e->key), hv, e);
-    if (e->hh.tbl == NULL) {
+    const nt_key k = entry_key(e);
+    uint32_t hv = (uint32_t)key_hash(&k);
+    nt_entry *old = rc_ptrtab_find(&t->entries, hv, entry_has_key, &k);
+    if (rc_ptrtab_add(&t->entries, hv, e) != RC_OK) {
         free(e);
         return RC_ENOMEM;
     }
     if (old != NULL) {
-        HASH_DELETE(hh, t->head, old);
+        rc_ptrtab_remove(&t->entries, hv, old);
         free(old);
     }
     if (t->listener != NULL)
-        t->listener(t->listener_ctx, e->key.store, e->key.store_len, e->key.sub, e->key.sub_len,
-                    e->enc, e->enc_len);
+        t->listener(t->listener_ctx, k.store, k.store_len, k.sub, k.sub_len, entry_enc(e),
+                    e->enc_len);
     return RC_OK;
 }
 
@@ -162,8 +155,12 @@ void names_table_set_listener(names_table *t, names_table_listener fn, void *ctx
 
 void names_table_foreach(const names_table *t, names_table_listener fn, void *ctx)
 {
-    for (const nt_entry *e = t->head; e != NULL; e = e->hh.next)
-        fn(ctx, e->key.store, e->key.store_len, e->key.sub, e->key.sub_len, e->enc, e->enc_len);
+    for (size_t i = 0; i < rc_ptrtab_slots(&t->entries); i++) {
+        const nt_entry *e = rc_ptrtab_at(&t->entries, i);
+        if (e != NULL)
+            fn(ctx, e->data, e->store_len, e->data + e->store_len, e->sub_len, entry_enc(e),
+               e->enc_len);
+    }
 }
 
 static size_t atom_enc_size(size_t utf8_len) { return (utf8_len <= 255 ? 2 : 3) + utf8_len; }
@@ -280,12 +277,12 @@ int names_table_persist(names_table *t, const uint8_t *store, size_t store_len,
     nt_entry *e = entry_alloc(store, store_len, sub, sub_len, pl.enc_len);
     if (e == NULL)
         return RC_ENOMEM;
-    write_list(&pl, pool_size, (uint8_t *)e->enc);
+    write_list(&pl, pool_size, (uint8_t *)entry_enc(e));
     st = entry_put(t, e);
     if (st != RC_OK)
         return st;
     if (enc != NULL)
-        *enc = e->enc;
+        *enc = entry_enc(e);
     if (enc_len != NULL)
         *enc_len = e->enc_len;
     return RC_OK;
@@ -341,6 +338,6 @@ int names_table_insert_encoded(names_table *t, const uint8_t *store,
     nt_entry *e = entry_alloc(store, store_len, sub, sub_len, enc_len);
     if (e == NULL)
         return RC_ENOMEM;
-    memcpy((uint8_t *)e->enc, enc, enc_len);
+    memcpy((uint8_t *)entry_enc(e), enc, enc_len);
     return entry_put(t, e);
 }
