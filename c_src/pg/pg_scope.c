@@ -187,6 +187,15 @@ static void send_discover_named(rc_pg_scope *s, uint32_t node)
 }
 
 /* {'$gen_cast', {sync, Self, [{Group, [Pid]}]}} with every local member. */
+static size_t local_count(const rc_pg_scope *s, const pgm_group *g)
+{
+    size_t n, nlocal = 0;
+    const rc_cpid *m = pgm_group_members(g, &n);
+    for (size_t i = 0; i < n; i++)
+        nlocal += m[i].node == s->self_node;
+    return nlocal;
+}
+
 static int encode_sync(rc_pg_scope *s, ei_x_buff *x)
 {
     if (ei_x_encode_version(x) || ei_x_encode_tuple_header(x, 2) ||
@@ -194,18 +203,24 @@ static int encode_sync(rc_pg_scope *s, ei_x_buff *x)
         ei_x_encode_atom(x, "sync") || rc_cpid_write(s->nodes, x, &s->self))
         return -1;
     const pgm_table *t = s->table;
+    /* One list header for all groups (counted first), not a cons cell per
+     * group: a list nested 100,000 tails deep is more than a bounded walker
+     * follows, and the message then went without atom-cache references. */
+    size_t ngroups = 0;
+    for (pgm_group *g = pgm_next(t, NULL); g != NULL; g = pgm_next(t, g))
+        ngroups += local_count(s, g) > 0;
+    if (ngroups > 0 && ei_x_encode_list_header(x, (long)ngroups))
+        return -1;
     for (pgm_group *g = pgm_next(t, NULL); g != NULL; g = pgm_next(t, g)) {
-        size_t n, nlocal = 0;
+        size_t n, nlocal = local_count(s, g);
         const rc_cpid *m = pgm_group_members(g, &n);
-        for (size_t i = 0; i < n; i++)
-            nlocal += m[i].node == s->self_node;
         if (nlocal == 0)
             continue;
         size_t klen;
         const uint8_t *k = pgm_group_key(g, &klen);
         /* a pid is at most 1,036 bytes (a 1,020-byte node name) */
         if (term_x_reserve(x, klen + 16 + nlocal * 1040) != 0 ||
-            ei_x_encode_list_header(x, 1) || ei_x_encode_tuple_header(x, 2) ||
+            ei_x_encode_tuple_header(x, 2) ||
             ei_x_append_buf(x, (const char *)k, (int)klen) ||
             ei_x_encode_list_header(x, (long)nlocal))
             return -1;

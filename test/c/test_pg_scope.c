@@ -617,7 +617,12 @@ static syncview check_sync(fx *f, int i, const erlang_pid *to)
     rd_pid(&r, &f->self);
     syncview sv;
     memset(&sv, 0, sizeof sv);
+    /* one list header for all groups, not a cons cell per group (a list
+     * nested as deep as there are groups defeats bounded walkers) */
+    int at = r.i, count = -1;
+    assert_int_equal(ei_decode_list_header(r.b, &at, &count), 0);
     rd_list(&r, rd_sync_group, &sv);
+    assert_int_equal(count, sv.n);
     rd_end(&r);
     return sv;
 }
