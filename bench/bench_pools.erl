@@ -247,9 +247,10 @@ run([CNodeBin, Cookie, Tag, Out, Ebin, DataBase, PidFile | Counts]) ->
     {_, Sub} = SubChild = start_beam(Ctx0, "sub"),
     Ctx = Ctx0#{sub => Sub, subs => erpc:call(Sub, ?MODULE, subscribers, [Big], infinity),
                 probe => erpc:call(Sub, erlang, spawn, [timer, sleep, [infinity]])},
-    %% 1-3 at N pools: each round B, C, [C batch,] C --data-dir, then the
+    %% 1-3 at N pools: each round B, C, [C batch,] C --data-dir, [C batch
+    %% --data-dir,] then the
     %% same backwards
-    Kinds = [b, c] ++ [x || Batch] ++ [d],
+    Kinds = [b, c] ++ [x || Batch] ++ [d] ++ [y || Batch],
     Order = lists:append([case R rem 2 of 1 -> Kinds; 0 -> lists:reverse(Kinds) end
                           || R <- lists:seq(1, Reps)]),
     Small = [{K, rep(Ctx, K, N, K =:= b orelse K =:= c, false)} || K <- Order],
@@ -289,9 +290,9 @@ rep(Ctx, b, N, Lat, Obs) ->
     Res2;
 rep(Ctx, Kind, N, Lat, Obs) ->
     #{sub := Sub, subs := Subs, probe := Probe} = Ctx,
-    Store = case Kind of c -> pools_c; x -> pools_x; d -> pools_d end,
+    Store = case Kind of c -> pools_c; x -> pools_x; d -> pools_d; y -> pools_y end,
     Extra = case Kind of
-                d -> Dir = filename:join(maps:get(data, Ctx), "d" ++ integer_to_list(next(Ctx))),
+                _ when Kind =:= d; Kind =:= y -> Dir = filename:join(maps:get(data, Ctx), "d" ++ integer_to_list(next(Ctx))),
                      ok = file:make_dir(Dir),
                      ["--data-dir", Dir];
                 _ -> []
@@ -339,6 +340,8 @@ rep(Ctx, Kind, N, Lat, Obs) ->
     progress(Kind, N, Res3),
     Res3.
 
+c_start(y, Store, Subs, N) ->
+    c_start(x, Store, Subs, N);
 c_start(x, Store, Subs, N) ->
     Reqs = [{Store, sub_id(I), 1, element(I, Subs)} || I <- lists:seq(1, N)],
     Results = case reckon_cnode:start_emitter_pools(Reqs) of

@@ -71,8 +71,10 @@
 
 %% Registered name of the request server on the C node.
 -define(CNODE_SERVER, reckon_cnode).
-%% start_emitter_pools/1: starts per request, and requests in flight.
--define(STARTS_PER_REQUEST, 1000).
+%% start_emitter_pools/1: starts per request, and requests in flight (each
+%% request and its reply are buffered whole on both sides: small ones keep
+%% that memory small).
+-define(STARTS_PER_REQUEST, 250).
 -define(STARTS_IN_FLIGHT, 4).
 
 -type mode() :: attach | spawn.
@@ -191,7 +193,7 @@ start_emitter_pool(S, Sub, PoolSize, Subscriber) ->
 %% so one refused start does not hide the others' outcomes. A start of a
 %% pool already started earlier in the list is `{error, already_started}'.
 %%
-%% The starts go to the C node in requests of up to 1,000, several in
+%% The starts go to the C node in requests of up to 250, several in
 %% flight at once, so a caller that sets up thousands of subscriptions does
 %% not wait a round trip for each; with `--data-dir' the names of the starts
 %% that arrive together are written in one transaction. Like
