@@ -219,12 +219,6 @@ static void proc_free(rc_proc *p)
     free(p);
 }
 
-void prc_drop_out_monitor(rc_proc *p, size_t i)
-{
-    free(p->omons[i].name);
-    p->omons[i] = p->omons[--p->nomons];
-}
-
 /* ------------------------------------------------------------- low-level send */
 
 /* One frame body (control term, then the message's parts) to a node. */
@@ -248,15 +242,6 @@ int prc_send_ctrl(rc_procs *ps, const char *node, ei_x_buff *ctrl, const char *m
     struct iovec v[2] = {{.iov_base = ctrl->buff, .iov_len = (size_t)ctrl->index},
                          {.iov_base = (void *)msg, .iov_len = msg ? (size_t)len : 0}};
     return send_to_node(ps, node, v, msg ? 2 : 1);
-}
-
-
-long prc_find_out_monitor(const rc_procs *ps, const rc_proc *p, const erlang_ref *ref)
-{
-    for (size_t i = 0; i < p->nomons; i++)
-        if (rc_cref_matches(ps->nodes, &p->omons[i].ref, ref))
-            return (long)i;
-    return -1;
 }
 
 /* 1 if p had a monitor with that reference (now removed). */
@@ -304,7 +289,7 @@ static int queue_local(rc_procs *ps, uint64_t to_key, const erlang_pid *from,
 }
 
 /* A local monitor's DOWN, queued. */
-static void queue_down(rc_procs *ps, uint64_t watcher_key, const erlang_pid *target,
+void prc_queue_down(rc_procs *ps, uint64_t watcher_key, const erlang_pid *target,
                        const erlang_ref *ref, const char *reason)
 {
     ei_x_buff x;
@@ -582,8 +567,7 @@ static void rmon_ref(const rc_procs *ps, const rmon_entry *e, erlang_ref *ref)
         ref->n[i] = e->ref[i];
 }
 
-/* Records the monitor e (its ref and watcher set) on p. */
-static int add_monitor(rc_procs *ps, rc_proc *p, rmon_entry *e, int by_name)
+int prc_add_monitor(rc_procs *ps, rc_proc *p, rmon_entry *e, int by_name)
 {
     e->by_name = (uint8_t)(by_name != 0);
     e->target = p->key;
@@ -601,7 +585,7 @@ int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
         return RC_EBADARG;
     if (rc_cpid_from_ei(ps->nodes, watcher, &e.watcher) != 0)
         return RC_ENOMEM;
-    return add_monitor(ps, p, &e, by_name);
+    return prc_add_monitor(ps, p, &e, by_name);
 }
 
 
@@ -673,126 +657,6 @@ void prc_send_monitor_exit_now(rc_procs *ps, const ctrl_msg *m, const char *reas
     ei_x_free(&x);
 }
 
-/* A monitor on a C process of this node: held in the same table as remote
- * monitors (so the target's exit finds it the same way); a missing target
- * gets a DOWN noproc, queued like any local signal. */
-static int monitor_local(rc_procs *ps, rc_proc *self, out_monitor *om, const erlang_ref *ref)
-{
-    rc_proc *target = om->name ? rc_procs_whereis(ps, om->name) : rc_procs_find(ps, &om->target);
-    if (target == NULL) {
-        erlang_pid t;
-        int known = !om->name && rc_cpid_to_ei(ps->nodes, &om->target, &t) == 0;
-        queue_down(ps, self->key, known ? &t : NULL, ref, "noproc");
-        return 0;
-    }
-    rmon_entry e;
-    memset(&e, 0, sizeof e); /* the table hashes whole keys */
-    e.ref_node = om->ref.node;
-    e.ref_creation = om->ref.creation;
-    e.ref_len = om->ref.len;
-    memcpy(e.ref, om->ref.n, sizeof om->ref.n);
-    e.watcher = rc_proc_cpid(ps, self);
-    if (add_monitor(ps, target, &e, om->name != NULL) != RC_OK) {
-        prc_drop_out_monitor(self, self->nomons - 1); /* om is the last entry */
-        return -1;
-    }
-    if (om->name)
-        om->target = rc_proc_cpid(ps, target); /* for the demonitor */
-    return 0;
-}
-
-int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const char *name,
-                    const char *node, erlang_ref *ref_out)
-{
-    if ((pid == NULL) == (name == NULL) || self->dead)
-        return -1;
-    const char *target_node = pid ? pid->node : node;
-    if (target_node == NULL || (name && strlen(name) > MAX_NAME_BYTES))
-        return -1;
-    if (self->nomons == self->capomons) {
-        /* Room for one first: an emitter monitors its one subscriber. */
-        size_t ncap = self->capomons ? self->capomons * 2 : 1;
-        out_monitor *n = realloc(self->omons, ncap * sizeof *n);
-        if (n == NULL)
-            return -1;
-        self->omons = n;
-        self->capomons = ncap;
-    }
-    out_monitor om = {0};
-    erlang_ref ref;
-    rc_procs_make_ref(ps, &ref);
-    if (rc_cref_from_ei(ps->nodes, &ref, &om.ref) != 0)
-        return -1;
-    if (pid) {
-        if (rc_cpid_from_ei(ps->nodes, pid, &om.target) != 0)
-            return -1;
-    } else {
-        om.target.node = rc_nodetab_intern(ps->nodes, node, strlen(node));
-        om.name = strdup(name);
-        if (om.target.node == RC_NODE_NONE || om.name == NULL) {
-            free(om.name);
-            return -1;
-        }
-    }
-    self->omons[self->nomons++] = om;
-    *ref_out = ref;
-    if (om.target.node == ps->self_node)
-        return monitor_local(ps, self, &self->omons[self->nomons - 1], &ref);
-    ei_x_buff x;
-    if (ei_x_new(&x) != 0) {
-        prc_drop_out_monitor(self, self->nomons - 1);
-        return -1;
-    }
-    erlang_pid me;
-    prc_pid(ps, self, &me);
-    int rc = ctrl_encode_monitor(&x, CTRL_MONITOR_P, &me, pid, name, &ref);
-    if (rc != 0 || prc_send_ctrl(ps, target_node, &x, NULL, 0) != 0) {
-        /* Not connected: no DOWN will ever come for this ref; the caller is
-         * told now instead (a DOWN delivered from here would re-enter it). */
-        prc_drop_out_monitor(self, self->nomons - 1);
-        rc = -1;
-    }
-    ei_x_free(&x);
-    return rc;
-}
-
-/* Ends self's monitor i: a local target forgets it, a remote one is told. */
-static void demonitor_at(rc_procs *ps, rc_proc *self, size_t i)
-{
-    out_monitor *om = &self->omons[i];
-    erlang_ref ref;
-    if (rc_cref_to_ei(ps->nodes, &om->ref, &ref) != 0) {
-        prc_drop_out_monitor(self, i);
-        return;
-    }
-    if (om->target.node == ps->self_node) {
-        rc_proc *target = rc_procs_find(ps, &om->target);
-        if (target != NULL)
-            prc_remove_remote_monitor(ps, target, &ref);
-        prc_drop_out_monitor(self, i);
-        return;
-    }
-    ei_x_buff x;
-    erlang_pid me, target;
-    const char *node = rc_nodetab_name(ps->nodes, om->target.node);
-    if (node != NULL && ei_x_new(&x) == 0) {
-        prc_pid(ps, self, &me);
-        int ok = om->name != NULL || rc_cpid_to_ei(ps->nodes, &om->target, &target) == 0;
-        if (ok && ctrl_encode_monitor(&x, CTRL_DEMONITOR_P, &me, om->name ? NULL : &target,
-                                      om->name, &ref) == 0)
-            (void)prc_send_ctrl(ps, node, &x, NULL, 0);
-        ei_x_free(&x);
-    }
-    prc_drop_out_monitor(self, i);
-}
-
-void rc_proc_demonitor(rc_procs *ps, rc_proc *self, const erlang_ref *ref)
-{
-    long i = prc_find_out_monitor(ps, self, ref);
-    if (i >= 0)
-        demonitor_at(ps, self, (size_t)i);
-}
-
 void rc_procs_set_exit_hook(rc_procs *ps, rc_proc_exit_hook fn, void *ctx)
 {
     ps->exit_hook = fn;
@@ -823,7 +687,7 @@ static void tell_monitor_exit(void *ctx, const rmon_entry *e)
     erlang_pid self;
     prc_pid(ec->ps, ec->p, &self);
     if (e->watcher.node == ec->ps->self_node) {
-        queue_down(ec->ps, pid_key(&watcher), &self, &ref, ec->reason);
+        prc_queue_down(ec->ps, pid_key(&watcher), &self, &ref, ec->reason);
         return;
     }
     const char *as_name = (e->by_name && ec->p->name) ? ec->p->name : NULL;
@@ -863,7 +727,7 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
         ei_x_free(&x);
     }
     while (p->nomons > 0)
-        demonitor_at(ps, p, p->nomons - 1);
+        prc_demonitor_at(ps, p, p->nomons - 1);
     p->nlinks = p->nmons = 0;
     free(p->links);
     p->links = NULL;

@@ -1,5 +1,6 @@
 /* procs_internal: what the files of the process layer share (procs.c:
- * processes, names, sends, links and monitors, exits; procs_dispatch.c:
+ * processes, names, sends, links and monitors set on them, exits;
+ * procs_monitor.c: monitors a process holds on others; procs_dispatch.c:
  * frames from peers turned into signals). Not for use outside c_src/proc. */
 #ifndef RC_PROCS_INTERNAL_H
 #define RC_PROCS_INTERNAL_H
@@ -101,10 +102,18 @@ rc_proc *prc_by_key(const rc_procs *ps, uint64_t key);
 /* p's pid, for encoders that take libei's. */
 void prc_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out);
 void prc_drain_local(rc_procs *ps);
-/* Index of p's monitor with that reference, or -1; removing monitor i
- * (its name freed). */
+/* procs_monitor.c: p's monitor with that reference (its index, or -1);
+ * removing monitor i (its name freed); ending it (a local target forgets
+ * it, a remote one is told). */
 long prc_find_out_monitor(const rc_procs *ps, const rc_proc *p, const erlang_ref *ref);
 void prc_drop_out_monitor(rc_proc *p, size_t i);
+void prc_demonitor_at(rc_procs *ps, rc_proc *self, size_t i);
+/* procs.c, for procs_monitor.c: records the monitor e (its ref and
+ * watcher set) on p (RC_* as prc_add_remote_monitor); queues a local
+ * DOWN. */
+int prc_add_monitor(rc_procs *ps, rc_proc *p, rmon_entry *e, int by_name);
+void prc_queue_down(rc_procs *ps, uint64_t watcher_key, const erlang_pid *target,
+                    const erlang_ref *ref, const char *reason);
 void prc_encode_reason_atom(char *buf, int cap, const char *atom, int *len);
 void prc_reap(rc_procs *ps);
 void prc_refused(rc_procs *ps, uint64_t *counter, const char *peer, const char *what);
