@@ -311,8 +311,11 @@ bench/cnode_producer: $(BUILD)/bench/cnode_producer
 bench: deps-test
 	@$(MAKE) --no-print-directory bench-all
 
+# make bench: every figure of bench/run.sh, then reckon-db's load shape
+# (bench/pools.sh, below), one summary each.
 bench-all: priv/reckon_cnode test-node $(BUILD)/bench/bench_naming $(BUILD)/bench/bench_membership bench/cnode_producer
 	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/run.sh
+	$(if $(OTP),sh test/otp/with_otp.sh $(OTP) )bash bench/pools.sh
 
 # reckon-db's load shape: 5,000 and 100,000 subscriptions, each its own C
 # emitter pool of one emitter with one subscriber, against BEAM emitters in
