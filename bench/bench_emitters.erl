@@ -38,9 +38,14 @@ serve_emi() ->
     receive stop -> ok end.
 
 %% Node sub: 1,000 counting subscribers in {fan, <<"fan:out">>, subscribers}
-%% and one counting sink (the C emitter pool's subscriber in run 4).
+%% and one counting sink (the C emitter pool's subscriber in run 4). This
+%% process owns the relay's table of handled counts, as the application's
+%% supervisor does, so that the counts outlive the relay: when the relayed
+%% runs end and the relay stops, the C node learns that it handled every
+%% event (relay_lost 0), not that its node cannot say (relay_unaccounted).
 serve_sub() ->
     {ok, _} = pg:start(?SCOPE),
+    ok = reckon_cnode_relay:new_table(),
     start_counting(bench_subs, 1000, [{fan, <<"fan:out">>, subscribers}]),
     start_counting(bench_sink, 1, []),
     receive stop -> ok end.
