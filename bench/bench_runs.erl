@@ -96,9 +96,13 @@ summary(Files) ->
     pair(D, "  through the subscriber node's relay, deliveries/s: C emitter vs BEAM emitter",
          "fanr_ev_s", CB, 0, times, ""),
     %% CPU is read in 10 ms ticks: a relayed run of the C emitter (one
-    %% message per event) may use less than one, and read 0
-    pair(D, "  relayed, emitter CPU, us/delivery (0: under one 10 ms tick a run)",
-         "fanr_emitter_cpu_us", CB, 3, less, ""),
+    %% message per event) uses about one or none, so no ratio
+    Tick = case {maps:find("fan_events", Consts), maps:find("fan_subscribers", Consts)} of
+               {{ok, FE}, {ok, FS}} when FE * FS > 0 -> f(10000 / (FE * FS), 3);
+               _ -> "n/a"
+           end,
+    pair(D, "  relayed, emitter CPU, us/delivery (10 ms ticks: " ++ Tick ++ " is one tick a run)",
+         "fanr_emitter_cpu_us", CB, 3, none, ""),
     pair(D, "  relayed, subscriber node CPU, us/delivery", "fanr_sub_cpu_us", CB, 2, ratio, ""),
     pair(D, "  relayed, subscriber node CPU, % of one core", "fanr_sub_cpu_pct", CB, 0, none, ""),
     %% 4. emitter pools under load
@@ -183,10 +187,17 @@ checks({Runs, K}, R) ->
 %% BEAM over C for `faster' and `less').
 pair({Runs, _}, Label, Fig, {NC, NB}, Dec, Kind, Target) ->
     C = maps:get({Fig, c}, Runs, []), B = maps:get({Fig, beam}, Runs, []),
-    Ratios = [ratio(Kind, VC, VB) || {I, VC} <- C, {J, VB} <- B, I =:= J, ratio(Kind, VC, VB) =/= nan],
+    Pairs = [{VC, VB} || {I, VC} <- C, {J, VB} <- B, I =:= J],
+    Ratios = [Q || {VC, VB} <- Pairs, (Q = ratio(Kind, VC, VB)) =/= nan],
+    %% a pair whose divisor read 0 has no ratio: said, not hidden
+    Short = case length(Ratios) < length(Pairs) of
+                true -> io_lib:format(" (~b of ~b pairs: the others' divisor read 0)",
+                                      [length(Ratios), length(Pairs)]);
+                false -> ""
+            end,
     RatioText = case Kind of
                     none -> "";
-                    _ -> " -> " ++ ratio_text(Kind, NC, NB, stats(Ratios))
+                    _ -> " -> " ++ ratio_text(Kind, NC, NB, stats(Ratios)) ++ Short
                 end,
     io:format("~s: ~s ~s vs ~s ~s~s~s~n",
               [Label, NC, spread(stats([V || {_, V} <- C]), Dec), NB,
