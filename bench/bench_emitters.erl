@@ -57,13 +57,18 @@ serve_sub() ->
     receive stop -> ok end.
 
 %% On node sub: runs the reckon_cnode application's fan-out relay until told
-%% to stop (the relayed fan-out run).
+%% to stop (the relayed fan-out run). {Holder, Relay}: send Holder stop.
 relay_holder() ->
-    spawn(fun() ->
-                  process_flag(trap_exit, true),
-                  {ok, R} = reckon_cnode_relay:start_link(?SCOPE),
-                  receive stop -> exit(R, shutdown), receive {'EXIT', R, _} -> ok end end
-          end).
+    Self = self(),
+    Holder = spawn(fun() ->
+                           process_flag(trap_exit, true),
+                           {ok, R} = reckon_cnode_relay:start_link(?SCOPE),
+                           Self ! {relay, self(), R},
+                           receive stop -> exit(R, shutdown), receive {'EXIT', R, _} -> ok end end
+                   end),
+    receive {relay, Holder, Relay} -> {Holder, Relay}
+    after 10000 -> error(relay_not_started)
+    end.
 
 %% reckon-db's emitter without a subscriber: every {broadcast, Topic, Event}
 %% goes as {events, [Event]} to each member of {Store, Topic, subscribers}.
@@ -276,11 +281,14 @@ run([CNodeA, EmiA, SubA, ProducerA, CookieA, ProdNameA, CNodeOsPidA, ClkTckA]) -
     P3 = bench_runs:alternate(R, Fan),
     kv("fan_subscribers", Subs), kv("fan_events", E3),
     put_runs("fan_", P3, FanKeys),
-    Holder = rpc:call(Sub, ?MODULE, relay_holder, []),
-    RelayGroup = {'$reckon_cnode', relays},
+    %% the C node sees that relay in the group it takes relays from (the
+    %% driver node runs one too, as the application does everywhere: it
+    %% serves no subscriber)
+    {Holder, Relay} = rpc:call(Sub, ?MODULE, relay_holder, []),
+    RelayGroup = {'$reckon_cnode', relays, 2},
     wait_members(fun() ->
                          {ok, L} = gen_server:call({reckon_cnode, CNode}, {pg_members, ?SCOPE, RelayGroup}),
-                         length(L)
+                         length([P || P <- L, P =:= Relay])
                  end, 1),
     _ = FanRun(CFan, CNodeOsPid, 5),
     P3R = bench_runs:alternate(R, Fan),
