@@ -2,9 +2,9 @@
 %%  - echo server: a plain gen_server on a BEAM node answering {topic, S, Sub}
 %%    with the same computation done in Erlang (the BEAM remote-call anchor);
 %%  - roundtrip: p50/p99 of the shim's topic/2 through the C node against a
-%%    remote gen_server:call to the echo server, in alternating runs of N
-%%    calls (bench_runs), then retrieve_emitters/2 through the shim against
-%%    the seed's persistent_term:get, alternating too;
+%%    remote gen_server:call to the echo server, in runs of N calls a side
+%%    taken in turn (bench_runs), then retrieve_emitters/2 through the shim
+%%    against the seed's persistent_term:get, in alternating runs;
 %%  - client: the same calls interleaved one by one in a single run, one
 %%    figure each (bench/tls.sh);
 %%  - naming: ns/op of io_lib:format + list_to_atom and persistent_term:get,
@@ -38,20 +38,23 @@ client([CNodeA, EchoNodeA, NA]) ->
     io:format("shim_retrieve_emitters_ns ~.1f~nseed_retrieve_emitters_ns ~.1f~n", [SN, PN]),
     ok.
 
-%% Runs of N calls a side (c: the shim's topic/2 through the C node; beam:
-%% gen_server:call to the echo server), alternating, each run's p50 and p99.
+%% R runs of N calls a side (c: the shim's topic/2 through the C node;
+%% beam: gen_server:call to the echo server), the two kinds of call taken
+%% in turn within a run; each run's p50 and p99 of each side.
 roundtrip([CNodeA, EchoNodeA, NA]) ->
     N = list_to_integer(str(NA)),
     {Topic, Echo} = calls(atom(CNodeA), atom(EchoNodeA)),
     R = bench_runs:runs(),
     bench_runs:kv("roundtrip_calls_per_run", N),
-    Runs = bench_runs:alternate(R, fun(c, _) -> pct([time_us(Topic) || _ <- lists:seq(1, N)]);
-                                      (beam, _) -> pct([time_us(Echo) || _ <- lists:seq(1, N)])
-                                   end),
     [begin
-         bench_runs:put("roundtrip_p50_us", S, I, P50),
-         bench_runs:put("roundtrip_p99_us", S, I, P99)
-     end || {S, I, {P50, P99}} <- Runs],
+         {TC, TE} = bench_runs:interleaved(N, fun() -> time_us(Topic) end,
+                                           fun() -> time_us(Echo) end),
+         [begin
+              {P50, P99} = pct(T),
+              bench_runs:put("roundtrip_p50_us", S, I, P50),
+              bench_runs:put("roundtrip_p99_us", S, I, P99)
+          end || {S, T} <- [{c, TC}, {beam, TE}]]
+     end || I <- lists:seq(1, R)],
     {Shim, Pt} = retrieves(),
     bench_runs:kv("retrieve_emitters_erl_ops_per_run", ?RETRIEVES),
     [bench_runs:put("retrieve_emitters_erl_ns", S, I, V)

@@ -1,8 +1,8 @@
 %% pg benchmarks run by bench/run.sh, each side by side with the BEAM doing
 %% the same work in the same run, in alternating runs (bench_runs):
 %%  - join visibility: time from asking a member's node to join until the
-%%    observer's pg (pg:monitor/2) reports it; C node vs a BEAM node; each
-%%    run's p50 and p99 of N joins;
+%%    observer's pg (pg:monitor/2) reports it; C node vs a BEAM node, one
+%%    of each in turn; each run's p50 and p99 of N joins a side;
 %%  - sync absorb: time for a scope to apply a 100k-membership sync (10k
 %%    groups) and bytes per membership; C node vs BEAM node.
 -module(bench_pg).
@@ -24,8 +24,8 @@ serve_loop() ->
     end,
     serve_loop().
 
-%% On the observer: runs of N C joins and of N BEAM joins, alternating,
-%% each join timed until the observer's own pg reports it.
+%% On the observer: runs of N C joins and N BEAM joins, one of each in
+%% turn, each join timed until the observer's own pg reports it.
 join_visibility(CNode, BeamNode, N) ->
     {ok, _} = case whereis(?SCOPE) of undefined -> pg:start(?SCOPE); P -> {ok, P} end,
     GC = {bench, <<"c-join">>, emitters}, GB = {bench, <<"beam-join">>, emitters},
@@ -57,14 +57,14 @@ join_visibility(CNode, BeamNode, N) ->
         end,
     _ = [{C(), B()} || _ <- lists:seq(1, 200)],
     bench_runs:kv("pg_joins_per_run", N),
-    Runs = bench_runs:alternate(bench_runs:runs(),
-                                fun(c, _) -> pct([C() || _ <- lists:seq(1, N)]);
-                                   (beam, _) -> pct([B() || _ <- lists:seq(1, N)])
-                                end),
     [begin
-         bench_runs:put("pg_join_p50_us", S, I, P50),
-         bench_runs:put("pg_join_p99_us", S, I, P99)
-     end || {S, I, {P50, P99}} <- Runs],
+         {TC, TB} = bench_runs:interleaved(N, C, B),
+         [begin
+              {P50, P99} = pct(T),
+              bench_runs:put("pg_join_p50_us", S, I, P50),
+              bench_runs:put("pg_join_p99_us", S, I, P99)
+          end || {S, T} <- [{c, TC}, {beam, TB}]]
+     end || I <- lists:seq(1, bench_runs:runs())],
     ok.
 
 %% The C node must have discovered the observer's scope before timing.

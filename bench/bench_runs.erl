@@ -4,7 +4,9 @@
 %% default 5), the two sides alternating within one run of the script:
 %% C, BEAM, BEAM, C, C, BEAM, ... so that a change in the machine's load
 %% falls on both sides alike. Run I of one side and run I of the other are a
-%% pair (next to each other in time).
+%% pair (next to each other in time). Latencies of short operations (the
+%% call round trip, pg join visibility) alternate operation by operation
+%% within each run instead (interleaved/3).
 %%
 %% Each measurement is one line "Figure Side Run Value" (Side: c or beam)
 %% in bench/out/*.txt, where a reader can check it; constants and counters
@@ -13,7 +15,7 @@
 %% [min-max] of the per-pair ratios. Timings never fail the run; a missing
 %% figure prints as n/a.
 -module(bench_runs).
--export([runs/0, alternate/2, put/4, kv/2, summary/1]).
+-export([runs/0, alternate/2, interleaved/3, put/4, kv/2, summary/1]).
 
 %% How many runs a side.
 runs() ->
@@ -30,6 +32,17 @@ alternate(R, F) ->
 
 order(I) when I rem 2 =:= 1 -> [c, beam];
 order(_) -> [beam, c].
+
+%% For figures made of many short operations (a call, a join): one run
+%% times N operations of each side, one of each in turn (C,B, B,C, ...), so
+%% that both sides of a run see the same moments of the machine and each
+%% operation follows one of the other side, as when they were timed
+%% interleaved in a single run. {C times, BEAM times}.
+interleaved(N, FC, FB) ->
+    lists:unzip([case order(K) of
+                     [c, beam] -> TC = FC(), {TC, FB()};
+                     [beam, c] -> TB = FB(), {FC(), TB}
+                 end || K <- lists:seq(1, N)]).
 
 put(Fig, Side, I, V) when is_integer(V) -> io:format("~s ~s ~b ~b~n", [Fig, Side, I, V]);
 put(Fig, Side, I, V) when is_float(V) -> io:format("~s ~s ~b ~.4f~n", [Fig, Side, I, V]).

@@ -62,12 +62,12 @@ for _ in $(seq 100); do
   grep -q "cnode_$TAG" <<<"$names" && grep -q "echo_$TAG" <<<"$names" && break
   sleep 0.1
 done
-echo "== round trip: shim topic/2 via the C node vs BEAM remote gen_server:call, runs of 10,000 calls"
+echo "== round trip: shim topic/2 via the C node vs BEAM remote gen_server:call, runs of 10,000 calls a side taken in turn"
 erl -sname "cli_$TAG" -setcookie "$COOKIE" -noshell -pa "$OUT" -pa "$EBIN" \
     -eval "bench_beam:roundtrip(['cnode_$TAG@$HOST', 'echo_$TAG@$HOST', \"10000\"]), halt()." \
   | tee "$OUT/roundtrip.txt"
 
-echo "== pg: C join visible in BEAM pg vs BEAM join visible in BEAM pg, runs of 1,000 joins"
+echo "== pg: C join visible in BEAM pg vs BEAM join visible in BEAM pg, runs of 1,000 joins a side taken in turn"
 erl -sname "mem_$TAG" -setcookie "$COOKIE" -noshell -pa "$OUT" -eval 'bench_pg:serve().' &
 pids+=($!)
 for _ in $(seq 100); do epmd -port "$PORT" -names 2>/dev/null | grep -q "mem_$TAG" && break; sleep 0.1; done
