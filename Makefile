@@ -307,7 +307,9 @@ bench/cnode_producer: $(BUILD)/bench/cnode_producer
 	cp $< $@
 
 # OTP=27 (or 25, 29) runs the BEAM side on that release (test/otp/with_otp.sh);
-# the default is the host's.
+# the default is the host's. BENCH_RUNS=N (default 5): how many runs a side
+# each side-by-side figure gets, the two sides alternating; the summary gives
+# medians and spreads, bench/out/ every run's figures.
 bench: deps-test
 	@$(MAKE) --no-print-directory bench-all
 

@@ -1,5 +1,8 @@
 %% Emitter-group benchmarks run by bench/run.sh, each side by side with the
-%% BEAM doing the same work in the same run:
+%% BEAM doing the same work in the same run, in R runs a side with the two
+%% sides alternating (bench_runs: C, BEAM, BEAM, C, ...), after a warm-up
+%% of each side; every run's figures are printed as they are, for the
+%% summary's medians and spreads:
 %%
 %%  1. C producer (bench/cnode_producer, its own C node) vs the seed's
 %%     broadcast algorithm in one BEAM process, to 4 counting emitters on
@@ -10,17 +13,20 @@
 %%     same process on the same node, to the same emitters, at the receivers;
 %%  3. one event fanned out to 1,000 subscribers (on node `sub'): a C emitter
 %%     on the bench C node vs a BEAM emitter with the same behaviour (on
-%%     node `emi'); deliveries/s at the subscribers;
-%%  4. a pool of 4 C emitters (subscriber: a counting sink on node `sub')
+%%     node `emi'); deliveries/s at the subscribers; then the same with the
+%%     application's relay running on node `sub' (the BEAM emitter's runs
+%%     are repeated beside the relayed ones);
+%%  4. a pool of 4 emitters (subscriber: a counting sink on node `sub')
 %%     receiving the seed's broadcast from one BEAM process at its maximum
-%%     rate for a few seconds: the C node's CPU use over that window.
+%%     rate for a few seconds: a C pool on the C node vs a BEAM pool of the
+%%     same behaviour on node `emi', the emitter node's CPU over that window.
 %%
 %% Counting processes keep their last-message time (os:system_time, the
 %% same CLOCK_REALTIME as cnode_producer's start_us) and add to a shared
 %% counter; a control process per node polls the counter and collects the
 %% latest time once everything has arrived. Every wait is bounded.
 -module(bench_emitters).
--export([serve_emi/0, serve_sub/0, run/1, relay_holder/0]).
+-export([serve_emi/0, serve_sub/0, run/1, relay_holder/0, start_beam_pool/4, stop_beam_pool/2]).
 
 -define(SCOPE, reckon_db_pg).
 -define(WAIT_MS, 60000).
@@ -38,21 +44,31 @@ serve_emi() ->
     receive stop -> ok end.
 
 %% Node sub: 1,000 counting subscribers in {fan, <<"fan:out">>, subscribers}
-%% and one counting sink (the C emitter pool's subscriber in run 4).
+%% and one counting sink (the emitter pools' subscriber in run 4). This
+%% process owns the relay's table of handled counts, as the application's
+%% supervisor does, so that the counts outlive the relay: when the relayed
+%% runs end and the relay stops, the C node learns that it handled every
+%% event (relay_lost 0), not that its node cannot say (relay_unaccounted).
 serve_sub() ->
     {ok, _} = pg:start(?SCOPE),
+    ok = reckon_cnode_relay:new_table(),
     start_counting(bench_subs, 1000, [{fan, <<"fan:out">>, subscribers}]),
     start_counting(bench_sink, 1, []),
     receive stop -> ok end.
 
 %% On node sub: runs the reckon_cnode application's fan-out relay until told
-%% to stop (the relayed fan-out run).
+%% to stop (the relayed fan-out run). {Holder, Relay}: send Holder stop.
 relay_holder() ->
-    spawn(fun() ->
-                  process_flag(trap_exit, true),
-                  {ok, R} = reckon_cnode_relay:start_link(?SCOPE),
-                  receive stop -> exit(R, shutdown), receive {'EXIT', R, _} -> ok end end
-          end).
+    Self = self(),
+    Holder = spawn(fun() ->
+                           process_flag(trap_exit, true),
+                           {ok, R} = reckon_cnode_relay:start_link(?SCOPE),
+                           Self ! {relay, self(), R},
+                           receive stop -> exit(R, shutdown), receive {'EXIT', R, _} -> ok end end
+                   end),
+    receive {relay, Holder, Relay} -> {Holder, Relay}
+    after 10000 -> error(relay_not_started)
+    end.
 
 %% reckon-db's emitter without a subscriber: every {broadcast, Topic, Event}
 %% goes as {events, [Event]} to each member of {Store, Topic, subscribers}.
@@ -154,99 +170,86 @@ run([CNodeA, EmiA, SubA, ProducerA, CookieA, ProdNameA, CNodeOsPidA, ClkTckA]) -
     pong = rpc:call(Sub, net_adm, ping, [CNode]),
     EmiCtl = {bench_emi, Emi}, SubsCtl = {bench_subs, Sub}, SinkCtl = {bench_sink, Sub},
     wait_members(fun() -> length(pg:get_members(?SCOPE, {bench, <<"sub">>, emitters})) end, 4),
-
-    %% 1. C producer vs the seed's algorithm on a BEAM node; two rounds each
-    %%    (C, BEAM, BEAM, C): rates are the best of each kind (this VM is
-    %%    noisy), CPU figures the mean
-    N1 = 300000,
+    R = bench_runs:runs(),
     EmiOs = rpc:call(Emi, os, getpid, []), SubOs = rpc:call(Sub, os, getpid, []),
     DrvOs = os:getpid(),
-    CRun = fun(I) ->
+
+    %% 1. C producer vs the seed's algorithm on a BEAM node, R runs a side
+    %%    alternating, after a short warm-up run of each (whose C run gives
+    %%    the event's size)
+    N1 = 300000,
+    CRun = fun(Tag, N) ->
                    reset(EmiCtl),
                    M0 = cpu_mark([EmiOs], ClkTck),
                    C = cnode_producer(Producer, ["--seed", atom_to_list(Emi), "--cookie", Cookie,
                                                  "--store", "bench", "--sub", "sub",
-                                                 "--count", integer_to_list(N1), "--bytes", "283",
-                                                 "--sname", ProdName ++ "_" ++ integer_to_list(I)]),
-                   {Got, Final, Last} = wait_for(EmiCtl, N1),
+                                                 "--count", integer_to_list(N), "--bytes", "283",
+                                                 "--sname", ProdName ++ "_" ++ Tag]),
+                   {Got, Final, Last} = wait_for(EmiCtl, N),
                    {W0, [EmiCpu]} = cpu_since(M0, [EmiOs], ClkTck),
                    Start = num(maps:get("start_us", C)), End = num(maps:get("end_us", C)),
+                   Cpu = num(maps:get("cpu_us_per_event", C)),
                    #{e2e => rate(Got, Last - Start), prod => num(maps:get("events_per_sec", C)),
-                     cpu => num(maps:get("cpu_us_per_event", C)), final => Final,
+                     cpu => Cpu, final => Final,
                      drain_ms => (Last - End) / 1000,
                      no_emitters => list_to_integer(maps:get("no_emitters", C)),
                      bytes => list_to_integer(maps:get("event_bytes", C)),
-                     rcpu_pct => 100 * EmiCpu / win(W0, Last), rcpu => EmiCpu / N1}
+                     rcpu_pct => 100 * EmiCpu / win(W0, Last), rcpu => EmiCpu / N,
+                     cluster => Cpu + EmiCpu / N}
            end,
-    BRun = fun(Event) ->
+    BRun = fun(Event, N) ->
                    reset(EmiCtl),
                    M0 = cpu_mark([EmiOs, DrvOs], ClkTck),
-                   #{t0 := T0, t1 := T1} = in_process(fun() -> seed_run(bench, <<"sub">>, Event, N1) end),
-                   {Got, Final, Last} = wait_for(EmiCtl, N1),
+                   #{t0 := T0, t1 := T1} = in_process(fun() -> seed_run(bench, <<"sub">>, Event, N) end),
+                   {Got, Final, Last} = wait_for(EmiCtl, N),
                    {W0, [EmiCpu, DrvCpu]} = cpu_since(M0, [EmiOs, DrvOs], ClkTck),
-                   #{e2e => rate(Got, Last - T0), prod => rate(N1, T1 - T0), cpu => DrvCpu / N1,
+                   #{e2e => rate(Got, Last - T0), prod => rate(N, T1 - T0), cpu => DrvCpu / N,
                      final => Final, drain_ms => (Last - T1) / 1000,
-                     rcpu_pct => 100 * EmiCpu / win(W0, Last), rcpu => EmiCpu / N1}
+                     rcpu_pct => 100 * EmiCpu / win(W0, Last), rcpu => EmiCpu / N,
+                     cluster => (DrvCpu + EmiCpu) / N}
            end,
-    C1 = CRun(1),
-    EvBytes = maps:get(bytes, C1),
+    W1 = CRun("w", 20000),
+    EvBytes = maps:get(bytes, W1),
     Event = event(EvBytes),
-    B1 = BRun(Event), B2 = BRun(Event),
-    C2 = CRun(2),
-    Max = fun(K, Rs) -> lists:max([maps:get(K, R) || R <- Rs]) end,
-    Min = fun(K, Rs) -> lists:min([maps:get(K, R) || R <- Rs]) end,
-    Mean = fun(K, Rs) -> lists:sum([maps:get(K, R) || R <- Rs]) / length(Rs) end,
+    _ = BRun(Event, 20000),
+    P1 = bench_runs:alternate(R, fun(c, I) -> CRun(integer_to_list(I), N1);
+                                    (beam, _) -> BRun(Event, N1)
+                                 end),
     kv("emit_event_bytes", EvBytes),
     kv("emit_events", N1),
-    [begin
-         kv("emit_" ++ P ++ "_e2e_events_per_sec", Max(e2e, Rs)),
-         kv("emit_" ++ P ++ "_producer_events_per_sec", Max(prod, Rs)),
-         kv("emit_" ++ P ++ "_producer_cpu_us_per_event", Mean(cpu, Rs)),
-         kv("emit_" ++ P ++ "_min_received", Min(final, Rs)),
-         kv("emit_" ++ P ++ "_max_received", Max(final, Rs)),
-         kv("emit_" ++ P ++ "_drain_ms", Min(drain_ms, Rs)),
-         kv("emit_" ++ P ++ "_receiver_cpu_pct", Mean(rcpu_pct, Rs)),
-         kv("emit_" ++ P ++ "_receiver_cpu_us_per_event", Mean(rcpu, Rs))
-     end || {P, Rs} <- [{"c", [C1, C2]}, {"beam", [B1, B2]}]],
-    kv("emit_c_producer_no_emitters", Max(no_emitters, [C1, C2])),
-    kv("emit_ratio_e2e", Max(e2e, [C1, C2]) / Max(e2e, [B1, B2])),
-    kv("emit_ratio_producer", Max(prod, [C1, C2]) / Max(prod, [B1, B2])),
+    kv("emit_c_producer_no_emitters", lists:max([maps:get(no_emitters, M) || {c, _, M} <- P1])),
+    put_runs("emit_", P1, [{e2e, "e2e_ev_s"}, {prod, "producer_ev_s"}, {cpu, "producer_cpu_us"},
+                           {rcpu, "receiver_cpu_us"}, {cluster, "cluster_cpu_us"},
+                           {rcpu_pct, "receiver_cpu_pct"}, {drain_ms, "drain_ms"},
+                           {final, "received"}]),
 
-    %% 2. shim broadcast/3 vs the seed's algorithm, same process, same node;
-    %%    two rounds each (shim, seed, seed, shim), best rate, mean CPU
+    %% 2. shim broadcast/3 (c) vs the seed's algorithm (beam), same process,
+    %%    same node, R runs a side alternating after a warm-up of each
     N2 = 200000,
-    Rounds = in_process(
-               fun() ->
-                       [{K, begin
-                                reset(EmiCtl),
-                                M = cpu_mark([DrvOs], ClkTck),
-                                R = case K of
-                                        shim -> shim_run(bench, <<"sub">>, Event, N2);
-                                        seed -> seed_run(bench, <<"sub">>, Event, N2)
-                                    end,
-                                {Got, Final, Last} = wait_for(EmiCtl, N2),
-                                {_, [Cpu]} = cpu_since(M, [DrvOs], ClkTck),
-                                R#{got => Got, final => Final, last => Last, cpu => Cpu / N2}
-                            end} || K <- [shim, seed, seed, shim]]
-               end),
-    Best = fun(K) ->
-                   Rs = [{rate(maps:get(got, R), maps:get(last, R) - maps:get(t0, R)),
-                          rate(N2, maps:get(t1, R) - maps:get(t0, R)), maps:get(final, R),
-                          maps:get(cpu, R)}
-                         || {K1, R} <- Rounds, K1 =:= K],
-                   {lists:max([E || {E, _, _, _} <- Rs]), lists:max([P || {_, P, _, _} <- Rs]),
-                    lists:min([F || {_, _, F, _} <- Rs]), lists:sum([U || {_, _, _, U} <- Rs]) / length(Rs)}
-           end,
-    {ShE, ShP, ShF, ShU} = Best(shim), {SeE, SeP, SeF, SeU} = Best(seed),
-    kv("shim_caller_node_cpu_us_per_event", ShU), kv("shim_seed_caller_node_cpu_us_per_event", SeU),
+    ShimRun = fun(Side, N) ->
+                      reset(EmiCtl),
+                      M = cpu_mark([DrvOs], ClkTck),
+                      #{t0 := T0, t1 := T1} = case Side of
+                                                  c -> shim_run(bench, <<"sub">>, Event, N);
+                                                  beam -> seed_run(bench, <<"sub">>, Event, N)
+                                              end,
+                      {Got, Final, Last} = wait_for(EmiCtl, N),
+                      {_, [Cpu]} = cpu_since(M, [DrvOs], ClkTck),
+                      #{e2e => rate(Got, Last - T0), caller => rate(N, T1 - T0), cpu => Cpu / N,
+                        final => Final}
+              end,
+    P2 = in_process(fun() ->
+                            _ = ShimRun(c, 20000), _ = ShimRun(beam, 20000),
+                            bench_runs:alternate(R, fun(Side, _) -> ShimRun(Side, N2) end)
+                    end),
     kv("shim_events", N2),
-    kv("shim_e2e_events_per_sec", ShE), kv("shim_producer_events_per_sec", ShP),
-    kv("shim_min_received", ShF),
-    kv("shim_seed_e2e_events_per_sec", SeE), kv("shim_seed_producer_events_per_sec", SeP),
-    kv("shim_seed_min_received", SeF),
-    kv("shim_ratio_e2e", ShE / SeE), kv("shim_ratio_producer", ShP / SeP),
+    put_runs("shim_", P2, [{e2e, "e2e_ev_s"}, {caller, "caller_ev_s"}, {cpu, "caller_cpu_us"},
+                           {final, "received"}]),
 
-    %% 3. fan-out of one event to 1,000 subscribers: C emitter vs BEAM emitter
+    %% 3. fan-out of one event to 1,000 subscribers: C emitter vs BEAM
+    %%    emitter, R runs a side alternating; then the same with the
+    %%    application's relay on the subscriber node (the C emitter sends it
+    %%    one message per event), again alternating with the BEAM emitter
     {ok, Stats0} = gen_server:call({reckon_cnode, CNode}, stats),
     kv("before_fan_cnode_peak_rss_kb", proc_status_kb(CNodeOsPid, "VmHWM")),
     E3 = 300, Subs = 1000, FanGroup = {fan, <<"fan:out">>, subscribers},
@@ -266,95 +269,134 @@ run([CNodeA, EmiA, SubA, ProducerA, CookieA, ProdNameA, CNodeOsPidA, ClkTckA]) -
                      [Target ! {broadcast, <<"fan:out">>, Event} || _ <- lists:seq(1, E)],
                      {Got, Final, Last} = wait_for(SubsCtl, E * Subs),
                      {Win, [EmCpu, SubCpu]} = cpu_since(M0, [EmitterOs, SubOs], ClkTck),
-                     {rate(Got, Last - T0), Final, EmCpu / (E * Subs),
-                      {100 * SubCpu / win(Win, Last), SubCpu / (E * Subs)}}
+                     #{rate => rate(Got, Last - T0), final => Final, emcpu => EmCpu / (E * Subs),
+                       subpct => 100 * SubCpu / win(Win, Last), subcpu => SubCpu / (E * Subs)}
              end,
+    Fan = fun(c, _) -> FanRun(CFan, CNodeOsPid, E3);
+             (beam, _) -> FanRun(BFan, EmiOs, E3)
+          end,
+    FanKeys = [{rate, "ev_s"}, {emcpu, "emitter_cpu_us"}, {subpct, "sub_cpu_pct"},
+               {subcpu, "sub_cpu_us"}, {final, "delivered"}],
     _ = FanRun(CFan, CNodeOsPid, 5), _ = FanRun(BFan, EmiOs, 5),   % warm up both paths
-    {FC1, FCF1, FCU1, FCS1} = FanRun(CFan, CNodeOsPid, E3),
-    {FB1, FBF1, FBU1, FBS1} = FanRun(BFan, EmiOs, E3),
-    {FB2, FBF2, FBU2, FBS2} = FanRun(BFan, EmiOs, E3),
-    {FC2, FCF2, FCU2, FCS2} = FanRun(CFan, CNodeOsPid, E3),
-    %% rates: the best of two rounds; CPU figures: their mean
-    kv("fan_c_emitter_cpu_us_per_delivery", (FCU1 + FCU2) / 2),
-    kv("fan_beam_emitter_cpu_us_per_delivery", (FBU1 + FBU2) / 2),
-    kv("fan_c_subscriber_node_cpu_pct", (element(1, FCS1) + element(1, FCS2)) / 2),
-    kv("fan_beam_subscriber_node_cpu_pct", (element(1, FBS1) + element(1, FBS2)) / 2),
-    kv("fan_c_subscriber_node_cpu_us_per_delivery", (element(2, FCS1) + element(2, FCS2)) / 2),
-    kv("fan_beam_subscriber_node_cpu_us_per_delivery", (element(2, FBS1) + element(2, FBS2)) / 2),
+    P3 = bench_runs:alternate(R, Fan),
     kv("fan_subscribers", Subs), kv("fan_events", E3),
-    kv("fan_c_deliveries_per_sec", max(FC1, FC2)), kv("fan_c_min_delivered", min(FCF1, FCF2)),
-    kv("fan_beam_deliveries_per_sec", max(FB1, FB2)), kv("fan_beam_min_delivered", min(FBF1, FBF2)),
-    kv("fan_ratio", max(FC1, FC2) / max(FB1, FB2)),
-    %% the same with the application's relay on the subscriber node: the C
-    %% emitter sends it one message per event
-    Holder = rpc:call(Sub, ?MODULE, relay_holder, []),
-    RelayGroup = {'$reckon_cnode', relays},
+    put_runs("fan_", P3, FanKeys),
+    %% the C node sees that relay in the group it takes relays from (the
+    %% driver node runs one too, as the application does everywhere: it
+    %% serves no subscriber)
+    {Holder, Relay} = rpc:call(Sub, ?MODULE, relay_holder, []),
+    RelayGroup = {'$reckon_cnode', relays, 2},
     wait_members(fun() ->
                          {ok, L} = gen_server:call({reckon_cnode, CNode}, {pg_members, ?SCOPE, RelayGroup}),
-                         length(L)
+                         length([P || P <- L, P =:= Relay])
                  end, 1),
     _ = FanRun(CFan, CNodeOsPid, 5),
-    {FR1, FRF1, FRU1, FRS1} = FanRun(CFan, CNodeOsPid, E3),
-    {FR2, FRF2, FRU2, FRS2} = FanRun(CFan, CNodeOsPid, E3),
+    P3R = bench_runs:alternate(R, Fan),
     Holder ! stop,
-    kv("fan_relay_emitter_cpu_us_per_delivery", (FRU1 + FRU2) / 2),
-    kv("fan_relay_subscriber_node_cpu_pct", (element(1, FRS1) + element(1, FRS2)) / 2),
-    kv("fan_relay_subscriber_node_cpu_us_per_delivery", (element(2, FRS1) + element(2, FRS2)) / 2),
-    kv("fan_relay_deliveries_per_sec", max(FR1, FR2)), kv("fan_relay_min_delivered", min(FRF1, FRF2)),
-    kv("fan_relay_ratio", max(FR1, FR2) / max(FB1, FB2)),
+    put_runs("fanr_", P3R, FanKeys),
     {ok, ok} = gen_server:call({reckon_cnode, CNode}, {stop_emitter_pool, fan, <<"out">>}),
     kv("fan_cnode_peak_rss_kb", proc_status_kb(CNodeOsPid, "VmHWM")),
+    CFanEvents = 2 * (5 + R * E3),
 
-    %% 4. C emitters (subscriber set) receiving one BEAM process's broadcast
-    %%    at its maximum rate for 5 s: the C node's CPU over that window
+    %% 4. a pool of 4 emitters whose subscriber is a sink on node sub,
+    %%    receiving one BEAM process's seed broadcasts at its maximum rate
+    %%    for LoadMs: the C pool on the C node (c) vs a BEAM pool of the
+    %%    same behaviour on node emi (beam), R runs a side alternating; the
+    %%    emitter node's CPU over each run
+    LoadMs = 5000,
     [SinkPid] = ctl(SinkCtl, {pids, self()}),
     {ok, CPool} = gen_server:call({reckon_cnode, CNode},
                                   {start_emitter_pool, cbench, <<"sub">>, 4, SinkPid}),
     4 = length(CPool),
+    ok = rpc:call(Emi, ?MODULE, start_beam_pool, [bbench, <<"sub">>, 4, SinkPid]),
     wait_members(fun() -> length(pg:get_members(?SCOPE, {cbench, <<"sub">>, emitters})) end, 4),
-    reset(SinkCtl),
-    _ = in_process(fun() -> seed_run(cbench, <<"sub">>, Event, 20000) end),  % warm up
-    {_, _, _} = wait_for(SinkCtl, 20000),
-    reset(SinkCtl),
-    Cpu0 = proc_cpu_us(CNodeOsPid, ClkTck),
-    M4 = cpu_mark([SubOs, DrvOs], ClkTck),
-    R4 = in_process(fun() -> seed_for(cbench, <<"sub">>, Event, 5000) end),
-    {Got4, Final4, Last4} = wait_for(SinkCtl, maps:get(n, R4)),
-    Cpu1 = proc_cpu_us(CNodeOsPid, ClkTck),
-    {Win4, [SubCpu4, DrvCpu4]} = cpu_since(M4, [SubOs, DrvOs], ClkTck),
-    kv("crecv_sink_node_cpu_pct", 100 * SubCpu4 / win(Win4, Last4)),
-    kv("crecv_producer_node_cpu_pct", 100 * DrvCpu4 / win(Win4, Last4)),
-    N4 = maps:get(n, R4), T04 = maps:get(t0, R4), T14 = maps:get(t1, R4),
-    kv("crecv_events", N4),
-    kv("crecv_producer_events_per_sec", rate(N4, T14 - T04)),
-    kv("crecv_sink_received", Final4),
-    kv("crecv_sink_e2e_events_per_sec", rate(Got4, Last4 - T04)),
-    kv("crecv_sink_lag_ms", (Last4 - T14) / 1000),
-    kv("crecv_window_ms", (Last4 - T04) / 1000),
-    kv("crecv_cnode_cpu_ms", (Cpu1 - Cpu0) / 1000),
-    kv("crecv_cnode_cpu_pct", 100 * (Cpu1 - Cpu0) / max(1, Last4 - T04)),
-    %% all of it charged to the producer's seconds: an upper bound
-    kv("crecv_cnode_cpu_pct_of_producer_window", 100 * (Cpu1 - Cpu0) / max(1, T14 - T04)),
-    kv("crecv_cnode_cpu_us_per_event", (Cpu1 - Cpu0) / max(1, N4)),
+    wait_members(fun() -> length(pg:get_members(?SCOPE, {bbench, <<"sub">>, emitters})) end, 4),
+    Warm = fun(Store) ->
+                   reset(SinkCtl),
+                   _ = in_process(fun() -> seed_run(Store, <<"sub">>, Event, 20000) end),
+                   {_, _, _} = wait_for(SinkCtl, 20000)
+           end,
+    Warm(cbench), Warm(bbench),
+    LoadRun = fun(Store, EmOs) ->
+                      reset(SinkCtl),
+                      M = cpu_mark([EmOs, SubOs, DrvOs], ClkTck),
+                      #{n := N, t0 := T0, t1 := T1} =
+                          in_process(fun() -> seed_for(Store, <<"sub">>, Event, LoadMs) end),
+                      {_Got, Final, Last} = wait_for(SinkCtl, N),
+                      {Win, [EmCpu, SubCpu, DrvCpu]} = cpu_since(M, [EmOs, SubOs, DrvOs], ClkTck),
+                      #{producer => rate(N, T1 - T0), events => N, received => Final,
+                        lag_ms => (Last - T1) / 1000,
+                        cpu_pct => 100 * EmCpu / max(1, Last - T0),
+                        %% all of it charged to the producer's seconds: an upper bound
+                        cpu_pct_pw => 100 * EmCpu / max(1, T1 - T0),
+                        cpu_us => EmCpu / max(1, N),
+                        prod_pct => 100 * DrvCpu / win(Win, Last),
+                        sink_pct => 100 * SubCpu / win(Win, Last)}
+              end,
+    P4 = bench_runs:alternate(R, fun(c, _) -> LoadRun(cbench, CNodeOsPid);
+                                    (beam, _) -> LoadRun(bbench, EmiOs)
+                                 end),
+    kv("load_window_ms", LoadMs),
+    put_runs("load_", P4, [{producer, "producer_ev_s"}, {cpu_us, "emitter_cpu_us"},
+                           {cpu_pct, "emitter_cpu_pct"},
+                           {cpu_pct_pw, "emitter_cpu_pct_producer_window"},
+                           {lag_ms, "lag_ms"}, {prod_pct, "producer_cpu_pct"},
+                           {sink_pct, "sink_cpu_pct"}, {events, "events"},
+                           {received, "received"}]),
     {ok, ok} = gen_server:call({reckon_cnode, CNode}, {stop_emitter_pool, cbench, <<"sub">>}),
+    ok = rpc:call(Emi, ?MODULE, stop_beam_pool, [bbench, <<"sub">>]),
+    CLoadEvents = 20000 + lists:sum([maps:get(events, M) || {c, _, M} <- P4]),
+
     %% the C node's own counters over runs 3 and 4: every event in, every
     %% {events, [E]} out, no error
     {ok, Stats1} = gen_server:call({reckon_cnode, CNode}, stats),
-    In = 2 * (5 + 2 * E3) + 20000 + N4,
     kv("cnode_events_in", maps:get(events_in, Stats1) - maps:get(events_in, Stats0)),
-    kv("cnode_events_in_expected", In),
+    kv("cnode_events_in_expected", CFanEvents + CLoadEvents),
     kv("cnode_events_out", maps:get(events_out, Stats1) - maps:get(events_out, Stats0)),
-    kv("cnode_events_out_expected", 2 * (5 + 2 * E3) * Subs + 20000 + N4),
+    kv("cnode_events_out_expected", CFanEvents * Subs + CLoadEvents),
     %% `handshake' also counts the C node's reconnect attempts to nodes that
-    %% have gone (the cnode_producer runs, earlier bench nodes): reported
+    %% have gone (the cnode_producer runs, earlier bench nodes), and
+    %% `cluster_lists_refused' a node list that came after the C node had
+    %% asked that node again (the driver node, busy producing at its maximum
+    %% rate, can answer late): neither is about events, so both are reported
     %% apart from the other error counters
+    Apart = [handshake, cluster_lists_refused],
     Errs = [{K, V - maps:get(K, maps:get(errors, Stats0))}
             || {K, V} <- maps:to_list(maps:get(errors, Stats1)), K =/= ticks_in],
-    kv("cnode_errors", lists:sum([V || {K, V} <- Errs, K =/= handshake])),
+    kv("cnode_errors", lists:sum([V || {K, V} <- Errs, not lists:member(K, Apart)])),
     kv("cnode_handshake_errors", proplists:get_value(handshake, Errs, 0)),
+    kv("cnode_cluster_lists_refused", proplists:get_value(cluster_lists_refused, Errs, 0)),
     [io:format(standard_error, "C node error counter ~p grew by ~p~n", [K, V])
-     || {K, V} <- Errs, V =/= 0, K =/= handshake],
+     || {K, V} <- Errs, V =/= 0],
     kv("cnode_peak_rss_kb", proc_status_kb(CNodeOsPid, "VmHWM")),
+    ok.
+
+%% On node emi: a pool of N BEAM emitters in {Store, Sub, emitters} with the
+%% subscriber Sink, as reckon-db's emitter with a subscriber behaves: every
+%% {broadcast | forward_to_local, Topic, Event} goes as {events, [Event]}
+%% to the subscriber. The BEAM side of run 4.
+start_beam_pool(Store, Sub, N, Sink) ->
+    Pids = [spawn(fun() -> pool_emitter(Sink) end) || _ <- lists:seq(1, N)],
+    ok = pg:join(?SCOPE, {Store, Sub, emitters}, Pids).
+
+stop_beam_pool(Store, Sub) ->
+    Pids = pg:get_local_members(?SCOPE, {Store, Sub, emitters}),
+    ok = pg:leave(?SCOPE, {Store, Sub, emitters}, Pids),
+    [P ! stop || P <- Pids],
+    ok.
+
+pool_emitter(Sink) ->
+    receive
+        {broadcast, _, Event} -> Sink ! {events, [Event]}, pool_emitter(Sink);
+        {forward_to_local, _, Event} -> Sink ! {events, [Event]}, pool_emitter(Sink);
+        stop -> ok;
+        _ -> pool_emitter(Sink)
+    end.
+
+%% Each run's figures: Prefix ++ Name, one line per side and run.
+put_runs(Prefix, Runs, Keys) ->
+    [bench_runs:put(Prefix ++ Name, Side, I, maps:get(K, M))
+     || {Side, I, M} <- Runs, {K, Name} <- Keys],
     ok.
 
 %% The seed's broadcast/3, in full per event.
@@ -487,8 +529,7 @@ wait_members(F, N, K) ->
 rate(N, Us) when Us > 0 -> N * 1000000 / Us;
 rate(_, _) -> 0.0.
 
-kv(K, V) when is_integer(V) -> io:format("~s ~p~n", [K, V]);
-kv(K, V) when is_float(V) -> io:format("~s ~.3f~n", [K, V]).
+kv(K, V) -> bench_runs:kv(K, V).
 
 num(S) ->
     try list_to_integer(S) catch error:badarg -> list_to_float(S) end.

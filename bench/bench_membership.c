@@ -3,10 +3,11 @@
  * on node (g + k) % 10, so each node has one member in every group; node 10
  * has 10 more memberships in 10 groups, in the middle of their arrays.
  * Times removing node 10 (few memberships) and node 3 (100,000), each on a
- * freshly built table, and prints the median over the repetitions, with the
- * cost of building the table one join at a time and its heap bytes per
- * membership. Uses only the calls the table has always had, so the same
- * file measures older versions of membership.c. Prints "<name> <value>". */
+ * freshly built table, and prints the median over the repetitions (and the
+ * least and the most of each removal), with the cost of building the table
+ * one join at a time and its heap bytes per membership. Uses only the calls
+ * the table has always had, so the same file measures older versions of
+ * membership.c. Prints "<name> <value>". */
 #include "pg/membership.h"
 
 #include <malloc.h>
@@ -126,11 +127,17 @@ int main(int argc, char **argv)
         }
         pgm_free(t);
     }
+    printf("pgm_reps %d\n", reps);
     printf("pgm_memberships %zu\n", members);
     printf("pgm_groups %d\n", GROUPS);
     printf("pgm_add_one_ns %.1f\n", median(add_ns, reps));
     printf("pgm_heap_bytes_per_membership %.1f\n", (double)bytes / (double)members);
+    /* median sorts: the first and last are then the least and the most */
     printf("pgm_remove_node_10_memberships_us %.1f\n", median(few_ns, reps) / 1e3);
+    printf("pgm_remove_node_10_memberships_us_min %.1f\n", few_ns[0] / 1e3);
+    printf("pgm_remove_node_10_memberships_us_max %.1f\n", few_ns[reps - 1] / 1e3);
     printf("pgm_remove_node_100k_memberships_us %.1f\n", median(many_ns, reps) / 1e3);
+    printf("pgm_remove_node_100k_memberships_us_min %.1f\n", many_ns[0] / 1e3);
+    printf("pgm_remove_node_100k_memberships_us_max %.1f\n", many_ns[reps - 1] / 1e3);
     return 0;
 }

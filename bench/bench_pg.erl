@@ -1,7 +1,8 @@
 %% pg benchmarks run by bench/run.sh, each side by side with the BEAM doing
-%% the same work in the same run:
+%% the same work in the same run, in alternating runs (bench_runs):
 %%  - join visibility: time from asking a member's node to join until the
-%%    observer's pg (pg:monitor/2) reports it; C node vs a BEAM node;
+%%    observer's pg (pg:monitor/2) reports it; C node vs a BEAM node, one
+%%    of each in turn; each run's p50 and p99 of N joins a side;
 %%  - sync absorb: time for a scope to apply a 100k-membership sync (10k
 %%    groups) and bytes per membership; C node vs BEAM node.
 -module(bench_pg).
@@ -23,8 +24,8 @@ serve_loop() ->
     end,
     serve_loop().
 
-%% On the observer: interleaved C and BEAM joins, each timed until the
-%% observer's own pg reports it.
+%% On the observer: runs of N C joins and N BEAM joins, one of each in
+%% turn, each join timed until the observer's own pg reports it.
 join_visibility(CNode, BeamNode, N) ->
     {ok, _} = case whereis(?SCOPE) of undefined -> pg:start(?SCOPE); P -> {ok, P} end,
     GC = {bench, <<"c-join">>, emitters}, GB = {bench, <<"beam-join">>, emitters},
@@ -55,11 +56,15 @@ join_visibility(CNode, BeamNode, N) ->
                 (T1 - T0) / 1000
         end,
     _ = [{C(), B()} || _ <- lists:seq(1, 200)],
-    {TC, TB} = lists:unzip([{C(), B()} || _ <- lists:seq(1, N)]),
-    {C50, C99} = pct(TC), {B50, B99} = pct(TB),
-    io:format("pg_join_visible_c_p50_us ~.1f~npg_join_visible_c_p99_us ~.1f~n", [C50, C99]),
-    io:format("pg_join_visible_beam_p50_us ~.1f~npg_join_visible_beam_p99_us ~.1f~n", [B50, B99]),
-    io:format("pg_join_visible_ratio_p50 ~.2f~n", [C50 / B50]),
+    bench_runs:kv("pg_joins_per_run", N),
+    [begin
+         {TC, TB} = bench_runs:interleaved(N, C, B),
+         [begin
+              {P50, P99} = pct(T),
+              bench_runs:put("pg_join_p50_us", S, I, P50),
+              bench_runs:put("pg_join_p99_us", S, I, P99)
+          end || {S, T} <- [{c, TC}, {beam, TB}]]
+     end || I <- lists:seq(1, bench_runs:runs())],
     ok.
 
 %% The C node must have discovered the observer's scope before timing.
@@ -79,31 +84,50 @@ flush(Ref) -> receive {Ref, _, _, _} -> flush(Ref) after 50 -> ok end.
 %% to the C node's scope and to a BEAM node's scope, and times until each has
 %% applied it (a request queued behind it on the same connection returns).
 %% Both sides pay the same encoding and transfer; the difference is the
-%% receiver's work. Memory: the receiver's growth per membership.
+%% receiver's work. Memory: the receiver's growth per membership. Before
+%% each run an empty sync from the same peer takes the last run's
+%% memberships away (untimed), so every run starts from none.
 absorb(CNode, BeamNode) ->
     Procs = list_to_tuple([spawn(timer, sleep, [infinity]) || _ <- lists:seq(1, 1000)]),
     Groups = [{{absorb, integer_to_binary(G), emitters},
                [element((G * 10 + I) rem 1000 + 1, Procs) || I <- lists:seq(1, 10)]}
               || G <- lists:seq(1, 10000)],
+    Members = 100000,
     Sync = {'$gen_cast', {sync, self(), Groups}},
-    {ok, #{heap_bytes := H0}} = gen_server:call({reckon_cnode, CNode}, stats),
-    E0 = rpc:call(BeamNode, ets, info, [?SCOPE, memory]),
+    Clear = {'$gen_cast', {sync, self(), []}},
+    Last = {absorb, <<"10000">>, emitters},
     W = rpc:call(BeamNode, erlang, system_info, [wordsize]),
-    T0 = erlang:monotonic_time(microsecond),
-    {?SCOPE, CNode} ! Sync,
-    {ok, pong} = gen_server:call({reckon_cnode, CNode}, ping, 60000),
-    T1 = erlang:monotonic_time(microsecond),
-    {?SCOPE, BeamNode} ! Sync,
-    _ = sys:get_state({?SCOPE, BeamNode}, 60000),
-    T2 = erlang:monotonic_time(microsecond),
-    {ok, #{heap_bytes := H1, members := CM}} = gen_server:call({reckon_cnode, CNode}, stats),
-    E1 = rpc:call(BeamNode, ets, info, [?SCOPE, memory]),
-    {ok, CView} = gen_server:call({reckon_cnode, CNode}, {pg_members, ?SCOPE, {absorb, <<"10000">>, emitters}}),
-    10 = length(CView),
-    10 = length(rpc:call(BeamNode, pg, get_members, [?SCOPE, {absorb, <<"10000">>, emitters}])),
-    io:format("c_sync_us ~p~nbeam_sync_us ~p~n", [T1 - T0, T2 - T1]),
-    io:format("c_sync_members ~p~nc_sync_bytes ~p~n", [CM, H1 - H0]),
-    io:format("beam_sync_members ~p~nbeam_sync_ets_bytes ~p~n", [100000, (E1 - E0) * W]),
+    Run = fun(c, _) ->
+                  {?SCOPE, CNode} ! Clear,
+                  {ok, pong} = gen_server:call({reckon_cnode, CNode}, ping, 60000),
+                  {ok, []} = gen_server:call({reckon_cnode, CNode}, {pg_members, ?SCOPE, Last}),
+                  {ok, #{heap_bytes := H0}} = gen_server:call({reckon_cnode, CNode}, stats),
+                  T0 = erlang:monotonic_time(microsecond),
+                  {?SCOPE, CNode} ! Sync,
+                  {ok, pong} = gen_server:call({reckon_cnode, CNode}, ping, 60000),
+                  T1 = erlang:monotonic_time(microsecond),
+                  {ok, #{heap_bytes := H1}} = gen_server:call({reckon_cnode, CNode}, stats),
+                  {ok, CView} = gen_server:call({reckon_cnode, CNode}, {pg_members, ?SCOPE, Last}),
+                  10 = length(CView),
+                  {T1 - T0, (H1 - H0) / Members};
+             (beam, _) ->
+                  {?SCOPE, BeamNode} ! Clear,
+                  _ = sys:get_state({?SCOPE, BeamNode}, 60000),
+                  [] = rpc:call(BeamNode, pg, get_members, [?SCOPE, Last]),
+                  E0 = rpc:call(BeamNode, ets, info, [?SCOPE, memory]),
+                  T0 = erlang:monotonic_time(microsecond),
+                  {?SCOPE, BeamNode} ! Sync,
+                  _ = sys:get_state({?SCOPE, BeamNode}, 60000),
+                  T1 = erlang:monotonic_time(microsecond),
+                  E1 = rpc:call(BeamNode, ets, info, [?SCOPE, memory]),
+                  10 = length(rpc:call(BeamNode, pg, get_members, [?SCOPE, Last])),
+                  {T1 - T0, (E1 - E0) * W / Members}
+          end,
+    bench_runs:kv("pg_sync_memberships", Members),
+    [begin
+         bench_runs:put("pg_sync_ms", S, I, Us / 1000),
+         bench_runs:put("pg_sync_bytes_per_membership", S, I, float(Bytes))
+     end || {S, I, {Us, Bytes}} <- bench_runs:alternate(bench_runs:runs(), Run)],
     ok.
 
 pct(L) ->
