@@ -22,15 +22,11 @@
 
 /* ei_x_append_buf grows by a constant, which is quadratic for big terms, so
  * the buffer is grown geometrically here (ei_x_* use malloc/realloc/free). */
-static int reserve(ei_x_buff *x, size_t n)
+static NOINLINE int grow(ei_x_buff *x, size_t n)
 {
-    if (x->index < 0 || x->buffsz < x->index || (x->buff == NULL && x->buffsz != 0))
-        return -1;
     if ((size_t)(INT_MAX - x->index) < n)
         return -1;
     size_t need = (size_t)x->index + n;
-    if (need <= (size_t)x->buffsz)
-        return 0;
     size_t cap = x->buffsz > 0 ? (size_t)x->buffsz : 64;
     while (cap < need)
         cap = cap > (size_t)INT_MAX / 2 ? (size_t)INT_MAX : cap * 2;
@@ -40,6 +36,14 @@ static int reserve(ei_x_buff *x, size_t n)
     x->buff = nb;
     x->buffsz = (int)cap;
     return 0;
+}
+
+/* Room for n more bytes. Every term written asks several times, so the
+ * answer when there is room is inline; x was found sound on entry
+ * (term_norm_encode), and index <= buffsz holds from there on. */
+static inline int reserve(ei_x_buff *x, size_t n)
+{
+    return (size_t)(x->buffsz - x->index) >= n ? 0 : grow(x, n);
 }
 
 static int put(ei_x_buff *x, const void *p, size_t n)
@@ -492,7 +496,7 @@ int term_norm_encode(const char *buf, int len, int *index, ei_x_buff *out)
 {
     if (buf == NULL || index == NULL || out == NULL || len < 0 || *index < 0 || *index > len)
         return -1;
-    if (out->index < 0 || out->buffsz < out->index)
+    if (out->index < 0 || out->buffsz < out->index || (out->buff == NULL && out->buffsz != 0))
         return -1;
     norm_in r; /* r.e is written before it is read */
     r.c = (term_cursor){.b = (const uint8_t *)buf,
