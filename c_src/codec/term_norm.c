@@ -1,89 +1,32 @@
-/* term_norm: see term_norm.h for the contract and the canonical form. */
+/* term_norm: see term_norm.h for the contract and the canonical form. The
+ * input is read by term_walk's reader under the erts rules (term_walk.h),
+ * which refuses everything the contract refuses but maps with equal keys;
+ * what is here is the canonical output. */
 #include "codec/term_norm.h"
 
+#include "codec/term_walk.h"
 #include "util/be.h"
 
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Keeps each handler's locals out of the recursive dispatcher's frame, so
- * the stack cost per nesting level stays small (see TERM_NORM_MAX_DEPTH). */
+/* Each kind of container is a frame of its own, entered by a tail call
+ * (put_term), so a level of nesting costs the stack one such frame (see
+ * TERM_NORM_MAX_DEPTH). */
 #define NOINLINE __attribute__((noinline))
 
-/* Tags ei.h does not name (it has the rest as ERL_*_EXT). */
-#define TN_NEW_FLOAT_EXT 'F'
-#define TN_NEWER_REFERENCE_EXT 'Z'
-#define TN_NEW_PID_EXT 'X'
-#define TN_NEW_PORT_EXT 'Y'
-#define TN_V4_PORT_EXT 'x'
 #define TN_VERSION_MAGIC 131
-
-/* Erlang refuses references with more id words than this (OTP 24+). */
-#define TN_MAX_REF_WORDS 5
-
-/* ---- bounded input ---------------------------------------------------- */
-
-typedef struct {
-    const uint8_t *p;
-    size_t len;
-    size_t pos; /* invariant: pos <= len */
-} rd;
-
-static int has(const rd *r, size_t n) { return r->len - r->pos >= n; }
-static size_t left(const rd *r) { return r->len - r->pos; }
-
-static int get_u8(rd *r, uint8_t *v)
-{
-    if (!has(r, 1))
-        return -1;
-    *v = r->p[r->pos++];
-    return 0;
-}
-
-static int get_u16(rd *r, uint16_t *v)
-{
-    if (!has(r, 2))
-        return -1;
-    const uint8_t *q = r->p + r->pos;
-    *v = rc_get16(q);
-    r->pos += 2;
-    return 0;
-}
-
-static int get_u32(rd *r, uint32_t *v)
-{
-    if (!has(r, 4))
-        return -1;
-    const uint8_t *q = r->p + r->pos;
-    *v = rc_get32(q);
-    r->pos += 4;
-    return 0;
-}
-
-static int get_u64(rd *r, uint64_t *v)
-{
-    uint32_t hi, lo;
-    if (get_u32(r, &hi) || get_u32(r, &lo))
-        return -1;
-    *v = ((uint64_t)hi << 32) | lo;
-    return 0;
-}
 
 /* ---- growable output -------------------------------------------------- */
 
 /* ei_x_append_buf grows by a constant, which is quadratic for big terms, so
  * the buffer is grown geometrically here (ei_x_* use malloc/realloc/free). */
-static int reserve(ei_x_buff *x, size_t n)
+static NOINLINE int grow(ei_x_buff *x, size_t n)
 {
-    if (x->index < 0 || x->buffsz < x->index || (x->buff == NULL && x->buffsz != 0))
-        return -1;
     if ((size_t)(INT_MAX - x->index) < n)
         return -1;
     size_t need = (size_t)x->index + n;
-    if (need <= (size_t)x->buffsz)
-        return 0;
     size_t cap = x->buffsz > 0 ? (size_t)x->buffsz : 64;
     while (cap < need)
         cap = cap > (size_t)INT_MAX / 2 ? (size_t)INT_MAX : cap * 2;
@@ -93,6 +36,14 @@ static int reserve(ei_x_buff *x, size_t n)
     x->buff = nb;
     x->buffsz = (int)cap;
     return 0;
+}
+
+/* Room for n more bytes. Every term written asks several times, so the
+ * answer when there is room is inline; x was found sound on entry
+ * (term_norm_encode), and index <= buffsz holds from there on. */
+static inline int reserve(ei_x_buff *x, size_t n)
+{
+    return (size_t)(x->buffsz - x->index) >= n ? 0 : grow(x, n);
 }
 
 static int put(ei_x_buff *x, const void *p, size_t n)
@@ -128,48 +79,6 @@ static int put_u64(ei_x_buff *x, uint64_t v)
 
 /* ---- atoms ------------------------------------------------------------ */
 
-/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF), as
- * erts requires for ATOM_UTF8_EXT. Counts characters. */
-static int utf8_chars(const uint8_t *s, size_t n, size_t *chars)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < n; c++) {
-        uint8_t b = s[i];
-        size_t k;
-        uint8_t lo = 0x80, hi = 0xBF;
-        if (b < 0x80) {
-            i++;
-            continue;
-        } else if (b >= 0xC2 && b <= 0xDF) {
-            k = 1;
-        } else if (b >= 0xE0 && b <= 0xEF) {
-            k = 2;
-            if (b == 0xE0)
-                lo = 0xA0;
-            else if (b == 0xED)
-                hi = 0x9F;
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            k = 3;
-            if (b == 0xF0)
-                lo = 0x90;
-            else if (b == 0xF4)
-                hi = 0x8F;
-        } else {
-            return -1;
-        }
-        if (n - i - 1 < k)
-            return -1;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return -1;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return -1;
-        i += k + 1;
-    }
-    *chars = c;
-    return 0;
-}
-
 static int put_atom_header(ei_x_buff *x, size_t utf8_len)
 {
     if (utf8_len <= 255) {
@@ -181,58 +90,32 @@ static int put_atom_header(ei_x_buff *x, size_t utf8_len)
     return put(x, h, 3);
 }
 
-static NOINLINE int norm_atom(rd *r, ei_x_buff *x)
+static int put_atom(ei_x_buff *x, const term_atom *a)
 {
-    uint8_t tag;
-    size_t n;
-    if (get_u8(r, &tag))
+    const uint8_t *s = a->text;
+    size_t n = a->len;
+    if (a->tag == ERL_ATOM_UTF8_EXT || a->tag == ERL_SMALL_ATOM_UTF8_EXT)
+        return put_atom_header(x, n) || put(x, s, n) ? -1 : 0;
+    /* latin-1: one character per byte, bytes >= 0x80 become 2 bytes */
+    size_t hi = 0;
+    for (size_t i = 0; i < n; i++)
+        hi += s[i] >> 7;
+    if (put_atom_header(x, n + hi) || reserve(x, n + hi))
         return -1;
-    if (tag == ERL_ATOM_EXT || tag == ERL_ATOM_UTF8_EXT) {
-        uint16_t v;
-        if (get_u16(r, &v))
-            return -1;
-        n = v;
-    } else if (tag == ERL_SMALL_ATOM_EXT || tag == ERL_SMALL_ATOM_UTF8_EXT) {
-        uint8_t v;
-        if (get_u8(r, &v))
-            return -1;
-        n = v;
-    } else {
-        return -1;
-    }
-    if (!has(r, n))
-        return -1;
-    const uint8_t *s = r->p + r->pos;
-    r->pos += n;
-
-    if (tag == ERL_ATOM_EXT || tag == ERL_SMALL_ATOM_EXT) {
-        /* latin-1: one character per byte, bytes >= 0x80 become 2 bytes */
-        if (n > 255)
-            return -1;
-        size_t hi = 0;
-        for (size_t i = 0; i < n; i++)
-            hi += s[i] >> 7;
-        if (put_atom_header(x, n + hi) || reserve(x, n + hi))
-            return -1;
-        uint8_t *o = (uint8_t *)x->buff + x->index;
-        for (size_t i = 0; i < n; i++) {
-            if (s[i] < 0x80) {
-                *o++ = s[i];
-            } else {
-                *o++ = (uint8_t)(0xC0 | (s[i] >> 6));
-                *o++ = (uint8_t)(0x80 | (s[i] & 0x3F));
-            }
+    uint8_t *o = (uint8_t *)x->buff + x->index;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 0x80) {
+            *o++ = s[i];
+        } else {
+            *o++ = (uint8_t)(0xC0 | (s[i] >> 6));
+            *o++ = (uint8_t)(0x80 | (s[i] & 0x3F));
         }
-        x->index += (int)(n + hi);
-        return 0;
     }
-    size_t chars;
-    if (utf8_chars(s, n, &chars) || chars > 255)
-        return -1;
-    return put_atom_header(x, n) || put(x, s, n) ? -1 : 0;
+    x->index += (int)(n + hi);
+    return 0;
 }
 
-/* ---- integers --------------------------------------------------------- */
+/* ---- numbers ---------------------------------------------------------- */
 
 /* mag: little-endian magnitude without leading (high) zero bytes. */
 static int put_integer(ei_x_buff *x, int neg, const uint8_t *mag, size_t n)
@@ -268,277 +151,165 @@ static int put_integer(ei_x_buff *x, int neg, const uint8_t *mag, size_t n)
     return put(x, mag, n);
 }
 
-static NOINLINE int norm_integer(rd *r, ei_x_buff *x)
+static int put_int(ei_x_buff *x, const term_int *v)
 {
-    uint8_t tag;
-    if (get_u8(r, &tag))
-        return -1;
-    switch (tag) {
-    case ERL_SMALL_INTEGER_EXT: {
-        uint8_t v;
-        if (get_u8(r, &v))
-            return -1;
-        return put_integer(x, 0, &v, v ? 1 : 0);
-    }
-    case ERL_INTEGER_EXT: {
-        uint32_t u;
-        if (get_u32(r, &u))
-            return -1;
-        int neg = (u & 0x80000000u) != 0;
-        uint32_t m = neg ? 0u - u : u;
-        uint8_t mag[4] = {(uint8_t)m, (uint8_t)(m >> 8), (uint8_t)(m >> 16), (uint8_t)(m >> 24)};
-        size_t n = 4;
-        while (n > 0 && mag[n - 1] == 0)
-            n--;
-        return put_integer(x, neg, mag, n);
-    }
-    case ERL_SMALL_BIG_EXT:
-    case ERL_LARGE_BIG_EXT: {
-        size_t n;
-        uint8_t sign;
-        if (tag == ERL_SMALL_BIG_EXT) {
-            uint8_t v;
-            if (get_u8(r, &v))
-                return -1;
-            n = v;
-        } else {
-            uint32_t v;
-            if (get_u32(r, &v))
-                return -1;
-            n = v;
-        }
-        if (get_u8(r, &sign) || !has(r, n))
-            return -1;
-        const uint8_t *mag = r->p + r->pos;
-        r->pos += n;
-        while (n > 0 && mag[n - 1] == 0)
-            n--;
-        /* erts treats any non-zero sign byte as negative */
-        return put_integer(x, sign != 0, mag, n);
-    }
-    default:
-        return -1;
-    }
+    uint8_t small[4] = {(uint8_t)v->mag, (uint8_t)(v->mag >> 8), (uint8_t)(v->mag >> 16),
+                        (uint8_t)(v->mag >> 24)};
+    const uint8_t *mag = v->digits != NULL ? v->digits : small;
+    size_t n = v->digits != NULL ? v->n : sizeof small;
+    while (n > 0 && mag[n - 1] == 0)
+        n--;
+    return put_integer(x, v->neg, mag, n);
 }
 
-/* ---- floats ----------------------------------------------------------- */
-
+/* The reader refuses NaN and the infinities. -0.0 keeps its sign: since
+ * OTP 27, 0.0 =:= -0.0 is false, and a group term must reach every peer as
+ * the term its member joined. */
 static int put_double(ei_x_buff *x, double d)
 {
-    if (!isfinite(d))
-        return -1;
-    /* -0.0 keeps its sign: since OTP 27, 0.0 =:= -0.0 is false, and a group
-     * term must reach every peer as the term its member joined. */
     uint64_t bits;
     memcpy(&bits, &d, sizeof bits);
-    return put_u8(x, TN_NEW_FLOAT_EXT) || put_u64(x, bits) ? -1 : 0;
+    return put_u8(x, NEW_FLOAT_EXT) || put_u64(x, bits) ? -1 : 0;
 }
 
-static NOINLINE int norm_float(rd *r, ei_x_buff *x, uint8_t tag)
+/* ---- binaries, pids, ports, references, funs -------------------------- */
+
+static int put_bits(ei_x_buff *x, const uint8_t *d, uint32_t n, uint8_t bits)
 {
-    if (tag == TN_NEW_FLOAT_EXT) {
-        uint64_t bits;
-        double d;
-        if (get_u64(r, &bits))
-            return -1;
-        memcpy(&d, &bits, sizeof d);
-        return put_double(x, d);
-    }
-    /* FLOAT_EXT: 31 bytes of "%.20e" text, NUL padded */
-    char txt[32];
-    if (!has(r, 31))
+    if (bits == 8 || n == 0)
+        return put_u8(x, ERL_BINARY_EXT) || put_u32(x, n) || put(x, d, n) ? -1 : 0;
+    /* erts ignores the unused low bits of the last byte, so must we */
+    if (put_u8(x, ERL_BIT_BINARY_EXT) || put_u32(x, n) || put_u8(x, bits) || put(x, d, n - 1))
         return -1;
-    memcpy(txt, r->p + r->pos, 31);
-    txt[31] = '\0';
-    r->pos += 31;
-    char *end;
-    double d = strtod(txt, &end);
-    if (end == txt)
-        return -1;
-    for (const char *q = end; q < txt + 31; q++)
-        if (*q != '\0')
-            return -1;
-    return put_double(x, d);
+    return put_u8(x, (uint8_t)(d[n - 1] & (0xFF << (8 - bits))));
 }
 
-/* ---- pids, ports, references ----------------------------------------- */
-
-static NOINLINE int norm_pid(rd *r, ei_x_buff *x)
+static int put_pid(ei_x_buff *x, const term_node_id *p)
 {
-    uint8_t tag;
-    uint32_t id, serial, cre;
-    if (get_u8(r, &tag) || (tag != ERL_PID_EXT && tag != TN_NEW_PID_EXT))
-        return -1;
-    if (put_u8(x, TN_NEW_PID_EXT) || norm_atom(r, x))
-        return -1;
-    if (get_u32(r, &id) || get_u32(r, &serial))
-        return -1;
-    if (tag == ERL_PID_EXT) {
-        uint8_t c;
-        if (get_u8(r, &c))
-            return -1;
-        cre = c;
-    } else if (get_u32(r, &cre)) {
-        return -1;
-    }
-    return put_u32(x, id) || put_u32(x, serial) || put_u32(x, cre) ? -1 : 0;
+    return put_u8(x, ERL_NEW_PID_EXT) || put_atom(x, &p->node) || put_u32(x, (uint32_t)p->id) ||
+                   put_u32(x, p->serial) || put_u32(x, p->creation)
+               ? -1
+               : 0;
 }
 
-static NOINLINE int norm_port(rd *r, ei_x_buff *x, uint8_t tag)
+static int put_port(ei_x_buff *x, const term_node_id *p)
 {
-    uint64_t id;
-    uint32_t cre;
-    size_t at = (size_t)x->index;
-    /* the tag depends on the id, which follows the node atom: patch it */
-    if (put_u8(x, 0) || norm_atom(r, x))
+    int v4 = p->id > UINT32_MAX;
+    if (put_u8(x, v4 ? ERL_V4_PORT_EXT : ERL_NEW_PORT_EXT) || put_atom(x, &p->node))
         return -1;
-    if (tag == TN_V4_PORT_EXT) {
-        if (get_u64(r, &id))
-            return -1;
-    } else {
-        uint32_t v;
-        if (get_u32(r, &v))
-            return -1;
-        id = v;
-    }
-    if (tag == ERL_PORT_EXT) {
-        uint8_t c;
-        if (get_u8(r, &c))
-            return -1;
-        cre = c;
-    } else if (get_u32(r, &cre)) {
+    if (v4 ? put_u64(x, p->id) : put_u32(x, (uint32_t)p->id))
         return -1;
-    }
-    if (id <= UINT32_MAX) {
-        x->buff[at] = (char)TN_NEW_PORT_EXT;
-        if (put_u32(x, (uint32_t)id))
-            return -1;
-    } else {
-        x->buff[at] = (char)TN_V4_PORT_EXT;
-        if (put_u64(x, id))
-            return -1;
-    }
-    return put_u32(x, cre);
+    return put_u32(x, p->creation);
 }
 
-static NOINLINE int norm_ref(rd *r, ei_x_buff *x, uint8_t tag)
+static int put_ref(ei_x_buff *x, const term_node_id *p)
 {
-    uint16_t words = 1;
-    uint32_t cre;
-    if (tag != ERL_REFERENCE_EXT) {
-        if (get_u16(r, &words))
-            return -1;
-        if (words == 0 || words > TN_MAX_REF_WORDS)
-            return -1;
-    }
-    if (put_u8(x, TN_NEWER_REFERENCE_EXT) || put_u16(x, words) || norm_atom(r, x))
-        return -1;
-    if (tag == ERL_REFERENCE_EXT) {
-        /* old format: the id word precedes the 1-byte creation */
-        uint32_t id;
-        uint8_t c;
-        if (get_u32(r, &id) || get_u8(r, &c))
-            return -1;
-        return put_u32(x, c) || put_u32(x, id) ? -1 : 0;
-    }
-    if (tag == ERL_NEW_REFERENCE_EXT) {
-        uint8_t c;
-        if (get_u8(r, &c))
-            return -1;
-        cre = c;
-    } else if (get_u32(r, &cre)) {
-        return -1;
-    }
-    if (!has(r, (size_t)words * 4))
-        return -1;
-    if (put_u32(x, cre) || put(x, r->p + r->pos, (size_t)words * 4))
-        return -1;
-    r->pos += (size_t)words * 4;
-    return 0;
+    return put_u8(x, ERL_NEWER_REFERENCE_EXT) || put_u16(x, p->nwords) ||
+                   put_atom(x, &p->node) || put_u32(x, p->creation) ||
+                   put(x, p->words, 4u * p->nwords)
+               ? -1
+               : 0;
 }
 
-/* ---- containers ------------------------------------------------------- */
-
-static int norm(rd *r, ei_x_buff *x, unsigned depth);
-
-static NOINLINE int norm_tuple(rd *r, ei_x_buff *x, uint8_t tag, unsigned depth)
+static int put_export(ei_x_buff *x, const term_elem *e)
 {
-    uint32_t arity;
-    if (tag == ERL_SMALL_TUPLE_EXT) {
-        uint8_t v;
-        if (get_u8(r, &v))
-            return -1;
-        arity = v;
-    } else if (get_u32(r, &arity)) {
-        return -1;
-    }
-    if (arity > left(r)) /* every element takes at least one byte */
-        return -1;
-    if (arity <= 255) {
-        uint8_t h[2] = {ERL_SMALL_TUPLE_EXT, (uint8_t)arity};
-        if (put(x, h, 2))
-            return -1;
-    } else if (put_u8(x, ERL_LARGE_TUPLE_EXT) || put_u32(x, arity)) {
-        return -1;
-    }
-    for (uint32_t i = 0; i < arity; i++)
-        if (norm(r, x, depth + 1))
-            return -1;
-    return 0;
+    return put_u8(x, ERL_EXPORT_EXT) || put_atom(x, &e->u.export.module) ||
+                   put_atom(x, &e->u.export.name) || put_u8(x, ERL_SMALL_INTEGER_EXT) ||
+                   put_u8(x, e->u.export.arity)
+               ? -1
+               : 0;
 }
 
-/* The list is flattened across tails, so [1|[2]] and [1,2] coincide. Its
- * shape (STRING_EXT or LIST_EXT) is only known at the end, so elements are
- * written after a 5-byte gap that is then turned into the right header. */
-static NOINLINE int norm_list(rd *r, ei_x_buff *x, unsigned depth)
+/* Everything before the free variables; Size is written once they are. */
+static int put_fun_head(ei_x_buff *x, const term_elem *e)
+{
+    if (put_u8(x, ERL_NEW_FUN_EXT) || put_u32(x, 0) || put_u8(x, e->u.fun.arity) ||
+        put(x, e->u.fun.uniq, 16) || put_u32(x, e->u.fun.index) || put_u32(x, e->u.fun.nfree))
+        return -1;
+    return put_atom(x, &e->u.fun.module) || put_int(x, &e->u.fun.old_index) ||
+                   put_int(x, &e->u.fun.old_uniq) || put_pid(x, &e->u.fun.pid)
+               ? -1
+               : 0;
+}
+
+/* ---- terms ------------------------------------------------------------ */
+
+/* Where normalising reads: the cursor, and the head it read last. Nesting
+ * needs one head at a time (what a level keeps of it is its count), so
+ * there is one, not one per level on the stack. */
+typedef struct norm_in {
+    term_cursor c;
+    term_elem e;
+} norm_in;
+
+static int put_term(norm_in *r, ei_x_buff *x, unsigned depth);
+
+/* The next term, nested depth levels deep. Inline in each container's
+ * loop, which keeps r, x and depth at hand anyway. */
+static inline int norm(norm_in *r, ei_x_buff *x, unsigned depth)
+{
+    return term_next(&r->c, (int)depth, &r->e) != 0 ? -1 : put_term(r, x, depth);
+}
+
+/* Whether the next term is a list, one of whose segments a tail of a list
+ * may be. */
+static int at_list(const term_cursor *c)
+{
+    uint8_t t = c->pos < c->end ? c->b[c->pos] : 0;
+    return t == ERL_LIST_EXT || t == ERL_STRING_EXT || t == ERL_NIL_EXT;
+}
+
+/* The list whose first segment was just read. It is flattened across
+ * tails, so [1|[2]] and [1,2] coincide. Its shape (STRING_EXT or LIST_EXT)
+ * is only known at the end, so elements are written after a 5-byte gap
+ * that is then turned into the right header. */
+static NOINLINE int norm_list(norm_in *r, ei_x_buff *x, unsigned depth)
 {
     size_t hdr = (size_t)x->index;
-    uint8_t gap[5] = {0};
     size_t count = 0;
     int small = 1, proper = 0;
     size_t tail_at = 0;
-    if (put(x, gap, sizeof gap))
+    if (put_u8(x, 0) || put_u32(x, 0))
         return -1;
     for (;;) {
-        uint8_t tag;
-        if (get_u8(r, &tag))
-            return -1;
-        if (tag == ERL_NIL_EXT) {
+        if (r->e.tag == ERL_NIL_EXT) {
             proper = 1;
             break;
         }
-        if (tag == ERL_STRING_EXT) {
-            uint16_t n;
-            if (get_u16(r, &n) || !has(r, n) || reserve(x, (size_t)n * 2))
+        if (r->e.tag == ERL_STRING_EXT) {
+            const uint8_t *s = r->e.u.bytes.p;
+            size_t n = r->e.u.bytes.n;
+            if (reserve(x, n * 2))
                 return -1;
             uint8_t *o = (uint8_t *)x->buff + x->index;
             for (size_t i = 0; i < n; i++) {
                 *o++ = ERL_SMALL_INTEGER_EXT;
-                *o++ = r->p[r->pos + i];
+                *o++ = s[i];
             }
             x->index += 2 * (int)n;
-            r->pos += n;
             count += n;
             proper = 1;
             break;
         }
-        if (tag == ERL_LIST_EXT) {
-            uint32_t n;
-            if (get_u32(r, &n) || n > left(r))
+        /* LIST_EXT: its elements, then its tail */
+        uint64_t n = r->e.count - 1;
+        for (uint64_t i = 0; i < n; i++) {
+            size_t before = (size_t)x->index;
+            if (norm(r, x, depth + 1))
                 return -1;
-            for (uint32_t i = 0; i < n; i++) {
-                size_t before = (size_t)x->index;
-                if (norm(r, x, depth + 1))
-                    return -1;
-                if ((size_t)x->index - before != 2 ||
-                    (uint8_t)x->buff[before] != ERL_SMALL_INTEGER_EXT)
-                    small = 0;
-            }
-            count += n;
+            if ((size_t)x->index - before != 2 ||
+                (uint8_t)x->buff[before] != ERL_SMALL_INTEGER_EXT)
+                small = 0;
+        }
+        count += n;
+        /* A tail that is a list goes on in this one, at no cost in depth:
+         * long chains of tails are walked, not recursed. */
+        if (at_list(&r->c)) {
+            if (term_next(&r->c, (int)depth, &r->e) != 0)
+                return -1;
             continue;
         }
         /* improper tail: any other term */
-        r->pos--;
         tail_at = (size_t)x->index;
         if (norm(r, x, depth + 1))
             return -1;
@@ -588,11 +359,8 @@ static int cmp_pair(const void *a, const void *b)
     return (p->klen > q->klen) - (p->klen < q->klen);
 }
 
-static NOINLINE int norm_map(rd *r, ei_x_buff *x, unsigned depth)
+static NOINLINE int norm_map(norm_in *r, ei_x_buff *x, uint32_t n, unsigned depth)
 {
-    uint32_t n;
-    if (get_u32(r, &n) || n > left(r) / 2) /* each key and value >= 1 byte */
-        return -1;
     if (put_u8(x, ERL_MAP_EXT) || put_u32(x, n))
         return -1;
     if (n == 0)
@@ -634,80 +402,20 @@ out:
     return rc;
 }
 
-static NOINLINE int norm_binary(rd *r, ei_x_buff *x, uint8_t tag)
+/* The fun just read, its free variables (which must end where its Size
+ * says), then Size, for the canonical parts. */
+static NOINLINE int norm_fun(norm_in *r, ei_x_buff *x, unsigned depth)
 {
-    uint32_t n;
-    uint8_t bits = 8;
-    if (get_u32(r, &n))
+    size_t out_at = (size_t)x->index, fun_end = r->e.end, outer = r->c.end;
+    uint64_t nfree = r->e.count;
+    if (put_fun_head(x, &r->e))
         return -1;
-    if (tag == ERL_BIT_BINARY_EXT && get_u8(r, &bits))
-        return -1;
-    if (!has(r, n))
-        return -1;
-    const uint8_t *d = r->p + r->pos;
-    r->pos += n;
-    if (n == 0 && tag == ERL_BIT_BINARY_EXT) {
-        if (bits != 0) /* erts: an empty bitstring has 0 bits in its last byte */
-            return -1;
-        bits = 8;
-    } else if (bits < 1 || bits > 8) {
-        return -1;
-    }
-    if (bits == 8)
-        return put_u8(x, ERL_BINARY_EXT) || put_u32(x, n) || put(x, d, n) ? -1 : 0;
-    /* erts ignores the unused low bits of the last byte, so must we */
-    if (put_u8(x, ERL_BIT_BINARY_EXT) || put_u32(x, n) || put_u8(x, bits) ||
-        put(x, d, n - 1))
-        return -1;
-    return put_u8(x, (uint8_t)(d[n - 1] & (0xFF << (8 - bits))));
-}
-
-static int is_integer_tag(uint8_t t)
-{
-    return t == ERL_SMALL_INTEGER_EXT || t == ERL_INTEGER_EXT || t == ERL_SMALL_BIG_EXT ||
-           t == ERL_LARGE_BIG_EXT;
-}
-
-static NOINLINE int norm_export(rd *r, ei_x_buff *x)
-{
-    if (put_u8(x, ERL_EXPORT_EXT) || norm_atom(r, x) || norm_atom(r, x))
-        return -1;
-    size_t at = (size_t)x->index;
-    if (!has(r, 1) || !is_integer_tag(r->p[r->pos]) || norm_integer(r, x))
-        return -1;
-    /* the arity must be a small integer (0..255) */
-    if ((size_t)x->index - at != 2 || (uint8_t)x->buff[at] != ERL_SMALL_INTEGER_EXT)
-        return -1;
-    return 0;
-}
-
-static NOINLINE int norm_new_fun(rd *r, ei_x_buff *x, unsigned depth)
-{
-    size_t start = r->pos; /* at the Size field */
-    uint32_t size, index, nfree;
-    uint8_t arity;
-    if (get_u32(r, &size) || size > left(r) + 4 || get_u8(r, &arity) || !has(r, 16))
-        return -1;
-    size_t out_at = (size_t)x->index;
-    if (put_u8(x, ERL_NEW_FUN_EXT) || put_u32(x, 0) || put_u8(x, arity) ||
-        put(x, r->p + r->pos, 16))
-        return -1;
-    r->pos += 16;
-    if (get_u32(r, &index) || get_u32(r, &nfree) || put_u32(x, index) || put_u32(x, nfree))
-        return -1;
-    if (norm_atom(r, x))
-        return -1;
-    for (int i = 0; i < 2; i++) /* OldIndex, OldUniq */
-        if (!has(r, 1) || !is_integer_tag(r->p[r->pos]) || norm_integer(r, x))
-            return -1;
-    if (norm_pid(r, x))
-        return -1;
-    if (nfree > left(r))
-        return -1;
-    for (uint32_t i = 0; i < nfree; i++)
+    r->c.end = fun_end;
+    for (uint64_t i = 0; i < nfree; i++)
         if (norm(r, x, depth + 1))
             return -1;
-    if (r->pos - start != size)
+    r->c.end = outer;
+    if (r->c.pos != fun_end)
         return -1;
     size_t out_size = (size_t)x->index - out_at - 1;
     if (out_size > UINT32_MAX)
@@ -716,59 +424,69 @@ static NOINLINE int norm_new_fun(rd *r, ei_x_buff *x, unsigned depth)
     return 0;
 }
 
-/* ---- dispatch --------------------------------------------------------- */
-
-static int norm(rd *r, ei_x_buff *x, unsigned depth)
+/* A tuple's elements, after its header. */
+static NOINLINE int norm_tuple(norm_in *r, ei_x_buff *x, uint32_t arity, unsigned depth)
 {
-    if (depth > TERM_NORM_MAX_DEPTH || !has(r, 1))
+    if (arity <= 255) {
+        uint8_t h[2] = {ERL_SMALL_TUPLE_EXT, (uint8_t)arity};
+        if (put(x, h, 2))
+            return -1;
+    } else if (put_u8(x, ERL_LARGE_TUPLE_EXT) || put_u32(x, arity)) {
         return -1;
-    uint8_t tag = r->p[r->pos];
-    switch (tag) {
+    }
+    for (uint32_t i = 0; i < arity; i++)
+        if (norm(r, x, depth + 1))
+            return -1;
+    return 0;
+}
+
+/* Writes the term whose head was just read, by a call that is the last
+ * thing done here, so this frame is gone before anything nested in it is
+ * walked: a level of nesting costs the stack one container's frame. */
+static int put_term(norm_in *r, ei_x_buff *x, unsigned depth)
+{
+    const term_elem *e = &r->e;
+    switch (e->tag) {
     case ERL_ATOM_EXT:
     case ERL_SMALL_ATOM_EXT:
     case ERL_ATOM_UTF8_EXT:
     case ERL_SMALL_ATOM_UTF8_EXT:
-        return norm_atom(r, x);
+        return put_atom(x, &e->u.atom);
     case ERL_SMALL_INTEGER_EXT:
     case ERL_INTEGER_EXT:
     case ERL_SMALL_BIG_EXT:
     case ERL_LARGE_BIG_EXT:
-        return norm_integer(r, x);
+        return put_int(x, &e->u.integer);
+    case ERL_FLOAT_EXT:
+    case NEW_FLOAT_EXT:
+        return put_double(x, e->u.f);
+    case ERL_BINARY_EXT:
+    case ERL_BIT_BINARY_EXT:
+        return put_bits(x, e->u.bytes.p, (uint32_t)e->u.bytes.n, e->u.bytes.bits);
     case ERL_PID_EXT:
-    case TN_NEW_PID_EXT:
-        return norm_pid(r, x);
+    case ERL_NEW_PID_EXT:
+        return put_pid(x, &e->u.id);
+    case ERL_PORT_EXT:
+    case ERL_NEW_PORT_EXT:
+    case ERL_V4_PORT_EXT:
+        return put_port(x, &e->u.id);
+    case ERL_REFERENCE_EXT:
+    case ERL_NEW_REFERENCE_EXT:
+    case ERL_NEWER_REFERENCE_EXT:
+        return put_ref(x, &e->u.id);
+    case ERL_EXPORT_EXT:
+        return put_export(x, e);
+    case ERL_NEW_FUN_EXT:
+        return norm_fun(r, x, depth);
+    case ERL_SMALL_TUPLE_EXT:
+    case ERL_LARGE_TUPLE_EXT:
+        return norm_tuple(r, x, (uint32_t)e->count, depth);
+    case ERL_MAP_EXT:
+        return norm_map(r, x, (uint32_t)(e->count / 2), depth);
     case ERL_NIL_EXT:
     case ERL_STRING_EXT:
     case ERL_LIST_EXT:
         return norm_list(r, x, depth);
-    default:
-        break;
-    }
-    r->pos++;
-    switch (tag) {
-    case ERL_FLOAT_EXT:
-    case TN_NEW_FLOAT_EXT:
-        return norm_float(r, x, tag);
-    case ERL_PORT_EXT:
-    case TN_NEW_PORT_EXT:
-    case TN_V4_PORT_EXT:
-        return norm_port(r, x, tag);
-    case ERL_REFERENCE_EXT:
-    case ERL_NEW_REFERENCE_EXT:
-    case TN_NEWER_REFERENCE_EXT:
-        return norm_ref(r, x, tag);
-    case ERL_SMALL_TUPLE_EXT:
-    case ERL_LARGE_TUPLE_EXT:
-        return norm_tuple(r, x, tag, depth);
-    case ERL_MAP_EXT:
-        return norm_map(r, x, depth);
-    case ERL_BINARY_EXT:
-    case ERL_BIT_BINARY_EXT:
-        return norm_binary(r, x, tag);
-    case ERL_EXPORT_EXT:
-        return norm_export(r, x);
-    case ERL_NEW_FUN_EXT:
-        return norm_new_fun(r, x, depth);
     default:
         return -1;
     }
@@ -778,15 +496,19 @@ int term_norm_encode(const char *buf, int len, int *index, ei_x_buff *out)
 {
     if (buf == NULL || index == NULL || out == NULL || len < 0 || *index < 0 || *index > len)
         return -1;
-    if (out->index < 0 || out->buffsz < out->index)
+    if (out->index < 0 || out->buffsz < out->index || (out->buff == NULL && out->buffsz != 0))
         return -1;
-    rd r = {(const uint8_t *)buf, (size_t)len, (size_t)*index};
+    norm_in r; /* r.e is written before it is read */
+    r.c = (term_cursor){.b = (const uint8_t *)buf,
+                        .pos = (size_t)*index,
+                        .end = (size_t)len,
+                        .rules = TERM_RULES_ERTS};
     int saved = out->index;
     if (norm(&r, out, 0) != 0) {
         out->index = saved;
         return -1;
     }
-    *index = (int)r.pos;
+    *index = (int)r.c.pos;
     return 0;
 }
 

@@ -774,6 +774,55 @@ static void test_long_tail_chain(void **st)
     bytes_free(&out);
 }
 
+/* Where term_norm's rules (binary_to_term's) differ from the validator's
+ * (ei's), term_walk.h's table: each is pinned here and in test_term_walk. */
+static void test_rules_for_erts(void **st)
+{
+    (void)st;
+    /* a float's text may fill its 31 bytes; after the number only NULs */
+    uint8_t fl[32] = {99};
+    memset(fl + 1, '1', 31);
+    bytes b = canon(fl, sizeof fl);
+    assert_int_equal(b.n, 9);
+    assert_int_equal(b.p[0], 70);
+    bytes_free(&b);
+    memset(fl + 1, 0, 31);
+    memcpy(fl + 1, "1.5\0x", 5);
+    EXPECT_FAIL(fl, sizeof fl);
+    /* an export's arity and a fun's OldIndex may be any integer encoding */
+    EXPECT_CANON(B(113, 119, 1, 'm', 119, 1, 'f', 110, 2, 0, 2, 0), B(113, 119, 1, 'm', 119, 1,
+                                                                       'f', 97, 2));
+    EXPECT_CANON(B(113, 119, 1, 'm', 119, 1, 'f', 110, 0, 1), B(113, 119, 1, 'm', 119, 1, 'f',
+                                                                 97, 0));
+    EXPECT_FAIL(B(113, 119, 1, 'm', 119, 1, 'f', 98, 255, 255, 255, 255));
+    uint8_t fun[sizeof FUN1 + 2];
+    size_t at = 1 + 1 + 4 + 1 + 16 + 4 + 4 + 6; /* FUN1's OldIndex: 97, 0 */
+    memcpy(fun, FUN1, at);
+    const uint8_t old_index[] = {110, 1, 0, 0};
+    memcpy(fun + at, old_index, sizeof old_index);
+    memcpy(fun + at + sizeof old_index, FUN1 + at + 2, sizeof FUN1 - at - 2);
+    fun[5] = 72; /* Size */
+    EXPECT_SAME(fun, sizeof fun, FIX(FUN1));
+    /* the pid in a fun is part of its head, a list's tail part of the list:
+     * neither costs a level */
+    size_t fn = sizeof FUN1 - 1;
+    bytes deep = nested_tuples(TERM_NORM_MAX_DEPTH);
+    uint8_t *f = malloc(2 * TERM_NORM_MAX_DEPTH + fn);
+    memcpy(f, deep.p, 2 * TERM_NORM_MAX_DEPTH);
+    memcpy(f + 2 * TERM_NORM_MAX_DEPTH, FUN1 + 1, fn);
+    b = canon(f, 2 * TERM_NORM_MAX_DEPTH + fn);
+    bytes_free(&b);
+    const uint8_t tail[] = {108, 0, 0, 0, 0, 106};
+    memcpy(f + 2 * TERM_NORM_MAX_DEPTH, tail, sizeof tail);
+    b = canon(f, 2 * TERM_NORM_MAX_DEPTH + sizeof tail);
+    bytes_free(&b);
+    const uint8_t improper[] = {108, 0, 0, 0, 0, 119, 1, 'a'};
+    memcpy(f + 2 * TERM_NORM_MAX_DEPTH, improper, sizeof improper);
+    assert_true(fails(f, 2 * TERM_NORM_MAX_DEPTH + sizeof improper));
+    free(f);
+    bytes_free(&deep);
+}
+
 static void test_hash(void **st)
 {
     (void)st;
@@ -811,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_long_tail_chain),
+        cmocka_unit_test(test_rules_for_erts),
         cmocka_unit_test(test_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -222,6 +222,85 @@ static void test_x_reserve(void **st)
     ei_x_free(&x);
 }
 
+static int skip_bytes(const uint8_t *in, size_t n)
+{
+    uint8_t *b = malloc(n);
+    memcpy(b, in, n);
+    int idx = 0;
+    int rc = term_skip((const char *)b, (int)n, &idx);
+    assert_true(rc != 0 || idx == (int)n);
+    free(b);
+    return rc;
+}
+
+/* Where the validator's rules (for ei) differ from term_norm's (for
+ * binary_to_term), term_walk.h's table: each is pinned here and in
+ * test_term_norm. */
+static void test_rules_for_ei(void **st)
+{
+    (void)st;
+    /* an export's arity is SMALL_INTEGER_EXT, not any integer */
+    const uint8_t exp_int[] = {113, 119, 1, 'm', 119, 1, 'f', 98, 0, 0, 0, 2};
+    assert_int_equal(skip_bytes(exp_int, sizeof exp_int), -1);
+    /* a fun's OldIndex is no big */
+    int len = 0;
+    uint8_t *fun = make_fun(&(fun_spec){.nfree = 0}, &len);
+    uint8_t big[512];
+    size_t at = 1 + 4 + 1 + 16 + 4 + 4 + 2 + 8; /* OldIndex: 97, 42 */
+    memcpy(big, fun, at);
+    const uint8_t old_index[] = {110, 1, 0, 42};
+    memcpy(big + at, old_index, sizeof old_index);
+    memcpy(big + at + sizeof old_index, fun + at + 2, (size_t)len - at - 2);
+    put32(big + 1, (uint32_t)len + 2 - 1);
+    assert_int_equal(skip_bytes(big, (size_t)len + 2), -1);
+    free(fun);
+    /* what erts refuses and ei reads: references of no words, atoms that
+     * are no UTF-8, NaN, a float's text with more after its number */
+    const uint8_t ref0[] = {90, 0, 0, 119, 1, 'n', 0, 0, 0, 3};
+    const uint8_t not_utf8[] = {119, 1, 0xFF};
+    const uint8_t nan[] = {70, 127, 248, 0, 0, 0, 0, 0, 1};
+    assert_int_equal(skip_bytes(ref0, sizeof ref0), 0);
+    assert_int_equal(skip_bytes(not_utf8, sizeof not_utf8), 0);
+    assert_int_equal(skip_bytes(nan, sizeof nan), 0);
+    assert_int_equal(skip_float("1.5\0x", 5), 0);
+}
+
+/* {{...{Term}...}}, depth tuples deep. */
+static uint8_t *nest(int depth, const uint8_t *t, size_t tn, size_t *n)
+{
+    *n = 2 * (size_t)depth + tn;
+    uint8_t *b = malloc(*n);
+    for (int i = 0; i < depth; i++) {
+        b[2 * i] = 104;
+        b[2 * i + 1] = 1;
+    }
+    memcpy(b + 2 * (size_t)depth, t, tn);
+    return b;
+}
+
+static void test_depth(void **st)
+{
+    (void)st;
+    const uint8_t nil[] = {106};
+    size_t n;
+    uint8_t *b = nest(TERM_MAX_DEPTH, nil, 1, &n);
+    assert_int_equal(skip_bytes(b, n), 0);
+    free(b);
+    b = nest(TERM_MAX_DEPTH + 1, nil, 1, &n);
+    assert_int_equal(skip_bytes(b, n), -1);
+    free(b);
+    /* a fun's creator pid is a level deeper than the fun, as ei reads it */
+    int len = 0;
+    uint8_t *fun = make_fun(&(fun_spec){.nfree = 0}, &len);
+    b = nest(TERM_MAX_DEPTH - 1, fun, (size_t)len, &n);
+    assert_int_equal(skip_bytes(b, n), 0);
+    free(b);
+    b = nest(TERM_MAX_DEPTH, fun, (size_t)len, &n);
+    assert_int_equal(skip_bytes(b, n), -1);
+    free(b);
+    free(fun);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +311,8 @@ int main(void)
         cmocka_unit_test(test_export_arity_is_small_int),
         cmocka_unit_test(test_float_text),
         cmocka_unit_test(test_bitstring_bits),
+        cmocka_unit_test(test_rules_for_ei),
+        cmocka_unit_test(test_depth),
     };
     return cmocka_run_group_tests_name("term walk", tests, NULL, NULL);
 }
