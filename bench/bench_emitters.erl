@@ -26,7 +26,7 @@
 %% counter; a control process per node polls the counter and collects the
 %% latest time once everything has arrived. Every wait is bounded.
 -module(bench_emitters).
--export([serve_emi/0, serve_sub/0, run/1, relay_holder/0, start_beam_pool/4, stop_beam_pool/2]).
+-export([serve_emi/0, serve_sub/0, run/1, relay_holder/0, start_beam_pool/4, stop_beam_pool/2, seed_broadcast/3]).
 
 -define(SCOPE, reckon_db_pg).
 -define(WAIT_MS, 60000).
@@ -399,7 +399,7 @@ put_runs(Prefix, Runs, Keys) ->
      || {Side, I, M} <- Runs, {K, Name} <- Keys],
     ok.
 
-%% The seed's broadcast/3, in full per event.
+%% The seed's broadcast/3, in full per event (bench_pools uses it too).
 seed_broadcast(StoreId, SubscriptionId, Event) ->
     Topic = iolist_to_binary(io_lib:format("~s:~s", [StoreId, SubscriptionId])),
     case pg:get_members(?SCOPE, {StoreId, SubscriptionId, emitters}) of

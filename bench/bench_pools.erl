@@ -437,26 +437,12 @@ produce(Store, N, Run, E, Iv, T0, K, F) ->
     Ev = {event, <<"bench-event">>, <<"order_created">>, Sub, K, binary:copy(<<"x">>, 128),
           #{run => Run, sub => I}, [], Now, Now div 1000, <<"application/octet-stream">>,
           <<"application/json">>},
-    F1 = case seed_broadcast(Store, Sub, Ev) of
+    F1 = case bench_emitters:seed_broadcast(Store, Sub, Ev) of
              ok -> F;
              {error, no_emitters} -> F + 1
          end,
     produce(Store, N, Run, E, Iv, T0, K + 1, F1).
 
-%% The seed's broadcast/3, in full per event.
-seed_broadcast(StoreId, SubscriptionId, Event) ->
-    Topic = iolist_to_binary(io_lib:format("~s:~s", [StoreId, SubscriptionId])),
-    case pg:get_members(?SCOPE, {StoreId, SubscriptionId, emitters}) of
-        [] ->
-            {error, no_emitters};
-        Members ->
-            Pid = lists:nth(rand:uniform(length(Members)), Members),
-            case node(Pid) =:= node() of
-                true -> Pid ! {forward_to_local, Topic, Event};
-                false -> Pid ! {broadcast, Topic, Event}
-            end,
-            ok
-    end.
 
 %%%===================================================================
 %%% Results

@@ -60,7 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-erlc -o "$OUT" bench/bench_pools.erl
+erlc -o "$OUT" bench/bench_pools.erl bench/bench_emitters.erl bench/bench_runs.erl
 rebar3 compile >/dev/null
 EBIN=${REBAR_BASE_DIR:-_build}/default/lib/reckon_cnode/ebin
 epmd -port "$PORT" -daemon
