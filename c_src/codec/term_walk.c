@@ -75,7 +75,7 @@ static int utf8_chars(const uint8_t *s, size_t n, size_t *chars)
 /* erts: at most 255 characters of strict UTF-8. */
 static NOINLINE int utf8_atom_ok(const uint8_t *s, size_t n)
 {
-    size_t chars;
+    size_t chars = 0;
     return utf8_chars(s, n, &chars) == 0 && chars <= 255;
 }
 

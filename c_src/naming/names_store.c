@@ -250,7 +250,7 @@ static int put_once(names_store *s, const names_store_rec *recs, size_t n)
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint8_t key[KEY_MAX];
-        size_t key_len;
+        size_t key_len = 0;
         rc = make_key(key, &key_len, recs[i].store, recs[i].store_len, recs[i].sub,
                       recs[i].sub_len);
         MDB_val k = {key_len, key};
