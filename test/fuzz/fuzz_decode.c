@@ -32,7 +32,8 @@ static void decode_all(const char *p, int len)
         if (start == 1 && end == len) {
             rc_gen_from from;
             int req = 0;
-            if (rc_gen_classify(p, len, &from, &req) != RC_GEN_INFO && (req < 1 || req > len))
+            const rc_signal sig = {.kind = RC_SIG_MSG, .buf = p, .len = len};
+            if (rc_gen_classify(&sig, &from, &req) != RC_GEN_INFO && (req < 1 || req > len))
                 abort();
         }
     }
