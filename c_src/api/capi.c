@@ -49,10 +49,7 @@ int rc_process_spawn(rc_node *n, rc_process_fn fn, void *ctx, rc_pid *out)
 
 int rc_process_exit(rc_node *n, const rc_pid *pid, const char *reason_atom)
 {
-    erlang_pid epid;
-    if (rc_cpid_to_ei(n->nodes, (const rc_cpid *)pid, &epid) != 0)
-        return -1;
-    rc_proc *p = rc_procs_lookup(n->procs, &epid);
+    rc_proc *p = rc_procs_find(n->procs, (const rc_cpid *)pid);
     if (p == NULL)
         return -1;
     rc_proc_exit(n->procs, p, reason_atom ? reason_atom : "normal");

@@ -761,10 +761,7 @@ static void pool_stop(rc_emitters *e, pool *p)
         e->detached--;
     /* Ending each emitter makes it leave its group (the pg exit hook). */
     for (size_t i = 0; i < p->n; i++) {
-        erlang_pid pid;
-        rc_proc *proc = rc_cpid_to_ei(e->nodes, &p->pids[i], &pid) == 0
-                            ? rc_procs_lookup(e->ps, &pid)
-                            : NULL;
+        rc_proc *proc = rc_procs_find(e->ps, &p->pids[i]);
         if (proc != NULL)
             rc_proc_exit(e->ps, proc, "shutdown");
     }

@@ -454,9 +454,7 @@ int rc_pg_join(rc_pg_scope *s, const char *group, int glen, const rc_cpid *pids,
         return -1;
     pidvec live = {0};
     for (size_t i = 0; i < n; i++) {
-        erlang_pid epid;
-        if (pids[i].node != s->self_node || rc_cpid_to_ei(s->nodes, &pids[i], &epid) != 0 ||
-            rc_procs_lookup(s->ps, &epid) == NULL)
+        if (rc_procs_find(s->ps, &pids[i]) == NULL)
             continue;
         if (pgs_pidvec_push(&live, &pids[i]) != 0) {
             free(live.v);

@@ -81,17 +81,12 @@ rc_cpid rc_proc_cpid(const rc_procs *ps, const rc_proc *p)
                      .serial = (uint32_t)p->key, .creation = ps->creation};
 }
 
-void prc_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out)
+void rc_proc_get_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out)
 {
     strcpy(out->node, ps->node_name);
     out->num = (unsigned)(p->key >> 32);
     out->serial = (unsigned)p->key;
     out->creation = ps->creation;
-}
-
-void rc_proc_get_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out)
-{
-    prc_pid(ps, p, out);
 }
 void *rc_proc_ctx(const rc_proc *p) { return p->ctx; }
 
@@ -368,7 +363,7 @@ int rc_proc_send(rc_procs *ps, rc_proc *from, const erlang_pid *to, const char *
         rc_proc *p = rc_procs_lookup(ps, to);
         erlang_pid fpid;
         if (from != NULL)
-            prc_pid(ps, from, &fpid);
+            rc_proc_get_pid(ps, from, &fpid);
         if (p == NULL || queue_local(ps, p->key, from ? &fpid : NULL, NULL, msg, len) != 0) {
             ps->stats.msgs_dropped++;
             return -1;
@@ -477,7 +472,7 @@ int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char
             return -1;
         }
         erlang_pid to;
-        prc_pid(ps, p, &to);
+        rc_proc_get_pid(ps, p, &to);
         return rc_proc_send(ps, from, &to, msg, len);
     }
     if (from == NULL)
@@ -486,7 +481,7 @@ int rc_proc_send_named(rc_procs *ps, rc_proc *from, const char *name, const char
     if (ei_x_new(&x) != 0)
         return -1;
     erlang_pid fpid;
-    prc_pid(ps, from, &fpid);
+    rc_proc_get_pid(ps, from, &fpid);
     int rc = ctrl_encode_reg_send(&x, &fpid, name) == 0 ? prc_send_ctrl(ps, node, &x, msg, len) : -1;
     ei_x_free(&x);
     return rc;
@@ -605,7 +600,7 @@ int rc_proc_link(rc_procs *ps, rc_proc *self, const erlang_pid *other)
     if (ei_x_new(&x) != 0)
         return -1;
     erlang_pid me;
-    prc_pid(ps, self, &me);
+    rc_proc_get_pid(ps, self, &me);
     int rc = ctrl_encode_link(&x, CTRL_LINK, &me, other);
     if (rc == 0)
         rc = prc_send_ctrl(ps, other->node, &x, NULL, 0);
@@ -623,7 +618,7 @@ void rc_proc_unlink(rc_procs *ps, rc_proc *self, const erlang_pid *other)
     if (ei_x_new(&x) != 0)
         return;
     erlang_pid me;
-    prc_pid(ps, self, &me);
+    rc_proc_get_pid(ps, self, &me);
     if (ctrl_encode_unlink_id(&x, CTRL_UNLINK_ID, ++ps->unlink_id, &me, other) == 0)
         (void)prc_send_ctrl(ps, other->node, &x, NULL, 0);
     ei_x_free(&x);
@@ -685,7 +680,7 @@ static void tell_monitor_exit(void *ctx, const rmon_entry *e)
         return;
     rmon_ref(ec->ps, e, &ref);
     erlang_pid self;
-    prc_pid(ec->ps, ec->p, &self);
+    rc_proc_get_pid(ec->ps, ec->p, &self);
     if (e->watcher.node == ec->ps->self_node) {
         prc_queue_down(ec->ps, pid_key(&watcher), &self, &ref, ec->reason);
         return;
@@ -710,7 +705,7 @@ void rc_proc_exit(rc_procs *ps, rc_proc *p, const char *reason)
     ei_x_buff x;
     if (ei_x_new(&x) == 0) {
         erlang_pid self;
-        prc_pid(ps, p, &self);
+        rc_proc_get_pid(ps, p, &self);
         for (size_t i = 0; i < p->nlinks; i++) {
             x.index = 0;
             erlang_pid other;

@@ -104,6 +104,7 @@ void rc_proc_get_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out);
 void *rc_proc_ctx(const rc_proc *p);
 rc_proc *rc_procs_whereis(rc_procs *ps, const char *name);
 rc_proc *rc_procs_lookup(rc_procs *ps, const erlang_pid *pid);
+/* The same by compact pid (no libei pid made, no name compared). */
 rc_proc *rc_procs_find(rc_procs *ps, const rc_cpid *pid);
 size_t rc_procs_count(const rc_procs *ps);
 int rc_procs_is_local(const rc_procs *ps, const erlang_pid *pid);

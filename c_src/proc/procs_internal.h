@@ -99,8 +99,6 @@ int prc_add_remote_monitor(rc_procs *ps, rc_proc *p, const erlang_pid *watcher,
 void prc_deliver(rc_procs *ps, rc_proc *p, const rc_signal *sig);
 /* The process of that key, dead or alive (until reaped), or NULL. */
 rc_proc *prc_by_key(const rc_procs *ps, uint64_t key);
-/* p's pid, for encoders that take libei's. */
-void prc_pid(const rc_procs *ps, const rc_proc *p, erlang_pid *out);
 void prc_drain_local(rc_procs *ps);
 /* procs_monitor.c: p's monitor with that reference (its index, or -1);
  * removing monitor i (its name freed); ending it (a local target forgets

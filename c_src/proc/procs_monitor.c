@@ -96,7 +96,7 @@ int rc_proc_monitor(rc_procs *ps, rc_proc *self, const erlang_pid *pid, const ch
         return -1;
     }
     erlang_pid me;
-    prc_pid(ps, self, &me);
+    rc_proc_get_pid(ps, self, &me);
     int rc = ctrl_encode_monitor(&x, CTRL_MONITOR_P, &me, pid, name, &ref);
     if (rc != 0 || prc_send_ctrl(ps, target_node, &x, NULL, 0) != 0) {
         /* Not connected: no DOWN will ever come for this ref; the caller is
@@ -127,7 +127,7 @@ void prc_demonitor_at(rc_procs *ps, rc_proc *self, size_t i)
     erlang_pid me, target;
     const char *node = rc_nodetab_name(ps->nodes, om->target.node);
     if (node != NULL && ei_x_new(&x) == 0) {
-        prc_pid(ps, self, &me);
+        rc_proc_get_pid(ps, self, &me);
         int ok = om->name != NULL || rc_cpid_to_ei(ps->nodes, &om->target, &target) == 0;
         if (ok && ctrl_encode_monitor(&x, CTRL_DEMONITOR_P, &me, om->name ? NULL : &target,
                                       om->name, &ref) == 0)
