@@ -107,17 +107,16 @@ void pgs_malformed(rc_pg_scope *s, const char *what)
  * `join`, `emitters`, a store's, node names in pids) become atom-cache
  * references on connections that take them, as a BEAM scope's do, and a
  * message to every peer is encoded once. */
-static void send_all(rc_pg_scope *s, rc_pmsg *m, const rc_cpid *to, int *rc)
+static int send_all(rc_pg_scope *s, rc_pmsg *m, const rc_cpid *to)
 {
-    if (to != NULL) {
-        *rc = rc_proc_send_msg(s->ps, s->proc, to, m);
-        return;
-    }
+    if (to != NULL)
+        return rc_proc_send_msg(s->ps, s->proc, to, m);
     peer *p, *tmp;
     HASH_ITER(hh, s->peers, p, tmp) {
         if (p->synced)
             (void)rc_proc_send_msg(s->ps, s->proc, &p->pid, m);
     }
+    return 0;
 }
 
 /* to, or every synced peer when to is NULL. A send that closes a
@@ -127,19 +126,19 @@ static void send_all(rc_pg_scope *s, rc_pmsg *m, const rc_cpid *to, int *rc)
 static int send_msg(rc_pg_scope *s, const rc_cpid *to, const ei_x_buff *msg)
 {
     const struct iovec part = {.iov_base = msg->buff, .iov_len = (size_t)msg->index};
-    int rc = 0;
-    if (s->msg_busy) {
-        rc_pmsg own;
+    rc_pmsg own, *m = &s->msg;
+    int nested = s->msg_busy;
+    if (nested) {
         pmsg_init(&own);
-        pmsg_set(&own, &part, NULL, 1);
-        send_all(s, &own, to, &rc);
-        pmsg_free(&own);
-        return rc;
+        m = &own;
     }
     s->msg_busy = 1;
-    pmsg_set(&s->msg, &part, NULL, 1);
-    send_all(s, &s->msg, to, &rc);
-    s->msg_busy = 0;
+    pmsg_set(m, &part, NULL, 1);
+    int rc = send_all(s, m, to);
+    if (nested)
+        pmsg_free(&own);
+    else
+        s->msg_busy = 0;
     return rc;
 }
 
